@@ -1,0 +1,54 @@
+"""Bearer-token checks: deny by default, one open route, admin routes on their own token."""
+
+from __future__ import annotations
+
+from flask import Flask, request
+from flask.typing import ResponseReturnValue
+
+from agent_service.config import AgentConfig
+from shared.errors import APIError
+
+OPEN_ENDPOINTS = frozenset({"health.healthz"})
+ADMIN_PREFIX = "/v1/admin/"
+
+
+class MissingToken(APIError):
+    """This API needs an Authorization: Bearer token."""
+
+    status = 401
+    name = "unauthorized"
+
+
+class WrongToken(APIError):
+    """The token does not grant access to this route."""
+
+    status = 403
+    name = "forbidden"
+
+
+def bearer_token() -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+def install(app: Flask, config: AgentConfig) -> None:
+    @app.before_request
+    def require_token() -> ResponseReturnValue | None:
+        if request.endpoint in OPEN_ENDPOINTS:
+            return None
+        token = bearer_token()
+        if token is None:
+            raise MissingToken()
+        if request.blueprint == "admin" or request.path.startswith(ADMIN_PREFIX):
+            allowed = config.admin_token.matches(token)
+        else:
+            allowed = config.service_token.matches(token) | (
+                config.service_token_previous is not None
+                and config.service_token_previous.matches(token)
+            )
+        if not allowed:
+            raise WrongToken()
+        return None

@@ -1,0 +1,29 @@
+"""Entry point of an agent worker process: runs queued jobs until told to stop."""
+
+from __future__ import annotations
+
+import logging
+
+from agent_service import jobs
+from agent_service.config import AgentConfig
+from shared.db import Database
+from shared.structured_logging import configure_logging
+
+logger = logging.getLogger(__name__)
+
+
+def run_worker(config: AgentConfig, *, concurrency: int = 1) -> None:
+    configure_logging("worker", config.log_level)
+    database = Database(config.database_url, config.pool, name="hapex-worker").open()
+    database.assert_role_is_confined()
+    app = jobs.build_queue(config.database_url, database)
+    logger.info("worker starting")
+    try:
+        app.run_worker(
+            queues=["runs", "maintenance"],
+            concurrency=concurrency,
+            install_signal_handlers=True,
+        )
+    finally:
+        database.close()
+        logger.info("worker stopped")

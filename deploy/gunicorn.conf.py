@@ -1,0 +1,49 @@
+"""gunicorn settings for both services: TLS always, JSON logs, no query strings logged.
+
+`hapex serve intake|agent` points gunicorn here and sets HAPEX_SERVICE, HAPEX_BIND,
+TLS_CERT_FILE and TLS_KEY_FILE. Access lines are written by the apps themselves
+(shared.access_log), which log the path without its query string.
+"""
+
+import os
+import sys
+
+service = os.environ.get("HAPEX_SERVICE", "hapex")
+bind = [os.environ.get("HAPEX_BIND", "0.0.0.0:8443")]
+workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+worker_class = "gthread"
+threads = int(os.environ.get("GUNICORN_THREADS", "4"))
+keepalive = 5
+timeout = 60
+graceful_timeout = 20
+proc_name = f"hapex-{service}"
+# Two gunicorns share a machine locally; neither needs a runtime control socket.
+control_socket_disable = True
+
+certfile = os.environ.get("TLS_CERT_FILE")
+keyfile = os.environ.get("TLS_KEY_FILE")
+if not certfile or not keyfile:
+    sys.stderr.write("hapex: TLS_CERT_FILE and TLS_KEY_FILE must be set: Hapex serves HTTPS only\n")
+    raise SystemExit(2)
+
+# Only the number of proxies the operator declared may set X-Forwarded-*; the app applies
+# ProxyFix with TRUSTED_PROXY_COUNT, so gunicorn itself trusts none.
+forwarded_allow_ips = ""
+accesslog = None
+errorlog = "-"
+loglevel = os.environ.get("LOG_LEVEL", "info").lower()
+logconfig_dict = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "json": {"()": "shared.structured_logging.JSONFormatter", "service": service},
+    },
+    "handlers": {
+        "stderr": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"},
+    },
+    "root": {"handlers": ["stderr"], "level": loglevel.upper()},
+    "loggers": {
+        "gunicorn.error": {"handlers": ["stderr"], "level": loglevel.upper(), "propagate": False},
+        "gunicorn.access": {"handlers": [], "level": "WARNING", "propagate": False},
+    },
+}

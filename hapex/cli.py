@@ -1,0 +1,145 @@
+"""`hapex`: the one operator command line.
+
+    hapex db url | db migrate | db stop
+    hapex serve intake | agent | worker
+    hapex keys generate
+    hapex run            (the whole local stack, as `make run` starts it)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from shared.config import ConfigError
+
+GUNICORN_CONFIG = Path(__file__).resolve().parents[1] / "deploy" / "gunicorn.conf.py"
+SERVICE_PORTS = {"intake": ("INTAKE_PORT", 8443), "agent": ("AGENT_PORT", 8444)}
+
+
+def _fail(message: str, code: int = 2) -> int:
+    print(f"hapex: {message}", file=sys.stderr)
+    return code
+
+
+def cmd_db_url(args: argparse.Namespace) -> int:
+    from hapex.localstack.stack import local_database
+
+    print(local_database().owner_dsn)
+    return 0
+
+
+def cmd_db_migrate(args: argparse.Namespace) -> int:
+    from hapex.localstack.stack import local_database
+    from shared.db.migrate import apply_migrations
+
+    applied = apply_migrations(local_database().owner_dsn)
+    if applied:
+        for migration in applied:
+            print(f"applied {migration.version:04d}_{migration.name}")
+    else:
+        print("database is up to date")
+    return 0
+
+
+def cmd_db_stop(args: argparse.Namespace) -> int:
+    from hapex.localstack import embedded_db
+    from hapex.localstack.stack import embedded_pgdata
+
+    embedded_db.stop(embedded_pgdata())
+    return 0
+
+
+def cmd_keys_generate(args: argparse.Namespace) -> int:
+    from hapex.localstack.local_secrets import new_encryption_key
+
+    print(new_encryption_key())
+    return 0
+
+
+def _check_config(service: str) -> None:
+    if service == "intake":
+        from intake.config import IntakeConfig
+
+        IntakeConfig.from_env()
+    else:
+        from agent_service.config import AgentConfig
+
+        AgentConfig.from_env()
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    service: str = args.service
+    try:
+        _check_config("agent" if service == "worker" else service)
+    except ConfigError as exc:
+        return _fail(f"configuration error: {exc.variable} {exc.problem}")
+    if service == "worker":
+        from agent_service.config import AgentConfig
+        from agent_service.worker import run_worker
+
+        run_worker(AgentConfig.from_env(), concurrency=int(os.environ.get("WORKER_CONCURRENCY", "4")))
+        return 0
+    for name in ("TLS_CERT_FILE", "TLS_KEY_FILE"):
+        if not os.environ.get(name):
+            return _fail(f"configuration error: {name} must be set (Hapex serves HTTPS only)")
+        if not os.path.isfile(os.environ[name]):
+            return _fail(f"configuration error: {name} must name a readable file")
+    port_variable, default_port = SERVICE_PORTS[service]
+    host = os.environ.get("HAPEX_BIND_HOST", "0.0.0.0")  # noqa: S104 - containers listen on all
+    env = dict(os.environ)
+    env["HAPEX_SERVICE"] = service
+    env.setdefault("HAPEX_BIND", f"{host}:{os.environ.get(port_variable, default_port)}")
+    module = "intake.wsgi:app" if service == "intake" else "agent_service.wsgi:app"
+    argv = [sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONFIG), module]
+    os.execve(sys.executable, argv, env)  # noqa: S606 - replaces this process with gunicorn
+    return 0  # pragma: no cover
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from hapex.localstack.stack import run_stack
+
+    return run_stack(workers=args.workers)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hapex", description="Operate Hapex.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    db = commands.add_parser("db", help="the database").add_subparsers(dest="db_command", required=True)
+    db.add_parser("url", help="print the DSN in use, starting the embedded server if needed").set_defaults(
+        handler=cmd_db_url
+    )
+    db.add_parser("migrate", help="apply pending migrations as the owner role").set_defaults(
+        handler=cmd_db_migrate
+    )
+    db.add_parser("stop", help="stop the embedded server under .data/").set_defaults(handler=cmd_db_stop)
+
+    serve = commands.add_parser("serve", help="run one service in the foreground")
+    serve.add_argument("service", choices=["intake", "agent", "worker"])
+    serve.set_defaults(handler=cmd_serve)
+
+    keys = commands.add_parser("keys", help="encryption keys").add_subparsers(dest="keys_command", required=True)
+    keys.add_parser("generate", help="print a fresh CREDENTIAL_ENCRYPTION_KEY").set_defaults(
+        handler=cmd_keys_generate
+    )
+
+    run = commands.add_parser("run", help="the whole local stack, in the foreground")
+    run.add_argument("--workers", type=int, default=int(os.environ.get("HAPEX_WORKERS", "1")))
+    run.set_defaults(handler=cmd_run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.handler(args))
+    except ConfigError as exc:
+        return _fail(f"configuration error: {exc.variable} {exc.problem}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,137 @@
+"""`hapex run`: the whole local stack in the foreground, stopped cleanly by Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+from hapex.localstack import embedded_db
+from hapex.localstack.local_secrets import ensure_local_secrets
+from hapex.localstack.local_tls import ensure_local_tls
+from hapex.localstack.paths import data_dir
+from shared.db.migrate import apply_migrations
+
+DEFAULT_INTAKE_PORT = 8443
+DEFAULT_AGENT_PORT = 8444
+
+
+@dataclass(frozen=True)
+class LocalDatabase:
+    owner_dsn: str
+    embedded_pgdata: Path | None
+
+
+def embedded_pgdata() -> Path:
+    return data_dir() / "postgres"
+
+
+def local_database(environ: Mapping[str, str] | None = None) -> LocalDatabase:
+    """DATABASE_URL when set, else the embedded server (started if needed)."""
+    environ = os.environ if environ is None else environ
+    configured = environ.get("DATABASE_URL", "").strip()
+    if configured:
+        return LocalDatabase(configured, None)
+    pgdata = embedded_pgdata()
+    return LocalDatabase(embedded_db.ensure_running(pgdata), pgdata)
+
+
+def local_environment(database: LocalDatabase) -> dict[str, str]:
+    """The environment the local services run with: what the operator set wins."""
+    env = dict(os.environ)
+    secrets = ensure_local_secrets(data_dir())
+    for name, value in secrets.items():
+        env.setdefault(name, value)
+    tls = ensure_local_tls(data_dir() / "tls")
+    intake_port = int(env.get("INTAKE_PORT", DEFAULT_INTAKE_PORT))
+    agent_port = int(env.get("AGENT_PORT", DEFAULT_AGENT_PORT))
+    env["INTAKE_PORT"] = str(intake_port)
+    env["AGENT_PORT"] = str(agent_port)
+    env.setdefault("DATABASE_URL", database.owner_dsn)
+    env.setdefault("INTAKE_DATABASE_URL", embedded_db.as_role(database.owner_dsn, "hapex_intake"))
+    env.setdefault("AGENT_DATABASE_URL", embedded_db.as_role(database.owner_dsn, "hapex_agent"))
+    env.setdefault("TLS_CERT_FILE", str(tls.server_cert))
+    env.setdefault("TLS_KEY_FILE", str(tls.server_key))
+    env.setdefault("AGENT_SERVICE_CA", str(tls.ca_cert))
+    env.setdefault("AGENT_SERVICE_URL", f"https://localhost:{agent_port}")
+    env.setdefault("HAPEX_BIND_HOST", "127.0.0.1")
+    return env
+
+
+def wait_until_healthy(url: str, ca_file: str, deadline: float, processes: list[subprocess.Popen[bytes]]) -> bool:
+    while time.monotonic() < deadline:
+        if any(p.poll() is not None for p in processes):
+            return False
+        try:
+            response = requests.get(url, verify=ca_file, timeout=2)
+            if response.status_code == 200:
+                return True
+        except requests.RequestException:
+            pass
+        time.sleep(0.2)
+    return False
+
+
+def run_stack(workers: int = 1) -> int:
+    database = local_database()
+    env = local_environment(database)
+    apply_migrations(env["DATABASE_URL"])
+    command = [sys.executable, "-m", "hapex.cli", "serve"]
+    processes = [
+        subprocess.Popen([*command, "intake"], env=env),
+        subprocess.Popen([*command, "agent"], env=env),
+    ]
+    processes += [subprocess.Popen([*command, "worker"], env=env) for _ in range(workers)]
+
+    stopping = False
+
+    def stop(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    urls = {
+        "intake": f"https://localhost:{env['INTAKE_PORT']}",
+        "agent": f"https://localhost:{env['AGENT_PORT']}",
+    }
+    deadline = time.monotonic() + 60
+    healthy = all(
+        wait_until_healthy(url + "/healthz", env["AGENT_SERVICE_CA"], deadline, processes)
+        for url in urls.values()
+    )
+    exit_code = 0
+    if healthy:
+        print(f"hapex: intake  {urls['intake']}", flush=True)
+        print(f"hapex: agent   {urls['agent']}  (bearer AGENT_SERVICE_TOKEN)", flush=True)
+        print(f"hapex: {workers} worker(s) running; CA for local TLS: {env['AGENT_SERVICE_CA']}", flush=True)
+        print("hapex: press Ctrl-C to stop", flush=True)
+        while not stopping:
+            if any(p.poll() is not None for p in processes):
+                print("hapex: a service exited; stopping the stack", file=sys.stderr, flush=True)
+                exit_code = 1
+                break
+            time.sleep(0.5)
+    else:
+        print("hapex: the services did not become healthy; stopping", file=sys.stderr, flush=True)
+        exit_code = 1
+
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    for process in processes:
+        try:
+            process.wait(timeout=25)
+        except subprocess.TimeoutExpired:
+            process.kill()
+    if database.embedded_pgdata is not None:
+        embedded_db.stop(database.embedded_pgdata)
+    print("hapex: stopped", flush=True)
+    return exit_code

@@ -1,0 +1,123 @@
+"""Reading configuration from the environment, failing early and naming what is wrong.
+
+Each service builds its own frozen dataclass from these readers; a value that is missing or
+malformed raises ConfigError naming the variable and never its value.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from shared.secret import Secret
+
+MIN_TOKEN_LENGTH = 32
+
+
+class ConfigError(RuntimeError):
+    """The service's configuration is missing or malformed."""
+
+    def __init__(self, variable: str, problem: str) -> None:
+        self.variable = variable
+        self.problem = problem
+        super().__init__(f"{variable} {problem}")
+
+
+class Environment:
+    """Typed reads from an environment mapping; every error names the variable."""
+
+    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
+        self._environ = os.environ if environ is None else environ
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        value = self._environ.get(name)
+        if value is None or value.strip() == "":
+            return default
+        return value.strip()
+
+    def require(self, name: str) -> str:
+        value = self.get(name)
+        if value is None:
+            raise ConfigError(name, "must be set")
+        return value
+
+    def secret_token(self, name: str, *, required: bool = True) -> Secret | None:
+        """A bearer token or signing key: long, random-looking, never printed."""
+        value = self.get(name)
+        if value is None:
+            if required:
+                raise ConfigError(name, "must be set")
+            return None
+        if len(value) < MIN_TOKEN_LENGTH:
+            raise ConfigError(name, f"must be at least {MIN_TOKEN_LENGTH} characters long")
+        if len(set(value)) < 8:
+            raise ConfigError(name, "must be random (too few distinct characters)")
+        return Secret(value)
+
+    def integer(self, name: str, default: int, *, minimum: int = 0, maximum: int | None = None) -> int:
+        raw = self.get(name)
+        if raw is None:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ConfigError(name, "must be an integer") from None
+        if value < minimum or (maximum is not None and value > maximum):
+            bound = f"between {minimum} and {maximum}" if maximum is not None else f">= {minimum}"
+            raise ConfigError(name, f"must be {bound}")
+        return value
+
+    def boolean(self, name: str, default: bool) -> bool:
+        raw = self.get(name)
+        if raw is None:
+            return default
+        if raw.lower() in {"1", "true", "yes", "on"}:
+            return True
+        if raw.lower() in {"0", "false", "no", "off"}:
+            return False
+        raise ConfigError(name, "must be true or false")
+
+    def database_url(self, name: str) -> str:
+        value = self.require(name)
+        if urlsplit(value).scheme not in {"postgresql", "postgres"} and "=" not in value:
+            raise ConfigError(name, "must be a postgresql:// URL or a libpq connection string")
+        return value
+
+    def https_url(self, name: str, *, required: bool = True) -> str | None:
+        value = self.get(name)
+        if value is None:
+            if required:
+                raise ConfigError(name, "must be set")
+            return None
+        parts = urlsplit(value)
+        if parts.scheme != "https":
+            raise ConfigError(name, "must be an https:// URL")
+        if not parts.hostname:
+            raise ConfigError(name, "must name a host")
+        return value.rstrip("/")
+
+    def existing_file(self, name: str, *, required: bool = True) -> str | None:
+        value = self.get(name)
+        if value is None:
+            if required:
+                raise ConfigError(name, "must be set")
+            return None
+        if not os.path.isfile(value):
+            raise ConfigError(name, "must name a readable file")
+        return value
+
+
+@dataclass(frozen=True)
+class PoolSettings:
+    """How many database connections one process keeps."""
+
+    min_size: int = 1
+    max_size: int = 10
+
+    @classmethod
+    def from_env(cls, env: Environment, prefix: str) -> PoolSettings:
+        max_size = env.integer(f"{prefix}_DB_POOL_MAX", 10, minimum=1, maximum=200)
+        min_size = env.integer(f"{prefix}_DB_POOL_MIN", 1, minimum=0, maximum=max_size)
+        return cls(min_size=min_size, max_size=max_size)

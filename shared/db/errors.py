@@ -1,0 +1,65 @@
+"""Domain errors that psycopg errors are translated into."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import psycopg
+from psycopg import errors as pg_errors
+
+
+class DatabaseError(Exception):
+    """The database could not complete the operation."""
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or (self.__doc__ or "").strip())
+
+
+class NoResult(DatabaseError):
+    """The query returned no row."""
+
+
+class AlreadyExists(DatabaseError):
+    """A row with the same unique key already exists."""
+
+
+class PermissionDenied(DatabaseError):
+    """The database role may not do this."""
+
+
+class TenantViolation(DatabaseError):
+    """The row does not belong to the client of this transaction."""
+
+
+class ReferencedRowMissing(DatabaseError):
+    """A row this one refers to does not exist for this client."""
+
+
+class InvalidValue(DatabaseError):
+    """A value was refused by a database constraint."""
+
+
+@contextmanager
+def translated_errors() -> Iterator[None]:
+    """Turn psycopg errors into the domain errors above, keeping the original as cause."""
+    try:
+        yield
+    except pg_errors.UniqueViolation as exc:
+        raise AlreadyExists() from exc
+    except pg_errors.InsufficientPrivilege as exc:
+        # Row-level security's WITH CHECK failure is SQLSTATE 42501 too.
+        if "row-level security" in str(exc):
+            raise TenantViolation() from exc
+        raise PermissionDenied() from exc
+    except pg_errors.ForeignKeyViolation as exc:
+        raise ReferencedRowMissing() from exc
+    except (
+        pg_errors.CheckViolation,
+        pg_errors.NotNullViolation,
+        pg_errors.InvalidTextRepresentation,
+        pg_errors.StringDataRightTruncation,
+    ) as exc:
+        raise InvalidValue() from exc
+    except psycopg.OperationalError as exc:
+        raise DatabaseError("The database is unavailable.") from exc
