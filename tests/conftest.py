@@ -53,8 +53,12 @@ def _server_dsn() -> tuple[str, Path | None]:
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[str]:
     """The owner's DSN on the test server (the embedded one unless TEST_DATABASE_URL)."""
-    dsn, pgdata = _server_dsn()
+    pgdata = None if os.environ.get("TEST_DATABASE_URL", "").strip() else REPO_ROOT / ".data" / "test-postgres"
+    was_running = pgdata is not None and (pgdata / "postmaster.pid").exists()
+    dsn, _ = _server_dsn()
     yield dsn
+    if pgdata is not None and not was_running:
+        embedded_db.stop(pgdata)
 
 
 @pytest.fixture(scope="session")
