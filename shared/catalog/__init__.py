@@ -1,0 +1,39 @@
+"""The capability catalog: providers, their OAuth scopes, and the steps automations are made of.
+
+The single source of truth for consent URLs, the data-and-privacy page and run-time scope
+checks. Nothing here can decrypt or call a provider.
+"""
+
+from shared.catalog.model import (
+    Access,
+    AuthKind,
+    Capability,
+    Provider,
+    Scope,
+)
+from shared.catalog.registry import (
+    CAPABILITIES,
+    PROVIDERS,
+    get_capability,
+    get_provider,
+    minimal_scopes,
+    required_providers,
+    required_scopes,
+    scopes_for_provider,
+)
+
+__all__ = [
+    "CAPABILITIES",
+    "PROVIDERS",
+    "Access",
+    "AuthKind",
+    "Capability",
+    "Provider",
+    "Scope",
+    "get_capability",
+    "get_provider",
+    "minimal_scopes",
+    "required_providers",
+    "required_scopes",
+    "scopes_for_provider",
+]

@@ -1,0 +1,229 @@
+"""The catalog's contents: every provider Hapex connects and every capability it offers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from shared.catalog import schemas as s
+from shared.catalog.model import Access, AuthKind, Capability, Provider, Scope
+
+R, W = Access.READ, Access.WRITE
+_G = "https://www.googleapis.com/auth/"
+
+GOOGLE = Provider(
+    key="google",
+    name="Google Workspace",
+    auth_kind=AuthKind.OAUTH2,
+    description="Gmail, Google Sheets, Google Calendar and Google Drive.",
+    authorization_url="https://accounts.google.com/o/oauth2/v2/auth",
+    token_url="https://oauth2.googleapis.com/token",  # noqa: S106 - an endpoint, not a secret
+    revocation_url="https://oauth2.googleapis.com/revoke",
+    issuer="https://accounts.google.com",
+    api_base_url="https://www.googleapis.com",
+    authorization_params={"access_type": "offline", "prompt": "consent"},
+    manage_access_url="https://myaccount.google.com/connections",
+    scopes=(
+        Scope(_G + "gmail.metadata", R,
+              "See the sender, subject and date of your emails (never their bodies or attachments)."),
+        Scope(_G + "gmail.readonly", R, "Search and read your emails; never send, change or delete them.",
+              implies=frozenset({_G + "gmail.metadata"}),
+              conflicts_with=frozenset({_G + "gmail.metadata"})),
+        Scope(_G + "gmail.compose", W, "Create email drafts for you to review; Hapex never sends them."),
+        Scope(_G + "spreadsheets.readonly", R, "Read the cells of the spreadsheets an automation names."),
+        Scope(_G + "spreadsheets", W, "Append rows to the spreadsheets an automation names.",
+              implies=frozenset({_G + "spreadsheets.readonly"})),
+        Scope(_G + "calendar.events.readonly", R, "See the events on your calendars."),
+        Scope(_G + "calendar.events", W, "Create events on your calendars.",
+              implies=frozenset({_G + "calendar.events.readonly"})),
+        Scope(_G + "drive.file", R,
+              "Open only the files you pick for an automation, not the rest of your Drive."),
+    ),
+)
+
+SLACK = Provider(
+    key="slack",
+    name="Slack",
+    auth_kind=AuthKind.OAUTH2,
+    description="Post messages to the channels you choose.",
+    authorization_url="https://slack.com/oauth/v2/authorize",
+    token_url="https://slack.com/api/oauth.v2.access",  # noqa: S106
+    revocation_url="https://slack.com/api/auth.revoke",
+    api_base_url="https://slack.com/api",
+    scope_separator=",",
+    manage_access_url="https://slack.com/apps/manage",
+    scopes=(Scope("chat:write", W, "Post messages as the Hapex app in channels it has been added to."),),
+)
+
+MICROSOFT = Provider(
+    key="microsoft",
+    name="Microsoft 365",
+    auth_kind=AuthKind.OAUTH2,
+    description="Outlook mail and calendar.",
+    authorization_url="https://login.microsoftonline.com/common/oauth2/v2.0/authorize",
+    token_url="https://login.microsoftonline.com/common/oauth2/v2.0/token",  # noqa: S106
+    # Microsoft offers no token revocation endpoint; disconnecting deletes our copy and
+    # the client removes the app at manage_access_url.
+    revocation_url=None,
+    api_base_url="https://graph.microsoft.com/v1.0",
+    base_scopes=("offline_access",),
+    manage_access_url="https://myapps.microsoft.com",
+    scopes=(
+        Scope("Mail.Read", R, "Search and read your Outlook mail; never send, change or delete it."),
+        Scope("Calendars.Read", R, "See the events on your Outlook calendars."),
+        Scope("Calendars.ReadWrite", W, "Create events on your Outlook calendars.",
+              implies=frozenset({"Calendars.Read"})),
+    ),
+)
+
+NOTION = Provider(
+    key="notion",
+    name="Notion",
+    auth_kind=AuthKind.OAUTH2,
+    description="Append text to the pages you share with Hapex.",
+    authorization_url="https://api.notion.com/v1/oauth/authorize",
+    token_url="https://api.notion.com/v1/oauth/token",  # noqa: S106
+    revocation_url="https://api.notion.com/v1/oauth/revoke",
+    api_base_url="https://api.notion.com/v1",
+    authorization_params={"owner": "user"},
+    manage_access_url="https://www.notion.so/profile/integrations",
+    # Notion has no OAuth scopes: access is limited to the pages the client shares.
+    scopes=(),
+)
+
+HUBSPOT = Provider(
+    key="hubspot",
+    name="HubSpot",
+    auth_kind=AuthKind.OAUTH2,
+    description="Create contacts in your CRM.",
+    authorization_url="https://app.hubspot.com/oauth/authorize",
+    token_url="https://api.hubapi.com/oauth/v1/token",  # noqa: S106
+    revocation_url="https://api.hubapi.com/oauth/v1/refresh-tokens",
+    api_base_url="https://api.hubapi.com",
+    manage_access_url="https://app.hubspot.com/connected-apps",
+    scopes=(
+        Scope("crm.objects.contacts.write", W, "Create contacts in your HubSpot CRM."),
+    ),
+)
+
+WEBHOOK = Provider(
+    key="webhook",
+    name="Outbound webhook",
+    auth_kind=AuthKind.API_KEY,
+    description="Send a JSON payload to an HTTPS address of yours, signed with a secret header.",
+)
+
+ANTHROPIC = Provider(
+    key="anthropic",
+    name="Anthropic (Claude)",
+    auth_kind=AuthKind.HAPEX_KEY,
+    description=(
+        "Hapex's own language-model sub-processor: summarising, classifying and extracting. "
+        "It uses Hapex's account, never yours; the text a step sends is not used for training."
+    ),
+    api_base_url="https://api.anthropic.com",
+)
+
+PROVIDERS: dict[str, Provider] = {
+    p.key: p for p in (GOOGLE, SLACK, MICROSOFT, NOTION, HUBSPOT, WEBHOOK, ANTHROPIC)
+}
+
+
+def _cap(key: str, provider: str, title: str, description: str, access: Access,
+         scopes: tuple[str, ...], input_schema: Any, output_schema: Any, **flags: bool) -> Capability:
+    return Capability(key, provider, title, description, access, scopes, input_schema, output_schema, **flags)
+
+
+CAPABILITIES: dict[str, Capability] = {
+    c.key: c
+    for c in (
+        _cap("gmail.list_recent", "google", "List recent emails",
+             "Sender, subject and date of recent emails with the given labels.",
+             R, (_G + "gmail.metadata",), s.GmailListInput, s.GmailMessagesOutput),
+        _cap("gmail.search", "google", "Search emails", "Find emails matching a Gmail search.",
+             R, (_G + "gmail.readonly",), s.GmailSearchInput, s.GmailMessagesOutput),
+        _cap("gmail.read", "google", "Read emails", "The text of the emails found by an earlier step.",
+             R, (_G + "gmail.readonly",), s.GmailReadInput, s.GmailReadOutput),
+        _cap("gmail.create_draft", "google", "Draft an email", "A draft in your Gmail for you to send.",
+             W, (_G + "gmail.compose",), s.GmailDraftInput, s.DraftOutput, side_effect=True),
+        _cap("sheets.read", "google", "Read a spreadsheet range", "The cells of one range.",
+             R, (_G + "spreadsheets.readonly",), s.SheetsReadInput, s.RowsOutput),
+        _cap("sheets.append", "google", "Append rows to a spreadsheet", "New rows after the last one.",
+             W, (_G + "spreadsheets",), s.SheetsAppendInput, s.AppendOutput, side_effect=True),
+        _cap("calendar.list_events", "google", "List calendar events", "Upcoming events.",
+             R, (_G + "calendar.events.readonly",), s.CalendarListInput, s.EventsOutput),
+        _cap("calendar.create_event", "google", "Create a calendar event", "A new event.",
+             W, (_G + "calendar.events",), s.CalendarCreateInput, s.CreatedOutput, side_effect=True),
+        _cap("drive.read_file", "google", "Read a Drive file", "The text of a file you picked.",
+             R, (_G + "drive.file",), s.DriveReadInput, s.FileOutput),
+        _cap("slack.post_message", "slack", "Post to Slack", "A message in a channel.",
+             W, ("chat:write",), s.SlackPostInput, s.SlackPostOutput, side_effect=True),
+        _cap("outlook.search_mail", "microsoft", "Search Outlook mail", "Emails matching a search.",
+             R, ("Mail.Read",), s.OutlookSearchInput, s.GmailMessagesOutput),
+        _cap("outlook.list_events", "microsoft", "List Outlook events", "Upcoming events.",
+             R, ("Calendars.Read",), s.CalendarListInput, s.EventsOutput),
+        _cap("outlook.create_event", "microsoft", "Create an Outlook event", "A new event.",
+             W, ("Calendars.ReadWrite",), s.CalendarCreateInput, s.CreatedOutput, side_effect=True),
+        _cap("notion.append_to_page", "notion", "Append to a Notion page", "A paragraph at the end.",
+             W, (), s.NotionAppendInput, s.CreatedOutput, side_effect=True),
+        _cap("hubspot.create_contact", "hubspot", "Create a HubSpot contact", "A new CRM contact.",
+             W, ("crm.objects.contacts.write",), s.HubSpotContactInput, s.CreatedOutput, side_effect=True),
+        _cap("webhook.post", "webhook", "Call a webhook", "POST a JSON payload to your HTTPS address.",
+             W, (), s.WebhookInput, s.WebhookOutput, side_effect=True),
+        _cap("llm.summarise", "anthropic", "Summarise with Claude", "A short summary of the input.",
+             R, (), s.LLMSummariseInput, s.LLMTextOutput, billable_llm=True),
+        _cap("llm.classify", "anthropic", "Classify with Claude", "One of the labels you give.",
+             R, (), s.LLMClassifyInput, s.LLMClassifyOutput, billable_llm=True),
+        _cap("llm.extract", "anthropic", "Extract fields with Claude", "Named values from the input.",
+             R, (), s.LLMExtractInput, s.LLMExtractOutput, billable_llm=True),
+    )
+}
+
+
+def get_provider(key: str, environ: Mapping[str, str] | None = None) -> Provider:
+    """The provider, with any endpoint overrides from the environment applied."""
+    return PROVIDERS[key].with_environment(environ)
+
+
+def get_capability(key: str) -> Capability:
+    return CAPABILITIES[key]
+
+
+def scopes_for_provider(provider: str) -> tuple[Scope, ...]:
+    return PROVIDERS[provider].scopes
+
+
+def minimal_scopes(provider: str, scopes: Iterable[str]) -> tuple[str, ...]:
+    """Drop every scope another one in the set already grants; sorted, no duplicates."""
+    wanted = set(scopes)
+    known = {scope.name: scope for scope in PROVIDERS[provider].scopes}
+    implied: set[str] = set()
+    for name in wanted:
+        if name not in known:
+            raise KeyError(f"{provider} has no scope {name!r}")
+        implied |= known[name].implies
+    return tuple(sorted(wanted - implied))
+
+
+def _capability_keys(steps: Iterable[Any]) -> list[str]:
+    keys = []
+    for step in steps:
+        keys.append(step["capability"] if isinstance(step, Mapping) else str(step))
+    return keys
+
+
+def required_scopes(steps: Iterable[Any]) -> dict[str, tuple[str, ...]]:
+    """The minimal scopes per OAuth provider that these steps (or capability keys) need."""
+    needed: dict[str, set[str]] = {}
+    for key in _capability_keys(steps):
+        capability = CAPABILITIES[key]
+        if PROVIDERS[capability.provider].auth_kind is not AuthKind.OAUTH2:
+            continue
+        needed.setdefault(capability.provider, set()).update(capability.scopes)
+    return {provider: minimal_scopes(provider, scopes) for provider, scopes in sorted(needed.items())}
+
+
+def required_providers(steps: Iterable[Any]) -> tuple[str, ...]:
+    """Every provider the steps use that the client must connect (not Hapex's own)."""
+    providers = {CAPABILITIES[key].provider for key in _capability_keys(steps)}
+    return tuple(sorted(p for p in providers if PROVIDERS[p].auth_kind is not AuthKind.HAPEX_KEY))

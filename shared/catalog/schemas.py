@@ -1,0 +1,192 @@
+"""Input and output schemas of the capabilities (marshmallow), checked on save and at run time."""
+
+from __future__ import annotations
+
+from marshmallow import RAISE, Schema, fields, validate
+
+
+class StepInput(Schema):
+    class Meta:
+        unknown = RAISE
+
+
+class StepOutput(Schema):
+    class Meta:
+        unknown = RAISE
+
+
+_EMAIL = validate.Email(error="Not a valid email address.")
+
+
+class MessageSummary(Schema):
+    id = fields.String(required=True)
+    thread_id = fields.String(required=True)
+    sender = fields.String(load_default="")
+    subject = fields.String(load_default="")
+    date = fields.String(load_default="")
+
+
+class GmailListInput(StepInput):
+    label_ids = fields.List(fields.String(validate=validate.Length(1, 100)), load_default=["INBOX"],
+                            validate=validate.Length(1, 10))
+    newer_than_days = fields.Integer(load_default=1, validate=validate.Range(1, 365))
+    max_results = fields.Integer(load_default=20, validate=validate.Range(1, 100))
+
+
+class GmailSearchInput(StepInput):
+    query = fields.String(required=True, validate=validate.Length(1, 500))
+    max_results = fields.Integer(load_default=20, validate=validate.Range(1, 100))
+
+
+class GmailMessagesOutput(StepOutput):
+    messages = fields.List(fields.Nested(MessageSummary), required=True)
+
+
+class GmailReadInput(StepInput):
+    message_ids = fields.List(fields.String(validate=validate.Length(1, 100)), required=True,
+                              validate=validate.Length(1, 50))
+
+
+class EmailContent(Schema):
+    id = fields.String(required=True)
+    sender = fields.String(load_default="")
+    subject = fields.String(load_default="")
+    body_text = fields.String(load_default="")
+
+
+class GmailReadOutput(StepOutput):
+    emails = fields.List(fields.Nested(EmailContent), required=True)
+
+
+class GmailDraftInput(StepInput):
+    to = fields.List(fields.String(validate=_EMAIL), required=True, validate=validate.Length(1, 20))
+    subject = fields.String(required=True, validate=validate.Length(1, 300))
+    body_text = fields.String(required=True, validate=validate.Length(1, 50_000))
+
+
+class DraftOutput(StepOutput):
+    draft_id = fields.String(required=True)
+
+
+class SheetsReadInput(StepInput):
+    spreadsheet_id = fields.String(required=True, validate=validate.Regexp(r"^[A-Za-z0-9_-]{10,100}$"))
+    range = fields.String(required=True, validate=validate.Length(1, 100))
+
+
+class RowsOutput(StepOutput):
+    rows = fields.List(fields.List(fields.Raw()), required=True)
+
+
+class SheetsAppendInput(StepInput):
+    spreadsheet_id = fields.String(required=True, validate=validate.Regexp(r"^[A-Za-z0-9_-]{10,100}$"))
+    range = fields.String(required=True, validate=validate.Length(1, 100))
+    rows = fields.List(fields.List(fields.Raw()), required=True, validate=validate.Length(1, 1000))
+
+
+class AppendOutput(StepOutput):
+    updated_rows = fields.Integer(required=True)
+
+
+class CalendarListInput(StepInput):
+    calendar_id = fields.String(load_default="primary", validate=validate.Length(1, 200))
+    days_ahead = fields.Integer(load_default=1, validate=validate.Range(0, 60))
+    max_results = fields.Integer(load_default=50, validate=validate.Range(1, 250))
+
+
+class EventSummary(Schema):
+    id = fields.String(required=True)
+    title = fields.String(load_default="")
+    start = fields.String(load_default="")
+    end = fields.String(load_default="")
+
+
+class EventsOutput(StepOutput):
+    events = fields.List(fields.Nested(EventSummary), required=True)
+
+
+class CalendarCreateInput(StepInput):
+    calendar_id = fields.String(load_default="primary", validate=validate.Length(1, 200))
+    title = fields.String(required=True, validate=validate.Length(1, 300))
+    start = fields.AwareDateTime(required=True)
+    end = fields.AwareDateTime(required=True)
+    description = fields.String(load_default="", validate=validate.Length(0, 5000))
+
+
+class CreatedOutput(StepOutput):
+    id = fields.String(required=True)
+
+
+class DriveReadInput(StepInput):
+    file_id = fields.String(required=True, validate=validate.Regexp(r"^[A-Za-z0-9_-]{10,100}$"))
+
+
+class FileOutput(StepOutput):
+    name = fields.String(required=True)
+    mime_type = fields.String(required=True)
+    text = fields.String(required=True)
+
+
+class SlackPostInput(StepInput):
+    channel = fields.String(required=True, validate=validate.Regexp(r"^(#[a-z0-9_-]{1,80}|[CGD][A-Z0-9]{6,20})$"))
+    text = fields.String(required=True, validate=validate.Length(1, 40_000))
+
+
+class SlackPostOutput(StepOutput):
+    channel = fields.String(required=True)
+    ts = fields.String(required=True)
+
+
+class OutlookSearchInput(StepInput):
+    query = fields.String(required=True, validate=validate.Length(1, 500))
+    max_results = fields.Integer(load_default=20, validate=validate.Range(1, 100))
+
+
+class NotionAppendInput(StepInput):
+    page_id = fields.String(required=True, validate=validate.Regexp(r"^[0-9a-fA-F-]{32,36}$"))
+    text = fields.String(required=True, validate=validate.Length(1, 2000))
+
+
+class HubSpotContactInput(StepInput):
+    email = fields.String(required=True, validate=_EMAIL)
+    first_name = fields.String(load_default="", validate=validate.Length(0, 100))
+    last_name = fields.String(load_default="", validate=validate.Length(0, 100))
+    company = fields.String(load_default="", validate=validate.Length(0, 200))
+
+
+class WebhookInput(StepInput):
+    url = fields.Url(required=True, schemes={"https"}, require_tld=True)
+    payload = fields.Dict(keys=fields.String(), required=True)
+
+
+class WebhookOutput(StepOutput):
+    status_code = fields.Integer(required=True)
+
+
+class LLMSummariseInput(StepInput):
+    text = fields.Raw(required=True)
+    instructions = fields.String(load_default="", validate=validate.Length(0, 2000))
+    max_words = fields.Integer(load_default=200, validate=validate.Range(10, 2000))
+
+
+class LLMTextOutput(StepOutput):
+    text = fields.String(required=True)
+
+
+class LLMClassifyInput(StepInput):
+    text = fields.Raw(required=True)
+    labels = fields.List(fields.String(validate=validate.Length(1, 100)), required=True,
+                         validate=validate.Length(2, 50))
+
+
+class LLMClassifyOutput(StepOutput):
+    label = fields.String(required=True)
+
+
+class LLMExtractInput(StepInput):
+    text = fields.Raw(required=True)
+    fields_wanted = fields.List(fields.String(validate=validate.Regexp(r"^[a-z][a-z0-9_]{0,40}$")),
+                                required=True, data_key="fields", validate=validate.Length(1, 30))
+
+
+class LLMExtractOutput(StepOutput):
+    values = fields.Dict(keys=fields.String(), values=fields.Raw(), required=True)
