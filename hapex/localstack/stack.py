@@ -84,11 +84,9 @@ def run_stack(workers: int = 1) -> int:
     env = local_environment(database)
     apply_migrations(env["DATABASE_URL"])
     command = [sys.executable, "-m", "hapex.cli", "serve"]
-    processes = [
-        subprocess.Popen([*command, "intake"], env=env),
-        subprocess.Popen([*command, "agent"], env=env),
-    ]
-    processes += [subprocess.Popen([*command, "worker"], env=env) for _ in range(workers)]
+    services = ["intake", "agent"] + ["worker"] * workers
+    # Our own interpreter and a fixed argument list: nothing here comes from input.
+    processes = [subprocess.Popen([*command, service], env=env) for service in services]  # noqa: S603
 
     stopping = False
 

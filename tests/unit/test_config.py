@@ -116,7 +116,9 @@ def test_the_intake_refuses_an_agent_url_that_is_not_https(tmp_path, url):
     assert raised.value.variable == "AGENT_SERVICE_URL"
 
 
-@pytest.mark.parametrize("variable", ["INTAKE_DATABASE_URL", "INTAKE_SESSION_SECRET", "AGENT_SERVICE_TOKEN", "AGENT_SERVICE_URL"])
+@pytest.mark.parametrize(
+    "variable", ["INTAKE_DATABASE_URL", "INTAKE_SESSION_SECRET", "AGENT_SERVICE_TOKEN", "AGENT_SERVICE_URL"]
+)
 def test_the_intake_refuses_to_start_without_each_required_variable(tmp_path, variable):
     with pytest.raises(ConfigError) as raised:
         IntakeConfig.from_env(intake_env(tmp_path, **{variable: None}))
