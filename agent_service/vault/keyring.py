@@ -1,0 +1,139 @@
+"""The keys the agent holds: the primary encrypts, retired keys only decrypt.
+
+Every ciphertext is bound (as AES-GCM associated data) to the client, connection,
+credential row and purpose it was written for, and to the key id stored beside it, so a
+ciphertext copied anywhere else fails to authenticate.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import TYPE_CHECKING, NoReturn
+
+from agent_service.vault.aead import AES256GCM, new_nonce
+from agent_service.vault.keys import key_id, parse_key, parse_key_list
+from shared.config import Environment
+
+if TYPE_CHECKING:
+    from agent_service.config import AgentConfig
+
+PRIMARY_VARIABLE = "CREDENTIAL_ENCRYPTION_KEY"
+RETIRED_VARIABLE = "CREDENTIAL_ENCRYPTION_KEYS_RETIRED"
+# Changing this string makes every stored ciphertext unreadable: it names the format.
+_AAD_CONTEXT = b"hapex/credential/v1"
+
+
+class Purpose(StrEnum):
+    """What a credential is for; the credentials.purpose check constraint lists the same."""
+
+    REFRESH_TOKEN = "refresh_token"  # noqa: S105 - a label, not a password
+    ACCESS_TOKEN = "access_token"  # noqa: S105 - a label, not a password
+    API_KEY = "api_key"
+
+
+class UnknownKey(Exception):
+    """The ciphertext names a key id this agent does not hold."""
+
+    def __init__(self, key_id: str) -> None:
+        self.key_id = key_id
+        super().__init__(f"{(self.__doc__ or '').strip()} ({key_id})")
+
+
+@dataclass(frozen=True)
+class CredentialBinding:
+    """Where a ciphertext belongs; any difference at decryption time is a rejection."""
+
+    client_id: uuid.UUID
+    connection_id: uuid.UUID
+    credential_id: uuid.UUID
+    purpose: Purpose
+
+    def associated_data(self, key_id: str) -> bytes:
+        """Length-prefixed fields, so no two bindings can encode to the same bytes."""
+        fields = (
+            _AAD_CONTEXT,
+            self.client_id.bytes,
+            self.connection_id.bytes,
+            self.credential_id.bytes,
+            Purpose(self.purpose).value.encode(),
+            key_id.encode(),
+        )
+        return b"".join(len(field).to_bytes(2, "big") + field for field in fields)
+
+
+@dataclass(frozen=True)
+class Sealed:
+    """What a credential row stores: the key id, the nonce, and ciphertext with its tag."""
+
+    key_id: str
+    nonce: bytes
+    ciphertext: bytes
+
+    def __repr__(self) -> str:
+        return f"Sealed(key_id={self.key_id!r}, nonce=<{len(self.nonce)} bytes>, " \
+            f"ciphertext=<{len(self.ciphertext)} bytes>)"
+
+
+class Keyring:
+    """One primary key that encrypts and any number of retired keys that still decrypt."""
+
+    __slots__ = ("_ciphers", "primary_key_id", "retired_key_ids")
+
+    def __init__(self, primary: bytes, retired: Sequence[bytes] = ()) -> None:
+        self.primary_key_id = key_id(primary)
+        self._ciphers: dict[str, AES256GCM] = {self.primary_key_id: AES256GCM(primary)}
+        retired_ids: list[str] = []
+        for key in retired:
+            kid = key_id(key)
+            if kid not in self._ciphers:
+                self._ciphers[kid] = AES256GCM(key)
+                retired_ids.append(kid)
+        self.retired_key_ids: tuple[str, ...] = tuple(retired_ids)
+
+    @classmethod
+    def from_config(cls, config: AgentConfig) -> Keyring:
+        """The keyring of a validated AgentConfig."""
+        primary = parse_key(PRIMARY_VARIABLE, config.credential_encryption_key.reveal())
+        retired_value = config.credential_encryption_keys_retired
+        retired = parse_key_list(RETIRED_VARIABLE, retired_value.reveal() if retired_value else None)
+        return cls(primary, retired)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Keyring:
+        """Only the two key variables, for commands that need nothing else of the agent's."""
+        env = Environment(environ)
+        primary = parse_key(PRIMARY_VARIABLE, env.require(PRIMARY_VARIABLE))
+        return cls(primary, parse_key_list(RETIRED_VARIABLE, env.get(RETIRED_VARIABLE)))
+
+    @property
+    def key_ids(self) -> frozenset[str]:
+        return frozenset(self._ciphers)
+
+    def encrypt(self, plaintext: bytes, binding: CredentialBinding) -> Sealed:
+        """Seal under the primary key with a fresh random nonce."""
+        nonce = new_nonce()
+        cipher = self._ciphers[self.primary_key_id]
+        sealed = cipher.seal(nonce, plaintext, binding.associated_data(self.primary_key_id))
+        return Sealed(self.primary_key_id, nonce, sealed)
+
+    def decrypt(self, sealed: Sealed, binding: CredentialBinding) -> bytes:
+        """Open with exactly the key the row names: no trial decryption under other keys."""
+        cipher = self._ciphers.get(sealed.key_id)
+        if cipher is None:
+            raise UnknownKey(sealed.key_id)
+        return cipher.open(sealed.nonce, sealed.ciphertext, binding.associated_data(sealed.key_id))
+
+    def describe(self) -> str:
+        """The key ids held, for operator messages; never a key."""
+        parts = [f"{self.primary_key_id} (primary)"]
+        parts += [f"{kid} (retired)" for kid in self.retired_key_ids]
+        return ", ".join(parts)
+
+    def __repr__(self) -> str:
+        return f"Keyring({self.describe()})"
+
+    def __reduce__(self) -> NoReturn:
+        raise TypeError("a keyring cannot be pickled")

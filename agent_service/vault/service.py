@@ -1,0 +1,225 @@
+"""Storing credentials encrypted, and handing their plaintext to one step at a time.
+
+Writes join the caller's tenant transaction (a refreshed token is saved together with the
+connection's new state); reads open their own short transaction, so no database
+transaction stays open while a step talks to a provider. The plaintext is a StepSecret
+that stops answering when the step's `with` block ends; nothing here keeps it.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from agent_service.vault import repository
+from agent_service.vault.aead import AuthenticationFailed
+from agent_service.vault.keyring import CredentialBinding, Keyring, Purpose, UnknownKey
+from shared.db import Database, tenant_transaction
+from shared.db.pool import Connection
+from shared.secret import Secret
+
+logger = logging.getLogger(__name__)
+
+MAX_PLAINTEXT_BYTES = 64 * 1024
+# NIST SP 800-38D 8.3: with random 96-bit nonces, at most 2^32 encryptions per key.
+RANDOM_NONCE_LIMIT = 2**32
+# Warn from a quarter of the limit, and again every 2^24 encryptions after that.
+USAGE_WARNING_AT = 2**30
+USAGE_WARNING_EVERY = 2**24
+UNREADABLE_REASON = "credential_unreadable"
+
+
+class VaultError(Exception):
+    """The credential vault could not complete the operation."""
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or (self.__doc__ or "").strip())
+
+
+class ConnectionNotFound(VaultError):
+    """This client has no such connection."""
+
+
+class CredentialNotFound(VaultError):
+    """This connection has no stored credential for that purpose."""
+
+
+class CredentialUnreadable(VaultError):
+    """The stored credential failed to decrypt; the connection must be reconnected."""
+
+
+class CredentialKeyMissing(VaultError):
+    """The stored credential is under a key this agent does not hold."""
+
+
+class InvalidCredential(VaultError):
+    """A credential must be non-empty text of at most 64 KiB, passed as a Secret."""
+
+
+class KeyExhausted(VaultError):
+    """The primary credential key has reached its encryption limit; rotate to a new key."""
+
+
+class SecretExpired(VaultError):
+    """The step that opened this secret has ended; open the credential again."""
+
+
+class StepSecret(Secret):
+    """A credential's plaintext that stops answering once the step that opened it ends."""
+
+    __slots__ = ("_open",)
+
+    def __init__(self, value: str) -> None:
+        super().__init__(value)
+        self._open = True
+
+    def reveal(self) -> str:
+        if not self._open:
+            raise SecretExpired()
+        return str(self._value)
+
+    def matches(self, candidate: str | bytes | None) -> bool:
+        if not self._open:
+            raise SecretExpired()
+        return super().matches(candidate)
+
+    def last4(self) -> str:
+        if not self._open:
+            raise SecretExpired()
+        return super().last4()
+
+    def expire(self) -> None:
+        """Drop this object's reference to the plaintext; later reveals raise SecretExpired."""
+        self._value = ""
+        self._open = False
+
+
+class Vault:
+    """The agent's one way to store a credential or get its plaintext for a step."""
+
+    def __init__(self, keyring: Keyring, database: Database) -> None:
+        self._keyring = keyring
+        self._db = database
+
+    @property
+    def keyring(self) -> Keyring:
+        return self._keyring
+
+    def store(
+        self,
+        conn: Connection,
+        *,
+        client_id: uuid.UUID | str,
+        connection_id: uuid.UUID | str,
+        purpose: Purpose | str,
+        secret: Secret,
+    ) -> uuid.UUID:
+        """Encrypt and save (insert or replace) a connection's credential; its row id."""
+        plaintext = _plaintext_of(secret)
+        purpose = Purpose(purpose)
+        client_id, connection_id = _as_uuid(client_id), _as_uuid(connection_id)
+        if not repository.lock_connection(conn, client_id=client_id, connection_id=connection_id):
+            raise ConnectionNotFound()
+        existing = repository.lock_credential(conn, connection_id=connection_id, purpose=purpose)
+        credential_id = existing[0] if existing else uuid.uuid4()
+        binding = CredentialBinding(client_id, connection_id, credential_id, purpose)
+        reserve_encryptions(conn, self._keyring, 1)
+        sealed = self._keyring.encrypt(plaintext, binding)
+        if existing is None:
+            repository.insert_credential(
+                conn,
+                client_id=client_id,
+                credential_id=credential_id,
+                connection_id=connection_id,
+                purpose=purpose,
+                sealed=sealed,
+            )
+        elif not repository.replace_credential(
+            conn, credential_id=credential_id, revision=existing[1], sealed=sealed
+        ):
+            raise VaultError("The credential changed while it was locked.")  # pragma: no cover
+        return credential_id
+
+    @contextmanager
+    def open_for_step(
+        self, *, client_id: uuid.UUID | str, connection_id: uuid.UUID | str, purpose: Purpose | str
+    ) -> Iterator[StepSecret]:
+        """The credential's plaintext for the duration of the `with` block, and no longer."""
+        purpose = Purpose(purpose)
+        client_id, connection_id = _as_uuid(client_id), _as_uuid(connection_id)
+        with tenant_transaction(self._db, client_id) as conn:
+            row = repository.get_credential(conn, connection_id=connection_id, purpose=purpose)
+        if row is None:
+            raise CredentialNotFound()
+        binding = CredentialBinding(client_id, connection_id, row.credential_id, purpose)
+        log_fields = {
+            "client_id": client_id,
+            "connection_id": connection_id,
+            "key_id": row.sealed.key_id,
+        }
+        try:
+            secret = StepSecret(self._keyring.decrypt(row.sealed, binding).decode("utf-8"))
+        except UnknownKey:
+            # A deploy problem (a key not rolled out to this replica), not this row's fault:
+            # the connection stays as it is and the operator is told.
+            logger.error("credential under a key this agent does not hold", extra=log_fields)
+            raise CredentialKeyMissing() from None
+        except (AuthenticationFailed, UnicodeDecodeError):
+            self._mark_unreadable(client_id, connection_id, log_fields)
+            raise CredentialUnreadable() from None
+        try:
+            yield secret
+        finally:
+            secret.expire()
+
+    def _mark_unreadable(
+        self, client_id: uuid.UUID, connection_id: uuid.UUID, log_fields: dict[str, object]
+    ) -> None:
+        """This connection alone stops; its client sees a reconnect link, others go on."""
+        with tenant_transaction(self._db, client_id) as conn:
+            repository.mark_connection_needs_reauth(
+                conn, connection_id=connection_id, reason=UNREADABLE_REASON
+            )
+        logger.error(
+            "credential failed to decrypt; connection marked needs_reauth",
+            extra={**log_fields, "error_class": "AuthenticationFailed"},
+        )
+
+
+def reserve_encryptions(conn: Connection, keyring: Keyring, count: int) -> int:
+    """Count encryptions under the primary key before making them; refuse past the limit."""
+    total = repository.count_encryptions(conn, key_id=keyring.primary_key_id, count=count)
+    if total > RANDOM_NONCE_LIMIT:
+        raise KeyExhausted()
+    previous = total - count
+    if total >= USAGE_WARNING_AT and (
+        previous < USAGE_WARNING_AT or previous // USAGE_WARNING_EVERY != total // USAGE_WARNING_EVERY
+    ):
+        warn_about_usage(keyring.primary_key_id, total)
+    return total
+
+
+def warn_about_usage(key_id: str, total: int) -> None:
+    logger.warning(
+        "credential key approaching its random-nonce limit of 2^32 encryptions; "
+        "make a new primary key and run `hapex credentials rotate`",
+        extra={"key_id": key_id, "count": total},
+    )
+
+
+def _plaintext_of(secret: Secret) -> bytes:
+    if not isinstance(secret, Secret):
+        raise InvalidCredential()
+    value = secret.reveal()
+    if not isinstance(value, str):
+        raise InvalidCredential()
+    plaintext = value.encode("utf-8")
+    if not plaintext or len(plaintext) > MAX_PLAINTEXT_BYTES:
+        raise InvalidCredential()
+    return plaintext
+
+
+def _as_uuid(value: uuid.UUID | str) -> uuid.UUID:
+    return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))

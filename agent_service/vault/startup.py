@@ -1,0 +1,102 @@
+"""The start-up check: a wrong or lost key is found at deploy time, not in a client's run."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+import psycopg
+from flask import Flask, current_app
+from psycopg_pool import PoolTimeout
+
+from agent_service.vault import repository
+from agent_service.vault.keyring import RETIRED_VARIABLE, Keyring
+from agent_service.vault.service import USAGE_WARNING_AT, Vault, warn_about_usage
+from shared.db import Database, DatabaseError
+
+if TYPE_CHECKING:
+    from agent_service.config import AgentConfig
+
+logger = logging.getLogger(__name__)
+
+EXTENSION = "hapex_vault"
+
+
+class VaultStartupError(RuntimeError):
+    """The agent cannot start: its credential keys do not fit the database."""
+
+
+class MissingCredentialKeys(VaultStartupError):
+    """The database holds credentials under key ids this agent does not have"""
+
+    def __init__(self, missing: Mapping[str, int], keyring: Keyring) -> None:
+        self.missing = dict(sorted(missing.items()))
+        listed = ", ".join(
+            f"{kid} ({count} credential{'' if count == 1 else 's'})"
+            for kid, count in self.missing.items()
+        )
+        super().__init__(
+            f"{(self.__doc__ or '').strip()}: {listed}. Add the key(s) with these ids to "
+            f"{RETIRED_VARIABLE} (this agent holds {keyring.describe()})."
+        )
+
+
+class KeyCheckUnavailable(VaultStartupError):
+    """The database is unavailable, so the credential keys could not be checked."""
+
+    def __init__(self) -> None:
+        super().__init__((self.__doc__ or "").strip())
+
+
+def check_credential_keys(database: Database, keyring: Keyring) -> dict[str, int]:
+    """Credential rows per key id; MissingCredentialKeys if any key id is not held."""
+    try:
+        with database.transaction() as conn:
+            census = repository.key_census(conn)
+            usage = repository.key_usage(conn, key_id=keyring.primary_key_id)
+    except DatabaseError:
+        raise KeyCheckUnavailable() from None
+    missing = {kid: count for kid, count in census.items() if kid not in keyring.key_ids}
+    if missing:
+        raise MissingCredentialKeys(missing, keyring)
+    for kid in keyring.retired_key_ids:
+        if census.get(kid):
+            logger.info(
+                "credentials still under a retired key; run `hapex credentials rotate`",
+                extra={"key_id": kid, "count": census[kid]},
+            )
+        else:
+            logger.info("retired key no longer used; it can be removed", extra={"key_id": kid})
+    if usage >= USAGE_WARNING_AT:
+        warn_about_usage(keyring.primary_key_id, usage)
+    return census
+
+
+def open_vault(config: AgentConfig, database: Database) -> Vault:
+    """The process's vault, after checking every stored key id is one it holds."""
+    keyring = Keyring.from_config(config)
+    check_credential_keys(database, keyring)
+    return Vault(keyring, database)
+
+
+def check_agent_can_start(config: AgentConfig) -> None:
+    """What `hapex serve agent|worker` runs first, so a missing key fails the command."""
+    database = Database(config.database_url, config.pool, name="hapex-keycheck")
+    try:
+        database.open(timeout=10.0)
+    except (PoolTimeout, psycopg.OperationalError):
+        raise KeyCheckUnavailable() from None
+    try:
+        open_vault(config, database)
+    finally:
+        database.close()
+
+
+def install(app: Flask, vault: Vault) -> None:
+    app.extensions[EXTENSION] = vault
+
+
+def get_vault() -> Vault:
+    """The vault of the running agent app."""
+    return current_app.extensions[EXTENSION]  # type: ignore[no-any-return]
