@@ -17,6 +17,23 @@ class AuthKind(StrEnum):
     HAPEX_KEY = "hapex_key"
 
 
+class TokenAuth(StrEnum):
+    """How the client authenticates at the provider's token endpoint (RFC 6749 2.3.1)."""
+
+    POST = "client_secret_post"
+    BASIC = "client_secret_basic"
+
+
+class Revocation(StrEnum):
+    """How a provider revokes a token; NONE means it offers no revocation call."""
+
+    RFC7009 = "rfc7009"
+    SLACK = "slack_auth_revoke"
+    HUBSPOT = "hubspot_delete_refresh_token"
+    NOTION = "notion_revoke"
+    NONE = "none"
+
+
 class Access(StrEnum):
     READ = "read"
     WRITE = "write"
@@ -43,7 +60,7 @@ class Provider:
     key: str
     name: str
     auth_kind: AuthKind
-    description: str
+    description: str = ""
     authorization_url: str | None = None
     token_url: str | None = None
     revocation_url: str | None = None
@@ -57,6 +74,8 @@ class Provider:
     authorization_params: Mapping[str, str] = field(default_factory=dict)
     # Where the provider documents how a client can review or remove access.
     manage_access_url: str | None = None
+    token_auth: TokenAuth = TokenAuth.POST
+    revocation: Revocation = Revocation.NONE
 
     @property
     def env_prefix(self) -> str:
@@ -110,3 +129,11 @@ class Capability:
     side_effect: bool = False
     # Uses Hapex's LLM sub-processor; emits a cost event per call.
     billable_llm: bool = False
+
+    @property
+    def name(self) -> str:
+        return self.key
+
+    @property
+    def summary(self) -> str:
+        return self.title

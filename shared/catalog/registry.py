@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from shared.catalog import schemas as s
-from shared.catalog.model import Access, AuthKind, Capability, Provider, Scope
+from shared.catalog.model import Access, AuthKind, Capability, Provider, Revocation, Scope, TokenAuth
 
 R, W = Access.READ, Access.WRITE
 _G = "https://www.googleapis.com/auth/"
@@ -23,6 +23,7 @@ GOOGLE = Provider(
     api_base_url="https://www.googleapis.com",
     authorization_params={"access_type": "offline", "prompt": "consent"},
     manage_access_url="https://myaccount.google.com/connections",
+    revocation=Revocation.RFC7009,
     scopes=(
         Scope(_G + "gmail.metadata", R,
               "See the sender, subject and date of your emails (never their bodies or attachments)."),
@@ -52,6 +53,7 @@ SLACK = Provider(
     api_base_url="https://slack.com/api",
     scope_separator=",",
     manage_access_url="https://slack.com/apps/manage",
+    revocation=Revocation.SLACK,
     scopes=(Scope("chat:write", W, "Post messages as the Hapex app in channels it has been added to."),),
 )
 
@@ -87,6 +89,8 @@ NOTION = Provider(
     api_base_url="https://api.notion.com/v1",
     authorization_params={"owner": "user"},
     manage_access_url="https://www.notion.so/profile/integrations",
+    token_auth=TokenAuth.BASIC,
+    revocation=Revocation.NOTION,
     # Notion has no OAuth scopes: access is limited to the pages the client shares.
     scopes=(),
 )
@@ -101,6 +105,7 @@ HUBSPOT = Provider(
     revocation_url="https://api.hubapi.com/oauth/v1/refresh-tokens",
     api_base_url="https://api.hubapi.com",
     manage_access_url="https://app.hubspot.com/connected-apps",
+    revocation=Revocation.HUBSPOT,
     scopes=(
         Scope("crm.objects.contacts.write", W, "Create contacts in your HubSpot CRM."),
     ),
@@ -178,6 +183,30 @@ CAPABILITIES: dict[str, Capability] = {
              R, (), s.LLMExtractInput, s.LLMExtractOutput, billable_llm=True),
     )
 }
+
+
+class Catalog:
+    """A view of providers and capabilities, as the pages render it."""
+
+    def __init__(self, providers: Iterable[Provider] = (), capabilities: Iterable[Capability] = ()) -> None:
+        self.providers = tuple(providers)
+        self.capabilities = tuple(capabilities)
+        known = {p.key for p in self.providers}
+        for capability in self.capabilities:
+            if capability.provider not in known:
+                raise ValueError(f"capability {capability.key!r}: unknown provider")
+
+    def provider(self, key: str) -> Provider:
+        for provider in self.providers:
+            if provider.key == key:
+                return provider
+        raise KeyError(key)
+
+    def capabilities_using(self, provider_key: str, scope_name: str) -> list[Capability]:
+        return [c for c in self.capabilities if c.provider == provider_key and scope_name in c.scopes]
+
+
+CATALOG = Catalog(PROVIDERS.values(), CAPABILITIES.values())
 
 
 def get_provider(key: str, environ: Mapping[str, str] | None = None) -> Provider:

@@ -1,0 +1,273 @@
+"""Talking OAuth to providers: code exchange, refresh and revocation, with requests-oauthlib.
+
+Only the agent does this; the client secret and every token stay in this process. Each
+HTTP call passes `verify=` explicitly on a session that ignores the environment, so
+REQUESTS_CA_BUNDLE cannot widen whom we trust, and each has a timeout.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+import certifi
+import requests
+from oauthlib.oauth2 import InvalidGrantError, OAuth2Error
+from requests.auth import HTTPBasicAuth
+from requests_oauthlib import OAuth2Session
+
+from shared.catalog import Provider, Revocation, TokenAuth
+from shared.config import Environment
+from shared.secret import Secret
+
+logger = logging.getLogger(__name__)
+
+TIMEOUT = (5, 20)
+SLACK_INVALID_GRANT = {"invalid_code", "code_already_used", "invalid_refresh_token", "token_revoked",
+                       "token_expired", "invalid_grant"}
+
+
+class ProviderError(Exception):
+    """The provider refused or failed the request."""
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or (self.__doc__ or "").strip())
+
+
+class InvalidGrant(ProviderError):
+    """The provider no longer accepts this authorization; the client must reconnect."""
+
+
+class TransientProviderError(ProviderError):
+    """The provider is unavailable or rate-limiting; try again later."""
+
+    def __init__(self, message: str | None = None, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class ProviderRejected(ProviderError):
+    """The provider rejected the request."""
+
+
+class NotConfigured(ProviderError):
+    """This provider has no OAuth client configured on this deployment."""
+
+
+@dataclass(frozen=True)
+class OAuthClient:
+    """Hapex's registration at one provider: HAPEX_<KEY>_CLIENT_ID and _CLIENT_SECRET."""
+
+    client_id: str
+    client_secret: Secret
+
+
+@dataclass(frozen=True)
+class TokenSet:
+    """What a token endpoint returned, secrets wrapped."""
+
+    access_token: Secret
+    refresh_token: Secret | None
+    expires_at: datetime | None
+    granted_scopes: tuple[str, ...] | None
+    account_label: str | None = None
+
+
+class RevocationOutcome(StrEnum):
+    REVOKED = "revoked"
+    ALREADY_INVALID = "already_invalid"
+    RETRY_LATER = "retry_later"
+    UNSUPPORTED = "unsupported"
+
+
+def oauth_clients_from_env(providers: Mapping[str, Provider], environ: Mapping[str, str] | None = None
+                           ) -> dict[str, OAuthClient]:
+    """Every provider with both a client id and secret set; the others are unavailable."""
+    env = Environment(environ)
+    clients = {}
+    for key, provider in providers.items():
+        client_id = env.get(f"{provider.env_prefix}_CLIENT_ID")
+        secret = env.get(f"{provider.env_prefix}_CLIENT_SECRET")
+        if client_id and secret:
+            clients[key] = OAuthClient(client_id, Secret(secret))
+    return clients
+
+
+def outbound_verify(environ: Mapping[str, str] | None = None) -> str:
+    """The CA bundle for calls to providers: HAPEX_OUTBOUND_CA_BUNDLE, else certifi's."""
+    return Environment(environ).get("HAPEX_OUTBOUND_CA_BUNDLE") or certifi.where()
+
+
+def _session(**kwargs: Any) -> OAuth2Session:
+    session = OAuth2Session(**kwargs)
+    session.trust_env = False
+    session.register_compliance_hook("access_token_response", _check_token_response)
+    session.register_compliance_hook("refresh_token_response", _check_token_response)
+    return session
+
+
+def _retry_after(response: requests.Response) -> float | None:
+    value = response.headers.get("Retry-After")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None
+
+
+def _check_token_response(response: requests.Response) -> requests.Response:
+    """Turn provider quirks into standard token responses or our errors (never their text)."""
+    if response.status_code == 429 or response.status_code >= 500:
+        raise TransientProviderError(retry_after=_retry_after(response))
+    try:
+        body = response.json()
+    except ValueError:
+        raise ProviderRejected("The provider answered with something other than JSON.") from None
+    if isinstance(body, dict) and body.get("ok") is False:  # Slack answers errors with 200
+        error = "invalid_grant" if body.get("error") in SLACK_INVALID_GRANT else "invalid_request"
+        response._content = json.dumps({"error": error}).encode()
+    elif isinstance(body, dict) and isinstance(body.get("authed_user"), dict) and "access_token" not in body:
+        response._content = json.dumps(body["authed_user"]).encode()
+    return response
+
+
+def _token_set(token: Mapping[str, Any]) -> TokenSet:
+    expires_at = None
+    if token.get("expires_at"):
+        expires_at = datetime.fromtimestamp(float(token["expires_at"]), UTC)
+    elif token.get("expires_in"):
+        expires_at = datetime.now(UTC) + timedelta(seconds=float(token["expires_in"]))
+    scope = token.get("scope")
+    if isinstance(scope, list):
+        granted: tuple[str, ...] | None = tuple(scope)
+    elif isinstance(scope, str):
+        granted = tuple(s for s in scope.replace(",", " ").split() if s)
+    else:
+        granted = None
+    label = None
+    for key in ("workspace_name", "team_name"):
+        if isinstance(token.get(key), str):
+            label = token[key]
+    if isinstance(token.get("team"), dict) and isinstance(token["team"].get("name"), str):
+        label = token["team"]["name"]
+    refresh = token.get("refresh_token")
+    return TokenSet(
+        access_token=Secret(str(token["access_token"])),
+        refresh_token=Secret(str(refresh)) if refresh else None,
+        expires_at=expires_at,
+        granted_scopes=granted,
+        account_label=label,
+    )
+
+
+def _auth_kwargs(provider: Provider, client: OAuthClient) -> dict[str, Any]:
+    if provider.token_auth is TokenAuth.BASIC:
+        return {"auth": HTTPBasicAuth(client.client_id, client.client_secret.reveal()),
+                "include_client_id": False}
+    return {"client_secret": client.client_secret.reveal(), "include_client_id": True}
+
+
+def exchange_code(provider: Provider, client: OAuthClient, *, code: Secret, code_verifier: Secret,
+                  redirect_uri: str, verify: str) -> TokenSet:
+    """Trade an authorization code (and its PKCE verifier) for tokens."""
+    session = _session(client_id=client.client_id, redirect_uri=redirect_uri)
+    try:
+        token = session.fetch_token(
+            provider.token_url,
+            code=code.reveal(),
+            code_verifier=code_verifier.reveal(),
+            timeout=TIMEOUT,
+            verify=verify,
+            **_auth_kwargs(provider, client),
+        )
+    except InvalidGrantError:
+        raise InvalidGrant() from None
+    except OAuth2Error as exc:
+        raise ProviderRejected(f"The provider refused the exchange ({exc.error}).") from None
+    except requests.RequestException:
+        raise TransientProviderError() from None
+    return _token_set(token)
+
+
+def refresh_access_token(provider: Provider, client: OAuthClient, *, refresh_token: Secret,
+                         verify: str) -> TokenSet:
+    """A fresh access token; the refresh token too if the provider rotates it."""
+    session = _session(client_id=client.client_id)
+    extra: dict[str, Any] = {}
+    if provider.token_auth is TokenAuth.BASIC:
+        extra["auth"] = HTTPBasicAuth(client.client_id, client.client_secret.reveal())
+    else:
+        extra["client_id"] = client.client_id
+        extra["client_secret"] = client.client_secret.reveal()
+    try:
+        token = session.refresh_token(
+            provider.token_url, refresh_token=refresh_token.reveal(), timeout=TIMEOUT, verify=verify, **extra
+        )
+    except InvalidGrantError:
+        raise InvalidGrant() from None
+    except OAuth2Error as exc:
+        raise ProviderRejected(f"The provider refused the refresh ({exc.error}).") from None
+    except requests.RequestException:
+        raise TransientProviderError() from None
+    tokens = _token_set(token)
+    if tokens.refresh_token is not None and tokens.refresh_token.reveal() == refresh_token.reveal():
+        # requests-oauthlib copies the old refresh token in when none came back.
+        tokens = TokenSet(tokens.access_token, None, tokens.expires_at, tokens.granted_scopes, tokens.account_label)
+    return tokens
+
+
+def revoke(provider: Provider, client: OAuthClient | None, *, token: Secret, token_type_hint: str,
+           verify: str) -> RevocationOutcome:
+    """Ask the provider to forget a token; an already-invalid token counts as revoked."""
+    if provider.revocation is Revocation.NONE or not provider.revocation_url:
+        return RevocationOutcome.UNSUPPORTED
+    session = requests.Session()
+    session.trust_env = False
+    value = token.reveal()
+    try:
+        if provider.revocation is Revocation.RFC7009:
+            data = {"token": value, "token_type_hint": token_type_hint}
+            if client is not None:
+                data["client_id"] = client.client_id
+            response = session.post(provider.revocation_url, data=data, timeout=TIMEOUT, verify=verify)
+        elif provider.revocation is Revocation.SLACK:
+            response = session.post(provider.revocation_url, headers={"Authorization": f"Bearer {value}"},
+                                    timeout=TIMEOUT, verify=verify)
+        elif provider.revocation is Revocation.HUBSPOT:
+            response = session.delete(f"{provider.revocation_url}/{value}", timeout=TIMEOUT, verify=verify)
+        else:  # Revocation.NOTION
+            auth = HTTPBasicAuth(client.client_id, client.client_secret.reveal()) if client else None
+            response = session.post(provider.revocation_url, json={"token": value}, auth=auth,
+                                    headers={"Notion-Version": "2022-06-28"}, timeout=TIMEOUT, verify=verify)
+    except requests.RequestException:
+        return RevocationOutcome.RETRY_LATER
+    finally:
+        del value
+    return _revocation_outcome(provider, response)
+
+
+def _revocation_outcome(provider: Provider, response: requests.Response) -> RevocationOutcome:
+    if response.status_code == 429 or response.status_code >= 500:
+        return RevocationOutcome.RETRY_LATER
+    if provider.revocation is Revocation.SLACK:
+        try:
+            body = response.json()
+        except ValueError:
+            return RevocationOutcome.RETRY_LATER
+        if body.get("ok"):
+            return RevocationOutcome.REVOKED
+        return RevocationOutcome.ALREADY_INVALID if body.get("error") in SLACK_INVALID_GRANT | {
+            "invalid_auth", "not_authed", "account_inactive"} else RevocationOutcome.RETRY_LATER
+    if response.status_code in (200, 204):
+        return RevocationOutcome.REVOKED
+    if response.status_code in (400, 401, 404):
+        # RFC 7009 2.2.1: an invalid token is answered 200; providers that answer 400
+        # (Google: invalid_token) or 404 mean the token is already unusable.
+        return RevocationOutcome.ALREADY_INVALID
+    return RevocationOutcome.RETRY_LATER
