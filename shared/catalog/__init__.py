@@ -22,7 +22,6 @@ from shared.catalog.registry import (
     get_provider,
     minimal_scopes,
     required_providers,
-    required_providers,
     required_scopes,
     scopes_for_provider,
 )
@@ -42,7 +41,6 @@ __all__ = [
     "get_capability",
     "get_provider",
     "minimal_scopes",
-    "required_providers",
     "required_providers",
     "required_scopes",
     "scopes_for_provider",

@@ -1,0 +1,159 @@
+"""Validating an automation against the catalog, the same way on create, update and run.
+
+A step's input is checked by its capability's marshmallow schema. A value may instead be a
+reference to an earlier step's output, `{"$ref": "steps.<index>.<field>"}`; the reference
+must point backwards to a field the earlier step's output schema declares, and the
+referenced value is checked by the schema when the run resolves it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+from croniter import croniter
+from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
+
+from shared.catalog import CAPABILITIES
+
+MAX_STEPS = 20
+MIN_SCHEDULE_INTERVAL = timedelta(minutes=5)
+_REF = re.compile(r"^steps\.(\d{1,2})\.([a-z_][a-z0-9_]{0,40})$")
+
+
+class InvalidAutomation(ValueError):
+    """The automation is not valid; `fields` says where."""
+
+    def __init__(self, messages: dict[str, Any]) -> None:
+        self.messages = messages
+        super().__init__("The automation is not valid.")
+
+
+def _is_ref(value: Any) -> bool:
+    return isinstance(value, Mapping) and set(value) == {"$ref"}
+
+
+class TriggerSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    kind = fields.String(required=True, validate=validate.OneOf(["manual", "schedule", "webhook"]))
+    cron = fields.String(validate=validate.Length(1, 100))
+    timezone = fields.String(validate=validate.Length(1, 64))
+
+    @validates_schema
+    def _schedule_needs_cron(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if data.get("kind") != "schedule":
+            if "cron" in data or "timezone" in data:
+                raise ValidationError("Only a schedule has a cron expression and a time zone.", "cron")
+            return
+        cron = data.get("cron")
+        if not cron:
+            raise ValidationError("A schedule needs a cron expression.", "cron")
+        if len(cron.split()) != 5 or not croniter.is_valid(cron):
+            raise ValidationError("Not a valid five-field cron expression.", "cron")
+        zone = data.get("timezone", "UTC")
+        if zone not in available_timezones():
+            raise ValidationError("Not a known time zone.", "timezone")
+        first = next_fire_time(data, datetime(2026, 1, 5, tzinfo=ZoneInfo("UTC")))
+        second = next_fire_time(data, first)
+        if second - first < MIN_SCHEDULE_INTERVAL:
+            raise ValidationError("A schedule may run at most every five minutes.", "cron")
+
+
+class StepSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    capability = fields.String(required=True, validate=validate.OneOf(sorted(CAPABILITIES)))
+    input = fields.Dict(keys=fields.String(), load_default=dict)
+
+
+class AutomationSchema(Schema):
+    """The whole definition; step inputs are checked against their capabilities after load."""
+
+    class Meta:
+        unknown = RAISE
+
+    name = fields.String(required=True, validate=validate.Length(1, 200))
+    trigger = fields.Nested(TriggerSchema, load_default=lambda: {"kind": "manual"})
+    steps = fields.List(fields.Nested(StepSchema), required=True, validate=validate.Length(1, MAX_STEPS))
+    store_outputs = fields.Boolean(load_default=False)
+
+    @validates_schema
+    def _steps_fit_their_capabilities(self, data: dict[str, Any], **kwargs: Any) -> None:
+        errors: dict[int, Any] = {}
+        for index, step in enumerate(data.get("steps", [])):
+            problems = _step_input_errors(index, step, data["steps"])
+            if problems:
+                errors[index] = {"input": problems}
+        if errors:
+            raise ValidationError(errors, "steps")
+
+
+def _step_input_errors(index: int, step: Mapping[str, Any], steps: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    capability = CAPABILITIES[step["capability"]]
+    given = dict(step.get("input") or {})
+    problems: dict[str, Any] = {}
+    references = [name for name, value in given.items() if _is_ref(value)]
+    for name in references:
+        message = _reference_error(index, given[name]["$ref"], steps)
+        if message:
+            problems[name] = [message]
+    try:
+        capability.input_schema().load({k: v for k, v in given.items() if k not in references},
+                                       partial=tuple(references))
+    except ValidationError as exc:
+        for name, message in exc.normalized_messages().items():
+            problems.setdefault(name, message)
+    for name in references:
+        if name not in capability.input_schema().fields and name not in problems:
+            problems[name] = ["Unknown field."]
+    return problems
+
+
+def _reference_error(index: int, reference: Any, steps: Sequence[Mapping[str, Any]]) -> str | None:
+    match = _REF.match(reference) if isinstance(reference, str) else None
+    if not match:
+        return "A reference looks like steps.<number>.<field>."
+    source = int(match.group(1))
+    if source >= index:
+        return "A step can only use the output of an earlier step."
+    output_fields = CAPABILITIES[steps[source]["capability"]].output_schema().fields
+    if match.group(2) not in output_fields:
+        return f"Step {source} has no output named {match.group(2)}."
+    return None
+
+
+def load_automation(data: Mapping[str, Any]) -> dict[str, Any]:
+    """A validated automation definition, or InvalidAutomation with per-field messages."""
+    try:
+        return AutomationSchema().load(data)  # type: ignore[no-any-return]
+    except ValidationError as exc:
+        raise InvalidAutomation(exc.normalized_messages()) from None
+
+
+def next_fire_time(trigger: Mapping[str, Any], after: datetime) -> datetime:
+    """The first scheduled time strictly after `after`, in the trigger's own time zone."""
+    try:
+        zone = ZoneInfo(trigger.get("timezone", "UTC"))
+    except ZoneInfoNotFoundError:
+        raise InvalidAutomation({"trigger": {"timezone": ["Not a known time zone."]}}) from None
+    return croniter(trigger["cron"], after.astimezone(zone)).get_next(datetime)  # type: ignore[no-any-return]
+
+
+def resolve_step_input(step: Mapping[str, Any], outputs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The step's input with references replaced by earlier outputs, validated in full."""
+    resolved = {}
+    for name, value in (step.get("input") or {}).items():
+        if _is_ref(value):
+            match = _REF.match(value["$ref"])
+            assert match is not None
+            resolved[name] = outputs[int(match.group(1))][match.group(2)]
+        else:
+            resolved[name] = value
+    schema = CAPABILITIES[step["capability"]].input_schema()
+    return schema.load(resolved)  # type: ignore[no-any-return]

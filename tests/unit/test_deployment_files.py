@@ -1,0 +1,603 @@
+"""The deployment files agree with the code: the variables it reads, its commands, its ports.
+
+Names are derived by scanning the source for Environment reader calls and os.environ use, so
+renaming a variable in the code without updating docker-compose.yml and .env.example (or the
+other way round) fails here.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+import shlex
+from collections.abc import Iterator
+from functools import cache
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+import yaml
+
+from agent_service.vault.keys import parse_key
+from hapex.cli import SERVICE_PORTS, build_parser
+from shared.config import ConfigError
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE_FILE = ROOT / "docker-compose.yml"
+DOCKERFILE = ROOT / "deploy" / "Dockerfile"
+DOCKERIGNORE = ROOT / ".dockerignore"
+ENV_EXAMPLE = ROOT / ".env.example"
+POSTGRES_INIT = ROOT / "deploy" / "postgres-init"
+MIGRATIONS = ROOT / "shared" / "migrations"
+
+SOURCE_PACKAGES = ("intake", "agent_service", "shared", "hapex", "deploy")
+HAPEX_SERVICES = ("migrate", "intake", "agent", "worker")
+SERVED = {"intake", "agent"}
+# Variables of the postgres image itself (hub.docker.com/_/postgres), not of Hapex.
+POSTGRES_IMAGE_VARIABLES = {
+    "POSTGRES_USER",
+    "POSTGRES_PASSWORD",
+    "POSTGRES_DB",
+    "POSTGRES_INITDB_ARGS",
+    "POSTGRES_HOST_AUTH_METHOD",
+    "PGDATA",
+}
+
+_NAME = r"[A-Z][A-Z0-9_]*"
+_READER = re.compile(
+    r"\b(?:\w*[eE]nv\w*|Environment\([^()]*\))"
+    r"\.(?:get|require|secret_token|integer|boolean|database_url|https_url|existing_file)"
+    rf"\(\s*(?:(f?)[\"']([^\"']+)[\"']|({_NAME})\b)"
+)
+# NAME_VARIABLE = "SOME_NAME", for reads through a constant: env.require(NAME_VARIABLE).
+_CONSTANT = re.compile(rf"^({_NAME})\s*(?::\s*\w+\s*)?=\s*[\"']({_NAME})[\"']\s*$", re.MULTILINE)
+_OS_ENVIRON = re.compile(
+    rf"\bos\.(?:environ\s*\[\s*|environ\.(?:get|setdefault|pop)\(\s*|getenv\(\s*)[\"']({_NAME})[\"']"
+)
+_IN_ENVIRON = re.compile(rf"[\"']({_NAME})[\"']\s+in\s+os\.environ\b")
+_PREFIX_ARGUMENT = re.compile(rf"\.from_env\(\s*\w+\s*,\s*[\"']({_NAME})[\"']\s*\)")
+_TEMPLATE_FIELD = re.compile(r"\{([^{}]+)\}")
+_INTERPOLATION = re.compile(r"\$\{(" + _NAME + r")(?:(:?[-?])([^}]*))?\}")
+_SHELL_VARIABLE = re.compile(r"\$\{?(" + _NAME + r")")
+_PSQL_GETENV = re.compile(r"\\getenv\s+\w+\s+(" + _NAME + r")")
+# NAME=value, or a family such as HAPEX_<PROVIDER>_TOKEN_URL=value; commented out or not.
+_ENV_LINE = re.compile(r"^(#\s*)?([A-Z<][A-Z0-9_<>]*)=(.*)$")
+_SECRET_WORDS = re.compile(r"ENCRYPTION_KEY|TOKEN|SECRET|PASSWORD$")
+
+
+# --- what the code reads -----------------------------------------------------------------
+
+
+def _source_files() -> Iterator[Path]:
+    for package in SOURCE_PACKAGES:
+        yield from sorted((ROOT / package).rglob("*.py"))
+    yield ROOT / "tests" / "conftest.py"  # TEST_DATABASE_URL
+
+
+def provider_env_prefixes() -> list[str]:
+    """HAPEX_<KEY> of every provider in the catalog, the prefix of its variables."""
+    from shared.catalog import PROVIDERS
+
+    return sorted(provider.env_prefix for provider in PROVIDERS.values())
+
+
+def _field_values(field: str, text: str) -> list[str] | None:
+    """What one {field} of an f-string name can be, or None if the scanner cannot tell."""
+    if field.endswith(".env_prefix"):
+        return provider_env_prefixes()
+    loop = re.fullmatch(r"(\w+)\.upper\(\)", field)
+    if loop:
+        # for attribute in ("token_url", ...): ... f"..._{attribute.upper()}"
+        literals = re.search(rf"\bfor\s+{loop.group(1)}\s+in\s+\(([^()]*)\)", text)
+        if literals:
+            return [value.upper() for value in re.findall(r"[\"'](\w+)[\"']", literals.group(1))]
+    return None
+
+
+def _expand(template: str, text: str) -> set[str] | None:
+    names = {""}
+    for literal, field in re.findall(r"([^{}]*)(?:\{([^{}]+)\})?", template):
+        values = [""] if not field else _field_values(field, text)
+        if values is None:
+            return None
+        names = {name + literal + value for name in names for value in values}
+    return {name for name in names if re.fullmatch(_NAME, name)}
+
+
+@cache
+def scan() -> tuple[dict[str, frozenset[str]], frozenset[str]]:
+    """(source file -> the environment variable names it reads, templates not understood).
+
+    f"{prefix}_DB_POOL_MAX" is expanded with the prefixes passed to `.from_env(env, "PREFIX")`
+    and credited to the file that passes the prefix; f"{provider.env_prefix}_CLIENT_ID" with
+    every provider of the catalog; f"..._{attribute.upper()}" with the loop's literals.
+    """
+    texts = {path.relative_to(ROOT).as_posix(): path.read_text(encoding="utf-8") for path in _source_files()}
+    constants = {ident: name for text in texts.values() for ident, name in _CONSTANT.findall(text)}
+    prefix_templates: set[str] = set()
+    unresolved: set[str] = set()
+    found: dict[str, set[str]] = {}
+    for relative, text in texts.items():
+        names: set[str] = set()
+        for is_fstring, literal, constant in _READER.findall(text):
+            if is_fstring and re.fullmatch(r"\{\w+\}_[A-Z0-9_]+", literal):
+                prefix_templates.add(literal)
+            elif is_fstring and _TEMPLATE_FIELD.search(literal):
+                expanded = _expand(literal, text)
+                if expanded is None:
+                    unresolved.add(f"{relative}: {literal}")
+                else:
+                    names |= expanded
+            elif re.fullmatch(_NAME, literal):
+                names.add(literal)
+            elif constant in constants:
+                names.add(constants[constant])
+        names.update(_OS_ENVIRON.findall(text))
+        names.update(_IN_ENVIRON.findall(text))
+        found[relative] = names
+    for relative, text in texts.items():
+        for prefix in _PREFIX_ARGUMENT.findall(text):
+            for template in prefix_templates:
+                found[relative].add(_TEMPLATE_FIELD.sub(prefix, template))
+    by_file = {relative: frozenset(names) for relative, names in found.items() if names}
+    return by_file, frozenset(unresolved)
+
+
+def names_read_by_file() -> dict[str, frozenset[str]]:
+    return scan()[0]
+
+
+def names_read_under(*prefixes: str) -> set[str]:
+    return {name for relative, names in names_read_by_file().items() if relative.startswith(prefixes) for name in names}
+
+
+def all_names_read() -> set[str]:
+    return names_read_under("")
+
+
+def secret_names() -> set[str]:
+    """Names read with secret_token(), plus any whose name says it is a key, token or password."""
+    texts = "\n".join(path.read_text(encoding="utf-8") for path in _source_files())
+    tokens = set(re.findall(rf"secret_token\(\s*[\"']({_NAME})[\"']", texts))
+    return tokens | {name for name in all_names_read() if _SECRET_WORDS.search(name)}
+
+
+# What each container runs, and so which code may read its environment.
+CONTAINER_CODE = {
+    "migrate": ("hapex/", "shared/"),
+    "intake": ("intake/", "shared/", "hapex/cli.py", "deploy/"),
+    "agent": ("agent_service/", "shared/", "hapex/cli.py", "deploy/"),
+    "worker": ("agent_service/", "shared/", "hapex/cli.py"),
+}
+
+
+# --- the files under test ----------------------------------------------------------------
+
+
+@cache
+def compose() -> dict:
+    return yaml.safe_load(COMPOSE_FILE.read_text(encoding="utf-8"))
+
+
+def service(name: str) -> dict:
+    return compose()["services"][name]
+
+
+def environment(name: str) -> dict[str, str]:
+    env = service(name).get("environment") or {}
+    if isinstance(env, list):
+        env = dict(item.partition("=")[::2] for item in env)
+    return {key: "" if value is None else str(value) for key, value in env.items()}
+
+
+def command_argv(name: str) -> list[str]:
+    command = service(name).get("command")
+    return shlex.split(command) if isinstance(command, str) else [str(part) for part in command]
+
+
+def container_ports(name: str) -> set[int]:
+    ports = set()
+    for entry in service(name).get("ports") or []:
+        target = entry["target"] if isinstance(entry, dict) else str(entry).rsplit(":", 1)[-1]
+        ports.add(int(str(target).split("/")[0]))
+    return ports
+
+
+def bind_mounts(name: str) -> dict[str, str]:
+    """Container path -> host path, for every bind mount of a service."""
+    mounts = {}
+    for entry in service(name).get("volumes") or []:
+        if isinstance(entry, dict):
+            if entry.get("type") == "bind":
+                mounts[entry["target"]] = entry["source"]
+        else:
+            source, _, rest = str(entry).partition(":")
+            if source.startswith((".", "/")):
+                mounts[rest.split(":")[0]] = source
+    return mounts
+
+
+def parse_url(value: str):
+    """urlsplit, with each ${...} reference replaced by a marker (it may contain '?')."""
+    return urlsplit(_INTERPOLATION.sub(REFERENCE, value))
+
+
+REFERENCE = "INTERPOLATED-REFERENCE"
+
+
+def documented(name: str, entries) -> bool:
+    """Whether .env.example documents a name, itself or as a family (HAPEX_<PROVIDER>_X)."""
+    return any(re.fullmatch(_family_regex(entry), name) for entry in entries)
+
+
+def _family_regex(entry: str) -> str:
+    return "".join("[A-Z0-9_]+" if part.startswith("<") else re.escape(part) for part in re.split(r"(<\w+>)", entry))
+
+
+def env_example() -> dict[str, tuple[str, bool]]:
+    """Name -> (value, commented out), for every NAME=value line of .env.example."""
+    entries = {}
+    for line in ENV_EXAMPLE.read_text(encoding="utf-8").splitlines():
+        match = _ENV_LINE.match(line.strip())
+        if match:
+            entries[match.group(2)] = (match.group(3), bool(match.group(1)))
+    return entries
+
+
+def init_scripts() -> list[Path]:
+    return sorted(path for path in POSTGRES_INIT.iterdir() if path.is_file())
+
+
+def names_used_by_postgres_init() -> set[str]:
+    names = set()
+    for path in init_scripts():
+        text = path.read_text(encoding="utf-8")
+        names |= set(_SHELL_VARIABLE.findall(text)) | set(_PSQL_GETENV.findall(text))
+    return names
+
+
+def compose_only_names() -> set[str]:
+    """Interpolated names that are for the postgres container, not for Hapex code."""
+    return set(environment("postgres")) - all_names_read()
+
+
+# --- the scanner itself ------------------------------------------------------------------
+
+
+def test_the_scanner_finds_what_each_service_reads():
+    by_file = names_read_by_file()
+    assert by_file.get("intake/config.py"), "no Environment reads found in intake/config.py"
+    assert by_file.get("agent_service/config.py"), "no Environment reads found in agent_service/config.py"
+    assert by_file.get("deploy/gunicorn.conf.py"), "no os.environ reads found in deploy/gunicorn.conf.py"
+    # Names built from a prefix are expanded too.
+    assert any(name.startswith("INTAKE_") and "POOL" in name for name in by_file["intake/config.py"])
+
+
+def test_the_scanner_understands_every_templated_name():
+    unresolved = scan()[1]
+    assert not unresolved, f"names built in a way this test cannot expand (teach _field_values): {sorted(unresolved)}"
+
+
+def test_the_scanner_expands_provider_variables():
+    prefixes = provider_env_prefixes()
+    assert prefixes, "the catalog has no providers"
+    loop = 'for attribute in ("token_url", "issuer"):\n    environ.get(f"{self.env_prefix}_{attribute.upper()}")'
+    assert _expand("{self.env_prefix}_{attribute.upper()}", loop) == {
+        f"{prefix}_{suffix}" for prefix in prefixes for suffix in ("TOKEN_URL", "ISSUER")
+    }
+    assert _expand("{unknown}_X", "") is None
+
+
+def test_the_scanner_reads_templates_constants_and_os_environ():
+    text = (
+        'env.integer(f"{prefix}_X", 1)\nPool.from_env(env, "ABC")\n'
+        'os.environ.get("OS_ONE")\nos.environ["OS_TWO"]\nenv.secret_token("TOKEN_ONE")\n'
+        'Environment(environ).database_url("URL_ONE")\nenv.require(KEY_VARIABLE)\n'
+        "self._environ.get(name)\n"
+    )
+    assert set(_READER.findall(text)) == {
+        ("f", "{prefix}_X", ""),
+        ("", "TOKEN_ONE", ""),
+        ("", "URL_ONE", ""),
+        ("", "", "KEY_VARIABLE"),
+        ("", "OS_ONE", ""),
+    }
+    assert set(_OS_ENVIRON.findall(text)) == {"OS_ONE", "OS_TWO"}
+    assert _PREFIX_ARGUMENT.findall(text) == ["ABC"]
+
+
+# --- docker-compose.yml -------------------------------------------------------------------
+
+
+def test_compose_has_every_service():
+    assert {"postgres", *HAPEX_SERVICES} <= set(compose()["services"])
+
+
+def test_hapex_services_use_the_image_built_from_deploy_dockerfile():
+    images = set()
+    for name in HAPEX_SERVICES:
+        build = service(name).get("build")
+        assert isinstance(build, dict), f"{name} is not built from deploy/Dockerfile"
+        assert (ROOT / build.get("context", ".")).resolve() == ROOT, name
+        assert (ROOT / build.get("context", ".") / build["dockerfile"]).resolve() == DOCKERFILE, name
+        images.add(service(name).get("image"))
+    assert len(images) == 1, f"the Hapex services should share one image, not {images}"
+
+
+def test_served_services_publish_the_ports_the_cli_listens_on():
+    for name in SERVED:
+        port_variable, default_port = SERVICE_PORTS[name]
+        assert port_variable not in environment(name), "compose should keep the CLI's default port"
+        assert default_port in container_ports(name), f"{name} does not publish {default_port}"
+    assert container_ports("intake") == {SERVICE_PORTS["intake"][1]}
+    assert container_ports("agent") == {SERVICE_PORTS["agent"][1]}
+
+
+def test_commands_are_real_hapex_subcommands():
+    parser = build_parser()
+    expected = {
+        "migrate": ["db", "migrate"],
+        "intake": ["serve", "intake"],
+        "agent": ["serve", "agent"],
+        "worker": ["serve", "worker"],
+    }
+    for name in HAPEX_SERVICES:
+        argv = command_argv(name)
+        assert argv[0] == "hapex", f"{name} does not run the hapex command"
+        try:
+            parser.parse_args(argv[1:])
+        except SystemExit:
+            pytest.fail(f"{name}: `{' '.join(argv)}` is not a hapex command")
+        assert argv[1:] == expected[name]
+
+
+def test_every_variable_a_hapex_service_gets_is_one_its_code_reads():
+    for name in HAPEX_SERVICES:
+        readable = names_read_under(*CONTAINER_CODE[name])
+        unknown = set(environment(name)) - readable
+        assert not unknown, f"{name} gets variables its code never reads: {sorted(unknown)}"
+
+
+def test_every_interpolated_variable_is_read_by_the_code_or_by_postgres():
+    text = COMPOSE_FILE.read_text(encoding="utf-8")
+    interpolated = {match[0] for match in _INTERPOLATION.findall(text)}
+    allowed = all_names_read() | compose_only_names()
+    unknown = interpolated - allowed
+    assert not unknown, f"docker-compose.yml refers to variables nothing reads: {sorted(unknown)}"
+
+
+def test_postgres_gets_only_its_image_variables_and_what_the_init_script_uses():
+    given = set(environment("postgres"))
+    used = names_used_by_postgres_init()
+    assert given <= POSTGRES_IMAGE_VARIABLES | used, given - POSTGRES_IMAGE_VARIABLES - used
+    assert used <= given | POSTGRES_IMAGE_VARIABLES, f"init script needs {sorted(used - given)}"
+    mounted = {Path(source).name for source in bind_mounts("postgres").values()}
+    assert {path.name for path in init_scripts()} <= mounted
+
+
+def test_services_take_no_env_file():
+    # env_file hands a service every variable in the file; each service lists its own instead.
+    for name in compose()["services"]:
+        assert "env_file" not in service(name), f"{name} uses env_file: list its variables instead"
+
+
+def test_intake_can_never_receive_the_encryption_key():
+    intake = environment("intake")
+    agent_only = names_read_under("agent_service/") - names_read_under(*CONTAINER_CODE["intake"])
+    assert "CREDENTIAL_ENCRYPTION_KEY" in agent_only
+    assert not set(intake) & agent_only, f"intake gets agent-only variables: {set(intake) & agent_only}"
+    for key, value in intake.items():
+        referenced = {match[0] for match in _INTERPOLATION.findall(value)}
+        assert not referenced & agent_only, f"intake's {key} interpolates {referenced & agent_only}"
+        assert not key.startswith("CREDENTIAL_ENCRYPTION")
+    assert "env_file" not in service("intake")
+    # Nor the agent's TLS key.
+    intake_sources = set(bind_mounts("intake").values())
+    agent_key = bind_mounts("agent")[environment("agent")["TLS_KEY_FILE"]]
+    assert agent_key not in intake_sources
+
+
+def test_the_migration_runs_as_the_owner_and_the_services_as_their_roles():
+    roles_sql = "\n".join(path.read_text(encoding="utf-8") for path in MIGRATIONS.glob("*.sql"))
+    assert "DATABASE_URL" in names_read_under("hapex/")
+    assert set(environment("migrate")) == {"DATABASE_URL"}
+    expected = {
+        "intake": ("INTAKE_DATABASE_URL", "hapex_intake"),
+        "agent": ("AGENT_DATABASE_URL", "hapex_agent"),
+        "worker": ("AGENT_DATABASE_URL", "hapex_agent"),
+    }
+    for name, (variable, role) in expected.items():
+        assert variable in names_read_under(*CONTAINER_CODE[name])
+        assert role in roles_sql, f"no migration creates {role}"
+        assert parse_url(environment(name)[variable]).username == role
+        assert "DATABASE_URL" not in environment(name), f"{name} must not get the owner's URL"
+    owner = parse_url(environment("migrate")["DATABASE_URL"]).username
+    assert owner == environment("postgres")["POSTGRES_USER"]
+    depends = service("migrate")["depends_on"]
+    assert depends["postgres"]["condition"] == "service_healthy"
+    assert "healthcheck" in service("postgres")
+    for name in ("intake", "agent", "worker"):
+        assert service(name)["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+
+
+def test_oauth_clients_reach_the_services_that_use_them():
+    """Each OAuth provider's client id reaches the intake (consent URLs); its secret only the agent."""
+    from shared.catalog import PROVIDERS, AuthKind
+
+    for provider in PROVIDERS.values():
+        if provider.auth_kind is not AuthKind.OAUTH2:
+            continue
+        client_id, secret = f"{provider.env_prefix}_CLIENT_ID", f"{provider.env_prefix}_CLIENT_SECRET"
+        for name in ("intake", "agent", "worker"):
+            readable = names_read_under(*CONTAINER_CODE[name])
+            for variable in (client_id, secret):
+                if variable in readable:
+                    assert variable in environment(name), f"{name} needs {variable}"
+                else:
+                    assert variable not in environment(name), f"{name} must not get {variable}"
+
+
+def test_tls_between_the_services():
+    intake, agent = environment("intake"), environment("agent")
+    url = parse_url(intake["AGENT_SERVICE_URL"])
+    assert url.scheme == "https"
+    assert url.hostname == "agent" and url.port == SERVICE_PORTS["agent"][1]
+    for name, env in (("intake", intake), ("agent", agent)):
+        mounts = bind_mounts(name)
+        for variable in ("TLS_CERT_FILE", "TLS_KEY_FILE"):
+            assert variable in names_read_under(*CONTAINER_CODE[name])
+            assert env[variable] in mounts, f"{name}'s {variable} is not mounted"
+            assert mounts[env[variable]].startswith("./deploy/tls/")
+    assert bind_mounts("intake")[intake["AGENT_SERVICE_CA"]].startswith("./deploy/tls/")
+    assert "TLS_KEY_FILE" not in environment("worker")
+
+
+def test_compose_holds_no_secret_values():
+    for name, config in compose()["services"].items():
+        for key, value in environment(name).items():
+            if key in secret_names() or _SECRET_WORDS.search(key):
+                match = _INTERPOLATION.fullmatch(value)
+                assert match, f"{name}'s {key} must be a ${{...}} reference to .env"
+                assert match.group(2) in (None, ":?", "?") or match.group(3) == "", (
+                    f"{name}'s {key} has a default value"
+                )
+            parts = parse_url(value)
+            if parts.scheme.startswith("postgres"):
+                assert parts.password == REFERENCE, f"{name}'s {key} needs a ${{...}} password"
+    assert not _high_entropy_words(COMPOSE_FILE.read_text(encoding="utf-8"))
+
+
+def _high_entropy_words(text: str) -> list[str]:
+    without_references = _INTERPOLATION.sub(" ", text)
+    words = re.findall(r"[A-Za-z0-9+/_=-]{20,}", without_references)
+    return [
+        word for word in words if re.search(r"[a-z]", word) and re.search(r"[A-Z]", word) and re.search(r"[0-9]", word)
+    ]
+
+
+def _decodes_to_a_key(word: str) -> bool:
+    for decode in (lambda w: base64.b64decode(w, validate=True), base64.urlsafe_b64decode):
+        try:
+            if len(decode(word + "=" * (-len(word) % 4))) == 32:
+                return True
+        except (binascii.Error, ValueError):
+            continue
+    return False
+
+
+@pytest.mark.parametrize(
+    "path",
+    [COMPOSE_FILE, ENV_EXAMPLE, DOCKERFILE, ROOT / "deploy" / "README.md", *sorted(POSTGRES_INIT.iterdir())],
+    ids=lambda path: path.relative_to(ROOT).as_posix(),
+)
+def test_no_file_holds_a_32_byte_base64_key(path):
+    words = re.findall(r"[A-Za-z0-9+/_-]{40,46}={0,2}", path.read_text(encoding="utf-8"))
+    keys = [word for word in words if _decodes_to_a_key(word)]
+    assert not keys, f"{path.name} holds what parses as an encryption key"
+
+
+def test_no_value_is_a_key_the_agent_would_accept():
+    values = [value for name in compose()["services"] for value in environment(name).values()]
+    values += [value for value, _ in env_example().values()]
+    for value in values:
+        with pytest.raises(ConfigError):
+            parse_key("CREDENTIAL_ENCRYPTION_KEY", value)
+
+
+def test_the_key_detector_detects_a_key():
+    sample = base64.b64encode(bytes(range(32))).decode()
+    assert _decodes_to_a_key(sample)
+    assert _decodes_to_a_key(base64.urlsafe_b64encode(bytes(range(200, 232))).decode().rstrip("="))
+    assert not _decodes_to_a_key("a" * 40)
+
+
+# --- .env.example ------------------------------------------------------------------------
+
+
+def test_env_example_documents_every_variable_the_code_reads():
+    entries = set(env_example())
+    missing = {name for name in all_names_read() if not documented(name, entries)}
+    assert not missing, f".env.example does not document {sorted(missing)}"
+
+
+def test_env_example_documents_nothing_the_code_and_compose_do_not_use():
+    used = all_names_read() | compose_only_names()
+    stale = {entry for entry in env_example() if not any(documented(name, {entry}) for name in used)}
+    assert not stale, f".env.example documents variables nothing reads: {sorted(stale)}"
+
+
+def test_env_example_families_are_commented_out():
+    # docker compose parses .env: a line like HAPEX_<PROVIDER>_X= there would be an error.
+    for entry, (_, commented) in env_example().items():
+        assert commented or re.fullmatch(_NAME, entry), f"{entry} must be commented out in .env.example"
+
+
+def test_env_example_has_a_comment_for_each_variable():
+    lines = [line.strip() for line in ENV_EXAMPLE.read_text(encoding="utf-8").splitlines()]
+    for index, line in enumerate(lines):
+        match = _ENV_LINE.match(line)
+        if match:
+            previous = lines[index - 1] if index else ""
+            assert previous.startswith("#") and not _ENV_LINE.match(previous), (
+                f"{match.group(2)} in .env.example has no comment line above it"
+            )
+
+
+def test_env_example_secrets_are_empty_placeholders():
+    for name, (value, _) in env_example().items():
+        if name in secret_names() or _SECRET_WORDS.search(name):
+            assert value == "", f".env.example gives {name} a value; leave secrets empty"
+        if urlsplit(value).scheme.startswith("postgres"):
+            assert urlsplit(value).password is None, f".env.example's {name} holds a password"
+    assert not _high_entropy_words(ENV_EXAMPLE.read_text(encoding="utf-8"))
+
+
+def test_compose_defaults_agree_with_env_example():
+    """The ${NAME:-default} defaults in compose are the values .env.example shows."""
+    documented = env_example()
+    text = COMPOSE_FILE.read_text(encoding="utf-8")
+    for name, operator, default in _INTERPOLATION.findall(text):
+        assert name in documented, f"{name} is used by docker-compose.yml but not in .env.example"
+        if operator == ":-":
+            assert documented[name][0] == default, f"{name}: compose default {default!r}"
+        assert not documented[name][1], f"{name} is commented out in .env.example but compose uses it"
+
+
+# --- the image ---------------------------------------------------------------------------
+
+
+def _dockerfile_instructions() -> list[tuple[str, str]]:
+    text = DOCKERFILE.read_text(encoding="utf-8").replace("\\\n", " ")
+    instructions = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            keyword, _, rest = line.partition(" ")
+            instructions.append((keyword.upper(), rest.strip()))
+    return instructions
+
+
+def test_dockerfile_runs_hapex_as_a_non_root_user():
+    instructions = _dockerfile_instructions()
+    assert instructions[0] == ("FROM", "python:3.11-slim")
+    users = [rest for keyword, rest in instructions if keyword == "USER"]
+    assert users and users[-1].split(":")[0] not in {"root", "0"}
+    exposed = {int(port) for keyword, rest in instructions if keyword == "EXPOSE" for port in rest.split()}
+    assert exposed == {port for _, port in SERVICE_PORTS.values()}
+    cmd = [rest for keyword, rest in instructions if keyword == "CMD"][-1]
+    argv = json.loads(cmd)
+    assert argv[0] == "hapex"
+    build_parser().parse_args(argv[1:])
+    runs = " ".join(rest for keyword, rest in instructions if keyword == "RUN")
+    assert "requirements.lock" in runs and "--no-deps" in runs and "--no-build-isolation" in runs
+
+
+def test_dockerignore_keeps_secrets_and_local_state_out_of_the_image():
+    patterns = {
+        line.strip().rstrip("/")
+        for line in DOCKERIGNORE.read_text(encoding="utf-8").splitlines()
+        if line.strip() and not line.startswith("#")
+    }
+    assert {".env", ".venv", ".data", ".git", "deploy/tls"} <= patterns
