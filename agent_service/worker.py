@@ -6,6 +6,7 @@ import logging
 
 from agent_service import jobs
 from agent_service.config import AgentConfig
+from agent_service.vault import open_vault
 from shared.db import Database
 from shared.structured_logging import configure_logging
 
@@ -15,7 +16,13 @@ logger = logging.getLogger(__name__)
 def run_worker(config: AgentConfig, *, concurrency: int = 1) -> None:
     configure_logging("worker", config.log_level)
     database = Database(config.database_url, config.pool, name="hapex-worker").open()
-    database.assert_role_is_confined()
+    try:
+        database.assert_role_is_confined()
+        # Refuses to run jobs when the database holds ciphertexts under key ids it lacks.
+        open_vault(config, database)
+    except Exception:
+        database.close()
+        raise
     app = jobs.build_queue(config.database_url, database)
     logger.info("worker starting")
     try:

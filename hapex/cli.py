@@ -3,6 +3,7 @@
     hapex db url | db migrate | db stop
     hapex serve intake | agent | worker
     hapex keys generate
+    hapex credentials rotate [--batch-size N]
     hapex run            (the whole local stack, as `make run` starts it)
 """
 
@@ -71,12 +72,26 @@ def _check_config(service: str) -> None:
         AgentConfig.from_env()
 
 
+def _check_credential_keys() -> None:
+    from agent_service.config import AgentConfig
+    from agent_service.vault import check_agent_can_start
+
+    check_agent_can_start(AgentConfig.from_env())
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     service: str = args.service
     try:
         _check_config("agent" if service == "worker" else service)
     except ConfigError as exc:
         return _fail(f"configuration error: {exc.variable} {exc.problem}")
+    if service in ("agent", "worker"):
+        from agent_service.vault import VaultStartupError
+
+        try:
+            _check_credential_keys()
+        except VaultStartupError as exc:
+            return _fail(f"cannot start: {exc}", 1)
     if service == "worker":
         from agent_service.config import AgentConfig
         from agent_service.worker import run_worker
@@ -99,10 +114,23 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0  # pragma: no cover
 
 
+def cmd_credentials_rotate(args: argparse.Namespace) -> int:
+    from agent_service.vault.rotation import run_rotate_command
+
+    return run_rotate_command(sys.stdout, batch_size=args.batch_size)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from hapex.localstack.stack import run_stack
 
     return run_stack(workers=args.workers)
+
+
+def _batch_size(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= 1000:
+        raise argparse.ArgumentTypeError("must be between 1 and 1000")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -126,6 +154,15 @@ def build_parser() -> argparse.ArgumentParser:
     keys.add_parser("generate", help="print a fresh CREDENTIAL_ENCRYPTION_KEY").set_defaults(
         handler=cmd_keys_generate
     )
+
+    credentials = commands.add_parser("credentials", help="stored credentials").add_subparsers(
+        dest="credentials_command", required=True
+    )
+    rotate = credentials.add_parser(
+        "rotate", help="re-encrypt every credential under a retired key with the primary key"
+    )
+    rotate.add_argument("--batch-size", type=_batch_size, default=500)
+    rotate.set_defaults(handler=cmd_credentials_rotate)
 
     run = commands.add_parser("run", help="the whole local stack, in the foreground")
     run.add_argument("--workers", type=int, default=int(os.environ.get("HAPEX_WORKERS", "1")))

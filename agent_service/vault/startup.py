@@ -80,11 +80,11 @@ def open_vault(config: AgentConfig, database: Database) -> Vault:
     return Vault(keyring, database)
 
 
-def check_agent_can_start(config: AgentConfig) -> None:
+def check_agent_can_start(config: AgentConfig, *, timeout: float = 10.0) -> None:
     """What `hapex serve agent|worker` runs first, so a missing key fails the command."""
     database = Database(config.database_url, config.pool, name="hapex-keycheck")
     try:
-        database.open(timeout=10.0)
+        database.open(timeout=timeout)
     except (PoolTimeout, psycopg.OperationalError):
         raise KeyCheckUnavailable() from None
     try:

@@ -1,0 +1,184 @@
+"""`hapex credentials rotate`: re-encrypt every credential still under a retired key.
+
+Rows are listed in batches by credential_id through a SECURITY DEFINER function that
+returns ids only; each client's rows are then read and rewritten in that client's tenant
+transaction, each update a compare-and-swap on the row's revision. A row changed meanwhile
+is left alone and retried in another pass; an interrupted run is resumed by running the
+command again, since the database itself records which rows are still to move.
+
+Rolling out a new key: first deploy it everywhere in CREDENTIAL_ENCRYPTION_KEYS_RETIRED,
+then make it CREDENTIAL_ENCRYPTION_KEY (moving the old one to the retired list), run this
+command, and only then remove the old key.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from itertools import groupby
+from typing import TextIO
+
+from agent_service.vault import repository
+from agent_service.vault.aead import AuthenticationFailed
+from agent_service.vault.keyring import CredentialBinding, Keyring
+from agent_service.vault.repository import ListedCredential
+from agent_service.vault.service import UNREADABLE_REASON, reserve_encryptions
+from shared.config import Environment
+from shared.db import Database, tenant_transaction
+from shared.db.pool import Connection
+
+DEFAULT_BATCH_SIZE = 500
+MAX_PASSES = 5
+
+
+@dataclass
+class RotationProgress:
+    """Running totals of one rotation, as its progress lines report them."""
+
+    rotated: int = 0
+    changed_meanwhile: int = 0
+    unreadable: int = 0
+    unknown_key: int = 0
+    batches: int = 0
+    passes: int = 0
+    remaining: int = 0
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    rotated: int = 0
+    changed: int = 0
+    unreadable: frozenset[uuid.UUID] = frozenset()
+    unknown: frozenset[uuid.UUID] = frozenset()
+
+
+def rotate_credentials(
+    database: Database,
+    keyring: Keyring,
+    *,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    on_batch: Callable[[RotationProgress], None] | None = None,
+) -> RotationProgress:
+    """Move every row not under the primary key to it; rows it cannot move are counted."""
+    progress = RotationProgress()
+    given_up: set[uuid.UUID] = set()
+    for _ in range(MAX_PASSES):
+        progress.passes += 1
+        changed_this_pass = 0
+        after: uuid.UUID | None = None
+        while True:
+            with database.transaction() as conn:
+                batch = repository.rotation_batch(
+                    conn, primary_key_id=keyring.primary_key_id, after=after, limit=batch_size
+                )
+            if not batch:
+                break
+            after = batch[-1].credential_id
+            todo = sorted(
+                (row for row in batch if row.credential_id not in given_up),
+                key=lambda row: str(row.client_id),
+            )
+            for client_id, rows in groupby(todo, key=lambda row: row.client_id):
+                with tenant_transaction(database, client_id) as conn:
+                    outcome = _rotate_rows(conn, keyring, list(rows))
+                progress.rotated += outcome.rotated
+                progress.changed_meanwhile += outcome.changed
+                progress.unreadable += len(outcome.unreadable)
+                progress.unknown_key += len(outcome.unknown)
+                changed_this_pass += outcome.changed
+                given_up |= outcome.unreadable | outcome.unknown
+            progress.batches += 1
+            if on_batch is not None:
+                on_batch(progress)
+        if changed_this_pass == 0:
+            break
+    with database.transaction() as conn:
+        census = repository.key_census(conn)
+    progress.remaining = sum(n for kid, n in census.items() if kid != keyring.primary_key_id)
+    return progress
+
+
+def _rotate_rows(conn: Connection, keyring: Keyring, rows: list[ListedCredential]) -> _Outcome:
+    """One client's rows of a batch, in that client's tenant transaction."""
+    unknown = frozenset(row.credential_id for row in rows if row.key_id not in keyring.key_ids)
+    known = [row for row in rows if row.credential_id not in unknown]
+    if not known:
+        return _Outcome(unknown=unknown)
+    reserve_encryptions(conn, keyring, len(known))
+    rotated = changed = 0
+    unreadable: set[uuid.UUID] = set()
+    for listed in known:
+        current = repository.get_credential_at_revision(conn, listed)
+        if current is None:
+            changed += 1
+            continue
+        binding = CredentialBinding(
+            listed.client_id, current.connection_id, current.credential_id, current.purpose
+        )
+        try:
+            plaintext = keyring.decrypt(current.sealed, binding)
+        except AuthenticationFailed:
+            repository.mark_connection_needs_reauth(
+                conn, connection_id=current.connection_id, reason=UNREADABLE_REASON
+            )
+            unreadable.add(listed.credential_id)
+            continue
+        sealed = keyring.encrypt(plaintext, binding)
+        del plaintext
+        if repository.replace_credential(
+            conn, credential_id=listed.credential_id, revision=listed.revision, sealed=sealed
+        ):
+            rotated += 1
+        else:
+            changed += 1
+    return _Outcome(rotated, changed, frozenset(unreadable), unknown)
+
+
+def run_rotate_command(
+    out: TextIO, *, batch_size: int = DEFAULT_BATCH_SIZE, environ: Mapping[str, str] | None = None
+) -> int:
+    """The command's body: progress lines on `out`, 0 once no row is left under a retired key."""
+    keyring = Keyring.from_env(environ)
+    dsn = Environment(environ).database_url("AGENT_DATABASE_URL")
+    database = Database(dsn, name="hapex-rotate").open()
+    try:
+        with database.transaction() as conn:
+            census = repository.key_census(conn)
+        to_move = sum(n for kid, n in census.items() if kid != keyring.primary_key_id)
+        print(
+            f"{to_move} credential(s) to re-encrypt under primary key {keyring.primary_key_id}"
+            f" in batches of {batch_size}",
+            file=out,
+            flush=True,
+        )
+
+        def report(progress: RotationProgress) -> None:
+            print(
+                f"batch {progress.batches}: {progress.rotated} rotated,"
+                f" {progress.changed_meanwhile} changed meanwhile (retried),"
+                f" {progress.unreadable} unreadable, {progress.unknown_key} under unknown keys",
+                file=out,
+                flush=True,
+            )
+
+        progress = rotate_credentials(database, keyring, batch_size=batch_size, on_batch=report)
+    finally:
+        database.close()
+    if progress.remaining:
+        print(
+            f"{progress.remaining} credential(s) are still not under the primary key"
+            f" ({progress.unreadable} failed to decrypt and their connections now need"
+            f" reconnecting; {progress.unknown_key} are under keys this command was not given)."
+            " Keep the retired keys until they are gone.",
+            file=out,
+            flush=True,
+        )
+        return 1
+    print(
+        f"done: {progress.rotated} rotated; every credential is under {keyring.primary_key_id};"
+        " the retired keys can be removed from CREDENTIAL_ENCRYPTION_KEYS_RETIRED",
+        file=out,
+        flush=True,
+    )
+    return 0
