@@ -16,8 +16,8 @@ from shared.catalog.model import (
 from shared.catalog.registry import (
     CAPABILITIES,
     CATALOG,
-    Catalog,
     PROVIDERS,
+    Catalog,
     get_capability,
     get_provider,
     minimal_scopes,

@@ -106,7 +106,8 @@ def test_invalid_grant_on_refresh_is_reported_as_such():
 def test_a_rotated_refresh_token_is_returned_and_an_unrotated_one_is_not_repeated():
     provider = get_provider("google", {})
     responses.post("https://oauth2.googleapis.com/token",
-                   json={"access_token": "a2", "refresh_token": "1//rotated", "expires_in": 3600, "token_type": "Bearer"})
+                   json={"access_token": "a2", "refresh_token": "1//rotated", "expires_in": 3600,
+                         "token_type": "Bearer"})
     rotated = refresh_access_token(provider, CLIENT, refresh_token=Secret("1//old"), verify=VERIFY)
     assert rotated.refresh_token.reveal() == "1//rotated"
     assert form(responses.calls[0])["grant_type"] == "refresh_token"
