@@ -1,0 +1,176 @@
+"""What every capability implementation gets and gives back.
+
+A capability is a function `run(ctx, token, data) -> StepResult`: `data` is its input,
+already validated by the catalog schema; `token` is the connection's access token or API
+key as a Secret (None for Hapex's own LLM, whose key is in ctx.llm). It calls its
+provider through `ctx.http`, which adds the timeout, the CA bundle and the error mapping.
+It returns its output (kept in memory for later steps, never logged) and metadata only:
+counts, provider calls and LLM usage for cost events.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import requests
+
+from shared.catalog import Provider
+from shared.secret import Secret
+
+DEFAULT_TIMEOUT = (5.0, 30.0)
+
+
+class StepFailed(Exception):
+    """The step could not complete."""
+
+    error_class = "step_failed"
+    transient = False
+
+    def __init__(self, safe_message: str | None = None, *, retry_after: float | None = None) -> None:
+        self.safe_message = safe_message or (self.__doc__ or "").strip()
+        self.retry_after = retry_after
+        super().__init__(self.safe_message)
+
+
+class ProviderUnauthorized(StepFailed):
+    """The provider refused the access token; it may need refreshing."""
+
+    error_class = "provider_unauthorized"
+
+
+class ProviderTransient(StepFailed):
+    """The provider is busy or unavailable; the step will be retried."""
+
+    error_class = "provider_unavailable"
+    transient = True
+
+
+class ProviderRefused(StepFailed):
+    """The provider refused the request."""
+
+    error_class = "provider_refused"
+
+
+class OutputInvalid(StepFailed):
+    """The provider's answer was not what this step expects."""
+
+    error_class = "output_invalid"
+
+
+@dataclass(frozen=True)
+class LLMUsage:
+    """Tokens one model call used, as the provider's response counted them."""
+
+    model: str
+    input_tokens: int
+    output_tokens: int
+
+
+@dataclass(frozen=True)
+class LLMSettings:
+    """Hapex's own Anthropic account: key, model, base URL."""
+
+    api_key: Secret | None
+    model: str = "claude-sonnet-4-5"
+    base_url: str = "https://api.anthropic.com"
+    max_tokens: int = 1024
+
+
+@dataclass
+class StepResult:
+    output: dict[str, Any]
+    counts: dict[str, int] = field(default_factory=dict)
+    llm_usage: list[LLMUsage] = field(default_factory=list)
+
+
+class ProviderHTTP:
+    """HTTP to one provider: explicit timeout and CA bundle, statuses mapped to step errors.
+
+    Bodies and URLs of failed calls are never put into an error (they can hold content or
+    tokens); the error says which provider answered what status.
+    """
+
+    def __init__(self, provider: Provider, *, verify: str, session: requests.Session | None = None,
+                 timeout: tuple[float, float] = DEFAULT_TIMEOUT) -> None:
+        self.provider = provider
+        self.verify = verify
+        self.timeout = timeout
+        self.session = session or requests.Session()
+        self.session.trust_env = False
+        self.calls = 0
+
+    def url(self, path: str) -> str:
+        base = (self.provider.api_base_url or "").rstrip("/")
+        return path if path.startswith("https://") else f"{base}/{path.lstrip('/')}"
+
+    def request(self, method: str, path: str, *, token: Secret | None = None, bearer: bool = True,
+                headers: Mapping[str, str] | None = None, **kwargs: Any) -> requests.Response:
+        all_headers = dict(headers or {})
+        if token is not None and bearer:
+            all_headers["Authorization"] = f"Bearer {token.reveal()}"
+        self.calls += 1
+        try:
+            response = self.session.request(method, self.url(path), headers=all_headers, timeout=self.timeout,
+                                            verify=self.verify, allow_redirects=False, **kwargs)
+        except requests.Timeout:
+            raise ProviderTransient(f"{self.provider.name} did not answer in time.") from None
+        except requests.RequestException:
+            raise ProviderTransient(f"{self.provider.name} could not be reached.") from None
+        check_status(self.provider, response)
+        return response
+
+    def json(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self.request(method, path, **kwargs)
+        try:
+            return response.json()
+        except ValueError:
+            raise OutputInvalid(f"{self.provider.name} answered with something other than JSON.") from None
+
+
+def retry_after_seconds(response: requests.Response) -> float | None:
+    value = response.headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        from datetime import UTC, datetime
+
+        return max(0.0, (parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds())
+    except (TypeError, ValueError):
+        return None
+
+
+def check_status(provider: Provider, response: requests.Response) -> None:
+    status = response.status_code
+    if status < 300:
+        return
+    if status == 401:
+        raise ProviderUnauthorized(f"{provider.name} refused the access token.")
+    if status == 429 or status >= 500 or status == 408:
+        raise ProviderTransient(f"{provider.name} answered {status}.", retry_after=retry_after_seconds(response))
+    if status == 403:
+        raise ProviderRefused(f"{provider.name} refused access (403); the connection may lack a scope.")
+    raise ProviderRefused(f"{provider.name} answered {status}.")
+
+
+@dataclass
+class StepContext:
+    """What a running step knows about where it is; ids only, nothing secret."""
+
+    client_id: uuid.UUID
+    run_id: uuid.UUID
+    step_index: int
+    http: ProviderHTTP
+    llm: LLMSettings
+    # Derived from run and step; providers that honour idempotency keys get it.
+    idempotency_key: str
+
+
+CapabilityFunction = Callable[[StepContext, Secret | None, dict[str, Any]], StepResult]
