@@ -49,6 +49,12 @@ class ProviderTransient(StepFailed):
     transient = True
 
 
+class ProviderRateLimited(ProviderTransient):
+    """The provider asked us to slow down; the request was not processed."""
+
+    error_class = "provider_rate_limited"
+
+
 class ProviderRefused(StepFailed):
     """The provider refused the request."""
 
@@ -153,7 +159,9 @@ def check_status(provider: Provider, response: requests.Response) -> None:
         return
     if status == 401:
         raise ProviderUnauthorized(f"{provider.name} refused the access token.")
-    if status == 429 or status >= 500 or status == 408:
+    if status == 429:
+        raise ProviderRateLimited(f"{provider.name} asked us to slow down.", retry_after=retry_after_seconds(response))
+    if status >= 500 or status == 408:
         raise ProviderTransient(f"{provider.name} answered {status}.", retry_after=retry_after_seconds(response))
     if status == 403:
         raise ProviderRefused(f"{provider.name} refused access (403); the connection may lack a scope.")
