@@ -10,11 +10,13 @@ counts, provider calls and LLM usage for cost events.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Any
+from urllib.parse import quote
 
 import requests
 
@@ -30,9 +32,13 @@ class StepFailed(Exception):
     error_class = "step_failed"
     transient = False
 
-    def __init__(self, safe_message: str | None = None, *, retry_after: float | None = None) -> None:
+    def __init__(self, safe_message: str | None = None, *, retry_after: float | None = None,
+                 llm_usage: list[LLMUsage] | None = None) -> None:
         self.safe_message = safe_message or (self.__doc__ or "").strip()
         self.retry_after = retry_after
+        # Tokens already billed before the step failed (e.g. a reply with an unknown label),
+        # so that cost events still match the provider's invoice.
+        self.llm_usage = list(llm_usage or [])
         super().__init__(self.safe_message)
 
 
@@ -114,7 +120,8 @@ class ProviderHTTP:
         return path if path.startswith("https://") else f"{base}/{path.lstrip('/')}"
 
     def request(self, method: str, path: str, *, token: Secret | None = None, bearer: bool = True,
-                headers: Mapping[str, str] | None = None, **kwargs: Any) -> requests.Response:
+                headers: Mapping[str, str] | None = None, check: bool = True, **kwargs: Any) -> requests.Response:
+        """One call; with check=False the caller maps the status itself (then calls check_status)."""
         all_headers = dict(headers or {})
         if token is not None and bearer:
             all_headers["Authorization"] = f"Bearer {token.reveal()}"
@@ -126,15 +133,34 @@ class ProviderHTTP:
             raise ProviderTransient(f"{self.provider.name} did not answer in time.") from None
         except requests.RequestException:
             raise ProviderTransient(f"{self.provider.name} could not be reached.") from None
-        check_status(self.provider, response)
+        if check:
+            check_status(self.provider, response)
         return response
 
     def json(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = self.request(method, path, **kwargs)
-        try:
-            return response.json()
-        except ValueError:
-            raise OutputInvalid(f"{self.provider.name} answered with something other than JSON.") from None
+        return response_json(self.provider, self.request(method, path, **kwargs))
+
+
+def response_json(provider: Provider, response: requests.Response) -> Any:
+    """The decoded body, or OutputInvalid that does not quote it."""
+    try:
+        return response.json()
+    except ValueError:
+        raise OutputInvalid(f"{provider.name} answered with something other than JSON.") from None
+
+
+def path_segment(value: str, what: str) -> str:
+    """An id made safe to put in a URL path: percent-encoded, never a dot segment."""
+    if not value or value in {".", ".."}:
+        raise StepFailed(f"The {what} is not valid.")
+    return quote(value, safe="")
+
+
+def require_token(token: Secret | None, provider: Provider) -> Secret:
+    """The connection's token; a step of a connected provider cannot run without one."""
+    if token is None or not token:
+        raise StepFailed(f"The step needs a connected {provider.name} account.")
+    return token
 
 
 def retry_after_seconds(response: requests.Response) -> float | None:
@@ -179,6 +205,12 @@ class StepContext:
     llm: LLMSettings
     # Derived from run and step; providers that honour idempotency keys get it.
     idempotency_key: str
+    # Webhooks to loopback addresses are refused; only a test or local stack turns this on.
+    allow_loopback_webhooks: bool = False
+
+    def provider_request_id(self) -> str:
+        """The idempotency key as lowercase hex, a form every provider's id field accepts."""
+        return hashlib.sha256(f"{self.client_id}:{self.idempotency_key}".encode()).hexdigest()
 
 
 CapabilityFunction = Callable[[StepContext, Secret | None, dict[str, Any]], StepResult]
