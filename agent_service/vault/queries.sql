@@ -43,12 +43,8 @@ SET status = 'needs_reauth', status_reason = %(reason)s, updated_at = now()
 WHERE connection_id = %(connection_id)s AND status IN ('active', 'pending')
 
 -- count_encryptions --
--- Add to a key's encryption count before encrypting; returns the new total.
-INSERT INTO vault_key_usage AS u (key_id, encryptions)
-VALUES (%(key_id)s, %(count)s)
-ON CONFLICT (key_id) DO UPDATE
-SET encryptions = u.encryptions + EXCLUDED.encryptions, last_used_at = now()
-RETURNING encryptions
+-- Add to a key's encryption count before encrypting (SECURITY DEFINER); the new total.
+SELECT hapex_vault_count_encryptions(%(key_id)s, %(count)s) AS encryptions
 
 -- key_usage --
 -- How many times one key has encrypted so far (no row: never).

@@ -20,7 +20,7 @@ from itertools import groupby
 from typing import TextIO
 
 from agent_service.vault import repository
-from agent_service.vault.aead import AuthenticationFailed
+from agent_service.vault.aead import AuthenticationFailed, UnsupportedParameters
 from agent_service.vault.keyring import CredentialBinding, Keyring
 from agent_service.vault.repository import ListedCredential
 from agent_service.vault.service import UNREADABLE_REASON, reserve_encryptions
@@ -117,15 +117,14 @@ def _rotate_rows(conn: Connection, keyring: Keyring, rows: list[ListedCredential
             listed.client_id, current.connection_id, current.credential_id, current.purpose
         )
         try:
-            plaintext = keyring.decrypt(current.sealed, binding)
-        except AuthenticationFailed:
+            # Plaintext only passes between the two calls, never held in a local.
+            sealed = keyring.encrypt(keyring.decrypt(current.sealed, binding), binding)
+        except (AuthenticationFailed, UnsupportedParameters):
             repository.mark_connection_needs_reauth(
                 conn, connection_id=current.connection_id, reason=UNREADABLE_REASON
             )
             unreadable.add(listed.credential_id)
             continue
-        sealed = keyring.encrypt(plaintext, binding)
-        del plaintext
         if repository.replace_credential(
             conn, credential_id=listed.credential_id, revision=listed.revision, sealed=sealed
         ):

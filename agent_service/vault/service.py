@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from agent_service.vault import repository
-from agent_service.vault.aead import AuthenticationFailed
+from agent_service.vault.aead import AuthenticationFailed, UnsupportedParameters
 from agent_service.vault.keyring import CredentialBinding, Keyring, Purpose, UnknownKey
 from shared.db import Database, tenant_transaction
 from shared.db.pool import Connection
@@ -117,7 +117,7 @@ class Vault:
         secret: Secret,
     ) -> uuid.UUID:
         """Encrypt and save (insert or replace) a connection's credential; its row id."""
-        plaintext = _plaintext_of(secret)
+        _plaintext_of(secret)  # refuse a bad value before touching the database
         purpose = Purpose(purpose)
         client_id, connection_id = _as_uuid(client_id), _as_uuid(connection_id)
         if not repository.lock_connection(conn, client_id=client_id, connection_id=connection_id):
@@ -126,7 +126,8 @@ class Vault:
         credential_id = existing[0] if existing else uuid.uuid4()
         binding = CredentialBinding(client_id, connection_id, credential_id, purpose)
         reserve_encryptions(conn, self._keyring, 1)
-        sealed = self._keyring.encrypt(plaintext, binding)
+        # Never bound to a local here: a traceback capturing locals must not hold it.
+        sealed = self._keyring.encrypt(_plaintext_of(secret), binding)
         if existing is None:
             repository.insert_credential(
                 conn,
@@ -166,7 +167,7 @@ class Vault:
             # the connection stays as it is and the operator is told.
             logger.error("credential under a key this agent does not hold", extra=log_fields)
             raise CredentialKeyMissing() from None
-        except (AuthenticationFailed, UnicodeDecodeError):
+        except (AuthenticationFailed, UnsupportedParameters, UnicodeDecodeError):
             self._mark_unreadable(client_id, connection_id, log_fields)
             raise CredentialUnreadable() from None
         try:

@@ -28,8 +28,21 @@ CREATE TABLE vault_key_usage (
     first_used_at timestamptz NOT NULL DEFAULT now(),
     last_used_at timestamptz NOT NULL DEFAULT now()
 );
-GRANT SELECT, INSERT ON vault_key_usage TO hapex_agent;
-GRANT UPDATE (encryptions, last_used_at) ON vault_key_usage TO hapex_agent;
+GRANT SELECT ON vault_key_usage TO hapex_agent;
+GRANT SELECT, INSERT, UPDATE (encryptions, last_used_at) ON vault_key_usage TO hapex_definer;
+
+-- The agent can only add to a count, never lower or reset one.
+CREATE FUNCTION hapex_vault_count_encryptions(p_key_id text, p_count integer)
+    RETURNS bigint
+    LANGUAGE sql VOLATILE STRICT SECURITY DEFINER
+    SET search_path = pg_catalog, public, pg_temp
+    AS $$
+    INSERT INTO public.vault_key_usage AS u (key_id, encryptions)
+    VALUES (p_key_id, greatest(p_count, 1))
+    ON CONFLICT (key_id) DO UPDATE
+    SET encryptions = u.encryptions + EXCLUDED.encryptions, last_used_at = now()
+    RETURNING u.encryptions
+    $$;
 
 -- Start-up: how many credential rows each key id holds, across clients.
 GRANT SELECT (client_id, credential_id, key_id, revision) ON credentials TO hapex_definer;
@@ -56,9 +69,10 @@ CREATE FUNCTION hapex_vault_rotation_batch(p_primary_key_id text, p_after uuid, 
     LIMIT least(greatest(p_limit, 1), 1000)
     $$;
 
+ALTER FUNCTION hapex_vault_count_encryptions(text, integer) OWNER TO hapex_definer;
 ALTER FUNCTION hapex_vault_key_census() OWNER TO hapex_definer;
 ALTER FUNCTION hapex_vault_rotation_batch(text, uuid, integer) OWNER TO hapex_definer;
-REVOKE EXECUTE ON FUNCTION hapex_vault_key_census(), hapex_vault_rotation_batch(text, uuid, integer)
-    FROM PUBLIC, hapex_intake;
-GRANT EXECUTE ON FUNCTION hapex_vault_key_census(), hapex_vault_rotation_batch(text, uuid, integer)
-    TO hapex_agent;
+REVOKE EXECUTE ON FUNCTION hapex_vault_count_encryptions(text, integer), hapex_vault_key_census(),
+    hapex_vault_rotation_batch(text, uuid, integer) FROM PUBLIC, hapex_intake;
+GRANT EXECUTE ON FUNCTION hapex_vault_count_encryptions(text, integer), hapex_vault_key_census(),
+    hapex_vault_rotation_batch(text, uuid, integer) TO hapex_agent;

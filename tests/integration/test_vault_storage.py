@@ -183,6 +183,17 @@ def test_a_flipped_bit_in_the_stored_row_is_rejected(vault, agent_db, owner_conn
         read(vault, a, google, Purpose.API_KEY)
 
 
+@pytest.mark.parametrize("ciphertext", ["substring(ciphertext from 1 for 10)", "''::bytea",
+                                        "ciphertext || '\\x00'::bytea", "substring(ciphertext from 17)"])
+def test_a_truncated_or_extended_stored_ciphertext_is_rejected(vault, agent_db, owner_conn, two_clients, ciphertext):
+    (a, google, _), _ = two_clients
+    row_id = store(vault, agent_db, a, google, Purpose.API_KEY, canary("key"))
+    owner_conn.execute(f"UPDATE credentials SET ciphertext = {ciphertext} WHERE credential_id = %s",  # noqa: S608
+                       [row_id])
+    with pytest.raises(CredentialUnreadable):
+        read(vault, a, google, Purpose.API_KEY)
+
+
 def test_a_flipped_bit_in_the_stored_key_id_is_rejected_without_blaming_the_connection(
     vault, agent_db, owner_conn, two_clients
 ):
@@ -367,3 +378,17 @@ def test_the_vault_key_usage_table_holds_no_customer_columns(owner_conn):
     assert columns == ["encryptions", "first_used_at", "key_id", "last_used_at"]
     with pytest.raises(psycopg.errors.CheckViolation):
         owner_conn.execute("INSERT INTO vault_key_usage (key_id) VALUES ('not a key id')")
+
+
+def test_the_agent_can_add_to_an_encryption_count_but_never_lower_it(vault, agent_db, owner_conn, two_clients):
+    (a, google, _), _ = two_clients
+    store(vault, agent_db, a, google, Purpose.ACCESS_TOKEN, "token-counted")
+    for statement in ("UPDATE vault_key_usage SET encryptions = 0",
+                      "DELETE FROM vault_key_usage",
+                      "INSERT INTO vault_key_usage (key_id) VALUES ('k1:0000000000000000')"):
+        with pytest.raises(PermissionDenied), agent_db.transaction() as conn:
+            conn.execute(statement)
+    with agent_db.transaction() as conn:
+        assert conn.execute("SELECT hapex_vault_count_encryptions(%s, -5)",
+                            [vault.keyring.primary_key_id]).fetchone() == (2,)
+    assert owner_conn.execute("SELECT encryptions FROM vault_key_usage").fetchone() == (2,)
