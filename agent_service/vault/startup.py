@@ -49,12 +49,21 @@ class KeyCheckUnavailable(VaultStartupError):
         super().__init__((self.__doc__ or "").strip())
 
 
+class VaultSchemaMissing(VaultStartupError):
+    """The database lacks the vault's functions; run `hapex db migrate` first."""
+
+    def __init__(self) -> None:
+        super().__init__((self.__doc__ or "").strip())
+
+
 def check_credential_keys(database: Database, keyring: Keyring) -> dict[str, int]:
     """Credential rows per key id; MissingCredentialKeys if any key id is not held."""
     try:
         with database.transaction() as conn:
             census = repository.key_census(conn)
             usage = repository.key_usage(conn, key_id=keyring.primary_key_id)
+    except psycopg.errors.UndefinedFunction:
+        raise VaultSchemaMissing() from None
     except DatabaseError:
         raise KeyCheckUnavailable() from None
     missing = {kid: count for kid, count in census.items() if kid not in keyring.key_ids}

@@ -5,19 +5,23 @@ from __future__ import annotations
 import base64
 import logging
 import os
+import shutil
 import subprocess
 import sys
 import uuid
 
+import psycopg
 import pytest
 
 from agent_service.vault import Keyring, MissingCredentialKeys, Purpose, Vault, VaultStartupError
 from agent_service.vault.keys import key_id
 from agent_service.vault.service import USAGE_WARNING_AT
 from agent_service.vault.startup import check_agent_can_start, check_credential_keys
-from shared.db import tenant_transaction
+from hapex.localstack import embedded_db
+from shared.db import Database, tenant_transaction
+from shared.db.migrate import apply_migrations, discover
 from shared.secret import Secret
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, drop_database
 from tests.factories import make_client, make_connection
 
 KEY_1 = os.urandom(32)
@@ -158,3 +162,23 @@ def test_a_worker_refuses_to_run_jobs(rows_under_two_keys, database):
     assert result.returncode != 0
     assert "MissingCredentialKeys" in result.stderr and f"{key_id(KEY_1)} (3 credentials)" in result.stderr
     assert "worker starting" not in result.stderr
+
+
+def test_a_database_without_the_vault_migration_is_named_as_such(pg_server, tmp_path):
+    for migration in discover():
+        if migration.version < 4:
+            shutil.copy(migration.path, tmp_path / migration.path.name)
+    name = f"hapex_pre_vault_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(pg_server, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        dsn = embedded_db.with_database(pg_server, name)
+        apply_migrations(dsn, tmp_path)
+        db = Database(embedded_db.as_role(dsn, "hapex_agent")).open()
+        try:
+            with pytest.raises(VaultStartupError, match="hapex db migrate"):
+                check_credential_keys(db, Keyring(KEY_1))
+        finally:
+            db.close()
+    finally:
+        drop_database(pg_server, name)
