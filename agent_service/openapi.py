@@ -76,7 +76,28 @@ DOCUMENT: dict[str, Any] = {
                     ),
                     **_errors(401, 403),
                 },
-            }
+            },
+            "delete": {
+                "summary": (
+                    "Revoke every connection of a client before its account is deleted: "
+                    "marks each revoked and deletes its stored credentials."
+                ),
+                "parameters": [CLIENT_ID],
+                "responses": {
+                    "200": _json(
+                        "What was revoked and deleted.",
+                        {
+                            "type": "object",
+                            "required": ["connections_revoked", "credentials_deleted"],
+                            "properties": {
+                                "connections_revoked": {"type": "integer", "minimum": 0},
+                                "credentials_deleted": {"type": "integer", "minimum": 0},
+                            },
+                        },
+                    ),
+                    **_errors(401, 403),
+                },
+            },
         },
         "/v1/clients/{client_id}/connections/{connection_id}": {
             "get": {
