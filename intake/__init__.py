@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+from datetime import UTC, datetime
+
 from flask import Flask
+from flask_wtf.csrf import CSRFProtect
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from intake.agent_client import AgentClient
 from intake.config import IntakeConfig
 from shared import access_log
+from shared.catalog import CATALOG, Catalog
 from shared.db import Database
 
 
@@ -16,27 +22,67 @@ def create_app(
     *,
     database: Database | None = None,
     agent: AgentClient | None = None,
+    catalog: Catalog | None = None,
 ) -> Flask:
-    """Build the intake app; deny-by-default sessions arrive with the accounts module."""
-    from intake import health, pages, security_headers
+    """Build the intake app: deny-by-default sessions, CSRF on every state change."""
+    from intake import auth, errors, health, pages, security_headers, workspace
+    from intake.accounts import blueprint as accounts_blueprint
+    from intake.accounts.passwords import Passwords
+    from intake.accounts.sessions import csrf_cookie_name
+    from intake.accounts.throttle import LoginThrottle
 
     app = Flask(__name__)
+    secret = config.session_secret.reveal()
     app.config.update(
         HAPEX=config,
-        SECRET_KEY=config.session_secret.reveal(),
+        SECRET_KEY=secret,
         PREFERRED_URL_SCHEME="https",
         MAX_CONTENT_LENGTH=1024 * 1024,
+        # Flask's own signed cookie holds only the CSRF secret and one-shot notices;
+        # the login session is server-side (intake.accounts.sessions).
+        SESSION_COOKIE_NAME=csrf_cookie_name(config),
+        SESSION_COOKIE_SECURE=config.secure_cookies,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_PATH="/",
+        WTF_CSRF_TIME_LIMIT=config.session_absolute_hours * 3600,
     )
     if config.trusted_proxy_count:
         n = config.trusted_proxy_count
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
-    app.extensions["hapex_db"] = database or Database(
-        config.database_url, config.pool, name="hapex-intake"
-    ).open()
+    db = database or Database(config.database_url, config.pool, name="hapex-intake").open()
+    app.extensions["hapex_db"] = db
     app.extensions["hapex_agent"] = agent or AgentClient(config)
+    app.extensions["hapex_catalog"] = catalog or CATALOG
+    app.extensions["hapex_passwords"] = Passwords(config.password_hash_profile)
+    throttle_key = hmac.new(secret.encode(), b"hapex login throttle", hashlib.sha256).digest()
+    app.extensions["hapex_login_throttle"] = LoginThrottle(db, throttle_key)
 
     access_log.install(app)
+    auth.install(app)
+    CSRFProtect(app)
     security_headers.install(app, hsts=config.secure_cookies)
+    errors.install(app)
+    app.jinja_env.filters["usd"] = format_microusd
+    app.jinja_env.filters["when"] = format_when
     app.register_blueprint(health.blueprint)
     app.register_blueprint(pages.blueprint)
+    app.register_blueprint(accounts_blueprint)
+    app.register_blueprint(workspace.blueprint)
     return app
+
+
+def format_microusd(amount: int | None) -> str:
+    """Millionths of a dollar as dollars, to the cent above one dollar and finer below."""
+    if amount is None:
+        return "–"
+    dollars = amount / 1_000_000
+    return f"${dollars:,.2f}" if dollars >= 1 or dollars == 0 else f"${dollars:.4f}"
+
+
+def format_when(moment: datetime | None) -> str:
+    if moment is None:
+        return "–"
+    if moment.tzinfo is None:
+        return moment.strftime("%Y-%m-%d %H:%M")
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")

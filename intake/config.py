@@ -5,8 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from shared.config import Environment, PoolSettings
+from shared.config import ConfigError, Environment, PoolSettings
 from shared.secret import Secret
+
+# "owasp": argon2id at or above OWASP's minimum; "test": cheap hashing, test mode only.
+PASSWORD_HASH_PROFILES = ("owasp", "test")
 
 
 @dataclass(frozen=True)
@@ -22,6 +25,13 @@ class IntakeConfig:
     secure_cookies: bool = True
     pool: PoolSettings = PoolSettings()
     log_level: str = "INFO"
+    password_hash_profile: str = "owasp"  # noqa: S105 - a cost profile, not a password
+    session_idle_minutes: int = 30
+    session_absolute_hours: int = 12
+
+    def __post_init__(self) -> None:
+        if self.password_hash_profile not in PASSWORD_HASH_PROFILES:
+            raise ConfigError("INTAKE_PASSWORD_HASH_PROFILE", "must be owasp or test")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> IntakeConfig:
@@ -29,6 +39,9 @@ class IntakeConfig:
         session_secret = env.secret_token("INTAKE_SESSION_SECRET")
         token = env.secret_token("AGENT_SERVICE_TOKEN")
         assert session_secret is not None and token is not None
+        profile = env.get("INTAKE_PASSWORD_HASH_PROFILE", "owasp") or "owasp"
+        if profile == "test" and not env.boolean("HAPEX_TEST_MODE", False):
+            raise ConfigError("INTAKE_PASSWORD_HASH_PROFILE", "may be test only when HAPEX_TEST_MODE=1")
         return cls(
             database_url=env.database_url("INTAKE_DATABASE_URL"),
             session_secret=session_secret,
@@ -39,4 +52,7 @@ class IntakeConfig:
             secure_cookies=env.boolean("INTAKE_SECURE_COOKIES", True),
             pool=PoolSettings.from_env(env, "INTAKE"),
             log_level=env.get("LOG_LEVEL", "INFO") or "INFO",
+            password_hash_profile=profile,
+            session_idle_minutes=env.integer("INTAKE_SESSION_IDLE_MINUTES", 30, minimum=1, maximum=24 * 60),
+            session_absolute_hours=env.integer("INTAKE_SESSION_ABSOLUTE_HOURS", 12, minimum=1, maximum=24 * 30),
         )

@@ -1,13 +1,68 @@
-"""Public pages."""
+"""Public pages: home, the security statement, data and privacy, security.txt."""
 
 from __future__ import annotations
 
-from flask import Blueprint, render_template
+from datetime import UTC, datetime, timedelta
+
+from flask import Blueprint, Response, current_app, render_template, url_for
 from flask.typing import ResponseReturnValue
 
+from intake.accounts import sessions, throttle
+from intake.accounts.passwords import MIN_PASSWORD_LENGTH, Passwords
+from intake.config import IntakeConfig
+from shared.catalog import Catalog
+
 blueprint = Blueprint("pages", __name__)
+
+SECURITY_CONTACT = "mailto:security@hapex.ai"
+# RFC 9116 asks for an Expires under a year ahead; computed per request, it never lapses.
+SECURITY_TXT_LIFETIME = timedelta(days=180)
 
 
 @blueprint.get("/")
 def index() -> ResponseReturnValue:
     return render_template("index.html")
+
+
+def security_facts() -> dict[str, object]:
+    """The numbers the security page states, read from the running code and configuration."""
+    config: IntakeConfig = current_app.config["HAPEX"]
+    passwords: Passwords = current_app.extensions["hapex_passwords"]
+    return {
+        "argon2_memory_mib": passwords.memory_cost_kib // 1024,
+        "argon2_time_cost": passwords.time_cost,
+        "argon2_parallelism": passwords.parallelism,
+        "min_password_length": MIN_PASSWORD_LENGTH,
+        "account_limit": throttle.ACCOUNT_LIMIT,
+        "address_limit": throttle.ADDRESS_LIMIT,
+        "window_minutes": int(throttle.WINDOW.total_seconds() // 60),
+        "lockout_minutes": int(throttle.LOCKOUT.total_seconds() // 60),
+        "session_bits": sessions.TOKEN_BYTES * 8,
+        "session_cookie": sessions.cookie_name(config),
+        "idle_minutes": config.session_idle_minutes,
+        "absolute_hours": config.session_absolute_hours,
+    }
+
+
+@blueprint.get("/security")
+def security() -> ResponseReturnValue:
+    return render_template("security.html", facts=security_facts())
+
+
+@blueprint.get("/data-and-privacy")
+def data_and_privacy() -> ResponseReturnValue:
+    catalog: Catalog = current_app.extensions["hapex_catalog"]
+    return render_template("data_and_privacy.html", catalog=catalog)
+
+
+@blueprint.get("/.well-known/security.txt")
+def security_txt() -> ResponseReturnValue:
+    expires = (datetime.now(UTC) + SECURITY_TXT_LIFETIME).replace(microsecond=0)
+    lines = [
+        f"Contact: {SECURITY_CONTACT}",
+        f"Expires: {expires.strftime('%Y-%m-%dT%H:%M:%SZ')}",
+        f"Policy: {url_for('pages.security', _external=True)}",
+        f"Canonical: {url_for('pages.security_txt', _external=True)}",
+        "Preferred-Languages: en",
+    ]
+    return Response("\n".join(lines) + "\n", content_type="text/plain; charset=utf-8")

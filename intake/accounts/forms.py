@@ -1,0 +1,72 @@
+"""The account forms; Flask-WTF adds and checks the CSRF token on each."""
+
+from __future__ import annotations
+
+from flask_wtf import FlaskForm
+from wtforms import EmailField, PasswordField, StringField
+from wtforms.validators import EqualTo, InputRequired, Length, Regexp
+
+from intake.accounts.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
+
+EMAIL_SHAPE = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+NEW_PASSWORD_HELP = f"At least {MIN_PASSWORD_LENGTH} characters. A long passphrase is best."
+
+
+def _new_password(label: str) -> PasswordField:
+    return PasswordField(
+        label,
+        validators=[
+            InputRequired(),
+            Length(
+                min=MIN_PASSWORD_LENGTH,
+                max=MAX_PASSWORD_LENGTH,
+                message=f"Use between {MIN_PASSWORD_LENGTH} and {MAX_PASSWORD_LENGTH} characters.",
+            ),
+        ],
+        description=NEW_PASSWORD_HELP,
+    )
+
+
+def _email() -> EmailField:
+    return EmailField(
+        "Email",
+        validators=[
+            InputRequired(),
+            Length(min=3, max=254),
+            Regexp(EMAIL_SHAPE, message="Enter an email address like name@example.com."),
+        ],
+        filters=[lambda value: value.strip() if isinstance(value, str) else value],
+    )
+
+
+# A password given to prove who you are: any length we accept, bounded against abuse.
+def _existing_password(label: str) -> PasswordField:
+    return PasswordField(label, validators=[InputRequired(), Length(max=MAX_PASSWORD_LENGTH)])
+
+
+class SignupForm(FlaskForm):
+    business_name = StringField(
+        "Business name",
+        validators=[InputRequired(), Length(min=1, max=200)],
+        filters=[lambda value: value.strip() if isinstance(value, str) else value],
+    )
+    email = _email()
+    password = _new_password("Password")
+
+
+class LoginForm(FlaskForm):
+    email = _email()
+    password = _existing_password("Password")
+
+
+class ChangePasswordForm(FlaskForm):
+    current_password = _existing_password("Current password")
+    new_password = _new_password("New password")
+    confirm_password = PasswordField(
+        "New password, again",
+        validators=[InputRequired(), EqualTo("new_password", message="The two new passwords differ.")],
+    )
+
+
+class DeleteAccountForm(FlaskForm):
+    password = _existing_password("Your password")

@@ -1,0 +1,92 @@
+-- find_login --
+-- The user with this email (any client), through the narrow pre-tenant definer function.
+SELECT client_id, user_id, password_hash FROM hapex_find_login(%(email)s)
+
+-- insert_client --
+-- A new client; the transaction's app.client_id must already be its id.
+INSERT INTO clients (client_id, name) VALUES (%(client_id)s, %(name)s)
+
+-- insert_user --
+-- The client's first user; the email is unique across all clients.
+INSERT INTO users (client_id, email, password_hash)
+VALUES (%(client_id)s, %(email)s, %(password_hash)s)
+RETURNING user_id
+
+-- get_account --
+-- The signed-in user and their client.
+SELECT c.client_id, c.name AS client_name, c.created_at AS client_created_at,
+       u.user_id, u.email, u.password_hash, u.password_changed_at
+FROM users u
+JOIN clients c ON c.client_id = u.client_id
+WHERE u.client_id = %(client_id)s AND u.user_id = %(user_id)s
+
+-- change_password --
+-- A new password chosen by the user.
+UPDATE users SET password_hash = %(password_hash)s, password_changed_at = now()
+WHERE client_id = %(client_id)s AND user_id = %(user_id)s
+
+-- upgrade_password_hash --
+-- The same password re-hashed with stronger settings at sign-in.
+UPDATE users SET password_hash = %(password_hash)s
+WHERE client_id = %(client_id)s AND user_id = %(user_id)s
+
+-- delete_client --
+-- The client and, by cascade, every row that carries its client_id.
+DELETE FROM clients WHERE client_id = %(client_id)s
+
+-- find_session --
+-- Which client and user a session hash belongs to, through the pre-tenant definer function.
+SELECT client_id, user_id FROM hapex_find_session(%(session_hash)s)
+
+-- insert_session --
+-- A new session for a user; the cookie value itself is never stored.
+INSERT INTO sessions (client_id, session_hash, user_id, expires_at)
+VALUES (%(client_id)s, %(session_hash)s, %(user_id)s, now() + least(%(idle)s, %(absolute)s))
+
+-- touch_session --
+-- Extend a session still within its idle and absolute limits; no row means it has ended.
+UPDATE sessions
+SET last_seen_at = now(), expires_at = least(created_at + %(absolute)s, now() + %(idle)s)
+WHERE client_id = %(client_id)s AND session_hash = %(session_hash)s
+  AND expires_at > now()
+  AND last_seen_at > now() - %(idle)s
+  AND created_at > now() - %(absolute)s
+RETURNING user_id
+
+-- delete_session --
+-- End one session.
+DELETE FROM sessions WHERE client_id = %(client_id)s AND session_hash = %(session_hash)s
+
+-- delete_user_sessions --
+-- End every session of one user, this browser's included.
+DELETE FROM sessions WHERE client_id = %(client_id)s AND user_id = %(user_id)s
+
+-- throttle_locked --
+-- Whether any of these buckets is locked out right now.
+SELECT coalesce(bool_or(locked_until > now()), false) AS locked
+FROM login_throttle WHERE bucket = ANY(%(buckets)s)
+
+-- throttle_record_failure --
+-- Count one failure in a bucket's window and lock the bucket once it reaches the limit.
+INSERT INTO login_throttle AS t (bucket, failures, window_started_at, locked_until)
+VALUES (%(bucket)s, 1, now(), CASE WHEN %(limit)s <= 1 THEN now() + %(lockout)s END)
+ON CONFLICT (bucket) DO UPDATE SET
+    failures = CASE WHEN t.window_started_at <= now() - %(window)s THEN 1 ELSE t.failures + 1 END,
+    window_started_at = CASE WHEN t.window_started_at <= now() - %(window)s
+                             THEN now() ELSE t.window_started_at END,
+    locked_until = CASE
+        WHEN (CASE WHEN t.window_started_at <= now() - %(window)s THEN 1 ELSE t.failures + 1 END)
+             >= %(limit)s
+        THEN now() + %(lockout)s
+        ELSE t.locked_until END
+RETURNING failures, locked_until
+
+-- throttle_clear --
+-- Forget a bucket's failures (the account's owner has just signed in).
+DELETE FROM login_throttle WHERE bucket = %(bucket)s
+
+-- throttle_forget_stale --
+-- Drop buckets whose window and lock ended long ago; they hold nothing worth keeping.
+DELETE FROM login_throttle
+WHERE window_started_at < now() - interval '1 day'
+  AND (locked_until IS NULL OR locked_until < now())

@@ -1,0 +1,104 @@
+"""Reading and writing accounts, sessions and login throttle rows.
+
+Functions that touch client rows take a tenant connection (tenant_transaction); the two
+lookups made before a client is known go through the definer functions of 0003.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from shared.db import QuerySet, execute, fetch_one, fetch_optional
+from shared.db.pool import Connection
+
+QUERIES = QuerySet(Path(__file__).with_name("queries.sql"))
+
+
+def find_login(conn: Connection, *, email: str) -> dict[str, Any] | None:
+    return fetch_optional(conn, QUERIES["find_login"], email=email)
+
+
+def create_client_with_owner(
+    conn: Connection, *, client_id: uuid.UUID, name: str, email: str, password_hash: str
+) -> uuid.UUID:
+    """A client and its first user; AlreadyExists if the email is taken."""
+    execute(conn, QUERIES["insert_client"], client_id=client_id, name=name)
+    row = fetch_one(
+        conn, QUERIES["insert_user"], client_id=client_id, email=email, password_hash=password_hash
+    )
+    return row["user_id"]  # type: ignore[no-any-return]
+
+
+def get_account(conn: Connection, *, client_id: uuid.UUID, user_id: uuid.UUID) -> dict[str, Any] | None:
+    return fetch_optional(conn, QUERIES["get_account"], client_id=client_id, user_id=user_id)
+
+
+def change_password(
+    conn: Connection, *, client_id: uuid.UUID, user_id: uuid.UUID, password_hash: str
+) -> None:
+    execute(conn, QUERIES["change_password"], client_id=client_id, user_id=user_id,
+            password_hash=password_hash)
+
+
+def upgrade_password_hash(
+    conn: Connection, *, client_id: uuid.UUID, user_id: uuid.UUID, password_hash: str
+) -> None:
+    execute(conn, QUERIES["upgrade_password_hash"], client_id=client_id, user_id=user_id,
+            password_hash=password_hash)
+
+
+def delete_client(conn: Connection, *, client_id: uuid.UUID) -> int:
+    return execute(conn, QUERIES["delete_client"], client_id=client_id)
+
+
+def find_session(conn: Connection, *, session_hash: bytes) -> dict[str, Any] | None:
+    return fetch_optional(conn, QUERIES["find_session"], session_hash=session_hash)
+
+
+def insert_session(
+    conn: Connection, *, client_id: uuid.UUID, user_id: uuid.UUID, session_hash: bytes,
+    idle: timedelta, absolute: timedelta,
+) -> None:
+    execute(conn, QUERIES["insert_session"], client_id=client_id, user_id=user_id,
+            session_hash=session_hash, idle=idle, absolute=absolute)
+
+
+def touch_session(
+    conn: Connection, *, client_id: uuid.UUID, session_hash: bytes, idle: timedelta,
+    absolute: timedelta,
+) -> uuid.UUID | None:
+    """The session's user if it is still live (and now extended), else None."""
+    row = fetch_optional(conn, QUERIES["touch_session"], client_id=client_id,
+                         session_hash=session_hash, idle=idle, absolute=absolute)
+    return None if row is None else row["user_id"]
+
+
+def delete_session(conn: Connection, *, client_id: uuid.UUID, session_hash: bytes) -> None:
+    execute(conn, QUERIES["delete_session"], client_id=client_id, session_hash=session_hash)
+
+
+def delete_user_sessions(conn: Connection, *, client_id: uuid.UUID, user_id: uuid.UUID) -> int:
+    return execute(conn, QUERIES["delete_user_sessions"], client_id=client_id, user_id=user_id)
+
+
+def throttle_locked(conn: Connection, *, buckets: list[bytes]) -> bool:
+    return bool(fetch_one(conn, QUERIES["throttle_locked"], buckets=buckets)["locked"])
+
+
+def throttle_record_failure(
+    conn: Connection, *, bucket: bytes, limit: int, window: timedelta, lockout: timedelta
+) -> dict[str, Any]:
+    return fetch_one(conn, QUERIES["throttle_record_failure"], bucket=bucket, limit=limit,
+                     window=window, lockout=lockout)
+
+
+def throttle_clear(conn: Connection, *, bucket: bytes) -> None:
+    execute(conn, QUERIES["throttle_clear"], bucket=bucket)
+
+
+def throttle_forget_stale(conn: Connection) -> int:
+    return execute(conn, QUERIES["throttle_forget_stale"])
+

@@ -1,0 +1,122 @@
+"""Server-side sessions: a random token in a __Host- cookie, only its SHA-256 in PostgreSQL."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+
+from flask import current_app, g, request
+from werkzeug.wrappers import Response
+
+from intake.accounts import repository
+from intake.config import IntakeConfig
+from intake.db import get_db
+from shared.db import tenant_transaction
+
+logger = logging.getLogger(__name__)
+
+TOKEN_BYTES = 32
+_TOKEN_SHAPE = re.compile(r"^[A-Za-z0-9_-]{43}$")
+
+
+@dataclass(frozen=True)
+class SessionIdentity:
+    """Who a request is from: the client whose rows it may see, and the user."""
+
+    client_id: uuid.UUID
+    user_id: uuid.UUID
+    session_hash: bytes
+
+
+def cookie_name(config: IntakeConfig) -> str:
+    """__Host- requires Secure, a path of / and no Domain, which pins the cookie to this host."""
+    return "__Host-hapex_session" if config.secure_cookies else "hapex_session"
+
+
+def csrf_cookie_name(config: IntakeConfig) -> str:
+    return "__Host-hapex_csrf" if config.secure_cookies else "hapex_csrf"
+
+
+def _config() -> IntakeConfig:
+    return current_app.config["HAPEX"]  # type: ignore[no-any-return]
+
+
+def idle_timeout(config: IntakeConfig) -> timedelta:
+    return timedelta(minutes=config.session_idle_minutes)
+
+
+def absolute_timeout(config: IntakeConfig) -> timedelta:
+    return timedelta(hours=config.session_absolute_hours)
+
+
+def hash_token(token: str) -> bytes:
+    return hashlib.sha256(token.encode("ascii")).digest()
+
+
+def start_session(response: Response, *, client_id: uuid.UUID, user_id: uuid.UUID) -> None:
+    """A fresh session id for this browser; whatever session it had before is ended."""
+    config = _config()
+    end_current_session()
+    token = secrets.token_urlsafe(TOKEN_BYTES)
+    with tenant_transaction(get_db(), client_id) as conn:
+        repository.insert_session(
+            conn, client_id=client_id, user_id=user_id, session_hash=hash_token(token),
+            idle=idle_timeout(config), absolute=absolute_timeout(config),
+        )
+    response.set_cookie(
+        cookie_name(config), token, path="/", secure=config.secure_cookies, httponly=True,
+        samesite="Lax",
+    )
+
+
+def end_current_session() -> None:
+    """Delete this request's session row, if it has one."""
+    identity: SessionIdentity | None = g.get("identity")
+    if identity is None:
+        return
+    with tenant_transaction(get_db(), identity.client_id) as conn:
+        repository.delete_session(conn, client_id=identity.client_id, session_hash=identity.session_hash)
+    g.identity = None
+
+
+def clear_cookie(response: Response) -> None:
+    config = _config()
+    response.delete_cookie(
+        cookie_name(config), path="/", secure=config.secure_cookies, httponly=True, samesite="Lax"
+    )
+
+
+def load_identity() -> SessionIdentity | None:
+    """The live session named by the request's cookie; an ended one is deleted and forgotten."""
+    config = _config()
+    token = request.cookies.get(cookie_name(config))
+    if token is None:
+        return None
+    if not _TOKEN_SHAPE.match(token):
+        g.drop_session_cookie = True
+        return None
+    session_hash = hash_token(token)
+    db = get_db()
+    with db.transaction() as conn:
+        found = repository.find_session(conn, session_hash=session_hash)
+    if found is None:
+        g.drop_session_cookie = True
+        return None
+    client_id = found["client_id"]
+    with tenant_transaction(db, client_id) as conn:
+        user_id = repository.touch_session(
+            conn, client_id=client_id, session_hash=session_hash,
+            idle=idle_timeout(config), absolute=absolute_timeout(config),
+        )
+        if user_id is None:
+            repository.delete_session(conn, client_id=client_id, session_hash=session_hash)
+    if user_id is None:
+        logger.info("session ended by timeout", extra={"client_id": client_id})
+        g.drop_session_cookie = True
+        return None
+    return SessionIdentity(client_id=client_id, user_id=user_id, session_hash=session_hash)

@@ -1,0 +1,238 @@
+"""Sign up, log in, log out, change password, delete account."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask.typing import ResponseReturnValue
+
+from intake.accounts import repository, sessions
+from intake.accounts.forms import ChangePasswordForm, DeleteAccountForm, LoginForm, SignupForm
+from intake.accounts.passwords import Passwords
+from intake.accounts.throttle import LoginThrottle
+from intake.agent_client import AgentUnavailable
+from intake.db import get_agent, get_db
+from shared.db import AlreadyExists, tenant_transaction
+
+logger = logging.getLogger(__name__)
+
+blueprint = Blueprint("accounts", __name__)
+
+# One message for an unknown email and a wrong password, so neither reveals the other.
+WRONG_CREDENTIALS = "The email or password is incorrect."
+WRONG_PASSWORD = "That password is not correct."  # noqa: S105 - a message, not a password
+TOO_MANY_ATTEMPTS = "Too many failed attempts. Wait 15 minutes, then try again."
+SIGNUP_REFUSED = (
+    "We could not create an account with these details. "
+    "If you already have an account, log in instead."
+)
+AGENT_UNREACHABLE = (
+    "We could not reach the service that holds your connections, so nothing was deleted. "
+    "Please try again in a few minutes."
+)
+
+
+def passwords() -> Passwords:
+    return current_app.extensions["hapex_passwords"]  # type: ignore[no-any-return]
+
+
+def throttle() -> LoginThrottle:
+    return current_app.extensions["hapex_login_throttle"]  # type: ignore[no-any-return]
+
+
+def _home() -> ResponseReturnValue:
+    return redirect(url_for("workspace.automations"), 303)
+
+
+def _signed_in(client_id: uuid.UUID, user_id: uuid.UUID, target: str) -> ResponseReturnValue:
+    """A redirect that carries a fresh session cookie; the CSRF secret is renewed with it."""
+    session.clear()
+    response = redirect(target, 303)
+    sessions.start_session(response, client_id=client_id, user_id=user_id)  # type: ignore[arg-type]
+    return response
+
+
+@blueprint.route("/signup", methods=["GET", "POST"])
+def signup() -> ResponseReturnValue:
+    if g.get("identity"):
+        return _home()
+    form = SignupForm()
+    if not form.is_submitted():
+        return render_template("accounts/signup.html", form=form)
+    if not form.validate():
+        return render_template("accounts/signup.html", form=form), 400
+    buckets = throttle().buckets(email=None, address=request.remote_addr)
+    if throttle().is_locked(buckets):
+        return render_template("accounts/signup.html", form=form, error=TOO_MANY_ATTEMPTS), 429
+    # Hashed before we know whether the email is free, so both answers take as long.
+    password_hash = passwords().hash(form.password.data)
+    client_id = uuid.uuid4()
+    try:
+        with tenant_transaction(get_db(), client_id) as conn:
+            user_id = repository.create_client_with_owner(
+                conn, client_id=client_id, name=form.business_name.data,
+                email=form.email.data, password_hash=password_hash,
+            )
+    except AlreadyExists:
+        throttle().record_failure(buckets)
+        return render_template("accounts/signup.html", form=form, error=SIGNUP_REFUSED), 400
+    logger.info("client signed up", extra={"client_id": client_id})
+    response = _signed_in(client_id, user_id, url_for("workspace.automations"))
+    flash("Welcome to Hapex. Your account is ready.")
+    return response
+
+
+@blueprint.route("/login", methods=["GET", "POST"])
+def login() -> ResponseReturnValue:
+    if g.get("identity"):
+        return _home()
+    form = LoginForm()
+    if not form.is_submitted():
+        return render_template("accounts/login.html", form=form)
+    if not form.validate():
+        return render_template("accounts/login.html", form=form), 400
+    buckets = throttle().buckets(email=form.email.data, address=request.remote_addr)
+    if throttle().is_locked(buckets):
+        logger.info("login refused", extra={"status": "throttled"})
+        return render_template("accounts/login.html", form=form, error=TOO_MANY_ATTEMPTS), 429
+    with get_db().transaction() as conn:
+        found = repository.find_login(conn, email=form.email.data)
+    stored_hash = found["password_hash"] if found else None
+    if not passwords().verify(stored_hash, form.password.data):
+        throttle().record_failure(buckets)
+        logger.info("login refused", extra={"status": "wrong_credentials"})
+        return render_template("accounts/login.html", form=form, error=WRONG_CREDENTIALS), 400
+    assert found is not None and stored_hash is not None
+    throttle().record_success(buckets)
+    client_id, user_id = found["client_id"], found["user_id"]
+    if passwords().needs_upgrade(stored_hash):
+        with tenant_transaction(get_db(), client_id) as conn:
+            repository.upgrade_password_hash(
+                conn, client_id=client_id, user_id=user_id,
+                password_hash=passwords().hash(form.password.data),
+            )
+    logger.info("login", extra={"client_id": client_id, "user_id": user_id})
+    return _signed_in(client_id, user_id, url_for("workspace.automations"))
+
+
+@blueprint.post("/logout")
+def logout() -> ResponseReturnValue:
+    sessions.end_current_session()
+    session.clear()
+    response = redirect(url_for("pages.index"), 303)
+    sessions.clear_cookie(response)
+    return response
+
+
+def _current_account() -> dict[str, Any]:
+    identity = g.identity
+    with tenant_transaction(get_db(), identity.client_id) as conn:
+        account = repository.get_account(conn, client_id=identity.client_id, user_id=identity.user_id)
+    if account is None:
+        abort(404)
+    return account
+
+
+def _account_page(
+    account: dict[str, Any],
+    *,
+    password_form: ChangePasswordForm | None = None,
+    delete_form: DeleteAccountForm | None = None,
+    password_error: str | None = None,
+    delete_error: str | None = None,
+) -> str:
+    return render_template(
+        "accounts/account.html",
+        account=account,
+        password_form=password_form or ChangePasswordForm(formdata=None),
+        delete_form=delete_form or DeleteAccountForm(formdata=None),
+        password_error=password_error,
+        delete_error=delete_error,
+    )
+
+
+@blueprint.get("/account")
+def account() -> ResponseReturnValue:
+    return _account_page(_current_account())
+
+
+def _check_password(account: dict[str, Any], password: str) -> str | None:
+    """None if the password is the account's; else the message to show (and it is counted)."""
+    buckets = throttle().buckets(email=account["email"], address=request.remote_addr)
+    if throttle().is_locked(buckets):
+        return TOO_MANY_ATTEMPTS
+    if not passwords().verify(account["password_hash"], password):
+        throttle().record_failure(buckets)
+        return WRONG_PASSWORD
+    return None
+
+
+def _status_for(message: str) -> int:
+    return 429 if message == TOO_MANY_ATTEMPTS else 400
+
+
+@blueprint.post("/account/password")
+def change_password() -> ResponseReturnValue:
+    account = _current_account()
+    form = ChangePasswordForm()
+    if not form.validate():
+        return _account_page(account, password_form=form), 400
+    problem = _check_password(account, form.current_password.data)
+    if problem:
+        return _account_page(account, password_form=form, password_error=problem), _status_for(problem)
+    identity = g.identity
+    new_hash = passwords().hash(form.new_password.data)
+    with tenant_transaction(get_db(), identity.client_id) as conn:
+        repository.change_password(
+            conn, client_id=identity.client_id, user_id=identity.user_id, password_hash=new_hash
+        )
+        ended = repository.delete_user_sessions(conn, client_id=identity.client_id, user_id=identity.user_id)
+    g.identity = None
+    logger.info("password changed", extra={"client_id": identity.client_id, "count": ended})
+    response = _signed_in(identity.client_id, identity.user_id, url_for("accounts.account"))
+    flash("Your password was changed, and every other session of your account was signed out.")
+    return response
+
+
+@blueprint.post("/account/delete")
+def delete_account() -> ResponseReturnValue:
+    account = _current_account()
+    form = DeleteAccountForm()
+    if not form.validate():
+        return _account_page(account, delete_form=form), 400
+    problem = _check_password(account, form.password.data)
+    if problem:
+        return _account_page(account, delete_form=form, delete_error=problem), _status_for(problem)
+    client_id = g.identity.client_id
+    # The agent revokes the client's connections first; if it cannot, nothing is deleted.
+    try:
+        answer = get_agent().request("DELETE", f"/v1/clients/{client_id}/connections")
+        revoked = answer.status_code == 200
+    except AgentUnavailable:
+        revoked = False
+    if not revoked:
+        logger.warning("account deletion postponed", extra={"client_id": client_id})
+        return _account_page(account, delete_error=AGENT_UNREACHABLE), 503
+    with tenant_transaction(get_db(), client_id) as conn:
+        repository.delete_client(conn, client_id=client_id)
+    g.identity = None
+    logger.info("client deleted", extra={"client_id": client_id})
+    session.clear()
+    flash("Your account and everything it held have been deleted.")
+    response = redirect(url_for("pages.index"), 303)
+    sessions.clear_cookie(response)
+    return response

@@ -1,0 +1,51 @@
+"""Deny by default: every view needs a live session except the few named here."""
+
+from __future__ import annotations
+
+from flask import Flask, current_app, g, redirect, request, url_for
+from flask.typing import ResponseReturnValue
+from werkzeug.wrappers import Response
+
+from intake.accounts import sessions
+
+# Views anyone may open. Everything else redirects to the login page.
+OPEN_ENDPOINTS = frozenset(
+    {
+        "static",
+        "health.healthz",
+        "pages.index",
+        "pages.security",
+        "pages.data_and_privacy",
+        "pages.security_txt",
+        "accounts.login",
+        "accounts.signup",
+    }
+)
+
+
+def install(app: Flask) -> None:
+    @app.before_request
+    def require_session() -> ResponseReturnValue | None:
+        g.identity = None
+        if request.endpoint in ("static", "health.healthz"):
+            return None
+        g.identity = sessions.load_identity()
+        if g.identity is not None:
+            request.hapex_authenticated = True  # type: ignore[attr-defined]
+        if request.endpoint is None or request.endpoint in OPEN_ENDPOINTS:
+            return None
+        if g.identity is None:
+            return redirect(url_for("accounts.login"), 303)
+        return None
+
+    @app.after_request
+    def drop_ended_session_cookie(response: Response) -> Response:
+        if request.endpoint not in ("static", "health.healthz"):
+            # What these pages show depends on who is signed in.
+            response.vary.add("Cookie")
+        if not g.get("drop_session_cookie"):
+            return response
+        name = sessions.cookie_name(current_app.config["HAPEX"]) + "="
+        if not any(c.startswith(name) for c in response.headers.getlist("Set-Cookie")):
+            sessions.clear_cookie(response)
+        return response

@@ -1,0 +1,53 @@
+"""Error pages in the site's own layout; a 500 never shows exception text."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, render_template
+from flask.typing import ResponseReturnValue
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
+
+logger = logging.getLogger(__name__)
+
+MESSAGES = {
+    400: ("Bad request", "The request could not be understood."),
+    403: ("Forbidden", "You may not do that."),
+    404: ("Not found", "There is nothing here, or it is not yours to see."),
+    405: ("Not allowed", "This page does not accept that kind of request."),
+    413: ("Too large", "That request was too large."),
+    429: ("Too many requests", "Too many attempts. Wait a while, then try again."),
+}
+
+
+def _page(status: int, title: str, message: str) -> ResponseReturnValue:
+    return render_template("error.html", status=status, title=title, message=message), status
+
+
+def install(app: Flask) -> None:
+    @app.errorhandler(CSRFError)
+    def _csrf_error(exc: CSRFError) -> ResponseReturnValue:
+        logger.info("form refused", extra={"error": "csrf"})
+        return _page(
+            400,
+            "Form expired",
+            "This form has expired or did not come from this site, so nothing was changed. "
+            "Go back, reload the page and try again.",
+        )
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException) -> ResponseReturnValue:
+        status = exc.code or 500
+        if status >= 500:
+            return _page(status, "Something went wrong", "Something went wrong on our side.")
+        title, message = MESSAGES.get(status, ("Error", "The request could not be completed."))
+        response = exc.get_response()
+        rendered = render_template("error.html", status=status, title=title, message=message)
+        headers = {k: v for k, v in response.headers.items() if k in ("Allow", "Retry-After")}
+        return rendered, status, headers
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception) -> ResponseReturnValue:
+        logger.error("unhandled error", exc_info=exc)
+        return _page(500, "Something went wrong", "Something went wrong on our side.")
