@@ -86,8 +86,9 @@ def _refused(answer: dict[str, Any], used: LLMUsage) -> None:
 def _tool_input(answer: dict[str, Any], name: str, used: LLMUsage) -> dict[str, Any]:
     for block in answer["content"]:
         if isinstance(block, dict) and block.get("type") == "tool_use" and block.get("name") == name:
-            if isinstance(block.get("input"), dict):
-                return block["input"]  # type: ignore[no-any-return]
+            value = block.get("input")
+            if isinstance(value, dict):
+                return value
     raise OutputInvalid("Claude answered without the expected structured result.", llm_usage=[used])
 
 

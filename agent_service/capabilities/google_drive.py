@@ -43,7 +43,7 @@ def read_file(ctx: StepContext, token: Secret | None, data: dict[str, Any]) -> S
         response = google_request(ctx, "GET", f"{file_path}/export", token,
                                   params={"mimeType": EXPORTS[mime_type]}, stream=True)
     elif mime_type.startswith("text/") or mime_type in TEXT_TYPES:
-        if int(metadata.get("size") or 0) > MAX_FILE_BYTES:
+        if _declared_size(metadata) > MAX_FILE_BYTES:
             raise ProviderRefused(f"The file is larger than Hapex reads ({MAX_FILE_BYTES // 1_000_000} MB).")
         response = google_request(ctx, "GET", file_path, token,
                                   params={"alt": "media", "supportsAllDrives": "true"}, stream=True)
@@ -81,3 +81,11 @@ def _charset(content_type: str) -> str:
             return "utf-8-sig"
         return "utf-8-sig" if name == "utf-8" else name
     return "utf-8-sig"
+
+
+def _declared_size(metadata: dict[str, Any]) -> int:
+    """Drive's size (a decimal string); unknown counts as zero and the download is capped anyway."""
+    try:
+        return int(metadata.get("size") or 0)
+    except (TypeError, ValueError):
+        return 0
