@@ -8,7 +8,12 @@ from flask import Blueprint, Response, current_app, render_template, url_for
 from flask.typing import ResponseReturnValue
 
 from intake.accounts import sessions, throttle
-from intake.accounts.passwords import MIN_PASSWORD_LENGTH, Passwords
+from intake.accounts.passwords import (
+    MIN_PASSWORD_LENGTH,
+    OWASP_MINIMUM_MEMORY_KIB,
+    OWASP_MINIMUM_TIME_COST,
+    Passwords,
+)
 from intake.config import IntakeConfig
 from shared.catalog import Catalog
 
@@ -32,6 +37,10 @@ def security_facts() -> dict[str, object]:
         "argon2_memory_mib": passwords.memory_cost_kib // 1024,
         "argon2_time_cost": passwords.time_cost,
         "argon2_parallelism": passwords.parallelism,
+        "argon2_meets_owasp": (
+            passwords.memory_cost_kib >= OWASP_MINIMUM_MEMORY_KIB
+            and passwords.time_cost >= OWASP_MINIMUM_TIME_COST
+        ),
         "min_password_length": MIN_PASSWORD_LENGTH,
         "account_limit": throttle.ACCOUNT_LIMIT,
         "address_limit": throttle.ADDRESS_LIMIT,
@@ -39,6 +48,7 @@ def security_facts() -> dict[str, object]:
         "lockout_minutes": int(throttle.LOCKOUT.total_seconds() // 60),
         "session_bits": sessions.TOKEN_BYTES * 8,
         "session_cookie": sessions.cookie_name(config),
+        "secure_cookies": config.secure_cookies,
         "idle_minutes": config.session_idle_minutes,
         "absolute_hours": config.session_absolute_hours,
     }

@@ -78,9 +78,8 @@ def address_key(address: str | None) -> str:
         ip = ipaddress.ip_address(address)
     except ValueError:
         return "unknown"
-    if ip.version == 6:
-        mapped = ip.ipv4_mapped  # type: ignore[union-attr]
-        if mapped is not None:
-            return str(mapped)
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
         return str(ipaddress.ip_network(f"{ip}/64", strict=False))
     return str(ip)

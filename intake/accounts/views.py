@@ -62,7 +62,7 @@ def _signed_in(client_id: uuid.UUID, user_id: uuid.UUID, target: str) -> Respons
     """A redirect that carries a fresh session cookie; the CSRF secret is renewed with it."""
     session.clear()
     response = redirect(target, 303)
-    sessions.start_session(response, client_id=client_id, user_id=user_id)  # type: ignore[arg-type]
+    sessions.start_session(response, client_id=client_id, user_id=user_id)
     return response
 
 

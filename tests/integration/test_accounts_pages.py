@@ -6,6 +6,8 @@ import re
 import uuid
 from datetime import UTC, datetime, timedelta
 
+from markupsafe import escape
+
 from intake.accounts import throttle
 from shared.catalog import CATALOG, Catalog
 from tests.integration.conftest import BASE_URL, Visitor, build_intake_app
@@ -77,7 +79,7 @@ def test_the_security_page_states_the_settings_the_app_runs_with(database, intak
     app = build_intake_app(database, intake_db, agent_transport, password_hash_profile="owasp",
                            session_idle_minutes=17, session_absolute_hours=7)
     text = re.sub(r"\s+", " ", Visitor(app).get("/security").get_data(as_text=True))
-    assert "argon2id using 64 MiB of memory, 3 passes and 4 lanes" in text
+    assert "argon2id using 64 MiB of memory, 3 passes and 4 lanes, above the OWASP minimum." in text
     assert "after 17 minutes without activity and after 7 hours in any case" in text
     assert f"After {throttle.ACCOUNT_LIMIT} failed sign-ins to one account within 15 minutes" in text
     assert f"after {throttle.ADDRESS_LIMIT} failures from one network address" in text
@@ -86,17 +88,16 @@ def test_the_security_page_states_the_settings_the_app_runs_with(database, intak
 
 def test_the_data_and_privacy_page_lists_every_scope_in_the_catalog(visitor):
     html = visitor.get("/data-and-privacy").get_data(as_text=True)
-    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))
+    items = re.findall(r"<li>(.*?)</li>", html, re.S)
     assert CATALOG.providers
     for provider in CATALOG.providers:
-        assert provider.name in text
+        assert f">{escape(provider.name)}</h3>" in html
         for scope in provider.scopes:
-            row = re.search(r"<code>" + re.escape(scope.name) + r"</code>(.*?)</tr>", html, re.S)
-            assert row, scope.name
-            assert f">{scope.access}<" in row.group(1) and scope.purpose in row.group(1), scope.name
+            (item,) = [i for i in items if f"<code>{scope.name}</code>" in i]
+            assert f">{scope.access}<" in item and str(escape(scope.purpose)) in item, scope.name
             for capability in CATALOG.capabilities_using(provider.key, scope.name):
-                assert capability.summary in row.group(1), (scope.name, capability.key)
-    assert "does not connect to any provider yet" not in text
+                assert str(escape(capability.summary)) in item, (scope.name, capability.key)
+    assert "does not connect to any provider yet" not in html
 
 
 def test_with_an_empty_catalog_the_privacy_page_says_hapex_asks_for_nothing(
@@ -143,3 +144,31 @@ def test_no_page_refers_to_another_origin(intake_app, signed_up):
             assert "@import" not in html and "url(http" not in html, path
     css = Visitor(intake_app).get("/static/hapex.css").get_data(as_text=True)
     assert "@import" not in css and "http" not in css
+
+
+def test_without_secure_cookies_the_security_page_promises_neither_hsts_nor_the_host_prefix(
+    database, intake_db, agent_transport
+):
+    app = build_intake_app(database, intake_db, agent_transport, secure_cookies=False)
+    visitor = Visitor(app)
+    response = visitor.get("/security")
+    text = re.sub(r"\s+", " ", response.get_data(as_text=True))
+    assert "Strict-Transport-Security" not in response.headers
+    assert "(HSTS)" not in text and "__Host-" not in text
+    assert "OWASP minimum" not in text and "a cheap setting this test installation uses" in text
+    signup = visitor.signup("plain@example.com", "correct horse battery staple")
+    cookie = next(c for c in signup.headers.getlist("Set-Cookie") if c.startswith("hapex_session="))
+    assert "secure" not in cookie.lower()
+    secure_text = re.sub(r"\s+", " ", Visitor(build_intake_app(database, intake_db, agent_transport))
+                         .get("/security").get_data(as_text=True))
+    assert "(HSTS)" in secure_text and "<code>__Host-</code> prefix" in secure_text
+
+
+def test_oauth_pages_send_no_referrer(intake_app):
+    @intake_app.get("/connections/oauth/probe")
+    def probe():
+        return "probe"
+
+    response = Visitor(intake_app).get("/connections/oauth/probe")
+    assert response.headers["Referrer-Policy"] == "no-referrer"
+    assert Visitor(intake_app).get("/security").headers["Referrer-Policy"] == "strict-origin-when-cross-origin"
