@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from flask import Flask
 
 from agent_service.config import AgentConfig
@@ -10,15 +12,27 @@ from shared.db import Database
 from shared.errors import register_json_errors
 
 
-def create_app(config: AgentConfig, *, database: Database | None = None) -> Flask:
-    """Build the agent API; every route but /healthz needs a bearer token."""
-    from agent_service import admin, auth, connections, health, openapi
+def create_app(config: AgentConfig, *, database: Database | None = None, environ: Mapping[str, str] | None = None
+               ) -> Flask:
+    """Build the agent API; every route but /healthz needs a bearer token.
+
+    Opening the vault checks that every stored credential is under a key this process holds.
+    """
+    from agent_service import auth, health, openapi
+    from agent_service.admin import views as admin
+    from agent_service.connections import views as connections
+    from agent_service.runs import views as runs
+    from agent_service.runtime import AgentRuntime
+    from agent_service.vault import startup as vault_startup
 
     app = Flask(__name__)
     app.config["HAPEX"] = config
     app.json.sort_keys = False  # type: ignore[attr-defined]
     db = database or Database(config.database_url, config.pool, name="hapex-agent").open()
     app.extensions["hapex_db"] = db
+    vault = vault_startup.open_vault(config, db)
+    vault_startup.install(app, vault)
+    app.extensions["hapex_runtime"] = AgentRuntime.build(db, vault, environ)
 
     access_log.install(app)
     register_json_errors(app)
@@ -26,5 +40,6 @@ def create_app(config: AgentConfig, *, database: Database | None = None) -> Flas
     app.register_blueprint(health.blueprint)
     app.register_blueprint(openapi.blueprint)
     app.register_blueprint(connections.blueprint)
+    app.register_blueprint(runs.blueprint)
     app.register_blueprint(admin.blueprint)
     return app

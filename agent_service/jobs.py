@@ -7,21 +7,25 @@ every client and sit outside row-level security.
 from __future__ import annotations
 
 import logging
+import uuid
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import procrastinate
 
-from shared.db import Database
+if TYPE_CHECKING:
+    from agent_service.runtime import AgentRuntime
 
 logger = logging.getLogger(__name__)
 
 tasks = procrastinate.Blueprint()
 
-_state: dict[str, Database] = {}
+_state: dict[str, AgentRuntime] = {}  # type: ignore[name-defined]
 
 
-def build_queue(conninfo: str, database: Database) -> procrastinate.App:
+def build_queue(conninfo: str, runtime: AgentRuntime) -> procrastinate.App:
     """The procrastinate app of this process, connected as the agent role."""
-    _state["db"] = database
+    _state["runtime"] = runtime
     app = procrastinate.App(
         connector=procrastinate.PsycopgConnector(conninfo=conninfo, min_size=1, max_size=4)
     )
@@ -29,15 +33,79 @@ def build_queue(conninfo: str, database: Database) -> procrastinate.App:
     return app
 
 
-def get_db() -> Database:
-    return _state["db"]
+def runtime() -> AgentRuntime:
+    return _state["runtime"]
+
+
+class RevocationPending(Exception):
+    """The provider could not take the revocation yet; procrastinate will retry."""
+
+
+@tasks.task(name="finish_revocation", queue="maintenance", pass_context=True,
+            retry=procrastinate.RetryStrategy(max_attempts=8, exponential_wait=30))
+def finish_revocation(context: procrastinate.JobContext, client_id: str, connection_id: str, provider: str) -> str:
+    """Revoke a disconnected connection's token at its provider, then delete the ciphertext."""
+    from agent_service.connections.lifecycle import finish_pending_revocation
+    from agent_service.connections.provider_oauth import RevocationOutcome
+
+    rt = runtime()
+    attempts = context.job.attempts if context.job else 0
+    outcome = finish_pending_revocation(
+        rt.db, rt.vault, client_id=uuid.UUID(client_id), connection_id=uuid.UUID(connection_id),
+        provider=rt.provider(provider), oauth_client=rt.oauth_clients.get(provider), verify=rt.verify,
+        give_up=attempts >= 7,
+    )
+    if outcome is RevocationOutcome.RETRY_LATER:
+        raise RevocationPending()
+    return outcome.value
+
+
+@tasks.task(name="execute_run", queue="runs", pass_context=False)
+def execute_run(client_id: str, run_id: str) -> str:
+    """Execute one run; its record says what happened."""
+    from agent_service.runs.engine import execute_run as execute
+
+    return execute(runtime(), client_id=uuid.UUID(client_id), run_id=uuid.UUID(run_id))
+
+
+@tasks.periodic(cron="* * * * *", periodic_id="fire_due_schedules")
+@tasks.task(name="fire_due_schedules", queue="maintenance", pass_context=False)
+def fire_due_schedules(timestamp: int) -> int:
+    """Start the runs whose schedule is due; each slot once across all workers."""
+    from agent_service.runs.scheduler import fire_due_schedules as fire
+
+    return fire(runtime(), datetime.now(UTC))
+
+
+@tasks.periodic(cron="*/5 * * * *", periodic_id="retry_stalled_jobs")
+@tasks.task(name="retry_stalled_jobs", queue="maintenance", pass_context=True)
+async def retry_stalled_jobs(context: procrastinate.JobContext, timestamp: int) -> int:
+    """Requeue jobs whose worker stopped sending heartbeats; the run engine fails them cleanly."""
+    stalled = await context.app.job_manager.get_stalled_jobs()
+    for job in stalled:
+        await context.app.job_manager.retry_job(job)
+    if stalled:
+        logger.warning("stalled jobs requeued", extra={"count": len(stalled)})
+    return len(stalled)
+
+
+@tasks.periodic(cron="17 3 * * *", periodic_id="prune_run_records")
+@tasks.task(name="prune_run_records", queue="maintenance", pass_context=False)
+def prune_run_records(timestamp: int) -> int:
+    """Delete run records and cost events past the retention age."""
+    days = runtime().limits.retention_days
+    with runtime().db.transaction() as conn:
+        row = conn.execute("SELECT hapex_prune_run_records(make_interval(days => %s))", [days]).fetchone()
+    deleted = int(row[0]) if row else 0
+    logger.info("old run records pruned", extra={"count": deleted})
+    return deleted
 
 
 @tasks.periodic(cron="*/10 * * * *", periodic_id="prune_expired_sessions")
 @tasks.task(name="prune_expired_sessions", queue="maintenance", pass_context=False)
 def prune_expired_sessions(timestamp: int) -> int:
     """Delete sessions past their expiry so a stolen, expired cookie finds nothing."""
-    with get_db().transaction() as conn:
+    with runtime().db.transaction() as conn:
         row = conn.execute("SELECT hapex_prune_expired_sessions()").fetchone()
     deleted = int(row[0]) if row else 0
     logger.info("expired sessions pruned", extra={"count": deleted})

@@ -111,6 +111,83 @@ DOCUMENT: dict[str, Any] = {
                     "200": _json("The connection.", {"$ref": "#/components/schemas/Connection"}),
                     **_errors(401, 403, 404),
                 },
+            },
+            "delete": {
+                "summary": "Disconnect: revoke at the provider, delete the ciphertext, pause what needed it.",
+                "parameters": [
+                    CLIENT_ID,
+                    {"name": "connection_id", "in": "path", "required": True,
+                     "schema": {"type": "string", "format": "uuid"}},
+                ],
+                "responses": {
+                    "200": _json("How the provider took the revocation.", {
+                        "type": "object",
+                        "properties": {"revocation": {"type": "string", "enum": [
+                            "revoked", "already_invalid", "retry_later", "unsupported", "already_disconnected"]}},
+                    }),
+                    **_errors(401, 403, 404),
+                },
+            },
+        },
+        "/v1/clients/{client_id}/connections/oauth": {
+            "post": {
+                "summary": "Exchange an authorization code (with its PKCE verifier) and store the tokens encrypted.",
+                "parameters": [CLIENT_ID],
+                "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                    "type": "object",
+                    "required": ["provider", "code", "code_verifier", "redirect_uri", "requested_scopes"],
+                    "properties": {
+                        "provider": {"type": "string"},
+                        "code": {"type": "string"},
+                        "code_verifier": {"type": "string", "minLength": 43, "maxLength": 128},
+                        "redirect_uri": {"type": "string", "format": "uri"},
+                        "requested_scopes": {"type": "array", "items": {"type": "string"}},
+                        "connection_id": {"type": ["string", "null"], "format": "uuid"},
+                    },
+                }}}},
+                "responses": {
+                    "201": _json("The connection, and any requested scope the provider did not grant.", {
+                        "type": "object",
+                        "properties": {
+                            "connection": {"$ref": "#/components/schemas/Connection"},
+                            "missing_scopes": {"type": "array", "items": {"type": "string"}},
+                        },
+                    }),
+                    **_errors(400, 401, 403, 404, 503),
+                },
+            }
+        },
+        "/v1/clients/{client_id}/connections/api-key": {
+            "post": {
+                "summary": "Store an API key encrypted; only its last four characters are kept readable.",
+                "parameters": [CLIENT_ID],
+                "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                    "type": "object",
+                    "required": ["provider", "api_key"],
+                    "properties": {"provider": {"type": "string"}, "api_key": {"type": "string"},
+                                   "label": {"type": "string"}},
+                }}}},
+                "responses": {
+                    "201": _json("The connection.", {"type": "object"}),
+                    **_errors(400, 401, 403),
+                },
+            }
+        },
+        "/v1/clients/{client_id}/automations/{automation_id}/runs": {
+            "post": {
+                "summary": "Start a run of the automation now.",
+                "parameters": [
+                    CLIENT_ID,
+                    {"name": "automation_id", "in": "path", "required": True,
+                     "schema": {"type": "string", "format": "uuid"}},
+                ],
+                "responses": {
+                    "202": _json("The queued run.", {"type": "object", "properties": {
+                        "run_id": {"type": "string", "format": "uuid"}, "status": {"type": "string"}}}),
+                    "409": {"description": "Paused, not enabled, or over this month's budget.",
+                            "content": {"application/json": {"schema": _ERROR}}},
+                    **_errors(401, 403, 404),
+                },
             }
         },
         "/v1/admin/overview": {

@@ -6,6 +6,7 @@ import logging
 
 from agent_service import jobs
 from agent_service.config import AgentConfig
+from agent_service.runtime import AgentRuntime
 from agent_service.vault import open_vault
 from shared.db import Database
 from shared.structured_logging import configure_logging
@@ -19,11 +20,11 @@ def run_worker(config: AgentConfig, *, concurrency: int = 1) -> None:
     try:
         database.assert_role_is_confined()
         # Refuses to run jobs when the database holds ciphertexts under key ids it lacks.
-        open_vault(config, database)
+        vault = open_vault(config, database)
     except Exception:
         database.close()
         raise
-    app = jobs.build_queue(config.database_url, database)
+    app = jobs.build_queue(config.database_url, AgentRuntime.build(database, vault))
     logger.info("worker starting")
     try:
         app.run_worker(

@@ -1,5 +1,1 @@
 """A client's connections to providers (metadata; credentials live in the vault)."""
-
-from agent_service.connections.views import blueprint
-
-__all__ = ["blueprint"]

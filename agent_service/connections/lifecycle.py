@@ -21,6 +21,7 @@ from agent_service.connections.provider_oauth import (
     exchange_code,
     revoke,
 )
+from agent_service.queue import defer
 from agent_service.vault import CredentialNotFound, CredentialUnreadable, Purpose, Vault
 from shared.catalog import CAPABILITIES, AuthKind, Provider, Revocation
 from shared.db import Database, QuerySet, execute, fetch_all, fetch_one, fetch_optional, tenant_transaction
@@ -169,7 +170,10 @@ def disconnect(db: Database, vault: Vault, *, client_id: uuid.UUID, connection_i
     pending = outcome is RevocationOutcome.RETRY_LATER
     with tenant_transaction(db, client_id) as conn:
         _locked_connection(conn, connection_id, provider.key)
-        if not pending:
+        if pending:
+            defer(conn, "finish_revocation", queue="maintenance", lock=f"revoke:{connection_id}",
+                  args={"client_id": client_id, "connection_id": connection_id, "provider": provider.key})
+        else:
             execute(conn, QUERIES["delete_credentials"], connection_id=connection_id)
         execute(conn, QUERIES["mark_revoked"], connection_id=connection_id,
                 reason=REVOCATION_PENDING if pending else None)

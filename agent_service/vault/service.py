@@ -152,40 +152,63 @@ class Vault:
         client_id, connection_id = _as_uuid(client_id), _as_uuid(connection_id)
         with tenant_transaction(self._db, client_id) as conn:
             row = repository.get_credential(conn, connection_id=connection_id, purpose=purpose)
-        if row is None:
-            raise CredentialNotFound()
-        binding = CredentialBinding(client_id, connection_id, row.credential_id, purpose)
-        log_fields = {
-            "client_id": client_id,
-            "connection_id": connection_id,
-            "key_id": row.sealed.key_id,
-        }
         try:
-            secret = StepSecret(self._keyring.decrypt(row.sealed, binding).decode("utf-8"))
-        except UnknownKey:
-            # A deploy problem (a key not rolled out to this replica), not this row's fault:
-            # the connection stays as it is and the operator is told.
-            logger.error("credential under a key this agent does not hold", extra=log_fields)
-            raise CredentialKeyMissing() from None
-        except (AuthenticationFailed, UnsupportedParameters, UnicodeDecodeError):
-            self._mark_unreadable(client_id, connection_id, log_fields)
-            raise CredentialUnreadable() from None
+            secret = self._decrypt(row, client_id, connection_id, purpose)
+        except CredentialUnreadable:
+            with tenant_transaction(self._db, client_id) as conn:
+                self._mark_unreadable(conn, client_id, connection_id)
+            raise
         try:
             yield secret
         finally:
             secret.expire()
 
-    def _mark_unreadable(
-        self, client_id: uuid.UUID, connection_id: uuid.UUID, log_fields: dict[str, object]
-    ) -> None:
-        """This connection alone stops; its client sees a reconnect link, others go on."""
-        with tenant_transaction(self._db, client_id) as conn:
-            repository.mark_connection_needs_reauth(
-                conn, connection_id=connection_id, reason=UNREADABLE_REASON
+    @contextmanager
+    def open_in_transaction(
+        self, conn: Connection, *, client_id: uuid.UUID | str, connection_id: uuid.UUID | str,
+        purpose: Purpose | str,
+    ) -> Iterator[StepSecret]:
+        """As open_for_step, read through the caller's tenant transaction (which may hold the
+        connection row locked, as a token refresh does); an unreadable row is marked there."""
+        purpose = Purpose(purpose)
+        client_id, connection_id = _as_uuid(client_id), _as_uuid(connection_id)
+        row = repository.get_credential(conn, connection_id=connection_id, purpose=purpose)
+        try:
+            secret = self._decrypt(row, client_id, connection_id, purpose)
+        except CredentialUnreadable:
+            self._mark_unreadable(conn, client_id, connection_id)
+            raise
+        try:
+            yield secret
+        finally:
+            secret.expire()
+
+    def _decrypt(
+        self, row: repository.CredentialRow | None, client_id: uuid.UUID, connection_id: uuid.UUID,
+        purpose: Purpose,
+    ) -> StepSecret:
+        if row is None:
+            raise CredentialNotFound()
+        binding = CredentialBinding(client_id, connection_id, row.credential_id, purpose)
+        try:
+            return StepSecret(self._keyring.decrypt(row.sealed, binding).decode("utf-8"))
+        except UnknownKey:
+            # A deploy problem (a key not rolled out to this replica), not this row's fault:
+            # the connection stays as it is and the operator is told.
+            logger.error(
+                "credential under a key this agent does not hold",
+                extra={"client_id": client_id, "connection_id": connection_id, "key_id": row.sealed.key_id},
             )
+            raise CredentialKeyMissing() from None
+        except (AuthenticationFailed, UnsupportedParameters, UnicodeDecodeError):
+            raise CredentialUnreadable() from None
+
+    def _mark_unreadable(self, conn: Connection, client_id: uuid.UUID, connection_id: uuid.UUID) -> None:
+        """This connection alone stops; its client sees a reconnect link, others go on."""
+        repository.mark_connection_needs_reauth(conn, connection_id=connection_id, reason=UNREADABLE_REASON)
         logger.error(
             "credential failed to decrypt; connection marked needs_reauth",
-            extra={**log_fields, "error_class": "AuthenticationFailed"},
+            extra={"client_id": client_id, "connection_id": connection_id, "error_class": "AuthenticationFailed"},
         )
 
 

@@ -1,0 +1,1 @@
+"""Runs: starting them, executing their steps in workers, recording what happened and cost."""

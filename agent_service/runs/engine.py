@@ -1,0 +1,319 @@
+"""Executing a run in a worker: each step in order, recorded as metadata only.
+
+Step outputs pass from step to step in memory and are never stored or logged. A run that
+a dead worker left half done is not guessed at: steps already done (whose outputs are
+gone) or interrupted mid-call are never run again, the run fails with a clear reason.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from marshmallow import ValidationError
+from psycopg.types.json import Jsonb
+
+from agent_service.capabilities import (
+    LLMUsage,
+    ProviderHTTP,
+    ProviderRateLimited,
+    ProviderTransient,
+    ProviderUnauthorized,
+    StepContext,
+    StepFailed,
+    StepResult,
+)
+from agent_service.capabilities.registry import run_capability
+from agent_service.connections.lifecycle import capabilities_of
+from agent_service.runs.prices import PRICE_VERSION, llm_cost_microusd
+from agent_service.runs.tokens import ReconnectNeeded, ensure_access_token
+from agent_service.runtime import AgentRuntime
+from agent_service.vault import CredentialKeyMissing, CredentialNotFound, CredentialUnreadable, Purpose
+from shared.automations import resolve_step_input
+from shared.catalog import CAPABILITIES, AuthKind, Capability, Provider
+from shared.db import QuerySet, execute, fetch_all, fetch_one, fetch_optional, tenant_transaction
+from shared.db.pool import Connection
+
+logger = logging.getLogger(__name__)
+QUERIES = QuerySet(Path(__file__).with_name("queries.sql"))
+FINAL = ("succeeded", "failed", "cancelled")
+
+
+class StepError(Exception):
+    """A step failed; error_class and safe_message are what the client sees."""
+
+    def __init__(self, error_class: str, safe_message: str) -> None:
+        self.error_class = error_class
+        self.safe_message = safe_message
+        super().__init__(safe_message)
+
+
+@dataclass
+class Clock:
+    """Time and sleep, replaceable in tests."""
+
+    monotonic: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], None] = time.sleep
+
+
+def execute_run(rt: AgentRuntime, *, client_id: uuid.UUID, run_id: uuid.UUID, clock: Clock | None = None) -> str:
+    """Run every step of a queued run; return the run's final status."""
+    clock = clock or Clock()
+    with tenant_transaction(rt.db, client_id) as conn:
+        run = fetch_optional(conn, QUERIES["lock_run"], run_id=run_id)
+        if run is None:
+            return "missing"
+        if run["status"] in FINAL:
+            return str(run["status"])
+        definition = fetch_one(conn, QUERIES["get_run_definition"], automation_id=run["automation_id"],
+                               version=run["automation_version"])
+        recorded = fetch_all(conn, QUERIES["list_run_steps"], run_id=run_id)
+        execute(conn, QUERIES["start_run"], run_id=run_id)
+    log = {"client_id": client_id, "run_id": run_id, "automation_id": run["automation_id"]}
+    if any(step["status"] != "pending" for step in recorded):
+        return _fail_interrupted(rt, client_id, run_id, recorded, log)
+
+    deadline = clock.monotonic() + rt.limits.run_seconds
+    outputs: list[dict[str, Any]] = []
+    for index, step in enumerate(definition["steps"]):
+        try:
+            outputs.append(_run_step(rt, client_id, run_id, run["automation_id"], index, step, outputs,
+                                     recorded[index]["idempotency_key"], deadline, clock))
+        except StepError as failure:
+            _finish(rt, client_id, run_id, "failed", failure.error_class,
+                    f"Step {index + 1} ({step['capability']}): {failure.safe_message}")
+            logger.info("run failed", extra={**log, "step_index": index, "error_class": failure.error_class})
+            return "failed"
+        except Exception:
+            # A defect of ours: the run must not stay 'running' for ever, nor say more than this.
+            logger.exception("run failed on an internal error", extra={**log, "step_index": index})
+            _finish(rt, client_id, run_id, "failed", "internal_error",
+                    f"Step {index + 1} ({step['capability']}): Hapex hit an internal error; we have been alerted.")
+            return "failed"
+    _finish(rt, client_id, run_id, "succeeded", None, None)
+    logger.info("run succeeded", extra={**log, "count": len(outputs)})
+    return "succeeded"
+
+
+def _fail_interrupted(rt: AgentRuntime, client_id: uuid.UUID, run_id: uuid.UUID,
+                      recorded: list[dict[str, Any]], log: dict[str, Any]) -> str:
+    """A worker died during this run: never repeat a step that may have had its effect."""
+    with tenant_transaction(rt.db, client_id) as conn:
+        for step in recorded:
+            if step["status"] == "running":
+                execute(conn, QUERIES["finish_step"], run_id=run_id, step_index=step["step_index"], status="failed",
+                        duration_ms=None, error_class="worker_interrupted",
+                        safe_message="The worker stopped during this step; it was not repeated.",
+                        counts=Jsonb({}))
+        execute(conn, QUERIES["skip_remaining_steps"], run_id=run_id)
+        execute(conn, QUERIES["finish_run"], run_id=run_id, status="failed", error_class="worker_interrupted",
+                error_message="The worker running this automation stopped midway; steps already done were not "
+                              "repeated. Run it again when ready.")
+    logger.warning("run failed after a worker interruption", extra=log)
+    return "failed"
+
+
+def _finish(rt: AgentRuntime, client_id: uuid.UUID, run_id: uuid.UUID, status: str, error_class: str | None,
+            message: str | None) -> None:
+    with tenant_transaction(rt.db, client_id) as conn:
+        if status != "succeeded":
+            execute(conn, QUERIES["skip_remaining_steps"], run_id=run_id)
+        execute(conn, QUERIES["finish_run"], run_id=run_id, status=status, error_class=error_class,
+                error_message=message)
+
+
+def _granted_closure(provider: Provider, granted: list[str]) -> set[str]:
+    closure = set(granted)
+    for scope in provider.scopes:
+        if scope.name in closure:
+            closure |= scope.implies
+    return closure
+
+
+def _connection_for(rt: AgentRuntime, client_id: uuid.UUID, automation_id: uuid.UUID, capability: Capability,
+                    provider: Provider) -> dict[str, Any] | None:
+    if provider.auth_kind is AuthKind.HAPEX_KEY:
+        return None
+    with tenant_transaction(rt.db, client_id) as conn:
+        connection = fetch_optional(conn, QUERIES["active_connection_for"], provider=provider.key)
+    if connection is None:
+        raise StepError("not_connected", f"{provider.name} is not connected.")
+    if connection["status"] != "active":
+        _pause_for(rt, client_id, provider)
+        raise StepError("needs_reauth", f"{provider.name} needs to be reconnected.")
+    missing = set(capability.scopes) - _granted_closure(provider, connection["scopes_granted"])
+    if missing:
+        raise StepError("missing_scope", f"{provider.name} has not granted what this step needs; "
+                                         "connect it again to add the missing access.")
+    return connection
+
+
+def _pause_for(rt: AgentRuntime, client_id: uuid.UUID, provider: Provider) -> None:
+    from agent_service.connections.lifecycle import QUERIES as LIFECYCLE
+
+    with tenant_transaction(rt.db, client_id) as conn:
+        fetch_all(conn, LIFECYCLE["pause_automations_using"], capabilities=capabilities_of(provider.key),
+                  reason=f"{provider.name} needs to be reconnected.")
+
+
+def _backoff(rt: AgentRuntime, attempt: int, retry_after: float | None) -> float:
+    if retry_after is not None:
+        return retry_after
+    base = rt.limits.backoff_base_seconds * (2 ** (attempt - 1))
+    return min(rt.limits.backoff_cap_seconds, base) * (0.5 + random.random() / 2)  # noqa: S311 - jitter only
+
+
+def _run_step(rt: AgentRuntime, client_id: uuid.UUID, run_id: uuid.UUID, automation_id: uuid.UUID, index: int,
+              step: dict[str, Any], outputs: list[dict[str, Any]], idempotency_key: str, deadline: float,
+              clock: Clock) -> dict[str, Any]:
+    capability = CAPABILITIES[step["capability"]]
+    provider = rt.provider(capability.provider)
+    started = clock.monotonic()
+    attempts = 0
+    http = ProviderHTTP(provider, verify=rt.verify)
+    try:
+        data = resolve_step_input(step, outputs)
+    except ValidationError:
+        _record_failure(rt, client_id, run_id, index, "input_invalid",
+                        "An earlier step's output did not fit this step's input.", started, clock, attempts=1)
+        raise StepError("input_invalid", "An earlier step's output did not fit this step's input.") from None
+    try:
+        connection = _connection_for(rt, client_id, automation_id, capability, provider)
+    except StepError as failure:
+        _record_failure(rt, client_id, run_id, index, failure.error_class, failure.safe_message, started, clock, 1)
+        raise
+    ctx = StepContext(client_id=client_id, run_id=run_id, step_index=index, http=http, llm=rt.llm,
+                      idempotency_key=idempotency_key)
+    refreshed_after_401 = False
+    while True:
+        attempts += 1
+        _mark_attempt(rt, client_id, run_id, index)
+        try:
+            result = _call(rt, ctx, capability, provider, connection, data)
+        except ProviderUnauthorized as exc:
+            if connection is None or provider.auth_kind is not AuthKind.OAUTH2 or refreshed_after_401:
+                _fail(rt, client_id, run_id, index, exc.error_class, exc.safe_message, started, clock, attempts)
+            refreshed_after_401 = True
+            try:
+                ensure_access_token(rt, client_id=client_id, connection_id=connection["connection_id"],
+                                    provider=provider, force=True,
+                                    seen_expiry=connection["access_token_expires_at"])
+            except ReconnectNeeded:
+                _reconnect_needed(rt, client_id, run_id, index, provider, started, clock, attempts)
+            continue
+        except ProviderTransient as exc:
+            may_retry = isinstance(exc, ProviderRateLimited) or not capability.side_effect
+            delay = _backoff(rt, attempts, exc.retry_after)
+            out_of_time = clock.monotonic() + delay > deadline
+            if (not may_retry or attempts >= rt.limits.step_attempts or out_of_time
+                    or delay > rt.limits.max_retry_after_seconds):
+                message = exc.safe_message
+                if capability.side_effect and not may_retry:
+                    message += " Not retried, so that it cannot happen twice."
+                _fail(rt, client_id, run_id, index, exc.error_class, message, started, clock, attempts)
+            logger.info("step retrying", extra={"client_id": client_id, "run_id": run_id, "step_index": index,
+                                                "attempt": attempts, "error_class": exc.error_class})
+            clock.sleep(delay)
+            continue
+        except StepFailed as exc:
+            if exc.llm_usage:
+                with tenant_transaction(rt.db, client_id) as conn:
+                    _record_costs(conn, client_id, run_id, index, provider, exc.llm_usage, 0)
+            _fail(rt, client_id, run_id, index, exc.error_class, exc.safe_message, started, clock, attempts)
+        except ReconnectNeeded:
+            _reconnect_needed(rt, client_id, run_id, index, provider, started, clock, attempts)
+        except (CredentialUnreadable, CredentialNotFound):
+            _pause_for(rt, client_id, provider)
+            _fail(rt, client_id, run_id, index, "needs_reauth",
+                  f"{provider.name} needs to be reconnected.", started, clock, attempts)
+        except CredentialKeyMissing:
+            _fail(rt, client_id, run_id, index, "credential_key_missing",
+                  "This connection cannot be used right now; Hapex has been alerted.", started, clock, attempts)
+        _record_success(rt, client_id, run_id, index, capability, provider, connection, result, http.calls,
+                        started, clock)
+        return result.output
+
+
+def _call(rt: AgentRuntime, ctx: StepContext, capability: Capability, provider: Provider,
+          connection: dict[str, Any] | None, data: dict[str, Any]) -> StepResult:
+    if connection is None:
+        return run_capability(capability.key, ctx, None, data)
+    connection_id = connection["connection_id"]
+    if provider.auth_kind is AuthKind.OAUTH2:
+        if ensure_access_token(rt, client_id=ctx.client_id, connection_id=connection_id, provider=provider):
+            connection["access_token_expires_at"] = _current_expiry(rt, ctx.client_id, connection_id)
+        purpose = Purpose.ACCESS_TOKEN
+    else:
+        purpose = Purpose.API_KEY
+    with rt.vault.open_for_step(client_id=ctx.client_id, connection_id=connection_id, purpose=purpose) as token:
+        return run_capability(capability.key, ctx, token, data)
+
+
+def _current_expiry(rt: AgentRuntime, client_id: uuid.UUID, connection_id: uuid.UUID) -> datetime | None:
+    with tenant_transaction(rt.db, client_id) as conn:
+        row = fetch_optional(conn, "SELECT access_token_expires_at FROM connections WHERE connection_id = "
+                                   "%(connection_id)s", connection_id=connection_id)
+    return row["access_token_expires_at"] if row else None
+
+
+def _mark_attempt(rt: AgentRuntime, client_id: uuid.UUID, run_id: uuid.UUID, index: int) -> None:
+    with tenant_transaction(rt.db, client_id) as conn:
+        execute(conn, QUERIES["start_step"], run_id=run_id, step_index=index)
+
+
+def _elapsed_ms(started: float, clock: Clock) -> int:
+    return int((clock.monotonic() - started) * 1000)
+
+
+def _record_failure(rt: AgentRuntime, client_id: uuid.UUID, run_id: uuid.UUID, index: int, error_class: str,
+                    message: str, started: float, clock: Clock, attempts: int) -> None:
+    with tenant_transaction(rt.db, client_id) as conn:
+        execute(conn, QUERIES["finish_step"], run_id=run_id, step_index=index, status="failed",
+                duration_ms=_elapsed_ms(started, clock), error_class=error_class, safe_message=message,
+                counts=Jsonb({"attempts": attempts}))
+
+
+def _fail(rt: AgentRuntime, client_id: uuid.UUID, run_id: uuid.UUID, index: int, error_class: str, message: str,
+          started: float, clock: Clock, attempts: int) -> None:
+    _record_failure(rt, client_id, run_id, index, error_class, message, started, clock, attempts)
+    raise StepError(error_class, message)
+
+
+def _reconnect_needed(rt: AgentRuntime, client_id: uuid.UUID, run_id: uuid.UUID, index: int, provider: Provider,
+                      started: float, clock: Clock, attempts: int) -> None:
+    _pause_for(rt, client_id, provider)
+    _fail(rt, client_id, run_id, index, "needs_reauth",
+          f"{provider.name} no longer accepts Hapex's access; reconnect it to resume.", started, clock, attempts)
+
+
+def _record_costs(conn: Connection, client_id: uuid.UUID, run_id: uuid.UUID, index: int, provider: Provider,
+                  llm_usage: list[LLMUsage], calls: int) -> None:
+    """One cost event per model call (priced), or one counting the step's provider calls."""
+    for usage in llm_usage:
+        execute(conn, QUERIES["insert_cost_event"], client_id=client_id, run_id=run_id, step_index=index,
+                source="llm", provider=provider.key, model=usage.model, input_tokens=usage.input_tokens,
+                output_tokens=usage.output_tokens, price_version=PRICE_VERSION,
+                amount_microusd=llm_cost_microusd(usage.model, usage.input_tokens, usage.output_tokens), calls=1)
+    if not llm_usage and calls:
+        execute(conn, QUERIES["insert_cost_event"], client_id=client_id, run_id=run_id, step_index=index,
+                source="provider_call", provider=provider.key, model=None, input_tokens=None, output_tokens=None,
+                price_version=PRICE_VERSION, amount_microusd=0, calls=calls)
+
+
+def _record_success(rt: AgentRuntime, client_id: uuid.UUID, run_id: uuid.UUID, index: int, capability: Capability,
+                    provider: Provider, connection: dict[str, Any] | None, result: StepResult, calls: int,
+                    started: float, clock: Clock) -> None:
+    with tenant_transaction(rt.db, client_id) as conn:
+        execute(conn, QUERIES["finish_step"], run_id=run_id, step_index=index, status="succeeded",
+                duration_ms=_elapsed_ms(started, clock), error_class=None, safe_message=None,
+                counts=Jsonb({k: int(v) for k, v in result.counts.items()}))
+        _record_costs(conn, client_id, run_id, index, provider, result.llm_usage, calls)
+        if connection is not None:
+            execute(conn, QUERIES["touch_connection"], connection_id=connection["connection_id"])

@@ -1,0 +1,130 @@
+-- get_automation --
+-- One automation of the transaction's client with its current definition.
+SELECT automation_id, name, status, version, trigger, steps, store_outputs, next_run_at
+FROM automations
+WHERE automation_id = %(automation_id)s
+
+-- lock_automation --
+-- One automation locked while the scheduler plans its next run.
+SELECT automation_id, status, version, trigger, next_run_at
+FROM automations
+WHERE automation_id = %(automation_id)s
+FOR UPDATE
+
+-- set_next_run_at --
+-- When a schedule fires next.
+UPDATE automations SET next_run_at = %(next_run_at)s WHERE automation_id = %(automation_id)s
+
+-- pause_automation --
+-- Stop an automation from running until the client acts; says why.
+UPDATE automations SET status = 'paused', paused_reason = %(reason)s, updated_at = now()
+WHERE automation_id = %(automation_id)s AND status IN ('enabled', 'draft', 'disabled')
+
+-- month_to_date_spend --
+-- What the client has spent this calendar month (UTC), and its budget.
+SELECT c.monthly_budget_microusd AS budget,
+       coalesce((SELECT sum(e.amount_microusd) FROM cost_events e
+                 WHERE e.occurred_at >= date_trunc('month', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'), 0)
+           AS spent
+FROM clients c
+
+-- insert_run --
+-- A queued run of one automation version.
+INSERT INTO runs (client_id, run_id, automation_id, automation_version, trigger_kind, scheduled_for, status,
+                  error_class, error_message, finished_at)
+VALUES (%(client_id)s, %(run_id)s, %(automation_id)s, %(automation_version)s, %(trigger_kind)s,
+        %(scheduled_for)s, %(status)s, %(error_class)s, %(error_message)s,
+        CASE WHEN %(status)s = 'queued' THEN NULL ELSE now() END)
+ON CONFLICT (client_id, automation_id, scheduled_for) WHERE trigger_kind = 'schedule' DO NOTHING
+RETURNING run_id
+
+-- insert_run_step --
+-- One planned step of a run.
+INSERT INTO run_steps (client_id, run_id, step_index, capability, idempotency_key)
+VALUES (%(client_id)s, %(run_id)s, %(step_index)s, %(capability)s, %(idempotency_key)s)
+
+-- lock_run --
+-- A run locked by the worker executing it.
+SELECT run_id, automation_id, automation_version, trigger_kind, status, queued_at, started_at
+FROM runs
+WHERE run_id = %(run_id)s
+FOR UPDATE
+
+-- get_run_definition --
+-- The automation version a run executes.
+SELECT v.steps, v.trigger, a.store_outputs, a.name
+FROM automation_versions v
+JOIN automations a ON a.client_id = v.client_id AND a.automation_id = v.automation_id
+WHERE v.automation_id = %(automation_id)s AND v.version = %(version)s
+
+-- start_run --
+-- Mark a run running.
+UPDATE runs SET status = 'running', started_at = coalesce(started_at, now()) WHERE run_id = %(run_id)s
+
+-- finish_run --
+-- A run's outcome: status, and for a failure an error class and a safe message.
+UPDATE runs
+SET status = %(status)s, error_class = %(error_class)s, error_message = %(error_message)s, finished_at = now()
+WHERE run_id = %(run_id)s
+
+-- list_run_steps --
+-- The steps of a run in order.
+SELECT step_index, capability, status, attempt_count, idempotency_key,
+       output_ciphertext IS NOT NULL AS has_stored_output
+FROM run_steps
+WHERE run_id = %(run_id)s
+ORDER BY step_index
+
+-- start_step --
+-- A step begins an attempt.
+UPDATE run_steps
+SET status = 'running', attempt_count = attempt_count + 1, started_at = coalesce(started_at, now())
+WHERE run_id = %(run_id)s AND step_index = %(step_index)s
+
+-- finish_step --
+-- A step's outcome: metadata only.
+UPDATE run_steps
+SET status = %(status)s, finished_at = now(), duration_ms = %(duration_ms)s, error_class = %(error_class)s,
+    safe_message = %(safe_message)s, counts = %(counts)s
+WHERE run_id = %(run_id)s AND step_index = %(step_index)s
+
+-- skip_remaining_steps --
+-- Steps after a failure never ran.
+UPDATE run_steps SET status = 'skipped'
+WHERE run_id = %(run_id)s AND status = 'pending'
+
+-- insert_cost_event --
+-- One billable event of a run's step.
+INSERT INTO cost_events (client_id, run_id, step_index, source, provider, model, input_tokens, output_tokens,
+                         price_version, amount_microusd, calls)
+VALUES (%(client_id)s, %(run_id)s, %(step_index)s, %(source)s, %(provider)s, %(model)s, %(input_tokens)s,
+        %(output_tokens)s, %(price_version)s, %(amount_microusd)s, %(calls)s)
+
+-- active_connection_for --
+-- The client's newest connection to a provider that can be used, with what it was granted.
+SELECT connection_id, status, scopes_granted, access_token_expires_at
+FROM connections
+WHERE provider = %(provider)s AND status IN ('active', 'needs_reauth')
+ORDER BY (status = 'active') DESC, updated_at DESC
+LIMIT 1
+
+-- lock_connection_expiry --
+-- A connection locked by the one worker refreshing its token; the others wait, then re-read.
+SELECT connection_id, status, access_token_expires_at
+FROM connections
+WHERE connection_id = %(connection_id)s
+FOR UPDATE
+
+-- save_refreshed_expiry --
+-- A refreshed access token's expiry.
+UPDATE connections SET access_token_expires_at = %(expires_at)s, last_used_at = now(), updated_at = now()
+WHERE connection_id = %(connection_id)s
+
+-- mark_needs_reauth --
+-- The provider no longer accepts the connection: the client must reconnect it.
+UPDATE connections SET status = 'needs_reauth', status_reason = %(reason)s, updated_at = now()
+WHERE connection_id = %(connection_id)s AND status = 'active'
+
+-- touch_connection --
+-- A connection was used by a step.
+UPDATE connections SET last_used_at = now() WHERE connection_id = %(connection_id)s

@@ -1,0 +1,63 @@
+"""Firing schedules: each due slot becomes exactly one run, however many workers look.
+
+The automation row is locked while its slots are planned, and runs carry a unique
+(automation, scheduled_for) key, so two workers cannot both start the same slot; a worker
+that was down catches up the slots it missed, up to a limit.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from pathlib import Path
+
+from agent_service.runs.triggers import RunRefused, start_run
+from agent_service.runtime import AgentRuntime
+from shared.automations import next_fire_time
+from shared.db import QuerySet, execute, fetch_all, fetch_optional, tenant_transaction
+
+logger = logging.getLogger(__name__)
+QUERIES = QuerySet(Path(__file__).with_name("queries.sql"))
+MAX_CATCH_UP = 24
+
+
+def fire_due_schedules(rt: AgentRuntime, now: datetime, *, limit: int = 500) -> int:
+    """Start a run for every due slot of every enabled schedule; how many runs started."""
+    with rt.db.transaction() as conn:
+        due = fetch_all(conn, "SELECT * FROM hapex_due_schedules(%(now)s, %(limit)s)", now=now, limit=limit)
+    started = 0
+    for row in due:
+        try:
+            started += _fire_one(rt, row["client_id"], row["automation_id"], now)
+        except RunRefused:
+            continue
+        except Exception:
+            logger.exception("schedule could not fire", extra={"client_id": row["client_id"],
+                                                              "automation_id": row["automation_id"]})
+    return started
+
+
+def _fire_one(rt: AgentRuntime, client_id, automation_id, now: datetime) -> int:  # type: ignore[no-untyped-def]
+    started = 0
+    with tenant_transaction(rt.db, client_id) as conn:
+        automation = fetch_optional(conn, QUERIES["lock_automation"], automation_id=automation_id)
+        if automation is None or automation["status"] != "enabled" or automation["trigger"].get("kind") != "schedule":
+            return 0
+        trigger = automation["trigger"]
+        next_at = automation["next_run_at"]
+        if next_at is None:
+            execute(conn, QUERIES["set_next_run_at"], automation_id=automation_id,
+                    next_run_at=next_fire_time(trigger, now))
+            return 0
+        slots = []
+        while next_at <= now and len(slots) < MAX_CATCH_UP:
+            slots.append(next_at)
+            next_at = next_fire_time(trigger, next_at)
+        if next_at <= now:
+            next_at = next_fire_time(trigger, now)
+        for slot in slots:
+            if start_run(conn, client_id=client_id, automation_id=automation_id, trigger_kind="schedule",
+                         scheduled_for=slot) is not None:
+                started += 1
+        execute(conn, QUERIES["set_next_run_at"], automation_id=automation_id, next_run_at=next_at)
+    return started

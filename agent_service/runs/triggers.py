@@ -1,0 +1,101 @@
+"""Starting runs: manual, scheduled or webhook, each queued in the same transaction as its record."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from agent_service.queue import defer
+from shared.db import QuerySet, execute, fetch_optional
+from shared.db.pool import Connection
+
+logger = logging.getLogger(__name__)
+QUERIES = QuerySet(Path(__file__).with_name("queries.sql"))
+
+
+class RunRefused(Exception):
+    """This run cannot start."""
+
+    error = "run_refused"
+    status = 409
+
+    def __init__(self, message: str | None = None) -> None:
+        self.message = message or (self.__doc__ or "").strip()
+        super().__init__(self.message)
+
+
+class AutomationMissing(RunRefused):
+    """No such automation for this client."""
+
+    error = "not_found"
+    status = 404
+
+
+class AutomationPaused(RunRefused):
+    """The automation is paused; reconnect what it needs, then resume it."""
+
+    error = "automation_paused"
+
+
+class BudgetExhausted(RunRefused):
+    """This month's budget is used up; the run was not started."""
+
+    error = "budget_exhausted"
+
+
+@dataclass(frozen=True)
+class StartedRun:
+    run_id: uuid.UUID
+    status: str
+
+
+def month_to_date(conn: Connection) -> tuple[int | None, int]:
+    row = fetch_optional(conn, QUERIES["month_to_date_spend"])
+    if row is None:
+        return None, 0
+    return row["budget"], int(row["spent"])
+
+
+def start_run(conn: Connection, *, client_id: uuid.UUID, automation_id: uuid.UUID, trigger_kind: str,
+              scheduled_for: datetime | None = None) -> StartedRun | None:
+    """Record a run and queue its job atomically; None when this schedule slot already ran.
+
+    Over budget, a manual start is refused (BudgetExhausted) and a scheduled one is
+    recorded as cancelled with the reason, so the client sees why it did not run.
+    """
+    automation = fetch_optional(conn, QUERIES["get_automation"], automation_id=automation_id)
+    if automation is None:
+        raise AutomationMissing()
+    if automation["status"] == "paused":
+        raise AutomationPaused()
+    if trigger_kind != "manual" and automation["status"] != "enabled":
+        raise RunRefused("The automation is not enabled.")
+    budget, spent = month_to_date(conn)
+    over_budget = budget is not None and spent >= budget
+    if over_budget and trigger_kind == "manual":
+        raise BudgetExhausted()
+    run_id = uuid.uuid4()
+    values: dict[str, Any] = {
+        "client_id": client_id, "run_id": run_id, "automation_id": automation_id,
+        "automation_version": automation["version"], "trigger_kind": trigger_kind,
+        "scheduled_for": scheduled_for, "status": "queued", "error_class": None, "error_message": None,
+    }
+    if over_budget:
+        values.update(status="cancelled", error_class="budget_exhausted",
+                      error_message=BudgetExhausted.__doc__)
+    inserted = fetch_optional(conn, QUERIES["insert_run"], **values)
+    if inserted is None:
+        return None
+    if over_budget:
+        logger.info("run not started: budget exhausted", extra={"client_id": client_id, "run_id": run_id})
+        return StartedRun(run_id, "cancelled")
+    for index, step in enumerate(automation["steps"]):
+        execute(conn, QUERIES["insert_run_step"], client_id=client_id, run_id=run_id, step_index=index,
+                capability=step["capability"], idempotency_key=f"{run_id}:{index}")
+    defer(conn, "execute_run", queue="runs", args={"client_id": client_id, "run_id": run_id}, lock=f"run:{run_id}")
+    logger.info("run queued", extra={"client_id": client_id, "run_id": run_id, "automation_id": automation_id})
+    return StartedRun(run_id, "queued")
