@@ -1,0 +1,127 @@
+"""Real worker processes sharing the queue through PostgreSQL, calling a provider stand-in."""
+
+from __future__ import annotations
+
+import base64
+import os
+import subprocess
+import sys
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from agent_service.runs.triggers import start_run
+from hapex.localstack.local_secrets import new_token
+from hapex.localstack.local_tls import ensure_local_tls
+from shared.db import Database, tenant_transaction
+from tests.conftest import create_database_from, drop_database
+from tests.e2e.conftest import stop_processes
+from tests.provider_standin import ProviderStandIn
+from tests.run_fixtures import DIGEST, automation, runtime_for, tenant
+
+KEY = os.urandom(32)
+
+
+@pytest.fixture
+def cluster(pg_server, migrated_template, tmp_path):
+    """A database, a provider stand-in and a way to start workers against both."""
+    database = create_database_from(pg_server, migrated_template)
+    tls = ensure_local_tls(tmp_path / "tls")
+    standin = ProviderStandIn(tls).__enter__()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AGENT_", "INTAKE_", "CREDENTIAL_", "HAPEX_"))}
+    env.update(standin.provider_environment())
+    env.update(
+        AGENT_DATABASE_URL=database.agent_dsn,
+        AGENT_SERVICE_TOKEN=new_token(),
+        AGENT_ADMIN_TOKEN=new_token(),
+        CREDENTIAL_ENCRYPTION_KEY=base64.b64encode(KEY).decode(),
+        ANTHROPIC_API_KEY="sk-ant-standin-" + uuid.uuid4().hex,
+        HAPEX_GOOGLE_CLIENT_ID="g", HAPEX_GOOGLE_CLIENT_SECRET="gs",
+        HAPEX_SLACK_CLIENT_ID="s", HAPEX_SLACK_CLIENT_SECRET="ss",
+        WORKER_CONCURRENCY="4",
+    )
+    agent_db = Database(database.agent_dsn, name="test-cluster-agent").open()
+    intake_db = Database(database.intake_dsn, name="test-cluster-intake").open()
+    processes: list[subprocess.Popen[bytes]] = []
+    logs = tmp_path / "workers.log"
+
+    def start_workers(count: int) -> None:
+        with open(logs, "ab") as log:
+            for _ in range(count):
+                processes.append(subprocess.Popen([sys.executable, "-m", "hapex.cli", "serve", "worker"], env=env,
+                                                  stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
+
+    class Cluster:
+        pass
+
+    c = Cluster()
+    c.database, c.standin, c.env, c.agent_db, c.intake_db = database, standin, env, agent_db, intake_db
+    c.start_workers, c.processes, c.logs = start_workers, processes, logs
+    c.rt = runtime_for(agent_db, key=KEY, environ=standin.provider_environment())
+    try:
+        yield c
+    finally:
+        stop_processes(processes)
+        agent_db.close()
+        intake_db.close()
+        standin.__exit__()
+        drop_database(pg_server, database.name)
+
+
+def wait_for(predicate, timeout: float = 40.0, interval: float = 0.2):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    return predicate()
+
+
+def run_statuses(database) -> list[tuple]:
+    import psycopg
+
+    with psycopg.connect(database.owner_dsn) as conn:
+        return conn.execute("SELECT status, scheduled_for FROM runs ORDER BY scheduled_for NULLS LAST").fetchall()
+
+
+def test_the_digest_runs_end_to_end_through_the_queue_with_real_workers(cluster):
+    t = tenant(cluster.rt, cluster.intake_db, cluster.agent_db)
+    automation_id = automation(cluster.intake_db, t.client_id, DIGEST)
+    with tenant_transaction(cluster.agent_db, t.client_id) as conn:
+        started = start_run(conn, client_id=t.client_id, automation_id=automation_id, trigger_kind="manual")
+    cluster.start_workers(2)
+    finished = wait_for(lambda: [s for s, _ in run_statuses(cluster.database) if s in ("succeeded", "failed")])
+    assert finished == ["succeeded"], cluster.logs.read_text()[-3000:]
+    state = cluster.standin.state
+    assert state.calls["POST /chat.postMessage"] == 1
+    assert state.calls["POST /v1/messages"] == 1
+    assert state.authorizations["GET /gmail/v1/users/me/messages"] == [f"Bearer {t.tokens['google_access']}"]
+    logs = cluster.logs.read_text()
+    for secret in (t.tokens["google_access"], t.tokens["slack_access"], state.email_body, state.llm_reply):
+        assert secret not in logs
+    assert started is not None
+
+
+def test_a_schedule_with_two_workers_fires_exactly_once_per_due_slot(cluster):
+    client_id = tenant(cluster.rt, cluster.intake_db, cluster.agent_db).client_id
+    definition = {
+        "name": "Every five minutes",
+        "trigger": {"kind": "schedule", "cron": "*/5 * * * *", "timezone": "UTC"},
+        "steps": [{"capability": "llm.summarise", "input": {"text": "Status of the day"}}],
+    }
+    automation_id = automation(cluster.intake_db, client_id, definition)
+    now = datetime.now(UTC)
+    first_slot = now.replace(second=0, microsecond=0) - timedelta(minutes=now.minute % 5) - timedelta(minutes=10)
+    with tenant_transaction(cluster.agent_db, client_id) as conn:
+        conn.execute("UPDATE automations SET next_run_at = %s WHERE automation_id = %s", [first_slot, automation_id])
+    cluster.start_workers(2)
+    expected_slots = [first_slot + timedelta(minutes=5 * i) for i in range(3)]
+    runs = wait_for(lambda: (r := run_statuses(cluster.database)) and all(s == "succeeded" for s, _ in r)
+                    and len(r) >= 3 and r)
+    assert [slot for _, slot in runs] == expected_slots, cluster.logs.read_text()[-3000:]
+    time.sleep(2)
+    assert len(run_statuses(cluster.database)) == 3
+    assert cluster.standin.state.calls["POST /v1/messages"] == 3
