@@ -194,7 +194,10 @@ def finish_pending_revocation(db: Database, vault: Vault, *, client_id: uuid.UUI
                               give_up: bool) -> RevocationOutcome:
     """Retry a revocation the provider could not take earlier; delete the ciphertext once done."""
     with tenant_transaction(db, client_id) as conn:
-        row = _locked_connection(conn, connection_id, provider.key)
+        row = fetch_optional(conn, QUERIES["lock_connection_for_update"], connection_id=connection_id)
+        if row is None:
+            # The client deleted its account meanwhile; the cascade took the ciphertext.
+            return RevocationOutcome.ALREADY_INVALID
         purposes = {r["purpose"] for r in fetch_all(conn, QUERIES["credential_purposes"],
                                                     connection_id=connection_id)}
     if row["status"] != "revoked" or not purposes:
