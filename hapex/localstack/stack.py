@@ -65,6 +65,21 @@ def local_environment(database: LocalDatabase) -> dict[str, str]:
     return env
 
 
+# What each process must never receive: the intake gets no key, no admin token, no owner DSN
+# and no provider client secret; the agent and workers get nothing of the intake's.
+INTAKE_NEVER = ("CREDENTIAL_ENCRYPTION_KEY", "CREDENTIAL_ENCRYPTION_KEYS_RETIRED", "AGENT_ADMIN_TOKEN", "DATABASE_URL",
+                "AGENT_DATABASE_URL", "ANTHROPIC_API_KEY")
+AGENT_NEVER = ("INTAKE_SESSION_SECRET", "INTAKE_DATABASE_URL", "DATABASE_URL")
+
+
+def environment_for(service: str, env: dict[str, str]) -> dict[str, str]:
+    """The part of the local environment one service may see."""
+    if service == "intake":
+        return {k: v for k, v in env.items()
+                if k not in INTAKE_NEVER and not (k.startswith("HAPEX_") and k.endswith("_CLIENT_SECRET"))}
+    return {k: v for k, v in env.items() if k not in AGENT_NEVER}
+
+
 def wait_until_healthy(url: str, ca_file: str, deadline: float, processes: list[subprocess.Popen[bytes]]) -> bool:
     while time.monotonic() < deadline:
         if any(p.poll() is not None for p in processes):
@@ -86,7 +101,8 @@ def run_stack(workers: int = 1) -> int:
     command = [sys.executable, "-m", "hapex.cli", "serve"]
     services = ["intake", "agent"] + ["worker"] * workers
     # Our own interpreter and a fixed argument list: nothing here comes from input.
-    processes = [subprocess.Popen([*command, service], env=env) for service in services]  # noqa: S603
+    processes = [subprocess.Popen([*command, service], env=environment_for(service, env))  # noqa: S603
+                 for service in services]
 
     stopping = False
 

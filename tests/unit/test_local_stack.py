@@ -73,3 +73,17 @@ def test_hapex_serve_refuses_an_unknown_service():
                             text=True, timeout=60)
     assert result.returncode == 2
     assert "invalid choice" in result.stderr
+
+
+def test_the_local_intake_process_never_receives_the_key_or_agent_only_secrets():
+    from hapex.localstack.stack import environment_for
+
+    env = {"CREDENTIAL_ENCRYPTION_KEY": "k", "CREDENTIAL_ENCRYPTION_KEYS_RETIRED": "r", "AGENT_ADMIN_TOKEN": "a",
+           "AGENT_SERVICE_TOKEN": "s", "INTAKE_SESSION_SECRET": "i", "DATABASE_URL": "owner",
+           "INTAKE_DATABASE_URL": "in", "AGENT_DATABASE_URL": "ag", "HAPEX_GOOGLE_CLIENT_SECRET": "gs",
+           "HAPEX_GOOGLE_CLIENT_ID": "gid", "ANTHROPIC_API_KEY": "sk"}
+    assert environment_for("intake", env) == {"AGENT_SERVICE_TOKEN": "s", "INTAKE_SESSION_SECRET": "i",
+                                              "INTAKE_DATABASE_URL": "in", "HAPEX_GOOGLE_CLIENT_ID": "gid"}
+    agent = environment_for("agent", env)
+    assert "INTAKE_SESSION_SECRET" not in agent and "DATABASE_URL" not in agent
+    assert agent["CREDENTIAL_ENCRYPTION_KEY"] == "k"
