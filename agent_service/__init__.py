@@ -20,6 +20,7 @@ def create_app(config: AgentConfig, *, database: Database | None = None, environ
     """
     from agent_service import auth, health, openapi
     from agent_service.admin import views as admin
+    from agent_service.chat import views as chat
     from agent_service.connections import views as connections
     from agent_service.runs import views as runs
     from agent_service.runtime import AgentRuntime
@@ -41,5 +42,6 @@ def create_app(config: AgentConfig, *, database: Database | None = None, environ
     app.register_blueprint(openapi.blueprint)
     app.register_blueprint(connections.blueprint)
     app.register_blueprint(runs.blueprint)
+    app.register_blueprint(chat.blueprint)
     app.register_blueprint(admin.blueprint)
     return app

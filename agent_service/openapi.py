@@ -190,6 +190,65 @@ DOCUMENT: dict[str, Any] = {
                 },
             }
         },
+        "/v1/clients/{client_id}/chat": {
+            "get": {
+                "summary": "Whether the build chat can answer this client: configured, and budget left this month.",
+                "parameters": [CLIENT_ID],
+                "responses": {
+                    "200": _json("The chat's state for this client.", {"type": "object", "properties": {
+                        "available": {"type": "boolean"},
+                        "over_budget": {"type": "boolean"},
+                        "prompt_version": {"type": "string"},
+                    }}),
+                    **_errors(401, 403),
+                },
+            }
+        },
+        "/v1/clients/{client_id}/chat/{draft_id}/replies": {
+            "post": {
+                "summary": "The build chat's next answer to a draft's stored conversation: a proposal or a question.",
+                "description": (
+                    "Reads the draft's messages from chat_messages itself (no body needed) and asks Claude, "
+                    "constrained to the catalog. A proposal is validated like a hand-built automation and its "
+                    "scopes come from the catalog; nothing is saved and nothing runs. Every model call is a "
+                    "cost event; over this month's budget no call is made."
+                ),
+                "parameters": [
+                    CLIENT_ID,
+                    {"name": "draft_id", "in": "path", "required": True,
+                     "schema": {"type": "string", "format": "uuid"}},
+                ],
+                "responses": {
+                    "200": _json("A validated proposal, or a question for the client.", {"oneOf": [
+                        {"type": "object", "required": ["kind", "automation", "scopes", "summary_in_plain_words"],
+                         "properties": {
+                             "kind": {"const": "proposal"},
+                             "automation": {"type": "object"},
+                             "scopes": {"type": "object", "additionalProperties": {"type": "array", "items": {
+                                 "type": "object", "properties": {
+                                     "scope": {"type": "string"},
+                                     "access": {"type": "string", "enum": ["read", "write"]},
+                                     "purpose": {"type": "string"}}}}},
+                             "providers": {"type": "array", "items": {"type": "string"}},
+                             "summary_in_plain_words": {"type": "string"},
+                             "message": {"type": "string"},
+                             "prompt_version": {"type": "string"},
+                         }},
+                        {"type": "object", "required": ["kind", "text"], "properties": {
+                            "kind": {"const": "question"}, "text": {"type": "string"},
+                            "prompt_version": {"type": "string"}}},
+                    ]}),
+                    "409": {"description": "Over this month's budget (budget_exhausted), or nothing to answer.",
+                            "content": {"application/json": {"schema": _ERROR}}},
+                    "502": {"description": "Claude answered with an error (model_error) or not in time "
+                                           "(model_timeout).",
+                            "content": {"application/json": {"schema": _ERROR}}},
+                    "503": {"description": "No ANTHROPIC_API_KEY on this deployment (chat_unavailable).",
+                            "content": {"application/json": {"schema": _ERROR}}},
+                    **_errors(401, 403, 404),
+                },
+            }
+        },
         "/v1/admin/overview": {
             "get": {
                 "summary": "Counts across clients for the operator.",

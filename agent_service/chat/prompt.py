@@ -1,0 +1,239 @@
+"""The chat's versioned prompt: a hand-written system prompt and a catalog description generated from
+shared.catalog, both kept under prompts/<version>/ so that what the model was told is in the repository.
+
+`python -m agent_service.chat.prompt` rewrites prompts/<version>/catalog.md from the catalog; a test
+fails while the committed file and the catalog disagree.
+"""
+
+from __future__ import annotations
+
+import sys
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from marshmallow import Schema, fields, validate
+
+from shared.automations.definition import MAX_STEPS, AutomationSchema
+from shared.catalog import CAPABILITIES, PROVIDERS, AuthKind, Capability
+
+CHAT_PROMPT_VERSION = "v1"
+PROMPTS_DIR = Path(__file__).with_name("prompts")
+PROPOSE = "propose_automation"
+ASK = "ask_question"
+MAX_MESSAGE_CHARACTERS = 2000
+
+_TRIGGERS = {
+    "manual": "runs when the client presses Run now. No other fields.",
+    "schedule": ("runs on a schedule. `cron`: a five-field cron expression (minute hour day-of-month month "
+                 "day-of-week); `timezone`: an IANA time zone such as Europe/Paris (UTC when left out). "
+                 "At most once every five minutes."),
+    "webhook": "runs when the automation's own webhook address is called. No other fields.",
+}
+
+
+def trigger_kinds() -> list[str]:
+    """The trigger kinds the automation schema accepts, read from the schema itself."""
+    kind = AutomationSchema().fields["trigger"].schema.fields["kind"]  # type: ignore[attr-defined]
+    for validator in kind.validators:
+        if isinstance(validator, validate.OneOf):
+            return [str(choice) for choice in validator.choices]
+    raise RuntimeError("the trigger schema names no kinds")
+
+
+def prompt_path(name: str, version: str = CHAT_PROMPT_VERSION) -> Path:
+    return PROMPTS_DIR / version / name
+
+
+@cache
+def system_prompt(version: str = CHAT_PROMPT_VERSION) -> str:
+    """The hand-written instructions followed by the catalog description, as committed."""
+    return prompt_path("system.md", version).read_text(encoding="utf-8").strip() + "\n\n" + \
+        prompt_path("catalog.md", version).read_text(encoding="utf-8").strip()
+
+
+def tools() -> list[dict[str, Any]]:
+    """The only two answers the model may give: a proposal within the catalog, or a question."""
+    return [
+        {
+            "name": PROPOSE,
+            "description": ("Propose a complete automation built only from the catalog's capabilities and "
+                            "triggers. Hapex validates it and shows it to the client, who may approve it."),
+            "input_schema": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["automation", "message"],
+                "properties": {
+                    "message": {"type": "string", "maxLength": MAX_MESSAGE_CHARACTERS,
+                                "description": "One or two plain sentences to the client about this proposal."},
+                    "automation": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "required": ["name", "trigger", "steps"],
+                        "properties": {
+                            "name": {"type": "string", "minLength": 1, "maxLength": 200},
+                            "trigger": {
+                                "type": "object",
+                                "additionalProperties": False,
+                                "required": ["kind"],
+                                "properties": {
+                                    "kind": {"type": "string", "enum": trigger_kinds()},
+                                    "cron": {"type": "string"},
+                                    "timezone": {"type": "string"},
+                                },
+                            },
+                            "steps": {
+                                "type": "array",
+                                "minItems": 1,
+                                "maxItems": MAX_STEPS,
+                                "items": {
+                                    "type": "object",
+                                    "additionalProperties": False,
+                                    "required": ["capability", "input"],
+                                    "properties": {
+                                        "capability": {"type": "string", "enum": sorted(CAPABILITIES)},
+                                        "input": {"type": "object",
+                                                  "description": "The capability's input fields, as the catalog "
+                                                                 "lists them."},
+                                    },
+                                },
+                            },
+                        },
+                    },
+                },
+            },
+        },
+        {
+            "name": ASK,
+            "description": ("Ask the client one question, in plain words, when a detail is missing or when what "
+                            "they want is outside the catalog."),
+            "input_schema": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["question"],
+                "properties": {"question": {"type": "string", "minLength": 1,
+                                            "maxLength": MAX_MESSAGE_CHARACTERS}},
+            },
+        },
+    ]
+
+
+# --- the catalog description -------------------------------------------------------------
+
+_TYPE_NAMES: list[tuple[type[fields.Field], str]] = [
+    (fields.AwareDateTime, "date-time with a UTC offset (ISO 8601)"),
+    (fields.Url, "https URL"),
+    (fields.Email, "email address"),
+    (fields.Integer, "integer"),
+    (fields.Boolean, "true or false"),
+    (fields.String, "string"),
+    (fields.Dict, "object"),
+    (fields.Raw, "any value"),
+]
+
+
+def _type_name(field: fields.Field) -> str:
+    if isinstance(field, fields.List):
+        return f"list of {_type_name(field.inner)}"
+    if isinstance(field, fields.Nested):
+        nested = field.schema
+        return "object with " + ", ".join(_name(n, f) for n, f in nested.fields.items())
+    for kind, name in _TYPE_NAMES:
+        if isinstance(field, kind):
+            return name
+    return "value"
+
+
+def _name(name: str, field: fields.Field) -> str:
+    return field.data_key or name
+
+
+def _constraints(field: fields.Field) -> list[str]:
+    notes = []
+    for validator in field.validators:
+        if isinstance(validator, validate.Length):
+            unit = "items" if isinstance(field, fields.List) else "characters"
+            notes.append(f"{validator.min if validator.min is not None else 0}–{validator.max} {unit}"
+                         if validator.max is not None else f"at least {validator.min} {unit}")
+        elif isinstance(validator, validate.Range):
+            notes.append(f"{validator.min}–{validator.max}")
+        elif isinstance(validator, validate.Regexp):
+            notes.append(f"matching {validator.regex.pattern}")
+        elif isinstance(validator, validate.OneOf):
+            notes.append("one of " + ", ".join(map(str, validator.choices)))
+        elif isinstance(validator, validate.Email):
+            notes.append("an email address")
+    if isinstance(field, fields.List):
+        notes.extend(f"each {note}" for note in _constraints(field.inner))
+    return notes
+
+
+def _field_line(name: str, field: fields.Field) -> str:
+    parts = [_type_name(field)]
+    if field.required:
+        parts.append("required")
+    elif field.load_default is not fields.missing_ and not callable(field.load_default):
+        parts.append(f"default {field.load_default!r}")
+    parts.extend(_constraints(field))
+    return f"- `{_name(name, field)}`: " + "; ".join(parts)
+
+
+def _schema_lines(schema: type[Schema]) -> list[str]:
+    return [_field_line(name, field) for name, field in schema().fields.items()]
+
+
+def _capability_section(capability: Capability) -> list[str]:
+    provider = PROVIDERS[capability.provider]
+    if capability.scopes:
+        needs = "; ".join(f"{scope} ({provider.scope(scope).access})" for scope in capability.scopes)
+    elif provider.auth_kind is AuthKind.OAUTH2:
+        needs = "the pages or items the client shares with Hapex"
+    elif provider.auth_kind is AuthKind.API_KEY:
+        needs = "a secret the client stores on the connections page"
+    else:
+        needs = "nothing from the client (Hapex's own account)"
+    lines = [
+        f"### {capability.key}: {capability.title} ({provider.name})",
+        f"{capability.description} It {'writes' if capability.access == 'write' else 'reads'}; "
+        f"access it needs: {needs}.",
+        "Input:",
+        *_schema_lines(capability.input_schema),
+        "Output:",
+        *_schema_lines(capability.output_schema),
+    ]
+    return lines
+
+
+def describe_catalog() -> str:
+    """Every trigger and capability with its input and output fields and the scopes it needs."""
+    lines = [
+        "# The catalog",
+        "",
+        "Generated from shared.catalog by `python -m agent_service.chat.prompt`; do not edit by hand.",
+        "",
+        "## Triggers",
+        "",
+        *[f"- `{kind}`: {_TRIGGERS.get(kind, 'no other fields.')}" for kind in trigger_kinds()],
+        "",
+        "## Capabilities",
+        "",
+        "An input value may instead take an earlier step's output: {\"$ref\": \"steps.<index>.<output field>\"}, "
+        "where <index> counts the steps from 0 and must be smaller than the step's own index.",
+        "",
+    ]
+    for capability in CAPABILITIES.values():
+        lines.extend(_capability_section(capability))
+        lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Write the catalog description of the current prompt version from the catalog."""
+    target = prompt_path("catalog.md")
+    target.write_text(describe_catalog(), encoding="utf-8")
+    sys.stdout.write(f"wrote {target}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
