@@ -30,6 +30,7 @@ def create_app(
     from intake.accounts.passwords import Passwords
     from intake.accounts.sessions import csrf_cookie_name
     from intake.accounts.throttle import LoginThrottle
+    from intake.chat import blueprint as chat_blueprint
 
     app = Flask(__name__)
     secret = config.session_secret.reveal()
@@ -69,6 +70,7 @@ def create_app(
     app.register_blueprint(pages.blueprint)
     app.register_blueprint(accounts_blueprint)
     app.register_blueprint(workspace.blueprint)
+    app.register_blueprint(chat_blueprint)
     return app
 
 

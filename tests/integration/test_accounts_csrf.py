@@ -16,7 +16,11 @@ def post_routes(app) -> list[str]:
 
 def test_the_state_changing_routes_are_the_ones_this_file_covers(intake_app):
     assert post_routes(intake_app) == [
-        "/account/delete", "/account/password", "/login", "/logout", "/signup",
+        "/account/delete", "/account/password",
+        # Forgeries of the build chat's routes: tests/integration/test_chat.py.
+        "/chat/<uuid:draft_id>/approve", "/chat/<uuid:draft_id>/ask-again", "/chat/<uuid:draft_id>/messages",
+        "/chat/new",
+        "/login", "/logout", "/signup",
     ]
 
 
