@@ -1,14 +1,16 @@
 # Two commands on a fresh machine with Python 3.11+ and make:
 #   make run    the whole local stack (embedded PostgreSQL unless DATABASE_URL is set)
 #   make test   every test (embedded PostgreSQL unless TEST_DATABASE_URL is set)
+#   make bench  the benchmarks, a table and .data/bench/latest.json (ARGS=--quick for a tiny run)
 
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
+ARGS ?=
 
-.PHONY: install run test test-unit test-integration test-e2e lint migrate db-url clean
+.PHONY: install run test test-unit test-integration test-e2e lint migrate db-url bench clean
 
 install: $(STAMP)
 
@@ -39,6 +41,9 @@ test-integration: install
 
 test-e2e: install
 	$(BIN)/python -m pytest tests/e2e $(PYTEST_ARGS)
+
+bench: install
+	$(BIN)/python -m tests.bench $(ARGS)
 
 lint: install
 	$(BIN)/ruff check .

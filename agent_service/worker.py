@@ -6,6 +6,7 @@ import logging
 
 from agent_service import jobs
 from agent_service.config import AgentConfig
+from agent_service.runs.engine import loopback_webhooks_allowed
 from agent_service.runtime import AgentRuntime
 from agent_service.vault import open_vault
 from shared.db import Database
@@ -24,7 +25,10 @@ def run_worker(config: AgentConfig, *, concurrency: int = 1) -> None:
     except Exception:
         database.close()
         raise
-    app = jobs.build_queue(config.database_url, AgentRuntime.build(database, vault))
+    runtime = AgentRuntime.build(database, vault)
+    app = jobs.build_queue(config.database_url, runtime)
+    if loopback_webhooks_allowed(runtime):
+        logger.warning("benchmark switch on: webhook steps may call loopback addresses")
     logger.info("worker starting")
     try:
         app.run_worker(

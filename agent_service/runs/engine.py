@@ -38,12 +38,18 @@ from agent_service.runtime import AgentRuntime
 from agent_service.vault import CredentialKeyMissing, CredentialNotFound, CredentialUnreadable, Purpose
 from shared.automations import resolve_step_input
 from shared.catalog import CAPABILITIES, AuthKind, Capability, Provider
+from shared.config import Environment
 from shared.db import QuerySet, execute, fetch_all, fetch_one, fetch_optional, tenant_transaction
 from shared.db.pool import Connection
 
 logger = logging.getLogger(__name__)
 QUERIES = QuerySet(Path(__file__).with_name("queries.sql"))
 FINAL = ("succeeded", "failed", "cancelled")
+
+
+def loopback_webhooks_allowed(rt: AgentRuntime) -> bool:
+    """Only `make bench` sets this, so that webhook steps can call its stand-in on 127.0.0.1."""
+    return Environment(rt.environ).boolean("HAPEX_BENCH_ALLOW_LOOPBACK_WEBHOOKS", False)
 
 
 class StepError(Exception):
@@ -190,7 +196,7 @@ def _run_step(rt: AgentRuntime, client_id: uuid.UUID, run_id: uuid.UUID, automat
         _record_failure(rt, client_id, run_id, index, failure.error_class, failure.safe_message, started, clock, 1)
         raise
     ctx = StepContext(client_id=client_id, run_id=run_id, step_index=index, http=http, llm=rt.llm,
-                      idempotency_key=idempotency_key)
+                      idempotency_key=idempotency_key, allow_loopback_webhooks=loopback_webhooks_allowed(rt))
     refreshed_after_401 = False
     while True:
         attempts += 1

@@ -1,0 +1,80 @@
+"""`make bench ARGS=--quick` works end to end and reports every figure; nothing here is timed.
+
+The quick benchmark runs as its own process against the tests' PostgreSQL server (through
+BENCH_DATABASE_URL), with real worker processes, gunicorn over TLS and the loopback stand-in.
+The figures of such a tiny run mean little, so the test checks that each one is there and
+that every run and request it made succeeded, never how fast.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from numbers import Number
+
+from tests.conftest import REPO_ROOT
+
+ENGINE_BURST = ("runs", "failed", "seconds", "runs_per_s", "steps_per_s", "step_overhead_ms_p50",
+                "step_overhead_ms_p99")
+ENGINE_PACED = ("enqueue_to_start_ms_p50", "enqueue_to_start_ms_p99", "enqueue_to_finish_ms_p50",
+                "enqueue_to_finish_ms_p99", "step_overhead_ms_p50", "step_overhead_ms_p99",
+                "run_time_per_step_ms_p50", "run_time_per_step_ms_p99", "standin_own_ms_p50")
+LOAD = ("requests", "errors", "requests_per_s", "latency_ms_p50", "latency_ms_p99")
+
+
+def numbers(figures: dict, names: tuple[str, ...]) -> dict:
+    """Every named figure, each a number; the missing or empty ones are what the assertion shows."""
+    return {name: figures.get(name) for name in names if not isinstance(figures.get(name), Number)}
+
+
+def test_the_quick_benchmark_reports_every_figure_of_every_benchmark(pg_server, tmp_path):
+    output = tmp_path / "latest.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AGENT_", "INTAKE_", "CREDENTIAL_", "HAPEX_"))}
+    env["BENCH_DATABASE_URL"] = pg_server
+    finished = subprocess.run([sys.executable, "-m", "tests.bench", "--quick", "--output", str(output)],
+                              cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert finished.returncode == 0, finished.stderr[-4000:]
+    assert "Targets" in finished.stdout and "wrote" in finished.stdout
+    report = json.loads(output.read_text())
+
+    assert re.fullmatch(r"[0-9a-f]{40}", report["commit"])
+    assert report["cores"] == os.cpu_count() and report["quick"] is True
+    assert report["timestamp"] and report["postgres"]["server_version"]
+
+    engine = report["engine"]["by_workers"]
+    assert sorted(engine, key=int) == ["1", "2", "4"]
+    for count, figures in engine.items():
+        queue = figures["queue"]
+        assert not numbers(queue, ("jobs", "failed", "jobs_per_s", "enqueue_to_start_ms_p50")), count
+        assert queue["failed"] == 0
+        for shape in ("one_step", "three_step"):
+            assert not numbers(figures[shape], ENGINE_BURST), (count, shape)
+            assert figures[shape]["failed"] == 0, (count, shape, figures[shape]["failure_classes"])
+            paced = figures["light_load"][shape]
+            assert not numbers(paced, ENGINE_PACED), (count, shape)
+            assert paced["failed"] == 0
+        assert figures["three_step"]["steps_per_s"] > figures["three_step"]["runs_per_s"]
+        assert isinstance(figures["one_step"]["ratio_to_queue"], Number)
+
+    intake = report["intake"]
+    assert intake["load_generator"]
+    for route in ("healthz", "page"):
+        assert not numbers(intake[route], LOAD), route
+        assert intake[route]["requests"] > 0 and intake[route]["errors"] == 0, route
+
+    isolation = report["isolation"]
+    assert isolation["rows"] == 100 * 50 and isolation["clients"] == 100
+    for name, query in isolation["queries"].items():
+        assert not numbers(query, ("rls_ms_p50", "explicit_ms_p50", "ratio")), name
+        # The same plan apart from how the client is named: RLS is not hiding a slower plan.
+        assert any("Index" in line for line in query["rls_plan"]) == any("Index" in line
+                                                                           for line in query["explicit_plan"]), name
+
+    vault = report["vault"]
+    assert vault["token_bytes"] == 200 and vault["encrypt_per_s"] > 0 and vault["decrypt_per_s"] > 0
+
+    assert len(report["targets"]) == 8
+    assert all(isinstance(check["value"], Number) for check in report["targets"]), report["targets"]
