@@ -176,17 +176,29 @@ DOCUMENT: dict[str, Any] = {
         "/v1/clients/{client_id}/automations/{automation_id}/runs": {
             "post": {
                 "summary": "Start a run of the automation now.",
+                "description": (
+                    "No body (or trigger manual) is the client pressing Run now; trigger webhook is a call "
+                    "to the automation's webhook URL, which needs the automation enabled. Over this month's "
+                    "budget a webhook run is recorded as cancelled (202, status cancelled)."
+                ),
                 "parameters": [
                     CLIENT_ID,
                     {"name": "automation_id", "in": "path", "required": True,
                      "schema": {"type": "string", "format": "uuid"}},
                 ],
+                "requestBody": {"required": False, "content": {"application/json": {"schema": {
+                    "type": "object",
+                    "properties": {"trigger": {"type": "string", "enum": ["manual", "webhook"],
+                                               "default": "manual"}},
+                    "additionalProperties": False,
+                }}}},
                 "responses": {
                     "202": _json("The queued run.", {"type": "object", "properties": {
-                        "run_id": {"type": "string", "format": "uuid"}, "status": {"type": "string"}}}),
+                        "run_id": {"type": "string", "format": "uuid"},
+                        "status": {"type": "string", "enum": ["queued", "cancelled"]}}}),
                     "409": {"description": "Paused, not enabled, or over this month's budget.",
                             "content": {"application/json": {"schema": _ERROR}}},
-                    **_errors(401, 403, 404),
+                    **_errors(400, 401, 403, 404),
                 },
             }
         },
