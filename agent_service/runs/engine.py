@@ -88,10 +88,11 @@ def execute_run(rt: AgentRuntime, *, client_id: uuid.UUID, run_id: uuid.UUID, cl
 
     deadline = clock.monotonic() + rt.limits.run_seconds
     outputs: list[dict[str, Any]] = []
-    for index, step in enumerate(definition["steps"]):
+    steps = definition["steps"]
+    for index, step in enumerate(steps):
         try:
-            outputs.append(_run_step(rt, client_id, run_id, run["automation_id"], index, step, outputs,
-                                     recorded[index]["idempotency_key"], deadline, clock))
+            outputs.append(_run_step(rt, client_id, run_id, index, step, outputs, recorded[index]["idempotency_key"],
+                                     deadline, clock, last=index == len(steps) - 1))
         except StepError as failure:
             _finish(rt, client_id, run_id, "failed", failure.error_class,
                     f"Step {index + 1} ({step['capability']}): {failure.safe_message}")
@@ -103,7 +104,8 @@ def execute_run(rt: AgentRuntime, *, client_id: uuid.UUID, run_id: uuid.UUID, cl
             _finish(rt, client_id, run_id, "failed", "internal_error",
                     f"Step {index + 1} ({step['capability']}): Hapex hit an internal error; we have been alerted.")
             return "failed"
-    _finish(rt, client_id, run_id, "succeeded", None, None)
+    if not steps:
+        _finish(rt, client_id, run_id, "succeeded", None, None)
     logger.info("run succeeded", extra={**log, "count": len(outputs)})
     return "succeeded"
 
@@ -143,21 +145,35 @@ def _granted_closure(provider: Provider, granted: list[str]) -> set[str]:
     return closure
 
 
-def _connection_for(rt: AgentRuntime, client_id: uuid.UUID, automation_id: uuid.UUID, capability: Capability,
-                    provider: Provider) -> dict[str, Any] | None:
+def _connection_problem(capability: Capability, provider: Provider,
+                        connection: dict[str, Any] | None) -> StepError | None:
     if provider.auth_kind is AuthKind.HAPEX_KEY:
         return None
-    with tenant_transaction(rt.db, client_id) as conn:
-        connection = fetch_optional(conn, QUERIES["active_connection_for"], provider=provider.key)
     if connection is None:
-        raise StepError("not_connected", f"{provider.name} is not connected.")
+        return StepError("not_connected", f"{provider.name} is not connected.")
     if connection["status"] != "active":
-        _pause_for(rt, client_id, provider)
-        raise StepError("needs_reauth", f"{provider.name} needs to be reconnected.")
+        return StepError("needs_reauth", f"{provider.name} needs to be reconnected.")
     missing = set(capability.scopes) - _granted_closure(provider, connection["scopes_granted"])
     if missing:
-        raise StepError("missing_scope", f"{provider.name} has not granted what this step needs; "
-                                         "connect it again to add the missing access.")
+        return StepError("missing_scope", f"{provider.name} has not granted what this step needs; "
+                                          "connect it again to add the missing access.")
+    return None
+
+
+def _connection_for(rt: AgentRuntime, client_id: uuid.UUID, run_id: uuid.UUID, index: int, capability: Capability,
+                    provider: Provider) -> dict[str, Any] | None:
+    """The step's usable connection; its first attempt is marked in the same transaction (one commit, not two)."""
+    with tenant_transaction(rt.db, client_id) as conn:
+        connection = None
+        if provider.auth_kind is not AuthKind.HAPEX_KEY:
+            connection = fetch_optional(conn, QUERIES["active_connection_for"], provider=provider.key)
+        problem = _connection_problem(capability, provider, connection)
+        if problem is None:
+            execute(conn, QUERIES["start_step"], run_id=run_id, step_index=index)
+    if problem is not None:
+        if problem.error_class == "needs_reauth":
+            _pause_for(rt, client_id, provider)
+        raise problem
     return connection
 
 
@@ -176,9 +192,9 @@ def _backoff(rt: AgentRuntime, attempt: int, retry_after: float | None) -> float
     return min(rt.limits.backoff_cap_seconds, base) * (0.5 + random.random() / 2)  # noqa: S311 - jitter only
 
 
-def _run_step(rt: AgentRuntime, client_id: uuid.UUID, run_id: uuid.UUID, automation_id: uuid.UUID, index: int,
-              step: dict[str, Any], outputs: list[dict[str, Any]], idempotency_key: str, deadline: float,
-              clock: Clock) -> dict[str, Any]:
+def _run_step(rt: AgentRuntime, client_id: uuid.UUID, run_id: uuid.UUID, index: int, step: dict[str, Any],
+              outputs: list[dict[str, Any]], idempotency_key: str, deadline: float, clock: Clock, *,
+              last: bool) -> dict[str, Any]:
     capability = CAPABILITIES[step["capability"]]
     provider = rt.provider(capability.provider)
     started = clock.monotonic()
@@ -191,7 +207,7 @@ def _run_step(rt: AgentRuntime, client_id: uuid.UUID, run_id: uuid.UUID, automat
                         "An earlier step's output did not fit this step's input.", started, clock, attempts=1)
         raise StepError("input_invalid", "An earlier step's output did not fit this step's input.") from None
     try:
-        connection = _connection_for(rt, client_id, automation_id, capability, provider)
+        connection = _connection_for(rt, client_id, run_id, index, capability, provider)
     except StepError as failure:
         _record_failure(rt, client_id, run_id, index, failure.error_class, failure.safe_message, started, clock, 1)
         raise
@@ -200,7 +216,8 @@ def _run_step(rt: AgentRuntime, client_id: uuid.UUID, run_id: uuid.UUID, automat
     refreshed_after_401 = False
     while True:
         attempts += 1
-        _mark_attempt(rt, client_id, run_id, index)
+        if attempts > 1:  # the first was marked with the connection check
+            _mark_attempt(rt, client_id, run_id, index)
         try:
             result = _call(rt, ctx, capability, provider, connection, data)
         except ProviderUnauthorized as exc:
@@ -243,7 +260,7 @@ def _run_step(rt: AgentRuntime, client_id: uuid.UUID, run_id: uuid.UUID, automat
             _fail(rt, client_id, run_id, index, "credential_key_missing",
                   "This connection cannot be used right now; Hapex has been alerted.", started, clock, attempts)
         _record_success(rt, client_id, run_id, index, capability, provider, connection, result, http.calls,
-                        started, clock)
+                        started, clock, finish_run=last)
         return result.output
 
 
@@ -315,7 +332,8 @@ def _record_costs(conn: Connection, client_id: uuid.UUID, run_id: uuid.UUID, ind
 
 def _record_success(rt: AgentRuntime, client_id: uuid.UUID, run_id: uuid.UUID, index: int, capability: Capability,
                     provider: Provider, connection: dict[str, Any] | None, result: StepResult, calls: int,
-                    started: float, clock: Clock) -> None:
+                    started: float, clock: Clock, *, finish_run: bool) -> None:
+    """The step's outcome and costs; after the last step, the run's success too, in the same commit."""
     with tenant_transaction(rt.db, client_id) as conn:
         execute(conn, QUERIES["finish_step"], run_id=run_id, step_index=index, status="succeeded",
                 duration_ms=_elapsed_ms(started, clock), error_class=None, safe_message=None,
@@ -323,3 +341,6 @@ def _record_success(rt: AgentRuntime, client_id: uuid.UUID, run_id: uuid.UUID, i
         _record_costs(conn, client_id, run_id, index, provider, result.llm_usage, calls)
         if connection is not None:
             execute(conn, QUERIES["touch_connection"], connection_id=connection["connection_id"])
+        if finish_run:
+            execute(conn, QUERIES["finish_run"], run_id=run_id, status="succeeded", error_class=None,
+                    error_message=None)

@@ -126,5 +126,7 @@ UPDATE connections SET status = 'needs_reauth', status_reason = %(reason)s, upda
 WHERE connection_id = %(connection_id)s AND status = 'active'
 
 -- touch_connection --
--- A connection was used by a step.
-UPDATE connections SET last_used_at = now() WHERE connection_id = %(connection_id)s
+-- A connection was used by a step; to the minute, so that a busy connection's row is not rewritten every step.
+UPDATE connections SET last_used_at = now()
+WHERE connection_id = %(connection_id)s
+  AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')
