@@ -30,6 +30,8 @@ def create_app(
     from intake.accounts.passwords import Passwords
     from intake.accounts.sessions import csrf_cookie_name
     from intake.accounts.throttle import LoginThrottle
+    from intake.automations import blueprint as automations_blueprint
+    from intake.automations import hooks_blueprint
     from intake.chat import blueprint as chat_blueprint
 
     app = Flask(__name__)
@@ -61,7 +63,9 @@ def create_app(
 
     access_log.install(app)
     auth.install(app)
-    CSRFProtect(app)
+    csrf = CSRFProtect(app)
+    # Called by other systems with a secret URL, not by a browser holding a session.
+    csrf.exempt(hooks_blueprint)
     security_headers.install(app, hsts=config.secure_cookies)
     errors.install(app)
     app.jinja_env.filters["usd"] = format_microusd
@@ -70,6 +74,8 @@ def create_app(
     app.register_blueprint(pages.blueprint)
     app.register_blueprint(accounts_blueprint)
     app.register_blueprint(workspace.blueprint)
+    app.register_blueprint(automations_blueprint)
+    app.register_blueprint(hooks_blueprint)
     app.register_blueprint(chat_blueprint)
     return app
 

@@ -19,6 +19,8 @@ OPEN_ENDPOINTS = frozenset(
         "pages.security_txt",
         "accounts.login",
         "accounts.signup",
+        # Another system calling an automation's secret webhook URL (intake.automations.hooks).
+        "hooks.trigger",
     }
 )
 

@@ -55,7 +55,7 @@ def throttle() -> LoginThrottle:
 
 
 def _home() -> ResponseReturnValue:
-    return redirect(url_for("workspace.automations"), 303)
+    return redirect(url_for("automations.automations"), 303)
 
 
 def _signed_in(client_id: uuid.UUID, user_id: uuid.UUID, target: str) -> ResponseReturnValue:
@@ -91,7 +91,7 @@ def signup() -> ResponseReturnValue:
         throttle().record_failure(buckets)
         return render_template("accounts/signup.html", form=form, error=SIGNUP_REFUSED), 400
     logger.info("client signed up", extra={"client_id": client_id})
-    response = _signed_in(client_id, user_id, url_for("workspace.automations"))
+    response = _signed_in(client_id, user_id, url_for("automations.automations"))
     flash("Welcome to Hapex. Your account is ready.")
     return response
 
@@ -126,7 +126,7 @@ def login() -> ResponseReturnValue:
                 password_hash=passwords().hash(form.password.data),
             )
     logger.info("login", extra={"client_id": client_id, "user_id": user_id})
-    return _signed_in(client_id, user_id, url_for("workspace.automations"))
+    return _signed_in(client_id, user_id, url_for("automations.automations"))
 
 
 @blueprint.post("/logout")

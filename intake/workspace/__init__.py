@@ -1,4 +1,4 @@
-"""The signed-in client's own pages: automations, connections, runs and costs."""
+"""The signed-in client's own pages: their connections (automations, runs and costs: intake.automations)."""
 
 from intake.workspace.views import blueprint
 

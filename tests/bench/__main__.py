@@ -7,6 +7,7 @@ under a minute; its figures mean little. The full run takes several minutes.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -124,6 +125,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="a tiny run that proves the harness works")
     parser.add_argument("--only", choices=BENCHMARKS, action="append", help="run only these (repeatable)")
     parser.add_argument("--output", type=Path, default=BENCH_DIR / "latest.json")
+    parser.add_argument("--ca-bundle", choices=("certifi", "standin"), default="certifi",
+                        help="what the workers trust outbound: certifi's bundle plus the stand-in's CA (as in "
+                             "production), or the stand-in's CA alone (a what-if without the bundle's cost)")
     args = parser.parse_args(argv)
     quick = args.quick or os.environ.get("BENCH_QUICK", "") not in ("", "0")
     selected = args.only or list(BENCHMARKS)
@@ -159,8 +163,8 @@ def main(argv: list[str] | None = None) -> int:
             report["intake"] = bench_intake.run(server, seconds=1.0 if quick else 10.0, connections=16,
                                                 log_dir=log_dir)
         if "engine" in selected:
-            report["engine"] = bench_engine.run(server, bench_engine.QUICK if quick else bench_engine.FULL, log_dir,
-                                                progress)
+            size = dataclasses.replace(bench_engine.QUICK if quick else bench_engine.FULL, ca_bundle=args.ca_bundle)
+            report["engine"] = bench_engine.run(server, size, log_dir, progress)
     finally:
         server.stop()
     report["machine"]["load_average_at_end"] = _load_average()

@@ -58,11 +58,8 @@ def _postgres_pids(postmaster: int | None) -> list[int]:
     return pids
 
 
-def postmaster_pid(pgdata: Path) -> int | None:
-    try:
-        return int((pgdata / "postmaster.pid").read_text().split("\n", 1)[0])
-    except (OSError, ValueError):
-        return None
+def parent_pid(pid: int) -> int | None:
+    return _parent(PROC / str(pid))
 
 
 @dataclass

@@ -73,6 +73,9 @@ class EngineSize:
     worker_counts: tuple[int, ...] = (1, 2, 4)
     concurrency: int = 4
     warm_up_runs: int = 12
+    # "certifi": what production trusts (certifi's bundle) plus the stand-in's CA; "standin": that CA alone,
+    # as the test suite runs, which shows what the figures are once a bundle is not re-read per connection.
+    ca_bundle: str = "certifi"
 
 
 FULL = EngineSize(noop_jobs=3000, one_step_runs=2000, three_step_runs=1000, paced_runs=200,
@@ -88,6 +91,19 @@ def webhook_automation(name: str, url: str, steps: int) -> dict[str, Any]:
         "steps": [{"capability": "webhook.post", "input": {"url": url, "payload": {"event": "bench", "step": i}}}
                   for i in range(steps)],
     }
+
+
+def cpu_ms_per_item(cpu: dict[str, float] | None, seconds: float, count: int) -> dict[str, float] | None:
+    """CPU milliseconds each job or run cost the workers, PostgreSQL and the stand-in.
+
+    Unlike a rate, this hardly moves when something else shares the machine, and it bounds
+    the rate: N cores give at most N * 1000 / total runs per second.
+    """
+    if not cpu or not count:
+        return None
+    per = {name: round(cpu[name] * seconds * 1000 / count, 2) for name in ("workers", "postgres", "standin")}
+    per["total"] = round(sum(per.values()), 2)
+    return per
 
 
 @dataclass(frozen=True)
@@ -107,7 +123,7 @@ class EngineBench:
         self.log_dir = log_dir
         self.key = os.urandom(32)
         self.tls = local_tls()
-        self.ca_bundle = outbound_ca_bundle(self.tls)
+        self.ca_bundle = outbound_ca_bundle(self.tls) if size.ca_bundle == "certifi" else self.tls.ca_cert
         self.workers: list[subprocess.Popen[bytes]] = []
         self.standin: subprocess.Popen[bytes] | None = None
         self.standin_url = ""
@@ -220,6 +236,26 @@ class EngineBench:
             events.setdefault(job_id, {})[kind] = at
         return events
 
+    def _server_counters(self) -> tuple[int, int]:
+        """(next transaction id, WAL position in bytes): their deltas count write transactions and WAL."""
+        with self._owner() as conn:
+            row = conn.execute("SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint, "
+                               "pg_current_wal_lsn() - '0/0'::pg_lsn").fetchone()
+        assert row is not None
+        return int(row[0]), int(row[1])
+
+    def record_sizes(self) -> dict[str, Any]:
+        """What the run records and the queue's rows weigh on disk (with indexes), per run kept."""
+        tables = ("runs", "run_steps", "cost_events", "procrastinate_jobs", "procrastinate_events")
+        with self._owner() as conn:
+            runs = conn.execute("SELECT count(*) FROM runs").fetchone()[0]
+            sizes = {table: conn.execute("SELECT pg_total_relation_size(%s::regclass)", [table]).fetchone()[0]
+                     for table in tables}
+            rows = {table: conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0] for table in tables}  # noqa: S608
+        return {"runs": runs, "rows": rows, "bytes": sizes,
+                "bytes_per_run": {table: round(size / runs) if runs else None for table, size in sizes.items()},
+                "total_bytes_per_run": round(sum(sizes.values()) / runs) if runs else None}
+
     def _standin_own_ms(self) -> dict[str, float]:
         response = requests.get(f"{self.standin_url}/__stats", verify=str(self.tls.ca_cert), timeout=30)
         response.raise_for_status()
@@ -311,12 +347,15 @@ class EngineBench:
             "enqueue_to_start_ms_p50": rounded(percentile(to_start, 50)),
             "enqueue_to_finish_ms_p50": rounded(percentile(to_finish, 50)),
             "cpu_cores": cpu,
+            "cpu_ms_per_job": cpu_ms_per_item(cpu, seconds, len(job_ids)),
         }
 
     def burst(self, steps: int, count: int) -> dict[str, Any]:
         before = bench_cpu.snapshot(self._cpu_groups(), self.postmaster)
         run_ids, committed = self.enqueue_runs_at_once(count, steps)
+        xid_before, wal_before = self._server_counters()
         wait_until(lambda: self._runs_done(run_ids), 900, f"{count} {steps}-step runs", 0.05)
+        xid_after, wal_after = self._server_counters()
         records = self._run_records(run_ids)
         last = max(r["finished"] for r in records)
         seconds = last - committed
@@ -332,6 +371,10 @@ class EngineBench:
             "step_overhead_ms_p50": rounded(percentile(overhead["step"], 50)),
             "step_overhead_ms_p99": rounded(percentile(overhead["step"], 99)),
             "cpu_cores": cpu,
+            "cpu_ms_per_run": cpu_ms_per_item(cpu, seconds, len(run_ids)),
+            # Counted from the commit of the enqueueing transaction: the workers' writes only.
+            "write_transactions_per_run": rounded((xid_after - xid_before) / len(run_ids), 2),
+            "wal_bytes_per_run": round((wal_after - wal_before) / len(run_ids)),
         }
 
     def paced(self, steps: int) -> dict[str, Any]:
@@ -381,7 +424,9 @@ def run(server: BenchServer, size: EngineSize, log_dir: Path, progress) -> dict[
         "worker_concurrency": size.concurrency,
         "clients": size.clients,
         "stand_in": "webhook.post to an asyncio HTTPS receiver on 127.0.0.1 in its own process",
-        "outbound_ca_bundle": "certifi's bundle plus the benchmark CA (as production loads certifi)",
+        "outbound_ca_bundle": ("certifi's bundle plus the benchmark CA, as production trusts certifi"
+                               if size.ca_bundle == "certifi"
+                               else "the benchmark CA alone (what-if: no bundle re-read per connection)"),
         "by_workers": {},
     }
     with server.fresh_database("engine") as database:
@@ -403,6 +448,7 @@ def run(server: BenchServer, size: EngineSize, log_dir: Path, progress) -> dict[
                 figures["by_workers"][str(count)] = result
                 progress(json.dumps({"workers": count, "one_step_runs_per_s": one_rate,
                                      "queue_jobs_per_s": queue_rate}))
+            figures["record_sizes"] = bench.record_sizes()
         finally:
             bench.stop()
     return figures

@@ -72,10 +72,14 @@ class BenchServer:
             embedded_db.stop(PGDATA.resolve())
 
     def postmaster(self) -> int | None:
-        """The embedded server's postmaster process, whose children are its backends."""
-        from tests.bench.bench_cpu import postmaster_pid
+        """The server's postmaster process, whose children are its backends (None if not on this machine)."""
+        from tests.bench.bench_cpu import parent_pid
 
-        return postmaster_pid(PGDATA) if self.embedded else None
+        with psycopg.connect(self.dsn, autocommit=True) as conn:
+            row = conn.execute("SELECT pg_backend_pid(), inet_server_addr() IS NULL").fetchone()
+        if row is None or not row[1]:  # a TCP connection may be to another machine
+            return None
+        return parent_pid(int(row[0]))
 
     def settings(self) -> dict[str, str]:
         """The server settings that bound the figures (fsync, pool sizes, version)."""

@@ -18,7 +18,7 @@ from numbers import Number
 from tests.conftest import REPO_ROOT
 
 ENGINE_BURST = ("runs", "failed", "seconds", "runs_per_s", "steps_per_s", "step_overhead_ms_p50",
-                "step_overhead_ms_p99")
+                "step_overhead_ms_p99", "write_transactions_per_run", "wal_bytes_per_run")
 ENGINE_PACED = ("enqueue_to_start_ms_p50", "enqueue_to_start_ms_p99", "enqueue_to_finish_ms_p50",
                 "enqueue_to_finish_ms_p99", "step_overhead_ms_p50", "step_overhead_ms_p99",
                 "run_time_per_step_ms_p50", "run_time_per_step_ms_p99", "standin_own_ms_p50")
@@ -53,11 +53,15 @@ def test_the_quick_benchmark_reports_every_figure_of_every_benchmark(pg_server, 
         for shape in ("one_step", "three_step"):
             assert not numbers(figures[shape], ENGINE_BURST), (count, shape)
             assert figures[shape]["failed"] == 0, (count, shape, figures[shape]["failure_classes"])
+            assert not numbers(figures[shape]["cpu_ms_per_run"], ("workers", "postgres", "standin", "total"))
             paced = figures["light_load"][shape]
             assert not numbers(paced, ENGINE_PACED), (count, shape)
             assert paced["failed"] == 0
         assert figures["three_step"]["steps_per_s"] > figures["three_step"]["runs_per_s"]
         assert isinstance(figures["one_step"]["ratio_to_queue"], Number)
+    sizes = report["engine"]["record_sizes"]
+    assert sizes["runs"] > 0 and sizes["total_bytes_per_run"] > 0
+    assert not numbers(sizes["bytes_per_run"], ("runs", "run_steps", "cost_events", "procrastinate_jobs"))
 
     intake = report["intake"]
     assert intake["load_generator"]

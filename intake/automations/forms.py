@@ -1,0 +1,380 @@
+"""The automation form builder: a draft that lives entirely in the posted form.
+
+Without JavaScript every button posts the whole form back, so the draft (name, trigger,
+steps and their typed inputs) is parsed from the form on each request, changed by the
+button pressed (add a step, remove one, save) and rendered again. Input fields are
+generated from each capability's marshmallow input schema; saving turns the draft into
+a definition and hands it to shared.automations.repository, whose validation messages
+are mapped back onto the fields they concern.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
+from zoneinfo import available_timezones
+
+from marshmallow import fields, missing, validate
+from werkzeug.datastructures import MultiDict
+
+from shared.automations.definition import MAX_STEPS
+from shared.catalog import CAPABILITIES, Capability
+
+TRIGGER_KINDS = ("manual", "schedule", "webhook")
+# Indices above this in a posted form are ignored rather than parsed: MAX_STEPS is the real limit,
+# checked on save with a message; this only bounds how much a crafted form can make us parse.
+_MAX_PARSED_STEPS = MAX_STEPS + 5
+_STEP_KEY = re.compile(r"^steps-(\d{1,3})-capability$")
+REQUIRED = "This is required."
+_MARSHMALLOW_REQUIRED = "Missing data for required field."
+UNKNOWN_CAPABILITY = "Choose a capability from the list."
+NOT_JSON = "Enter valid JSON."
+
+
+@dataclass(frozen=True)
+class InputField:
+    """One input of a capability as the builder renders it."""
+
+    name: str
+    label: str
+    kind: str  # text, textarea, integer, lines, json, boolean
+    required: bool
+    help: str
+    accepts: str = "any"  # which earlier outputs fit: any, string, integer, list, dict, boolean
+
+
+@dataclass
+class StepDraft:
+    capability: str
+    values: dict[str, str] = field(default_factory=dict)
+    refs: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def known(self) -> Capability | None:
+        return CAPABILITIES.get(self.capability)
+
+
+@dataclass
+class AutomationDraft:
+    """What the builder form holds: text as typed, references as chosen."""
+
+    name: str = ""
+    trigger_kind: str = "manual"
+    cron: str = ""
+    timezone: str = "UTC"
+    steps: list[StepDraft] = field(default_factory=list)
+    store_outputs: bool = False
+
+
+@dataclass(frozen=True)
+class Action:
+    """The button pressed: save, add_step, or remove (with the step's index)."""
+
+    kind: str
+    index: int | None = None
+
+
+_LABELS = {"url": "URL", "label_ids": "Label IDs", "message_ids": "Message IDs"}
+
+
+def _humanise(name: str) -> str:
+    return _LABELS.get(name) or name.replace("_", " ").capitalize().replace(" id", " ID")
+
+
+def _range_help(f: fields.Field) -> str:
+    for validator in f.validators:
+        if isinstance(validator, validate.Range) and validator.min is not None and validator.max is not None:
+            return f"Between {validator.min} and {validator.max}."
+    return ""
+
+
+def _default_help(f: fields.Field) -> str:
+    default = f.load_default
+    if default is None or default is missing or callable(default) or default == "":
+        return "Optional."
+    if isinstance(default, list):
+        default = ", ".join(str(item) for item in default)
+    return f"Optional; empty means {default}."
+
+
+def _kind_of(f: fields.Field) -> str:
+    if isinstance(f, fields.Boolean):
+        return "boolean"
+    if isinstance(f, fields.Integer):
+        return "integer"
+    if isinstance(f, fields.List):
+        inner = f.inner
+        if isinstance(inner, fields.String):
+            return "lines"
+        return "json"
+    if isinstance(f, fields.Dict | fields.Nested):
+        return "json"
+    if isinstance(f, fields.String | fields.DateTime):
+        for validator in f.validators:
+            if isinstance(validator, validate.Length) and validator.max and validator.max > 500:
+                return "textarea"
+        return "text"
+    return "textarea"  # fields.Raw: text a step reads, usually an earlier step's output
+
+
+def _category(f: fields.Field) -> str:
+    """The shape of value a field holds, to match step outputs with the inputs they can feed."""
+    if type(f) is fields.Raw:
+        return "any"
+    for kind, classes in (("boolean", fields.Boolean), ("integer", fields.Number), ("list", fields.List),
+                          ("dict", fields.Dict | fields.Nested), ("string", fields.String | fields.DateTime)):
+        if isinstance(f, classes):
+            return kind
+    return "any"
+
+
+_KIND_HELP = {
+    "lines": "One per line.",
+    "json": "JSON.",
+}
+
+
+@cache
+def input_fields(capability_key: str) -> tuple[InputField, ...]:
+    """The capability's inputs in schema order, named by the keys its schema loads."""
+    capability = CAPABILITIES.get(capability_key)
+    if capability is None:
+        return ()
+    result = []
+    for attribute, f in capability.input_schema().fields.items():
+        name = f.data_key or attribute
+        kind = _kind_of(f)
+        notes = [] if f.required else [_default_help(f)]
+        notes += [text for text in (_KIND_HELP.get(kind, ""), _range_help(f)) if text]
+        if isinstance(f, fields.AwareDateTime):
+            notes.append("A date and time with its offset, like 2026-03-02T09:00:00+01:00.")
+        if isinstance(f, fields.Url):
+            notes.append("An https:// address.")
+        result.append(InputField(name, _humanise(name), kind, bool(f.required), " ".join(notes), _category(f)))
+    return tuple(result)
+
+
+@cache
+def timezones() -> tuple[str, ...]:
+    """UTC, then Region/City names; legacy aliases stay valid but are not offered."""
+    legacy = ("Etc/", "SystemV/", "posix/", "right/", "US/", "Canada/", "Mexico/", "Brazil/", "Chile/")
+    return ("UTC", *sorted(z for z in available_timezones() if "/" in z and not z.startswith(legacy)))
+
+
+def capability_choices() -> list[tuple[str, list[Capability]]]:
+    """Capabilities grouped by provider, for the step picker."""
+    from shared.catalog import PROVIDERS
+
+    groups: dict[str, list[Capability]] = {}
+    for capability in CAPABILITIES.values():
+        groups.setdefault(PROVIDERS[capability.provider].name, []).append(capability)
+    return list(groups.items())
+
+
+def reference_options(draft: AutomationDraft, index: int, into: InputField | None = None) -> list[tuple[str, str]]:
+    """(value, label) of every earlier step output a step's input may use (of a shape it accepts)."""
+    options = []
+    for earlier, step in enumerate(draft.steps[:index]):
+        capability = step.known
+        if capability is None:
+            continue
+        for attribute, f in capability.output_schema().fields.items():
+            if into is not None and into.accepts != "any" and _category(f) != into.accepts:
+                continue
+            name = f.data_key or attribute
+            options.append((f"steps.{earlier}.{name}", f"Step {earlier + 1} ({capability.title}): {_humanise(name)}"))
+    return options
+
+
+def parse_action(form: Mapping[str, str]) -> Action:
+    value = form.get("action", "save")
+    if value.startswith("remove:") and value[7:].isdigit():
+        return Action("remove", int(value[7:]))
+    if value == "add_step":
+        return Action("add_step")
+    return Action("save")
+
+
+def draft_from_form(form: MultiDict[str, str]) -> AutomationDraft:
+    """The draft as posted; unknown keys are ignored, values are kept as typed."""
+    draft = AutomationDraft(
+        name=form.get("name", "").strip(),
+        trigger_kind=form.get("trigger_kind", "manual"),
+        cron=" ".join(form.get("cron", "").split()),
+        timezone=form.get("timezone", "UTC"),
+        store_outputs=form.get("store_outputs") == "on",
+    )
+    indices = sorted(int(m.group(1)) for key in form if (m := _STEP_KEY.match(key)))
+    for index in indices[:_MAX_PARSED_STEPS]:
+        capability = form.get(f"steps-{index}-capability", "")
+        step = StepDraft(capability)
+        for input_field in input_fields(capability):
+            step.values[input_field.name] = form.get(f"steps-{index}-value-{input_field.name}", "")
+            reference = form.get(f"steps-{index}-ref-{input_field.name}", "")
+            if reference:
+                step.refs[input_field.name] = reference
+        draft.steps.append(step)
+    return draft
+
+
+def _as_text(value: Any, kind: str) -> str:
+    if kind == "lines" and isinstance(value, list):
+        return "\n".join(str(item) for item in value)
+    if kind == "json":
+        return json.dumps(value, indent=2)
+    if kind == "boolean":
+        return "true" if value else "false"
+    return str(value)
+
+
+def draft_from_definition(automation: Mapping[str, Any]) -> AutomationDraft:
+    """A saved automation, as the edit form shows it."""
+    trigger = automation.get("trigger") or {"kind": "manual"}
+    draft = AutomationDraft(
+        name=automation.get("name", ""),
+        trigger_kind=trigger.get("kind", "manual"),
+        cron=trigger.get("cron", ""),
+        timezone=trigger.get("timezone", "UTC"),
+        store_outputs=bool(automation.get("store_outputs")),
+    )
+    for saved in automation.get("steps") or []:
+        step = StepDraft(saved.get("capability", ""))
+        kinds = {f.name: f.kind for f in input_fields(step.capability)}
+        for name, value in (saved.get("input") or {}).items():
+            if isinstance(value, Mapping) and set(value) == {"$ref"}:
+                step.refs[name] = str(value["$ref"])
+            elif name in kinds:
+                step.values[name] = _as_text(value, kinds[name])
+        draft.steps.append(step)
+    return draft
+
+
+def apply_action(draft: AutomationDraft, action: Action, new_capability: str) -> str | None:
+    """Add or remove a step in place; a message when the button cannot be honoured."""
+    if action.kind == "add_step":
+        if new_capability not in CAPABILITIES:
+            return UNKNOWN_CAPABILITY
+        if len(draft.steps) >= MAX_STEPS:
+            return f"An automation has at most {MAX_STEPS} steps."
+        draft.steps.append(StepDraft(new_capability))
+    elif action.kind == "remove" and action.index is not None and action.index < len(draft.steps):
+        del draft.steps[action.index]
+        _renumber_references(draft, action.index)
+    return None
+
+
+def _renumber_references(draft: AutomationDraft, removed: int) -> None:
+    """After removing a step, references to it are dropped and later ones move down by one."""
+    pattern = re.compile(r"^steps\.(\d+)\.(.+)$")
+    for step in draft.steps:
+        for name, reference in list(step.refs.items()):
+            match = pattern.match(reference)
+            if not match:
+                continue
+            source = int(match.group(1))
+            if source == removed:
+                del step.refs[name]
+            elif source > removed:
+                step.refs[name] = f"steps.{source - 1}.{match.group(2)}"
+
+
+def definition_from_draft(draft: AutomationDraft) -> tuple[dict[str, Any], dict[str, list[str]]]:
+    """The definition to validate and save, and the fields whose text could not be read."""
+    unreadable: dict[str, list[str]] = {}
+    trigger: dict[str, Any] = {"kind": draft.trigger_kind}
+    if draft.trigger_kind == "schedule":
+        trigger.update(cron=draft.cron, timezone=draft.timezone)
+    steps = []
+    for index, step in enumerate(draft.steps):
+        given: dict[str, Any] = {}
+        for input_field in input_fields(step.capability):
+            name = input_field.name
+            if step.refs.get(name):
+                given[name] = {"$ref": step.refs[name]}
+                continue
+            raw = step.values.get(name, "")
+            if not raw.strip():
+                continue
+            try:
+                given[name] = _typed(raw, input_field.kind)
+            except ValueError:
+                unreadable[f"steps.{index}.input.{name}"] = [NOT_JSON]
+        steps.append({"capability": step.capability, "input": given})
+    definition: dict[str, Any] = {"trigger": trigger, "steps": steps, "store_outputs": draft.store_outputs}
+    if draft.name:
+        definition["name"] = draft.name
+    return definition, unreadable
+
+
+def _typed(raw: str, kind: str) -> Any:
+    text = raw.replace("\r\n", "\n")
+    if kind == "integer":
+        stripped = text.strip()
+        # A non-number goes through as typed so the schema's own message reaches the form.
+        return int(stripped) if re.fullmatch(r"[+-]?\d{1,12}", stripped) else stripped
+    if kind == "lines":
+        return [line.strip() for line in text.split("\n") if line.strip()]
+    if kind == "json":
+        return json.loads(text)
+    if kind == "boolean":
+        return {"true": True, "false": False}.get(text.strip(), text.strip())
+    if kind == "text":
+        return text.strip()
+    return text
+
+
+def form_errors(messages: Mapping[str, Any]) -> dict[str, list[str]]:
+    """Validation messages keyed as the form's fields are: name, trigger.cron, steps.0.input.query, ..."""
+    errors: dict[str, list[str]] = {}
+
+    def put(key: str, value: Any) -> None:
+        texts = _flatten(value)
+        if key.endswith(".capability"):
+            texts = [UNKNOWN_CAPABILITY]
+        errors.setdefault(key, []).extend(REQUIRED if t == _MARSHMALLOW_REQUIRED else t for t in texts)
+
+    for top, value in messages.items():
+        if top == "steps" and isinstance(value, Mapping):
+            for index, step_messages in value.items():
+                if not isinstance(step_messages, Mapping):
+                    put(f"steps.{index}", step_messages)
+                    continue
+                for key, message in step_messages.items():
+                    if key == "input" and isinstance(message, Mapping):
+                        for name, text in message.items():
+                            put(f"steps.{index}.input.{name}", text)
+                    else:
+                        put(f"steps.{index}.{key}", message)
+        elif top == "trigger" and isinstance(value, Mapping):
+            for key, message in value.items():
+                put("trigger" if key == "_schema" else f"trigger.{key}", message)
+        else:
+            put(str(top), value)
+    return errors
+
+
+def _flatten(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, Mapping):
+        texts = []
+        for key, inner in value.items():
+            prefix = f"Item {key + 1}: " if isinstance(key, int) else f"{key}: "
+            texts += [prefix + text for text in _flatten(inner)]
+        return texts
+    if isinstance(value, list | tuple):
+        return [text for item in value for text in _flatten(item)]
+    return [str(value)]
+
+
+def placed_keys(draft: AutomationDraft) -> set[str]:
+    """Every error key the builder shows next to a field; others are listed at the top."""
+    keys = {"name", "trigger", "trigger.kind", "trigger.cron", "trigger.timezone", "steps", "store_outputs"}
+    for index, step in enumerate(draft.steps):
+        keys |= {f"steps.{index}", f"steps.{index}.capability", f"steps.{index}.input"}
+        keys |= {f"steps.{index}.input.{f.name}" for f in input_fields(step.capability)}
+    return keys

@@ -1,0 +1,106 @@
+-- list_automations --
+-- The client's automations, most recently changed first.
+SELECT automation_id, name, status, paused_reason, version, trigger,
+       jsonb_array_length(steps) AS step_count, next_run_at, updated_at
+FROM automations
+WHERE client_id = %(client_id)s
+ORDER BY updated_at DESC, automation_id
+
+-- get_automation --
+-- One automation of the client by id; whether a webhook URL is set, never its hash.
+SELECT automation_id, name, status, paused_reason, version, trigger, steps, store_outputs,
+       next_run_at, created_at, updated_at, webhook_secret_hash IS NOT NULL AS has_webhook_url
+FROM automations
+WHERE client_id = %(client_id)s AND automation_id = %(automation_id)s
+
+-- set_webhook_secret_hash --
+-- Store the SHA-256 of a new webhook secret (the secret itself is shown once, never kept).
+UPDATE automations SET webhook_secret_hash = %(secret_hash)s, updated_at = now()
+WHERE client_id = %(client_id)s AND automation_id = %(automation_id)s
+
+-- clear_webhook_secret_hash --
+-- An automation no longer triggered by a webhook forgets its URL.
+UPDATE automations SET webhook_secret_hash = NULL
+WHERE client_id = %(client_id)s AND automation_id = %(automation_id)s AND webhook_secret_hash IS NOT NULL
+
+-- find_webhook --
+-- The enabled webhook automation a secret belongs to, through the narrow definer function.
+SELECT client_id, automation_id FROM hapex_find_webhook(%(secret_hash)s)
+
+-- recent_webhook_runs --
+-- How many runs a webhook started for this automation lately, for the rate limit.
+SELECT count(*) AS runs
+FROM runs
+WHERE client_id = %(client_id)s AND automation_id = %(automation_id)s AND trigger_kind = 'webhook'
+  AND queued_at > now() - make_interval(secs => %(seconds)s)
+
+-- provider_connections --
+-- Per provider, the connection a run would use (active first, then newest) and what it granted.
+SELECT DISTINCT ON (provider) provider, connection_id, status, scopes_granted
+FROM connections
+WHERE client_id = %(client_id)s AND status IN ('active', 'needs_reauth')
+ORDER BY provider, (status = 'active') DESC, updated_at DESC
+
+-- list_runs --
+-- The client's most recent runs, optionally of one automation.
+SELECT r.run_id, r.automation_id, a.name AS automation_name, r.automation_version,
+       r.trigger_kind, r.status, r.error_class, r.queued_at, r.started_at, r.finished_at
+FROM runs r
+JOIN automations a ON a.client_id = r.client_id AND a.automation_id = r.automation_id
+WHERE r.client_id = %(client_id)s
+  AND (%(automation_id)s::uuid IS NULL OR r.automation_id = %(automation_id)s::uuid)
+ORDER BY r.queued_at DESC, r.run_id
+LIMIT %(limit)s
+
+-- get_run --
+-- One run of the client by id, with its safe failure message (never step contents).
+SELECT r.run_id, r.automation_id, a.name AS automation_name, r.automation_version,
+       r.trigger_kind, r.scheduled_for, r.status, r.error_class, r.error_message, r.queued_at,
+       r.started_at, r.finished_at
+FROM runs r
+JOIN automations a ON a.client_id = r.client_id AND a.automation_id = r.automation_id
+WHERE r.client_id = %(client_id)s AND r.run_id = %(run_id)s
+
+-- list_run_steps --
+-- What each step of a run did: metadata only, never its output.
+SELECT step_index, capability, status, attempt_count, started_at, finished_at, duration_ms,
+       error_class, safe_message, counts
+FROM run_steps
+WHERE client_id = %(client_id)s AND run_id = %(run_id)s
+ORDER BY step_index
+
+-- run_costs --
+-- What one run cost, by source.
+SELECT source, count(*) AS events, coalesce(sum(calls), 0) AS calls,
+       coalesce(sum(amount_microusd), 0) AS amount_microusd
+FROM cost_events
+WHERE client_id = %(client_id)s AND run_id = %(run_id)s
+GROUP BY source
+ORDER BY source
+
+-- costs_by_month --
+-- The client's spending per calendar month (UTC) and source since a month's first day.
+SELECT to_char(date_trunc('month', occurred_at AT TIME ZONE 'UTC'), 'YYYY-MM') AS month, source,
+       count(*) AS events, coalesce(sum(calls), 0) AS calls,
+       coalesce(sum(input_tokens), 0) AS input_tokens, coalesce(sum(output_tokens), 0) AS output_tokens,
+       coalesce(sum(amount_microusd), 0) AS amount_microusd
+FROM cost_events
+WHERE client_id = %(client_id)s AND occurred_at >= %(since)s
+GROUP BY 1, 2
+ORDER BY 1, 2
+
+-- costs_this_month --
+-- The client's spending since the start of this calendar month (UTC), by source and model.
+SELECT source, provider, model, count(*) AS events, coalesce(sum(calls), 0) AS calls,
+       coalesce(sum(input_tokens), 0) AS input_tokens,
+       coalesce(sum(output_tokens), 0) AS output_tokens,
+       sum(amount_microusd) AS amount_microusd
+FROM cost_events
+WHERE client_id = %(client_id)s
+  AND occurred_at >= date_trunc('month', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'
+GROUP BY source, provider, model
+ORDER BY amount_microusd DESC, source, provider, model
+
+-- monthly_budget --
+-- The budget the client set for a month, if any.
+SELECT monthly_budget_microusd FROM clients WHERE client_id = %(client_id)s

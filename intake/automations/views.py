@@ -1,0 +1,273 @@
+"""The client's automations (list, build, edit, enable, run now), their runs and what they cost.
+
+Every page reads and writes through tenant_transaction with the session's client; an id
+that is not one of that client's rows is a 404, whether it exists for someone else or not
+at all. Definitions are saved only through shared.automations.repository, which validates
+them against the catalog: an invalid one is shown again with its messages and a 400, and
+nothing is written.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from contextlib import AbstractContextManager
+from typing import Any
+
+from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+
+from intake.agent_client import AgentUnavailable
+from intake.automations import access, costs, forms, hooks, repository
+from intake.db import get_agent, get_db
+from shared.automations import InvalidAutomation, load_automation
+from shared.automations import repository as definitions
+from shared.db import tenant_transaction
+from shared.db.pool import Connection
+
+logger = logging.getLogger(__name__)
+
+blueprint = Blueprint("automations", __name__)
+
+NOT_SAVED = "The automation was not saved. Correct the fields marked below."
+RUN_REFUSED = {
+    "automation_paused": "This automation is paused, so it did not run.",
+    "budget_exhausted": "This month's budget is used up, so the run was not started.",
+}
+RUN_NOT_STARTED = "This automation cannot run right now."
+AGENT_UNREACHABLE = "The service that runs automations could not be reached. Nothing was started; try again shortly."
+
+
+def _client_id() -> uuid.UUID:
+    return g.identity.client_id  # type: ignore[no-any-return]
+
+
+def _tenant() -> AbstractContextManager[Connection]:
+    return tenant_transaction(get_db(), _client_id())
+
+
+def _found(row: dict[str, Any] | None) -> dict[str, Any]:
+    if row is None:
+        abort(404)
+    return row
+
+
+def _automation(conn: Connection, automation_id: uuid.UUID) -> dict[str, Any]:
+    return _found(repository.get_automation(conn, client_id=_client_id(), automation_id=automation_id))
+
+
+@blueprint.get("/automations")
+def automations() -> ResponseReturnValue:
+    with _tenant() as conn:
+        rows = repository.list_automations(conn, client_id=_client_id())
+    return render_template("automations/automations.html", automations=rows)
+
+
+def _automation_page(automation_id: uuid.UUID, *, status: int = 200, error: str | None = None,
+                     webhook_secret: str | None = None) -> ResponseReturnValue:
+    with _tenant() as conn:
+        row = _automation(conn, automation_id)
+        runs = repository.list_runs(conn, client_id=_client_id(), automation_id=automation_id, limit=20)
+        connections = repository.provider_connections(conn, client_id=_client_id())
+    webhook_url = None
+    if webhook_secret is not None:
+        webhook_url = url_for("hooks.trigger", secret=webhook_secret, _external=True, _scheme="https")
+    return render_template(
+        "automations/automation.html",
+        automation=row,
+        draft=forms.draft_from_definition(row),
+        needs=access.provider_needs(row["steps"] or [], connections),
+        runs=runs,
+        error=error,
+        webhook_url=webhook_url,
+        input_fields=forms.input_fields,
+        reference_options=forms.reference_options,
+    ), status
+
+
+@blueprint.get("/automations/<uuid:automation_id>")
+def automation(automation_id: uuid.UUID) -> ResponseReturnValue:
+    return _automation_page(automation_id)
+
+
+def _builder(draft: forms.AutomationDraft, *, automation: dict[str, Any] | None,
+             errors: dict[str, list[str]] | None = None, notice: str | None = None,
+             status: int = 200) -> ResponseReturnValue:
+    errors = errors or {}
+    placed = forms.placed_keys(draft)
+    return render_template(
+        "automations/builder.html",
+        draft=draft,
+        automation=automation,
+        errors=errors,
+        unplaced=[(key, text) for key, texts in errors.items() if key not in placed for text in texts],
+        notice=notice,
+        input_fields=forms.input_fields,
+        reference_options=forms.reference_options,
+        capability_choices=forms.capability_choices(),
+        timezones=forms.timezones(),
+    ), status
+
+
+def _build(automation: dict[str, Any] | None) -> ResponseReturnValue:
+    """One press of a builder button: add or remove a step and show the form again, or save."""
+    draft = forms.draft_from_form(request.form)
+    action = forms.parse_action(request.form)
+    if action.kind != "save":
+        problem = forms.apply_action(draft, action, request.form.get("new_capability", ""))
+        if problem:
+            return _builder(draft, automation=automation, errors={"new_capability": [problem]}, status=400)
+        return _builder(draft, automation=automation)
+    definition, unreadable = forms.definition_from_draft(draft)
+    try:
+        if unreadable:
+            load_automation(definition)  # for the other fields' messages; nothing is written
+            raise InvalidAutomation({})
+        with _tenant() as conn:
+            if automation is None:
+                automation_id = definitions.create_automation(conn, client_id=_client_id(), definition=definition)
+            else:
+                automation_id = automation["automation_id"]
+                definitions.update_automation(conn, client_id=_client_id(), automation_id=automation_id,
+                                              definition=definition)
+            secret = _keep_webhook_in_step(conn, automation_id, definition["trigger"]["kind"], automation)
+    except InvalidAutomation as invalid:
+        errors = forms.form_errors(invalid.messages)
+        for key, texts in unreadable.items():
+            errors[key] = texts
+        if not draft.steps:
+            errors["steps"] = ["Add at least one step."]
+        return _builder(draft, automation=automation, errors=errors, notice=NOT_SAVED, status=400)
+    logger.info("automation saved", extra={"client_id": _client_id(), "automation_id": automation_id})
+    if secret is not None:
+        return _automation_page(automation_id, webhook_secret=secret)
+    flash("The automation was saved." if automation is None else "Your changes were saved as a new version.")
+    return redirect(url_for("automations.automation", automation_id=automation_id), 303)
+
+
+def _keep_webhook_in_step(conn: Connection, automation_id: uuid.UUID, kind: str,
+                          before: dict[str, Any] | None) -> str | None:
+    """A new webhook trigger gets its secret now; a trigger that is no longer one forgets it."""
+    if kind != "webhook":
+        if before is not None and before["has_webhook_url"]:
+            repository.clear_webhook_secret_hash(conn, client_id=_client_id(), automation_id=automation_id)
+        return None
+    if before is not None and before["has_webhook_url"]:
+        return None
+    return hooks.issue_secret(conn, client_id=_client_id(), automation_id=automation_id)
+
+
+@blueprint.route("/automations/new", methods=["GET", "POST"])
+def new_automation() -> ResponseReturnValue:
+    if request.method == "GET":
+        return _builder(forms.AutomationDraft(), automation=None)
+    return _build(None)
+
+
+@blueprint.route("/automations/<uuid:automation_id>/edit", methods=["GET", "POST"])
+def edit_automation(automation_id: uuid.UUID) -> ResponseReturnValue:
+    with _tenant() as conn:
+        row = _automation(conn, automation_id)
+    if request.method == "GET":
+        return _builder(forms.draft_from_definition(row), automation=row)
+    return _build(row)
+
+
+@blueprint.post("/automations/<uuid:automation_id>/enable")
+def enable(automation_id: uuid.UUID) -> ResponseReturnValue:
+    secret = None
+    with _tenant() as conn:
+        row = _automation(conn, automation_id)
+        definitions.set_status(conn, automation_id=automation_id, status="enabled")
+        if row["trigger"].get("kind") == "webhook" and not row["has_webhook_url"]:
+            secret = hooks.issue_secret(conn, client_id=_client_id(), automation_id=automation_id)
+    logger.info("automation enabled", extra={"client_id": _client_id(), "automation_id": automation_id})
+    if secret is not None:
+        return _automation_page(automation_id, webhook_secret=secret)
+    flash("The automation is enabled.")
+    return redirect(url_for("automations.automation", automation_id=automation_id), 303)
+
+
+@blueprint.post("/automations/<uuid:automation_id>/disable")
+def disable(automation_id: uuid.UUID) -> ResponseReturnValue:
+    with _tenant() as conn:
+        _automation(conn, automation_id)
+        definitions.set_status(conn, automation_id=automation_id, status="disabled")
+    logger.info("automation disabled", extra={"client_id": _client_id(), "automation_id": automation_id})
+    flash("The automation is disabled: it will not run until you enable it again.")
+    return redirect(url_for("automations.automation", automation_id=automation_id), 303)
+
+
+@blueprint.post("/automations/<uuid:automation_id>/webhook")
+def new_webhook_url(automation_id: uuid.UUID) -> ResponseReturnValue:
+    """Replace the webhook URL (the old one stops working); the new one is shown once."""
+    with _tenant() as conn:
+        row = _automation(conn, automation_id)
+        if row["trigger"].get("kind") != "webhook":
+            abort(404)
+        secret = hooks.issue_secret(conn, client_id=_client_id(), automation_id=automation_id)
+    return _automation_page(automation_id, webhook_secret=secret)
+
+
+@blueprint.post("/automations/<uuid:automation_id>/run")
+def run_now(automation_id: uuid.UUID) -> ResponseReturnValue:
+    with _tenant() as conn:
+        _automation(conn, automation_id)
+    try:
+        answer = get_agent().request("POST", f"/v1/clients/{_client_id()}/automations/{automation_id}/runs",
+                                     json={"trigger": "manual"})
+    except AgentUnavailable:
+        return _automation_page(automation_id, status=503, error=AGENT_UNREACHABLE)
+    if answer.status_code == 202:
+        flash("The run is queued. It appears below and under Runs.")
+        return redirect(url_for("automations.automation", automation_id=automation_id), 303)
+    if answer.status_code == 404:
+        abort(404)
+    if answer.status_code == 409:
+        return _automation_page(automation_id, status=409, error=RUN_REFUSED.get(_error_name(answer), RUN_NOT_STARTED))
+    logger.warning("run not started", extra={"status_code": answer.status_code})
+    return _automation_page(automation_id, status=503, error=AGENT_UNREACHABLE)
+
+
+def _error_name(answer: Any) -> str:
+    try:
+        body = answer.json()
+    except ValueError:
+        return ""
+    return str(body.get("error", "")) if isinstance(body, dict) else ""
+
+
+@blueprint.get("/runs")
+def runs() -> ResponseReturnValue:
+    with _tenant() as conn:
+        rows = repository.list_runs(conn, client_id=_client_id())
+    return render_template("automations/runs.html", runs=rows)
+
+
+@blueprint.get("/runs/<uuid:run_id>")
+def run(run_id: uuid.UUID) -> ResponseReturnValue:
+    with _tenant() as conn:
+        row = _found(repository.get_run(conn, client_id=_client_id(), run_id=run_id))
+        steps = repository.list_run_steps(conn, client_id=_client_id(), run_id=run_id)
+        spent = repository.run_costs(conn, client_id=_client_id(), run_id=run_id)
+    return render_template("automations/run.html", run=row, steps=steps, costs=spent,
+                           source_labels=costs.SOURCE_LABELS)
+
+
+@blueprint.get("/costs", endpoint="costs")
+def costs_page() -> ResponseReturnValue:
+    with _tenant() as conn:
+        rows = repository.costs_by_month(conn, client_id=_client_id(), since=costs.first_month_shown())
+        lines = repository.costs_this_month(conn, client_id=_client_id())
+        budget = repository.monthly_budget(conn, client_id=_client_id())
+    shown = costs.months(rows)
+    return render_template(
+        "automations/costs.html",
+        months=shown,
+        chart=costs.chart(shown),
+        sources=costs.source_totals(rows),
+        source_labels=costs.SOURCE_LABELS,
+        lines=lines,
+        this_month=shown[-1],
+        budget=budget,
+    )

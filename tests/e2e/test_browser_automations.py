@@ -1,0 +1,110 @@
+"""Building, enabling and running an automation in a real browser, over TLS, with JavaScript off."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+import requests
+
+from tests.e2e.test_browser_accounts import new_email, path_of, sign_up
+from tests.run_fixtures import DIGEST
+
+
+@pytest.fixture
+def no_script_page(browser, live_stack) -> Iterator:
+    """A fresh page in a context without JavaScript: the builder must work with forms alone."""
+    context = browser.new_context(base_url=live_stack.intake_url, java_script_enabled=False)
+    yield context.new_page()
+    context.close()
+
+
+@pytest.fixture
+def owner(live_stack) -> Iterator[psycopg.Connection]:
+    with psycopg.connect(live_stack.database.owner_dsn, autocommit=True) as conn:
+        yield conn
+
+
+def add_step(page, capability: str) -> None:
+    page.get_by_label("What the step does").select_option(capability)
+    page.get_by_role("button", name="Add step").click()
+
+
+def test_a_client_builds_the_digest_without_javascript_enables_it_and_runs_it(no_script_page, owner, live_stack):
+    page = no_script_page
+    email = new_email()
+    sign_up(page, email)
+    page.get_by_role("link", name="New automation").click()
+    assert path_of(page) == "/automations/new"
+
+    page.get_by_label("Name", exact=True).fill("Morning digest")
+    add_step(page, "gmail.search")
+    page.locator("#steps-0-value-query").fill("is:unread newer_than:1d")
+    add_step(page, "llm.summarise")
+    assert page.get_by_role("group", name="Step 1: Search emails").is_visible()
+    page.locator("#steps-1-ref-text").select_option("steps.0.messages")
+    add_step(page, "slack.post_message")
+    page.locator("#steps-2-value-channel").fill("#support")
+    page.locator("#steps-2-ref-text").select_option("steps.1.text")
+    # What was typed before each "Add step" survived the round trips.
+    assert page.locator("#steps-0-value-query").input_value() == "is:unread newer_than:1d"
+    assert page.locator("#steps-1-ref-text").input_value() == "steps.0.messages"
+    page.get_by_role("button", name="Save automation").click()
+
+    assert re.fullmatch(r"/automations/[0-9a-f-]{36}", path_of(page))
+    assert page.get_by_text("The automation was saved.").is_visible()
+    automation_id = path_of(page).rsplit("/", 1)[1]
+    saved = owner.execute("SELECT version, steps, status FROM automations WHERE automation_id = %s",
+                          [automation_id]).fetchone()
+    assert saved == (1, DIGEST["steps"], "draft")
+    assert page.get_by_role("heading", name="Access it needs").is_visible()
+    assert page.get_by_text("https://www.googleapis.com/auth/gmail.readonly").is_visible()
+
+    page.get_by_role("button", name="Enable", exact=True).click()
+    assert page.get_by_text("The automation is enabled.").is_visible()
+    assert owner.execute("SELECT status FROM automations WHERE automation_id = %s",
+                         [automation_id]).fetchone() == ("enabled",)
+
+    page.get_by_role("button", name="Run now").click()
+    assert page.get_by_text("The run is queued.").is_visible()
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Runs").click()
+    assert path_of(page) == "/runs"
+    row = page.get_by_role("row").filter(has_text="Morning digest")
+    assert row.count() == 1
+    assert row.get_by_text("queued").is_visible()
+    assert row.get_by_text("manual").is_visible()
+    run_id = owner.execute("SELECT run_id FROM runs WHERE automation_id = %s", [automation_id]).fetchone()[0]
+    row.get_by_role("link").first.click()
+    assert path_of(page) == f"/runs/{run_id}"
+    assert page.get_by_role("cell", name="gmail.search").is_visible()
+
+
+def test_a_webhook_address_shown_once_starts_a_run_over_tls_and_never_reaches_a_log(no_script_page, owner,
+                                                                                     live_stack):
+    page = no_script_page
+    sign_up(page, new_email())
+    page.goto("/automations/new")
+    page.get_by_label("Name", exact=True).fill("Form to Slack")
+    page.get_by_label("When its secret web address is called").check()
+    add_step(page, "llm.summarise")
+    page.locator("#steps-0-value-text").fill("A new form was submitted.")
+    page.get_by_role("button", name="Save automation").click()
+    address = page.locator("code.secret-url").inner_text()
+    assert address.startswith(live_stack.intake_url + "/hooks/")
+    secret = address.rsplit("/", 1)[1]
+    page.get_by_role("button", name="Enable", exact=True).click()
+    assert page.locator("code.secret-url").count() == 0  # shown once
+
+    answer = requests.post(address, data=b"ignored", verify=live_stack.ca_file, timeout=10)
+    assert answer.status_code == 202
+    assert owner.execute("SELECT trigger_kind FROM runs WHERE run_id = %s",
+                         [answer.json()["run_id"]]).fetchone() == ("webhook",)
+    assert requests.post(address + "x", verify=live_stack.ca_file, timeout=10).status_code == 404
+    assert requests.get(address, verify=live_stack.ca_file, timeout=10).status_code == 405
+    time.sleep(0.5)  # let the services flush their log lines
+    logs = live_stack.logs()
+    assert "/hooks/<path:secret>" in logs
+    assert secret not in logs
