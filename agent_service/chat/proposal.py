@@ -12,11 +12,10 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from agent_service.chat.prompt import MAX_MESSAGE_CHARACTERS
-from shared.automations import InvalidAutomation, load_automation, next_fire_time
+from shared.automations import InvalidAutomation, load_automation
 from shared.catalog import CAPABILITIES, PROVIDERS, AuthKind, required_providers, required_scopes
 
 _PROPOSAL_KEYS = {"automation", "message", "scopes"}
@@ -139,13 +138,11 @@ def plain_words(automation: Mapping[str, Any]) -> str:
 def _trigger_sentence(trigger: Mapping[str, Any]) -> str:
     kind = trigger.get("kind")
     if kind == "webhook":
-        return "Runs when its webhook address is called."
+        return "Runs when its webhook address is called, once you enable it."
     if kind != "schedule":
         return "Runs when you start it."
     zone = trigger.get("timezone", "UTC")
-    when = _cron_in_words(str(trigger.get("cron", "")))
-    first = next_fire_time(trigger, datetime.now(UTC))
-    return f"Runs {when} ({zone} time); next on {first.strftime('%a %d %b %Y at %H:%M')}."
+    return f"Runs {_cron_in_words(str(trigger.get('cron', '')))} ({zone} time), once you enable it."
 
 
 def _cron_in_words(cron: str) -> str:

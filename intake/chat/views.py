@@ -47,7 +47,10 @@ def _path_if_served(path: str, fallback: str) -> str:
     return path if adapter.test(path, method="GET") else fallback
 
 
-def form_builder_url() -> str:
+def form_builder_url(automation_id: uuid.UUID | None = None) -> str:
+    """Where the form builder opens: the approved automation's edit page, else a new automation."""
+    if automation_id is not None:
+        return _path_if_served(f"/automations/{automation_id}/edit", f"/automations/{automation_id}")
     return _path_if_served("/automations/new", "/automations")
 
 
@@ -128,6 +131,7 @@ def _draft_page(draft_id: uuid.UUID, *, status: int = 200, error: str | None = N
         ask_again_form=AskAgainForm(),
         state=state or chat_state(_client_id()),
         form_builder_url=form_builder_url(),
+        edit_url=form_builder_url(row["automation_id"]) if row["automation_name"] is not None else None,
         oauth=AuthKind.OAUTH2.value,
     ), status
 
