@@ -29,6 +29,20 @@ class StandInState:
     email_body: str = "Hello from a customer"
     llm_reply: str = "Two customers wrote about late orders."
     issued_codes: dict[str, dict[str, str]] = field(default_factory=dict)
+    # Scripted answers of POST /v1/messages, first in first out (a status and a JSON body each);
+    # when it is empty the stand-in answers with llm_reply as plain text.
+    llm_script: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+    # The x-api-key header of each POST /v1/messages, to check which key the agent sent.
+    llm_api_keys: list[str] = field(default_factory=list)
+
+    def script_llm(self, *answers: dict[str, Any], status: int = 200) -> None:
+        """Queue Messages API answers for the next calls, in order."""
+        with self.lock:
+            self.llm_script.extend((status, answer) for answer in answers)
+
+    def next_llm_answer(self) -> tuple[int, dict[str, Any]] | None:
+        with self.lock:
+            return self.llm_script.pop(0) if self.llm_script else None
 
     def record(self, key: str, body: bytes, authorization: str | None) -> None:
         with self.lock:
@@ -95,6 +109,12 @@ class _Handler(BaseHTTPRequestHandler):
         state = self.server.state
         state.record(f"POST {url.path}", body, self.headers.get("Authorization"))
         if url.path == "/v1/messages":
+            with state.lock:
+                state.llm_api_keys.append(self.headers.get("x-api-key") or "")
+            scripted = state.next_llm_answer()
+            if scripted is not None:
+                self._send(*scripted)
+                return
             self._send(200, {"id": "msg_1", "type": "message", "role": "assistant", "model": "claude-sonnet-4-5",
                              "content": [{"type": "text", "text": state.llm_reply}], "stop_reason": "end_turn",
                              "usage": {"input_tokens": 321, "output_tokens": 12}})
