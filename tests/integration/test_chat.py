@@ -532,3 +532,17 @@ def test_chat_content_never_reaches_the_logs(signed_up, anthropic, caplog):
     assert "chat replied" in logged and "chat reply failed" in logged
     assert canary not in logged  # ...no log line does
     assert API_KEY not in logged
+
+
+def test_deleting_the_account_deletes_its_drafts_and_messages(signed_up, owner_conn, anthropic):
+    visitor, email = signed_up
+    anthropic.post(ANTHROPIC_URL, json=proposal(DIGEST))
+    draft_id_of(start_chat(visitor, "Summarise customer emails to #support"))
+    client_id = client_id_of(owner_conn, email)
+    assert owner_conn.execute("SELECT count(*) FROM chat_drafts WHERE client_id = %s", [client_id]).fetchone() == (1,)
+
+    assert visitor.delete_account(PASSWORD).status_code == 303
+
+    for table in ("chat_drafts", "chat_messages", "cost_events"):
+        assert owner_conn.execute(f"SELECT count(*) FROM {table} WHERE client_id = %s",  # noqa: S608 - fixed names
+                                  [client_id]).fetchone() == (0,), table
