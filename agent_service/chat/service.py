@@ -21,14 +21,13 @@ from typing import Any
 
 import requests
 
-from agent_service.capabilities import LLMUsage
+from agent_service.capabilities import LLMSettings, LLMUsage
 from agent_service.chat.model import ModelAnswer, ModelFailed, ModelTimedOut, call_messages
 from agent_service.chat.prompt import ASK, CHAT_PROMPT_VERSION, MAX_MESSAGE_CHARACTERS, PROPOSE, system_prompt, tools
 from agent_service.chat.proposal import check_proposal, plain_words, providers_to_connect, scopes_by_provider
 from agent_service.runs.prices import PRICE_VERSION, llm_cost_microusd
 from agent_service.runs.triggers import month_to_date
-from agent_service.runtime import AgentRuntime
-from shared.db import QuerySet, execute, fetch_all, fetch_optional, tenant_transaction
+from shared.db import Database, QuerySet, execute, fetch_all, fetch_optional, tenant_transaction
 
 logger = logging.getLogger(__name__)
 QUERIES = QuerySet(Path(__file__).with_name("queries.sql"))
@@ -85,6 +84,15 @@ class ChatBudgetExhausted(ChatRefused):
 
 
 @dataclass(frozen=True)
+class ChatContext:
+    """All the chat is given: the database, Hapex's model settings and the CA bundle; no vault."""
+
+    db: Database
+    llm: LLMSettings
+    verify: str
+
+
+@dataclass(frozen=True)
 class Question:
     text: str
     model_calls: int
@@ -114,23 +122,23 @@ class Proposal:
                 "prompt_version": CHAT_PROMPT_VERSION}
 
 
-def is_available(rt: AgentRuntime) -> bool:
-    return rt.llm.api_key is not None and bool(rt.llm.api_key)
+def is_available(chat: ChatContext) -> bool:
+    return chat.llm.api_key is not None and bool(chat.llm.api_key)
 
 
-def over_budget(rt: AgentRuntime, client_id: uuid.UUID) -> bool:
-    with tenant_transaction(rt.db, client_id) as conn:
+def over_budget(chat: ChatContext, client_id: uuid.UUID) -> bool:
+    with tenant_transaction(chat.db, client_id) as conn:
         budget, spent = month_to_date(conn)
     return budget is not None and spent >= budget
 
 
-def reply(rt: AgentRuntime, *, client_id: uuid.UUID, draft_id: uuid.UUID,
+def reply(chat: ChatContext, *, client_id: uuid.UUID, draft_id: uuid.UUID,
           clock: Callable[[], float] = time.monotonic, session: requests.Session | None = None
           ) -> Question | Proposal:
     """The chat's next answer to the draft's conversation, or ChatRefused / ModelFailed."""
-    if not is_available(rt):
+    if not is_available(chat):
         raise ChatUnavailable()
-    with tenant_transaction(rt.db, client_id) as conn:
+    with tenant_transaction(chat.db, client_id) as conn:
         draft = fetch_optional(conn, QUERIES["get_draft"], draft_id=draft_id)
         if draft is None:
             raise DraftMissing()
@@ -143,14 +151,14 @@ def reply(rt: AgentRuntime, *, client_id: uuid.UUID, draft_id: uuid.UUID,
     deadline = clock() + REPLY_SECONDS
     problems: list[str] = []
     for attempt in range(MAX_REPAIRS + 1):
-        if over_budget(rt, client_id):
+        if over_budget(chat, client_id):
             raise ChatBudgetExhausted()
         remaining = deadline - clock()
         if remaining < MIN_CALL_SECONDS:
             raise ModelTimedOut()
-        answer = call_messages(rt.llm, verify=rt.verify, system=system, messages=messages, tools=tools(),
+        answer = call_messages(chat.llm, verify=chat.verify, system=system, messages=messages, tools=tools(),
                                read_timeout=min(CALL_SECONDS, remaining), session=session)
-        record_cost(rt, client_id, answer.usage)
+        record_cost(chat, client_id, answer.usage)
         calls = attempt + 1
         outcome, problems = _interpret(answer, calls)
         if outcome is not None:
@@ -188,9 +196,9 @@ def system_blocks(draft: dict[str, Any]) -> list[dict[str, Any]]:
     return blocks
 
 
-def record_cost(rt: AgentRuntime, client_id: uuid.UUID, used: LLMUsage) -> None:
+def record_cost(chat: ChatContext, client_id: uuid.UUID, used: LLMUsage) -> None:
     """One cost event per model call, priced from the versioned table, exactly as `usage` counted it."""
-    with tenant_transaction(rt.db, client_id) as conn:
+    with tenant_transaction(chat.db, client_id) as conn:
         execute(conn, QUERIES["insert_chat_cost_event"], client_id=client_id, model=used.model,
                 input_tokens=used.input_tokens, output_tokens=used.output_tokens, price_version=PRICE_VERSION,
                 amount_microusd=llm_cost_microusd(used.model, used.input_tokens, used.output_tokens))

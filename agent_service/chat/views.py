@@ -20,6 +20,12 @@ class ChatError(APIError):
     """The chat could not answer."""
 
 
+def _context() -> service.ChatContext:
+    """The chat's narrow view of the runtime: database, model settings, CA bundle (never the vault)."""
+    rt = get_runtime()
+    return service.ChatContext(db=rt.db, llm=rt.llm, verify=rt.verify)
+
+
 def _error(status: int, name: str, message: str) -> ChatError:
     error = ChatError(message)
     error.status, error.name = status, name
@@ -29,9 +35,8 @@ def _error(status: int, name: str, message: str) -> ChatError:
 @blueprint.get("/chat")
 def chat_status(client_id: uuid.UUID) -> ResponseReturnValue:
     """Before the client types: is the chat configured, and is this month's budget left?"""
-    rt = get_runtime()
-    available = service.is_available(rt)
-    return jsonify(available=available, over_budget=service.over_budget(rt, client_id),
+    chat = _context()
+    return jsonify(available=service.is_available(chat), over_budget=service.over_budget(chat, client_id),
                    prompt_version=CHAT_PROMPT_VERSION)
 
 
@@ -39,7 +44,7 @@ def chat_status(client_id: uuid.UUID) -> ResponseReturnValue:
 def chat_reply(client_id: uuid.UUID, draft_id: uuid.UUID) -> ResponseReturnValue:
     """The chat's answer to the draft's stored conversation: a proposal or a question."""
     try:
-        answer = service.reply(get_runtime(), client_id=client_id, draft_id=draft_id)
+        answer = service.reply(_context(), client_id=client_id, draft_id=draft_id)
     except service.ChatRefused as refused:
         raise _error(refused.status, refused.error, refused.message) from None
     except ModelFailed as failed:
