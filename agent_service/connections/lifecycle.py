@@ -22,7 +22,7 @@ from agent_service.connections.provider_oauth import (
     revoke,
 )
 from agent_service.queue import defer
-from agent_service.vault import CredentialNotFound, CredentialUnreadable, Purpose, Vault
+from agent_service.vault import Accessor, CredentialNotFound, CredentialUnreadable, Purpose, Vault
 from shared.catalog import CAPABILITIES, AuthKind, Provider, Revocation
 from shared.db import Database, QuerySet, execute, fetch_all, fetch_one, fetch_optional, tenant_transaction
 from shared.db.pool import Connection
@@ -163,7 +163,8 @@ def disconnect(db: Database, vault: Vault, *, client_id: uuid.UUID, connection_i
     purpose = _revocation_purpose(provider, purposes) if provider.auth_kind is AuthKind.OAUTH2 else None
     if purpose is not None:
         try:
-            with vault.open_for_step(client_id=client_id, connection_id=connection_id, purpose=purpose) as token:
+            with vault.open_for_step(client_id=client_id, connection_id=connection_id, purpose=purpose,
+                                     accessor=Accessor("agent", reason="revocation")) as token:
                 outcome = revoke(provider, oauth_client, token=token, token_type_hint=purpose.value, verify=verify)
         except (CredentialNotFound, CredentialUnreadable):
             outcome = RevocationOutcome.ALREADY_INVALID
@@ -206,7 +207,8 @@ def finish_pending_revocation(db: Database, vault: Vault, *, client_id: uuid.UUI
     purpose = _revocation_purpose(provider, purposes)
     if purpose is not None:
         try:
-            with vault.open_for_step(client_id=client_id, connection_id=connection_id, purpose=purpose) as token:
+            with vault.open_for_step(client_id=client_id, connection_id=connection_id, purpose=purpose,
+                                     accessor=Accessor("worker", reason="revocation")) as token:
                 outcome = revoke(provider, oauth_client, token=token, token_type_hint=purpose.value, verify=verify)
         except (CredentialNotFound, CredentialUnreadable):
             outcome = RevocationOutcome.ALREADY_INVALID

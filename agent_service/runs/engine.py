@@ -35,7 +35,7 @@ from agent_service.connections.lifecycle import capabilities_of
 from agent_service.runs.prices import PRICE_VERSION, llm_cost_microusd
 from agent_service.runs.tokens import ReconnectNeeded, ensure_access_token
 from agent_service.runtime import AgentRuntime
-from agent_service.vault import CredentialKeyMissing, CredentialNotFound, CredentialUnreadable, Purpose
+from agent_service.vault import Accessor, CredentialKeyMissing, CredentialNotFound, CredentialUnreadable, Purpose
 from shared.automations import resolve_step_input
 from shared.catalog import CAPABILITIES, AuthKind, Capability, Provider
 from shared.config import Environment
@@ -45,6 +45,8 @@ from shared.db.pool import Connection
 logger = logging.getLogger(__name__)
 QUERIES = QuerySet(Path(__file__).with_name("queries.sql"))
 FINAL = ("succeeded", "failed", "cancelled")
+# Runs execute in worker processes: the credential access audit names them so.
+WORKER = "worker"
 
 
 def loopback_webhooks_allowed(rt: AgentRuntime) -> bool:
@@ -227,7 +229,8 @@ def _run_step(rt: AgentRuntime, client_id: uuid.UUID, run_id: uuid.UUID, index: 
             try:
                 ensure_access_token(rt, client_id=client_id, connection_id=connection["connection_id"],
                                     provider=provider, force=True,
-                                    seen_expiry=connection["access_token_expires_at"])
+                                    seen_expiry=connection["access_token_expires_at"],
+                                    accessor=Accessor(WORKER, run_id, index, reason="token_refresh"))
             except ReconnectNeeded:
                 _reconnect_needed(rt, client_id, run_id, index, provider, started, clock, attempts)
             continue
@@ -269,13 +272,16 @@ def _call(rt: AgentRuntime, ctx: StepContext, capability: Capability, provider: 
     if connection is None:
         return run_capability(capability.key, ctx, None, data)
     connection_id = connection["connection_id"]
+    accessor = Accessor(WORKER, ctx.run_id, ctx.step_index)
     if provider.auth_kind is AuthKind.OAUTH2:
-        if ensure_access_token(rt, client_id=ctx.client_id, connection_id=connection_id, provider=provider):
+        if ensure_access_token(rt, client_id=ctx.client_id, connection_id=connection_id, provider=provider,
+                               accessor=Accessor(WORKER, ctx.run_id, ctx.step_index, reason="token_refresh")):
             connection["access_token_expires_at"] = _current_expiry(rt, ctx.client_id, connection_id)
         purpose = Purpose.ACCESS_TOKEN
     else:
         purpose = Purpose.API_KEY
-    with rt.vault.open_for_step(client_id=ctx.client_id, connection_id=connection_id, purpose=purpose) as token:
+    with rt.vault.open_for_step(client_id=ctx.client_id, connection_id=connection_id, purpose=purpose,
+                                accessor=accessor) as token:
         return run_capability(capability.key, ctx, token, data)
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from agent_service.connections.provider_oauth import InvalidGrant, refresh_access_token
 from agent_service.runtime import AgentRuntime
-from agent_service.vault import CredentialNotFound, CredentialUnreadable, Purpose
+from agent_service.vault import Accessor, CredentialNotFound, CredentialUnreadable, Purpose
 from shared.catalog import Provider
 from shared.db import QuerySet, execute, fetch_optional, tenant_transaction
 
@@ -32,11 +32,13 @@ class ReconnectNeeded(Exception):
 
 
 def ensure_access_token(rt: AgentRuntime, *, client_id: uuid.UUID, connection_id: uuid.UUID, provider: Provider,
-                        force: bool = False, seen_expiry: datetime | None = None) -> bool:
+                        force: bool = False, seen_expiry: datetime | None = None,
+                        accessor: Accessor | None = None) -> bool:
     """Refresh the connection's access token if it expires soon (or `force`); True if refreshed.
 
     With `force` (the provider answered 401), a token refreshed by someone else since the
-    caller read `seen_expiry` counts as done.
+    caller read `seen_expiry` counts as done. `accessor` (which run and step, or the health
+    sweep) is what the credential access audit records for the refresh token's decryption.
     """
     client = rt.oauth_clients.get(provider.key)
     invalid = False
@@ -56,7 +58,9 @@ def ensure_access_token(rt: AgentRuntime, *, client_id: uuid.UUID, connection_id
             raise ReconnectNeeded("provider_not_configured")
         try:
             with rt.vault.open_in_transaction(conn, client_id=client_id, connection_id=connection_id,
-                                              purpose=Purpose.REFRESH_TOKEN) as refresh_token:
+                                              purpose=Purpose.REFRESH_TOKEN,
+                                              accessor=accessor or Accessor("worker", reason="token_refresh"),
+                                              ) as refresh_token:
                 tokens = refresh_access_token(provider, client, refresh_token=refresh_token, verify=rt.verify)
         except (CredentialNotFound, CredentialUnreadable, InvalidGrant):
             invalid = True

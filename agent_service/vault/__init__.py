@@ -5,6 +5,7 @@ Nothing in intake/ or shared/ may import it (tests/unit/test_vault_import_graph.
 
 from agent_service.vault.keyring import Keyring, Purpose
 from agent_service.vault.service import (
+    Accessor,
     ConnectionNotFound,
     CredentialKeyMissing,
     CredentialNotFound,
@@ -23,6 +24,7 @@ from agent_service.vault.startup import (
 )
 
 __all__ = [
+    "Accessor",
     "ConnectionNotFound",
     "CredentialKeyMissing",
     "CredentialNotFound",

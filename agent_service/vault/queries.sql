@@ -58,3 +58,9 @@ SELECT key_id, credentials FROM hapex_vault_key_census()
 -- The next credential rows not under the primary key, after a credential_id (ids only).
 SELECT client_id, credential_id, key_id, revision
 FROM hapex_vault_rotation_batch(%(primary_key_id)s, %(after)s, %(limit)s)
+
+-- record_access --
+-- One handing-out of a credential's plaintext: who, which connection, run and step; never the value.
+INSERT INTO credential_access (client_id, connection_id, purpose, reason, service, accessor, run_id, step_index)
+VALUES (%(client_id)s, %(connection_id)s, %(purpose)s, %(reason)s, %(service)s, %(accessor)s, %(run_id)s,
+        %(step_index)s)

@@ -149,3 +149,13 @@ def rotation_batch(
         conn, QUERIES["rotation_batch"], primary_key_id=primary_key_id, after=after, limit=limit
     )
     return [ListedCredential(**row) for row in rows]
+
+
+def record_access(
+    conn: Connection, *, client_id: uuid.UUID, connection_id: uuid.UUID, purpose: Purpose, reason: str,
+    service: str, accessor: str, run_id: uuid.UUID | None, step_index: int | None,
+) -> None:
+    """Audit one handing-out of plaintext (metadata only) in the client's tenant transaction."""
+    execute(conn, QUERIES["record_access"], client_id=client_id, connection_id=connection_id,
+            purpose=purpose.value, reason=reason, service=service, accessor=accessor, run_id=run_id,
+            step_index=step_index)

@@ -9,9 +9,12 @@ that stops answering when the step's `with` block ends; nothing here keeps it.
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 
 from agent_service.vault import repository
 from agent_service.vault.aead import AuthenticationFailed, UnsupportedParameters
@@ -29,6 +32,31 @@ RANDOM_NONCE_LIMIT = 2**32
 USAGE_WARNING_AT = 2**30
 USAGE_WARNING_EVERY = 2**24
 UNREADABLE_REASON = "credential_unreadable"
+ACCESS_REASONS = ("run_step", "token_refresh", "revocation", "health_check", "other")
+
+
+def this_process() -> str:
+    """host:pid of this process, which tells one worker or API process from another."""
+    return f"{socket.gethostname()[:150]}:{os.getpid()}"
+
+
+@dataclass(frozen=True)
+class Accessor:
+    """Who is handed a credential's plaintext, and for what: recorded as audit metadata."""
+
+    service: str
+    run_id: uuid.UUID | None = None
+    step_index: int | None = None
+    reason: str = "run_step"
+    host: str = field(default_factory=this_process)
+
+    def __post_init__(self) -> None:
+        if self.reason not in ACCESS_REASONS:
+            raise ValueError("unknown credential access reason")
+
+
+# When a caller names no accessor: the API process, for an unspecified reason.
+DEFAULT_SERVICE = "agent"
 
 
 class VaultError(Exception):
@@ -145,19 +173,32 @@ class Vault:
 
     @contextmanager
     def open_for_step(
-        self, *, client_id: uuid.UUID | str, connection_id: uuid.UUID | str, purpose: Purpose | str
+        self, *, client_id: uuid.UUID | str, connection_id: uuid.UUID | str, purpose: Purpose | str,
+        accessor: Accessor | None = None,
     ) -> Iterator[StepSecret]:
-        """The credential's plaintext for the duration of the `with` block, and no longer."""
+        """The credential's plaintext for the duration of the `with` block, and no longer.
+
+        The access is recorded (who, which run and step, when) in the same transaction that
+        reads the ciphertext, before the plaintext is handed out.
+        """
         purpose = Purpose(purpose)
         client_id, connection_id = _as_uuid(client_id), _as_uuid(connection_id)
-        with tenant_transaction(self._db, client_id) as conn:
-            row = repository.get_credential(conn, connection_id=connection_id, purpose=purpose)
+        secret: StepSecret | None = None
         try:
-            secret = self._decrypt(row, client_id, connection_id, purpose)
-        except CredentialUnreadable:
             with tenant_transaction(self._db, client_id) as conn:
-                self._mark_unreadable(conn, client_id, connection_id)
+                row = repository.get_credential(conn, connection_id=connection_id, purpose=purpose)
+                try:
+                    secret = self._decrypt(row, client_id, connection_id, purpose)
+                except CredentialUnreadable:
+                    self._mark_unreadable(conn, client_id, connection_id)
+                else:
+                    _record_access(conn, client_id, connection_id, purpose, accessor)
+        except BaseException:
+            if secret is not None:
+                secret.expire()
             raise
+        if secret is None:
+            raise CredentialUnreadable()
         try:
             yield secret
         finally:
@@ -166,10 +207,14 @@ class Vault:
     @contextmanager
     def open_in_transaction(
         self, conn: Connection, *, client_id: uuid.UUID | str, connection_id: uuid.UUID | str,
-        purpose: Purpose | str,
+        purpose: Purpose | str, accessor: Accessor | None = None,
     ) -> Iterator[StepSecret]:
         """As open_for_step, read through the caller's tenant transaction (which may hold the
-        connection row locked, as a token refresh does); an unreadable row is marked there."""
+        connection row locked, as a token refresh does); an unreadable row is marked there.
+
+        The access is recorded in a transaction of its own, committed before the plaintext is
+        handed out, so that it stays recorded even if the caller's transaction rolls back.
+        """
         purpose = Purpose(purpose)
         client_id, connection_id = _as_uuid(client_id), _as_uuid(connection_id)
         row = repository.get_credential(conn, connection_id=connection_id, purpose=purpose)
@@ -179,6 +224,8 @@ class Vault:
             self._mark_unreadable(conn, client_id, connection_id)
             raise
         try:
+            with tenant_transaction(self._db, client_id) as audit:
+                _record_access(audit, client_id, connection_id, purpose, accessor)
             yield secret
         finally:
             secret.expire()
@@ -210,6 +257,15 @@ class Vault:
             "credential failed to decrypt; connection marked needs_reauth",
             extra={"client_id": client_id, "connection_id": connection_id, "error_class": "AuthenticationFailed"},
         )
+
+
+def _record_access(conn: Connection, client_id: uuid.UUID, connection_id: uuid.UUID, purpose: Purpose,
+                   accessor: Accessor | None) -> None:
+    accessor = accessor or Accessor(DEFAULT_SERVICE, reason="other")
+    repository.record_access(
+        conn, client_id=client_id, connection_id=connection_id, purpose=purpose, reason=accessor.reason,
+        service=accessor.service, accessor=accessor.host, run_id=accessor.run_id, step_index=accessor.step_index,
+    )
 
 
 def reserve_encryptions(conn: Connection, keyring: Keyring, count: int) -> int:
