@@ -110,3 +110,23 @@ def prune_expired_sessions(timestamp: int) -> int:
     deleted = int(row[0]) if row else 0
     logger.info("expired sessions pruned", extra={"count": deleted})
     return deleted
+
+
+@tasks.periodic(cron="*/10 * * * *", periodic_id="check_connection_health")
+@tasks.task(name="check_connection_health", queue="maintenance", pass_context=False)
+def check_connection_health(timestamp: int) -> int:
+    """Refresh tokens a scheduled run will soon need and prove idle refresh tokens still work."""
+    from agent_service.connections.health import sweep_connections
+
+    return sum(sweep_connections(runtime(), now=datetime.now(UTC)).values())
+
+
+@tasks.periodic(cron="* * * * *", periodic_id="send_notifications")
+@tasks.task(name="send_notifications", queue="maintenance", pass_context=False)
+def send_notifications(timestamp: int) -> int:
+    """Email pending notices to their clients' users; without SMTP settings, keep them in the app."""
+    from agent_service.notifications.delivery import deliver_notifications
+    from agent_service.notifications.mailer import SMTPSettings
+
+    rt = runtime()
+    return sum(deliver_notifications(rt.db, SMTPSettings.from_env(rt.environ)).values())

@@ -28,6 +28,7 @@ ALLOWED_FIELDS = frozenset(
         "step_index",
         "capability",
         "connection_id",
+        "notification_id",
         "draft_id",
         "provider",
         "status",
