@@ -1,4 +1,4 @@
-"""Bearer-token checks: deny by default, one open route, admin routes on their own token."""
+"""Bearer-token checks: deny by default, liveness and readiness open, admin routes on their own token."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from flask.typing import ResponseReturnValue
 from agent_service.config import AgentConfig
 from shared.errors import APIError
 
-OPEN_ENDPOINTS = frozenset({"health.healthz"})
+OPEN_ENDPOINTS = frozenset({"health.healthz", "health.readyz"})
 ADMIN_PREFIX = "/v1/admin/"
 
 

@@ -31,6 +31,14 @@ def _json(description: str, schema: dict[str, Any]) -> dict[str, Any]:
 
 
 CLIENT_ID = {"name": "client_id", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}
+ADMIN_PERIOD = [
+    {"name": name, "in": "query", "required": False, "schema": {"type": "string", "format": "date"},
+     "description": description}
+    for name, description in (
+        ("since", "First day (UTC) of the period, ISO date; by default 29 days before until."),
+        ("until", "Last day (UTC) of the period, ISO date, at most 366 days after since; by default today."),
+    )
+]
 
 DOCUMENT: dict[str, Any] = {
     "openapi": "3.1.0",
@@ -48,6 +56,21 @@ DOCUMENT: dict[str, Any] = {
                 "responses": {
                     "200": _json("Up.", {"type": "object"}),
                     **_errors(503),
+                },
+            }
+        },
+        "/readyz": {
+            "get": {
+                "summary": "Readiness: the database answers and every stored credential's key id is held.",
+                "security": [],
+                "responses": {
+                    "200": _json("Ready.", {"type": "object", "properties": {
+                        "status": {"const": "ok"}, "database": {"const": "ok"}, "credential_keys": {"const": "ok"}}}),
+                    "503": _json("Not ready; which check failed (key ids are in the log, not here).", {
+                        "type": "object", "properties": {
+                            "status": {"const": "unavailable"},
+                            "database": {"type": "string", "enum": ["ok", "unreachable"]},
+                            "credential_keys": {"type": "string", "enum": ["ok", "missing", "unchecked"]}}}),
                 },
             }
         },
@@ -266,6 +289,84 @@ DOCUMENT: dict[str, Any] = {
                 "summary": "Counts across clients for the operator.",
                 "security": [{"adminToken": []}],
                 "responses": {"200": _json("Counts.", {"type": "object"}), **_errors(401, 403)},
+            }
+        },
+        "/v1/admin/clients": {
+            "get": {
+                "summary": "Every client with its runs, failed runs, failure rate and cost over a period.",
+                "security": [{"adminToken": []}],
+                "parameters": ADMIN_PERIOD,
+                "responses": {
+                    "200": _json("Per client: ids, name and figures; no email, no content.", {
+                        "type": "object",
+                        "properties": {
+                            "since": {"type": "string", "format": "date"},
+                            "until": {"type": "string", "format": "date"},
+                            "clients": {"type": "array", "items": {"type": "object", "properties": {
+                                "client_id": {"type": "string", "format": "uuid"},
+                                "name": {"type": "string"},
+                                "runs": {"type": "integer"},
+                                "failed_runs": {"type": "integer"},
+                                "failure_rate": {"type": ["number", "null"]},
+                                "cost_microusd": {"type": "integer"},
+                            }}},
+                        },
+                    }),
+                    **_errors(400, 401, 403),
+                },
+            }
+        },
+        "/v1/admin/connections/needs-reauth": {
+            "get": {
+                "summary": "Connections waiting for their client to reconnect them, longest waiting first.",
+                "security": [{"adminToken": []}],
+                "responses": {
+                    "200": _json("Connections: ids, provider, reason, since when, health failure count.", {
+                        "type": "object",
+                        "properties": {"connections": {"type": "array", "items": {"type": "object"}}},
+                    }),
+                    **_errors(400, 401, 403),
+                },
+            }
+        },
+        "/v1/admin/automations/failing": {
+            "get": {
+                "summary": "Automations with failed runs over a period, or paused; ids, counts and error classes.",
+                "security": [{"adminToken": []}],
+                "parameters": ADMIN_PERIOD,
+                "responses": {
+                    "200": _json("Automations, most failures first.", {
+                        "type": "object",
+                        "properties": {
+                            "since": {"type": "string", "format": "date"},
+                            "until": {"type": "string", "format": "date"},
+                            "automations": {"type": "array", "items": {"type": "object"}},
+                        },
+                    }),
+                    **_errors(400, 401, 403),
+                },
+            }
+        },
+        "/v1/admin/queue": {
+            "get": {
+                "summary": "Job queue depth by queue and status, and each worker's last heartbeat.",
+                "security": [{"adminToken": []}],
+                "responses": {
+                    "200": _json("Jobs and workers.", {
+                        "type": "object",
+                        "properties": {
+                            "jobs": {"type": "array", "items": {"type": "object", "properties": {
+                                "queue_name": {"type": "string"}, "status": {"type": "string"},
+                                "jobs": {"type": "integer"},
+                                "oldest_waiting_since": {"type": ["string", "null"]}}}},
+                            "workers": {"type": "array", "items": {"type": "object", "properties": {
+                                "worker_id": {"type": "integer"}, "last_heartbeat": {"type": "string"},
+                                "seconds_since_heartbeat": {"type": "integer"},
+                                "jobs_running": {"type": "integer"}, "stale": {"type": "boolean"}}}},
+                        },
+                    }),
+                    **_errors(400, 401, 403),
+                },
             }
         },
     },

@@ -4,6 +4,8 @@
     hapex serve intake | agent | worker
     hapex keys generate
     hapex credentials rotate [--batch-size N]
+    hapex admin clients|reauth|failing|queue [--since DATE] [--until DATE] [--json]
+    hapex doctor [intake|agent|worker]
     hapex run            (the whole local stack, as `make run` starts it)
 """
 
@@ -120,6 +122,19 @@ def cmd_credentials_rotate(args: argparse.Namespace) -> int:
     return run_rotate_command(sys.stdout, batch_size=args.batch_size)
 
 
+def cmd_admin(args: argparse.Namespace) -> int:
+    from agent_service.admin.terminal import run_admin_command
+
+    return run_admin_command(sys.stdout, sys.stderr, args.report, since=getattr(args, "since", None),
+                             until=getattr(args, "until", None), as_json=args.json)
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from hapex.doctor import run_doctor
+
+    return run_doctor(sys.stdout, service=args.service)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from hapex.localstack.stack import run_stack
 
@@ -163,6 +178,29 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rotate.add_argument("--batch-size", type=_batch_size, default=500)
     rotate.set_defaults(handler=cmd_credentials_rotate)
+
+    admin = commands.add_parser(
+        "admin", help="operator reports across clients, read through AGENT_DATABASE_URL"
+    ).add_subparsers(dest="report", required=True)
+    for report, text, period in (
+        ("clients", "each client's runs, failure rate and cost over a period", True),
+        ("reauth", "connections waiting for their client to reconnect them", False),
+        ("failing", "automations with failed runs over a period, or paused", True),
+        ("queue", "job queue depth and worker heartbeats", False),
+    ):
+        command = admin.add_parser(report, help=text)
+        if period:
+            command.add_argument("--since", help="first day, YYYY-MM-DD (UTC); default: 29 days before --until")
+            command.add_argument("--until", help="last day, YYYY-MM-DD (UTC); default: today")
+        command.add_argument("--json", action="store_true", help="print JSON, as the admin API answers")
+        command.set_defaults(handler=cmd_admin)
+
+    doctor = commands.add_parser(
+        "doctor", help="check configuration, TLS files, database, migrations and keys; print what to fix"
+    )
+    doctor.add_argument("service", nargs="?", choices=["intake", "agent", "worker"],
+                        help="the service whose environment this is (default: guessed from it)")
+    doctor.set_defaults(handler=cmd_doctor)
 
     run = commands.add_parser("run", help="the whole local stack, in the foreground")
     run.add_argument("--workers", type=int, default=int(os.environ.get("HAPEX_WORKERS", "1")))

@@ -13,6 +13,7 @@ OPEN_ENDPOINTS = frozenset(
     {
         "static",
         "health.healthz",
+        "health.readyz",
         "pages.index",
         "pages.security",
         "pages.data_and_privacy",
@@ -29,7 +30,7 @@ def install(app: Flask) -> None:
     @app.before_request
     def require_session() -> ResponseReturnValue | None:
         g.identity = None
-        if request.endpoint in ("static", "health.healthz"):
+        if request.endpoint in ("static", "health.healthz", "health.readyz"):
             return None
         g.identity = sessions.load_identity()
         if g.identity is not None:

@@ -1,11 +1,12 @@
-"""Liveness of the intake: the process answers and the database is reachable."""
+"""Liveness and readiness of the intake: the process answers, the database and the agent too."""
 
 from __future__ import annotations
 
 from flask import Blueprint, jsonify
 from flask.typing import ResponseReturnValue
 
-from intake.db import get_db
+from intake.agent_client import AgentUnavailable
+from intake.db import get_agent, get_db
 from shared.db import DatabaseError
 
 blueprint = Blueprint("health", __name__)
@@ -19,3 +20,26 @@ def healthz() -> ResponseReturnValue:
     except DatabaseError:
         return jsonify(status="unavailable", database="unreachable"), 503
     return jsonify(status="ok", database="ok")
+
+
+@blueprint.get("/readyz")
+def readyz() -> ResponseReturnValue:
+    """Ready for clients: the database answers and the agent answers over HTTPS.
+
+    The agent's own readiness (its key ring) is the agent's /readyz: a key problem there
+    should not take the intake's pages out of service.
+    """
+    checks = {"database": "ok", "agent": "ok"}
+    try:
+        with get_db().connection() as conn:
+            conn.execute("SELECT 1")
+    except DatabaseError:
+        checks["database"] = "unreachable"
+    try:
+        if get_agent().request("GET", "/healthz").status_code != 200:
+            checks["agent"] = "unreachable"
+    except AgentUnavailable:
+        checks["agent"] = "unreachable"
+    if any(value != "ok" for value in checks.values()):
+        return jsonify(status="unavailable", **checks), 503
+    return jsonify(status="ok", **checks)

@@ -10,7 +10,7 @@ import pytest
 from tests.integration.conftest import PASSWORD, Visitor, new_email
 
 OPEN_PAGES = {"/", "/security", "/data-and-privacy", "/.well-known/security.txt", "/login",
-              "/signup", "/healthz",
+              "/signup", "/healthz", "/readyz",
               # An automation's webhook trigger, /hooks/<secret>: called by other systems, no session.
               "/hooks/hapex.css"}
 
