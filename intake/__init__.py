@@ -25,7 +25,7 @@ def create_app(
     catalog: Catalog | None = None,
 ) -> Flask:
     """Build the intake app: deny-by-default sessions, CSRF on every state change."""
-    from intake import auth, errors, health, pages, security_headers, workspace
+    from intake import auth, errors, health, pages, security_headers
     from intake.accounts import blueprint as accounts_blueprint
     from intake.accounts.passwords import Passwords
     from intake.accounts.sessions import csrf_cookie_name
@@ -33,6 +33,7 @@ def create_app(
     from intake.automations import blueprint as automations_blueprint
     from intake.automations import hooks_blueprint
     from intake.chat import blueprint as chat_blueprint
+    from intake.connections import blueprint as connections_blueprint
 
     app = Flask(__name__)
     secret = config.session_secret.reveal()
@@ -73,10 +74,10 @@ def create_app(
     app.register_blueprint(health.blueprint)
     app.register_blueprint(pages.blueprint)
     app.register_blueprint(accounts_blueprint)
-    app.register_blueprint(workspace.blueprint)
     app.register_blueprint(automations_blueprint)
     app.register_blueprint(hooks_blueprint)
     app.register_blueprint(chat_blueprint)
+    app.register_blueprint(connections_blueprint)
     return app
 
 

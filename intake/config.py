@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
+from shared.catalog import PROVIDERS, AuthKind
 from shared.config import ConfigError, Environment, PoolSettings
 from shared.secret import Secret
 
@@ -28,10 +30,19 @@ class IntakeConfig:
     password_hash_profile: str = "owasp"  # noqa: S105 - a cost profile, not a password
     session_idle_minutes: int = 30
     session_absolute_hours: int = 12
+    # The origin clients reach the intake at; OAuth redirect URIs are built on it, never on
+    # the request's Host header. None only where no OAuth provider is configured.
+    public_url: str | None = None
 
     def __post_init__(self) -> None:
         if self.password_hash_profile not in PASSWORD_HASH_PROFILES:
             raise ConfigError("INTAKE_PASSWORD_HASH_PROFILE", "must be owasp or test")
+        if self.public_url is not None:
+            parts = urlsplit(self.public_url)
+            if parts.scheme != "https" or not parts.hostname:
+                raise ConfigError("INTAKE_PUBLIC_URL", "must be an https:// URL")
+            if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username:
+                raise ConfigError("INTAKE_PUBLIC_URL", "must be an origin only, like https://app.example.com")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> IntakeConfig:
@@ -42,6 +53,11 @@ class IntakeConfig:
         profile = env.get("INTAKE_PASSWORD_HASH_PROFILE", "owasp") or "owasp"
         if profile == "test" and not env.boolean("HAPEX_TEST_MODE", False):
             raise ConfigError("INTAKE_PASSWORD_HASH_PROFILE", "may be test only when HAPEX_TEST_MODE=1")
+        public_url = env.https_url("INTAKE_PUBLIC_URL", required=False)
+        if public_url is None and _oauth_client_configured(environ):
+            # Consent needs exact redirect URIs; guessing them from the Host header would let
+            # a forged header choose where a provider sends the authorization code.
+            raise ConfigError("INTAKE_PUBLIC_URL", "must be set when an OAuth provider's client id is set")
         return cls(
             database_url=env.database_url("INTAKE_DATABASE_URL"),
             session_secret=session_secret,
@@ -55,4 +71,9 @@ class IntakeConfig:
             password_hash_profile=profile,
             session_idle_minutes=env.integer("INTAKE_SESSION_IDLE_MINUTES", 30, minimum=1, maximum=24 * 60),
             session_absolute_hours=env.integer("INTAKE_SESSION_ABSOLUTE_HOURS", 12, minimum=1, maximum=24 * 30),
+            public_url=public_url,
         )
+
+
+def _oauth_client_configured(environ: Mapping[str, str] | None) -> bool:
+    return any(p.auth_kind is AuthKind.OAUTH2 and p.client_id(environ) for p in PROVIDERS.values())

@@ -23,8 +23,11 @@ import requests
 from hapex.localstack.local_secrets import new_encryption_key, new_token
 from hapex.localstack.local_tls import LocalTLS, ensure_local_tls
 from tests.conftest import TestDatabase, create_database_from, drop_database
+from tests.provider_standin import ProviderStandIn
 
 CHROMIUM_CANDIDATES = ("chromium", "chromium-browser", "google-chrome")
+# OAuth providers the live stack is registered with, every one pointed at the stand-in.
+STANDIN_OAUTH_PROVIDERS = ("google", "slack", "notion")
 
 
 def free_port() -> int:
@@ -92,8 +95,24 @@ def stack_environment(database: TestDatabase, tls: LocalTLS, intake_port: int, a
         WEB_CONCURRENCY="1",
         GUNICORN_THREADS="8",
         HAPEX_TEST_MODE="1",
+        INTAKE_PUBLIC_URL=f"https://localhost:{intake_port}",
     )
     return env
+
+
+def standin_environment(standin: ProviderStandIn) -> dict[str, str]:
+    """The providers as the stack sees them: endpoints, issuer and OAuth clients at the stand-in."""
+    env = standin.provider_environment()
+    for key in STANDIN_OAUTH_PROVIDERS:
+        prefix = f"HAPEX_{key.upper()}"
+        env.update({f"{prefix}_ISSUER": standin.url, f"{prefix}_CLIENT_ID": f"standin-{key}-client",
+                    f"{prefix}_CLIENT_SECRET": f"standin-{key}-secret-{new_token()[:12]}"})
+    return env
+
+
+def intake_environment(env: dict[str, str]) -> dict[str, str]:
+    """What the intake gets, as in production: no encryption key and no OAuth client secret."""
+    return {k: v for k, v in env.items() if not (k.startswith("CREDENTIAL_") or k.endswith("_CLIENT_SECRET"))}
 
 
 def start_service(service: str, env: dict[str, str], log_dir: Path) -> subprocess.Popen[bytes]:
@@ -119,14 +138,30 @@ def stop_processes(processes: list[subprocess.Popen[bytes]]) -> None:
 
 
 @pytest.fixture(scope="session")
-def live_stack(pg_server: str, migrated_template: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
+def stack_tls(tmp_path_factory: pytest.TempPathFactory) -> LocalTLS:
+    """The run's CA and the one server certificate the stack and the provider stand-in share."""
+    return ensure_local_tls(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture(scope="session")
+def provider_standin(stack_tls: LocalTLS) -> Iterator[ProviderStandIn]:
+    """Google, Slack and Notion for the live stack, consent page included; it sends RFC 9207 `iss`."""
+    with ProviderStandIn(stack_tls) as standin:
+        standin.server.issuer = standin.url
+        yield standin
+
+
+@pytest.fixture(scope="session")
+def live_stack(pg_server: str, migrated_template: str, tmp_path_factory: pytest.TempPathFactory,
+               stack_tls: LocalTLS, provider_standin: ProviderStandIn) -> Iterator[LiveStack]:
     database = create_database_from(pg_server, migrated_template)
     root = tmp_path_factory.mktemp("stack")
-    tls = ensure_local_tls(root / "tls")
+    tls = stack_tls
     log_dir = root / "logs"
     log_dir.mkdir()
     intake_port, agent_port = free_port(), free_port()
     env = stack_environment(database, tls, intake_port, agent_port)
+    env.update(standin_environment(provider_standin))
     stack = LiveStack(
         intake_url=f"https://localhost:{intake_port}",
         agent_url=f"https://localhost:{agent_port}",
@@ -138,7 +173,7 @@ def live_stack(pg_server: str, migrated_template: str, tmp_path_factory: pytest.
     try:
         agent = start_service("agent", env, log_dir)
         stack.processes.append(agent)
-        intake = start_service("intake", env, log_dir)
+        intake = start_service("intake", intake_environment(env), log_dir)
         stack.processes.append(intake)
         wait_for_health(stack.agent_url + "/healthz", stack.ca_file, agent)
         wait_for_health(stack.intake_url + "/healthz", stack.ca_file, intake)

@@ -24,6 +24,9 @@ def test_the_state_changing_routes_are_the_ones_this_file_covers(intake_app):
         # Forgeries of the build chat's routes: tests/integration/test_chat.py.
         "/chat/<uuid:draft_id>/approve", "/chat/<uuid:draft_id>/ask-again", "/chat/<uuid:draft_id>/messages",
         "/chat/new",
+        # Forgeries of the connection routes: tests/integration/test_connections_pages.py.
+        "/connections/<provider_key>/connect", "/connections/<uuid:connection_id>/disconnect",
+        "/connections/api-key",
         # Called by other systems with a secret URL; no session, so no CSRF token (see the same file).
         "/hooks/<path:secret>",
         "/login", "/logout", "/signup",
