@@ -111,8 +111,9 @@ def standin_environment(standin: ProviderStandIn) -> dict[str, str]:
 
 
 def intake_environment(env: dict[str, str]) -> dict[str, str]:
-    """What the intake gets, as in production: no encryption key and no OAuth client secret."""
-    return {k: v for k, v in env.items() if not (k.startswith("CREDENTIAL_") or k.endswith("_CLIENT_SECRET"))}
+    """What the intake gets, as in production: no encryption key, no OAuth client secret, no Anthropic key."""
+    return {k: v for k, v in env.items()
+            if not (k.startswith("CREDENTIAL_") or k.endswith("_CLIENT_SECRET") or k == "ANTHROPIC_API_KEY")}
 
 
 def start_service(service: str, env: dict[str, str], log_dir: Path) -> subprocess.Popen[bytes]:
@@ -162,6 +163,8 @@ def live_stack(pg_server: str, migrated_template: str, tmp_path_factory: pytest.
     intake_port, agent_port = free_port(), free_port()
     env = stack_environment(database, tls, intake_port, agent_port)
     env.update(standin_environment(provider_standin))
+    # Hapex's own Anthropic key: the agent calls the stand-in's /v1/messages with it (build chat, LLM steps).
+    env["ANTHROPIC_API_KEY"] = "sk-ant-standin-" + new_token()[:24]
     stack = LiveStack(
         intake_url=f"https://localhost:{intake_port}",
         agent_url=f"https://localhost:{agent_port}",
