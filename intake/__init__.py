@@ -26,6 +26,7 @@ def create_app(
 ) -> Flask:
     """Build the intake app: deny-by-default sessions, CSRF on every state change."""
     from intake import auth, errors, health, pages, security_headers
+    from intake.account_data import blueprint as account_data_blueprint
     from intake.accounts import blueprint as accounts_blueprint
     from intake.accounts.passwords import Passwords
     from intake.accounts.sessions import csrf_cookie_name
@@ -74,6 +75,7 @@ def create_app(
     app.register_blueprint(health.blueprint)
     app.register_blueprint(pages.blueprint)
     app.register_blueprint(accounts_blueprint)
+    app.register_blueprint(account_data_blueprint)
     app.register_blueprint(automations_blueprint)
     app.register_blueprint(hooks_blueprint)
     app.register_blueprint(chat_blueprint)

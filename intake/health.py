@@ -40,6 +40,7 @@ def readyz() -> ResponseReturnValue:
             checks["agent"] = "unreachable"
     except AgentUnavailable:
         checks["agent"] = "unreachable"
-    if any(value != "ok" for value in checks.values()):
-        return jsonify(status="unavailable", **checks), 503
-    return jsonify(status="ok", **checks)
+    ready = all(value == "ok" for value in checks.values())
+    response = jsonify(status="ok" if ready else "unavailable", **checks)
+    response.headers["Cache-Control"] = "no-store"  # a cached "ok" would hide an outage
+    return response, 200 if ready else 503

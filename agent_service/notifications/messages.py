@@ -47,6 +47,13 @@ def compose(kind: str, *, provider: str | None = None, budget_percent: int | Non
         )
     if kind == "budget_nearly_used":
         percent = max(0, int(budget_percent or 0))
+        if percent >= 100:
+            return Notice(
+                "You have used all of this month's Hapex budget",
+                "Your Hapex automations have used all of the monthly budget you set, so scheduled runs are "
+                "skipped and manual runs refused until next month.\n\nSign in to Hapex and open Costs to review "
+                "the spending or raise the budget." + FOOTER,
+            )
         return Notice(
             f"You have used {percent}% of this month's Hapex budget",
             f"Your Hapex automations have used {percent}% of the monthly budget you set. Once it is used "

@@ -261,3 +261,14 @@ def test_smtp_settings_keep_the_password_out_of_their_repr():
     settings = SMTPSettings.from_env({**SMTP, "HAPEX_SMTP_USERNAME": "hapex", "HAPEX_SMTP_PASSWORD": "pw-canary-123"})
     assert settings is not None and settings.port == 587 and settings.starttls
     assert "pw-canary-123" not in repr(settings)
+
+
+def test_a_budget_used_up_at_once_says_all_of_it_not_a_percentage(intake_db, agent_db, owner_conn, smtp_server):
+    inbox, settings = smtp_server
+    client_id = make_client(intake_db)
+    make_user(intake_db, client_id)
+    owner_conn.execute("UPDATE clients SET monthly_budget_microusd = 100")
+    add_cost(owner_conn, client_id, 250)
+    assert notices(owner_conn, client_id) == [("budget_nearly_used", None, 250, "pending")]
+    assert deliver_notifications(agent_db, settings) == {"sent": 1}
+    assert inbox.messages[0][1]["Subject"] == "You have used all of this month's Hapex budget"

@@ -1,0 +1,86 @@
+"""/account/export, and the notices and credential use that the client's pages show.
+
+The export is read through the signed-in client's tenant transaction as the intake role,
+which cannot read a credential's ciphertext, nonce or key id at all: the archive holds
+connections as metadata only. Notices and credential use are template globals, so the
+pages that show them (automations, a connection) need no change to their views.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+from flask import Blueprint, Response, g
+from flask.typing import ResponseReturnValue
+
+from intake.account_data import repository
+from intake.db import get_db
+from shared.catalog import PROVIDERS
+from shared.db import tenant_transaction
+
+logger = logging.getLogger(__name__)
+
+blueprint = Blueprint("account_data", __name__)
+EXPORT_FORMAT = "hapex-account-export/1"
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else str(value)
+    raise TypeError(f"cannot export a {type(value).__name__}")
+
+
+@blueprint.get("/account/export")
+def export() -> ResponseReturnValue:
+    """Everything Hapex holds about the signed-in client, as one JSON file to download."""
+    client_id = g.identity.client_id
+    with tenant_transaction(get_db(), client_id) as conn:
+        archive = repository.export_account(conn, client_id=client_id)
+    exported_at = datetime.now(UTC)
+    document = {"format": EXPORT_FORMAT, "exported_at": exported_at.isoformat(timespec="seconds"), **archive}
+    logger.info("account data exported", extra={"client_id": client_id, "user_id": g.identity.user_id})
+    response = Response(json.dumps(document, default=_json_value, indent=1, ensure_ascii=False),
+                        mimetype="application/json")
+    response.headers["Content-Disposition"] = f'attachment; filename="hapex-export-{exported_at:%Y-%m-%d}.json"'
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _signed_in_client() -> uuid.UUID | None:
+    identity = g.get("identity")
+    return None if identity is None else identity.client_id  # type: ignore[no-any-return]
+
+
+@blueprint.app_template_global()
+def provider_display_name(key: str | None) -> str:
+    provider = PROVIDERS.get(key or "")
+    return provider.name if provider is not None else (key or "A connected service")
+
+
+@blueprint.app_template_global()
+def recent_notices() -> list[dict[str, Any]]:
+    """The signed-in client's notices of the last 30 days, newest first."""
+    client_id = _signed_in_client()
+    if client_id is None:
+        return []
+    with tenant_transaction(get_db(), client_id) as conn:
+        return repository.recent_notices(conn, client_id=client_id)
+
+
+@blueprint.app_template_global()
+def connection_usage(connection_id: uuid.UUID) -> list[dict[str, Any]]:
+    """When the signed-in client's connection was last decrypted, and for which runs (last 50)."""
+    client_id = _signed_in_client()
+    if client_id is None:
+        return []
+    with tenant_transaction(get_db(), client_id) as conn:
+        return repository.connection_usage(conn, client_id=client_id, connection_id=connection_id)
