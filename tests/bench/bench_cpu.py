@@ -58,6 +58,10 @@ def _postgres_pids(postmaster: int | None) -> list[int]:
     return pids
 
 
+def children(pid: int) -> list[int]:
+    return [int(entry.name) for entry in PROC.iterdir() if entry.name.isdigit() and _parent(entry) == pid]
+
+
 def parent_pid(pid: int) -> int | None:
     return _parent(PROC / str(pid))
 

@@ -58,6 +58,8 @@ from tests.bench.bench_worker import NOOP_TASK
 # Benchmarks only: lets webhook steps reach the stand-in on 127.0.0.1 (see agent_service/runs/engine.py).
 LOOPBACK_SWITCH = "HAPEX_BENCH_ALLOW_LOOPBACK_WEBHOOKS"
 FINAL = ("succeeded", "failed", "cancelled")
+LIGHT_LOAD = 0.25
+PACED_SECONDS_MAX = 30.0
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,8 @@ class EngineSize:
     one_step_runs: int
     three_step_runs: int
     paced_runs: int
+    # At least this long between two paced runs, and long enough that they use at most
+    # LIGHT_LOAD of the throughput just measured: latency is measured without a queue.
     paced_gap_seconds: float
     clients: int
     worker_counts: tuple[int, ...] = (1, 2, 4)
@@ -78,7 +82,7 @@ class EngineSize:
     ca_bundle: str = "certifi"
 
 
-FULL = EngineSize(noop_jobs=3000, one_step_runs=2000, three_step_runs=1000, paced_runs=200,
+FULL = EngineSize(noop_jobs=2000, one_step_runs=1000, three_step_runs=400, paced_runs=200,
                   paced_gap_seconds=0.04, clients=50)
 QUICK = EngineSize(noop_jobs=40, one_step_runs=20, three_step_runs=8, paced_runs=5, paced_gap_seconds=0.03,
                    clients=4, warm_up_runs=3)
@@ -252,9 +256,19 @@ class EngineBench:
             sizes = {table: conn.execute("SELECT pg_total_relation_size(%s::regclass)", [table]).fetchone()[0]
                      for table in tables}
             rows = {table: conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0] for table in tables}  # noqa: S608
-        return {"runs": runs, "rows": rows, "bytes": sizes,
-                "bytes_per_run": {table: round(size / runs) if runs else None for table, size in sizes.items()},
-                "total_bytes_per_run": round(sum(sizes.values()) / runs) if runs else None}
+        per_row = {table: round(sizes[table] / rows[table]) if rows[table] else 0 for table in tables}
+        events_per_job = rows["procrastinate_events"] / rows["procrastinate_jobs"] if rows["procrastinate_jobs"] else 0
+
+        def per_run(steps: int) -> int:
+            # A webhook step records one run_steps row and one cost event; each run is one queue job.
+            return round(per_row["runs"] + steps * (per_row["run_steps"] + per_row["cost_events"])
+                         + per_row["procrastinate_jobs"] + events_per_job * per_row["procrastinate_events"])
+
+        return {"runs": runs, "rows": rows, "bytes": sizes, "bytes_per_row": per_row,
+                "queue_events_per_job": round(events_per_job, 2),
+                "bytes_per_one_step_run": per_run(1), "bytes_per_three_step_run": per_run(3),
+                "queue_share_of_one_step_run": round((per_row["procrastinate_jobs"] + events_per_job
+                                                      * per_row["procrastinate_events"]) / per_run(1), 2)}
 
     def _standin_own_ms(self) -> dict[str, float]:
         response = requests.get(f"{self.standin_url}/__stats", verify=str(self.tls.ca_cert), timeout=30)
@@ -286,8 +300,8 @@ class EngineBench:
             committing = time.time()
         return job_ids, committing
 
-    def enqueue_runs_paced(self, count: int, steps: int) -> tuple[list[uuid.UUID], dict[uuid.UUID, float]]:
-        """One run per transaction, as the API queues them, every paced_gap_seconds."""
+    def enqueue_runs_paced(self, count: int, steps: int, gap: float) -> tuple[list[uuid.UUID], dict[uuid.UUID, float]]:
+        """One run per transaction, as the API queues them, one every `gap` seconds."""
         run_ids, enqueued = [], {}
         next_at = time.monotonic()
         for client_id, automation_id in self._pairs(count, steps):
@@ -297,7 +311,7 @@ class EngineBench:
             assert started is not None
             run_ids.append(started.run_id)
             enqueued[started.run_id] = committing
-            next_at += self.size.paced_gap_seconds
+            next_at += gap
             time.sleep(max(0.0, next_at - time.monotonic()))
         return run_ids, enqueued
 
@@ -377,8 +391,10 @@ class EngineBench:
             "wal_bytes_per_run": round((wal_after - wal_before) / len(run_ids)),
         }
 
-    def paced(self, steps: int) -> dict[str, Any]:
-        run_ids, enqueued = self.enqueue_runs_paced(self.size.paced_runs, steps)
+    def paced(self, steps: int, runs_per_s: float | None) -> dict[str, Any]:
+        gap = max(self.size.paced_gap_seconds, 1 / (LIGHT_LOAD * runs_per_s) if runs_per_s else 1.0)
+        count = max(min(self.size.paced_runs, int(PACED_SECONDS_MAX / gap)), min(self.size.paced_runs, 20))
+        run_ids, enqueued = self.enqueue_runs_paced(count, steps, gap)
         wait_until(lambda: self._runs_done(run_ids), 300, f"the paced {steps}-step runs", 0.05)
         records = self._run_records(run_ids)
         to_start = [(r["started"] - enqueued[r["run_id"]]) * 1000 for r in records]
@@ -386,6 +402,7 @@ class EngineBench:
         overhead = self._step_overheads(records)
         return {
             "runs": len(run_ids),
+            "paced_every_ms": rounded(gap * 1000, 1),
             "failed": sum(1 for r in records if r["status"] != "succeeded"),
             "enqueue_to_start_ms_p50": rounded(percentile(to_start, 50)),
             "enqueue_to_start_ms_p99": rounded(percentile(to_start, 99)),
@@ -444,7 +461,8 @@ def run(server: BenchServer, size: EngineSize, log_dir: Path, progress) -> dict[
                 one_rate = result["one_step"]["runs_per_s"]
                 result["one_step"]["ratio_to_queue"] = (
                     rounded(one_rate / queue_rate, 3) if queue_rate and one_rate else None)
-                result["light_load"] = {"one_step": bench.paced(1), "three_step": bench.paced(3)}
+                result["light_load"] = {"one_step": bench.paced(1, one_rate),
+                                        "three_step": bench.paced(3, result["three_step"]["runs_per_s"])}
                 figures["by_workers"][str(count)] = result
                 progress(json.dumps({"workers": count, "one_step_runs_per_s": one_rate,
                                      "queue_jobs_per_s": queue_rate}))

@@ -180,9 +180,15 @@ def run(server: BenchServer, *, seconds: float, connections: int, log_dir: Path,
                 else:
                     figures = _python_load(url, ca_file, cookie if with_cookie else None, seconds, connections,
                                            processes=2)
-                figures["cpu_cores"] = bench_cpu.usage(before, bench_cpu.snapshot({"intake": gunicorn_pids},
-                                                                                  server.postmaster()),
-                                                       time.monotonic() - began)
+                elapsed = time.monotonic() - began
+                cpu = bench_cpu.usage(before, bench_cpu.snapshot({"intake": gunicorn_pids}, server.postmaster()),
+                                      elapsed)
+                figures["cpu_cores"] = cpu
+                if cpu and figures["requests"]:
+                    # What one request cost the intake and PostgreSQL: N cores serve at most N * 1000 / this.
+                    figures["cpu_ms_per_request"] = {
+                        name: round(cpu[name] * elapsed * 1000 / figures["requests"], 3)
+                        for name in ("intake", "postgres")}
                 results[name] = figures
             if not _page_opens(base + page, cookie, ca_file):
                 raise RuntimeError("after the load the session no longer opened the page")

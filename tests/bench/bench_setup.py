@@ -81,6 +81,19 @@ class BenchServer:
             return None
         return parent_pid(int(row[0]))
 
+    def renice(self, niceness: int) -> None:
+        """The server's postmaster and its processes at this niceness; new backends inherit it."""
+        from tests.bench.bench_cpu import children
+
+        postmaster = self.postmaster()
+        if postmaster is None:
+            return
+        for pid in [postmaster, *children(postmaster)]:
+            try:
+                os.setpriority(os.PRIO_PROCESS, pid, niceness)
+            except OSError:
+                continue
+
     def settings(self) -> dict[str, str]:
         """The server settings that bound the figures (fsync, pool sizes, version)."""
         names = ("server_version", "fsync", "synchronous_commit", "shared_buffers", "max_connections")

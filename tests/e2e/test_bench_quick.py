@@ -60,8 +60,8 @@ def test_the_quick_benchmark_reports_every_figure_of_every_benchmark(pg_server, 
         assert figures["three_step"]["steps_per_s"] > figures["three_step"]["runs_per_s"]
         assert isinstance(figures["one_step"]["ratio_to_queue"], Number)
     sizes = report["engine"]["record_sizes"]
-    assert sizes["runs"] > 0 and sizes["total_bytes_per_run"] > 0
-    assert not numbers(sizes["bytes_per_run"], ("runs", "run_steps", "cost_events", "procrastinate_jobs"))
+    assert sizes["runs"] > 0 and sizes["bytes_per_three_step_run"] > sizes["bytes_per_one_step_run"] > 0
+    assert not numbers(sizes["bytes_per_row"], ("runs", "run_steps", "cost_events", "procrastinate_jobs"))
 
     intake = report["intake"]
     assert intake["load_generator"]
@@ -79,6 +79,8 @@ def test_the_quick_benchmark_reports_every_figure_of_every_benchmark(pg_server, 
 
     vault = report["vault"]
     assert vault["token_bytes"] == 200 and vault["encrypt_per_s"] > 0 and vault["decrypt_per_s"] > 0
+
+    assert report["commits"]["commits_per_s_1_connection"] > 0 and report["commits"]["commits_per_s_8_connections"] > 0
 
     assert len(report["targets"]) == 8
     assert all(isinstance(check["value"], Number) for check in report["targets"]), report["targets"]
