@@ -61,6 +61,7 @@ def local_environment(database: LocalDatabase) -> dict[str, str]:
     env.setdefault("TLS_KEY_FILE", str(tls.server_key))
     env.setdefault("AGENT_SERVICE_CA", str(tls.ca_cert))
     env.setdefault("AGENT_SERVICE_URL", f"https://localhost:{agent_port}")
+    env.setdefault("INTAKE_PUBLIC_URL", f"https://localhost:{intake_port}")
     env.setdefault("HAPEX_BIND_HOST", "127.0.0.1")
     return env
 
