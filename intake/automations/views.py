@@ -14,7 +14,7 @@ import uuid
 from contextlib import AbstractContextManager
 from typing import Any
 
-from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
 from intake.agent_client import AgentUnavailable
@@ -71,7 +71,7 @@ def _automation_page(automation_id: uuid.UUID, *, status: int = 200, error: str 
         connections = repository.provider_connections(conn, client_id=_client_id())
     webhook_url = None
     if webhook_secret is not None:
-        webhook_url = url_for("hooks.trigger", secret=webhook_secret, _external=True, _scheme="https")
+        webhook_url = _public_url(url_for("hooks.trigger", secret=webhook_secret))
     return render_template(
         "automations/automation.html",
         automation=row,
@@ -83,6 +83,14 @@ def _automation_page(automation_id: uuid.UUID, *, status: int = 200, error: str 
         input_fields=forms.input_fields,
         reference_options=forms.reference_options,
     ), status
+
+
+def _public_url(path: str) -> str:
+    """On INTAKE_PUBLIC_URL when it is set, as the OAuth redirect URIs are; else as this request came in."""
+    public = current_app.config["HAPEX"].public_url
+    if public:
+        return str(public).rstrip("/") + path
+    return request.host_url.rstrip("/").replace("http://", "https://", 1) + path
 
 
 @blueprint.get("/automations/<uuid:automation_id>")

@@ -579,3 +579,14 @@ def test_the_agent_starts_a_run_for_an_optional_trigger_and_refuses_any_other_bo
     assert count(owner_conn, "runs") == 0
     assert api.post(path, headers=headers).status_code == 202
     assert owner_conn.execute("SELECT trigger_kind FROM runs").fetchall() == [("manual",)]
+
+
+def test_the_webhook_url_is_built_on_the_public_url_not_the_requests_host(database, intake_db, agent_transport):
+    from tests.integration.conftest import build_intake_app
+
+    app = build_intake_app(database, intake_db, agent_transport, public_url="https://app.hapex.example")
+    visitor = Visitor(app)
+    assert visitor.signup(new_email(), PASSWORD).status_code == 303
+    saved = press(visitor, {**digest_form(visitor), "trigger_kind": "webhook"}, "save")
+    assert re.search(r"https://app\.hapex\.example/hooks/[A-Za-z0-9_-]{43}<", saved.get_data(as_text=True))
+    assert BASE_URL + "/hooks/" not in saved.get_data(as_text=True)
