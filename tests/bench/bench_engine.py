@@ -248,6 +248,13 @@ class EngineBench:
         assert row is not None
         return int(row[0]), int(row[1])
 
+    def connections_open(self) -> int:
+        """Connections the workers hold to the database (their pools and the queue's listener)."""
+        with self._owner() as conn:
+            row = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                               "AND usename = 'hapex_agent' AND application_name <> 'bench-driver'").fetchone()
+        return int(row[0]) if row else 0
+
     def record_sizes(self) -> dict[str, Any]:
         """What the run records and the queue's rows weigh on disk (with indexes), per run kept."""
         tables = ("runs", "run_steps", "cost_events", "procrastinate_jobs", "procrastinate_events")
@@ -461,6 +468,7 @@ def run(server: BenchServer, size: EngineSize, log_dir: Path, progress) -> dict[
                 one_rate = result["one_step"]["runs_per_s"]
                 result["one_step"]["ratio_to_queue"] = (
                     rounded(one_rate / queue_rate, 3) if queue_rate and one_rate else None)
+                result["database_connections"] = bench.connections_open()
                 result["light_load"] = {"one_step": bench.paced(1, one_rate),
                                         "three_step": bench.paced(3, result["three_step"]["runs_per_s"])}
                 figures["by_workers"][str(count)] = result

@@ -59,6 +59,7 @@ def test_the_quick_benchmark_reports_every_figure_of_every_benchmark(pg_server, 
             assert paced["failed"] == 0
         assert figures["three_step"]["steps_per_s"] > figures["three_step"]["runs_per_s"]
         assert isinstance(figures["one_step"]["ratio_to_queue"], Number)
+        assert figures["database_connections"] >= int(count)
     sizes = report["engine"]["record_sizes"]
     assert sizes["runs"] > 0 and sizes["bytes_per_three_step_run"] > sizes["bytes_per_one_step_run"] > 0
     assert not numbers(sizes["bytes_per_row"], ("runs", "run_steps", "cost_events", "procrastinate_jobs"))
