@@ -83,6 +83,12 @@ def _check_credential_keys() -> None:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     service: str = args.service
+    if service == "intake":
+        from hapex.localstack.stack import INTAKE_REFUSES
+
+        for name in INTAKE_REFUSES:
+            if os.environ.get(name):
+                return _fail(f"configuration error: {name} must not be given to the intake (it never decrypts)")
     try:
         _check_config("agent" if service == "worker" else service)
     except ConfigError as exc:

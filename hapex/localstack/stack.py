@@ -70,6 +70,8 @@ def local_environment(database: LocalDatabase) -> dict[str, str]:
 # and no provider client secret; the agent and workers get nothing of the intake's.
 INTAKE_NEVER = ("CREDENTIAL_ENCRYPTION_KEY", "CREDENTIAL_ENCRYPTION_KEYS_RETIRED", "AGENT_ADMIN_TOKEN", "DATABASE_URL",
                 "AGENT_DATABASE_URL", "ANTHROPIC_API_KEY")
+# Of those, the ones whose mere presence makes `hapex serve intake` refuse to start.
+INTAKE_REFUSES = ("CREDENTIAL_ENCRYPTION_KEY", "CREDENTIAL_ENCRYPTION_KEYS_RETIRED", "AGENT_ADMIN_TOKEN")
 AGENT_NEVER = ("INTAKE_SESSION_SECRET", "INTAKE_DATABASE_URL", "DATABASE_URL")
 
 

@@ -22,6 +22,7 @@ import requests
 
 from hapex.localstack.local_secrets import new_encryption_key, new_token
 from hapex.localstack.local_tls import LocalTLS, ensure_local_tls
+from hapex.localstack.stack import environment_for
 from tests.conftest import TestDatabase, create_database_from, drop_database
 from tests.provider_standin import ProviderStandIn
 
@@ -111,9 +112,8 @@ def standin_environment(standin: ProviderStandIn) -> dict[str, str]:
 
 
 def intake_environment(env: dict[str, str]) -> dict[str, str]:
-    """What the intake gets, as in production: no encryption key, no OAuth client secret, no Anthropic key."""
-    return {k: v for k, v in env.items()
-            if not (k.startswith("CREDENTIAL_") or k.endswith("_CLIENT_SECRET") or k == "ANTHROPIC_API_KEY")}
+    """What the intake gets, as `make run` and production give it: no key, no agent-only secret."""
+    return environment_for("intake", env)
 
 
 def start_service(service: str, env: dict[str, str], log_dir: Path) -> subprocess.Popen[bytes]:

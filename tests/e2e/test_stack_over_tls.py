@@ -11,6 +11,7 @@ import requests
 
 from intake.agent_client import AgentClient
 from intake.config import IntakeConfig
+from tests.e2e.conftest import intake_environment
 
 
 def test_both_services_answer_healthz_over_verified_tls(live_stack):
@@ -89,7 +90,7 @@ def test_the_browser_loads_the_intake_over_tls(page, live_stack):
     ],
 )
 def test_start_up_with_a_missing_secret_exits_non_zero_naming_it(live_stack, service, unset, variable):
-    env = dict(live_stack.env)
+    env = intake_environment(live_stack.env) if service == "intake" else dict(live_stack.env)
     env.pop(unset)
     result = subprocess.run(
         [sys.executable, "-m", "hapex.cli", "serve", service],
@@ -114,7 +115,7 @@ def test_start_up_with_a_missing_secret_exits_non_zero_naming_it(live_stack, ser
     ],
 )
 def test_start_up_with_a_malformed_secret_names_it_and_never_prints_it(live_stack, service, variable, value):
-    env = dict(live_stack.env)
+    env = intake_environment(live_stack.env) if service == "intake" else dict(live_stack.env)
     env[variable] = value
     result = subprocess.run(
         [sys.executable, "-m", "hapex.cli", "serve", service],
@@ -123,3 +124,17 @@ def test_start_up_with_a_malformed_secret_names_it_and_never_prints_it(live_stac
     assert result.returncode != 0
     assert variable in result.stderr
     assert value not in result.stderr + result.stdout
+
+
+@pytest.mark.parametrize("variable", ["CREDENTIAL_ENCRYPTION_KEY", "CREDENTIAL_ENCRYPTION_KEYS_RETIRED",
+                                      "AGENT_ADMIN_TOKEN"])
+def test_the_intake_refuses_to_start_when_given_an_agent_only_secret(live_stack, variable):
+    env = intake_environment(live_stack.env)
+    env[variable] = live_stack.env.get(variable) or live_stack.env["CREDENTIAL_ENCRYPTION_KEY"]
+    result = subprocess.run(
+        [sys.executable, "-m", "hapex.cli", "serve", "intake"],
+        env=env, capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode != 0
+    assert variable in result.stderr
+    assert env[variable] not in result.stderr + result.stdout
