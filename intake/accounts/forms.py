@@ -8,7 +8,9 @@ from wtforms.validators import EqualTo, InputRequired, Length, Regexp
 
 from intake.accounts.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
 
-EMAIL_SHAPE = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+# Printable ASCII only: PostgreSQL's citext and Python fold some non-ASCII letters (İ)
+# differently, which would let one account be counted under two throttle buckets.
+EMAIL_SHAPE = r"^[!-?A-~]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$"
 NEW_PASSWORD_HELP = f"At least {MIN_PASSWORD_LENGTH} characters. A long passphrase is best."
 
 

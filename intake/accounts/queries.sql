@@ -81,6 +81,30 @@ ON CONFLICT (bucket) DO UPDATE SET
         ELSE t.locked_until END
 RETURNING failures, locked_until
 
+-- throttle_attempt --
+-- Count an attempt before its password is checked, atomically: parallel guesses queue on the
+-- bucket's row, so no more than `limit` of them are ever checked. Says whether this one may go on.
+WITH before AS (
+    SELECT locked_until FROM login_throttle WHERE bucket = %(bucket)s FOR UPDATE
+)
+INSERT INTO login_throttle AS t (bucket, failures, window_started_at, locked_until)
+VALUES (%(bucket)s, 1, now(), CASE WHEN %(limit)s <= 1 THEN now() + %(lockout)s END)
+ON CONFLICT (bucket) DO UPDATE SET
+    failures = CASE WHEN t.window_started_at <= now() - %(window)s THEN 1 ELSE t.failures + 1 END,
+    window_started_at = CASE WHEN t.window_started_at <= now() - %(window)s
+                             THEN now() ELSE t.window_started_at END,
+    locked_until = CASE
+        WHEN (CASE WHEN t.window_started_at <= now() - %(window)s THEN 1 ELSE t.failures + 1 END)
+             >= %(limit)s
+        THEN greatest(coalesce(t.locked_until, now()), now() + %(lockout)s)
+        ELSE t.locked_until END
+RETURNING failures <= %(limit)s
+          AND NOT coalesce((SELECT locked_until > now() FROM before), false) AS allowed
+
+-- throttle_undo_attempt --
+-- An attempt that succeeded does not count against the address it came from.
+UPDATE login_throttle SET failures = greatest(failures - 1, 0) WHERE bucket = %(bucket)s
+
 -- throttle_clear --
 -- Forget a bucket's failures (the account's owner has just signed in).
 DELETE FROM login_throttle WHERE bucket = %(bucket)s

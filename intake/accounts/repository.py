@@ -95,6 +95,17 @@ def throttle_record_failure(
                      window=window, lockout=lockout)
 
 
+def throttle_attempt(
+    conn: Connection, *, bucket: bytes, limit: int, window: timedelta, lockout: timedelta
+) -> bool:
+    return bool(fetch_one(conn, QUERIES["throttle_attempt"], bucket=bucket, limit=limit, window=window,
+                          lockout=lockout)["allowed"])
+
+
+def throttle_undo_attempt(conn: Connection, *, bucket: bytes) -> None:
+    execute(conn, QUERIES["throttle_undo_attempt"], bucket=bucket)
+
+
 def throttle_clear(conn: Connection, *, bucket: bytes) -> None:
     execute(conn, QUERIES["throttle_clear"], bucket=bucket)
 

@@ -62,12 +62,31 @@ class LoginThrottle:
             )
             repository.throttle_forget_stale(conn)
 
+    def begin_attempt(self, buckets: Buckets) -> bool:
+        """Count a password check before it runs; False when a bucket is locked or full.
+
+        Counting first, under the bucket's row lock, means a burst of parallel guesses
+        cannot all be checked before the first failure is recorded.
+        """
+        with self._db.transaction() as conn:
+            allowed = True
+            if buckets.account is not None:
+                allowed &= repository.throttle_attempt(
+                    conn, bucket=buckets.account, limit=ACCOUNT_LIMIT, window=WINDOW, lockout=LOCKOUT
+                )
+            allowed &= repository.throttle_attempt(
+                conn, bucket=buckets.address, limit=ADDRESS_LIMIT, window=WINDOW, lockout=LOCKOUT
+            )
+            repository.throttle_forget_stale(conn)
+        return allowed
+
     def record_success(self, buckets: Buckets) -> None:
-        """The account's owner got in: forget its failures. The address keeps its count."""
+        """The account's owner got in: forget its failures, and take this attempt off the address."""
         if buckets.account is None:
             return
         with self._db.transaction() as conn:
             repository.throttle_clear(conn, bucket=buckets.account)
+            repository.throttle_undo_attempt(conn, bucket=buckets.address)
 
 
 def address_key(address: str | None) -> str:

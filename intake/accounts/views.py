@@ -106,14 +106,13 @@ def login() -> ResponseReturnValue:
     if not form.validate():
         return render_template("accounts/login.html", form=form), 400
     buckets = throttle().buckets(email=form.email.data, address=request.remote_addr)
-    if throttle().is_locked(buckets):
+    if not throttle().begin_attempt(buckets):
         logger.info("login refused", extra={"status": "throttled"})
         return render_template("accounts/login.html", form=form, error=TOO_MANY_ATTEMPTS), 429
     with get_db().transaction() as conn:
         found = repository.find_login(conn, email=form.email.data)
     stored_hash = found["password_hash"] if found else None
     if not passwords().verify(stored_hash, form.password.data):
-        throttle().record_failure(buckets)
         logger.info("login refused", extra={"status": "wrong_credentials"})
         return render_template("accounts/login.html", form=form, error=WRONG_CREDENTIALS), 400
     assert found is not None and stored_hash is not None
@@ -173,11 +172,11 @@ def account() -> ResponseReturnValue:
 def _check_password(account: dict[str, Any], password: str) -> str | None:
     """None if the password is the account's; else the message to show (and it is counted)."""
     buckets = throttle().buckets(email=account["email"], address=request.remote_addr)
-    if throttle().is_locked(buckets):
+    if not throttle().begin_attempt(buckets):
         return TOO_MANY_ATTEMPTS
     if not passwords().verify(account["password_hash"], password):
-        throttle().record_failure(buckets)
         return WRONG_PASSWORD
+    throttle().record_success(buckets)
     return None
 
 
