@@ -63,7 +63,7 @@ def create_app(
     throttle_key = hmac.new(secret.encode(), b"hapex login throttle", hashlib.sha256).digest()
     app.extensions["hapex_login_throttle"] = LoginThrottle(db, throttle_key)
 
-    access_log.install(app)
+    access_log.install(app, secret_prefixes=("/hooks/",))
     auth.install(app)
     csrf = CSRFProtect(app)
     # Called by other systems with a secret URL, not by a browser holding a session.

@@ -10,7 +10,18 @@ from flask import Flask, Response, g, request
 logger = logging.getLogger("hapex.access")
 
 
-def install(app: Flask) -> None:
+def logged_path(path: str, secret_prefixes: tuple[str, ...]) -> str:
+    """The path as it may be logged: whatever follows a secret-bearing prefix is masked."""
+    for prefix in secret_prefixes:
+        if path.startswith(prefix):
+            return prefix + "<secret>"
+    return path
+
+
+def install(app: Flask, *, secret_prefixes: tuple[str, ...] = ()) -> None:
+    """Log each request; paths under `secret_prefixes` carry a secret and are masked, whatever
+    the method, status or failure (the mask does not depend on routing having matched)."""
+
     @app.before_request
     def _start_timer() -> None:
         g.hapex_request_started = time.perf_counter()
@@ -23,7 +34,7 @@ def install(app: Flask) -> None:
             "request",
             extra={
                 "method": request.method,
-                "path": request.path,
+                "path": logged_path(request.path, secret_prefixes),
                 "status_code": response.status_code,
                 "duration_ms": duration,
             },

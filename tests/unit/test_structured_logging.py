@@ -81,3 +81,11 @@ def test_each_line_is_one_json_object():
     text = JSONFormatter("svc").format(record)
     assert "\n" not in text
     assert json.loads(text)["message"] == "multi\nline arg"
+
+
+def test_paths_under_a_secret_prefix_are_masked_and_others_kept():
+    from shared.access_log import logged_path
+
+    assert logged_path("/hooks/S3CRETwebhookVALUE", ("/hooks/",)) == "/hooks/<secret>"
+    assert logged_path("/hooks/", ("/hooks/",)) == "/hooks/<secret>"
+    assert logged_path("/automations/123", ("/hooks/",)) == "/automations/123"
