@@ -86,8 +86,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if service == "intake":
         from hapex.localstack.stack import INTAKE_REFUSES
 
-        for name in INTAKE_REFUSES:
-            if os.environ.get(name):
+        for name, value in sorted(os.environ.items()):
+            if value and INTAKE_REFUSES.match(name):
                 return _fail(f"configuration error: {name} must not be given to the intake (it never decrypts)")
     try:
         _check_config("agent" if service == "worker" else service)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -66,20 +67,27 @@ def local_environment(database: LocalDatabase) -> dict[str, str]:
     return env
 
 
-# What each process must never receive: the intake gets no key, no admin token, no owner DSN
-# and no provider client secret; the agent and workers get nothing of the intake's.
-INTAKE_NEVER = ("CREDENTIAL_ENCRYPTION_KEY", "CREDENTIAL_ENCRYPTION_KEYS_RETIRED", "AGENT_ADMIN_TOKEN", "DATABASE_URL",
-                "AGENT_DATABASE_URL", "ANTHROPIC_API_KEY")
-# Of those, the ones whose mere presence makes `hapex serve intake` refuse to start.
-INTAKE_REFUSES = ("CREDENTIAL_ENCRYPTION_KEY", "CREDENTIAL_ENCRYPTION_KEYS_RETIRED", "AGENT_ADMIN_TOKEN")
+# The intake's environment is built from an allowlist: what it reads, and what a Python
+# process needs to run. Anything else in the developer's shell stays out.
+INTAKE_ALLOWED = re.compile(
+    r"^(INTAKE_\w+|AGENT_SERVICE_(URL|CA|TOKEN)|TLS_(CERT|KEY)_FILE|HAPEX_BIND(_HOST)?|HAPEX_SERVICE"
+    r"|HAPEX_TEST_MODE|HAPEX_DATA_DIR|WEB_CONCURRENCY|GUNICORN_THREADS|LOG_LEVEL|TRUSTED_PROXY_COUNT"
+    r"|HAPEX_[A-Z0-9]+_(CLIENT_ID|AUTHORIZATION_URL|TOKEN_URL|REVOCATION_URL|API_BASE_URL|ISSUER)"
+    r"|PATH|HOME|USER|LANG|LC_\w+|TZ|TMPDIR|PYTHON\w*|VIRTUAL_ENV)$"
+)
+# What the agent and workers never need of the intake's.
 AGENT_NEVER = ("INTAKE_SESSION_SECRET", "INTAKE_DATABASE_URL", "DATABASE_URL")
+# Secrets whose mere presence makes `hapex serve intake` refuse to start.
+INTAKE_REFUSES = re.compile(
+    r"^(CREDENTIAL_ENCRYPTION_KEY\w*|AGENT_ADMIN_TOKEN|ANTHROPIC_API_KEY|HAPEX_SMTP_PASSWORD"
+    r"|HAPEX_[A-Z0-9]+_CLIENT_SECRET)$"
+)
 
 
 def environment_for(service: str, env: dict[str, str]) -> dict[str, str]:
     """The part of the local environment one service may see."""
     if service == "intake":
-        return {k: v for k, v in env.items()
-                if k not in INTAKE_NEVER and not (k.startswith("HAPEX_") and k.endswith("_CLIENT_SECRET"))}
+        return {k: v for k, v in env.items() if INTAKE_ALLOWED.match(k)}
     return {k: v for k, v in env.items() if k not in AGENT_NEVER}
 
 

@@ -17,7 +17,8 @@ Connection = psycopg.Connection[Any]
 
 
 class RoleBypassesTenantIsolation(DatabaseError):
-    """The service's database role can bypass row-level security; refusing to run."""
+    """The service's database role could bypass row-level security (superuser, BYPASSRLS,
+    owner or member of another role); refusing to run."""
 
 
 class Database:
@@ -56,14 +57,16 @@ class Database:
             yield conn
 
     def assert_role_is_confined(self) -> None:
-        """Refuse to serve as a role that owns tables, is superuser or bypasses RLS."""
+        """Refuse to serve as a role that owns tables, is superuser, bypasses RLS, or is a
+        member of any other role (hapex_definer's open policies would then apply to it)."""
         with self.connection() as conn:
             row = conn.execute(
                 """
                 SELECT r.rolsuper, r.rolbypassrls,
                        EXISTS (SELECT 1 FROM pg_class c
                                WHERE c.relowner = r.oid AND c.relkind = 'r'
-                                 AND c.relnamespace = 'public'::regnamespace) AS owns_tables
+                                 AND c.relnamespace = 'public'::regnamespace) AS owns_tables,
+                       EXISTS (SELECT 1 FROM pg_auth_members m WHERE m.member = r.oid) AS inherits_roles
                 FROM pg_roles r WHERE r.rolname = current_user
                 """
             ).fetchone()

@@ -127,7 +127,8 @@ def test_start_up_with_a_malformed_secret_names_it_and_never_prints_it(live_stac
 
 
 @pytest.mark.parametrize("variable", ["CREDENTIAL_ENCRYPTION_KEY", "CREDENTIAL_ENCRYPTION_KEYS_RETIRED",
-                                      "AGENT_ADMIN_TOKEN"])
+                                      "AGENT_ADMIN_TOKEN", "ANTHROPIC_API_KEY", "HAPEX_GOOGLE_CLIENT_SECRET",
+                                      "HAPEX_SMTP_PASSWORD"])
 def test_the_intake_refuses_to_start_when_given_an_agent_only_secret(live_stack, variable):
     env = intake_environment(live_stack.env)
     env[variable] = live_stack.env.get(variable) or live_stack.env["CREDENTIAL_ENCRYPTION_KEY"]

@@ -244,3 +244,16 @@ def test_tenant_transaction_rejects_a_malformed_client_id(intake_db):
     with pytest.raises(ValueError):
         with tenant_transaction(intake_db, "1' OR '1'='1"):
             pass
+
+
+def test_the_services_refuse_a_role_that_is_a_member_of_another_role(database, owner_conn):
+    owner_conn.execute("GRANT hapex_definer TO hapex_agent")
+    try:
+        member = Database(database.agent_dsn).open()
+        try:
+            with pytest.raises(Exception, match="bypass"):
+                member.assert_role_is_confined()
+        finally:
+            member.close()
+    finally:
+        owner_conn.execute("REVOKE hapex_definer FROM hapex_agent")

@@ -82,6 +82,8 @@ def test_the_local_intake_process_never_receives_the_key_or_agent_only_secrets()
            "AGENT_SERVICE_TOKEN": "s", "INTAKE_SESSION_SECRET": "i", "DATABASE_URL": "owner",
            "INTAKE_DATABASE_URL": "in", "AGENT_DATABASE_URL": "ag", "HAPEX_GOOGLE_CLIENT_SECRET": "gs",
            "HAPEX_GOOGLE_CLIENT_ID": "gid", "ANTHROPIC_API_KEY": "sk"}
+    env.update({"HAPEX_SMTP_PASSWORD": "smtp", "AGENT_SERVICE_TOKEN_PREVIOUS": "prev", "AWS_SECRET_ACCESS_KEY": "x",
+                "CREDENTIAL_ENCRYPTION_KEY_NEXT": "n", "HAPEX_BENCH_ALLOW_LOOPBACK_WEBHOOKS": "1"})
     assert environment_for("intake", env) == {"AGENT_SERVICE_TOKEN": "s", "INTAKE_SESSION_SECRET": "i",
                                               "INTAKE_DATABASE_URL": "in", "HAPEX_GOOGLE_CLIENT_ID": "gid"}
     agent = environment_for("agent", env)
