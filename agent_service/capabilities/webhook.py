@@ -34,6 +34,16 @@ SIGNATURE_HEADER = "X-Hapex-Signature"
 IDEMPOTENCY_HEADER = "X-Hapex-Idempotency-Key"
 MAX_BODY_BYTES = 1_000_000
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
+# Ranges that carry or reach an IPv4 address, or are otherwise not public, which older
+# Python `ipaddress` tables (before 3.11.10, CVE-2024-4032) call global: refused outright.
+_NOT_PUBLIC = tuple(ipaddress.ip_network(n) for n in (
+    "64:ff9b:1::/48",   # local-use NAT64 (RFC 8215)
+    "::ffff:0:0:0/96",  # IPv4-translated (RFC 2765)
+    "::/96",            # IPv4-compatible (deprecated)
+    "fec0::/10",        # site-local (deprecated)
+    "192.0.0.0/24",     # IETF protocol assignments
+    "100.64.0.0/10",    # carrier-grade NAT
+))
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -58,6 +68,8 @@ def address_allowed(address: IPAddress, *, allow_loopback: bool = False) -> bool
             embedded.append(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
     if allow_loopback and address.is_loopback:
         return True
+    if any(address.version == net.version and address in net for net in _NOT_PUBLIC):
+        return False
     if not address.is_global or address.is_multicast:
         return False
     return all(address_allowed(inner, allow_loopback=False) for inner in embedded)

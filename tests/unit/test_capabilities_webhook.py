@@ -171,3 +171,24 @@ def test_the_connect_time_guard_lets_loopback_through_only_with_the_override(pub
     finally:
         server.close()
         thread.join(5)
+
+
+@pytest.mark.parametrize("address", [
+    "64:ff9b:1::7f00:1", "64:ff9b:1::a9fe:a9fe", "::ffff:0:7f00:1", "::127.0.0.1", "fec0::1", "192.0.0.8",
+    "100.64.0.1", "64:ff9b::a9fe:a9fe", "2002:7f00:1::1", "::ffff:10.0.0.1",
+])
+def test_ipv6_and_special_ranges_that_reach_private_networks_are_refused(address):
+    import ipaddress
+
+    from agent_service.capabilities.webhook import address_allowed
+
+    assert not address_allowed(ipaddress.ip_address(address))
+
+
+def test_an_ordinary_public_address_is_allowed():
+    import ipaddress
+
+    from agent_service.capabilities.webhook import address_allowed
+
+    assert address_allowed(ipaddress.ip_address("93.184.216.34"))
+    assert address_allowed(ipaddress.ip_address("2606:2800:220:1:248:1893:25c8:1946"))
