@@ -253,3 +253,20 @@ def page(browser, live_stack):  # type: ignore[no-untyped-def]
     page = context.new_page()
     yield page
     context.close()
+
+
+@pytest.fixture
+def no_script_page(browser, live_stack):  # type: ignore[no-untyped-def]
+    """A fresh page in a context without JavaScript: the core flows must work with forms alone."""
+    context = browser.new_context(base_url=live_stack.intake_url, java_script_enabled=False)
+    yield context.new_page()
+    context.close()
+
+
+@pytest.fixture
+def owner(live_stack):  # type: ignore[no-untyped-def]
+    """The stack's database as its owner, to look at what the pages wrote."""
+    import psycopg
+
+    with psycopg.connect(live_stack.database.owner_dsn, autocommit=True) as conn:
+        yield conn

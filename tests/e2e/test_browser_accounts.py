@@ -7,7 +7,6 @@ import uuid
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
-import psycopg
 import pytest
 from argon2 import Type, extract_parameters
 
@@ -31,12 +30,6 @@ def context_factory(browser, live_stack) -> Iterator:
     yield new_context
     for context in contexts:
         context.close()
-
-
-@pytest.fixture
-def owner(live_stack) -> Iterator[psycopg.Connection]:
-    with psycopg.connect(live_stack.database.owner_dsn, autocommit=True) as conn:
-        yield conn
 
 
 def new_email() -> str:

@@ -4,28 +4,11 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
 
-import psycopg
-import pytest
 import requests
 
 from tests.e2e.test_browser_accounts import new_email, path_of, sign_up
 from tests.run_fixtures import DIGEST
-
-
-@pytest.fixture
-def no_script_page(browser, live_stack) -> Iterator:
-    """A fresh page in a context without JavaScript: the builder must work with forms alone."""
-    context = browser.new_context(base_url=live_stack.intake_url, java_script_enabled=False)
-    yield context.new_page()
-    context.close()
-
-
-@pytest.fixture
-def owner(live_stack) -> Iterator[psycopg.Connection]:
-    with psycopg.connect(live_stack.database.owner_dsn, autocommit=True) as conn:
-        yield conn
 
 
 def add_step(page, capability: str) -> None:

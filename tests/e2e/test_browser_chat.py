@@ -5,11 +5,8 @@ from __future__ import annotations
 import json
 import secrets
 import uuid
-from collections.abc import Iterator
 from urllib.parse import urlsplit
 
-import psycopg
-import pytest
 from playwright.sync_api import expect
 
 from shared.catalog import required_scopes
@@ -34,21 +31,9 @@ def answer(name: str, tool_input: dict) -> dict:
             "stop_reason": "tool_use", "stop_sequence": None, "usage": {"input_tokens": 2100, "output_tokens": 140}}
 
 
-@pytest.fixture
-def page(browser, live_stack) -> Iterator:
-    context = browser.new_context(base_url=live_stack.intake_url, java_script_enabled=False)
-    yield context.new_page()
-    context.close()
-
-
-@pytest.fixture
-def owner(live_stack) -> Iterator[psycopg.Connection]:
-    with psycopg.connect(live_stack.database.owner_dsn, autocommit=True) as conn:
-        yield conn
-
-
-def test_a_client_describes_an_automation_in_words_and_approves_the_proposal(page, live_stack, provider_standin,
-                                                                             owner):
+def test_a_client_describes_an_automation_in_words_and_approves_the_proposal(
+        no_script_page, live_stack, provider_standin, owner):
+    page = no_script_page
     canary = "canary-" + secrets.token_hex(6)
     email = f"e2e-chat-{uuid.uuid4().hex[:10]}@example.com"
     state = provider_standin.state

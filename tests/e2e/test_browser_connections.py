@@ -7,11 +7,7 @@ endpoints); the intake and agent run under gunicorn over TLS. JavaScript is off.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from urllib.parse import parse_qs, urlsplit
-
-import psycopg
-import pytest
 
 from shared.automations.repository import create_automation, set_status
 from shared.db import Database, tenant_transaction
@@ -26,19 +22,6 @@ INBOX_SUMMARY = {
         {"capability": "llm.summarise", "input": {"text": {"$ref": "steps.0.messages"}}},
     ],
 }
-
-
-@pytest.fixture
-def page(browser, live_stack) -> Iterator:
-    context = browser.new_context(base_url=live_stack.intake_url, java_script_enabled=False)
-    yield context.new_page()
-    context.close()
-
-
-@pytest.fixture
-def owner(live_stack) -> Iterator[psycopg.Connection]:
-    with psycopg.connect(live_stack.database.owner_dsn, autocommit=True) as conn:
-        yield conn
 
 
 def sign_up(page, email: str) -> None:
