@@ -46,7 +46,8 @@ def save_enabled_automation(live_stack, client_id: uuid.UUID, definition: dict) 
 
 
 def test_a_client_connects_google_through_its_consent_page_and_disconnects_it(
-        page, live_stack, provider_standin, owner):
+        no_script_page, live_stack, provider_standin, owner):
+    page = no_script_page
     standin = provider_standin
     email = f"e2e-{uuid.uuid4().hex[:10]}@example.com"
     sign_up(page, email)
