@@ -157,8 +157,12 @@ def main(argv: list[str] | None = None) -> int:
     }
     server = BenchServer.start()
     if args.nice is not None:
+        try:
+            os.setpriority(os.PRIO_PROCESS, 0, args.nice)  # inherited by every process the benchmarks start
+        except OSError:
+            server.stop()
+            parser.error("--nice below 0 needs root")
         report["machine"]["niceness"] = args.nice
-        os.setpriority(os.PRIO_PROCESS, 0, args.nice)  # inherited by every process the benchmarks start
         server.renice(args.nice)
     try:
         report["postgres"] = {"embedded": server.embedded, **server.settings()}

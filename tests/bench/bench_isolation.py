@@ -68,11 +68,12 @@ VACUUM (ANALYZE)
 _TIMES = re.compile(r"(Planning|Execution) Time: ([0-9.]+) ms")
 
 
-def _explain(conn: psycopg.Connection[Any], query: str, params: dict[str, Any]) -> tuple[float, list[str]]:
+def _explain(conn: psycopg.Connection[Any], query: str, params: dict[str, Any]) -> tuple[float, float, list[str]]:
+    """(planning ms, execution ms, plan lines) of one EXPLAIN ANALYZE."""
     rows = conn.execute("EXPLAIN (ANALYZE, TIMING OFF, COSTS OFF) " + query, params).fetchall()
     lines = [row[0] for row in rows]
-    total = sum(float(m.group(2)) for line in lines if (m := _TIMES.search(line)))
-    return total, lines
+    times = {m.group(1): float(m.group(2)) for line in lines if (m := _TIMES.search(line))}
+    return times.get("Planning", 0.0), times.get("Execution", 0.0), lines
 
 
 def _shape(lines: list[str]) -> list[str]:
@@ -105,6 +106,7 @@ def run(server: BenchServer, *, clients: int, per_client: int, rounds: int) -> d
             try:
                 for name, (rls_query, explicit_query) in QUERIES.items():
                     rls_ms, explicit_ms = [], []
+                    rls_exec, explicit_exec = [], []
                     rls_plan: list[str] = []
                     explicit_plan: list[str] = []
                     for i in range(rounds):
@@ -114,11 +116,13 @@ def run(server: BenchServer, *, clients: int, per_client: int, rounds: int) -> d
                         for rls_turn in ((True, False) if i % 2 else (False, True)):
                             if rls_turn:
                                 with tenant_transaction(agent, client_id) as conn:
-                                    ms, rls_plan = _explain(conn, rls_query, params)
-                                rls_ms.append(ms)
+                                    planning, execution, rls_plan = _explain(conn, rls_query, params)
+                                rls_ms.append(planning + execution)
+                                rls_exec.append(execution)
                             else:
-                                ms, explicit_plan = _explain(owner, explicit_query, params)
-                                explicit_ms.append(ms)
+                                planning, execution, explicit_plan = _explain(owner, explicit_query, params)
+                                explicit_ms.append(planning + execution)
+                                explicit_exec.append(execution)
                     rls_median, explicit_median = statistics.median(rls_ms), statistics.median(explicit_ms)
                     paired = [r / e for r, e in zip(rls_ms, explicit_ms, strict=True) if e > 0]
                     results[name] = {
@@ -129,6 +133,9 @@ def run(server: BenchServer, *, clients: int, per_client: int, rounds: int) -> d
                         "ratio": rounded(rls_median / explicit_median, 3) if explicit_median else None,
                         "paired_ratio_p50": rounded(percentile(paired, 50), 3),
                         "difference_us_p50": rounded((rls_median - explicit_median) * 1000, 1),
+                        # Without planning: what a prepared statement (psycopg prepares after 5 uses) pays.
+                        "execution_ratio": rounded(statistics.median(rls_exec) / statistics.median(explicit_exec), 3)
+                        if statistics.median(explicit_exec) else None,
                         "rls_plan": _shape(rls_plan),
                         "explicit_plan": _shape(explicit_plan),
                     }
