@@ -43,6 +43,7 @@ from shared.db import Database, tenant_transaction
 from shared.secret import Secret
 from tests.bench import bench_cpu
 from tests.bench.bench_setup import (
+    NOOP_TASK,
     BenchDatabase,
     BenchServer,
     base_environment,
@@ -53,7 +54,6 @@ from tests.bench.bench_setup import (
     wait_until,
 )
 from tests.bench.bench_stats import percentile, rate, rounded
-from tests.bench.bench_worker import NOOP_TASK
 
 # Benchmarks only: lets webhook steps reach the stand-in on 127.0.0.1 (see agent_service/runs/engine.py).
 LOOPBACK_SWITCH = "HAPEX_BENCH_ALLOW_LOOPBACK_WEBHOOKS"

@@ -32,6 +32,8 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 DATA = REPO_ROOT / ".data"
 BENCH_DIR = DATA / "bench"
 PGDATA = DATA / "bench-postgres"
+# The no-op task only the benchmark's workers register (tests/bench/bench_worker.py).
+NOOP_TASK = "bench_noop"
 
 
 @dataclass(frozen=True)

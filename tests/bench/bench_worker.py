@@ -11,8 +11,7 @@ from __future__ import annotations
 import sys
 
 from agent_service import jobs
-
-NOOP_TASK = "bench_noop"
+from tests.bench.bench_setup import NOOP_TASK
 
 
 @jobs.tasks.task(name=NOOP_TASK, queue="runs", pass_context=False)
