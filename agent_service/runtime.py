@@ -6,6 +6,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+import requests
+
 from agent_service.capabilities import LLMSettings
 from agent_service.connections.provider_oauth import OAuthClient, oauth_clients_from_env, outbound_verify
 from agent_service.vault import Vault
@@ -50,8 +52,20 @@ class AgentRuntime:
     limits: RunLimits = field(default_factory=RunLimits)
     environ: Mapping[str, str] = field(default_factory=dict)
 
+    sessions: dict[str, requests.Session] = field(default_factory=dict)
+
     def provider(self, key: str) -> Provider:
         return get_provider(key, self.environ)
+
+    def http_session(self, provider_key: str) -> requests.Session:
+        """One keep-alive session per provider per process: steps reuse TLS connections
+        instead of a handshake (and a CA bundle read) per call. Thread-safe for this use."""
+        session = self.sessions.get(provider_key)
+        if session is None:
+            session = requests.Session()
+            session.trust_env = False
+            session = self.sessions.setdefault(provider_key, session)
+        return session
 
     @classmethod
     def build(cls, db: Database, vault: Vault, environ: Mapping[str, str] | None = None) -> AgentRuntime:

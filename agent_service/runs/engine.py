@@ -201,7 +201,7 @@ def _run_step(rt: AgentRuntime, client_id: uuid.UUID, run_id: uuid.UUID, index: 
     provider = rt.provider(capability.provider)
     started = clock.monotonic()
     attempts = 0
-    http = ProviderHTTP(provider, verify=rt.verify)
+    http = ProviderHTTP(provider, verify=rt.verify, session=rt.http_session(provider.key))
     try:
         data = resolve_step_input(step, outputs)
     except ValidationError:
