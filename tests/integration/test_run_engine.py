@@ -299,3 +299,33 @@ def test_canaries_in_emails_llm_reply_and_slack_message_reach_no_log_record_or_e
     for canary in (email_canary, reply_canary, t.tokens["google_access"], t.tokens["slack_access"]):
         assert canary not in records
         assert canary not in logs
+
+
+def test_a_webhook_step_to_loopback_is_refused_unless_the_benchmark_switch_is_set(rt, intake_db, agent_db, owner_conn):
+    from agent_service.capabilities.webhook import address_allowed
+    from agent_service.runs.engine import loopback_webhooks_allowed
+    from tests.run_fixtures import runtime_for
+
+    assert not loopback_webhooks_allowed(rt)
+    assert loopback_webhooks_allowed(runtime_for(agent_db, environ={"HAPEX_BENCH_ALLOW_LOOPBACK_WEBHOOKS": "1"}))
+    t = tenant(rt, intake_db, agent_db)
+    from agent_service.connections.lifecycle import connect_api_key
+    from shared.catalog import get_provider as provider
+    from shared.secret import Secret
+
+    connect_api_key(agent_db, rt.vault, client_id=t.client_id, provider=provider("webhook", {}),
+                    api_key=Secret("whsec_" + "ab12" * 8), label=None)
+    automation_id = automation(intake_db, t.client_id, {
+        "name": "Call home", "trigger": {"kind": "manual"},
+        "steps": [{"capability": "webhook.post", "input": {"url": "https://127.0.0.1/hook",
+                                                           "payload": {"a": 1}}}],
+    })
+    with responses.RequestsMock() as mock:
+        started = start(rt, t.client_id, automation_id)
+        assert execute_run(rt, client_id=t.client_id, run_id=started.run_id) == "failed"
+        assert len(mock.calls) == 0
+    import ipaddress
+
+    assert not address_allowed(ipaddress.ip_address("127.0.0.1"))
+    assert owner_conn.execute("SELECT error_class FROM run_steps WHERE run_id = %s", [started.run_id]
+                              ).fetchone()[0] == "webhook_address_refused"
