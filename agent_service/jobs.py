@@ -130,3 +130,17 @@ def send_notifications(timestamp: int) -> int:
 
     rt = runtime()
     return sum(deliver_notifications(rt.db, SMTPSettings.from_env(rt.environ)).values())
+
+
+@tasks.periodic(cron="41 3 * * *", periodic_id="remove_finished_jobs")
+@tasks.task(name="remove_finished_jobs", queue="maintenance", pass_context=True)
+async def remove_finished_jobs(context: procrastinate.JobContext, timestamp: int) -> None:
+    """Keep the queue tables small: succeeded jobs go after 3 days, failed or cancelled after 30.
+
+    Runs keep their own records; a finished job row and its events are only the queue's.
+    """
+    from procrastinate import builtin_tasks
+
+    await builtin_tasks.remove_old_jobs(context, max_hours=72)
+    await builtin_tasks.remove_old_jobs(context, max_hours=720, remove_failed=True, remove_cancelled=True,
+                                        remove_aborted=True)
