@@ -34,6 +34,8 @@ class StandInState:
     llm_script: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
     # The x-api-key header of each POST /v1/messages, to check which key the agent sent.
     llm_api_keys: list[str] = field(default_factory=list)
+    # Seconds to wait before answering a path (e.g. "POST /chat.postMessage"), to catch a worker mid-call.
+    delays: dict[str, float] = field(default_factory=dict)
 
     def script_llm(self, *answers: dict[str, Any], status: int = 200) -> None:
         """Queue Messages API answers for the next calls, in order."""
@@ -108,6 +110,8 @@ class _Handler(BaseHTTPRequestHandler):
         body = self._body()
         state = self.server.state
         state.record(f"POST {url.path}", body, self.headers.get("Authorization"))
+        if state.delays.get(f"POST {url.path}"):
+            time.sleep(state.delays[f"POST {url.path}"])
         if url.path == "/v1/messages":
             with state.lock:
                 state.llm_api_keys.append(self.headers.get("x-api-key") or "")

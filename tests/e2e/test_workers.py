@@ -125,3 +125,52 @@ def test_a_schedule_with_two_workers_fires_exactly_once_per_due_slot(cluster):
     time.sleep(2)
     assert len(run_statuses(cluster.database)) == 3
     assert cluster.standin.state.calls["POST /v1/messages"] == 3
+
+
+def test_a_worker_killed_mid_step_leaves_the_run_failed_cleanly_and_the_step_not_repeated(cluster):
+    import asyncio
+    import signal
+
+    import psycopg
+
+    from agent_service import jobs
+
+    t = tenant(cluster.rt, cluster.intake_db, cluster.agent_db)
+    automation_id = automation(cluster.intake_db, t.client_id, DIGEST)
+    cluster.standin.state.delays["POST /chat.postMessage"] = 20.0
+    with tenant_transaction(cluster.agent_db, t.client_id) as conn:
+        started = start_run(conn, client_id=t.client_id, automation_id=automation_id, trigger_kind="manual")
+    cluster.start_workers(1)
+
+    def step_states() -> list[str]:
+        with psycopg.connect(cluster.database.owner_dsn) as conn:
+            return [r[0] for r in conn.execute("SELECT status FROM run_steps WHERE run_id = %s ORDER BY step_index",
+                                               [started.run_id])]
+
+    assert wait_for(lambda: step_states()[2:] == ["running"]
+                    and cluster.standin.state.calls["POST /chat.postMessage"] == 1), cluster.logs.read_text()[-2000:]
+    victim = cluster.processes.pop()
+    os.killpg(victim.pid, signal.SIGKILL)  # mid-call: Slack may or may not have posted
+    victim.wait(10)
+    cluster.standin.state.delays.clear()
+    cluster.start_workers(1)
+
+    # What retry_stalled_jobs does every five minutes, without waiting for the schedule.
+    app = jobs.build_queue(cluster.database.agent_dsn, cluster.rt)
+
+    async def requeue() -> int:
+        async with app.open_async():
+            stalled = list(await app.job_manager.get_stalled_jobs(seconds_since_heartbeat=1))
+            for job in stalled:
+                await app.job_manager.retry_job(job)
+            return len(stalled)
+
+    time.sleep(2)
+    assert asyncio.run(requeue()) == 1
+    assert wait_for(lambda: [s for s, _ in run_statuses(cluster.database)] == ["failed"])
+    with psycopg.connect(cluster.database.owner_dsn) as conn:
+        error_class = conn.execute("SELECT error_class FROM runs WHERE run_id = %s", [started.run_id]).fetchone()
+    assert error_class == ("worker_interrupted",)
+    assert step_states() == ["succeeded", "succeeded", "failed"]
+    assert cluster.standin.state.calls["POST /chat.postMessage"] == 1
+    assert cluster.standin.state.calls["POST /v1/messages"] == 1
