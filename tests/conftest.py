@@ -23,6 +23,9 @@ from shared.db.migrate import apply_migrations
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
+# Fixtures `agent_app` and `api`: the agent API with known tokens (tests/agent_api.py).
+pytest_plugins = ["tests.agent_api"]
+
 
 @dataclass(frozen=True)
 class TestDatabase:

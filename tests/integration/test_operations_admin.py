@@ -10,49 +10,18 @@ from datetime import UTC, date, datetime, timedelta
 import psycopg
 import pytest
 
-from agent_service import create_app
 from agent_service.admin.terminal import run_admin_command
-from agent_service.auth import OPEN_ENDPOINTS
-from agent_service.config import AgentConfig
 from hapex.cli import main
-from hapex.localstack.local_secrets import new_encryption_key, new_token
 from shared.db import PermissionDenied
 
-SERVICE = new_token()
-PREVIOUS = new_token()
-ADMIN = new_token()
+# The agent app (fixtures agent_app and api), its tokens and its routes: tests/agent_api.py.
+from tests.agent_api import ADMIN, PREVIOUS, SERVICE, admin_routes, bearer, client_routes
+
 TODAY = datetime.now(UTC).date()
 
 
-@pytest.fixture
-def agent_app(database, agent_db):
-    config = AgentConfig.from_env({
-        "AGENT_DATABASE_URL": database.agent_dsn, "AGENT_SERVICE_TOKEN": SERVICE,
-        "AGENT_SERVICE_TOKEN_PREVIOUS": PREVIOUS, "AGENT_ADMIN_TOKEN": ADMIN,
-        "CREDENTIAL_ENCRYPTION_KEY": new_encryption_key(),
-    })
-    return create_app(config, database=agent_db)
-
-
-@pytest.fixture
-def api(agent_app):
-    return agent_app.test_client()
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
 def served(app, *, admin: bool) -> list[tuple[str, str]]:
-    routes = []
-    for rule in app.url_map.iter_rules():
-        if rule.endpoint == "static" or rule.endpoint in OPEN_ENDPOINTS or rule.rule.startswith("/v1/admin") != admin:
-            continue
-        path = rule.rule
-        for name in rule.arguments:
-            path = path.replace(f"<uuid:{name}>", str(uuid.uuid4()))
-        routes += [(method, path) for method in sorted(rule.methods - {"HEAD", "OPTIONS"})]
-    return routes
+    return admin_routes(app) if admin else client_routes(app)
 
 
 ADMIN_REPORTS = ["/v1/admin/clients", "/v1/admin/connections/needs-reauth", "/v1/admin/automations/failing",
