@@ -50,3 +50,13 @@ def make_automation(db: Database, client_id: uuid.UUID, *, name: str = "Morning 
         ).fetchone()
     assert row is not None
     return row[0]
+
+
+def run_coroutine(make_coroutine):  # type: ignore[no-untyped-def]
+    """Run a coroutine to completion in a thread of its own: Playwright's sync API keeps an
+    event loop running in the main thread for the whole session, where asyncio.run refuses."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(lambda: asyncio.run(make_coroutine())).result()

@@ -18,6 +18,7 @@ from hapex.localstack.local_tls import ensure_local_tls
 from shared.db import Database, tenant_transaction
 from tests.conftest import create_database_from, drop_database
 from tests.e2e.conftest import stop_processes
+from tests.factories import run_coroutine
 from tests.provider_standin import ProviderStandIn
 from tests.run_fixtures import DIGEST, automation, runtime_for, tenant
 
@@ -128,7 +129,6 @@ def test_a_schedule_with_two_workers_fires_exactly_once_per_due_slot(cluster):
 
 
 def test_a_worker_killed_mid_step_leaves_the_run_failed_cleanly_and_the_step_not_repeated(cluster):
-    import asyncio
     import signal
 
     import psycopg
@@ -166,7 +166,7 @@ def test_a_worker_killed_mid_step_leaves_the_run_failed_cleanly_and_the_step_not
             return len(stalled)
 
     time.sleep(2)
-    assert asyncio.run(requeue()) == 1
+    assert run_coroutine(requeue) == 1
     assert wait_for(lambda: [s for s, _ in run_statuses(cluster.database)] == ["failed"])
     with psycopg.connect(cluster.database.owner_dsn) as conn:
         error_class = conn.execute("SELECT error_class FROM runs WHERE run_id = %s", [started.run_id]).fetchone()

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 from types import SimpleNamespace
 
 from agent_service import jobs
+from tests.factories import run_coroutine
 from tests.run_fixtures import runtime_for
 
 
@@ -23,6 +23,6 @@ def test_old_finished_jobs_are_removed_and_recent_or_unfinished_ones_kept(agent_
             # The builtin task only reads context.app (its job manager).
             await jobs.remove_finished_jobs.func(SimpleNamespace(app=app), timestamp=0)
 
-    asyncio.run(run())
+    run_coroutine(run)
     left = owner_conn.execute("SELECT status::text FROM procrastinate_jobs ORDER BY status").fetchall()
     assert sorted(s for (s,) in left) == ["failed", "succeeded", "todo"]
