@@ -22,15 +22,13 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from agent_service.connections.lifecycle import QUERIES as LIFECYCLE
-from agent_service.connections.lifecycle import capabilities_of
+from agent_service.connections.lifecycle import pause_dependents
 from agent_service.connections.provider_oauth import ProviderRejected, TransientProviderError
 from agent_service.runs.tokens import ReconnectNeeded, ensure_access_token
 from agent_service.runtime import AgentRuntime
 from agent_service.vault import Accessor
 from shared.catalog import CAPABILITIES, Provider
 from shared.db import QuerySet, execute, fetch_all, fetch_optional, tenant_transaction
-from shared.db.pool import Connection
 
 logger = logging.getLogger(__name__)
 QUERIES = QuerySet(Path(__file__).with_name("health.sql"))
@@ -118,7 +116,7 @@ def check_connection(rt: AgentRuntime, due: DueConnection, *, now: datetime) -> 
             logger.info("connection health check skipped", extra={**log, "status": refused.reason})
             return Outcome.SKIPPED
         with tenant_transaction(rt.db, due.client_id) as conn:
-            _pause_dependents(conn, provider)
+            pause_dependents(conn, provider)
         logger.warning("connection refused by its provider; client must reconnect", extra=log)
         return Outcome.NEEDS_REAUTH
     except (TransientProviderError, ProviderRejected) as failure:
@@ -154,16 +152,10 @@ def _record_failure(rt: AgentRuntime, due: DueConnection, provider: Provider, no
         broken = failures >= BROKEN_AFTER_DAYS
         if broken:
             execute(conn, QUERIES["declare_broken"], connection_id=due.connection_id, reason=BROKEN_REASON)
-            _pause_dependents(conn, provider)
+            pause_dependents(conn, provider)
     if broken:
         logger.warning("connection declared broken after failing on several days; client must reconnect",
                        extra={**log, "count": failures})
         return Outcome.BROKEN
     logger.info("connection refresh failed; counted for today", extra={**log, "count": failures})
     return Outcome.FAILED
-
-
-def _pause_dependents(conn: Connection, provider: Provider) -> None:
-    """As a run does when a connection needs reconnecting: what depends on it waits."""
-    fetch_all(conn, LIFECYCLE["pause_automations_using"], capabilities=capabilities_of(provider.key),
-              reason=f"{provider.name} needs to be reconnected.")

@@ -137,6 +137,12 @@ def capabilities_of(provider_key: str) -> list[str]:
     return sorted(key for key, capability in CAPABILITIES.items() if capability.provider == provider_key)
 
 
+def pause_dependents(conn: Connection, provider: Provider, reason: str | None = None) -> list[dict[str, Any]]:
+    """Pause the client's enabled automations that use this provider; the ids paused."""
+    return fetch_all(conn, QUERIES["pause_automations_using"], capabilities=capabilities_of(provider.key),
+                     reason=reason or f"{provider.name} needs to be reconnected.")
+
+
 def _revocation_purpose(provider: Provider, purposes: set[str]) -> Purpose | None:
     """Which stored token to hand the provider's revocation call."""
     order = [Purpose.ACCESS_TOKEN, Purpose.REFRESH_TOKEN]
@@ -178,12 +184,7 @@ def disconnect(db: Database, vault: Vault, *, client_id: uuid.UUID, connection_i
             execute(conn, QUERIES["delete_credentials"], connection_id=connection_id)
         execute(conn, QUERIES["mark_revoked"], connection_id=connection_id,
                 reason=REVOCATION_PENDING if pending else None)
-        paused = fetch_all(
-            conn,
-            QUERIES["pause_automations_using"],
-            capabilities=capabilities_of(provider.key),
-            reason=f"{provider.name} was disconnected; reconnect it to resume.",
-        )
+        paused = pause_dependents(conn, provider, f"{provider.name} was disconnected; reconnect it to resume.")
     logger.info("connection disconnected", extra={"client_id": client_id, "connection_id": connection_id,
                                                  "provider": provider.key, "status": outcome.value,
                                                  "count": len(paused)})

@@ -31,7 +31,7 @@ from agent_service.capabilities import (
     StepResult,
 )
 from agent_service.capabilities.registry import run_capability
-from agent_service.connections.lifecycle import capabilities_of
+from agent_service.connections.lifecycle import pause_dependents
 from agent_service.runs.prices import PRICE_VERSION, llm_cost_microusd
 from agent_service.runs.tokens import ReconnectNeeded, ensure_access_token
 from agent_service.runtime import AgentRuntime
@@ -180,11 +180,8 @@ def _connection_for(rt: AgentRuntime, client_id: uuid.UUID, run_id: uuid.UUID, i
 
 
 def _pause_for(rt: AgentRuntime, client_id: uuid.UUID, provider: Provider) -> None:
-    from agent_service.connections.lifecycle import QUERIES as LIFECYCLE
-
     with tenant_transaction(rt.db, client_id) as conn:
-        fetch_all(conn, LIFECYCLE["pause_automations_using"], capabilities=capabilities_of(provider.key),
-                  reason=f"{provider.name} needs to be reconnected.")
+        pause_dependents(conn, provider)
 
 
 def _backoff(rt: AgentRuntime, attempt: int, retry_after: float | None) -> float:
@@ -287,8 +284,7 @@ def _call(rt: AgentRuntime, ctx: StepContext, capability: Capability, provider: 
 
 def _current_expiry(rt: AgentRuntime, client_id: uuid.UUID, connection_id: uuid.UUID) -> datetime | None:
     with tenant_transaction(rt.db, client_id) as conn:
-        row = fetch_optional(conn, "SELECT access_token_expires_at FROM connections WHERE connection_id = "
-                                   "%(connection_id)s", connection_id=connection_id)
+        row = fetch_optional(conn, QUERIES["connection_expiry"], connection_id=connection_id)
     return row["access_token_expires_at"] if row else None
 
 

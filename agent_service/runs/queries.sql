@@ -108,6 +108,10 @@ WHERE provider = %(provider)s AND status IN ('active', 'needs_reauth')
 ORDER BY (status = 'active') DESC, updated_at DESC
 LIMIT 1
 
+-- connection_expiry --
+-- When a connection's access token expires, as stored now.
+SELECT access_token_expires_at FROM connections WHERE connection_id = %(connection_id)s
+
 -- lock_connection_expiry --
 -- A connection locked by the one worker refreshing its token; the others wait, then re-read.
 SELECT connection_id, status, access_token_expires_at
