@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from http.cookiejar import DefaultCookiePolicy
 
 import requests
 
 from agent_service.capabilities import LLMSettings
 from agent_service.connections.provider_oauth import OAuthClient, oauth_clients_from_env, outbound_verify
+from agent_service.outbound_tls import outbound_session, tls_context
 from agent_service.vault import Vault
 from shared.catalog import PROVIDERS, Provider, get_provider
 from shared.config import Environment
@@ -59,11 +61,12 @@ class AgentRuntime:
 
     def http_session(self, provider_key: str) -> requests.Session:
         """One keep-alive session per provider per process: steps reuse TLS connections
-        instead of a handshake (and a CA bundle read) per call. Thread-safe for this use."""
+        instead of a handshake per call, all verified with the bundle's one preloaded context.
+        Shared by every client's steps, so it keeps no cookies. Thread-safe for this use."""
         session = self.sessions.get(provider_key)
         if session is None:
-            session = requests.Session()
-            session.trust_env = False
+            session = outbound_session(self.verify)
+            session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
             session = self.sessions.setdefault(provider_key, session)
         return session
 
@@ -77,12 +80,14 @@ class AgentRuntime:
             model=env.get("HAPEX_LLM_MODEL", "claude-sonnet-4-5") or "claude-sonnet-4-5",
             base_url=get_provider("anthropic", environ).api_base_url or "https://api.anthropic.com",
         )
+        verify = outbound_verify(environ)
+        tls_context(verify)  # loaded now: an unreadable bundle stops start-up, not the first step
         return cls(
             db=db,
             vault=vault,
             oauth_clients=oauth_clients_from_env(PROVIDERS, environ),
             llm=llm,
-            verify=outbound_verify(environ),
+            verify=verify,
             limits=RunLimits.from_env(env),
             environ=environ,
         )

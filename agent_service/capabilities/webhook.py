@@ -12,11 +12,12 @@ import hmac
 import ipaddress
 import json
 import socket
+import threading
+from http.cookiejar import DefaultCookiePolicy
 from typing import Any
 from urllib.parse import urlsplit
 
-from requests import Session
-from requests.adapters import HTTPAdapter
+from requests import Response, Session
 from urllib3.connection import HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
@@ -28,11 +29,14 @@ from agent_service.capabilities.base import (
     StepFailed,
     StepResult,
 )
+from agent_service.outbound_tls import OutboundTLSAdapter
 from shared.secret import Secret
 
 SIGNATURE_HEADER = "X-Hapex-Signature"
 IDEMPOTENCY_HEADER = "X-Hapex-Idempotency-Key"
 MAX_BODY_BYTES = 1_000_000
+# An answer up to this long is read and dropped, so that its connection is kept alive.
+MAX_DRAINED_BYTES = 4096
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 # Ranges that carry or reach an IPv4 address, or are otherwise not public, which older
 # Python `ipaddress` tables (before 3.11.10, CVE-2024-4032) call global: refused outright.
@@ -141,12 +145,12 @@ class _RefusedHTTPPool(HTTPConnectionPool):
         raise ProviderRefused("A webhook address must be an https:// URL.")
 
 
-class PublicAddressAdapter(HTTPAdapter):
-    """An adapter whose connections refuse to talk to a non-public peer."""
+class PublicAddressAdapter(OutboundTLSAdapter):
+    """An adapter whose connections refuse to talk to a non-public peer, verified with the bundle's one context."""
 
-    def __init__(self, *, allow_loopback: bool = False) -> None:
+    def __init__(self, ca_bundle: str, *, allow_loopback: bool = False) -> None:
         self.allow_loopback = allow_loopback
-        super().__init__(max_retries=0)
+        super().__init__(ca_bundle, max_retries=0)
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         super().init_poolmanager(*args, **kwargs)
@@ -156,13 +160,29 @@ class PublicAddressAdapter(HTTPAdapter):
         }
 
 
-def public_session(*, allow_loopback: bool = False) -> Session:
-    """A session that only reaches public addresses, and never through an environment proxy."""
-    session = Session()
-    session.trust_env = False
-    adapter = PublicAddressAdapter(allow_loopback=allow_loopback)
-    session.mount("https://", adapter)
-    session.mount("http://", adapter)
+_sessions: dict[tuple[str, bool], Session] = {}
+_sessions_lock = threading.Lock()
+
+
+def public_session(ca_bundle: str, *, allow_loopback: bool = False) -> Session:
+    """The process's session for webhooks: public addresses only, never through an environment proxy.
+
+    Shared by every client's webhooks (a kept-alive connection is reused only for the same
+    host and port, and every new one is checked again at connect time), so it keeps no cookies.
+    """
+    key = (ca_bundle, allow_loopback)
+    session = _sessions.get(key)
+    if session is None:
+        with _sessions_lock:
+            session = _sessions.get(key)
+            if session is None:
+                session = Session()
+                session.trust_env = False
+                session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
+                adapter = PublicAddressAdapter(ca_bundle, allow_loopback=allow_loopback)
+                session.mount("https://", adapter)
+                session.mount("http://", adapter)
+                session = _sessions[key] = session
     return session
 
 
@@ -182,18 +202,29 @@ def post(ctx: StepContext, token: Secret | None, data: dict[str, Any]) -> StepRe
     body = json.dumps(data["payload"], separators=(",", ":"), ensure_ascii=False, default=str).encode()
     if len(body) > MAX_BODY_BYTES:
         raise StepFailed("The webhook payload is larger than 1 MB.")
-    session = public_session(allow_loopback=ctx.allow_loopback_webhooks)
+    session = public_session(ctx.http.verify, allow_loopback=ctx.allow_loopback_webhooks)
     http = ProviderHTTP(ctx.http.provider, verify=ctx.http.verify, session=session, timeout=ctx.http.timeout)
     try:
-        # stream=True: the receiver's answer body is never read, however large it is.
+        # stream=True: the receiver's answer body is never read beyond a small declared length.
         response = http.request("POST", url, data=body, stream=True, headers={
             "Content-Type": "application/json",
             SIGNATURE_HEADER: signature(token, body),
             IDEMPOTENCY_HEADER: ctx.idempotency_key,
             "User-Agent": "Hapex-Webhook/1",
         })
-        response.close()
+        _finish(response)
     finally:
         ctx.http.calls += http.calls
-        session.close()
     return StepResult({"status_code": response.status_code}, counts={"bytes": len(body)})
+
+
+def _finish(response: Response) -> None:
+    """Drain a short answer so that its connection serves the next call; hang up on anything else."""
+    try:
+        length = int(response.headers.get("Content-Length", ""))
+    except ValueError:
+        length = -1
+    if 0 <= length <= MAX_DRAINED_BYTES and "Transfer-Encoding" not in response.headers:
+        # Reads at most the declared length, then urllib3 returns the connection to the pool.
+        response.raw.drain_conn()
+    response.close()

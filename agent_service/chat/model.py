@@ -14,6 +14,7 @@ import requests
 
 from agent_service.capabilities import LLMSettings, LLMUsage, OutputInvalid
 from agent_service.capabilities.anthropic import ANTHROPIC_VERSION, usage
+from agent_service.outbound_tls import outbound_session
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +57,7 @@ def call_messages(llm: LLMSettings, *, verify: str, system: list[dict[str, Any]]
     base_url = llm.base_url.rstrip("/")
     if not base_url.startswith("https://"):
         raise ModelFailed("The build chat is unavailable: the Anthropic base URL must use https.")
-    http = session or requests.Session()
+    http = session or outbound_session(verify)
     http.trust_env = False
     payload = {"model": llm.model, "max_tokens": MAX_TOKENS, "system": system, "messages": messages,
                "tools": tools, "tool_choice": {"type": "any"}}

@@ -1,8 +1,9 @@
 """Talking OAuth to providers: code exchange, refresh and revocation, with requests-oauthlib.
 
 Only the agent does this; the client secret and every token stay in this process. Each
-HTTP call passes `verify=` explicitly on a session that ignores the environment, so
-REQUESTS_CA_BUNDLE cannot widen whom we trust, and each has a timeout.
+HTTP call passes `verify=` explicitly on a session that ignores the environment and verifies
+with the bundle's one preloaded context (agent_service.outbound_tls), so REQUESTS_CA_BUNDLE
+cannot widen whom we trust, and each has a timeout.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from oauthlib.oauth2 import InvalidGrantError, OAuth2Error
 from requests.auth import HTTPBasicAuth
 from requests_oauthlib import OAuth2Session
 
+from agent_service.outbound_tls import OutboundTLSAdapter, outbound_session
 from shared.catalog import Provider, Revocation, TokenAuth
 from shared.config import Environment
 from shared.secret import Secret
@@ -103,9 +105,10 @@ def outbound_verify(environ: Mapping[str, str] | None = None) -> str:
     return Environment(environ).get("HAPEX_OUTBOUND_CA_BUNDLE") or certifi.where()
 
 
-def _session(**kwargs: Any) -> OAuth2Session:
+def _session(verify: str, **kwargs: Any) -> OAuth2Session:
     session = OAuth2Session(**kwargs)
     session.trust_env = False
+    session.mount("https://", OutboundTLSAdapter(verify))
     session.register_compliance_hook("access_token_response", _check_token_response)
     session.register_compliance_hook("refresh_token_response", _check_token_response)
     return session
@@ -176,7 +179,7 @@ def _auth_kwargs(provider: Provider, client: OAuthClient) -> dict[str, Any]:
 def exchange_code(provider: Provider, client: OAuthClient, *, code: Secret, code_verifier: Secret,
                   redirect_uri: str, verify: str) -> TokenSet:
     """Trade an authorization code (and its PKCE verifier) for tokens."""
-    session = _session(client_id=client.client_id, redirect_uri=redirect_uri)
+    session = _session(verify, client_id=client.client_id, redirect_uri=redirect_uri)
     try:
         token = session.fetch_token(
             provider.token_url,
@@ -198,7 +201,7 @@ def exchange_code(provider: Provider, client: OAuthClient, *, code: Secret, code
 def refresh_access_token(provider: Provider, client: OAuthClient, *, refresh_token: Secret,
                          verify: str) -> TokenSet:
     """A fresh access token; the refresh token too if the provider rotates it."""
-    session = _session(client_id=client.client_id)
+    session = _session(verify, client_id=client.client_id)
     extra: dict[str, Any] = {}
     if provider.token_auth is TokenAuth.BASIC:
         extra["auth"] = HTTPBasicAuth(client.client_id, client.client_secret.reveal())
@@ -227,8 +230,7 @@ def revoke(provider: Provider, client: OAuthClient | None, *, token: Secret, tok
     """Ask the provider to forget a token; an already-invalid token counts as revoked."""
     if provider.revocation is Revocation.NONE or not provider.revocation_url:
         return RevocationOutcome.UNSUPPORTED
-    session = requests.Session()
-    session.trust_env = False
+    session = outbound_session(verify)
     value = token.reveal()
     try:
         if provider.revocation is Revocation.RFC7009:

@@ -10,6 +10,7 @@ import socket
 import threading
 from uuid import uuid4
 
+import certifi
 import pytest
 import responses
 
@@ -33,7 +34,8 @@ PUBLIC = ipaddress.ip_address("93.184.215.14")
 
 def context(*, allow_loopback: bool = False) -> StepContext:
     return StepContext(client_id=uuid4(), run_id=uuid4(), step_index=3,
-                       http=ProviderHTTP(get_provider("webhook", {}), verify="/dev/null"),
+                       # A real bundle: the connect-time tests below reach the TLS layer.
+                       http=ProviderHTTP(get_provider("webhook", {}), verify=certifi.where()),
                        llm=LLMSettings(api_key=Secret("sk-ant-test")), idempotency_key="run-7:step-3",
                        allow_loopback_webhooks=allow_loopback)
 
