@@ -35,8 +35,11 @@ WHERE client_id = %(client_id)s AND user_id = %(user_id)s
 DELETE FROM clients WHERE client_id = %(client_id)s
 
 -- find_session --
--- Which client and user a session hash belongs to, through the pre-tenant definer function.
-SELECT client_id, user_id FROM hapex_find_session(%(session_hash)s)
+-- Which client and user a session hash belongs to, whether it is still live and whether it was touched lately.
+SELECT client_id, user_id,
+       expires_at > now() AND last_seen_at > now() - %(idle)s AND created_at > now() - %(absolute)s AS live,
+       last_seen_at > now() - %(touch_every)s AS touched_lately
+FROM hapex_find_session(%(session_hash)s)
 
 -- insert_session --
 -- A new session for a user; the cookie value itself is never stored.

@@ -54,8 +54,11 @@ def delete_client(conn: Connection, *, client_id: uuid.UUID) -> int:
     return execute(conn, QUERIES["delete_client"], client_id=client_id)
 
 
-def find_session(conn: Connection, *, session_hash: bytes) -> dict[str, Any] | None:
-    return fetch_optional(conn, QUERIES["find_session"], session_hash=session_hash)
+def find_session(conn: Connection, *, session_hash: bytes, idle: timedelta, absolute: timedelta,
+                 touch_every: timedelta) -> dict[str, Any] | None:
+    """The session's client and user, with `live` (within both limits) and `touched_lately`."""
+    return fetch_optional(conn, QUERIES["find_session"], session_hash=session_hash, idle=idle,
+                          absolute=absolute, touch_every=touch_every)
 
 
 def insert_session(

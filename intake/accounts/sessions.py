@@ -21,6 +21,10 @@ from shared.db import tenant_transaction
 logger = logging.getLogger(__name__)
 
 TOKEN_BYTES = 32
+# A session is written at most this often (half the idle limit if that is shorter): a page view
+# within it is one read and no commit. The idle limit then counts from up to this much before
+# the last request.
+TOUCH_EVERY = timedelta(minutes=1)
 _TOKEN_SHAPE = re.compile(r"^[A-Za-z0-9_-]{43}$")
 
 
@@ -101,18 +105,22 @@ def load_identity() -> SessionIdentity | None:
         g.drop_session_cookie = True
         return None
     session_hash = hash_token(token)
+    idle, absolute = idle_timeout(config), absolute_timeout(config)
     db = get_db()
     with db.transaction() as conn:
-        found = repository.find_session(conn, session_hash=session_hash)
+        found = repository.find_session(conn, session_hash=session_hash, idle=idle, absolute=absolute,
+                                        touch_every=min(TOUCH_EVERY, idle / 2))
     if found is None:
         g.drop_session_cookie = True
         return None
-    client_id = found["client_id"]
+    client_id, user_id = found["client_id"], found["user_id"]
+    if found["live"] and found["touched_lately"]:
+        return SessionIdentity(client_id=client_id, user_id=user_id, session_hash=session_hash)
     with tenant_transaction(db, client_id) as conn:
-        user_id = repository.touch_session(
-            conn, client_id=client_id, session_hash=session_hash,
-            idle=idle_timeout(config), absolute=absolute_timeout(config),
-        )
+        user_id = None
+        if found["live"]:
+            user_id = repository.touch_session(conn, client_id=client_id, session_hash=session_hash,
+                                               idle=idle, absolute=absolute)
         if user_id is None:
             repository.delete_session(conn, client_id=client_id, session_hash=session_hash)
     if user_id is None:

@@ -144,6 +144,51 @@ def test_activity_extends_a_session_but_never_past_its_absolute_limit(signed_up,
     assert lifetime.total_seconds() == pytest.approx(12 * 3600, abs=5)
 
 
+def session_version(owner_conn, email: str) -> tuple[int, object]:
+    """The row's xmin (a new one for every UPDATE) and its last_seen_at."""
+    (row,) = owner_conn.execute(
+        """SELECT s.xmin::text::bigint, s.last_seen_at FROM sessions s
+           JOIN users u USING (client_id, user_id) WHERE u.email = %s""",
+        [email],
+    ).fetchall()
+    return row[0], row[1]
+
+
+def test_page_views_within_a_minute_of_the_last_touch_write_the_session_once(signed_up, owner_conn):
+    visitor, email = signed_up
+    just_signed_up = session_version(owner_conn, email)
+    assert visitor.get("/account").status_code == 200
+    assert visitor.get("/automations").status_code == 200
+    assert session_version(owner_conn, email) == just_signed_up
+    owner_conn.execute("UPDATE sessions SET last_seen_at = now() - interval '2 minutes'")
+    stale = session_version(owner_conn, email)
+    assert visitor.get("/account").status_code == 200
+    touched = session_version(owner_conn, email)
+    assert touched[0] != stale[0] and touched[1] > stale[1]
+    assert visitor.get("/account").status_code == 200
+    assert visitor.get("/automations").status_code == 200
+    assert session_version(owner_conn, email) == touched
+
+
+def test_a_session_idle_past_its_limit_ends_even_right_after_a_recent_touch(signed_up, owner_conn):
+    visitor, email = signed_up
+    assert visitor.get("/account").status_code == 200
+    assert visitor.get("/account").status_code == 200
+    owner_conn.execute("UPDATE sessions SET last_seen_at = now() - interval '30 minutes 5 seconds'")
+    assert visitor.get("/account").status_code == 303
+    assert session_rows(owner_conn, email) == []
+
+
+def test_a_session_past_its_absolute_limit_ends_though_touched_seconds_ago(signed_up, owner_conn):
+    visitor, email = signed_up
+    owner_conn.execute(
+        "UPDATE sessions SET created_at = now() - interval '12 hours 1 second', "
+        "last_seen_at = now() - interval '10 seconds'"
+    )
+    assert visitor.get("/account").status_code == 303
+    assert session_rows(owner_conn, email) == []
+
+
 @pytest.mark.parametrize("cookie", ["", "x", "A" * 42, "A" * 44, "../../etc/passwd" + "A" * 27, "é" * 43])
 def test_a_malformed_or_unknown_cookie_is_just_signed_out(intake_app, cookie):
     visitor = Visitor(intake_app)
