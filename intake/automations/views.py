@@ -9,12 +9,14 @@ nothing is written.
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from typing import Any
 
-from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, g, make_response, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
 from intake.agent_client import AgentUnavailable
@@ -252,14 +254,52 @@ def runs() -> ResponseReturnValue:
     return render_template("automations/runs.html", runs=rows)
 
 
+@dataclass(frozen=True)
+class StoredOutput:
+    """One step's stored output as the run page shows it: pretty-printed JSON, or None when unreadable."""
+
+    text: str | None
+
+    @classmethod
+    def from_item(cls, item: dict[str, Any]) -> StoredOutput:
+        if item.get("unreadable") or item.get("output") is None:
+            return cls(None)
+        return cls(json.dumps(item["output"], indent=2, ensure_ascii=False))
+
+
 @blueprint.get("/runs/<uuid:run_id>")
 def run(run_id: uuid.UUID) -> ResponseReturnValue:
     with _tenant() as conn:
         row = _found(repository.get_run(conn, client_id=_client_id(), run_id=run_id))
         steps = repository.list_run_steps(conn, client_id=_client_id(), run_id=run_id)
         spent = repository.run_costs(conn, client_id=_client_id(), run_id=run_id)
-    return render_template("automations/run.html", run=row, steps=steps, costs=spent,
-                           source_labels=costs.SOURCE_LABELS)
+        owner = repository.get_automation(conn, client_id=_client_id(), automation_id=row["automation_id"])
+    stores_outputs = bool(owner and owner["store_outputs"])
+    outputs = _stored_outputs(run_id) if stores_outputs else None
+    response = make_response(render_template(
+        "automations/run.html", run=row, steps=steps, costs=spent, source_labels=costs.SOURCE_LABELS,
+        stores_outputs=stores_outputs, outputs=outputs,
+    ))
+    if stores_outputs:
+        response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _stored_outputs(run_id: uuid.UUID) -> dict[int, StoredOutput] | None:
+    """The run's stored outputs by step index, from the agent, the only service that can decrypt them."""
+    try:
+        answer = get_agent().request("GET", f"/v1/clients/{_client_id()}/runs/{run_id}/outputs")
+    except AgentUnavailable:
+        return None
+    # Only the status code is ever logged here: an output is the client's content.
+    if answer.status_code != 200:
+        logger.warning("stored outputs not loaded", extra={"run_id": run_id, "status_code": answer.status_code})
+        return None
+    try:
+        return {int(item["step_index"]): StoredOutput.from_item(item) for item in answer.json()["outputs"]}
+    except (ValueError, TypeError, KeyError, AttributeError):
+        logger.warning("stored outputs unreadable", extra={"run_id": run_id, "status_code": answer.status_code})
+        return None
 
 
 @blueprint.get("/costs", endpoint="costs")
