@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, NoReturn, Protocol
 
 from agent_service.vault.aead import AES256GCM, new_nonce
 from agent_service.vault.keys import key_id, parse_key, parse_key_list
@@ -22,8 +22,21 @@ if TYPE_CHECKING:
 
 PRIMARY_VARIABLE = "CREDENTIAL_ENCRYPTION_KEY"
 RETIRED_VARIABLE = "CREDENTIAL_ENCRYPTION_KEYS_RETIRED"
-# Changing this string makes every stored ciphertext unreadable: it names the format.
+# Changing these strings makes every stored ciphertext unreadable: they name the formats,
+# and being different they keep a credential from ever opening as a step output or back.
 _AAD_CONTEXT = b"hapex/credential/v1"
+_OUTPUT_AAD_CONTEXT = b"hapex/step-output/v1"
+
+
+def _length_prefixed(*fields: bytes) -> bytes:
+    """Each field preceded by its length, so no two bindings can encode to the same bytes."""
+    return b"".join(len(field).to_bytes(2, "big") + field for field in fields)
+
+
+class Binding(Protocol):
+    """Where a ciphertext belongs, as the associated data it is sealed with."""
+
+    def associated_data(self, key_id: str) -> bytes: ...
 
 
 class Purpose(StrEnum):
@@ -52,8 +65,7 @@ class CredentialBinding:
     purpose: Purpose
 
     def associated_data(self, key_id: str) -> bytes:
-        """Length-prefixed fields, so no two bindings can encode to the same bytes."""
-        fields = (
+        return _length_prefixed(
             _AAD_CONTEXT,
             self.client_id.bytes,
             self.connection_id.bytes,
@@ -61,7 +73,24 @@ class CredentialBinding:
             Purpose(self.purpose).value.encode(),
             key_id.encode(),
         )
-        return b"".join(len(field).to_bytes(2, "big") + field for field in fields)
+
+
+@dataclass(frozen=True)
+class OutputBinding:
+    """A stored step output belongs to one step of one run of one client."""
+
+    client_id: uuid.UUID
+    run_id: uuid.UUID
+    step_index: int
+
+    def associated_data(self, key_id: str) -> bytes:
+        return _length_prefixed(
+            _OUTPUT_AAD_CONTEXT,
+            self.client_id.bytes,
+            self.run_id.bytes,
+            self.step_index.to_bytes(4, "big"),
+            key_id.encode(),
+        )
 
 
 @dataclass(frozen=True)
@@ -112,14 +141,14 @@ class Keyring:
     def key_ids(self) -> frozenset[str]:
         return frozenset(self._ciphers)
 
-    def encrypt(self, plaintext: bytes, binding: CredentialBinding) -> Sealed:
+    def encrypt(self, plaintext: bytes, binding: Binding) -> Sealed:
         """Seal under the primary key with a fresh random nonce."""
         nonce = new_nonce()
         cipher = self._ciphers[self.primary_key_id]
         sealed = cipher.seal(nonce, plaintext, binding.associated_data(self.primary_key_id))
         return Sealed(self.primary_key_id, nonce, sealed)
 
-    def decrypt(self, sealed: Sealed, binding: CredentialBinding) -> bytes:
+    def decrypt(self, sealed: Sealed, binding: Binding) -> bytes:
         """Open with exactly the key the row names: no trial decryption under other keys."""
         cipher = self._ciphers.get(sealed.key_id)
         if cipher is None:

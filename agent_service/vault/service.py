@@ -15,10 +15,20 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
-from agent_service.vault import repository
+from agent_service.vault import outputs, repository
 from agent_service.vault.aead import AuthenticationFailed, UnsupportedParameters
 from agent_service.vault.keyring import CredentialBinding, Keyring, Purpose, UnknownKey
+from agent_service.vault.outputs import StoredOutput
+from agent_service.vault.usage import (  # noqa: F401 - the vault's public names
+    RANDOM_NONCE_LIMIT,
+    USAGE_WARNING_AT,
+    USAGE_WARNING_EVERY,
+    KeyExhausted,
+    reserve_encryptions,
+    warn_about_usage,
+)
 from shared.db import Database, tenant_transaction
 from shared.db.pool import Connection
 from shared.secret import Secret
@@ -26,11 +36,6 @@ from shared.secret import Secret
 logger = logging.getLogger(__name__)
 
 MAX_PLAINTEXT_BYTES = 64 * 1024
-# NIST SP 800-38D 8.3: with random 96-bit nonces, at most 2^32 encryptions per key.
-RANDOM_NONCE_LIMIT = 2**32
-# Warn from a quarter of the limit, and again every 2^24 encryptions after that.
-USAGE_WARNING_AT = 2**30
-USAGE_WARNING_EVERY = 2**24
 UNREADABLE_REASON = "credential_unreadable"
 ACCESS_REASONS = ("run_step", "token_refresh", "revocation", "health_check", "other")
 
@@ -84,10 +89,6 @@ class CredentialKeyMissing(VaultError):
 
 class InvalidCredential(VaultError):
     """A credential must be non-empty text of at most 64 KiB, passed as a Secret."""
-
-
-class KeyExhausted(VaultError):
-    """The primary credential key has reached its encryption limit; rotate to a new key."""
 
 
 class SecretExpired(VaultError):
@@ -230,6 +231,21 @@ class Vault:
         finally:
             secret.expire()
 
+    def seal_step_output(
+        self, conn: Connection, *, client_id: uuid.UUID | str, run_id: uuid.UUID | str, step_index: int,
+        output: dict[str, Any],
+    ) -> bool:
+        """Store a step's output sealed, in the caller's tenant transaction (the one recording
+        the step). False, and nothing written, if its automation no longer stores outputs;
+        OutputTooLarge before anything is written if it is too large to store."""
+        return outputs.seal(conn, self._keyring, client_id=_as_uuid(client_id), run_id=_as_uuid(run_id),
+                            step_index=step_index, output=output)
+
+    def open_step_outputs(self, conn: Connection, *, client_id: uuid.UUID | str,
+                          run_id: uuid.UUID | str) -> list[StoredOutput]:
+        """The stored outputs of one run of the transaction's client, opened, in step order."""
+        return outputs.open_run(conn, self._keyring, client_id=_as_uuid(client_id), run_id=_as_uuid(run_id))
+
     def _decrypt(
         self, row: repository.CredentialRow | None, client_id: uuid.UUID, connection_id: uuid.UUID,
         purpose: Purpose,
@@ -265,27 +281,6 @@ def _record_access(conn: Connection, client_id: uuid.UUID, connection_id: uuid.U
     repository.record_access(
         conn, client_id=client_id, connection_id=connection_id, purpose=purpose, reason=accessor.reason,
         service=accessor.service, accessor=accessor.host, run_id=accessor.run_id, step_index=accessor.step_index,
-    )
-
-
-def reserve_encryptions(conn: Connection, keyring: Keyring, count: int) -> int:
-    """Count encryptions under the primary key before making them; refuse past the limit."""
-    total = repository.count_encryptions(conn, key_id=keyring.primary_key_id, count=count)
-    if total > RANDOM_NONCE_LIMIT:
-        raise KeyExhausted()
-    previous = total - count
-    if total >= USAGE_WARNING_AT and (
-        previous < USAGE_WARNING_AT or previous // USAGE_WARNING_EVERY != total // USAGE_WARNING_EVERY
-    ):
-        warn_about_usage(keyring.primary_key_id, total)
-    return total
-
-
-def warn_about_usage(key_id: str, total: int) -> None:
-    logger.warning(
-        "credential key approaching its random-nonce limit of 2^32 encryptions; "
-        "make a new primary key and run `hapex credentials rotate`",
-        extra={"key_id": key_id, "count": total},
     )
 
 
