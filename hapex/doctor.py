@@ -324,7 +324,8 @@ def _check_keys(report: Report, config: Any, database: Any) -> None:
     except VaultStartupError as exc:
         report.fail(f"credential keys: {exc}", "deploy the missing key(s) before starting the agent or workers")
         return
-    report.ok(f"every stored credential is under a key held here ({sum(census.values())} credential(s))")
+    report.ok(f"every stored credential and step output is under a key held here"
+              f" ({sum(census.values())} sealed row(s))")
 
 
 def _check_agent_reachable(report: Report, config: Any) -> None:

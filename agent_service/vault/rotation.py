@@ -1,4 +1,5 @@
-"""`hapex credentials rotate`: re-encrypt every credential still under a retired key.
+"""`hapex credentials rotate`: re-encrypt every credential, and every stored step output,
+still under a retired key.
 
 Rows are listed in batches by credential_id through a SECURITY DEFINER function that
 returns ids only; each client's rows are then read and rewritten in that client's tenant
@@ -19,11 +20,12 @@ from dataclasses import dataclass
 from itertools import groupby
 from typing import TextIO
 
-from agent_service.vault import repository
+from agent_service.vault import outputs, repository
 from agent_service.vault.aead import AuthenticationFailed, UnsupportedParameters
 from agent_service.vault.keyring import CredentialBinding, Keyring
 from agent_service.vault.repository import ListedCredential
-from agent_service.vault.service import UNREADABLE_REASON, reserve_encryptions
+from agent_service.vault.service import UNREADABLE_REASON
+from agent_service.vault.usage import reserve_encryptions
 from shared.config import Environment
 from shared.db import Database, tenant_transaction
 from shared.db.pool import Connection
@@ -43,6 +45,8 @@ class RotationProgress:
     batches: int = 0
     passes: int = 0
     remaining: int = 0
+    outputs_rotated: int = 0
+    outputs_dropped: int = 0
 
 
 @dataclass(frozen=True)
@@ -93,10 +97,57 @@ def rotate_credentials(
                 on_batch(progress)
         if changed_this_pass == 0:
             break
+    _rotate_outputs(database, keyring, batch_size, progress, on_batch)
     with database.transaction() as conn:
         census = repository.key_census(conn)
-    progress.remaining = sum(n for kid, n in census.items() if kid != keyring.primary_key_id)
+        output_census = outputs.key_census(conn)
+    progress.remaining = sum(n for kid, n in census.items() if kid != keyring.primary_key_id) + sum(
+        n for kid, n in output_census.items() if kid != keyring.primary_key_id
+    )
     return progress
+
+
+def _rotate_outputs(database: Database, keyring: Keyring, batch_size: int, progress: RotationProgress,
+                    on_batch: Callable[[RotationProgress], None] | None) -> None:
+    """Stored step outputs after credentials, the same way: ids in batches, each client's rows in
+    its tenant transaction, a compare-and-swap per row. An output that no longer decrypts is
+    dropped (it can never be shown or resumed from); one under a key not given stays."""
+    given_up: set[tuple[uuid.UUID, int]] = set()
+    for _ in range(MAX_PASSES):
+        changed_this_pass = 0
+        after: tuple[uuid.UUID, int] | None = None
+        while True:
+            with database.transaction() as conn:
+                batch = outputs.rotation_batch(conn, primary_key_id=keyring.primary_key_id, after=after,
+                                               limit=batch_size)
+            if not batch:
+                break
+            after = (batch[-1].run_id, batch[-1].step_index)
+            todo = sorted((row for row in batch if (row.run_id, row.step_index) not in given_up),
+                          key=lambda row: str(row.client_id))
+            for client_id, rows in groupby(todo, key=lambda row: row.client_id):
+                listed = list(rows)
+                readable = sum(row.key_id in keyring.key_ids for row in listed)
+                with tenant_transaction(database, client_id) as conn:
+                    if readable:
+                        reserve_encryptions(conn, keyring, readable)
+                    results = [(row, outputs.rotate(conn, keyring, row)) for row in listed]
+                for row, result in results:
+                    if result == "rotated":
+                        progress.outputs_rotated += 1
+                    elif result == "changed":
+                        changed_this_pass += 1
+                        progress.changed_meanwhile += 1
+                    elif result == "unreadable":
+                        progress.outputs_dropped += 1
+                    else:
+                        progress.unknown_key += 1
+                        given_up.add((row.run_id, row.step_index))
+            progress.batches += 1
+            if on_batch is not None:
+                on_batch(progress)
+        if changed_this_pass == 0:
+            break
 
 
 def _rotate_rows(conn: Connection, keyring: Keyring, rows: list[ListedCredential]) -> _Outcome:
@@ -144,10 +195,12 @@ def run_rotate_command(
     try:
         with database.transaction() as conn:
             census = repository.key_census(conn)
+            output_census = outputs.key_census(conn)
         to_move = sum(n for kid, n in census.items() if kid != keyring.primary_key_id)
+        outputs_to_move = sum(n for kid, n in output_census.items() if kid != keyring.primary_key_id)
         print(
-            f"{to_move} credential(s) to re-encrypt under primary key {keyring.primary_key_id}"
-            f" in batches of {batch_size}",
+            f"{to_move} credential(s) and {outputs_to_move} stored step output(s) to re-encrypt under"
+            f" primary key {keyring.primary_key_id} in batches of {batch_size}",
             file=out,
             flush=True,
         )
@@ -155,6 +208,7 @@ def run_rotate_command(
         def report(progress: RotationProgress) -> None:
             print(
                 f"batch {progress.batches}: {progress.rotated} rotated,"
+                f" {progress.outputs_rotated} stored output(s) rotated,"
                 f" {progress.changed_meanwhile} changed meanwhile (retried),"
                 f" {progress.unreadable} unreadable, {progress.unknown_key} under unknown keys",
                 file=out,
@@ -166,7 +220,7 @@ def run_rotate_command(
         database.close()
     if progress.remaining:
         print(
-            f"{progress.remaining} credential(s) are still not under the primary key"
+            f"{progress.remaining} credential(s) or stored output(s) are still not under the primary key"
             f" ({progress.unreadable} failed to decrypt and their connections now need"
             f" reconnecting; {progress.unknown_key} are under keys this command was not given)."
             " Keep the retired keys until they are gone.",
@@ -175,7 +229,9 @@ def run_rotate_command(
         )
         return 1
     print(
-        f"done: {progress.rotated} rotated; every credential is under {keyring.primary_key_id};"
+        f"done: {progress.rotated} credential(s) and {progress.outputs_rotated} stored output(s) rotated"
+        f"{f', {progress.outputs_dropped} undecryptable output(s) dropped' if progress.outputs_dropped else ''};"
+        f" every credential and stored output is under {keyring.primary_key_id};"
         " the retired keys can be removed from CREDENTIAL_ENCRYPTION_KEYS_RETIRED",
         file=out,
         flush=True,

@@ -10,9 +10,10 @@ import psycopg
 from flask import Flask, current_app
 from psycopg_pool import PoolTimeout
 
-from agent_service.vault import repository
+from agent_service.vault import outputs, repository
 from agent_service.vault.keyring import RETIRED_VARIABLE, Keyring
-from agent_service.vault.service import USAGE_WARNING_AT, Vault, warn_about_usage
+from agent_service.vault.service import Vault
+from agent_service.vault.usage import USAGE_WARNING_AT, warn_about_usage
 from shared.db import Database, DatabaseError
 
 if TYPE_CHECKING:
@@ -27,14 +28,26 @@ class VaultStartupError(RuntimeError):
     """The agent cannot start: its credential keys do not fit the database."""
 
 
+def _rows(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
 class MissingCredentialKeys(VaultStartupError):
     """The database holds credentials under key ids this agent does not have"""
 
-    def __init__(self, missing: Mapping[str, int], keyring: Keyring) -> None:
-        self.missing = dict(sorted(missing.items()))
+    def __init__(self, missing: Mapping[str, int], keyring: Keyring,
+                 missing_outputs: Mapping[str, int] | None = None) -> None:
+        missing_outputs = dict(missing_outputs or {})
+        self.missing = {kid: missing.get(kid, 0) + missing_outputs.get(kid, 0)
+                        for kid in sorted(set(missing) | set(missing_outputs))}
         listed = ", ".join(
-            f"{kid} ({count} credential{'' if count == 1 else 's'})"
-            for kid, count in self.missing.items()
+            f"{kid} ("
+            + ", ".join(part for part in (
+                _rows(missing[kid], "credential") if missing.get(kid) else "",
+                _rows(missing_outputs[kid], "stored output") if missing_outputs.get(kid) else "",
+            ) if part)
+            + ")"
+            for kid in self.missing
         )
         super().__init__(
             f"{(self.__doc__ or '').strip()}: {listed}. Add the key(s) with these ids to "
@@ -57,22 +70,27 @@ class VaultSchemaMissing(VaultStartupError):
 
 
 def check_credential_keys(database: Database, keyring: Keyring) -> dict[str, int]:
-    """Credential rows per key id; MissingCredentialKeys if any key id is not held."""
+    """Sealed rows (credentials and stored step outputs) per key id; MissingCredentialKeys if
+    any key id is not held."""
     try:
         with database.transaction() as conn:
-            census = repository.key_census(conn)
+            credentials = repository.key_census(conn)
+            stored_outputs = outputs.key_census(conn)
             usage = repository.key_usage(conn, key_id=keyring.primary_key_id)
     except psycopg.errors.UndefinedFunction:
         raise VaultSchemaMissing() from None
     except DatabaseError:
         raise KeyCheckUnavailable() from None
-    missing = {kid: count for kid, count in census.items() if kid not in keyring.key_ids}
-    if missing:
-        raise MissingCredentialKeys(missing, keyring)
+    missing = {kid: count for kid, count in credentials.items() if kid not in keyring.key_ids}
+    missing_outputs = {kid: count for kid, count in stored_outputs.items() if kid not in keyring.key_ids}
+    if missing or missing_outputs:
+        raise MissingCredentialKeys(missing, keyring, missing_outputs)
+    census = {kid: credentials.get(kid, 0) + stored_outputs.get(kid, 0)
+              for kid in set(credentials) | set(stored_outputs)}
     for kid in keyring.retired_key_ids:
         if census.get(kid):
             logger.info(
-                "credentials still under a retired key; run `hapex credentials rotate`",
+                "credentials or stored outputs still under a retired key; run `hapex credentials rotate`",
                 extra={"key_id": kid, "count": census[kid]},
             )
         else:

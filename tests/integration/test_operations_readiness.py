@@ -139,7 +139,7 @@ def test_doctor_passes_a_healthy_agent_and_prints_no_secret(database, tls, agent
     assert code == 0, output
     for expected in ("ok    database reachable as hapex_agent", "ok    every migration is applied",
                      "ok    the database role is confined by row-level security",
-                     "ok    every stored credential is under a key held here (1 credential(s))",
+                     "ok    every stored credential and step output is under a key held here (1 sealed row(s))",
                      "ok    TLS key matches the certificate", "No problems found."):
         assert expected in output
     assert_no_secret(output, env)
