@@ -225,6 +225,33 @@ DOCUMENT: dict[str, Any] = {
                 },
             }
         },
+        "/v1/clients/{client_id}/runs/{run_id}/outputs": {
+            "get": {
+                "summary": "The run's stored step outputs, decrypted for its client.",
+                "description": (
+                    "Only automations whose client turned store_outputs on have any. Each output is sealed "
+                    "with AES-256-GCM under the credential keys and bound to its client, run and step; one "
+                    "that fails to decrypt is listed with output null and unreadable true. Answered with "
+                    "Cache-Control: no-store."
+                ),
+                "parameters": [
+                    CLIENT_ID,
+                    {"name": "run_id", "in": "path", "required": True,
+                     "schema": {"type": "string", "format": "uuid"}},
+                ],
+                "responses": {
+                    "200": _json("The stored outputs, in step order.", {"type": "object", "properties": {
+                        "run_id": {"type": "string", "format": "uuid"},
+                        "outputs": {"type": "array", "items": {"type": "object", "properties": {
+                            "step_index": {"type": "integer"},
+                            "capability": {"type": "string"},
+                            "output": {"type": ["object", "null"]},
+                            "unreadable": {"type": "boolean"},
+                        }}}}}),
+                    **_errors(401, 403, 404),
+                },
+            }
+        },
         "/v1/clients/{client_id}/chat": {
             "get": {
                 "summary": "Whether the build chat can answer this client: configured, and budget left this month.",

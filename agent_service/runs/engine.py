@@ -1,8 +1,10 @@
 """Executing a run in a worker: each step in order, recorded as metadata only.
 
-Step outputs pass from step to step in memory and are never stored or logged. A run that
-a dead worker left half done is not guessed at: steps already done (whose outputs are
-gone) or interrupted mid-call are never run again, the run fails with a clear reason.
+Step outputs pass from step to step in memory and are never logged. They are stored only
+when the client turned store_outputs on for the automation, sealed by the vault in the same
+commit as the step's record. A run that a dead worker left half done is not guessed at: it
+resumes only when every finished step's output is stored and the interrupted step (if any)
+had no side effect; otherwise no step is run again and the run fails with a clear reason.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from agent_service.runs.prices import PRICE_VERSION, llm_cost_microusd
 from agent_service.runs.tokens import ReconnectNeeded, ensure_access_token
 from agent_service.runtime import AgentRuntime
 from agent_service.vault import Accessor, CredentialKeyMissing, CredentialNotFound, CredentialUnreadable, Purpose
+from agent_service.vault.outputs import OutputTooLarge
 from shared.automations import resolve_step_input
 from shared.catalog import CAPABILITIES, AuthKind, Capability, Provider
 from shared.config import Environment
@@ -83,18 +86,24 @@ def execute_run(rt: AgentRuntime, *, client_id: uuid.UUID, run_id: uuid.UUID, cl
         definition = fetch_one(conn, QUERIES["get_run_definition"], automation_id=run["automation_id"],
                                version=run["automation_version"])
         recorded = fetch_all(conn, QUERIES["list_run_steps"], run_id=run_id)
+        interrupted = any(step["status"] != "pending" for step in recorded)
+        resumed = _resumable_outputs(rt, conn, client_id, run_id, definition["steps"], recorded) if interrupted else []
         execute(conn, QUERIES["start_run"], run_id=run_id)
     log = {"client_id": client_id, "run_id": run_id, "automation_id": run["automation_id"]}
-    if any(step["status"] != "pending" for step in recorded):
+    if resumed is None:
         return _fail_interrupted(rt, client_id, run_id, recorded, log)
+    outputs = resumed
+    if interrupted:
+        logger.info("run resumed after a worker interruption", extra={**log, "count": len(outputs)})
 
     deadline = clock.monotonic() + rt.limits.run_seconds
-    outputs: list[dict[str, Any]] = []
     steps = definition["steps"]
-    for index, step in enumerate(steps):
+    store = bool(definition["store_outputs"])
+    first = len(outputs)  # steps done before an interruption: their stored outputs stand in
+    for index, step in enumerate(steps[first:], start=first):
         try:
             outputs.append(_run_step(rt, client_id, run_id, index, step, outputs, recorded[index]["idempotency_key"],
-                                     deadline, clock, last=index == len(steps) - 1))
+                                     deadline, clock, last=index == len(steps) - 1, store_output=store))
         except StepError as failure:
             _finish(rt, client_id, run_id, "failed", failure.error_class,
                     f"Step {index + 1} ({step['capability']}): {failure.safe_message}")
@@ -106,10 +115,38 @@ def execute_run(rt: AgentRuntime, *, client_id: uuid.UUID, run_id: uuid.UUID, cl
             _finish(rt, client_id, run_id, "failed", "internal_error",
                     f"Step {index + 1} ({step['capability']}): Hapex hit an internal error; we have been alerted.")
             return "failed"
-    if not steps:
+    if first == len(steps):  # nothing left to run (the last step finishes the run otherwise)
         _finish(rt, client_id, run_id, "succeeded", None, None)
     logger.info("run succeeded", extra={**log, "count": len(outputs)})
     return "succeeded"
+
+
+def _resumable_outputs(rt: AgentRuntime, conn: Connection, client_id: uuid.UUID, run_id: uuid.UUID,
+                       steps: list[dict[str, Any]], recorded: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
+    """The outputs to resume from, or None when resuming could repeat an effect or lacks an output.
+
+    Resumable: finished steps, each with its output stored and readable, then at most one step
+    that was running and may safely run again (it has no side effect), then steps never begun.
+    """
+    statuses = [step["status"] for step in recorded]
+    done = 0
+    while done < len(statuses) and statuses[done] == "succeeded":
+        done += 1
+    rest = statuses[done:]
+    if rest and rest[0] == "running":
+        if CAPABILITIES[steps[done]["capability"]].side_effect:
+            return None
+        rest = rest[1:]
+    if any(status != "pending" for status in rest):
+        return None
+    if done == 0:
+        return []
+    stored = {item.step_index: item.output for item in rt.vault.open_step_outputs(conn, client_id=client_id,
+                                                                                 run_id=run_id)}
+    outputs = [stored.get(index) for index in range(done)]
+    if any(output is None for output in outputs):
+        return None
+    return outputs  # type: ignore[return-value]
 
 
 def _fail_interrupted(rt: AgentRuntime, client_id: uuid.UUID, run_id: uuid.UUID,
@@ -193,7 +230,7 @@ def _backoff(rt: AgentRuntime, attempt: int, retry_after: float | None) -> float
 
 def _run_step(rt: AgentRuntime, client_id: uuid.UUID, run_id: uuid.UUID, index: int, step: dict[str, Any],
               outputs: list[dict[str, Any]], idempotency_key: str, deadline: float, clock: Clock, *,
-              last: bool) -> dict[str, Any]:
+              last: bool, store_output: bool) -> dict[str, Any]:
     capability = CAPABILITIES[step["capability"]]
     provider = rt.provider(capability.provider)
     started = clock.monotonic()
@@ -260,7 +297,7 @@ def _run_step(rt: AgentRuntime, client_id: uuid.UUID, run_id: uuid.UUID, index: 
             _fail(rt, client_id, run_id, index, "credential_key_missing",
                   "This connection cannot be used right now; Hapex has been alerted.", started, clock, attempts)
         _record_success(rt, client_id, run_id, index, capability, provider, connection, result, http.calls,
-                        started, clock, finish_run=last)
+                        started, clock, finish_run=last, store_output=store_output)
         return result.output
 
 
@@ -332,14 +369,27 @@ def _record_costs(conn: Connection, client_id: uuid.UUID, run_id: uuid.UUID, ind
                 price_version=PRICE_VERSION, amount_microusd=0, calls=calls)
 
 
+def _store_output(rt: AgentRuntime, conn: Connection, client_id: uuid.UUID, run_id: uuid.UUID, index: int,
+                  output: dict[str, Any]) -> None:
+    try:
+        rt.vault.seal_step_output(conn, client_id=client_id, run_id=run_id, step_index=index, output=output)
+    except OutputTooLarge:
+        # The run goes on; only resuming past this step becomes impossible.
+        logger.warning("step output too large to store", extra={"client_id": client_id, "run_id": run_id,
+                                                                 "step_index": index})
+
+
 def _record_success(rt: AgentRuntime, client_id: uuid.UUID, run_id: uuid.UUID, index: int, capability: Capability,
                     provider: Provider, connection: dict[str, Any] | None, result: StepResult, calls: int,
-                    started: float, clock: Clock, *, finish_run: bool) -> None:
-    """The step's outcome and costs; after the last step, the run's success too, in the same commit."""
+                    started: float, clock: Clock, *, finish_run: bool, store_output: bool) -> None:
+    """The step's outcome, costs and (when the client stores outputs) its sealed output; after the
+    last step, the run's success too, all in the same commit."""
     with tenant_transaction(rt.db, client_id) as conn:
         execute(conn, QUERIES["finish_step"], run_id=run_id, step_index=index, status="succeeded",
                 duration_ms=_elapsed_ms(started, clock), error_class=None, safe_message=None,
                 counts=Jsonb({k: int(v) for k, v in result.counts.items()}))
+        if store_output:
+            _store_output(rt, conn, client_id, run_id, index, result.output)
         _record_costs(conn, client_id, run_id, index, provider, result.llm_usage, calls)
         if connection is not None:
             execute(conn, QUERIES["touch_connection"], connection_id=connection["connection_id"])

@@ -1,4 +1,5 @@
-"""/v1/clients/<client_id>/automations/<automation_id>/runs: start a run now."""
+"""/v1/clients/<client_id>/automations/<automation_id>/runs: start a run now; and a run's
+stored step outputs, which only the agent can open."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
 from agent_service.db import get_db
 from agent_service.runs.triggers import RunRefused, start_run
+from agent_service.vault import get_vault, outputs
 from shared.db import tenant_transaction
-from shared.errors import APIError, ValidationFailed
+from shared.errors import APIError, NotFound, ValidationFailed
 
 blueprint = Blueprint("runs", __name__, url_prefix="/v1/clients/<uuid:client_id>")
 
@@ -55,3 +57,24 @@ def run_now(client_id: uuid.UUID, automation_id: uuid.UUID) -> ResponseReturnVal
         raise error from None
     assert started is not None
     return jsonify(run_id=str(started.run_id), status=started.status), 202
+
+
+class RunNotFound(NotFound):
+    """This client has no such run."""
+
+
+@blueprint.get("/runs/<uuid:run_id>/outputs")
+def run_outputs(client_id: uuid.UUID, run_id: uuid.UUID) -> ResponseReturnValue:
+    """The run's stored step outputs, opened for its client (only when it chose to store them)."""
+    with tenant_transaction(get_db(), client_id) as conn:
+        if not outputs.run_exists(conn, run_id=run_id):
+            raise RunNotFound()
+        stored = get_vault().open_step_outputs(conn, client_id=client_id, run_id=run_id)
+    body = [
+        {"step_index": item.step_index, "capability": item.capability, "output": item.output}
+        | ({"unreadable": True} if item.unreadable else {})
+        for item in stored
+    ]
+    response = jsonify(run_id=str(run_id), outputs=body)
+    response.headers["Cache-Control"] = "no-store"
+    return response

@@ -69,7 +69,7 @@ def fill_account(rt, intake_db, agent_db, owner_conn, client_id: uuid.UUID, cana
         assert execute_run(rt, client_id=client_id, run_id=started.run_id) == "succeeded"
     owner_conn.execute("UPDATE run_steps SET output_ciphertext = %s, output_nonce = %s, output_key_id = %s "
                        "WHERE run_id = %s AND step_index = 1",
-                       [b"\xde\xad" + canary.encode(), b"\x01" * 12, rt.vault.keyring.primary_key_id, started.run_id])
+                       [b"\xde\xad" + canary.encode() + b"\x00" * 16, b"\x01" * 12, rt.vault.keyring.primary_key_id, started.run_id])
     draft = owner_conn.execute("INSERT INTO chat_drafts (client_id) VALUES (%s) RETURNING draft_id",
                                [client_id]).fetchone()[0]
     for role, text in (("client", f"{canary}-please summarise my mail"), ("assistant", "Here is a proposal.")):
