@@ -128,34 +128,25 @@ def test_a_schedule_with_two_workers_fires_exactly_once_per_due_slot(cluster):
     assert cluster.standin.state.calls["POST /v1/messages"] == 3
 
 
-def test_a_worker_killed_mid_step_leaves_the_run_failed_cleanly_and_the_step_not_repeated(cluster):
+def _kill_the_worker_during(cluster, call: str, definition: dict) -> tuple[uuid.UUID, object]:
+    """Start the automation's run on one worker, SIGKILL it in the middle of `call`, start another
+    worker and requeue the stalled job (as retry_stalled_jobs does every five minutes)."""
     import signal
-
-    import psycopg
 
     from agent_service import jobs
 
     t = tenant(cluster.rt, cluster.intake_db, cluster.agent_db)
-    automation_id = automation(cluster.intake_db, t.client_id, DIGEST)
-    cluster.standin.state.delays["POST /chat.postMessage"] = 20.0
+    automation_id = automation(cluster.intake_db, t.client_id, definition)
+    cluster.standin.state.delays[call] = 20.0
     with tenant_transaction(cluster.agent_db, t.client_id) as conn:
         started = start_run(conn, client_id=t.client_id, automation_id=automation_id, trigger_kind="manual")
     cluster.start_workers(1)
-
-    def step_states() -> list[str]:
-        with psycopg.connect(cluster.database.owner_dsn) as conn:
-            return [r[0] for r in conn.execute("SELECT status FROM run_steps WHERE run_id = %s ORDER BY step_index",
-                                               [started.run_id])]
-
-    assert wait_for(lambda: step_states()[2:] == ["running"]
-                    and cluster.standin.state.calls["POST /chat.postMessage"] == 1), cluster.logs.read_text()[-2000:]
+    assert wait_for(lambda: cluster.standin.state.calls[call] == 1), cluster.logs.read_text()[-2000:]
     victim = cluster.processes.pop()
-    os.killpg(victim.pid, signal.SIGKILL)  # mid-call: Slack may or may not have posted
+    os.killpg(victim.pid, signal.SIGKILL)  # mid-call: the provider may or may not have acted
     victim.wait(10)
     cluster.standin.state.delays.clear()
     cluster.start_workers(1)
-
-    # What retry_stalled_jobs does every five minutes, without waiting for the schedule.
     app = jobs.build_queue(cluster.database.agent_dsn, cluster.rt)
 
     async def requeue() -> int:
@@ -167,10 +158,38 @@ def test_a_worker_killed_mid_step_leaves_the_run_failed_cleanly_and_the_step_not
 
     time.sleep(2)
     assert run_coroutine(requeue) == 1
+    return started.run_id, t
+
+
+def _steps(cluster, run_id) -> list[tuple[str, int]]:
+    import psycopg
+
+    with psycopg.connect(cluster.database.owner_dsn) as conn:
+        return [tuple(r) for r in conn.execute("SELECT status, attempt_count FROM run_steps WHERE run_id = %s "
+                                                "ORDER BY step_index", [run_id])]
+
+
+def test_a_worker_killed_mid_step_leaves_the_run_failed_cleanly_and_the_step_not_repeated(cluster):
+    import psycopg
+
+    run_id, _ = _kill_the_worker_during(cluster, "POST /chat.postMessage", DIGEST)
     assert wait_for(lambda: [s for s, _ in run_statuses(cluster.database)] == ["failed"])
     with psycopg.connect(cluster.database.owner_dsn) as conn:
-        error_class = conn.execute("SELECT error_class FROM runs WHERE run_id = %s", [started.run_id]).fetchone()
+        error_class = conn.execute("SELECT error_class FROM runs WHERE run_id = %s", [run_id]).fetchone()
     assert error_class == ("worker_interrupted",)
-    assert step_states() == ["succeeded", "succeeded", "failed"]
+    assert [status for status, _ in _steps(cluster, run_id)] == ["succeeded", "succeeded", "failed"]
     assert cluster.standin.state.calls["POST /chat.postMessage"] == 1
-    assert cluster.standin.state.calls["POST /v1/messages"] == 1
+
+
+def test_a_worker_killed_during_a_reading_step_is_resumed_from_stored_outputs_by_another_worker(cluster):
+    run_id, t = _kill_the_worker_during(cluster, "POST /v1/messages", {**DIGEST, "store_outputs": True})
+    assert wait_for(lambda: [s for s, _ in run_statuses(cluster.database)] == ["succeeded"]), \
+        cluster.logs.read_text()[-3000:]
+    calls = cluster.standin.state.calls
+    assert calls["GET /gmail/v1/users/me/messages"] == 1  # the search ran once: its stored output fed the resume
+    assert calls["POST /v1/messages"] == 2  # the summary was interrupted, so asked again
+    assert calls["POST /chat.postMessage"] == 1
+    assert _steps(cluster, run_id) == [("succeeded", 1), ("succeeded", 2), ("succeeded", 1)]
+    logs = cluster.logs.read_text()
+    for secret in (t.tokens["google_access"], cluster.standin.state.email_body, cluster.standin.state.llm_reply):
+        assert secret not in logs

@@ -11,7 +11,7 @@ from dataclasses import replace
 import pytest
 
 from agent_service.vault.aead import NONCE_BYTES, TAG_BYTES, AuthenticationFailed
-from agent_service.vault.keyring import CredentialBinding, Keyring, Purpose, Sealed, UnknownKey
+from agent_service.vault.keyring import CredentialBinding, Keyring, OutputBinding, Purpose, Sealed, UnknownKey
 from agent_service.vault.keys import key_id
 
 KEY_1 = os.urandom(32)
@@ -185,3 +185,24 @@ def test_an_unknown_key_error_names_the_key_id_only(binding):
     sealed = Sealed("k1:0123456789abcdef", b"\x00" * 12, b"\x00" * 32)
     with pytest.raises(UnknownKey, match="k1:0123456789abcdef"):
         Keyring(KEY_1).decrypt(sealed, binding)
+
+
+def test_a_credential_never_opens_as_a_step_output_nor_an_output_as_a_credential(binding):
+    """Even when the ids line up (a run id equal to a connection id): the formats are bound apart."""
+    keyring = Keyring(KEY_1)
+    as_output = OutputBinding(binding.client_id, binding.connection_id, 0)
+    with pytest.raises(AuthenticationFailed):
+        keyring.decrypt(keyring.encrypt(PLAINTEXT, binding), as_output)
+    with pytest.raises(AuthenticationFailed):
+        keyring.decrypt(keyring.encrypt(PLAINTEXT, as_output), binding)
+
+
+@pytest.mark.parametrize("change", [{"client_id": uuid.uuid4()}, {"run_id": uuid.uuid4()}, {"step_index": 1},
+                                    {"step_index": 256}])
+def test_a_step_output_under_another_client_run_or_step_is_rejected(change):
+    keyring = Keyring(KEY_1)
+    output = OutputBinding(uuid.uuid4(), uuid.uuid4(), 0)
+    sealed = keyring.encrypt(b'{"text":"summary"}', output)
+    assert keyring.decrypt(sealed, output) == b'{"text":"summary"}'
+    with pytest.raises(AuthenticationFailed):
+        keyring.decrypt(sealed, replace(output, **change))
