@@ -76,8 +76,11 @@ def approve(conn: Connection, *, client_id: uuid.UUID, draft_id: uuid.UUID, revi
         automation_id = definitions.create_automation(conn, client_id=client_id, definition=draft["proposal"])
         created = True
     else:
+        # The chat never decides whether outputs are stored: the client's own switch stands
+        # (saving it off would also forget every output stored so far).
+        current = definitions.get_automation(conn, automation_id=automation_id)
         definitions.update_automation(conn, client_id=client_id, automation_id=automation_id,
-                                      definition=draft["proposal"])
+                                      definition={**draft["proposal"], "store_outputs": current["store_outputs"]})
         created = False
     execute(conn, QUERIES["mark_approved"], client_id=client_id, draft_id=draft_id, automation_id=automation_id,
             revision=revision)

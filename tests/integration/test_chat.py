@@ -371,6 +371,7 @@ def test_only_the_revision_the_page_showed_can_be_approved_and_a_later_one_updat
     assert approve(visitor, draft_id).status_code == 303
     automation_id = owner_conn.execute("SELECT automation_id FROM automations").fetchone()[0]
 
+    owner_conn.execute("UPDATE automations SET store_outputs = true")  # the client's switch, in the builder
     send(visitor, draft_id, "Actually I will start it myself")
     stale = approve(visitor, draft_id, revision="1")
 
@@ -381,8 +382,8 @@ def test_only_the_revision_the_page_showed_can_be_approved_and_a_later_one_updat
     assert "The client approved this proposal" in system and '"Customer email digest"' in system
 
     assert approve(visitor, draft_id, revision="2").status_code == 303
-    assert owner_conn.execute("SELECT automation_id, name, version, trigger FROM automations").fetchall() == [
-        (automation_id, "Digest on demand", 2, {"kind": "manual"})]
+    assert owner_conn.execute("SELECT automation_id, name, version, trigger, store_outputs FROM automations"
+                              ).fetchall() == [(automation_id, "Digest on demand", 2, {"kind": "manual"}, True)]
 
 
 def test_an_empty_message_is_a_form_error_and_asks_nothing(signed_up, owner_conn, anthropic):
