@@ -5,6 +5,10 @@ when the client turned store_outputs on for the automation, sealed by the vault 
 commit as the step's record. A run that a dead worker left half done is not guessed at: it
 resumes only when every finished step's output is stored and the interrupted step (if any)
 had no side effect; otherwise no step is run again and the run fails with a clear reason.
+
+Each execution of a run takes the next execution number and writes the run's records only
+while that number is still the run's (RunExecution.transaction), so a worker wrongly judged
+dead stops at its next write once another has taken the run over: never two carry it on.
 """
 
 from __future__ import annotations
@@ -13,11 +17,12 @@ import logging
 import random
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from marshmallow import ValidationError
 from psycopg.types.json import Jsonb
@@ -38,7 +43,6 @@ from agent_service.runs.prices import PRICE_VERSION, llm_cost_microusd
 from agent_service.runs.tokens import ReconnectNeeded, ensure_access_token
 from agent_service.runtime import AgentRuntime
 from agent_service.vault import Accessor, CredentialKeyMissing, CredentialNotFound, CredentialUnreadable, Purpose
-from agent_service.vault.outputs import OutputTooLarge
 from shared.automations import resolve_step_input
 from shared.catalog import CAPABILITIES, AuthKind, Capability, Provider
 from shared.config import Environment
@@ -74,59 +78,103 @@ class Clock:
     sleep: Callable[[float], None] = time.sleep
 
 
+class Superseded(Exception):
+    """Another execution of this run took over (its worker judged this one dead): stop here."""
+
+
+@dataclass(frozen=True)
+class RunExecution:
+    """One execution of one run: the number it took when it started, and what its steps share."""
+
+    rt: AgentRuntime
+    client_id: uuid.UUID
+    run_id: uuid.UUID
+    execution: int
+    clock: Clock
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """A tenant transaction that writes this run's records only while the run is still this
+        execution's. The run row stays locked until commit, so a worker taking the run over
+        (which locks it for update) waits for this commit and then sees what it wrote."""
+        with tenant_transaction(self.rt.db, self.client_id) as conn:
+            row = fetch_optional(conn, QUERIES["fence_run"], run_id=self.run_id)
+            if row is None or row["execution"] != self.execution:
+                raise Superseded()
+            yield conn
+
+    def elapsed_ms(self, started: float) -> int:
+        return int((self.clock.monotonic() - started) * 1000)
+
+
 def execute_run(rt: AgentRuntime, *, client_id: uuid.UUID, run_id: uuid.UUID, clock: Clock | None = None) -> str:
-    """Run every step of a queued run; return the run's final status."""
+    """Run every step of a queued run; return the run's final status ("superseded" if another
+    execution took it over meanwhile)."""
     clock = clock or Clock()
     with tenant_transaction(rt.db, client_id) as conn:
-        run = fetch_optional(conn, QUERIES["lock_run"], run_id=run_id)
-        if run is None:
+        row = fetch_optional(conn, QUERIES["lock_run"], run_id=run_id)
+        if row is None:
             return "missing"
-        if run["status"] in FINAL:
-            return str(run["status"])
-        definition = fetch_one(conn, QUERIES["get_run_definition"], automation_id=run["automation_id"],
-                               version=run["automation_version"])
+        if row["status"] in FINAL:
+            return str(row["status"])
+        definition = fetch_one(conn, QUERIES["get_run_definition"], automation_id=row["automation_id"],
+                               version=row["automation_version"])
         recorded = fetch_all(conn, QUERIES["list_run_steps"], run_id=run_id)
         interrupted = any(step["status"] != "pending" for step in recorded)
-        resumed = _resumable_outputs(rt, conn, client_id, run_id, definition["steps"], recorded) if interrupted else []
-        execute(conn, QUERIES["start_run"], run_id=run_id)
-    log = {"client_id": client_id, "run_id": run_id, "automation_id": run["automation_id"]}
+        resumed = _resumable_outputs(rt, conn, client_id, run_id, definition, recorded) if interrupted else []
+        execution = fetch_one(conn, QUERIES["start_run"], run_id=run_id)["execution"]
+    run = RunExecution(rt, client_id, run_id, execution, clock)
+    log = {"client_id": client_id, "run_id": run_id, "automation_id": row["automation_id"]}
+    try:
+        return _execute(run, definition, recorded, resumed, interrupted, log)
+    except Superseded:
+        logger.warning("run taken over by another execution; this one stopped", extra=log)
+        return "superseded"
+
+
+def _execute(run: RunExecution, definition: dict[str, Any], recorded: list[dict[str, Any]],
+             resumed: list[dict[str, Any]] | None, interrupted: bool, log: dict[str, Any]) -> str:
     if resumed is None:
-        return _fail_interrupted(rt, client_id, run_id, recorded, log)
+        return _fail_interrupted(run, recorded, log)
     outputs = resumed
     if interrupted:
         logger.info("run resumed after a worker interruption", extra={**log, "count": len(outputs)})
 
-    deadline = clock.monotonic() + rt.limits.run_seconds
+    deadline = run.clock.monotonic() + run.rt.limits.run_seconds
     steps = definition["steps"]
     store = bool(definition["store_outputs"])
     first = len(outputs)  # steps done before an interruption: their stored outputs stand in
     for index, step in enumerate(steps[first:], start=first):
         try:
-            outputs.append(_run_step(rt, client_id, run_id, index, step, outputs, recorded[index]["idempotency_key"],
-                                     deadline, clock, last=index == len(steps) - 1, store_output=store))
+            outputs.append(_run_step(run, index, step, outputs, recorded[index]["idempotency_key"], deadline,
+                                     last=index == len(steps) - 1, store_output=store))
         except StepError as failure:
-            _finish(rt, client_id, run_id, "failed", failure.error_class,
+            _finish(run, "failed", failure.error_class,
                     f"Step {index + 1} ({step['capability']}): {failure.safe_message}")
             logger.info("run failed", extra={**log, "step_index": index, "error_class": failure.error_class})
             return "failed"
+        except Superseded:
+            raise
         except Exception:
             # A defect of ours: the run must not stay 'running' for ever, nor say more than this.
             logger.exception("run failed on an internal error", extra={**log, "step_index": index})
-            _finish(rt, client_id, run_id, "failed", "internal_error",
+            _finish(run, "failed", "internal_error",
                     f"Step {index + 1} ({step['capability']}): Hapex hit an internal error; we have been alerted.")
             return "failed"
     if first == len(steps):  # nothing left to run (the last step finishes the run otherwise)
-        _finish(rt, client_id, run_id, "succeeded", None, None)
+        _finish(run, "succeeded", None, None)
     logger.info("run succeeded", extra={**log, "count": len(outputs)})
     return "succeeded"
 
 
 def _resumable_outputs(rt: AgentRuntime, conn: Connection, client_id: uuid.UUID, run_id: uuid.UUID,
-                       steps: list[dict[str, Any]], recorded: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
+                       definition: dict[str, Any], recorded: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
     """The outputs to resume from, or None when resuming could repeat an effect or lacks an output.
 
     Resumable: finished steps, each with its output stored and readable, then at most one step
     that was running and may safely run again (it has no side effect), then steps never begun.
+    A worker judged dead may in fact still be running: the execution fence stops it before it
+    writes again or starts another step, so what it is in the middle of is all it can still do.
     """
     statuses = [step["status"] for step in recorded]
     done = 0
@@ -134,13 +182,15 @@ def _resumable_outputs(rt: AgentRuntime, conn: Connection, client_id: uuid.UUID,
         done += 1
     rest = statuses[done:]
     if rest and rest[0] == "running":
-        if CAPABILITIES[steps[done]["capability"]].side_effect:
+        if CAPABILITIES[definition["steps"][done]["capability"]].side_effect:
             return None
         rest = rest[1:]
     if any(status != "pending" for status in rest):
         return None
     if done == 0:
         return []
+    if not definition["store_outputs"]:
+        return None
     stored = {item.step_index: item.output for item in rt.vault.open_step_outputs(conn, client_id=client_id,
                                                                                  run_id=run_id)}
     outputs = [stored.get(index) for index in range(done)]
@@ -149,30 +199,28 @@ def _resumable_outputs(rt: AgentRuntime, conn: Connection, client_id: uuid.UUID,
     return outputs  # type: ignore[return-value]
 
 
-def _fail_interrupted(rt: AgentRuntime, client_id: uuid.UUID, run_id: uuid.UUID,
-                      recorded: list[dict[str, Any]], log: dict[str, Any]) -> str:
+def _fail_interrupted(run: RunExecution, recorded: list[dict[str, Any]], log: dict[str, Any]) -> str:
     """A worker died during this run: never repeat a step that may have had its effect."""
-    with tenant_transaction(rt.db, client_id) as conn:
+    with run.transaction() as conn:
         for step in recorded:
             if step["status"] == "running":
-                execute(conn, QUERIES["finish_step"], run_id=run_id, step_index=step["step_index"], status="failed",
-                        duration_ms=None, error_class="worker_interrupted",
+                execute(conn, QUERIES["finish_step"], run_id=run.run_id, step_index=step["step_index"],
+                        status="failed", duration_ms=None, error_class="worker_interrupted",
                         safe_message="The worker stopped during this step; it was not repeated.",
                         counts=Jsonb({}))
-        execute(conn, QUERIES["skip_remaining_steps"], run_id=run_id)
-        execute(conn, QUERIES["finish_run"], run_id=run_id, status="failed", error_class="worker_interrupted",
+        execute(conn, QUERIES["skip_remaining_steps"], run_id=run.run_id)
+        execute(conn, QUERIES["finish_run"], run_id=run.run_id, status="failed", error_class="worker_interrupted",
                 error_message="The worker running this automation stopped midway; steps already done were not "
                               "repeated. Run it again when ready.")
     logger.warning("run failed after a worker interruption", extra=log)
     return "failed"
 
 
-def _finish(rt: AgentRuntime, client_id: uuid.UUID, run_id: uuid.UUID, status: str, error_class: str | None,
-            message: str | None) -> None:
-    with tenant_transaction(rt.db, client_id) as conn:
+def _finish(run: RunExecution, status: str, error_class: str | None, message: str | None) -> None:
+    with run.transaction() as conn:
         if status != "succeeded":
-            execute(conn, QUERIES["skip_remaining_steps"], run_id=run_id)
-        execute(conn, QUERIES["finish_run"], run_id=run_id, status=status, error_class=error_class,
+            execute(conn, QUERIES["skip_remaining_steps"], run_id=run.run_id)
+        execute(conn, QUERIES["finish_run"], run_id=run.run_id, status=status, error_class=error_class,
                 error_message=message)
 
 
@@ -199,19 +247,19 @@ def _connection_problem(capability: Capability, provider: Provider,
     return None
 
 
-def _connection_for(rt: AgentRuntime, client_id: uuid.UUID, run_id: uuid.UUID, index: int, capability: Capability,
+def _connection_for(run: RunExecution, index: int, capability: Capability,
                     provider: Provider) -> dict[str, Any] | None:
     """The step's usable connection; its first attempt is marked in the same transaction (one commit, not two)."""
-    with tenant_transaction(rt.db, client_id) as conn:
+    with run.transaction() as conn:
         connection = None
         if provider.auth_kind is not AuthKind.HAPEX_KEY:
             connection = fetch_optional(conn, QUERIES["active_connection_for"], provider=provider.key)
         problem = _connection_problem(capability, provider, connection)
         if problem is None:
-            execute(conn, QUERIES["start_step"], run_id=run_id, step_index=index)
+            execute(conn, QUERIES["start_step"], run_id=run.run_id, step_index=index)
     if problem is not None:
         if problem.error_class == "needs_reauth":
-            _pause_for(rt, client_id, provider)
+            _pause_for(run.rt, run.client_id, provider)
         raise problem
     return connection
 
@@ -228,9 +276,9 @@ def _backoff(rt: AgentRuntime, attempt: int, retry_after: float | None) -> float
     return min(rt.limits.backoff_cap_seconds, base) * (0.5 + random.random() / 2)  # noqa: S311 - jitter only
 
 
-def _run_step(rt: AgentRuntime, client_id: uuid.UUID, run_id: uuid.UUID, index: int, step: dict[str, Any],
-              outputs: list[dict[str, Any]], idempotency_key: str, deadline: float, clock: Clock, *,
-              last: bool, store_output: bool) -> dict[str, Any]:
+def _run_step(run: RunExecution, index: int, step: dict[str, Any], outputs: list[dict[str, Any]],
+              idempotency_key: str, deadline: float, *, last: bool, store_output: bool) -> dict[str, Any]:
+    rt, clock = run.rt, run.clock
     capability = CAPABILITIES[step["capability"]]
     provider = rt.provider(capability.provider)
     started = clock.monotonic()
@@ -239,34 +287,31 @@ def _run_step(rt: AgentRuntime, client_id: uuid.UUID, run_id: uuid.UUID, index: 
     try:
         data = resolve_step_input(step, outputs)
     except ValidationError:
-        _record_failure(rt, client_id, run_id, index, "input_invalid",
-                        "An earlier step's output did not fit this step's input.", started, clock, attempts=1)
-        raise StepError("input_invalid", "An earlier step's output did not fit this step's input.") from None
+        _fail(run, index, "input_invalid", "An earlier step's output did not fit this step's input.", started, 1)
     try:
-        connection = _connection_for(rt, client_id, run_id, index, capability, provider)
+        connection = _connection_for(run, index, capability, provider)
     except StepError as failure:
-        _record_failure(rt, client_id, run_id, index, failure.error_class, failure.safe_message, started, clock, 1)
-        raise
-    ctx = StepContext(client_id=client_id, run_id=run_id, step_index=index, http=http, llm=rt.llm,
+        _fail(run, index, failure.error_class, failure.safe_message, started, 1)
+    ctx = StepContext(client_id=run.client_id, run_id=run.run_id, step_index=index, http=http, llm=rt.llm,
                       idempotency_key=idempotency_key, allow_loopback_webhooks=loopback_webhooks_allowed(rt))
     refreshed_after_401 = False
     while True:
         attempts += 1
         if attempts > 1:  # the first was marked with the connection check
-            _mark_attempt(rt, client_id, run_id, index)
+            _mark_attempt(run, index)
         try:
             result = _call(rt, ctx, capability, provider, connection, data)
         except ProviderUnauthorized as exc:
             if connection is None or provider.auth_kind is not AuthKind.OAUTH2 or refreshed_after_401:
-                _fail(rt, client_id, run_id, index, exc.error_class, exc.safe_message, started, clock, attempts)
+                _fail(run, index, exc.error_class, exc.safe_message, started, attempts)
             refreshed_after_401 = True
             try:
-                ensure_access_token(rt, client_id=client_id, connection_id=connection["connection_id"],
+                ensure_access_token(rt, client_id=run.client_id, connection_id=connection["connection_id"],
                                     provider=provider, force=True,
                                     seen_expiry=connection["access_token_expires_at"],
-                                    accessor=Accessor(WORKER, run_id, index, reason="token_refresh"))
+                                    accessor=Accessor(WORKER, run.run_id, index, reason="token_refresh"))
             except ReconnectNeeded:
-                _reconnect_needed(rt, client_id, run_id, index, provider, started, clock, attempts)
+                _reconnect_needed(run, index, provider, started, attempts)
             continue
         except ProviderTransient as exc:
             may_retry = isinstance(exc, ProviderRateLimited) or not capability.side_effect
@@ -277,27 +322,27 @@ def _run_step(rt: AgentRuntime, client_id: uuid.UUID, run_id: uuid.UUID, index: 
                 message = exc.safe_message
                 if capability.side_effect and not may_retry:
                     message += " Not retried, so that it cannot happen twice."
-                _fail(rt, client_id, run_id, index, exc.error_class, message, started, clock, attempts)
-            logger.info("step retrying", extra={"client_id": client_id, "run_id": run_id, "step_index": index,
-                                                "attempt": attempts, "error_class": exc.error_class})
+                _fail(run, index, exc.error_class, message, started, attempts)
+            logger.info("step retrying", extra={"client_id": run.client_id, "run_id": run.run_id,
+                                                "step_index": index, "attempt": attempts,
+                                                "error_class": exc.error_class})
             clock.sleep(delay)
             continue
         except StepFailed as exc:
             if exc.llm_usage:
-                with tenant_transaction(rt.db, client_id) as conn:
-                    _record_costs(conn, client_id, run_id, index, provider, exc.llm_usage, 0)
-            _fail(rt, client_id, run_id, index, exc.error_class, exc.safe_message, started, clock, attempts)
+                with run.transaction() as conn:
+                    _record_costs(conn, run, index, provider, exc.llm_usage, 0)
+            _fail(run, index, exc.error_class, exc.safe_message, started, attempts)
         except ReconnectNeeded:
-            _reconnect_needed(rt, client_id, run_id, index, provider, started, clock, attempts)
+            _reconnect_needed(run, index, provider, started, attempts)
         except (CredentialUnreadable, CredentialNotFound):
-            _pause_for(rt, client_id, provider)
-            _fail(rt, client_id, run_id, index, "needs_reauth",
-                  f"{provider.name} needs to be reconnected.", started, clock, attempts)
+            _pause_for(rt, run.client_id, provider)
+            _fail(run, index, "needs_reauth", f"{provider.name} needs to be reconnected.", started, attempts)
         except CredentialKeyMissing:
-            _fail(rt, client_id, run_id, index, "credential_key_missing",
-                  "This connection cannot be used right now; Hapex has been alerted.", started, clock, attempts)
-        _record_success(rt, client_id, run_id, index, capability, provider, connection, result, http.calls,
-                        started, clock, finish_run=last, store_output=store_output)
+            _fail(run, index, "credential_key_missing",
+                  "This connection cannot be used right now; Hapex has been alerted.", started, attempts)
+        _record_success(run, index, provider, connection, result, http.calls, started, finish_run=last,
+                        store_output=store_output)
         return result.output
 
 
@@ -325,74 +370,65 @@ def _current_expiry(rt: AgentRuntime, client_id: uuid.UUID, connection_id: uuid.
     return row["access_token_expires_at"] if row else None
 
 
-def _mark_attempt(rt: AgentRuntime, client_id: uuid.UUID, run_id: uuid.UUID, index: int) -> None:
-    with tenant_transaction(rt.db, client_id) as conn:
-        execute(conn, QUERIES["start_step"], run_id=run_id, step_index=index)
+def _mark_attempt(run: RunExecution, index: int) -> None:
+    with run.transaction() as conn:
+        execute(conn, QUERIES["start_step"], run_id=run.run_id, step_index=index)
 
 
-def _elapsed_ms(started: float, clock: Clock) -> int:
-    return int((clock.monotonic() - started) * 1000)
-
-
-def _record_failure(rt: AgentRuntime, client_id: uuid.UUID, run_id: uuid.UUID, index: int, error_class: str,
-                    message: str, started: float, clock: Clock, attempts: int) -> None:
-    with tenant_transaction(rt.db, client_id) as conn:
-        execute(conn, QUERIES["finish_step"], run_id=run_id, step_index=index, status="failed",
-                duration_ms=_elapsed_ms(started, clock), error_class=error_class, safe_message=message,
+def _fail(run: RunExecution, index: int, error_class: str, message: str, started: float, attempts: int) -> NoReturn:
+    """Record the step as failed and end it: StepError carries the reason to the run."""
+    with run.transaction() as conn:
+        execute(conn, QUERIES["finish_step"], run_id=run.run_id, step_index=index, status="failed",
+                duration_ms=run.elapsed_ms(started), error_class=error_class, safe_message=message,
                 counts=Jsonb({"attempts": attempts}))
-
-
-def _fail(rt: AgentRuntime, client_id: uuid.UUID, run_id: uuid.UUID, index: int, error_class: str, message: str,
-          started: float, clock: Clock, attempts: int) -> None:
-    _record_failure(rt, client_id, run_id, index, error_class, message, started, clock, attempts)
     raise StepError(error_class, message)
 
 
-def _reconnect_needed(rt: AgentRuntime, client_id: uuid.UUID, run_id: uuid.UUID, index: int, provider: Provider,
-                      started: float, clock: Clock, attempts: int) -> None:
-    _pause_for(rt, client_id, provider)
-    _fail(rt, client_id, run_id, index, "needs_reauth",
-          f"{provider.name} no longer accepts Hapex's access; reconnect it to resume.", started, clock, attempts)
+def _reconnect_needed(run: RunExecution, index: int, provider: Provider, started: float, attempts: int) -> NoReturn:
+    _pause_for(run.rt, run.client_id, provider)
+    _fail(run, index, "needs_reauth",
+          f"{provider.name} no longer accepts Hapex's access; reconnect it to resume.", started, attempts)
 
 
-def _record_costs(conn: Connection, client_id: uuid.UUID, run_id: uuid.UUID, index: int, provider: Provider,
+def _record_costs(conn: Connection, run: RunExecution, index: int, provider: Provider,
                   llm_usage: list[LLMUsage], calls: int) -> None:
     """One cost event per model call (priced), or one counting the step's provider calls."""
     for usage in llm_usage:
-        execute(conn, QUERIES["insert_cost_event"], client_id=client_id, run_id=run_id, step_index=index,
+        execute(conn, QUERIES["insert_cost_event"], client_id=run.client_id, run_id=run.run_id, step_index=index,
                 source="llm", provider=provider.key, model=usage.model, input_tokens=usage.input_tokens,
                 output_tokens=usage.output_tokens, price_version=PRICE_VERSION,
                 amount_microusd=llm_cost_microusd(usage.model, usage.input_tokens, usage.output_tokens), calls=1)
     if not llm_usage and calls:
-        execute(conn, QUERIES["insert_cost_event"], client_id=client_id, run_id=run_id, step_index=index,
+        execute(conn, QUERIES["insert_cost_event"], client_id=run.client_id, run_id=run.run_id, step_index=index,
                 source="provider_call", provider=provider.key, model=None, input_tokens=None, output_tokens=None,
                 price_version=PRICE_VERSION, amount_microusd=0, calls=calls)
 
 
-def _store_output(rt: AgentRuntime, conn: Connection, client_id: uuid.UUID, run_id: uuid.UUID, index: int,
-                  output: dict[str, Any]) -> None:
+def _store_output(conn: Connection, run: RunExecution, index: int, output: dict[str, Any]) -> None:
+    """Seal the output in a savepoint: if storing fails for any reason the step's record still
+    commits (its effect has happened); only resuming past this step becomes impossible."""
     try:
-        rt.vault.seal_step_output(conn, client_id=client_id, run_id=run_id, step_index=index, output=output)
-    except OutputTooLarge:
-        # The run goes on; only resuming past this step becomes impossible.
-        logger.warning("step output too large to store", extra={"client_id": client_id, "run_id": run_id,
-                                                                 "step_index": index})
+        with conn.transaction():
+            run.rt.vault.seal_step_output(conn, client_id=run.client_id, run_id=run.run_id, step_index=index,
+                                          output=output)
+    except Exception as exc:
+        logger.warning("step output not stored", extra={"client_id": run.client_id, "run_id": run.run_id,
+                                                        "step_index": index, "error_class": type(exc).__name__})
 
 
-def _record_success(rt: AgentRuntime, client_id: uuid.UUID, run_id: uuid.UUID, index: int, capability: Capability,
-                    provider: Provider, connection: dict[str, Any] | None, result: StepResult, calls: int,
-                    started: float, clock: Clock, *, finish_run: bool, store_output: bool) -> None:
+def _record_success(run: RunExecution, index: int, provider: Provider, connection: dict[str, Any] | None,
+                    result: StepResult, calls: int, started: float, *, finish_run: bool, store_output: bool) -> None:
     """The step's outcome, costs and (when the client stores outputs) its sealed output; after the
     last step, the run's success too, all in the same commit."""
-    with tenant_transaction(rt.db, client_id) as conn:
-        execute(conn, QUERIES["finish_step"], run_id=run_id, step_index=index, status="succeeded",
-                duration_ms=_elapsed_ms(started, clock), error_class=None, safe_message=None,
+    with run.transaction() as conn:
+        execute(conn, QUERIES["finish_step"], run_id=run.run_id, step_index=index, status="succeeded",
+                duration_ms=run.elapsed_ms(started), error_class=None, safe_message=None,
                 counts=Jsonb({k: int(v) for k, v in result.counts.items()}))
         if store_output:
-            _store_output(rt, conn, client_id, run_id, index, result.output)
-        _record_costs(conn, client_id, run_id, index, provider, result.llm_usage, calls)
+            _store_output(conn, run, index, result.output)
+        _record_costs(conn, run, index, provider, result.llm_usage, calls)
         if connection is not None:
             execute(conn, QUERIES["touch_connection"], connection_id=connection["connection_id"])
         if finish_run:
-            execute(conn, QUERIES["finish_run"], run_id=run_id, status="succeeded", error_class=None,
+            execute(conn, QUERIES["finish_run"], run_id=run.run_id, status="succeeded", error_class=None,
                     error_message=None)

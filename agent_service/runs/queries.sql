@@ -58,8 +58,14 @@ JOIN automations a ON a.client_id = v.client_id AND a.automation_id = v.automati
 WHERE v.automation_id = %(automation_id)s AND v.version = %(version)s
 
 -- start_run --
--- Mark a run running.
-UPDATE runs SET status = 'running', started_at = coalesce(started_at, now()) WHERE run_id = %(run_id)s
+-- Mark a run running under the next execution number, which this execution keeps.
+UPDATE runs SET status = 'running', started_at = coalesce(started_at, now()), execution = execution + 1
+WHERE run_id = %(run_id)s
+RETURNING execution
+
+-- fence_run --
+-- The run's current execution, locked until commit: an execution writes only while it is still its own.
+SELECT execution FROM runs WHERE run_id = %(run_id)s FOR NO KEY UPDATE
 
 -- finish_run --
 -- A run's outcome: status, and for a failure an error class and a safe message.

@@ -41,14 +41,19 @@ CREATE FUNCTION hapex_vault_output_rotation_batch(p_primary_key_id text, p_after
     $$;
 
 -- Turning store_outputs off forgets what was stored for that automation. The intake makes
--- that change and cannot touch ciphertext itself; this trigger does it for the same client
--- only (its policies below follow the transaction's client).
+-- that change and cannot touch ciphertext itself; this trigger does it, in the automation's
+-- own client's transaction only (row-level security follows that client): a change made
+-- anywhere else is refused rather than committed with the outputs still stored.
 CREATE FUNCTION hapex_forget_step_outputs()
     RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path = pg_catalog, public, pg_temp
     AS $$
     BEGIN
+        IF (SELECT nullif(current_setting('app.client_id', true), '')::uuid) IS DISTINCT FROM NEW.client_id THEN
+            RAISE EXCEPTION 'store_outputs can only be turned off in its client''s transaction'
+                USING ERRCODE = 'insufficient_privilege';
+        END IF;
         UPDATE public.run_steps s
         SET output_ciphertext = NULL, output_nonce = NULL, output_key_id = NULL
         FROM public.runs r
@@ -66,11 +71,17 @@ CREATE TRIGGER automations_forget_step_outputs
 GRANT SELECT (automation_id) ON runs TO hapex_definer;
 GRANT SELECT (client_id, run_id, step_index, output_key_id) ON run_steps TO hapex_definer;
 GRANT UPDATE (output_ciphertext, output_nonce, output_key_id) ON run_steps TO hapex_definer;
+-- The census reads key ids of every client; an update stays within the transaction's client
+-- (tenant_isolation) and, restrictively, can only empty an output, never write one.
 CREATE POLICY definer_output_census ON run_steps FOR SELECT TO hapex_definer USING (true);
-CREATE POLICY definer_forget_outputs ON run_steps FOR UPDATE TO hapex_definer
-    USING (client_id = (SELECT nullif(current_setting('app.client_id', true), '')::uuid))
-    WITH CHECK (client_id = (SELECT nullif(current_setting('app.client_id', true), '')::uuid)
-                AND output_ciphertext IS NULL);
+CREATE POLICY definer_only_forgets_outputs ON run_steps AS RESTRICTIVE FOR UPDATE TO hapex_definer
+    USING (true)
+    WITH CHECK (output_ciphertext IS NULL AND output_nonce IS NULL AND output_key_id IS NULL);
+
+-- Each execution of a run takes the next number; a worker writes a run's records only while
+-- the number is still its own, so a run taken over by another worker (its first worker
+-- thought dead) is never carried on by both.
+ALTER TABLE runs ADD COLUMN execution integer NOT NULL DEFAULT 0 CHECK (execution >= 0);
 
 ALTER FUNCTION hapex_vault_output_key_census() OWNER TO hapex_definer;
 ALTER FUNCTION hapex_vault_output_rotation_batch(text, uuid, integer, integer) OWNER TO hapex_definer;
