@@ -252,6 +252,36 @@ DOCUMENT: dict[str, Any] = {
                 },
             }
         },
+        "/v1/clients/{client_id}/outputs": {
+            "get": {
+                "summary": "Every stored step output of the client, decrypted, a page at a time (for its data export).",
+                "description": "Ordered by run, then step. Pass a page's next as after_run and after_step for the "
+                               "following page; next is null on the last. Answered with Cache-Control: no-store.",
+                "parameters": [
+                    CLIENT_ID,
+                    {"name": "after_run", "in": "query", "required": False,
+                     "schema": {"type": "string", "format": "uuid"}},
+                    {"name": "after_step", "in": "query", "required": False,
+                     "schema": {"type": "integer", "minimum": 0}},
+                    {"name": "limit", "in": "query", "required": False,
+                     "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 100}},
+                ],
+                "responses": {
+                    "200": _json("One page of stored outputs.", {"type": "object", "properties": {
+                        "outputs": {"type": "array", "items": {"type": "object", "properties": {
+                            "run_id": {"type": "string", "format": "uuid"},
+                            "step_index": {"type": "integer"},
+                            "capability": {"type": "string"},
+                            "output": {"type": ["object", "null"]},
+                            "unreadable": {"type": "boolean"},
+                        }}},
+                        "next": {"type": ["object", "null"], "properties": {
+                            "after_run": {"type": "string", "format": "uuid"},
+                            "after_step": {"type": "integer"}}}}}),
+                    **_errors(400, 401, 403),
+                },
+            }
+        },
         "/v1/clients/{client_id}/chat": {
             "get": {
                 "summary": "Whether the build chat can answer this client: configured, and budget left this month.",

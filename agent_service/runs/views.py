@@ -70,11 +70,37 @@ def run_outputs(client_id: uuid.UUID, run_id: uuid.UUID) -> ResponseReturnValue:
         if not outputs.run_exists(conn, run_id=run_id):
             raise RunNotFound()
         stored = get_vault().open_step_outputs(conn, client_id=client_id, run_id=run_id)
-    body = [
-        {"step_index": item.step_index, "capability": item.capability, "output": item.output}
-        | ({"unreadable": True} if item.unreadable else {})
-        for item in stored
-    ]
+    body = [{key: value for key, value in item.as_json().items() if key != "run_id"} for item in stored]
     response = jsonify(run_id=str(run_id), outputs=body)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+class OutputsPageSchema(Schema):
+    """A page of a client's stored outputs: after a (run, step), at most `limit` of them."""
+
+    class Meta:
+        unknown = RAISE
+
+    after_run = fields.UUID(load_default=None)
+    after_step = fields.Integer(load_default=None, validate=validate.Range(min=0))
+    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=500))
+
+
+@blueprint.get("/outputs")
+def client_outputs(client_id: uuid.UUID) -> ResponseReturnValue:
+    """Every stored step output of the client, a page at a time (its data export takes them all)."""
+    try:
+        page = OutputsPageSchema().load(request.args.to_dict())
+    except ValidationError as exc:
+        raise ValidationFailed(fields=exc.normalized_messages()) from None
+    if (page["after_run"] is None) != (page["after_step"] is None):
+        raise ValidationFailed(fields={"after_step": ["after_run and after_step go together."]})
+    after = None if page["after_run"] is None else (page["after_run"], page["after_step"])
+    with tenant_transaction(get_db(), client_id) as conn:
+        stored = get_vault().open_client_outputs(conn, client_id=client_id, after=after, limit=page["limit"])
+    last = stored[-1] if len(stored) == page["limit"] else None
+    response = jsonify(outputs=[item.as_json() for item in stored],
+                       next=None if last is None else {"after_run": str(last.run_id), "after_step": last.step_index})
     response.headers["Cache-Control"] = "no-store"
     return response

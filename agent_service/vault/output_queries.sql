@@ -17,6 +17,15 @@ FROM run_steps
 WHERE run_id = %(run_id)s AND output_ciphertext IS NOT NULL
 ORDER BY step_index
 
+-- list_client_outputs --
+-- One page of every sealed output of the transaction's client, by run then step, after a (run, step).
+SELECT run_id, step_index, capability, output_key_id, output_nonce, output_ciphertext
+FROM run_steps
+WHERE output_ciphertext IS NOT NULL
+  AND (%(after_run)s::uuid IS NULL OR (run_id, step_index) > (%(after_run)s::uuid, %(after_step)s::integer))
+ORDER BY run_id, step_index
+LIMIT %(limit)s
+
 -- run_exists --
 -- Whether the transaction's client has this run.
 SELECT 1 AS found FROM runs WHERE run_id = %(run_id)s

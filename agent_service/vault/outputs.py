@@ -36,6 +36,7 @@ class OutputTooLarge(ValueError):
 class StoredOutput:
     """One step's stored output as opened for its client; `output` is None when unreadable."""
 
+    run_id: uuid.UUID
     step_index: int
     capability: str
     output: dict[str, Any] | None
@@ -44,8 +45,14 @@ class StoredOutput:
     def unreadable(self) -> bool:
         return self.output is None
 
+    def as_json(self) -> dict[str, Any]:
+        """What the agent's API answers for it."""
+        body = {"run_id": str(self.run_id), "step_index": self.step_index, "capability": self.capability,
+                "output": self.output}
+        return body | ({"unreadable": True} if self.unreadable else {})
+
     def __repr__(self) -> str:
-        return f"StoredOutput(step_index={self.step_index}, capability={self.capability!r}, " \
+        return f"StoredOutput(run_id={self.run_id}, step_index={self.step_index}, capability={self.capability!r}, " \
             f"output={'<unreadable>' if self.output is None else '<hidden>'})"
 
 
@@ -103,13 +110,24 @@ def run_exists(conn: Connection, *, run_id: uuid.UUID) -> bool:
     return fetch_optional(conn, QUERIES["run_exists"], run_id=run_id) is not None
 
 
+def _opened(keyring: Keyring, client_id: uuid.UUID, row: dict[str, Any]) -> StoredOutput:
+    binding = OutputBinding(client_id, row["run_id"], row["step_index"])
+    return StoredOutput(row["run_id"], row["step_index"], row["capability"],
+                        open_sealed(keyring, _sealed(row), binding))
+
+
 def open_run(conn: Connection, keyring: Keyring, *, client_id: uuid.UUID, run_id: uuid.UUID) -> list[StoredOutput]:
     """Every stored output of one run of the transaction's client, in step order."""
-    return [
-        StoredOutput(row["step_index"], row["capability"],
-                     open_sealed(keyring, _sealed(row), OutputBinding(client_id, run_id, row["step_index"])))
-        for row in fetch_all(conn, QUERIES["list_outputs"], run_id=run_id)
-    ]
+    return [_opened(keyring, client_id, {**row, "run_id": run_id})
+            for row in fetch_all(conn, QUERIES["list_outputs"], run_id=run_id)]
+
+
+def open_page(conn: Connection, keyring: Keyring, *, client_id: uuid.UUID, after: tuple[uuid.UUID, int] | None,
+              limit: int) -> list[StoredOutput]:
+    """One page of every stored output of the transaction's client, by run then step (for its export)."""
+    after_run, after_step = after if after is not None else (None, None)
+    rows = fetch_all(conn, QUERIES["list_client_outputs"], after_run=after_run, after_step=after_step, limit=limit)
+    return [_opened(keyring, client_id, row) for row in rows]
 
 
 def key_census(conn: Connection) -> dict[str, int]:

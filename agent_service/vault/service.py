@@ -246,6 +246,11 @@ class Vault:
         """The stored outputs of one run of the transaction's client, opened, in step order."""
         return outputs.open_run(conn, self._keyring, client_id=_as_uuid(client_id), run_id=_as_uuid(run_id))
 
+    def open_client_outputs(self, conn: Connection, *, client_id: uuid.UUID | str,
+                            after: tuple[uuid.UUID, int] | None, limit: int) -> list[StoredOutput]:
+        """One page of every stored output of the transaction's client, opened, by run then step."""
+        return outputs.open_page(conn, self._keyring, client_id=_as_uuid(client_id), after=after, limit=limit)
+
     def _decrypt(
         self, row: repository.CredentialRow | None, client_id: uuid.UUID, connection_id: uuid.UUID,
         purpose: Purpose,

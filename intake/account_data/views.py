@@ -2,8 +2,10 @@
 
 The export is read through the signed-in client's tenant transaction as the intake role,
 which cannot read a credential's ciphertext, nonce or key id at all: the archive holds
-connections as metadata only. Notices and credential use are template globals, so the
-pages that show them (automations, a connection) need no change to their views.
+connections as metadata only. Stored step outputs (only where the client turned storing
+on) are opened by the agent and added as they read, never their ciphertext. Notices and
+credential use are template globals, so the pages that show them (automations, a
+connection) need no change to their views.
 """
 
 from __future__ import annotations
@@ -15,11 +17,12 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-from flask import Blueprint, Response, g
+from flask import Blueprint, Response, g, render_template
 from flask.typing import ResponseReturnValue
 
 from intake.account_data import repository
-from intake.db import get_db
+from intake.agent_client import AgentUnavailable
+from intake.db import get_agent, get_db
 from shared.catalog import PROVIDERS
 from shared.db import tenant_transaction
 
@@ -27,6 +30,7 @@ logger = logging.getLogger(__name__)
 
 blueprint = Blueprint("account_data", __name__)
 EXPORT_FORMAT = "hapex-account-export/1"
+OUTPUTS_PAGE = 500
 
 
 def _json_value(value: Any) -> Any:
@@ -45,6 +49,13 @@ def export() -> ResponseReturnValue:
     client_id = g.identity.client_id
     with tenant_transaction(get_db(), client_id) as conn:
         archive = repository.export_account(conn, client_id=client_id)
+    try:
+        archive["stored_step_outputs"] = _stored_outputs(client_id, archive["automations"])
+    except AgentUnavailable:
+        # An export that says "everything" must not quietly leave the stored outputs out.
+        return render_template("error.html", status=503, title="Export unavailable",
+                               message="Your stored step outputs could not be read just now, so no export was "
+                                       "made. Try again in a minute."), 503
     exported_at = datetime.now(UTC)
     document = {"format": EXPORT_FORMAT, "exported_at": exported_at.isoformat(timespec="seconds"), **archive}
     logger.info("account data exported", extra={"client_id": client_id, "user_id": g.identity.user_id})
@@ -53,6 +64,27 @@ def export() -> ResponseReturnValue:
     response.headers["Content-Disposition"] = f'attachment; filename="hapex-export-{exported_at:%Y-%m-%d}.json"'
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+def _stored_outputs(client_id: uuid.UUID, automations: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every stored step output, opened by the agent (the intake cannot decrypt them), a page at
+    a time. Only automations that store outputs have any: turning the switch off forgets them."""
+    if not any(automation["store_outputs"] for automation in automations):
+        return []
+    collected: list[dict[str, Any]] = []
+    query = f"limit={OUTPUTS_PAGE}"
+    while True:
+        page = get_agent().get_json(f"/v1/clients/{client_id}/outputs?{query}")
+        try:
+            collected += page["outputs"]
+            following = page["next"]
+            if following is None:
+                return collected
+            query = f"limit={OUTPUTS_PAGE}&after_run={uuid.UUID(following['after_run'])}" \
+                    f"&after_step={int(following['after_step'])}"
+        except (KeyError, TypeError, ValueError):
+            logger.warning("stored outputs page malformed", extra={"client_id": client_id})
+            raise AgentUnavailable() from None
 
 
 def _signed_in_client() -> uuid.UUID | None:

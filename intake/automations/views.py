@@ -266,6 +266,9 @@ class StoredOutput:
             return cls(None)
         return cls(json.dumps(item["output"], indent=2, ensure_ascii=False))
 
+    def __repr__(self) -> str:  # never the output itself, should one ever reach a log or a traceback
+        return f"StoredOutput(<{'unreadable' if self.text is None else f'{len(self.text)} characters'}>)"
+
 
 @blueprint.get("/runs/<uuid:run_id>")
 def run(run_id: uuid.UUID) -> ResponseReturnValue:
