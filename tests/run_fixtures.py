@@ -50,6 +50,13 @@ def runtime_for(agent_db: Database, *, key: bytes | None = None, limits: RunLimi
     )
 
 
+def runtime_of(agent_app: Any, agent_db: Database) -> AgentRuntime:
+    """A run engine holding the agent app's own vault, so what it seals the app's routes can open."""
+    rt = runtime_for(agent_db)
+    rt.vault = agent_app.extensions["hapex_vault"]
+    return rt
+
+
 @dataclass
 class Tenant:
     client_id: uuid.UUID

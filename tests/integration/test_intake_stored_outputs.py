@@ -11,12 +11,11 @@ import pytest
 import responses
 
 from agent_service.runs.engine import execute_run
-from agent_service.vault.keys import parse_key
 from shared.db import tenant_transaction
 from shared.db.errors import PermissionDenied
 from tests.integration.conftest import AGENT_TOKEN, PASSWORD, Visitor, new_email
 from tests.integration.test_automations_pages import client_of, digest_form, press, save_digest, text_of
-from tests.run_fixtures import G, connect, runtime_for, stand_in_providers
+from tests.run_fixtures import G, connect, runtime_of, stand_in_providers
 
 SEARCH_CANARY = "CANARY-STORED-EMAIL-5d2e81"
 SUMMARY_CANARY = "CANARY-STORED-SUMMARY-c90a47"
@@ -38,19 +37,13 @@ def outputs_calls(agent_transport) -> list[tuple[str, str]]:
     return [call for call in agent_transport.calls if call[1].endswith("/outputs")]
 
 
-def agent_runtime(agent_service_app, agent_db):
-    """A run engine holding the agent app's own key, so what it seals the agent app can open."""
-    key = parse_key("CREDENTIAL_ENCRYPTION_KEY", agent_service_app.config["HAPEX"].credential_encryption_key.reveal())
-    return runtime_for(agent_db, key=key)
-
-
 def ran_digest(visitor: Visitor, email: str, owner_conn, agent_db, agent_service_app, *,
                store_outputs: bool = True, name: str = "Morning digest") -> tuple[uuid.UUID, uuid.UUID, uuid.UUID]:
     """(client_id, automation_id, run_id) of a digest built in the form and run to the end."""
     client_id = client_of(owner_conn, email)
     changes = {"store_outputs": "on"} if store_outputs else {}
     automation_id = save_digest(visitor, owner_conn, name=name, **changes)
-    rt = agent_runtime(agent_service_app, agent_db)
+    rt = runtime_of(agent_service_app, agent_db)
     connect(rt, agent_db, client_id, "google", [G + "gmail.readonly"])
     connect(rt, agent_db, client_id, "slack", ["chat:write"], expires_in=timedelta(days=365))
     page = f"/automations/{automation_id}"
@@ -64,7 +57,7 @@ def ran_digest(visitor: Visitor, email: str, owner_conn, agent_db, agent_service
 
 def seal(agent_service_app, agent_db, client_id: uuid.UUID, run_id: uuid.UUID, outputs: dict[int, dict]) -> None:
     """Store outputs as the run engine does, through the agent's vault in a tenant transaction."""
-    rt = agent_runtime(agent_service_app, agent_db)
+    rt = runtime_of(agent_service_app, agent_db)
     with tenant_transaction(agent_db, client_id) as conn:
         for step_index, output in outputs.items():
             rt.vault.seal_step_output(conn, client_id=client_id, run_id=run_id, step_index=step_index, output=output)

@@ -14,7 +14,7 @@ from agent_service.runs.engine import execute_run
 from agent_service.runs.triggers import start_run
 from shared.db import tenant_transaction
 from tests.integration.conftest import PASSWORD, Visitor, new_email
-from tests.run_fixtures import G, automation, connect, runtime_for, stand_in_providers
+from tests.run_fixtures import DIGEST, G, automation, connect, runtime_of, stand_in_providers
 
 # Archive section -> (table, id column) it must hold every row of.
 SECTIONS = {
@@ -60,16 +60,13 @@ def fill_account(rt, intake_db, agent_db, owner_conn, client_id: uuid.UUID, cana
     slack, slack_tokens = connect(rt, agent_db, client_id, "slack", ["chat:write"])
     owner_conn.execute("UPDATE connections SET account_label = %s WHERE connection_id = %s",
                        [f"{canary}-label", google])
-    automation_id = automation(intake_db, client_id)
+    automation_id = automation(intake_db, client_id, {**DIGEST, "store_outputs": True})
     owner_conn.execute("UPDATE clients SET monthly_budget_microusd = 1 WHERE client_id = %s", [client_id])
     with responses.RequestsMock() as mock:
         stand_in_providers(mock, email_body=f"{canary}-email-body", llm_reply=f"{canary}-summary")
         with tenant_transaction(rt.db, client_id) as conn:
             started = start_run(conn, client_id=client_id, automation_id=automation_id, trigger_kind="manual")
         assert execute_run(rt, client_id=client_id, run_id=started.run_id) == "succeeded"
-    owner_conn.execute("UPDATE run_steps SET output_ciphertext = %s, output_nonce = %s, output_key_id = %s "
-                       "WHERE run_id = %s AND step_index = 1",
-                       [b"\xde\xad" + canary.encode() + b"\x00" * 16, b"\x01" * 12, rt.vault.keyring.primary_key_id, started.run_id])
     draft = owner_conn.execute("INSERT INTO chat_drafts (client_id) VALUES (%s) RETURNING draft_id",
                                [client_id]).fetchone()[0]
     for role, text in (("client", f"{canary}-please summarise my mail"), ("assistant", "Here is a proposal.")):
@@ -79,14 +76,18 @@ def fill_account(rt, intake_db, agent_db, owner_conn, client_id: uuid.UUID, cana
         "SELECT ciphertext FROM credentials WHERE client_id = %s", [client_id])]
     nonces = [row[0].hex() for row in owner_conn.execute(
         "SELECT nonce FROM credentials WHERE client_id = %s", [client_id])]
+    for sealed, nonce in owner_conn.execute("SELECT output_ciphertext, output_nonce FROM run_steps "
+                                            "WHERE client_id = %s AND output_ciphertext IS NOT NULL", [client_id]):
+        ciphertexts.append(sealed.hex())
+        nonces.append(nonce.hex())
     return {"google": str(google), "slack": str(slack), "automation": str(automation_id),
             "run": str(started.run_id), "tokens": [*google_tokens.values(), *slack_tokens.values()],
             "ciphertexts": ciphertexts, "nonces": nonces}
 
 
 @pytest.fixture
-def two_accounts(intake_app, intake_db, agent_db, owner_conn):
-    rt = runtime_for(agent_db)
+def two_accounts(intake_app, agent_service_app, intake_db, agent_db, owner_conn):
+    rt = runtime_of(agent_service_app, agent_db)
     mine_visitor, mine, _ = signed_up_client(intake_app, owner_conn, "Mine Bakery")
     theirs_visitor, theirs, theirs_email = signed_up_client(intake_app, owner_conn, "Theirs Garage")
     mine_rows = fill_account(rt, intake_db, agent_db, owner_conn, mine, "mine")
@@ -97,7 +98,7 @@ def two_accounts(intake_app, intake_db, agent_db, owner_conn):
 
 
 def test_the_export_holds_every_row_of_the_client_and_no_row_of_another(two_accounts, owner_conn):
-    visitor, mine, _ = two_accounts["mine"]
+    visitor, mine, mine_rows = two_accounts["mine"]
     _, theirs, theirs_rows, theirs_email, theirs_canary = two_accounts["theirs"]
 
     response = visitor.get("/account/export")
@@ -117,6 +118,34 @@ def test_the_export_holds_every_row_of_the_client_and_no_row_of_another(two_acco
     for foreign in (str(theirs), theirs_email, theirs_canary, theirs_rows["google"], theirs_rows["run"],
                     theirs_rows["automation"]):
         assert foreign not in text
+    # The step outputs the client chose to store, opened by the agent: every one, and readable.
+    stored = archive["stored_step_outputs"]
+    assert [(o["run_id"], o["step_index"], o["capability"]) for o in stored] == [
+        (mine_rows["run"], 0, "gmail.search"), (mine_rows["run"], 1, "llm.summarise"),
+        (mine_rows["run"], 2, "slack.post_message")]
+    assert stored[1]["output"]["text"] == "mine-summary"
+
+
+def test_no_export_is_made_when_the_stored_outputs_cannot_be_read(two_accounts, agent_transport):
+    visitor, _, _ = two_accounts["mine"]
+    agent_transport.fail_with = 503
+    response = visitor.get("/account/export")
+    assert response.status_code == 503
+    assert "no export was made" in response.get_data(as_text=True)
+    assert "Content-Disposition" not in response.headers
+
+
+def test_a_client_storing_no_outputs_is_exported_without_asking_the_agent(two_accounts, agent_transport,
+                                                                           owner_conn):
+    visitor, mine, _ = two_accounts["mine"]
+    with owner_conn.transaction():
+        owner_conn.execute("SELECT set_config('app.client_id', %s, true)", [str(mine)])
+        owner_conn.execute("UPDATE automations SET store_outputs = false WHERE client_id = %s", [mine])
+    agent_transport.fail_with = 503
+    response = visitor.get("/account/export")
+    assert response.status_code == 200
+    assert json.loads(response.get_data(as_text=True))["stored_step_outputs"] == []
+    assert not [call for call in agent_transport.calls if call[1].endswith("/outputs")]
 
 
 def test_the_export_holds_no_credential_ciphertext_nonce_key_id_or_password_hash(two_accounts, owner_conn):

@@ -7,18 +7,29 @@ import logging
 import os
 import uuid
 
+import psycopg
 import pytest
 import responses
 
 from agent_service.runs.engine import execute_run
 from agent_service.runs.triggers import start_run
-from agent_service.vault import Keyring, Vault, rotation
+from agent_service.vault import Keyring, rotation
 from agent_service.vault.startup import MissingCredentialKeys, check_credential_keys
 from shared.automations.repository import update_automation
 from shared.db import tenant_transaction
 from shared.db.errors import PermissionDenied
 from tests.agent_api import SERVICE, bearer
-from tests.run_fixtures import ANTHROPIC, DIGEST, GMAIL, SLACK_POST, automation, runtime_for, stand_in_providers, tenant
+from tests.run_fixtures import (
+    ANTHROPIC,
+    DIGEST,
+    GMAIL,
+    SLACK_POST,
+    automation,
+    runtime_for,
+    runtime_of,
+    stand_in_providers,
+    tenant,
+)
 
 STORED = {**DIGEST, "store_outputs": True}
 KEY_1 = os.urandom(32)
@@ -257,9 +268,7 @@ def test_rotation_moves_stored_outputs_and_drops_only_the_undecryptable(intake_d
 
 @responses.activate
 def test_the_outputs_route_answers_only_for_the_runs_client(agent_app, api, intake_db, agent_db, owner_conn):
-    vault: Vault = agent_app.extensions["hapex_vault"]
-    rt = runtime_for(agent_db)
-    rt.vault = vault
+    rt = runtime_of(agent_app, agent_db)
     t = tenant(rt, intake_db, agent_db)
     other = tenant(rt, intake_db, agent_db)
     stand_in_providers(responses.mock, llm_reply="Route summary")
@@ -282,3 +291,142 @@ def test_the_outputs_route_answers_only_for_the_runs_client(agent_app, api, inta
         assert refused.status_code == 404 and refused.get_json()["error"] == "not_found"
         assert "Route summary" not in refused.get_data(as_text=True)
     assert api.get(f"/v1/clients/{t.client_id}/runs/{run_id}/outputs").status_code == 401
+
+
+def _llm_reply(text):
+    return json.dumps({"id": "msg_03", "type": "message", "role": "assistant", "model": "claude-sonnet-4-5",
+                       "content": [{"type": "text", "text": text}], "stop_reason": "end_turn",
+                       "usage": {"input_tokens": 10, "output_tokens": 5}})
+
+
+@pytest.mark.parametrize("stored", [True, False], ids=["outputs stored", "outputs not stored"])
+@responses.activate
+def test_a_run_taken_over_while_its_first_worker_still_runs_is_carried_on_by_one_only(
+        rt, intake_db, agent_db, owner_conn, stored):
+    """A worker whose heartbeat stopped (a SIGTERM stops it before the jobs end) is judged dead and its
+    job requeued: worker B takes the run over while worker A is still inside the summary step."""
+    t = tenant(rt, intake_db, agent_db)
+    stand_in_providers(responses.mock)
+    responses.remove(responses.POST, ANTHROPIC)
+    run_id = start(rt, t.client_id, automation(intake_db, t.client_id, STORED if stored else DIGEST))
+    taken_over = []
+
+    def llm(request):
+        if not taken_over:
+            taken_over.append("B")
+            taken_over[0] = execute_run(rt, client_id=t.client_id, run_id=run_id)  # worker B, meanwhile
+        return (200, {}, _llm_reply("summary"))
+
+    responses.mock.add_callback(responses.POST, ANTHROPIC, callback=llm)
+    assert execute_run(rt, client_id=t.client_id, run_id=run_id) == "superseded"  # worker A, afterwards
+    if stored:  # B resumed from the stored search and finished; A wrote nothing more
+        assert taken_over == ["succeeded"]
+        assert (len(calls_to(GMAIL + "/messages?")), len(calls_to(ANTHROPIC)), len(calls_to(SLACK_POST))) == (1, 2, 1)
+    else:  # B could not resume (the search's output is gone) and failed the run; A did not go on to post
+        assert taken_over == ["failed"]
+        assert len(calls_to(SLACK_POST)) == 0
+    status = owner_conn.execute("SELECT status FROM runs WHERE run_id = %s", [run_id]).fetchone()[0]
+    assert status == taken_over[0]
+
+
+@responses.activate
+def test_a_run_taken_over_during_its_first_step_runs_again_from_the_start_once(rt, intake_db, agent_db, owner_conn):
+    t = tenant(rt, intake_db, agent_db)
+    stand_in_providers(responses.mock)
+    responses.remove(responses.GET, f"{GMAIL}/messages")
+    run_id = start(rt, t.client_id, automation(intake_db, t.client_id))  # outputs not stored
+    taken_over = []
+
+    def search(request):
+        if not taken_over:
+            taken_over.append("B")
+            taken_over[0] = execute_run(rt, client_id=t.client_id, run_id=run_id)
+        return (200, {}, json.dumps({"messages": [{"id": "m1", "threadId": "t1"}], "resultSizeEstimate": 1}))
+
+    responses.mock.add_callback(responses.GET, f"{GMAIL}/messages", callback=search)
+    assert execute_run(rt, client_id=t.client_id, run_id=run_id) == "superseded"
+    assert taken_over == ["succeeded"]
+    assert len(calls_to(SLACK_POST)) == 1
+
+
+@responses.activate
+def test_a_failure_to_store_an_output_keeps_the_steps_record(rt, intake_db, agent_db, owner_conn, monkeypatch, caplog):
+    from agent_service.vault.usage import KeyExhausted
+
+    t = tenant(rt, intake_db, agent_db)
+    stand_in_providers(responses.mock)
+
+    def exhausted(*args, **kwargs):
+        raise KeyExhausted()
+
+    monkeypatch.setattr(rt.vault, "seal_step_output", exhausted)
+    run_id = start(rt, t.client_id, automation(intake_db, t.client_id, STORED))
+    assert execute_run(rt, client_id=t.client_id, run_id=run_id) == "succeeded"
+    assert [r[1] for r in sealed_rows(owner_conn, run_id)] == [None] * 3
+    assert len(calls_to(SLACK_POST)) == 1
+    assert [r.error_class for r in caplog.records if r.getMessage() == "step output not stored"] == ["KeyExhausted"] * 3
+
+
+@responses.activate
+def test_the_definer_role_can_only_empty_an_output_never_write_one(rt, intake_db, agent_db, owner_conn):
+    t = tenant(rt, intake_db, agent_db)
+    stand_in_providers(responses.mock)
+    run_id = start(rt, t.client_id, automation(intake_db, t.client_id, STORED))
+    assert execute_run(rt, client_id=t.client_id, run_id=run_id) == "succeeded"
+
+    def as_definer(statement):
+        with owner_conn.transaction():
+            owner_conn.execute("SET LOCAL ROLE hapex_definer")
+            owner_conn.execute("SELECT set_config('app.client_id', %s, true)", [str(t.client_id)])
+            return owner_conn.execute(statement, [run_id]).rowcount
+
+    with pytest.raises(psycopg.errors.InsufficientPrivilege, match="row-level security"):
+        as_definer("UPDATE run_steps SET output_ciphertext = '\\x00112233445566778899aabbccddeeff'::bytea "
+                   "WHERE run_id = %s AND step_index = 0")
+    assert as_definer("UPDATE run_steps SET output_ciphertext = NULL, output_nonce = NULL, output_key_id = NULL "
+                      "WHERE run_id = %s AND step_index = 0") == 1
+
+
+@responses.activate
+def test_the_switch_cannot_be_turned_off_outside_its_clients_transaction_with_outputs_left(
+        rt, intake_db, agent_db, owner_conn):
+    t = tenant(rt, intake_db, agent_db)
+    stand_in_providers(responses.mock)
+    automation_id = automation(intake_db, t.client_id, STORED)
+    run_id = start(rt, t.client_id, automation_id)
+    assert execute_run(rt, client_id=t.client_id, run_id=run_id) == "succeeded"
+    with pytest.raises(psycopg.errors.InsufficientPrivilege, match="store_outputs"), owner_conn.transaction():
+        owner_conn.execute("UPDATE automations SET store_outputs = false WHERE automation_id = %s", [automation_id])
+    assert owner_conn.execute("SELECT store_outputs FROM automations WHERE automation_id = %s",
+                              [automation_id]).fetchone() == (True,)
+    assert all(r[1] for r in sealed_rows(owner_conn, run_id))
+
+
+@responses.activate
+def test_a_clients_outputs_come_a_page_at_a_time_and_only_its_own(agent_app, api, intake_db, agent_db):
+    rt = runtime_of(agent_app, agent_db)
+    t = tenant(rt, intake_db, agent_db)
+    other = tenant(rt, intake_db, agent_db)
+    stand_in_providers(responses.mock, llm_reply="Paged summary")
+    mine = sorted(str(start(rt, t.client_id, automation(intake_db, t.client_id, STORED))) for _ in range(3))
+    theirs = start(rt, other.client_id, automation(intake_db, other.client_id, STORED))
+    for run_id in mine:
+        assert execute_run(rt, client_id=t.client_id, run_id=uuid.UUID(run_id)) == "succeeded"
+    assert execute_run(rt, client_id=other.client_id, run_id=theirs) == "succeeded"
+
+    seen, query = [], "limit=4"
+    for _ in range(5):
+        answer = api.get(f"/v1/clients/{t.client_id}/outputs?{query}", headers=bearer(SERVICE))
+        assert answer.status_code == 200 and answer.headers["Cache-Control"] == "no-store"
+        body = answer.get_json()
+        seen += [(o["run_id"], o["step_index"]) for o in body["outputs"]]
+        if body["next"] is None:
+            break
+        query = f"limit=4&after_run={body['next']['after_run']}&after_step={body['next']['after_step']}"
+    assert seen == [(run_id, step) for run_id in mine for step in range(3)]  # 9 in pages of 4, 4 and 1
+    assert str(theirs) not in {run_id for run_id, _ in seen}
+
+    for bad in ("limit=0", "limit=501", "after_step=1", f"after_run={mine[0]}", "after_run=x&after_step=0",
+                "colour=blue"):
+        refused = api.get(f"/v1/clients/{t.client_id}/outputs?{bad}", headers=bearer(SERVICE))
+        assert refused.status_code == 400 and refused.get_json()["error"] == "validation_failed", bad
