@@ -13,7 +13,10 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, NoReturn, Protocol
 
-from agent_service.vault.aead import AES256GCM, new_nonce
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from agent_service.vault.aead import AES256GCM, KEY_BYTES, new_nonce
 from agent_service.vault.keys import key_id, parse_key, parse_key_list
 from shared.config import Environment
 
@@ -37,6 +40,10 @@ class Binding(Protocol):
     """Where a ciphertext belongs, as the associated data it is sealed with."""
 
     def associated_data(self, key_id: str) -> bytes: ...
+
+    def key_context(self) -> bytes | None:
+        """None to seal under the key itself, or the context of a subkey derived from it."""
+        ...
 
 
 class Purpose(StrEnum):
@@ -74,14 +81,26 @@ class CredentialBinding:
             key_id.encode(),
         )
 
+    def key_context(self) -> None:
+        return None
+
 
 @dataclass(frozen=True)
 class OutputBinding:
-    """A stored step output belongs to one step of one run of one client."""
+    """A stored step output belongs to one step of one run of one client.
+
+    Outputs are sealed under a subkey derived (HKDF-SHA256) from the credential key for each
+    run of each client: a run seals a handful of outputs, so no subkey comes near the random-
+    nonce limit, and storing outputs never draws on the credential key's own 2^32 budget,
+    which a client running many automations could otherwise exhaust for everyone.
+    """
 
     client_id: uuid.UUID
     run_id: uuid.UUID
     step_index: int
+
+    def key_context(self) -> bytes:
+        return _length_prefixed(_OUTPUT_AAD_CONTEXT, self.client_id.bytes, self.run_id.bytes)
 
     def associated_data(self, key_id: str) -> bytes:
         return _length_prefixed(
@@ -106,19 +125,39 @@ class Sealed:
             f"ciphertext=<{len(self.ciphertext)} bytes>)"
 
 
+class _Deriver:
+    """Subkeys of one key by context (HKDF-SHA256, RFC 5869); never shows the key."""
+
+    __slots__ = ("_key",)
+
+    def __init__(self, key: bytes) -> None:
+        self._key = key
+
+    def cipher(self, context: bytes) -> AES256GCM:
+        return AES256GCM(HKDF(algorithm=hashes.SHA256(), length=KEY_BYTES, salt=None, info=context).derive(self._key))
+
+    def __repr__(self) -> str:
+        return "_Deriver(key='********')"
+
+    def __reduce__(self) -> NoReturn:
+        raise TypeError("a key cannot be pickled")
+
+
 class Keyring:
     """One primary key that encrypts and any number of retired keys that still decrypt."""
 
-    __slots__ = ("_ciphers", "primary_key_id", "retired_key_ids")
+    __slots__ = ("_ciphers", "_derivers", "primary_key_id", "retired_key_ids")
 
     def __init__(self, primary: bytes, retired: Sequence[bytes] = ()) -> None:
         self.primary_key_id = key_id(primary)
         self._ciphers: dict[str, AES256GCM] = {self.primary_key_id: AES256GCM(primary)}
+        self._derivers: dict[str, _Deriver] = {self.primary_key_id: _Deriver(primary)}
         retired_ids: list[str] = []
         for key in retired:
             kid = key_id(key)
             if kid not in self._ciphers:
                 self._ciphers[kid] = AES256GCM(key)
+                self._derivers[kid] = _Deriver(key)
                 retired_ids.append(kid)
         self.retired_key_ids: tuple[str, ...] = tuple(retired_ids)
 
@@ -141,18 +180,22 @@ class Keyring:
     def key_ids(self) -> frozenset[str]:
         return frozenset(self._ciphers)
 
+    def _cipher(self, kid: str, binding: Binding) -> AES256GCM:
+        context = binding.key_context()
+        return self._ciphers[kid] if context is None else self._derivers[kid].cipher(context)
+
     def encrypt(self, plaintext: bytes, binding: Binding) -> Sealed:
-        """Seal under the primary key with a fresh random nonce."""
+        """Seal under the primary key (or its subkey for the binding) with a fresh random nonce."""
         nonce = new_nonce()
-        cipher = self._ciphers[self.primary_key_id]
+        cipher = self._cipher(self.primary_key_id, binding)
         sealed = cipher.seal(nonce, plaintext, binding.associated_data(self.primary_key_id))
         return Sealed(self.primary_key_id, nonce, sealed)
 
     def decrypt(self, sealed: Sealed, binding: Binding) -> bytes:
         """Open with exactly the key the row names: no trial decryption under other keys."""
-        cipher = self._ciphers.get(sealed.key_id)
-        if cipher is None:
+        if sealed.key_id not in self._ciphers:
             raise UnknownKey(sealed.key_id)
+        cipher = self._cipher(sealed.key_id, binding)
         return cipher.open(sealed.nonce, sealed.ciphertext, binding.associated_data(sealed.key_id))
 
     def describe(self) -> str:

@@ -1,9 +1,10 @@
 """Step outputs a client chose to store: sealed like credentials, opened only by the agent.
 
-An output is JSON, sealed with AES-256-GCM under the primary credential key and bound to
-its client, run and step (OutputBinding), so a copied ciphertext opens nowhere else and a
-credential never opens as an output. Writes join the caller's tenant transaction, so an
-output is stored in the same commit as its step's record, or not at all.
+An output is JSON, sealed with AES-256-GCM under a subkey of the primary credential key
+derived for its client's run, and bound to its client, run and step (OutputBinding), so a
+copied ciphertext opens nowhere else and a credential never opens as an output. Writes join
+the caller's tenant transaction, so an output is stored in the same commit as its step's
+record, or not at all.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from typing import Any
 
 from agent_service.vault.aead import AuthenticationFailed, UnsupportedParameters
 from agent_service.vault.keyring import Keyring, OutputBinding, Sealed, UnknownKey
-from agent_service.vault.usage import reserve_encryptions
 from shared.db import QuerySet, execute, fetch_all, fetch_optional
 from shared.db.pool import Connection
 
@@ -77,9 +77,8 @@ def seal(conn: Connection, keyring: Keyring, *, client_id: uuid.UUID, run_id: uu
          output: dict[str, Any]) -> bool:
     """Store a step's output sealed in the caller's tenant transaction; False if its automation
     no longer stores outputs (nothing is written then)."""
-    plaintext = encode(output)
-    reserve_encryptions(conn, keyring, 1)
-    sealed = keyring.encrypt(plaintext, OutputBinding(client_id, run_id, step_index))
+    # Sealed under the run's own subkey (see OutputBinding): not counted against the credential key.
+    sealed = keyring.encrypt(encode(output), OutputBinding(client_id, run_id, step_index))
     row = fetch_optional(conn, QUERIES["seal_output"], run_id=run_id, step_index=step_index,
                          ciphertext=sealed.ciphertext, nonce=sealed.nonce, key_id=sealed.key_id)
     return row is not None

@@ -71,7 +71,10 @@ def test_outputs_are_sealed_beside_each_step_and_open_only_for_their_client(rt, 
     t = tenant(rt, intake_db, agent_db)
     stand_in_providers(responses.mock, email_body=canary, llm_reply=f"Summary {canary}")
     run_id = start(rt, t.client_id, automation(intake_db, t.client_id, STORED))
+    usage = owner_conn.execute("SELECT encryptions FROM vault_key_usage").fetchall()
     assert execute_run(rt, client_id=t.client_id, run_id=run_id) == "succeeded"
+    # Sealed under the run's own subkey: the credential key's nonce budget is not drawn on.
+    assert owner_conn.execute("SELECT encryptions FROM vault_key_usage").fetchall() == usage
 
     rows = sealed_rows(owner_conn, run_id)
     assert [r[1] for r in rows] == [rt.vault.keyring.primary_key_id] * 3

@@ -206,3 +206,30 @@ def test_a_step_output_under_another_client_run_or_step_is_rejected(change):
     assert keyring.decrypt(sealed, output) == b'{"text":"summary"}'
     with pytest.raises(AuthenticationFailed):
         keyring.decrypt(sealed, replace(output, **change))
+
+
+def test_step_outputs_are_sealed_under_a_subkey_per_run_not_under_the_key_itself():
+    from agent_service.vault.aead import AES256GCM
+
+    keyring = Keyring(KEY_1)
+    output = OutputBinding(uuid.uuid4(), uuid.uuid4(), 0)
+    sealed = keyring.encrypt(b'{"text":"summary"}', output)
+    aad = output.associated_data(keyring.primary_key_id)
+    with pytest.raises(AuthenticationFailed):
+        AES256GCM(KEY_1).open(sealed.nonce, sealed.ciphertext, aad)
+    # The same step index of another run is another subkey as well as other associated data.
+    assert output.key_context() != replace(output, run_id=uuid.uuid4()).key_context()
+    assert output.key_context() == replace(output, step_index=5).key_context()
+
+
+def test_the_subkey_derivation_is_hkdf_sha256_as_rfc_5869_test_case_3():
+    from agent_service.vault.aead import AES256GCM
+    from agent_service.vault.keyring import _Deriver
+
+    # RFC 5869 A.3: IKM = 22 octets of 0x0b, no salt, no info; the first 32 octets of its OKM.
+    okm = bytes.fromhex("8da4e775a563c18f715f802a063c5a31b8a11f5c5ee1879ec3454e5f3c738d2d")
+    nonce = bytes(12)
+    assert _Deriver(b"\x0b" * 22).cipher(b"").seal(nonce, b"x", b"") == AES256GCM(okm).seal(nonce, b"x", b"")
+    assert "0b0b" not in repr(_Deriver(b"\x0b" * 22)) and "*" in repr(_Deriver(b"\x0b" * 22))
+    with pytest.raises(TypeError):
+        pickle.dumps(_Deriver(b"\x0b" * 22))
