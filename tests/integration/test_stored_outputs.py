@@ -14,6 +14,7 @@ import responses
 from agent_service.runs.engine import execute_run
 from agent_service.runs.triggers import start_run
 from agent_service.vault import Keyring, rotation
+from agent_service.vault.outputs import OutputTooLarge
 from agent_service.vault.startup import MissingCredentialKeys, check_credential_keys
 from shared.automations.repository import update_automation
 from shared.db import tenant_transaction
@@ -352,22 +353,28 @@ def test_a_run_taken_over_during_its_first_step_runs_again_from_the_start_once(r
     assert len(calls_to(SLACK_POST)) == 1
 
 
+@pytest.mark.parametrize("failure", ["in Python", "in the database"])
 @responses.activate
-def test_a_failure_to_store_an_output_keeps_the_steps_record(rt, intake_db, agent_db, owner_conn, monkeypatch, caplog):
-    from agent_service.vault.usage import KeyExhausted
+def test_a_failure_to_store_an_output_keeps_the_steps_record(rt, intake_db, agent_db, owner_conn, monkeypatch, caplog,
+                                                              failure):
 
     t = tenant(rt, intake_db, agent_db)
     stand_in_providers(responses.mock)
 
-    def exhausted(*args, **kwargs):
-        raise KeyExhausted()
+    def fails(conn, **kwargs):
+        if failure == "in Python":
+            raise OutputTooLarge()
+        conn.execute("SELECT 1 / 0")  # the transaction is aborted unless this was inside a savepoint
 
-    monkeypatch.setattr(rt.vault, "seal_step_output", exhausted)
+    monkeypatch.setattr(rt.vault, "seal_step_output", fails)
     run_id = start(rt, t.client_id, automation(intake_db, t.client_id, STORED))
     assert execute_run(rt, client_id=t.client_id, run_id=run_id) == "succeeded"
     assert [r[1] for r in sealed_rows(owner_conn, run_id)] == [None] * 3
+    assert owner_conn.execute("SELECT status FROM run_steps WHERE run_id = %s", [run_id]).fetchall() == [
+        ("succeeded",)] * 3
     assert len(calls_to(SLACK_POST)) == 1
-    assert [r.error_class for r in caplog.records if r.getMessage() == "step output not stored"] == ["KeyExhausted"] * 3
+    logged = [r.error_class for r in caplog.records if r.getMessage() == "step output not stored"]
+    assert logged == [{"in Python": "OutputTooLarge", "in the database": "DivisionByZero"}[failure]] * 3
 
 
 @responses.activate
