@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -42,7 +42,14 @@ from agent_service.connections.lifecycle import pause_dependents
 from agent_service.runs.prices import PRICE_VERSION, llm_cost_microusd
 from agent_service.runs.tokens import ReconnectNeeded, ensure_access_token
 from agent_service.runtime import AgentRuntime
-from agent_service.vault import Accessor, CredentialKeyMissing, CredentialNotFound, CredentialUnreadable, Purpose
+from agent_service.vault import (
+    Accessor,
+    CredentialKeyMissing,
+    CredentialNotFound,
+    CredentialUnreadable,
+    Purpose,
+    StepSecret,
+)
 from shared.automations import resolve_step_input
 from shared.catalog import CAPABILITIES, AuthKind, Capability, Provider
 from shared.config import Environment
@@ -123,17 +130,36 @@ def execute_run(rt: AgentRuntime, *, client_id: uuid.UUID, run_id: uuid.UUID, cl
         interrupted = any(step["status"] != "pending" for step in recorded)
         resumed = _resumable_outputs(rt, conn, client_id, run_id, definition, recorded) if interrupted else []
         execution = fetch_one(conn, QUERIES["start_run"], run_id=run_id)["execution"]
-    run = RunExecution(rt, client_id, run_id, execution, clock)
+        run = RunExecution(rt, client_id, run_id, execution, clock)
+        # The first step to run begins here too, under the run's lock: one commit fewer.
+        begun = _begin_first(conn, run, definition["steps"], resumed)
     log = {"client_id": client_id, "run_id": run_id, "automation_id": row["automation_id"]}
     try:
-        return _execute(run, definition, recorded, resumed, interrupted, log)
+        return _execute(run, definition, recorded, resumed, interrupted, log, begun)
     except Superseded:
         logger.warning("run taken over by another execution; this one stopped", extra=log)
         return "superseded"
+    finally:
+        if begun is not None:
+            begun.discard()
+
+
+def _begin_first(conn: Connection, run: RunExecution, steps: list[dict[str, Any]],
+                 resumed: list[dict[str, Any]] | None) -> Begun | None:
+    if resumed is None or len(resumed) >= len(steps):
+        return None
+    index = len(resumed)
+    try:
+        data = resolve_step_input(steps[index], resumed)
+    except ValidationError:
+        return None  # the step records the failure itself
+    capability = CAPABILITIES[steps[index]["capability"]]
+    return _begin(conn, run, index, capability, run.rt.provider(capability.provider), data)
 
 
 def _execute(run: RunExecution, definition: dict[str, Any], recorded: list[dict[str, Any]],
-             resumed: list[dict[str, Any]] | None, interrupted: bool, log: dict[str, Any]) -> str:
+             resumed: list[dict[str, Any]] | None, interrupted: bool, log: dict[str, Any],
+             begun: Begun | None) -> str:
     if resumed is None:
         return _fail_interrupted(run, recorded, log)
     outputs = resumed
@@ -147,7 +173,8 @@ def _execute(run: RunExecution, definition: dict[str, Any], recorded: list[dict[
     for index, step in enumerate(steps[first:], start=first):
         try:
             outputs.append(_run_step(run, index, step, outputs, recorded[index]["idempotency_key"], deadline,
-                                     last=index == len(steps) - 1, store_output=store))
+                                     last=index == len(steps) - 1, store_output=store,
+                                     begun=begun if index == first else None))
         except StepError as failure:
             _finish(run, "failed", failure.error_class,
                     f"Step {index + 1} ({step['capability']}): {failure.safe_message}")
@@ -247,21 +274,85 @@ def _connection_problem(capability: Capability, provider: Provider,
     return None
 
 
-def _connection_for(run: RunExecution, index: int, capability: Capability,
-                    provider: Provider) -> dict[str, Any] | None:
-    """The step's usable connection; its first attempt is marked in the same transaction (one commit, not two)."""
-    with run.transaction() as conn:
-        connection = None
-        if provider.auth_kind is not AuthKind.HAPEX_KEY:
-            connection = fetch_optional(conn, QUERIES["active_connection_for"], provider=provider.key)
-        problem = _connection_problem(capability, provider, connection)
-        if problem is None:
-            execute(conn, QUERIES["start_step"], run_id=run.run_id, step_index=index)
+@dataclass
+class Begun:
+    """A step's first attempt, marked together with its connection check: the input, the usable
+    connection (or the problem found instead) and, when no refresh can come first, its
+    credential opened in that same transaction (usable once it has committed)."""
+
+    data: dict[str, Any]
+    connection: dict[str, Any] | None = None
+    problem: StepError | None = None
+    secret: StepSecret | None = None
+    failure: Exception | None = None
+
+    @contextmanager
+    def use_credential(self) -> Iterator[StepSecret]:
+        """The credential for the first call; it expires when the call ends."""
+        if self.failure is not None:
+            raise self.failure
+        if self.secret is None:
+            raise CredentialUnreadable()
+        try:
+            yield self.secret
+        finally:
+            self.discard()
+
+    @property
+    def prepared(self) -> bool:
+        return self.secret is not None or self.failure is not None
+
+    def discard(self) -> None:
+        if self.secret is not None:
+            self.secret.expire()
+
+
+def _begin(conn: Connection, run: RunExecution, index: int, capability: Capability, provider: Provider,
+           data: dict[str, Any]) -> Begun:
+    """Check the connection and, if usable, mark the first attempt (and open its credential)."""
+    connection = None
+    if provider.auth_kind is not AuthKind.HAPEX_KEY:
+        connection = fetch_optional(conn, QUERIES["active_connection_for"], provider=provider.key)
+    problem = _connection_problem(capability, provider, connection)
     if problem is not None:
-        if problem.error_class == "needs_reauth":
+        return Begun(data, connection, problem)
+    execute(conn, QUERIES["start_step"], run_id=run.run_id, step_index=index)
+    begun = Begun(data, connection)
+    if connection is None or _refresh_may_come_first(run.rt, provider, connection):
+        return begun
+    purpose = Purpose.ACCESS_TOKEN if provider.auth_kind is AuthKind.OAUTH2 else Purpose.API_KEY
+    try:
+        begun.secret = run.rt.vault.unseal_in_transaction(
+            conn, client_id=run.client_id, connection_id=connection["connection_id"], purpose=purpose,
+            accessor=Accessor(WORKER, run.run_id, index))
+        if begun.secret is None:
+            begun.failure = CredentialUnreadable()
+    except (CredentialNotFound, CredentialKeyMissing) as exc:
+        begun.failure = exc  # raised where the call would have opened it, as before
+    return begun
+
+
+def _refresh_may_come_first(rt: AgentRuntime, provider: Provider, connection: dict[str, Any]) -> bool:
+    """An OAuth token that ensure_access_token would refresh before the call."""
+    if provider.auth_kind is not AuthKind.OAUTH2:
+        return False
+    expires_at = connection["access_token_expires_at"]
+    return expires_at is not None and expires_at <= datetime.now(UTC) + timedelta(
+        seconds=rt.limits.refresh_margin_seconds)
+
+
+def _begun(run: RunExecution, index: int, capability: Capability, provider: Provider, data: dict[str, Any],
+           begun: Begun | None) -> Begun:
+    """The step's begun first attempt (begun now unless the run's opening transaction did);
+    a connection problem is the step's failure."""
+    if begun is None:
+        with run.transaction() as conn:
+            begun = _begin(conn, run, index, capability, provider, data)
+    if begun.problem is not None:
+        if begun.problem.error_class == "needs_reauth":
             _pause_for(run.rt, run.client_id, provider)
-        raise problem
-    return connection
+        raise begun.problem
+    return begun
 
 
 def _pause_for(rt: AgentRuntime, client_id: uuid.UUID, provider: Provider) -> None:
@@ -277,21 +368,26 @@ def _backoff(rt: AgentRuntime, attempt: int, retry_after: float | None) -> float
 
 
 def _run_step(run: RunExecution, index: int, step: dict[str, Any], outputs: list[dict[str, Any]],
-              idempotency_key: str, deadline: float, *, last: bool, store_output: bool) -> dict[str, Any]:
+              idempotency_key: str, deadline: float, *, last: bool, store_output: bool,
+              begun: Begun | None) -> dict[str, Any]:
     rt, clock = run.rt, run.clock
     capability = CAPABILITIES[step["capability"]]
     provider = rt.provider(capability.provider)
     started = clock.monotonic()
     attempts = 0
     http = ProviderHTTP(provider, verify=rt.verify, session=rt.http_session(provider.key))
+    if begun is None:
+        try:
+            data = resolve_step_input(step, outputs)
+        except ValidationError:
+            _fail(run, index, "input_invalid", "An earlier step's output did not fit this step's input.", started, 1)
+    else:
+        data = begun.data
     try:
-        data = resolve_step_input(step, outputs)
-    except ValidationError:
-        _fail(run, index, "input_invalid", "An earlier step's output did not fit this step's input.", started, 1)
-    try:
-        connection = _connection_for(run, index, capability, provider)
+        begun = _begun(run, index, capability, provider, data, begun)
     except StepError as failure:
         _fail(run, index, failure.error_class, failure.safe_message, started, 1)
+    connection = begun.connection
     ctx = StepContext(client_id=run.client_id, run_id=run.run_id, step_index=index, http=http, llm=rt.llm,
                       idempotency_key=idempotency_key, allow_loopback_webhooks=loopback_webhooks_allowed(rt))
     refreshed_after_401 = False
@@ -300,7 +396,8 @@ def _run_step(run: RunExecution, index: int, step: dict[str, Any], outputs: list
         if attempts > 1:  # the first was marked with the connection check
             _mark_attempt(run, index)
         try:
-            result = _call(rt, ctx, capability, provider, connection, data)
+            result = _call(rt, ctx, capability, provider, connection, data,
+                           begun if attempts == 1 and begun.prepared else None)
         except ProviderUnauthorized as exc:
             if connection is None or provider.auth_kind is not AuthKind.OAUTH2 or refreshed_after_401:
                 _fail(run, index, exc.error_class, exc.safe_message, started, attempts)
@@ -347,9 +444,12 @@ def _run_step(run: RunExecution, index: int, step: dict[str, Any], outputs: list
 
 
 def _call(rt: AgentRuntime, ctx: StepContext, capability: Capability, provider: Provider,
-          connection: dict[str, Any] | None, data: dict[str, Any]) -> StepResult:
+          connection: dict[str, Any] | None, data: dict[str, Any], begun: Begun | None) -> StepResult:
     if connection is None:
         return run_capability(capability.key, ctx, None, data)
+    if begun is not None:  # opened when the attempt was marked, and no refresh was due then
+        with begun.use_credential() as token:
+            return run_capability(capability.key, ctx, token, data)
     connection_id = connection["connection_id"]
     accessor = Accessor(WORKER, ctx.run_id, ctx.step_index)
     if provider.auth_kind is AuthKind.OAUTH2:

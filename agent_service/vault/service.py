@@ -231,6 +231,34 @@ class Vault:
         finally:
             secret.expire()
 
+    def unseal_in_transaction(
+        self, conn: Connection, *, client_id: uuid.UUID | str, connection_id: uuid.UUID | str,
+        purpose: Purpose | str, accessor: Accessor | None = None,
+    ) -> StepSecret | None:
+        """The credential's plaintext, read and its access recorded in the caller's tenant
+        transaction (the one that marks the step's attempt: one commit instead of two).
+
+        The caller uses it only once that transaction has committed (so the access is on
+        record first) and expires it when the step's call ends, or at once if the commit
+        fails. None when the row failed to decrypt: the connection is then marked in that
+        same transaction and the caller raises CredentialUnreadable after the commit.
+        CredentialNotFound and CredentialKeyMissing are raised before anything is written.
+        """
+        purpose = Purpose(purpose)
+        client_id, connection_id = _as_uuid(client_id), _as_uuid(connection_id)
+        row = repository.get_credential(conn, connection_id=connection_id, purpose=purpose)
+        try:
+            secret = self._decrypt(row, client_id, connection_id, purpose)
+        except CredentialUnreadable:
+            self._mark_unreadable(conn, client_id, connection_id)
+            return None
+        try:
+            _record_access(conn, client_id, connection_id, purpose, accessor)
+        except BaseException:
+            secret.expire()
+            raise
+        return secret
+
     def seal_step_output(
         self, conn: Connection, *, client_id: uuid.UUID | str, run_id: uuid.UUID | str, step_index: int,
         output: dict[str, Any],

@@ -329,3 +329,61 @@ def test_a_webhook_step_to_loopback_is_refused_unless_the_benchmark_switch_is_se
     assert not address_allowed(ipaddress.ip_address("127.0.0.1"))
     assert owner_conn.execute("SELECT error_class FROM run_steps WHERE run_id = %s", [started.run_id]
                               ).fetchone()[0] == "webhook_address_refused"
+
+
+@responses.activate
+def test_a_tampered_access_token_fails_the_step_needs_reauth_before_any_provider_call(rt, intake_db, agent_db,
+                                                                                      owner_conn):
+    """The credential is opened in the transaction that marks the step's attempt: an unreadable one
+    marks its connection there, and the run fails cleanly after that commit."""
+    t = tenant(rt, intake_db, agent_db)
+    automation_id = automation(intake_db, t.client_id)
+    owner_conn.execute("UPDATE credentials SET ciphertext = set_byte(ciphertext, 0, get_byte(ciphertext, 0) # 1) "
+                       "WHERE connection_id = %s AND purpose = 'access_token'", [t.google])
+    started = start(rt, t.client_id, automation_id)
+    assert execute_run(rt, client_id=t.client_id, run_id=started.run_id) == "failed"
+    assert len(responses.calls) == 0
+    assert run_row(owner_conn, started.run_id)[1] == "needs_reauth"
+    assert [(s[1], s[2]) for s in steps_of(owner_conn, started.run_id)] == [
+        ("failed", 1), ("skipped", 0), ("skipped", 0)]
+    assert owner_conn.execute("SELECT status, status_reason FROM connections WHERE connection_id = %s",
+                              [t.google]).fetchone() == ("needs_reauth", "credential_unreadable")
+    assert owner_conn.execute("SELECT status FROM automations").fetchone() == ("paused",)
+
+
+@responses.activate
+def test_a_credential_under_a_key_not_held_fails_the_step_and_leaves_the_connection_alone(
+        rt, intake_db, agent_db, owner_conn):
+    t = tenant(rt, intake_db, agent_db)
+    automation_id = automation(intake_db, t.client_id)
+    owner_conn.execute("UPDATE credentials SET key_id = 'k1:0000000000000000' WHERE connection_id = %s "
+                       "AND purpose = 'access_token'", [t.google])
+    started = start(rt, t.client_id, automation_id)
+    assert execute_run(rt, client_id=t.client_id, run_id=started.run_id) == "failed"
+    assert len(responses.calls) == 0
+    assert run_row(owner_conn, started.run_id)[1] == "credential_key_missing"
+    assert owner_conn.execute("SELECT status FROM connections WHERE connection_id = %s", [t.google]
+                              ).fetchone() == ("active",)
+
+
+@responses.activate
+def test_each_step_is_audited_once_and_before_its_call(rt, intake_db, agent_db, owner_conn):
+    t = tenant(rt, intake_db, agent_db)
+    automation_id = automation(intake_db, t.client_id)
+    stand_in_providers(responses.mock)
+    audited_at_call = []
+
+    def audit_rows():
+        return owner_conn.execute("SELECT step_index, purpose, reason FROM credential_access WHERE run_id = %s "
+                                  "ORDER BY step_index", [started.run_id]).fetchall()
+
+    def slack(request):
+        audited_at_call.extend(audit_rows())
+        return (200, {}, json.dumps({"ok": True, "channel": "C0123456", "ts": "1795900000.000100"}))
+
+    responses.remove(responses.POST, SLACK_POST)
+    responses.add_callback(responses.POST, SLACK_POST, callback=slack)
+    started = start(rt, t.client_id, automation_id)
+    assert execute_run(rt, client_id=t.client_id, run_id=started.run_id) == "succeeded"
+    assert audit_rows() == [(0, "access_token", "run_step"), (2, "access_token", "run_step")]
+    assert (2, "access_token", "run_step") in audited_at_call  # committed before Slack was called
