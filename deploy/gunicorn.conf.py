@@ -5,9 +5,7 @@ TLS_CERT_FILE and TLS_KEY_FILE. Access lines are written by the apps themselves
 (shared.access_log), which log the path without its query string.
 """
 
-import errno
 import os
-import socket
 import sys
 
 service = os.environ.get("HAPEX_SERVICE", "hapex")
@@ -16,11 +14,9 @@ workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 worker_class = "gthread"
 threads = int(os.environ.get("GUNICORN_THREADS", "4"))
 keepalive = 5
-# Each worker listens on a socket of its own (SO_REUSEPORT) and the kernel spreads new
-# connections evenly between them. With one shared socket, whichever worker wakes first takes
-# them, and kept-alive connections could all stay with one process: half the throughput
-# on two cores (measured: 314 against 612 signed-in pages/s, run to run).
-reuse_port = True
+# Not reuse_port: it spreads kept-alive connections more evenly between the workers (see
+# docs/capacity.md), but with it a worker holding a connection whose TLS handshake failed did
+# not exit on Ctrl-C or SIGQUIT and was SIGKILLed after graceful_timeout (gunicorn 27.0.1).
 timeout = 60
 graceful_timeout = 20
 proc_name = f"hapex-{service}"
@@ -54,22 +50,3 @@ logconfig_dict = {
         "gunicorn.access": {"handlers": [], "level": "WARNING", "propagate": False},
     },
 }
-
-
-def on_starting(server):  # noqa: ARG001 - gunicorn's hook signature
-    """With reuse_port a second server on the same address would share it silently; refuse
-    to start instead, as a plain bind would, if anything already listens there."""
-    for address in bind:
-        host, _, port = address.rpartition(":")
-        host = host.strip("[]") or "0.0.0.0"  # noqa: S104 - only probed, then closed
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        probe = socket.socket(family, socket.SOCK_STREAM)
-        try:
-            probe.bind((host, int(port)))
-        except OSError as exc:
-            if exc.errno == errno.EADDRINUSE:
-                sys.stderr.write(f"hapex: {address} is already in use; is another Hapex running?\n")
-                raise SystemExit(1) from None
-            raise
-        finally:
-            probe.close()
