@@ -17,6 +17,7 @@ import ssl
 import sys
 import threading
 import weakref
+from http.cookiejar import DefaultCookiePolicy
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -135,12 +136,19 @@ class OutboundTLSAdapter(HTTPAdapter):
         conn.ca_cert_dir = None
 
 
+def keep_no_cookies(session: requests.Session) -> requests.Session:
+    """A session shared by every client's calls must never carry one client's cookies to the next."""
+    session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
+    return session
+
+
 def outbound_session(ca_bundle: str) -> requests.Session:
-    """A session that ignores the environment and verifies HTTPS with the bundle's one context."""
+    """A session that ignores the environment, keeps no cookies, and verifies HTTPS with the
+    bundle's one context."""
     session = requests.Session()
     session.trust_env = False
     session.mount("https://", OutboundTLSAdapter(ca_bundle))
-    return session
+    return keep_no_cookies(session)
 
 
 def _after_fork_in_child() -> None:

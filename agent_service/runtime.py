@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from http.cookiejar import DefaultCookiePolicy
 
 import requests
 
@@ -65,9 +64,7 @@ class AgentRuntime:
         Shared by every client's steps, so it keeps no cookies. Thread-safe for this use."""
         session = self.sessions.get(provider_key)
         if session is None:
-            session = outbound_session(self.verify)
-            session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
-            session = self.sessions.setdefault(provider_key, session)
+            session = self.sessions.setdefault(provider_key, outbound_session(self.verify))
         return session
 
     @classmethod

@@ -13,7 +13,6 @@ import ipaddress
 import json
 import socket
 import threading
-from http.cookiejar import DefaultCookiePolicy
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -29,7 +28,7 @@ from agent_service.capabilities.base import (
     StepFailed,
     StepResult,
 )
-from agent_service.outbound_tls import OutboundTLSAdapter
+from agent_service.outbound_tls import OutboundTLSAdapter, keep_no_cookies
 from shared.secret import Secret
 
 SIGNATURE_HEADER = "X-Hapex-Signature"
@@ -176,9 +175,8 @@ def public_session(ca_bundle: str, *, allow_loopback: bool = False) -> Session:
         with _sessions_lock:
             session = _sessions.get(key)
             if session is None:
-                session = Session()
+                session = keep_no_cookies(Session())
                 session.trust_env = False
-                session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
                 adapter = PublicAddressAdapter(ca_bundle, allow_loopback=allow_loopback)
                 session.mount("https://", adapter)
                 session.mount("http://", adapter)

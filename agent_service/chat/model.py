@@ -71,6 +71,9 @@ def call_messages(llm: LLMSettings, *, verify: str, system: list[dict[str, Any]]
     except requests.RequestException as exc:
         logger.warning("chat model unreachable", extra={"error_class": type(exc).__name__})
         raise ModelFailed("Claude could not be reached. Your message is saved; try again in a moment.") from None
+    finally:
+        if session is None:
+            http.close()  # its own session, made for this one call
     return _decoded(response, llm.model)
 
 

@@ -118,23 +118,25 @@ def execute_run(rt: AgentRuntime, *, client_id: uuid.UUID, run_id: uuid.UUID, cl
     """Run every step of a queued run; return the run's final status ("superseded" if another
     execution took it over meanwhile)."""
     clock = clock or Clock()
-    with tenant_transaction(rt.db, client_id) as conn:
-        row = fetch_optional(conn, QUERIES["lock_run"], run_id=run_id)
-        if row is None:
-            return "missing"
-        if row["status"] in FINAL:
-            return str(row["status"])
-        definition = fetch_one(conn, QUERIES["get_run_definition"], automation_id=row["automation_id"],
-                               version=row["automation_version"])
-        recorded = fetch_all(conn, QUERIES["list_run_steps"], run_id=run_id)
-        interrupted = any(step["status"] != "pending" for step in recorded)
-        resumed = _resumable_outputs(rt, conn, client_id, run_id, definition, recorded) if interrupted else []
-        execution = fetch_one(conn, QUERIES["start_run"], run_id=run_id)["execution"]
-        run = RunExecution(rt, client_id, run_id, execution, clock)
-        # The first step to run begins here too, under the run's lock: one commit fewer.
-        begun = _begin_first(conn, run, definition["steps"], resumed)
-    log = {"client_id": client_id, "run_id": run_id, "automation_id": row["automation_id"]}
+    begun: Begun | None = None
+    log: dict[str, Any] = {"client_id": client_id, "run_id": run_id}
     try:
+        with tenant_transaction(rt.db, client_id) as conn:
+            row = fetch_optional(conn, QUERIES["lock_run"], run_id=run_id)
+            if row is None:
+                return "missing"
+            if row["status"] in FINAL:
+                return str(row["status"])
+            definition = fetch_one(conn, QUERIES["get_run_definition"], automation_id=row["automation_id"],
+                                   version=row["automation_version"])
+            recorded = fetch_all(conn, QUERIES["list_run_steps"], run_id=run_id)
+            interrupted = any(step["status"] != "pending" for step in recorded)
+            resumed = _resumable_outputs(rt, conn, client_id, run_id, definition, recorded) if interrupted else []
+            execution = fetch_one(conn, QUERIES["start_run"], run_id=run_id)["execution"]
+            run = RunExecution(rt, client_id, run_id, execution, clock)
+            # The first step to run begins here too, under the run's lock: one commit fewer.
+            begun = _begin_first(conn, run, definition["steps"], resumed)
+        log["automation_id"] = row["automation_id"]
         return _execute(run, definition, recorded, resumed, interrupted, log, begun)
     except Superseded:
         logger.warning("run taken over by another execution; this one stopped", extra=log)

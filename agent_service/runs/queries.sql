@@ -75,8 +75,7 @@ WHERE run_id = %(run_id)s
 
 -- list_run_steps --
 -- The steps of a run in order.
-SELECT step_index, capability, status, attempt_count, idempotency_key,
-       output_ciphertext IS NOT NULL AS has_stored_output
+SELECT step_index, capability, status, attempt_count, idempotency_key
 FROM run_steps
 WHERE run_id = %(run_id)s
 ORDER BY step_index

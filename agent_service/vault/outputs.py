@@ -97,7 +97,7 @@ def open_sealed(keyring: Keyring, sealed: Sealed, binding: OutputBinding) -> dic
                      extra={"client_id": binding.client_id, "run_id": binding.run_id,
                             "step_index": binding.step_index, "key_id": sealed.key_id})
         return None
-    except (AuthenticationFailed, UnsupportedParameters, UnicodeDecodeError, ValueError):
+    except (AuthenticationFailed, ValueError):  # ValueError: bad parameters, UTF-8 or JSON
         logger.error("stored step output failed to decrypt",
                      extra={"client_id": binding.client_id, "run_id": binding.run_id,
                             "step_index": binding.step_index, "error_class": "AuthenticationFailed"})

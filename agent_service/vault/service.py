@@ -182,18 +182,11 @@ class Vault:
         The access is recorded (who, which run and step, when) in the same transaction that
         reads the ciphertext, before the plaintext is handed out.
         """
-        purpose = Purpose(purpose)
-        client_id, connection_id = _as_uuid(client_id), _as_uuid(connection_id)
         secret: StepSecret | None = None
         try:
-            with tenant_transaction(self._db, client_id) as conn:
-                row = repository.get_credential(conn, connection_id=connection_id, purpose=purpose)
-                try:
-                    secret = self._decrypt(row, client_id, connection_id, purpose)
-                except CredentialUnreadable:
-                    self._mark_unreadable(conn, client_id, connection_id)
-                else:
-                    _record_access(conn, client_id, connection_id, purpose, accessor)
+            with tenant_transaction(self._db, _as_uuid(client_id)) as conn:
+                secret = self.unseal_in_transaction(conn, client_id=client_id, connection_id=connection_id,
+                                                    purpose=purpose, accessor=accessor)
         except BaseException:
             if secret is not None:
                 secret.expire()

@@ -138,12 +138,17 @@ _KIND_HELP = {
 }
 
 
-@cache
 def input_fields(capability_key: str) -> tuple[InputField, ...]:
-    """The capability's inputs in schema order, named by the keys its schema loads."""
-    capability = CAPABILITIES.get(capability_key)
-    if capability is None:
-        return ()
+    """The capability's inputs in schema order, named by the keys its schema loads.
+
+    Only catalog keys reach the cache: the key comes from a posted form, and caching every
+    string a client sends would grow the worker's memory without bound."""
+    return _input_fields(capability_key) if capability_key in CAPABILITIES else ()
+
+
+@cache
+def _input_fields(capability_key: str) -> tuple[InputField, ...]:
+    capability = CAPABILITIES[capability_key]
     result = []
     for attribute, f in capability.input_schema().fields.items():
         name = f.data_key or attribute

@@ -54,7 +54,7 @@ LIMIT %(limit)s
 
 -- get_run --
 -- One run of the client by id, with its safe failure message (never step contents).
-SELECT r.run_id, r.automation_id, a.name AS automation_name, r.automation_version,
+SELECT r.run_id, r.automation_id, a.name AS automation_name, a.store_outputs, r.automation_version,
        r.trigger_kind, r.scheduled_for, r.status, r.error_class, r.error_message, r.queued_at,
        r.started_at, r.finished_at
 FROM runs r

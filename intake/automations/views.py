@@ -276,8 +276,7 @@ def run(run_id: uuid.UUID) -> ResponseReturnValue:
         row = _found(repository.get_run(conn, client_id=_client_id(), run_id=run_id))
         steps = repository.list_run_steps(conn, client_id=_client_id(), run_id=run_id)
         spent = repository.run_costs(conn, client_id=_client_id(), run_id=run_id)
-        owner = repository.get_automation(conn, client_id=_client_id(), automation_id=row["automation_id"])
-    stores_outputs = bool(owner and owner["store_outputs"])
+    stores_outputs = bool(row["store_outputs"])
     outputs = _stored_outputs(run_id) if stores_outputs else None
     response = make_response(render_template(
         "automations/run.html", run=row, steps=steps, costs=spent, source_labels=costs.SOURCE_LABELS,

@@ -30,9 +30,3 @@ SELECT automation_id, name, status, paused_reason, version, trigger, steps, stor
        created_at, updated_at
 FROM automations
 WHERE automation_id = %(automation_id)s
-
--- list_automations --
--- Every automation of the transaction's client, most recently changed first.
-SELECT automation_id, name, status, paused_reason, version, trigger, steps, next_run_at, updated_at
-FROM automations
-ORDER BY updated_at DESC

@@ -9,7 +9,7 @@ from typing import Any
 from psycopg.types.json import Jsonb
 
 from shared.automations.definition import load_automation
-from shared.db import NoResult, QuerySet, execute, fetch_all, fetch_one
+from shared.db import NoResult, QuerySet, execute, fetch_one
 from shared.db.pool import Connection
 
 QUERIES = QuerySet(Path(__file__).with_name("queries.sql"))
@@ -51,9 +51,6 @@ def set_status(conn: Connection, *, automation_id: uuid.UUID, status: str) -> No
 def get_automation(conn: Connection, *, automation_id: uuid.UUID) -> dict[str, Any]:
     return fetch_one(conn, QUERIES["get_automation"], automation_id=automation_id)
 
-
-def list_automations(conn: Connection) -> list[dict[str, Any]]:
-    return fetch_all(conn, QUERIES["list_automations"])
 
 
 def _record_version(conn: Connection, client_id: uuid.UUID, automation_id: uuid.UUID, version: int,
