@@ -72,6 +72,7 @@ def test_the_quick_benchmark_reports_every_figure_of_every_benchmark(pg_server, 
 
     isolation = report["isolation"]
     assert isolation["rows"] == 100 * 50 and isolation["clients"] == 100
+    assert set(isolation["queries"]) == {"recent_runs", "one_run", "runs_by_status", "month_spend"}
     for name, query in isolation["queries"].items():
         assert not numbers(query, ("rls_ms_p50", "explicit_ms_p50", "ratio")), name
         # The same plan apart from how the client is named: RLS is not hiding a slower plan.

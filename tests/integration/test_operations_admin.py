@@ -231,6 +231,22 @@ def test_the_intake_role_cannot_run_the_operator_reports(intake_db):
             conn.execute(f"SELECT * FROM {call}")  # noqa: S608
 
 
+
+def test_the_agent_lists_a_clients_notice_recipients_only_in_that_clients_transaction(agent_db, intake_db):
+    from shared.db import tenant_transaction
+    from tests.factories import make_client, make_user
+
+    mine, theirs = make_client(intake_db), make_client(intake_db)
+    make_user(intake_db, mine, email="owner-mine@example.com")
+    make_user(intake_db, theirs, email="owner-theirs@example.com")
+    with tenant_transaction(agent_db, mine) as conn:
+        listed = [r[0] for r in conn.execute("SELECT email FROM hapex_notice_recipients(%s)", [mine])]
+        foreign = conn.execute("SELECT email FROM hapex_notice_recipients(%s)", [theirs]).fetchall()
+    assert listed == ["owner-mine@example.com"]
+    assert foreign == []
+    with agent_db.transaction() as conn:  # no client at all
+        assert conn.execute("SELECT email FROM hapex_notice_recipients(%s)", [mine]).fetchall() == []
+
 def test_no_role_can_call_the_notice_triggers_directly(database):
     for dsn in (database.agent_dsn, database.intake_dsn):
         with psycopg.connect(dsn, autocommit=True) as conn, pytest.raises(psycopg.errors.InsufficientPrivilege):

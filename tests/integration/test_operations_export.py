@@ -169,7 +169,8 @@ def test_the_export_holds_no_credential_ciphertext_nonce_key_id_or_password_hash
     for secret in [*rows["tokens"], *rows["ciphertexts"], *rows["nonces"], *key_ids, "$argon2", "deadmine"]:
         assert secret not in text
     assert "mine-please summarise my mail" in text  # the client's own chat is theirs to take
-    assert archive["connections"][0]["account_label"] in ("mine-label", None)
+    labels = {c["connection_id"]: c["account_label"] for c in archive["connections"]}
+    assert labels[rows["google"]] == "mine-label"
 
 
 def test_the_export_needs_a_session(intake_app):
