@@ -253,14 +253,6 @@ def _finish(run: RunExecution, status: str, error_class: str | None, message: st
                 error_message=message)
 
 
-def _granted_closure(provider: Provider, granted: list[str]) -> set[str]:
-    closure = set(granted)
-    for scope in provider.scopes:
-        if scope.name in closure:
-            closure |= scope.implies
-    return closure
-
-
 def _connection_problem(capability: Capability, provider: Provider,
                         connection: dict[str, Any] | None) -> StepError | None:
     if provider.auth_kind is AuthKind.HAPEX_KEY:
@@ -269,7 +261,7 @@ def _connection_problem(capability: Capability, provider: Provider,
         return StepError("not_connected", f"{provider.name} is not connected.")
     if connection["status"] != "active":
         return StepError("needs_reauth", f"{provider.name} needs to be reconnected.")
-    missing = set(capability.scopes) - _granted_closure(provider, connection["scopes_granted"])
+    missing = set(capability.scopes) - provider.granted_closure(connection["scopes_granted"])
     if missing:
         return StepError("missing_scope", f"{provider.name} has not granted what this step needs; "
                                           "connect it again to add the missing access.")

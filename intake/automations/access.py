@@ -51,11 +51,7 @@ class ProviderNeed:
 
 def granted_closure(provider: Provider, granted: Iterable[str]) -> set[str]:
     """The granted scopes and every narrower scope they imply."""
-    closure = set(granted)
-    for scope in provider.scopes:
-        if scope.name in closure:
-            closure |= scope.implies
-    return closure
+    return provider.granted_closure(granted)
 
 
 def provider_needs(steps: Iterable[Mapping[str, Any]], connections: Mapping[str, Mapping[str, Any]]

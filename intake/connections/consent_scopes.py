@@ -61,11 +61,7 @@ def needed_from(provider: Provider, automations: Iterable[Mapping[str, Any]]) ->
 
 def granted_closure(provider: Provider, granted: Iterable[str]) -> set[str]:
     """What a set of granted scopes allows, counting the narrower scopes each one implies."""
-    closure = set(granted)
-    for scope in provider.scopes:
-        if scope.name in closure:
-            closure |= scope.implies
-    return closure
+    return provider.granted_closure(granted)
 
 
 def missing_scopes(provider: Provider, needed: Sequence[str], granted: Iterable[str]) -> tuple[str, ...]:

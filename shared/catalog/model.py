@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -86,6 +86,14 @@ class Provider:
             if scope.name == name:
                 return scope
         raise KeyError(f"{self.key} has no scope {name!r}")
+
+    def granted_closure(self, granted: Iterable[str]) -> set[str]:
+        """What granted scopes allow, counting the narrower scopes each implies: one rule for runs and consent."""
+        closure = set(granted)
+        for scope in self.scopes:
+            if scope.name in closure:
+                closure |= scope.implies
+        return closure
 
     def with_environment(self, environ: Mapping[str, str] | None = None) -> Provider:
         """The provider with endpoints and issuer overridden by HAPEX_<KEY>_* variables."""

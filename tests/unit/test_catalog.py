@@ -57,6 +57,22 @@ def test_a_broader_scope_replaces_the_narrower_one_it_includes():
     assert required_scopes(["sheets.read"]) == {"google": (G + "spreadsheets.readonly",)}
 
 
+def test_a_granted_broader_scope_allows_the_narrower_one_and_nothing_it_does_not_imply():
+    google = PROVIDERS["google"]
+    assert google.granted_closure([G + "spreadsheets"]) == {G + "spreadsheets", G + "spreadsheets.readonly"}
+    assert google.granted_closure([G + "spreadsheets.readonly"]) == {G + "spreadsheets.readonly"}
+    assert google.granted_closure(["not-a-google-scope"]) == {"not-a-google-scope"}
+
+
+def test_what_consent_asks_for_allows_every_step_that_asked_for_it():
+    for pair in itertools.combinations(sorted(CAPABILITIES), 2):
+        for provider, scopes in required_scopes(pair).items():
+            allowed = PROVIDERS[provider].granted_closure(scopes)
+            for key in pair:
+                if CAPABILITIES[key].provider == provider:
+                    assert set(CAPABILITIES[key].scopes) <= allowed, (pair, key)
+
+
 def test_metadata_alone_is_asked_for_when_only_metadata_is_needed():
     assert required_scopes(["gmail.list_recent"]) == {"google": (G + "gmail.metadata",)}
 
