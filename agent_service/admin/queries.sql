@@ -1,3 +1,8 @@
+-- overview --
+-- Counts across every client: clients, connections by state, runs of the last day, waiting jobs (SECURITY DEFINER).
+SELECT clients, connections_active, connections_needs_reauth, runs_last_day, runs_failed_last_day, jobs_waiting
+FROM hapex_admin_overview()
+
 -- client_report --
 -- Per client over a period: runs, failed runs, cost (SECURITY DEFINER; ids, names and counts).
 SELECT client_id, name, runs, failed_runs, cost_microusd

@@ -12,12 +12,17 @@ from pathlib import Path
 from typing import Any
 
 from agent_service.admin.schemas import Period
-from shared.db import QuerySet, fetch_all
+from shared.db import QuerySet, fetch_all, fetch_one
 from shared.db.pool import Connection
 
 QUERIES = QuerySet(Path(__file__).with_name("queries.sql"))
 # A worker that has not sent a heartbeat for this long is probably gone.
 STALE_WORKER_SECONDS = 60
+
+
+def overview(conn: Connection) -> dict[str, Any]:
+    """How many clients, connections, recent runs and waiting jobs there are: counts only."""
+    return fetch_one(conn, QUERIES["overview"])
 
 
 def client_report(conn: Connection, period: Period) -> list[dict[str, Any]]:

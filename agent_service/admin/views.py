@@ -11,7 +11,6 @@ from marshmallow import ValidationError
 from agent_service.admin import reports
 from agent_service.admin.schemas import Period, load_period
 from agent_service.db import get_db
-from shared.db import fetch_one
 from shared.errors import ValidationFailed
 
 blueprint = Blueprint("admin", __name__, url_prefix="/v1/admin")
@@ -35,7 +34,7 @@ def _no_arguments() -> None:
 @blueprint.get("/overview")
 def overview() -> ResponseReturnValue:
     with get_db().transaction() as conn:
-        row = fetch_one(conn, "SELECT * FROM hapex_admin_overview()")
+        row = reports.overview(conn)
     return jsonify(row)
 
 

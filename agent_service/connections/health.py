@@ -3,7 +3,7 @@
 A scheduled sweep (agent_service/jobs.py) picks the active OAuth connections that are due:
 those whose access token expires before an enabled automation that needs the provider is
 next due, and those whose refresh token has not been proven for PROVE_REFRESH_EVERY. Each
-is refreshed through the run engine's own single-flight refresh (the rotated refresh token
+is refreshed through the single-flight refresh runs use too (tokens.py; the rotated refresh token
 saved in the same transaction). A provider that fails is counted at most once a day, and
 only after failures on BROKEN_AFTER_DAYS distinct days is the connection declared broken,
 so an outage of a few hours never makes a client reconnect; a provider that refuses the
@@ -22,9 +22,10 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from agent_service.connections import repository
 from agent_service.connections.lifecycle import pause_dependents
 from agent_service.connections.provider_oauth import ProviderRejected, TransientProviderError
-from agent_service.runs.tokens import ReconnectNeeded, ensure_access_token
+from agent_service.connections.tokens import ReconnectNeeded, ensure_access_token
 from agent_service.runtime import AgentRuntime
 from agent_service.vault import Accessor
 from shared.catalog import CAPABILITIES, Provider
@@ -151,7 +152,7 @@ def _record_failure(rt: AgentRuntime, due: DueConnection, provider: Provider, no
         failures = int(row["health_failures"])
         broken = failures >= BROKEN_AFTER_DAYS
         if broken:
-            execute(conn, QUERIES["declare_broken"], connection_id=due.connection_id, reason=BROKEN_REASON)
+            repository.mark_needs_reauth(conn, connection_id=due.connection_id, reason=BROKEN_REASON)
             pause_dependents(conn, provider)
     if broken:
         logger.warning("connection declared broken after failing on several days; client must reconnect",

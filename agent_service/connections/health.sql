@@ -33,9 +33,3 @@ SET health_failures = CASE
     status_reason = coalesce(status_reason, %(failing_reason)s)
 WHERE connection_id = %(connection_id)s AND status = 'active'
 RETURNING health_failures
-
--- declare_broken --
--- After failures on enough distinct days the connection is broken: its client must reconnect it.
-UPDATE connections
-SET status = 'needs_reauth', status_reason = %(reason)s, updated_at = now()
-WHERE connection_id = %(connection_id)s AND status = 'active'

@@ -23,3 +23,38 @@ WHERE client_id = %(client_id)s AND status <> 'revoked'
 -- delete_all_credentials --
 -- Delete every stored credential of the client.
 DELETE FROM credentials WHERE client_id = %(client_id)s
+
+-- connection_for_step --
+-- The connection a step uses for a provider: the newest active one (the intake's pick), else one awaiting reconnection.
+SELECT connection_id, status, scopes_granted, access_token_expires_at
+FROM connections
+WHERE provider = %(provider)s AND status IN ('active', 'needs_reauth')
+ORDER BY (status = 'active') DESC, updated_at DESC, connection_id
+LIMIT 1
+
+-- access_token_expiry --
+-- When a connection's access token expires, as stored now.
+SELECT access_token_expires_at FROM connections WHERE connection_id = %(connection_id)s
+
+-- touch_connection --
+-- A connection was used by a step; to the minute, so that a busy connection's row is not rewritten every step.
+UPDATE connections SET last_used_at = now()
+WHERE connection_id = %(connection_id)s
+  AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')
+
+-- lock_connection_expiry --
+-- A connection locked by the one worker refreshing its token; the others wait, then re-read.
+SELECT connection_id, status, access_token_expires_at
+FROM connections
+WHERE connection_id = %(connection_id)s
+FOR UPDATE
+
+-- save_refreshed_expiry --
+-- A refreshed access token's expiry.
+UPDATE connections SET access_token_expires_at = %(expires_at)s, last_used_at = now(), updated_at = now()
+WHERE connection_id = %(connection_id)s
+
+-- mark_needs_reauth --
+-- The provider no longer accepts the connection (refused grant, or failing for days): the client must reconnect it.
+UPDATE connections SET status = 'needs_reauth', status_reason = %(reason)s, updated_at = now()
+WHERE connection_id = %(connection_id)s AND status = 'active'

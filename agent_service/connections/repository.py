@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from shared.db import QuerySet, execute, fetch_all, fetch_one
+from shared.db import QuerySet, execute, fetch_all, fetch_one, fetch_optional
 from shared.db.pool import Connection
 
 QUERIES = QuerySet(Path(__file__).with_name("queries.sql"))
@@ -27,3 +28,32 @@ def revoke_all_connections(conn: Connection, *, client_id: uuid.UUID) -> int:
 
 def delete_all_credentials(conn: Connection, *, client_id: uuid.UUID) -> int:
     return execute(conn, QUERIES["delete_all_credentials"], client_id=client_id)
+
+
+def connection_for_step(conn: Connection, *, provider: str) -> dict[str, Any] | None:
+    """The connection a run's step uses for the provider, active first; None if it was never connected."""
+    return fetch_optional(conn, QUERIES["connection_for_step"], provider=provider)
+
+
+def access_token_expiry(conn: Connection, *, connection_id: uuid.UUID) -> datetime | None:
+    """The stored expiry, re-read after a refresh another transaction committed."""
+    row = fetch_optional(conn, QUERIES["access_token_expiry"], connection_id=connection_id)
+    return row["access_token_expires_at"] if row else None
+
+
+def touch_connection(conn: Connection, *, connection_id: uuid.UUID) -> None:
+    execute(conn, QUERIES["touch_connection"], connection_id=connection_id)
+
+
+def lock_connection_expiry(conn: Connection, *, connection_id: uuid.UUID) -> dict[str, Any] | None:
+    """The connection's status and expiry, locked until commit: one refresh at a time."""
+    return fetch_optional(conn, QUERIES["lock_connection_expiry"], connection_id=connection_id)
+
+
+def save_refreshed_expiry(conn: Connection, *, connection_id: uuid.UUID, expires_at: datetime | None) -> None:
+    execute(conn, QUERIES["save_refreshed_expiry"], connection_id=connection_id, expires_at=expires_at)
+
+
+def mark_needs_reauth(conn: Connection, *, connection_id: uuid.UUID, reason: str) -> None:
+    """Only an active connection changes: a revoked one stays revoked."""
+    execute(conn, QUERIES["mark_needs_reauth"], connection_id=connection_id, reason=reason)

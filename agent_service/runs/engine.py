@@ -38,9 +38,10 @@ from agent_service.capabilities import (
     StepResult,
 )
 from agent_service.capabilities.registry import run_capability
+from agent_service.connections import repository as connections
 from agent_service.connections.lifecycle import pause_dependents
+from agent_service.connections.tokens import ReconnectNeeded, ensure_access_token
 from agent_service.runs.prices import PRICE_VERSION, llm_cost_microusd
-from agent_service.runs.tokens import ReconnectNeeded, ensure_access_token
 from agent_service.runtime import AgentRuntime
 from agent_service.vault import (
     Accessor,
@@ -306,7 +307,7 @@ def _begin(conn: Connection, run: RunExecution, index: int, capability: Capabili
     """Check the connection and, if usable, mark the first attempt (and open its credential)."""
     connection = None
     if provider.auth_kind is not AuthKind.HAPEX_KEY:
-        connection = fetch_optional(conn, QUERIES["active_connection_for"], provider=provider.key)
+        connection = connections.connection_for_step(conn, provider=provider.key)
     problem = _connection_problem(capability, provider, connection)
     if problem is not None:
         return Begun(data, connection, problem)
@@ -460,8 +461,7 @@ def _call(rt: AgentRuntime, ctx: StepContext, capability: Capability, provider: 
 
 def _current_expiry(rt: AgentRuntime, client_id: uuid.UUID, connection_id: uuid.UUID) -> datetime | None:
     with tenant_transaction(rt.db, client_id) as conn:
-        row = fetch_optional(conn, QUERIES["connection_expiry"], connection_id=connection_id)
-    return row["access_token_expires_at"] if row else None
+        return connections.access_token_expiry(conn, connection_id=connection_id)
 
 
 def _mark_attempt(run: RunExecution, index: int) -> None:
@@ -522,7 +522,7 @@ def _record_success(run: RunExecution, index: int, provider: Provider, connectio
             _store_output(conn, run, index, result.output)
         _record_costs(conn, run, index, provider, result.llm_usage, calls)
         if connection is not None:
-            execute(conn, QUERIES["touch_connection"], connection_id=connection["connection_id"])
+            connections.touch_connection(conn, connection_id=connection["connection_id"])
         if finish_run:
             execute(conn, QUERIES["finish_run"], run_id=run.run_id, status="succeeded", error_class=None,
                     error_message=None)

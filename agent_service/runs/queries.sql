@@ -1,8 +1,6 @@
--- get_automation --
--- One automation of the transaction's client with its current definition.
-SELECT automation_id, name, status, version, trigger, steps, store_outputs, next_run_at
-FROM automations
-WHERE automation_id = %(automation_id)s
+-- due_schedules --
+-- Across clients, the enabled schedules with a slot due (SECURITY DEFINER; ids and times only).
+SELECT client_id, automation_id, next_run_at FROM hapex_due_schedules(%(now)s, %(limit)s)
 
 -- lock_automation --
 -- One automation locked while the scheduler plans its next run.
@@ -14,11 +12,6 @@ FOR UPDATE
 -- set_next_run_at --
 -- When a schedule fires next.
 UPDATE automations SET next_run_at = %(next_run_at)s WHERE automation_id = %(automation_id)s
-
--- pause_automation --
--- Stop an automation from running until the client acts; says why.
-UPDATE automations SET status = 'paused', paused_reason = %(reason)s, updated_at = now()
-WHERE automation_id = %(automation_id)s AND status IN ('enabled', 'draft', 'disabled')
 
 -- month_to_date_spend --
 -- What the client has spent this calendar month (UTC), and its budget.
@@ -104,38 +97,3 @@ INSERT INTO cost_events (client_id, run_id, step_index, source, provider, model,
                          price_version, amount_microusd, calls)
 VALUES (%(client_id)s, %(run_id)s, %(step_index)s, %(source)s, %(provider)s, %(model)s, %(input_tokens)s,
         %(output_tokens)s, %(price_version)s, %(amount_microusd)s, %(calls)s)
-
--- active_connection_for --
--- The client's newest connection to a provider that can be used, with what it was granted.
-SELECT connection_id, status, scopes_granted, access_token_expires_at
-FROM connections
-WHERE provider = %(provider)s AND status IN ('active', 'needs_reauth')
-ORDER BY (status = 'active') DESC, updated_at DESC
-LIMIT 1
-
--- connection_expiry --
--- When a connection's access token expires, as stored now.
-SELECT access_token_expires_at FROM connections WHERE connection_id = %(connection_id)s
-
--- lock_connection_expiry --
--- A connection locked by the one worker refreshing its token; the others wait, then re-read.
-SELECT connection_id, status, access_token_expires_at
-FROM connections
-WHERE connection_id = %(connection_id)s
-FOR UPDATE
-
--- save_refreshed_expiry --
--- A refreshed access token's expiry.
-UPDATE connections SET access_token_expires_at = %(expires_at)s, last_used_at = now(), updated_at = now()
-WHERE connection_id = %(connection_id)s
-
--- mark_needs_reauth --
--- The provider no longer accepts the connection: the client must reconnect it.
-UPDATE connections SET status = 'needs_reauth', status_reason = %(reason)s, updated_at = now()
-WHERE connection_id = %(connection_id)s AND status = 'active'
-
--- touch_connection --
--- A connection was used by a step; to the minute, so that a busy connection's row is not rewritten every step.
-UPDATE connections SET last_used_at = now()
-WHERE connection_id = %(connection_id)s
-  AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')

@@ -24,7 +24,7 @@ MAX_CATCH_UP = 24
 def fire_due_schedules(rt: AgentRuntime, now: datetime, *, limit: int = 500) -> int:
     """Start a run for every due slot of every enabled schedule; how many runs started."""
     with rt.db.transaction() as conn:
-        due = fetch_all(conn, "SELECT * FROM hapex_due_schedules(%(now)s, %(limit)s)", now=now, limit=limit)
+        due = fetch_all(conn, QUERIES["due_schedules"], now=now, limit=limit)
     started = 0
     for row in due:
         try:

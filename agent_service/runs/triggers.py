@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from agent_service.queue import defer
-from shared.db import QuerySet, execute, fetch_optional
+from shared.automations import repository as automations
+from shared.db import NoResult, QuerySet, execute, fetch_optional
 from shared.db.pool import Connection
 
 logger = logging.getLogger(__name__)
@@ -67,9 +68,10 @@ def start_run(conn: Connection, *, client_id: uuid.UUID, automation_id: uuid.UUI
     Over budget, a manual start is refused (BudgetExhausted) and a scheduled one is
     recorded as cancelled with the reason, so the client sees why it did not run.
     """
-    automation = fetch_optional(conn, QUERIES["get_automation"], automation_id=automation_id)
-    if automation is None:
-        raise AutomationMissing()
+    try:
+        automation = automations.get_automation(conn, automation_id=automation_id)
+    except NoResult:
+        raise AutomationMissing() from None
     if automation["status"] == "paused":
         raise AutomationPaused()
     if trigger_kind != "manual" and automation["status"] != "enabled":

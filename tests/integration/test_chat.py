@@ -221,7 +221,7 @@ def test_the_model_is_called_with_the_stored_conversation_and_tools_bound_to_the
 REPO = Path(__file__).resolve().parents[2]
 # What would let the chat run a step or read a credential.
 NOT_FOR_THE_CHAT = ("agent_service.vault", "agent_service.runtime", "agent_service.capabilities.registry",
-                    "agent_service.connections", "agent_service.runs.engine", "agent_service.runs.tokens",
+                    "agent_service.connections", "agent_service.runs.engine", "agent_service.connections.tokens",
                     "agent_service.jobs")
 
 

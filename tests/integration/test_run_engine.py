@@ -10,9 +10,9 @@ from datetime import timedelta
 import pytest
 import responses
 
+from agent_service.connections.tokens import ensure_access_token
 from agent_service.runs.engine import Clock, execute_run
 from agent_service.runs.prices import PRICE_VERSION, llm_cost_microusd
-from agent_service.runs.tokens import ensure_access_token
 from agent_service.runs.triggers import AutomationPaused, BudgetExhausted, start_run
 from agent_service.vault import Purpose
 from shared.catalog import get_provider

@@ -11,16 +11,15 @@ from __future__ import annotations
 import logging
 import uuid
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
+from agent_service.connections import repository
 from agent_service.connections.provider_oauth import InvalidGrant, refresh_access_token
 from agent_service.runtime import AgentRuntime
 from agent_service.vault import Accessor, CredentialNotFound, CredentialUnreadable, Purpose
 from shared.catalog import Provider
-from shared.db import QuerySet, execute, fetch_optional, tenant_transaction
+from shared.db import tenant_transaction
 
 logger = logging.getLogger(__name__)
-QUERIES = QuerySet(Path(__file__).with_name("queries.sql"))
 
 
 class ReconnectNeeded(Exception):
@@ -44,7 +43,7 @@ def ensure_access_token(rt: AgentRuntime, *, client_id: uuid.UUID, connection_id
     invalid = False
     refreshed = False
     with tenant_transaction(rt.db, client_id) as conn:
-        row = fetch_optional(conn, QUERIES["lock_connection_expiry"], connection_id=connection_id)
+        row = repository.lock_connection_expiry(conn, connection_id=connection_id)
         if row is None or row["status"] != "active":
             raise ReconnectNeeded("not_active")
         expires_at = row["access_token_expires_at"]
@@ -65,15 +64,14 @@ def ensure_access_token(rt: AgentRuntime, *, client_id: uuid.UUID, connection_id
         except (CredentialNotFound, CredentialUnreadable, InvalidGrant):
             invalid = True
         if invalid:
-            execute(conn, QUERIES["mark_needs_reauth"], connection_id=connection_id, reason="invalid_grant")
+            repository.mark_needs_reauth(conn, connection_id=connection_id, reason="invalid_grant")
         else:
             rt.vault.store(conn, client_id=client_id, connection_id=connection_id, purpose=Purpose.ACCESS_TOKEN,
                            secret=tokens.access_token)
             if tokens.refresh_token is not None:
                 rt.vault.store(conn, client_id=client_id, connection_id=connection_id,
                                purpose=Purpose.REFRESH_TOKEN, secret=tokens.refresh_token)
-            execute(conn, QUERIES["save_refreshed_expiry"], connection_id=connection_id,
-                    expires_at=tokens.expires_at)
+            repository.save_refreshed_expiry(conn, connection_id=connection_id, expires_at=tokens.expires_at)
             refreshed = True
     # Committed: a connection found invalid stays marked even though the step fails.
     if invalid:
