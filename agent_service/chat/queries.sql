@@ -1,4 +1,4 @@
--- get_draft --
+-- get_draft_proposal --
 -- One build-chat draft of the transaction's client, with the proposal now shown to the client.
 SELECT draft_id, proposal, proposal_revision, automation_id, approved_revision
 FROM chat_drafts

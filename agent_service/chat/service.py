@@ -139,7 +139,7 @@ def reply(chat: ChatContext, *, client_id: uuid.UUID, draft_id: uuid.UUID,
     if not is_available(chat):
         raise ChatUnavailable()
     with tenant_transaction(chat.db, client_id) as conn:
-        draft = fetch_optional(conn, QUERIES["get_draft"], draft_id=draft_id)
+        draft = fetch_optional(conn, QUERIES["get_draft_proposal"], draft_id=draft_id)
         if draft is None:
             raise DraftMissing()
         rows = fetch_all(conn, QUERIES["recent_messages"], client_id=client_id, draft_id=draft_id,

@@ -9,6 +9,12 @@ had no side effect; otherwise no step is run again and the run fails with a clea
 Each execution of a run takes the next execution number and writes the run's records only
 while that number is still the run's (RunExecution.transaction), so a worker wrongly judged
 dead stops at its next write once another has taken the run over: never two carry it on.
+
+A step's attempts are one StepAttempt: its first is marked in the same transaction as its
+connection check and its credential's access record (the run's opening transaction, for the
+first step to run), and the credential is used only once that has committed, so the access
+is on record before the call and a one-step run commits twice: when it opens and when its
+step's outcome is recorded.
 """
 
 from __future__ import annotations
@@ -119,7 +125,7 @@ def execute_run(rt: AgentRuntime, *, client_id: uuid.UUID, run_id: uuid.UUID, cl
     """Run every step of a queued run; return the run's final status ("superseded" if another
     execution took it over meanwhile)."""
     clock = clock or Clock()
-    begun: Begun | None = None
+    first_attempt: StepAttempt | None = None
     log: dict[str, Any] = {"client_id": client_id, "run_id": run_id}
     try:
         with tenant_transaction(rt.db, client_id) as conn:
@@ -130,39 +136,26 @@ def execute_run(rt: AgentRuntime, *, client_id: uuid.UUID, run_id: uuid.UUID, cl
                 return str(row["status"])
             definition = fetch_one(conn, QUERIES["get_run_definition"], automation_id=row["automation_id"],
                                    version=row["automation_version"])
-            recorded = fetch_all(conn, QUERIES["list_run_steps"], run_id=run_id)
+            recorded = fetch_all(conn, QUERIES["recorded_steps"], run_id=run_id)
             interrupted = any(step["status"] != "pending" for step in recorded)
             resumed = _resumable_outputs(rt, conn, client_id, run_id, definition, recorded) if interrupted else []
             execution = fetch_one(conn, QUERIES["start_run"], run_id=run_id)["execution"]
             run = RunExecution(rt, client_id, run_id, execution, clock)
             # The first step to run begins here too, under the run's lock: one commit fewer.
-            begun = _begin_first(conn, run, definition["steps"], resumed)
+            first_attempt = StepAttempt.begin_first(conn, run, definition["steps"], resumed)
         log["automation_id"] = row["automation_id"]
-        return _execute(run, definition, recorded, resumed, interrupted, log, begun)
+        return _execute(run, definition, recorded, resumed, interrupted, log, first_attempt)
     except Superseded:
         logger.warning("run taken over by another execution; this one stopped", extra=log)
         return "superseded"
     finally:
-        if begun is not None:
-            begun.discard()
-
-
-def _begin_first(conn: Connection, run: RunExecution, steps: list[dict[str, Any]],
-                 resumed: list[dict[str, Any]] | None) -> Begun | None:
-    if resumed is None or len(resumed) >= len(steps):
-        return None
-    index = len(resumed)
-    try:
-        data = resolve_step_input(steps[index], resumed)
-    except ValidationError:
-        return None  # the step records the failure itself
-    capability = CAPABILITIES[steps[index]["capability"]]
-    return _begin(conn, run, index, capability, run.rt.provider(capability.provider), data)
+        if first_attempt is not None:
+            first_attempt.discard()
 
 
 def _execute(run: RunExecution, definition: dict[str, Any], recorded: list[dict[str, Any]],
              resumed: list[dict[str, Any]] | None, interrupted: bool, log: dict[str, Any],
-             begun: Begun | None) -> str:
+             first_attempt: StepAttempt | None) -> str:
     if resumed is None:
         return _fail_interrupted(run, recorded, log)
     outputs = resumed
@@ -177,7 +170,7 @@ def _execute(run: RunExecution, definition: dict[str, Any], recorded: list[dict[
         try:
             outputs.append(_run_step(run, index, step, outputs, recorded[index]["idempotency_key"], deadline,
                                      last=index == len(steps) - 1, store_output=store,
-                                     begun=begun if index == first else None))
+                                     attempt=first_attempt if index == first else None))
         except StepError as failure:
             _finish(run, "failed", failure.error_class,
                     f"Step {index + 1} ({step['capability']}): {failure.safe_message}")
@@ -270,16 +263,79 @@ def _connection_problem(capability: Capability, provider: Provider,
 
 
 @dataclass
-class Begun:
-    """A step's first attempt, marked together with its connection check: the input, the usable
-    connection (or the problem found instead) and, when no refresh can come first, its
-    credential opened in that same transaction (usable once it has committed)."""
+class StepAttempt:
+    """A step's attempts. The first is marked together with its connection check, in one
+    transaction: the input, the usable connection (or the problem found instead) and, when no
+    refresh can come first, its credential opened in that same transaction (usable once it has
+    committed). The run's first step to execute begins in the run's opening transaction."""
 
+    run: RunExecution
+    index: int
+    provider: Provider
     data: dict[str, Any]
     connection: dict[str, Any] | None = None
     problem: StepError | None = None
     secret: StepSecret | None = None
     failure: Exception | None = None
+
+    @classmethod
+    def begin_first(cls, conn: Connection, run: RunExecution, steps: list[dict[str, Any]],
+                    resumed: list[dict[str, Any]] | None) -> StepAttempt | None:
+        """The first attempt of the run's next step, begun under the run's lock: one commit fewer."""
+        if resumed is None or len(resumed) >= len(steps):
+            return None
+        index = len(resumed)
+        try:
+            data = resolve_step_input(steps[index], resumed)
+        except ValidationError:
+            return None  # the step records the failure itself
+        capability = CAPABILITIES[steps[index]["capability"]]
+        return cls.begin(conn, run, index, capability, run.rt.provider(capability.provider), data)
+
+    @classmethod
+    def begin(cls, conn: Connection, run: RunExecution, index: int, capability: Capability, provider: Provider,
+              data: dict[str, Any]) -> StepAttempt:
+        """Check the connection and, if usable, mark the first attempt (and open its credential)."""
+        connection = None
+        if provider.auth_kind is not AuthKind.HAPEX_KEY:
+            connection = connections.connection_for_step(conn, provider=provider.key)
+        problem = _connection_problem(capability, provider, connection)
+        attempt = cls(run, index, provider, data, connection, problem)
+        if problem is not None:
+            return attempt
+        execute(conn, QUERIES["start_step"], run_id=run.run_id, step_index=index)
+        if connection is None or _refresh_may_come_first(run.rt, provider, connection):
+            return attempt
+        purpose = Purpose.ACCESS_TOKEN if provider.auth_kind is AuthKind.OAUTH2 else Purpose.API_KEY
+        try:
+            attempt.secret = run.rt.vault.unseal_in_transaction(
+                conn, client_id=run.client_id, connection_id=connection["connection_id"], purpose=purpose,
+                accessor=Accessor(WORKER, run.run_id, index))
+            if attempt.secret is None:
+                attempt.failure = CredentialUnreadable()
+        except (CredentialNotFound, CredentialKeyMissing) as exc:
+            attempt.failure = exc  # raised where the call would have opened it, as before
+        return attempt
+
+    @classmethod
+    def begin_alone(cls, run: RunExecution, index: int, capability: Capability, provider: Provider,
+                    data: dict[str, Any]) -> StepAttempt:
+        """The first attempt begun in a transaction of its own (the run's opening one did not)."""
+        with run.transaction() as conn:
+            return cls.begin(conn, run, index, capability, provider, data)
+
+    def raise_problem(self) -> None:
+        """A connection problem is the step's failure; one needing reconnection pauses what depends on it."""
+        if self.problem is None:
+            return
+        if self.problem.error_class == "needs_reauth":
+            _pause_for(self.run.rt, self.run.client_id, self.provider)
+        raise self.problem
+
+    def retry(self) -> None:
+        """Mark the next attempt (the first was marked with the connection check)."""
+        with self.run.transaction() as conn:
+            execute(conn, QUERIES["start_step"], run_id=self.run.run_id, step_index=self.index)
 
     @contextmanager
     def use_credential(self) -> Iterator[StepSecret]:
@@ -302,31 +358,6 @@ class Begun:
             self.secret.expire()
 
 
-def _begin(conn: Connection, run: RunExecution, index: int, capability: Capability, provider: Provider,
-           data: dict[str, Any]) -> Begun:
-    """Check the connection and, if usable, mark the first attempt (and open its credential)."""
-    connection = None
-    if provider.auth_kind is not AuthKind.HAPEX_KEY:
-        connection = connections.connection_for_step(conn, provider=provider.key)
-    problem = _connection_problem(capability, provider, connection)
-    if problem is not None:
-        return Begun(data, connection, problem)
-    execute(conn, QUERIES["start_step"], run_id=run.run_id, step_index=index)
-    begun = Begun(data, connection)
-    if connection is None or _refresh_may_come_first(run.rt, provider, connection):
-        return begun
-    purpose = Purpose.ACCESS_TOKEN if provider.auth_kind is AuthKind.OAUTH2 else Purpose.API_KEY
-    try:
-        begun.secret = run.rt.vault.unseal_in_transaction(
-            conn, client_id=run.client_id, connection_id=connection["connection_id"], purpose=purpose,
-            accessor=Accessor(WORKER, run.run_id, index))
-        if begun.secret is None:
-            begun.failure = CredentialUnreadable()
-    except (CredentialNotFound, CredentialKeyMissing) as exc:
-        begun.failure = exc  # raised where the call would have opened it, as before
-    return begun
-
-
 def _refresh_may_come_first(rt: AgentRuntime, provider: Provider, connection: dict[str, Any]) -> bool:
     """An OAuth token that ensure_access_token would refresh before the call."""
     if provider.auth_kind is not AuthKind.OAUTH2:
@@ -334,20 +365,6 @@ def _refresh_may_come_first(rt: AgentRuntime, provider: Provider, connection: di
     expires_at = connection["access_token_expires_at"]
     return expires_at is not None and expires_at <= datetime.now(UTC) + timedelta(
         seconds=rt.limits.refresh_margin_seconds)
-
-
-def _begun(run: RunExecution, index: int, capability: Capability, provider: Provider, data: dict[str, Any],
-           begun: Begun | None) -> Begun:
-    """The step's begun first attempt (begun now unless the run's opening transaction did);
-    a connection problem is the step's failure."""
-    if begun is None:
-        with run.transaction() as conn:
-            begun = _begin(conn, run, index, capability, provider, data)
-    if begun.problem is not None:
-        if begun.problem.error_class == "needs_reauth":
-            _pause_for(run.rt, run.client_id, provider)
-        raise begun.problem
-    return begun
 
 
 def _pause_for(rt: AgentRuntime, client_id: uuid.UUID, provider: Provider) -> None:
@@ -364,35 +381,37 @@ def _backoff(rt: AgentRuntime, attempt: int, retry_after: float | None) -> float
 
 def _run_step(run: RunExecution, index: int, step: dict[str, Any], outputs: list[dict[str, Any]],
               idempotency_key: str, deadline: float, *, last: bool, store_output: bool,
-              begun: Begun | None) -> dict[str, Any]:
+              attempt: StepAttempt | None) -> dict[str, Any]:
     rt, clock = run.rt, run.clock
     capability = CAPABILITIES[step["capability"]]
     provider = rt.provider(capability.provider)
     started = clock.monotonic()
     attempts = 0
     http = ProviderHTTP(provider, verify=rt.verify, session=rt.http_session(provider.key))
-    if begun is None:
+    if attempt is None:
         try:
             data = resolve_step_input(step, outputs)
         except ValidationError:
             _fail(run, index, "input_invalid", "An earlier step's output did not fit this step's input.", started, 1)
     else:
-        data = begun.data
+        data = attempt.data
     try:
-        begun = _begun(run, index, capability, provider, data, begun)
+        if attempt is None:
+            attempt = StepAttempt.begin_alone(run, index, capability, provider, data)
+        attempt.raise_problem()
     except StepError as failure:
         _fail(run, index, failure.error_class, failure.safe_message, started, 1)
-    connection = begun.connection
+    connection = attempt.connection
     ctx = StepContext(client_id=run.client_id, run_id=run.run_id, step_index=index, http=http, llm=rt.llm,
                       idempotency_key=idempotency_key, allow_loopback_webhooks=loopback_webhooks_allowed(rt))
     refreshed_after_401 = False
     while True:
         attempts += 1
         if attempts > 1:  # the first was marked with the connection check
-            _mark_attempt(run, index)
+            attempt.retry()
         try:
             result = _call(rt, ctx, capability, provider, connection, data,
-                           begun if attempts == 1 and begun.prepared else None)
+                           attempt if attempts == 1 and attempt.prepared else None)
         except ProviderUnauthorized as exc:
             if connection is None or provider.auth_kind is not AuthKind.OAUTH2 or refreshed_after_401:
                 _fail(run, index, exc.error_class, exc.safe_message, started, attempts)
@@ -439,11 +458,11 @@ def _run_step(run: RunExecution, index: int, step: dict[str, Any], outputs: list
 
 
 def _call(rt: AgentRuntime, ctx: StepContext, capability: Capability, provider: Provider,
-          connection: dict[str, Any] | None, data: dict[str, Any], begun: Begun | None) -> StepResult:
+          connection: dict[str, Any] | None, data: dict[str, Any], attempt: StepAttempt | None) -> StepResult:
     if connection is None:
         return run_capability(capability.key, ctx, None, data)
-    if begun is not None:  # opened when the attempt was marked, and no refresh was due then
-        with begun.use_credential() as token:
+    if attempt is not None:  # opened when the attempt was marked, and no refresh was due then
+        with attempt.use_credential() as token:
             return run_capability(capability.key, ctx, token, data)
     connection_id = connection["connection_id"]
     accessor = Accessor(WORKER, ctx.run_id, ctx.step_index)
@@ -462,11 +481,6 @@ def _call(rt: AgentRuntime, ctx: StepContext, capability: Capability, provider: 
 def _current_expiry(rt: AgentRuntime, client_id: uuid.UUID, connection_id: uuid.UUID) -> datetime | None:
     with tenant_transaction(rt.db, client_id) as conn:
         return connections.access_token_expiry(conn, connection_id=connection_id)
-
-
-def _mark_attempt(run: RunExecution, index: int) -> None:
-    with run.transaction() as conn:
-        execute(conn, QUERIES["start_step"], run_id=run.run_id, step_index=index)
 
 
 def _fail(run: RunExecution, index: int, error_class: str, message: str, started: float, attempts: int) -> NoReturn:

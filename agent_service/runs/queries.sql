@@ -66,8 +66,8 @@ UPDATE runs
 SET status = %(status)s, error_class = %(error_class)s, error_message = %(error_message)s, finished_at = now()
 WHERE run_id = %(run_id)s
 
--- list_run_steps --
--- The steps of a run in order.
+-- recorded_steps --
+-- What a run's steps have recorded so far, in order: where an interrupted run stands.
 SELECT step_index, capability, status, attempt_count, idempotency_key
 FROM run_steps
 WHERE run_id = %(run_id)s
