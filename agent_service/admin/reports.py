@@ -15,7 +15,7 @@ from agent_service.admin.schemas import Period
 from shared.db import QuerySet, fetch_all, fetch_one
 from shared.db.pool import Connection
 
-QUERIES = QuerySet(Path(__file__).with_name("queries.sql"))
+QUERIES = QuerySet(Path(__file__).with_name("reports.sql"))
 # A worker that has not sent a heartbeat for this long is probably gone.
 STALE_WORKER_SECONDS = 60
 

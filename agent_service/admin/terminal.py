@@ -20,7 +20,6 @@ from agent_service.admin.schemas import Period, load_period
 from shared.config import Environment
 from shared.db import Database
 
-REPORTS = ("clients", "reauth", "failing", "queue")
 Column = tuple[str, str, Callable[[Any], str]]
 
 

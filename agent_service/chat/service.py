@@ -16,21 +16,20 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import requests
 
 from agent_service.capabilities import LLMSettings, LLMUsage
+from agent_service.chat import repository
 from agent_service.chat.model import ModelAnswer, ModelFailed, ModelTimedOut, call_messages
 from agent_service.chat.prompt import ASK, CHAT_PROMPT_VERSION, MAX_MESSAGE_CHARACTERS, PROPOSE, system_prompt, tools
 from agent_service.chat.proposal import check_proposal, plain_words, providers_to_connect, scopes_by_provider
 from agent_service.runs.prices import PRICE_VERSION, llm_cost_microusd
 from agent_service.runs.triggers import month_to_date
-from shared.db import Database, QuerySet, execute, fetch_all, fetch_optional, tenant_transaction
+from shared.db import Database, tenant_transaction
 
 logger = logging.getLogger(__name__)
-QUERIES = QuerySet(Path(__file__).with_name("queries.sql"))
 
 MAX_REPAIRS = 2
 # The conversation the model sees: the latest messages only, so a long chat stays bounded.
@@ -139,11 +138,11 @@ def reply(chat: ChatContext, *, client_id: uuid.UUID, draft_id: uuid.UUID,
     if not is_available(chat):
         raise ChatUnavailable()
     with tenant_transaction(chat.db, client_id) as conn:
-        draft = fetch_optional(conn, QUERIES["get_draft_proposal"], draft_id=draft_id)
+        draft = repository.get_draft_proposal(conn, draft_id=draft_id)
         if draft is None:
             raise DraftMissing()
-        rows = fetch_all(conn, QUERIES["recent_messages"], client_id=client_id, draft_id=draft_id,
-                         limit=MAX_CONVERSATION_MESSAGES)
+        rows = repository.recent_messages(conn, client_id=client_id, draft_id=draft_id,
+                                          limit=MAX_CONVERSATION_MESSAGES)
     messages = conversation(rows)
     if not messages or messages[-1]["role"] != "user":
         raise NothingToAnswer()
@@ -199,9 +198,10 @@ def system_blocks(draft: dict[str, Any]) -> list[dict[str, Any]]:
 def record_cost(chat: ChatContext, client_id: uuid.UUID, used: LLMUsage) -> None:
     """One cost event per model call, priced from the versioned table, exactly as `usage` counted it."""
     with tenant_transaction(chat.db, client_id) as conn:
-        execute(conn, QUERIES["insert_chat_cost_event"], client_id=client_id, model=used.model,
-                input_tokens=used.input_tokens, output_tokens=used.output_tokens, price_version=PRICE_VERSION,
-                amount_microusd=llm_cost_microusd(used.model, used.input_tokens, used.output_tokens))
+        repository.insert_chat_cost_event(
+            conn, client_id=client_id, model=used.model, input_tokens=used.input_tokens,
+            output_tokens=used.output_tokens, price_version=PRICE_VERSION,
+            amount_microusd=llm_cost_microusd(used.model, used.input_tokens, used.output_tokens))
 
 
 def _interpret(answer: ModelAnswer, calls: int) -> tuple[Question | Proposal | None, list[str]]:

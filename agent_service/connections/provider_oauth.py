@@ -57,10 +57,6 @@ class ProviderRejected(ProviderError):
     """The provider rejected the request."""
 
 
-class NotConfigured(ProviderError):
-    """This provider has no OAuth client configured on this deployment."""
-
-
 @dataclass(frozen=True)
 class OAuthClient:
     """Hapex's registration at one provider: HAPEX_<KEY>_CLIENT_ID and _CLIENT_SECRET."""

@@ -13,16 +13,15 @@ import smtplib
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable
-from pathlib import Path
 from typing import Any
 
+from agent_service.notifications import repository
 from agent_service.notifications.mailer import SMTPSettings, send_email
 from agent_service.notifications.messages import Notice, compose
-from shared.db import Database, QuerySet, execute, fetch_all, fetch_optional, tenant_transaction
+from shared.db import Database, tenant_transaction
 from shared.db.pool import Connection
 
 logger = logging.getLogger(__name__)
-QUERIES = QuerySet(Path(__file__).with_name("queries.sql"))
 MAX_ATTEMPTS = 5
 
 Sender = Callable[[SMTPSettings, Iterable[str], Notice], None]
@@ -32,7 +31,7 @@ def deliver_notifications(db: Database, settings: SMTPSettings | None, *, limit:
                           sender: Sender = send_email) -> dict[str, int]:
     """Email every pending notice (or keep it in the app only); how many ended in each state."""
     with db.transaction() as conn:
-        pending = fetch_all(conn, QUERIES["pending_notifications"], limit=limit)
+        pending = repository.pending_notifications(conn, limit=limit)
     outcomes: Counter[str] = Counter()
     for row in pending:
         outcomes[deliver_notification(db, settings, client_id=row["client_id"],
@@ -45,12 +44,12 @@ def deliver_notification(db: Database, settings: SMTPSettings | None, *, client_
     """Send one notice if it is still pending; its email status afterwards ('busy' if locked)."""
     log = {"client_id": client_id, "notification_id": notification_id}
     with tenant_transaction(db, client_id) as conn:
-        notice = fetch_optional(conn, QUERIES["lock_pending_notification"], notification_id=notification_id)
+        notice = repository.lock_pending_notification(conn, notification_id=notification_id)
         if notice is None:
             return "busy"
         status, attempted = _send(conn, settings, client_id, notice, sender, log)
-        execute(conn, QUERIES["finish_notification"], notification_id=notification_id, email_status=status,
-                attempted=attempted)
+        repository.finish_notification(conn, notification_id=notification_id, email_status=status,
+                                       attempted=attempted)
     return status
 
 
@@ -59,7 +58,7 @@ def _send(conn: Connection, settings: SMTPSettings | None, client_id: uuid.UUID,
     """The notice's email status after trying to send it, and whether a send was attempted."""
     if settings is None:
         return "in_app_only", 0
-    recipients = [row["email"] for row in fetch_all(conn, QUERIES["notice_recipients"], client_id=client_id)]
+    recipients = repository.notice_recipients(conn, client_id=client_id)
     if not recipients:
         return "no_recipient", 0
     message = compose(notice["kind"], provider=notice["provider"], budget_percent=notice["budget_percent"])

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 
 from shared.catalog import PROVIDERS
 
-KINDS = ("connection_needs_reauth", "automation_paused", "budget_nearly_used")
 FOOTER = (
     "\n\nThis message was sent automatically by Hapex. It holds no data from your accounts; "
     "sign in to Hapex to see the details.\n"

@@ -27,11 +27,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any, NoReturn
 
 from marshmallow import ValidationError
-from psycopg.types.json import Jsonb
 
 from agent_service.capabilities import (
     LLMUsage,
@@ -47,6 +45,7 @@ from agent_service.capabilities.registry import run_capability
 from agent_service.connections import repository as connections
 from agent_service.connections.lifecycle import pause_dependents
 from agent_service.connections.tokens import ReconnectNeeded, ensure_access_token
+from agent_service.runs import repository as runs
 from agent_service.runs.prices import PRICE_VERSION, llm_cost_microusd
 from agent_service.runtime import AgentRuntime
 from agent_service.vault import (
@@ -60,11 +59,10 @@ from agent_service.vault import (
 from shared.automations import resolve_step_input
 from shared.catalog import CAPABILITIES, AuthKind, Capability, Provider
 from shared.config import Environment
-from shared.db import QuerySet, execute, fetch_all, fetch_one, fetch_optional, tenant_transaction
+from shared.db import tenant_transaction
 from shared.db.pool import Connection
 
 logger = logging.getLogger(__name__)
-QUERIES = QuerySet(Path(__file__).with_name("queries.sql"))
 FINAL = ("succeeded", "failed", "cancelled")
 # Runs execute in worker processes: the credential access audit names them so.
 WORKER = "worker"
@@ -112,8 +110,7 @@ class RunExecution:
         execution's. The run row stays locked until commit, so a worker taking the run over
         (which locks it for update) waits for this commit and then sees what it wrote."""
         with tenant_transaction(self.rt.db, self.client_id) as conn:
-            row = fetch_optional(conn, QUERIES["fence_run"], run_id=self.run_id)
-            if row is None or row["execution"] != self.execution:
+            if runs.run_execution(conn, run_id=self.run_id) != self.execution:
                 raise Superseded()
             yield conn
 
@@ -129,17 +126,17 @@ def execute_run(rt: AgentRuntime, *, client_id: uuid.UUID, run_id: uuid.UUID, cl
     log: dict[str, Any] = {"client_id": client_id, "run_id": run_id}
     try:
         with tenant_transaction(rt.db, client_id) as conn:
-            row = fetch_optional(conn, QUERIES["lock_run"], run_id=run_id)
+            row = runs.lock_run(conn, run_id=run_id)
             if row is None:
                 return "missing"
             if row["status"] in FINAL:
                 return str(row["status"])
-            definition = fetch_one(conn, QUERIES["get_run_definition"], automation_id=row["automation_id"],
-                                   version=row["automation_version"])
-            recorded = fetch_all(conn, QUERIES["recorded_steps"], run_id=run_id)
+            definition = runs.run_definition(conn, automation_id=row["automation_id"],
+                                             version=row["automation_version"])
+            recorded = runs.recorded_steps(conn, run_id=run_id)
             interrupted = any(step["status"] != "pending" for step in recorded)
             resumed = _resumable_outputs(rt, conn, client_id, run_id, definition, recorded) if interrupted else []
-            execution = fetch_one(conn, QUERIES["start_run"], run_id=run_id)["execution"]
+            execution = runs.start_run(conn, run_id=run_id)
             run = RunExecution(rt, client_id, run_id, execution, clock)
             # The first step to run begins here too, under the run's lock: one commit fewer.
             first_attempt = StepAttempt.begin_first(conn, run, definition["steps"], resumed)
@@ -227,14 +224,13 @@ def _fail_interrupted(run: RunExecution, recorded: list[dict[str, Any]], log: di
     with run.transaction() as conn:
         for step in recorded:
             if step["status"] == "running":
-                execute(conn, QUERIES["finish_step"], run_id=run.run_id, step_index=step["step_index"],
-                        status="failed", duration_ms=None, error_class="worker_interrupted",
-                        safe_message="The worker stopped during this step; it was not repeated.",
-                        counts=Jsonb({}))
-        execute(conn, QUERIES["skip_remaining_steps"], run_id=run.run_id)
-        execute(conn, QUERIES["finish_run"], run_id=run.run_id, status="failed", error_class="worker_interrupted",
-                error_message="The worker running this automation stopped midway; steps already done were not "
-                              "repeated. Run it again when ready.")
+                runs.finish_step(conn, run_id=run.run_id, step_index=step["step_index"], status="failed",
+                                 duration_ms=None, error_class="worker_interrupted",
+                                 safe_message="The worker stopped during this step; it was not repeated.", counts={})
+        runs.skip_remaining_steps(conn, run_id=run.run_id)
+        runs.finish_run(conn, run_id=run.run_id, status="failed", error_class="worker_interrupted",
+                        error_message="The worker running this automation stopped midway; steps already done were "
+                                      "not repeated. Run it again when ready.")
     logger.warning("run failed after a worker interruption", extra=log)
     return "failed"
 
@@ -242,9 +238,8 @@ def _fail_interrupted(run: RunExecution, recorded: list[dict[str, Any]], log: di
 def _finish(run: RunExecution, status: str, error_class: str | None, message: str | None) -> None:
     with run.transaction() as conn:
         if status != "succeeded":
-            execute(conn, QUERIES["skip_remaining_steps"], run_id=run.run_id)
-        execute(conn, QUERIES["finish_run"], run_id=run.run_id, status=status, error_class=error_class,
-                error_message=message)
+            runs.skip_remaining_steps(conn, run_id=run.run_id)
+        runs.finish_run(conn, run_id=run.run_id, status=status, error_class=error_class, error_message=message)
 
 
 def _connection_problem(capability: Capability, provider: Provider,
@@ -303,7 +298,7 @@ class StepAttempt:
         attempt = cls(run, index, provider, data, connection, problem)
         if problem is not None:
             return attempt
-        execute(conn, QUERIES["start_step"], run_id=run.run_id, step_index=index)
+        runs.start_step(conn, run_id=run.run_id, step_index=index)
         if connection is None or _refresh_may_come_first(run.rt, provider, connection):
             return attempt
         purpose = Purpose.ACCESS_TOKEN if provider.auth_kind is AuthKind.OAUTH2 else Purpose.API_KEY
@@ -335,7 +330,7 @@ class StepAttempt:
     def retry(self) -> None:
         """Mark the next attempt (the first was marked with the connection check)."""
         with self.run.transaction() as conn:
-            execute(conn, QUERIES["start_step"], run_id=self.run.run_id, step_index=self.index)
+            runs.start_step(conn, run_id=self.run.run_id, step_index=self.index)
 
     @contextmanager
     def use_credential(self) -> Iterator[StepSecret]:
@@ -486,9 +481,9 @@ def _current_expiry(rt: AgentRuntime, client_id: uuid.UUID, connection_id: uuid.
 def _fail(run: RunExecution, index: int, error_class: str, message: str, started: float, attempts: int) -> NoReturn:
     """Record the step as failed and end it: StepError carries the reason to the run."""
     with run.transaction() as conn:
-        execute(conn, QUERIES["finish_step"], run_id=run.run_id, step_index=index, status="failed",
-                duration_ms=run.elapsed_ms(started), error_class=error_class, safe_message=message,
-                counts=Jsonb({"attempts": attempts}))
+        runs.finish_step(conn, run_id=run.run_id, step_index=index, status="failed",
+                         duration_ms=run.elapsed_ms(started), error_class=error_class, safe_message=message,
+                         counts={"attempts": attempts})
     raise StepError(error_class, message)
 
 
@@ -502,14 +497,15 @@ def _record_costs(conn: Connection, run: RunExecution, index: int, provider: Pro
                   llm_usage: list[LLMUsage], calls: int) -> None:
     """One cost event per model call (priced), or one counting the step's provider calls."""
     for usage in llm_usage:
-        execute(conn, QUERIES["insert_cost_event"], client_id=run.client_id, run_id=run.run_id, step_index=index,
-                source="llm", provider=provider.key, model=usage.model, input_tokens=usage.input_tokens,
-                output_tokens=usage.output_tokens, price_version=PRICE_VERSION,
-                amount_microusd=llm_cost_microusd(usage.model, usage.input_tokens, usage.output_tokens), calls=1)
+        runs.insert_cost_event(conn, client_id=run.client_id, run_id=run.run_id, step_index=index, source="llm",
+                               provider=provider.key, model=usage.model, input_tokens=usage.input_tokens,
+                               output_tokens=usage.output_tokens, price_version=PRICE_VERSION,
+                               amount_microusd=llm_cost_microusd(usage.model, usage.input_tokens,
+                                                                 usage.output_tokens), calls=1)
     if not llm_usage and calls:
-        execute(conn, QUERIES["insert_cost_event"], client_id=run.client_id, run_id=run.run_id, step_index=index,
-                source="provider_call", provider=provider.key, model=None, input_tokens=None, output_tokens=None,
-                price_version=PRICE_VERSION, amount_microusd=0, calls=calls)
+        runs.insert_cost_event(conn, client_id=run.client_id, run_id=run.run_id, step_index=index,
+                               source="provider_call", provider=provider.key, model=None, input_tokens=None,
+                               output_tokens=None, price_version=PRICE_VERSION, amount_microusd=0, calls=calls)
 
 
 def _store_output(conn: Connection, run: RunExecution, index: int, output: dict[str, Any]) -> None:
@@ -529,14 +525,13 @@ def _record_success(run: RunExecution, index: int, provider: Provider, connectio
     """The step's outcome, costs and (when the client stores outputs) its sealed output; after the
     last step, the run's success too, all in the same commit."""
     with run.transaction() as conn:
-        execute(conn, QUERIES["finish_step"], run_id=run.run_id, step_index=index, status="succeeded",
-                duration_ms=run.elapsed_ms(started), error_class=None, safe_message=None,
-                counts=Jsonb({k: int(v) for k, v in result.counts.items()}))
+        runs.finish_step(conn, run_id=run.run_id, step_index=index, status="succeeded",
+                         duration_ms=run.elapsed_ms(started), error_class=None, safe_message=None,
+                         counts={k: int(v) for k, v in result.counts.items()})
         if store_output:
             _store_output(conn, run, index, result.output)
         _record_costs(conn, run, index, provider, result.llm_usage, calls)
         if connection is not None:
             connections.touch_connection(conn, connection_id=connection["connection_id"])
         if finish_run:
-            execute(conn, QUERIES["finish_run"], run_id=run.run_id, status="succeeded", error_class=None,
-                    error_message=None)
+            runs.finish_run(conn, run_id=run.run_id, status="succeeded", error_class=None, error_message=None)

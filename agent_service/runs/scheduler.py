@@ -8,23 +8,23 @@ that was down catches up the slots it missed, up to a limit.
 from __future__ import annotations
 
 import logging
+import uuid
 from datetime import datetime
-from pathlib import Path
 
+from agent_service.runs import repository as runs
 from agent_service.runs.triggers import RunRefused, start_run
 from agent_service.runtime import AgentRuntime
 from shared.automations import next_fire_time
-from shared.db import QuerySet, execute, fetch_all, fetch_optional, tenant_transaction
+from shared.db import tenant_transaction
 
 logger = logging.getLogger(__name__)
-QUERIES = QuerySet(Path(__file__).with_name("queries.sql"))
 MAX_CATCH_UP = 24
 
 
 def fire_due_schedules(rt: AgentRuntime, now: datetime, *, limit: int = 500) -> int:
     """Start a run for every due slot of every enabled schedule; how many runs started."""
     with rt.db.transaction() as conn:
-        due = fetch_all(conn, QUERIES["due_schedules"], now=now, limit=limit)
+        due = runs.due_schedules(conn, now=now, limit=limit)
     started = 0
     for row in due:
         try:
@@ -37,19 +37,18 @@ def fire_due_schedules(rt: AgentRuntime, now: datetime, *, limit: int = 500) -> 
     return started
 
 
-def _fire_one(rt: AgentRuntime, client_id, automation_id, now: datetime) -> int:  # type: ignore[no-untyped-def]
+def _fire_one(rt: AgentRuntime, client_id: uuid.UUID, automation_id: uuid.UUID, now: datetime) -> int:
     started = 0
     with tenant_transaction(rt.db, client_id) as conn:
-        automation = fetch_optional(conn, QUERIES["lock_automation"], automation_id=automation_id)
+        automation = runs.lock_automation(conn, automation_id=automation_id)
         if automation is None or automation["status"] != "enabled" or automation["trigger"].get("kind") != "schedule":
             return 0
         trigger = automation["trigger"]
         next_at = automation["next_run_at"]
         if next_at is None:
-            execute(conn, QUERIES["set_next_run_at"], automation_id=automation_id,
-                    next_run_at=next_fire_time(trigger, now))
+            runs.set_next_run_at(conn, automation_id=automation_id, next_run_at=next_fire_time(trigger, now))
             return 0
-        slots = []
+        slots: list[datetime] = []
         while next_at <= now and len(slots) < MAX_CATCH_UP:
             slots.append(next_at)
             next_at = next_fire_time(trigger, next_at)
@@ -59,5 +58,5 @@ def _fire_one(rt: AgentRuntime, client_id, automation_id, now: datetime) -> int:
             if start_run(conn, client_id=client_id, automation_id=automation_id, trigger_kind="schedule",
                          scheduled_for=slot) is not None:
                 started += 1
-        execute(conn, QUERIES["set_next_run_at"], automation_id=automation_id, next_run_at=next_at)
+        runs.set_next_run_at(conn, automation_id=automation_id, next_run_at=next_at)
     return started

@@ -6,16 +6,15 @@ import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from agent_service.queue import defer
+from agent_service.runs import repository as runs
 from shared.automations import repository as automations
-from shared.db import NoResult, QuerySet, execute, fetch_optional
+from shared.db import NoResult
 from shared.db.pool import Connection
 
 logger = logging.getLogger(__name__)
-QUERIES = QuerySet(Path(__file__).with_name("queries.sql"))
 
 
 class RunRefused(Exception):
@@ -55,7 +54,7 @@ class StartedRun:
 
 
 def month_to_date(conn: Connection) -> tuple[int | None, int]:
-    row = fetch_optional(conn, QUERIES["month_to_date_spend"])
+    row = runs.month_to_date_spend(conn)
     if row is None:
         return None, 0
     return row["budget"], int(row["spent"])
@@ -89,15 +88,15 @@ def start_run(conn: Connection, *, client_id: uuid.UUID, automation_id: uuid.UUI
     if over_budget:
         values.update(status="cancelled", error_class="budget_exhausted",
                       error_message=BudgetExhausted.__doc__)
-    inserted = fetch_optional(conn, QUERIES["insert_run"], **values)
+    inserted = runs.insert_run(conn, **values)
     if inserted is None:
         return None
     if over_budget:
         logger.info("run not started: budget exhausted", extra={"client_id": client_id, "run_id": run_id})
         return StartedRun(run_id, "cancelled")
     for index, step in enumerate(automation["steps"]):
-        execute(conn, QUERIES["insert_run_step"], client_id=client_id, run_id=run_id, step_index=index,
-                capability=step["capability"], idempotency_key=f"{run_id}:{index}")
+        runs.insert_run_step(conn, client_id=client_id, run_id=run_id, step_index=index,
+                             capability=step["capability"], idempotency_key=f"{run_id}:{index}")
     defer(conn, "execute_run", queue="runs", args={"client_id": client_id, "run_id": run_id}, lock=f"run:{run_id}")
     logger.info("run queued", extra={"client_id": client_id, "run_id": run_id, "automation_id": automation_id})
     return StartedRun(run_id, "queued")

@@ -22,7 +22,7 @@ from shared.db import QuerySet, execute, fetch_all, fetch_optional
 from shared.db.pool import Connection
 
 logger = logging.getLogger(__name__)
-QUERIES = QuerySet(Path(__file__).with_name("output_queries.sql"))
+QUERIES = QuerySet(Path(__file__).with_name("outputs.sql"))
 
 # Larger than any capability returns (a Drive file is at most 5 MB): a guard, not a policy.
 MAX_OUTPUT_BYTES = 16 * 1024 * 1024

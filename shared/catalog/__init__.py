@@ -23,7 +23,6 @@ from shared.catalog.registry import (
     minimal_scopes,
     required_providers,
     required_scopes,
-    scopes_for_provider,
 )
 
 __all__ = [
@@ -43,5 +42,4 @@ __all__ = [
     "minimal_scopes",
     "required_providers",
     "required_scopes",
-    "scopes_for_provider",
 ]

@@ -134,53 +134,48 @@ PROVIDERS: dict[str, Provider] = {
 }
 
 
-def _cap(key: str, provider: str, title: str, description: str, access: Access,
-         scopes: tuple[str, ...], input_schema: Any, output_schema: Any, **flags: bool) -> Capability:
-    return Capability(key, provider, title, description, access, scopes, input_schema, output_schema, **flags)
-
-
 CAPABILITIES: dict[str, Capability] = {
     c.key: c
     for c in (
-        _cap("gmail.list_recent", "google", "List recent emails",
-             "Sender, subject and date of recent emails with the given labels.",
-             R, (_G + "gmail.metadata",), s.GmailListInput, s.GmailMessagesOutput),
-        _cap("gmail.search", "google", "Search emails", "Find emails matching a Gmail search.",
-             R, (_G + "gmail.readonly",), s.GmailSearchInput, s.GmailMessagesOutput),
-        _cap("gmail.read", "google", "Read emails", "The text of the emails found by an earlier step.",
-             R, (_G + "gmail.readonly",), s.GmailReadInput, s.GmailReadOutput),
-        _cap("gmail.create_draft", "google", "Draft an email", "A draft in your Gmail for you to send.",
-             W, (_G + "gmail.compose",), s.GmailDraftInput, s.DraftOutput, side_effect=True),
-        _cap("sheets.read", "google", "Read a spreadsheet range", "The cells of one range.",
-             R, (_G + "spreadsheets.readonly",), s.SheetsReadInput, s.RowsOutput),
-        _cap("sheets.append", "google", "Append rows to a spreadsheet", "New rows after the last one.",
-             W, (_G + "spreadsheets",), s.SheetsAppendInput, s.AppendOutput, side_effect=True),
-        _cap("calendar.list_events", "google", "List calendar events", "Upcoming events.",
-             R, (_G + "calendar.events.readonly",), s.CalendarListInput, s.EventsOutput),
-        _cap("calendar.create_event", "google", "Create a calendar event", "A new event.",
-             W, (_G + "calendar.events",), s.CalendarCreateInput, s.CreatedOutput, side_effect=True),
-        _cap("drive.read_file", "google", "Read a Drive file", "The text of a file you picked.",
-             R, (_G + "drive.file",), s.DriveReadInput, s.FileOutput),
-        _cap("slack.post_message", "slack", "Post to Slack", "A message in a channel.",
-             W, ("chat:write",), s.SlackPostInput, s.SlackPostOutput, side_effect=True),
-        _cap("outlook.search_mail", "microsoft", "Search Outlook mail", "Emails matching a search.",
-             R, ("Mail.Read",), s.OutlookSearchInput, s.GmailMessagesOutput),
-        _cap("outlook.list_events", "microsoft", "List Outlook events", "Upcoming events.",
-             R, ("Calendars.Read",), s.CalendarListInput, s.EventsOutput),
-        _cap("outlook.create_event", "microsoft", "Create an Outlook event", "A new event.",
-             W, ("Calendars.ReadWrite",), s.CalendarCreateInput, s.CreatedOutput, side_effect=True),
-        _cap("notion.append_to_page", "notion", "Append to a Notion page", "A paragraph at the end.",
-             W, (), s.NotionAppendInput, s.CreatedOutput, side_effect=True),
-        _cap("hubspot.create_contact", "hubspot", "Create a HubSpot contact", "A new CRM contact.",
-             W, ("crm.objects.contacts.write",), s.HubSpotContactInput, s.CreatedOutput, side_effect=True),
-        _cap("webhook.post", "webhook", "Call a webhook", "POST a JSON payload to your HTTPS address.",
-             W, (), s.WebhookInput, s.WebhookOutput, side_effect=True),
-        _cap("llm.summarise", "anthropic", "Summarise with Claude", "A short summary of the input.",
-             R, (), s.LLMSummariseInput, s.LLMTextOutput, billable_llm=True),
-        _cap("llm.classify", "anthropic", "Classify with Claude", "One of the labels you give.",
-             R, (), s.LLMClassifyInput, s.LLMClassifyOutput, billable_llm=True),
-        _cap("llm.extract", "anthropic", "Extract fields with Claude", "Named values from the input.",
-             R, (), s.LLMExtractInput, s.LLMExtractOutput, billable_llm=True),
+        Capability("gmail.list_recent", "google", "List recent emails",
+                   "Sender, subject and date of recent emails with the given labels.",
+                   R, (_G + "gmail.metadata",), s.GmailListInput, s.GmailMessagesOutput),
+        Capability("gmail.search", "google", "Search emails", "Find emails matching a Gmail search.",
+                   R, (_G + "gmail.readonly",), s.GmailSearchInput, s.GmailMessagesOutput),
+        Capability("gmail.read", "google", "Read emails", "The text of the emails found by an earlier step.",
+                   R, (_G + "gmail.readonly",), s.GmailReadInput, s.GmailReadOutput),
+        Capability("gmail.create_draft", "google", "Draft an email", "A draft in your Gmail for you to send.",
+                   W, (_G + "gmail.compose",), s.GmailDraftInput, s.DraftOutput, side_effect=True),
+        Capability("sheets.read", "google", "Read a spreadsheet range", "The cells of one range.",
+                   R, (_G + "spreadsheets.readonly",), s.SheetsReadInput, s.RowsOutput),
+        Capability("sheets.append", "google", "Append rows to a spreadsheet", "New rows after the last one.",
+                   W, (_G + "spreadsheets",), s.SheetsAppendInput, s.AppendOutput, side_effect=True),
+        Capability("calendar.list_events", "google", "List calendar events", "Upcoming events.",
+                   R, (_G + "calendar.events.readonly",), s.CalendarListInput, s.EventsOutput),
+        Capability("calendar.create_event", "google", "Create a calendar event", "A new event.",
+                   W, (_G + "calendar.events",), s.CalendarCreateInput, s.CreatedOutput, side_effect=True),
+        Capability("drive.read_file", "google", "Read a Drive file", "The text of a file you picked.",
+                   R, (_G + "drive.file",), s.DriveReadInput, s.FileOutput),
+        Capability("slack.post_message", "slack", "Post to Slack", "A message in a channel.",
+                   W, ("chat:write",), s.SlackPostInput, s.SlackPostOutput, side_effect=True),
+        Capability("outlook.search_mail", "microsoft", "Search Outlook mail", "Emails matching a search.",
+                   R, ("Mail.Read",), s.OutlookSearchInput, s.GmailMessagesOutput),
+        Capability("outlook.list_events", "microsoft", "List Outlook events", "Upcoming events.",
+                   R, ("Calendars.Read",), s.CalendarListInput, s.EventsOutput),
+        Capability("outlook.create_event", "microsoft", "Create an Outlook event", "A new event.",
+                   W, ("Calendars.ReadWrite",), s.CalendarCreateInput, s.CreatedOutput, side_effect=True),
+        Capability("notion.append_to_page", "notion", "Append to a Notion page", "A paragraph at the end.",
+                   W, (), s.NotionAppendInput, s.CreatedOutput, side_effect=True),
+        Capability("hubspot.create_contact", "hubspot", "Create a HubSpot contact", "A new CRM contact.",
+                   W, ("crm.objects.contacts.write",), s.HubSpotContactInput, s.CreatedOutput, side_effect=True),
+        Capability("webhook.post", "webhook", "Call a webhook", "POST a JSON payload to your HTTPS address.",
+                   W, (), s.WebhookInput, s.WebhookOutput, side_effect=True),
+        Capability("llm.summarise", "anthropic", "Summarise with Claude", "A short summary of the input.",
+                   R, (), s.LLMSummariseInput, s.LLMTextOutput, billable_llm=True),
+        Capability("llm.classify", "anthropic", "Classify with Claude", "One of the labels you give.",
+                   R, (), s.LLMClassifyInput, s.LLMClassifyOutput, billable_llm=True),
+        Capability("llm.extract", "anthropic", "Extract fields with Claude", "Named values from the input.",
+                   R, (), s.LLMExtractInput, s.LLMExtractOutput, billable_llm=True),
     )
 }
 
@@ -216,10 +211,6 @@ def get_provider(key: str, environ: Mapping[str, str] | None = None) -> Provider
 
 def get_capability(key: str) -> Capability:
     return CAPABILITIES[key]
-
-
-def scopes_for_provider(provider: str) -> tuple[Scope, ...]:
-    return PROVIDERS[provider].scopes
 
 
 def minimal_scopes(provider: str, scopes: Iterable[str]) -> tuple[str, ...]:

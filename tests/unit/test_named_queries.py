@@ -79,6 +79,18 @@ def test_a_query_no_module_names_is_reported(tmp_path):
     assert unreferenced_queries([tmp_path / "queries.sql"], tmp_path.glob("*.py")) == ["queries.sql: forgotten"]
 
 
+def test_in_the_agent_named_sql_sits_beside_the_one_module_that_runs_it():
+    """A domain's queries.sql is run by its repository.py; any other x.sql by its x.py alone."""
+    misplaced = []
+    for package in ("agent_service", "shared"):
+        for module in (REPO / package).rglob("*.py"):
+            for path in _loaded_files_and_strings(module)[0]:
+                runner = "repository" if path.stem == "queries" else path.stem
+                if module.stem != runner:
+                    misplaced.append(f"{module.relative_to(REPO)} runs {path.name}")
+    assert misplaced == []
+
+
 def test_within_one_service_a_query_name_means_one_query():
     """A name defined in two files the agent's code loads would read as one query and be two."""
     seen: dict[str, Path] = {}

@@ -1,0 +1,100 @@
+"""Reading and writing runs, their steps and cost events; every function takes a tenant connection.
+
+The caller owns the transaction: the engine groups these writes so that a step's record, its
+costs and its stored output commit together, and only while its execution still holds the run.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from psycopg.types.json import Jsonb
+
+from shared.db import QuerySet, execute, fetch_all, fetch_one, fetch_optional
+from shared.db.pool import Connection
+
+QUERIES = QuerySet(Path(__file__).with_name("queries.sql"))
+
+
+def due_schedules(conn: Connection, *, now: datetime, limit: int) -> list[dict[str, Any]]:
+    """Across clients (outside any tenant): which schedules have a slot due."""
+    return fetch_all(conn, QUERIES["due_schedules"], now=now, limit=limit)
+
+
+def lock_automation(conn: Connection, *, automation_id: uuid.UUID) -> dict[str, Any] | None:
+    return fetch_optional(conn, QUERIES["lock_automation"], automation_id=automation_id)
+
+
+def set_next_run_at(conn: Connection, *, automation_id: uuid.UUID, next_run_at: datetime) -> None:
+    execute(conn, QUERIES["set_next_run_at"], automation_id=automation_id, next_run_at=next_run_at)
+
+
+def month_to_date_spend(conn: Connection) -> dict[str, Any] | None:
+    return fetch_optional(conn, QUERIES["month_to_date_spend"])
+
+
+def insert_run(conn: Connection, **values: Any) -> dict[str, Any] | None:
+    """None when a run of this schedule slot is already recorded."""
+    return fetch_optional(conn, QUERIES["insert_run"], **values)
+
+
+def insert_run_step(conn: Connection, *, client_id: uuid.UUID, run_id: uuid.UUID, step_index: int,
+                    capability: str, idempotency_key: str) -> None:
+    execute(conn, QUERIES["insert_run_step"], client_id=client_id, run_id=run_id, step_index=step_index,
+            capability=capability, idempotency_key=idempotency_key)
+
+
+def lock_run(conn: Connection, *, run_id: uuid.UUID) -> dict[str, Any] | None:
+    return fetch_optional(conn, QUERIES["lock_run"], run_id=run_id)
+
+
+def run_definition(conn: Connection, *, automation_id: uuid.UUID, version: int) -> dict[str, Any]:
+    return fetch_one(conn, QUERIES["get_run_definition"], automation_id=automation_id, version=version)
+
+
+def recorded_steps(conn: Connection, *, run_id: uuid.UUID) -> list[dict[str, Any]]:
+    return fetch_all(conn, QUERIES["recorded_steps"], run_id=run_id)
+
+
+def start_run(conn: Connection, *, run_id: uuid.UUID) -> int:
+    """The execution number this execution of the run takes."""
+    return int(fetch_one(conn, QUERIES["start_run"], run_id=run_id)["execution"])
+
+
+def run_execution(conn: Connection, *, run_id: uuid.UUID) -> int | None:
+    """The run's current execution number, locked until commit; None if the run is gone."""
+    row = fetch_optional(conn, QUERIES["fence_run"], run_id=run_id)
+    return None if row is None else int(row["execution"])
+
+
+def finish_run(conn: Connection, *, run_id: uuid.UUID, status: str, error_class: str | None,
+               error_message: str | None) -> None:
+    execute(conn, QUERIES["finish_run"], run_id=run_id, status=status, error_class=error_class,
+            error_message=error_message)
+
+
+def start_step(conn: Connection, *, run_id: uuid.UUID, step_index: int) -> None:
+    """One more attempt of the step."""
+    execute(conn, QUERIES["start_step"], run_id=run_id, step_index=step_index)
+
+
+def finish_step(conn: Connection, *, run_id: uuid.UUID, step_index: int, status: str, duration_ms: int | None,
+                error_class: str | None, safe_message: str | None, counts: dict[str, int]) -> None:
+    """The step's outcome: metadata only."""
+    execute(conn, QUERIES["finish_step"], run_id=run_id, step_index=step_index, status=status,
+            duration_ms=duration_ms, error_class=error_class, safe_message=safe_message, counts=Jsonb(counts))
+
+
+def skip_remaining_steps(conn: Connection, *, run_id: uuid.UUID) -> None:
+    execute(conn, QUERIES["skip_remaining_steps"], run_id=run_id)
+
+
+def insert_cost_event(conn: Connection, *, client_id: uuid.UUID, run_id: uuid.UUID, step_index: int, source: str,
+                      provider: str, model: str | None, input_tokens: int | None, output_tokens: int | None,
+                      price_version: str, amount_microusd: int, calls: int) -> None:
+    execute(conn, QUERIES["insert_cost_event"], client_id=client_id, run_id=run_id, step_index=step_index,
+            source=source, provider=provider, model=model, input_tokens=input_tokens, output_tokens=output_tokens,
+            price_version=price_version, amount_microusd=amount_microusd, calls=calls)
