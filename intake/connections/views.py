@@ -1,7 +1,7 @@
 """Connections: list and detail, OAuth consent out and back, API keys, disconnecting.
 
 The intake never holds a token. Consent is started here (PKCE S256, single-use state, see
-intake.consent.flow); the callback forwards the code and verifier to the agent service,
+intake.connections.consent); the callback forwards the code and verifier to the agent service,
 which exchanges, stores, revokes and deletes. An API key passes through in the same
 request and is never stored, logged or shown again; only its last four characters are.
 Every id is read through tenant_transaction with the session's client: another client's
@@ -25,6 +25,13 @@ from requests import Response
 from intake.agent_client import AgentUnavailable
 from intake.config import IntakeConfig
 from intake.connections import repository
+from intake.connections.consent import (
+    STATE_LIFETIME_SECONDS,
+    ConsentRefused,
+    ProviderDeclined,
+    accept_callback,
+    start_consent,
+)
 from intake.connections.consent_scopes import (
     AlreadyGranted,
     ConsentRequest,
@@ -40,13 +47,6 @@ from intake.connections.forms import (
     ApiKeyForm,
     ConnectForm,
     DisconnectForm,
-)
-from intake.consent.flow import (
-    STATE_LIFETIME_SECONDS,
-    ConsentRefused,
-    ProviderDeclined,
-    accept_callback,
-    start_consent,
 )
 from intake.db import get_agent, get_db
 from shared.catalog import CAPABILITIES, AuthKind, Catalog, Provider

@@ -21,8 +21,8 @@ import responses
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
+from intake.connections.consent import pkce_challenge, pkce_verifier
 from intake.connections.views import pkce_key
-from intake.consent.flow import pkce_challenge, pkce_verifier
 from shared.catalog import CAPABILITIES, PROVIDERS, Access, AuthKind
 from shared.db import tenant_transaction
 from shared.structured_logging import JSONFormatter

@@ -9,7 +9,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from intake.consent.flow import (
+from intake.connections.consent import (
     ConsentRefused,
     ProviderDeclined,
     accept_callback,

@@ -1,4 +1,9 @@
-"""Authorization-code flow with PKCE S256, single-use state, and issuer checks (RFC 9207)."""
+"""OAuth consent, intake side: the authorization URL out, the callback checked on the way back.
+
+Authorization-code flow with PKCE S256, single-use state, and issuer checks (RFC 9207). The
+intake never sees a token: a checked callback yields the code and PKCE verifier, which are
+forwarded to the agent service for the exchange.
+"""
 
 from __future__ import annotations
 
@@ -18,7 +23,7 @@ from shared.db import Database, QuerySet, execute, fetch_optional, tenant_transa
 from shared.db.pool import Connection
 from shared.secret import Secret
 
-QUERIES = QuerySet(Path(__file__).with_name("queries.sql"))
+QUERIES = QuerySet(Path(__file__).with_name("consent.sql"))
 STATE_LIFETIME_SECONDS = 600
 
 
