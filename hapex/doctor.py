@@ -329,15 +329,14 @@ def _check_keys(report: Report, config: Any, database: Any) -> None:
 
 
 def _check_agent_reachable(report: Report, config: Any) -> None:
-    from intake.agent_client import AgentClient, AgentUnavailable
+    from intake.agent_client import AgentClient, AgentRefused, AgentUnavailable
 
     try:
-        response = AgentClient(config).request("GET", "/readyz")
+        AgentClient(config).check_ready()
     except AgentUnavailable:
         report.fail(f"the agent at AGENT_SERVICE_URL is unreachable or not ready ({config.agent_service_url})",
                     "start the agent, check AGENT_SERVICE_URL and that AGENT_SERVICE_CA verifies its certificate")
-        return
-    if response.status_code != 200:
-        report.fail(f"the agent answered /readyz with {response.status_code}", "run `hapex doctor agent` there")
+    except AgentRefused as refused:
+        report.fail(f"the agent answered /readyz with {refused.status}", "run `hapex doctor agent` there")
     else:
         report.ok("the agent is reachable over HTTPS and ready")

@@ -1,25 +1,309 @@
-"""Calls from the intake service to the agent service: HTTPS only, bearer token, our CA."""
+"""The intake's one door to the agent service: a method per call, typed answers, one error shape.
+
+Every call goes over HTTPS with our CA passed as `verify` (so REQUESTS_CA_BUNDLE cannot
+widen it), ignores proxy settings from the environment, follows no redirect and carries the
+bearer token, added in `_call` and nowhere else. An answer is one of three things: the typed
+result the call promises; `AgentRefused` when the agent declined in its error shape
+(`{"error": name, "message": sentence}`); or `AgentUnavailable` for everything else (no
+answer, a 5xx, an unexpected status, a body of the wrong shape). Views handle those two
+errors, by name where they show something specific, and never see a status code or a body.
+Only the call's method, path, status and error name are logged: never a body, which holds
+client content, nor the token.
+"""
 
 from __future__ import annotations
 
 import logging
-from typing import Any
+import re
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import requests
 
 from intake.config import IntakeConfig
+from shared.secret import Secret
 
 logger = logging.getLogger(__name__)
 
 TIMEOUT = (3.05, 30)
+# The agent bounds one chat reply (repairs included) at 110 s; the intake waits a little longer.
+CHAT_REPLY_TIMEOUT = (3.05, 130.0)
+
+# The agent's error names the intake tells apart. They are the agent's words: when the agent
+# renames one, this is the only line to change.
+NOT_FOUND = "not_found"
+PROVIDER_NOT_CONFIGURED = "provider_unavailable"  # the code exchange's 409: not on this deployment
+RUN_REFUSED = "run_refused"
+AUTOMATION_PAUSED = "automation_paused"
+BUDGET_EXHAUSTED = "budget_exhausted"
+CHAT_UNAVAILABLE = "chat_unavailable"
+NOTHING_TO_ANSWER = "nothing_to_answer"
+MODEL_ERROR = "model_error"
+MODEL_TIMEOUT = "model_timeout"
+
+# Every reason the agent gives for not starting a run (all with status 409).
+RUN_REFUSALS = frozenset({RUN_REFUSED, AUTOMATION_PAUSED, BUDGET_EXHAUSTED})
+# The chat's reply answers these with a 5xx and a sentence meant for the client.
+CHAT_REFUSALS_AT_5XX = frozenset({CHAT_UNAVAILABLE, MODEL_ERROR, MODEL_TIMEOUT})
+
+# An error name is an identifier and a message one sentence; anything else is not the agent's shape.
+_ERROR_NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
+MAX_MESSAGE_LENGTH = 500
+# Statuses that say the intake itself is misconfigured (its token), not that the agent declined.
+_TOKEN_REFUSED = frozenset({401, 403})
+
+T = TypeVar("T")
 
 
-class AgentUnavailable(RuntimeError):
-    """The agent service could not be reached or answered with an error."""
+class AgentError(Exception):
+    """A call to the agent did not give the answer it promises."""
+
+
+class AgentUnavailable(AgentError, RuntimeError):
+    """The agent service could not be reached or did not answer as its API says."""
+
+
+class AgentRefused(AgentError):
+    """The agent understood the call and declined it; `message` is its sentence, safe to show."""
+
+    def __init__(self, name: str, message: str, status: int) -> None:
+        self.name, self.message, self.status = name, message, status
+        super().__init__(name)  # the name only: a traceback never carries the agent's text
+
+
+class _Malformed(ValueError):
+    """An answer with the right status and the wrong body."""
+
+
+# --- typed answers -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Connected:
+    """The connection the agent stored after exchanging the code, and what the provider left out."""
+
+    connection_id: uuid.UUID
+    missing_scopes: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class StoredKey:
+    """The connection holding the client's API key; the hint is its last four characters at most."""
+
+    connection_id: uuid.UUID
+    secret_hint: str | None
+
+
+@dataclass(frozen=True)
+class Disconnected:
+    """How revocation at the provider went: revoked, already_invalid, retry_later, unsupported, ..."""
+
+    revocation: str
+
+
+@dataclass(frozen=True)
+class ConnectionsRevoked:
+    """Everything a client connected, revoked and deleted before its account goes."""
+
+    connections_revoked: int
+    credentials_deleted: int
+
+
+@dataclass(frozen=True)
+class StartedRun:
+    run_id: uuid.UUID
+    status: str
+
+
+@dataclass(frozen=True)
+class StepOutput:
+    """One stored step output as the agent opened it; `output` is None when it no longer decrypts."""
+
+    step_index: int
+    output: Any = field(repr=False)  # the client's content: never in a log or a traceback
+    unreadable: bool
+
+
+@dataclass(frozen=True)
+class OutputsCursor:
+    """Where the next page of a client's stored outputs starts."""
+
+    after_run: uuid.UUID
+    after_step: int
+
+
+@dataclass(frozen=True)
+class OutputsPage:
+    """A page of the client's stored outputs as the export writes them, and where the next starts."""
+
+    outputs: tuple[dict[str, Any], ...] = field(repr=False)
+    next: OutputsCursor | None
+
+
+@dataclass(frozen=True)
+class ChatStatus:
+    """Before the client types: whether the chat is configured and this month's budget is left."""
+
+    available: bool
+    over_budget: bool
+
+
+@dataclass(frozen=True)
+class ChatQuestion:
+    """The chat asks the client something before it can propose."""
+
+    text: str = field(repr=False)
+    prompt_version: str
+
+
+@dataclass(frozen=True)
+class ChatProposal:
+    """An automation the agent validated against the catalog, with the chat's words about it."""
+
+    automation: dict[str, Any] = field(repr=False)
+    message: str = field(repr=False)
+    summary: str = field(repr=False)
+    prompt_version: str
+
+
+ChatReply = ChatQuestion | ChatProposal
+
+
+# --- reading answers ---------------------------------------------------------------------
+
+
+def _uuid(value: Any) -> uuid.UUID:
+    if not isinstance(value, str):
+        raise _Malformed("not an id")
+    return uuid.UUID(value)
+
+
+def _int(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _Malformed("not an integer")
+    return value
+
+
+def _str(value: Any) -> str:
+    if not isinstance(value, str):
+        raise _Malformed("not a string")
+    return value
+
+
+def _optional_str(body: dict[str, Any], key: str) -> str:
+    value = body.get(key)
+    return "" if value is None else _str(value)
+
+
+def _object(value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise _Malformed("not an object")
+    return value
+
+
+def _list(value: Any) -> list[Any]:
+    if not isinstance(value, list):
+        raise _Malformed("not a list")
+    return value
+
+
+def _connected(body: dict[str, Any]) -> Connected:
+    connection = _object(body["connection"])
+    return Connected(connection_id=_uuid(connection["connection_id"]),
+                     missing_scopes=tuple(_str(s) for s in _list(body.get("missing_scopes") or [])))
+
+
+def _stored_key(body: dict[str, Any]) -> StoredKey:
+    connection = _object(body["connection"])
+    return StoredKey(connection_id=_uuid(connection["connection_id"]),
+                     secret_hint=_optional_str(connection, "secret_hint") or None)
+
+
+def _disconnected(body: dict[str, Any]) -> Disconnected:
+    # The agent has disconnected by the time it answers; an outcome it does not name is shown
+    # as a plain "disconnected" rather than as a failure.
+    revocation = body.get("revocation")
+    return Disconnected(revocation=revocation if isinstance(revocation, str) else "")
+
+
+def _connections_revoked(body: dict[str, Any]) -> ConnectionsRevoked:
+    return ConnectionsRevoked(connections_revoked=_int(body["connections_revoked"]),
+                              credentials_deleted=_int(body["credentials_deleted"]))
+
+
+def _started_run(body: dict[str, Any]) -> StartedRun:
+    return StartedRun(run_id=_uuid(body["run_id"]), status=_str(body["status"]))
+
+
+def _step_outputs(body: dict[str, Any]) -> tuple[StepOutput, ...]:
+    outputs = []
+    for item in _list(body["outputs"]):
+        item = _object(item)
+        output = item.get("output")
+        outputs.append(StepOutput(step_index=_int(item["step_index"]), output=output,
+                                  unreadable=item.get("unreadable") is True or output is None))
+    return tuple(outputs)
+
+
+def _outputs_page(body: dict[str, Any]) -> OutputsPage:
+    following = body["next"]
+    cursor = None
+    if following is not None:
+        following = _object(following)
+        cursor = OutputsCursor(after_run=_uuid(following["after_run"]), after_step=_int(following["after_step"]))
+    return OutputsPage(outputs=tuple(_object(item) for item in _list(body["outputs"])), next=cursor)
+
+
+def _chat_status(body: dict[str, Any]) -> ChatStatus:
+    return ChatStatus(available=body.get("available") is True, over_budget=body.get("over_budget") is True)
+
+
+def _chat_reply(body: dict[str, Any]) -> ChatReply:
+    kind = body.get("kind")
+    if kind == "question":
+        return ChatQuestion(text=_optional_str(body, "text"), prompt_version=_optional_str(body, "prompt_version"))
+    if kind == "proposal":
+        return ChatProposal(automation=_object(body["automation"]), message=_optional_str(body, "message"),
+                            summary=_optional_str(body, "summary_in_plain_words"),
+                            prompt_version=_optional_str(body, "prompt_version"))
+    raise _Malformed("neither a question nor a proposal")
+
+
+def _nothing(body: dict[str, Any]) -> None:
+    return None
+
+
+def _json_object(response: requests.Response) -> dict[str, Any] | None:
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) else None
+
+
+def _refusal(status: int, body: dict[str, Any] | None, refusals_at_5xx: frozenset[str]) -> AgentRefused | None:
+    """The agent's error shape on a 4xx (or a named 5xx this call expects), else None."""
+    if body is None:
+        return None
+    name, message = body.get("error"), body.get("message")
+    if not isinstance(name, str) or not _ERROR_NAME.fullmatch(name):
+        return None
+    if not isinstance(message, str) or len(message) > MAX_MESSAGE_LENGTH:
+        return None
+    if 400 <= status < 500 and status not in _TOKEN_REFUSED:
+        return AgentRefused(name, message, status)
+    if status >= 500 and name in refusals_at_5xx:
+        return AgentRefused(name, message, status)
+    return None
+
+
+# --- the client --------------------------------------------------------------------------
 
 
 class AgentClient:
-    """A small, explicit client; `verify` is passed on every call so REQUESTS_CA_BUNDLE cannot widen it."""
+    """The agent's API as the intake uses it; `session` is public so tests can mount a transport."""
 
     def __init__(self, config: IntakeConfig) -> None:
         if not config.agent_service_url.startswith("https://"):
@@ -30,27 +314,104 @@ class AgentClient:
         self.session = requests.Session()
         self.session.trust_env = False
 
-    def request(self, method: str, path: str, *, json: Any = None) -> requests.Response:
+    # connections
+
+    def exchange_code(self, client_id: uuid.UUID, *, provider: str, code: Secret, code_verifier: Secret,
+                      redirect_uri: str, requested_scopes: Sequence[str],
+                      connection_id: uuid.UUID | None) -> Connected:
+        """Hand the authorization code and PKCE verifier to the agent, which exchanges and stores."""
+        body: dict[str, Any] = {"provider": provider, "code": code.reveal(), "code_verifier": code_verifier.reveal(),
+                                "redirect_uri": redirect_uri, "requested_scopes": list(requested_scopes)}
+        if connection_id is not None:
+            body["connection_id"] = str(connection_id)
+        return self._call("POST", f"/v1/clients/{client_id}/connections/oauth", _connected, expect=201, json=body)
+
+    def store_api_key(self, client_id: uuid.UUID, *, provider: str, api_key: Secret,
+                      label: str | None) -> StoredKey:
+        """Pass the key through to the agent, which keeps it encrypted; the intake keeps nothing."""
+        body: dict[str, Any] = {"provider": provider, "api_key": api_key.reveal()}
+        if label:
+            body["label"] = label
+        return self._call("POST", f"/v1/clients/{client_id}/connections/api-key", _stored_key, expect=201,
+                          json=body)
+
+    def disconnect(self, client_id: uuid.UUID, connection_id: uuid.UUID) -> Disconnected:
+        return self._call("DELETE", f"/v1/clients/{client_id}/connections/{connection_id}", _disconnected,
+                          expect=200)
+
+    def revoke_all_connections(self, client_id: uuid.UUID) -> ConnectionsRevoked:
+        return self._call("DELETE", f"/v1/clients/{client_id}/connections", _connections_revoked, expect=200)
+
+    # runs and their stored outputs
+
+    def start_run(self, client_id: uuid.UUID, automation_id: uuid.UUID, *, trigger: str) -> StartedRun:
+        return self._call("POST", f"/v1/clients/{client_id}/automations/{automation_id}/runs", _started_run,
+                          expect=202, json={"trigger": trigger})
+
+    def run_outputs(self, client_id: uuid.UUID, run_id: uuid.UUID) -> tuple[StepOutput, ...]:
+        return self._call("GET", f"/v1/clients/{client_id}/runs/{run_id}/outputs", _step_outputs, expect=200)
+
+    def client_outputs(self, client_id: uuid.UUID, *, after: OutputsCursor | None, limit: int) -> OutputsPage:
+        """One page of every stored output of the client, for its data export."""
+        params: dict[str, str | int] = {"limit": limit}
+        if after is not None:
+            params.update(after_run=str(after.after_run), after_step=after.after_step)
+        return self._call("GET", f"/v1/clients/{client_id}/outputs", _outputs_page, expect=200, params=params)
+
+    # the build chat
+
+    def chat_status(self, client_id: uuid.UUID) -> ChatStatus:
+        return self._call("GET", f"/v1/clients/{client_id}/chat", _chat_status, expect=200)
+
+    def chat_reply(self, client_id: uuid.UUID, draft_id: uuid.UUID) -> ChatReply:
+        """The chat's answer to the draft's stored conversation; one reply may take several model calls."""
+        return self._call("POST", f"/v1/clients/{client_id}/chat/{draft_id}/replies", _chat_reply, expect=200,
+                          json={}, timeout=CHAT_REPLY_TIMEOUT, refusals_at_5xx=CHAT_REFUSALS_AT_5XX)
+
+    # liveness and readiness (open routes: the token is sent all the same)
+
+    def check_alive(self) -> None:
+        """The agent answers over verified HTTPS (its /healthz); AgentUnavailable otherwise."""
+        self._call("GET", "/healthz", _nothing, expect=200)
+
+    def check_ready(self) -> None:
+        """The agent is ready to serve (its /readyz: database and key ring); AgentUnavailable when not."""
+        self._call("GET", "/readyz", _nothing, expect=200)
+
+    # the one place a request is sent
+
+    def _call(self, method: str, path: str, parse: Callable[[dict[str, Any]], T], *, expect: int,
+              json: Any = None, params: dict[str, str | int] | None = None,
+              timeout: tuple[float, float] = TIMEOUT, refusals_at_5xx: frozenset[str] = frozenset()) -> T:
+        where = {"method": method, "path": path}
         try:
             response = self.session.request(
                 method,
                 self.base_url + path,
                 json=json,
+                params=params,
                 headers={"Authorization": f"Bearer {self._token.reveal()}"},
-                timeout=TIMEOUT,
+                timeout=timeout,
                 verify=self.verify,
                 allow_redirects=False,
             )
         except requests.RequestException as exc:
-            logger.warning("agent service unreachable", extra={"error_class": type(exc).__name__})
+            logger.warning("agent service unreachable", extra={**where, "error_class": type(exc).__name__})
             raise AgentUnavailable() from None
-        if response.status_code >= 500:
-            logger.warning("agent service error", extra={"status_code": response.status_code})
-            raise AgentUnavailable()
-        return response
-
-    def get_json(self, path: str) -> Any:
-        response = self.request("GET", path)
-        if response.status_code != 200:
-            raise AgentUnavailable()
-        return response.json()
+        status = response.status_code
+        body = _json_object(response)
+        if status == expect and body is not None:
+            try:
+                return parse(body)
+            except (KeyError, TypeError, ValueError):
+                logger.warning("agent answer malformed", extra={**where, "status_code": status})
+                raise AgentUnavailable() from None
+        refused = _refusal(status, body, refusals_at_5xx)
+        if refused is not None:
+            logger.info("agent refused", extra={**where, "status_code": status, "error": refused.name})
+            raise refused
+        if status in _TOKEN_REFUSED:
+            logger.error("agent refused the intake's service token", extra={**where, "status_code": status})
+        else:
+            logger.warning("agent service error", extra={**where, "status_code": status})
+        raise AgentUnavailable()

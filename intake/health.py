@@ -36,8 +36,7 @@ def readyz() -> ResponseReturnValue:
     except DatabaseError:
         checks["database"] = "unreachable"
     try:
-        if get_agent().request("GET", "/healthz").status_code != 200:
-            checks["agent"] = "unreachable"
+        get_agent().check_alive()
     except AgentUnavailable:
         checks["agent"] = "unreachable"
     ready = all(value == "ok" for value in checks.values())

@@ -21,7 +21,7 @@ from flask import Blueprint, Response, g, render_template
 from flask.typing import ResponseReturnValue
 
 from intake.account_data import repository
-from intake.agent_client import AgentUnavailable
+from intake.agent_client import AgentError, OutputsCursor
 from intake.db import get_agent, get_db
 from shared.catalog import PROVIDERS
 from shared.db import tenant_transaction
@@ -51,7 +51,7 @@ def export() -> ResponseReturnValue:
         archive = repository.export_account(conn, client_id=client_id)
     try:
         archive["stored_step_outputs"] = _stored_outputs(client_id, archive["automations"])
-    except AgentUnavailable:
+    except AgentError:
         # An export that says "everything" must not quietly leave the stored outputs out.
         return render_template("error.html", status=503, title="Export unavailable",
                                message="Your stored step outputs could not be read just now, so no export was "
@@ -72,19 +72,13 @@ def _stored_outputs(client_id: uuid.UUID, automations: list[dict[str, Any]]) -> 
     if not any(automation["store_outputs"] for automation in automations):
         return []
     collected: list[dict[str, Any]] = []
-    query = f"limit={OUTPUTS_PAGE}"
+    after: OutputsCursor | None = None
     while True:
-        page = get_agent().get_json(f"/v1/clients/{client_id}/outputs?{query}")
-        try:
-            collected += page["outputs"]
-            following = page["next"]
-            if following is None:
-                return collected
-            query = f"limit={OUTPUTS_PAGE}&after_run={uuid.UUID(following['after_run'])}" \
-                    f"&after_step={int(following['after_step'])}"
-        except (KeyError, TypeError, ValueError):
-            logger.warning("stored outputs page malformed", extra={"client_id": client_id})
-            raise AgentUnavailable() from None
+        page = get_agent().client_outputs(client_id, after=after, limit=OUTPUTS_PAGE)
+        collected += page.outputs
+        if page.next is None:
+            return collected
+        after = page.next
 
 
 def _signed_in_client() -> uuid.UUID | None:

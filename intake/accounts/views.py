@@ -24,7 +24,7 @@ from intake.accounts import repository, sessions
 from intake.accounts.forms import ChangePasswordForm, DeleteAccountForm, LoginForm, SignupForm
 from intake.accounts.passwords import Passwords
 from intake.accounts.throttle import LoginThrottle
-from intake.agent_client import AgentUnavailable
+from intake.agent_client import AgentError
 from intake.db import get_agent, get_db
 from shared.db import AlreadyExists, tenant_transaction
 
@@ -219,11 +219,8 @@ def delete_account() -> ResponseReturnValue:
     client_id = g.identity.client_id
     # The agent revokes the client's connections first; if it cannot, nothing is deleted.
     try:
-        answer = get_agent().request("DELETE", f"/v1/clients/{client_id}/connections")
-        revoked = answer.status_code == 200
-    except AgentUnavailable:
-        revoked = False
-    if not revoked:
+        get_agent().revoke_all_connections(client_id)
+    except AgentError:
         logger.warning("account deletion postponed", extra={"client_id": client_id})
         return _account_page(account, delete_error=AGENT_UNREACHABLE), 503
     with tenant_transaction(get_db(), client_id) as conn:

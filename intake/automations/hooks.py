@@ -18,8 +18,9 @@ import uuid
 from flask import Blueprint, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 
+from intake import agent_client
 from intake.accounts.throttle import LoginThrottle
-from intake.agent_client import AgentUnavailable
+from intake.agent_client import AgentRefused, AgentUnavailable
 from intake.automations import repository
 from intake.db import get_agent, get_db
 from shared.db import tenant_transaction
@@ -92,18 +93,16 @@ def trigger(secret: str) -> ResponseReturnValue:
         return _error(429, "rate_limited", "This automation was started too often; wait, then retry.",
                       **{"Retry-After": str(WINDOW_SECONDS)})
     try:
-        answer = get_agent().request("POST", f"/v1/clients/{client_id}/automations/{automation_id}/runs",
-                                     json={"trigger": "webhook"})
+        started = get_agent().start_run(client_id, automation_id, trigger="webhook")
     except AgentUnavailable:
         return _error(503, "unavailable", "The run could not be started; try again shortly.")
-    if answer.status_code == 202:
-        run_id = answer.json()["run_id"]
-        logger.info("webhook run started", extra={"client_id": client_id, "automation_id": automation_id,
-                                                  "run_id": run_id})
-        return jsonify(run_id=run_id), 202
-    if answer.status_code == 404:
-        return _error(404, "not_found", NOT_FOUND_MESSAGE)
-    if answer.status_code == 409:
-        return _error(409, "run_refused", "The automation cannot run right now.")
-    logger.warning("webhook run not started", extra={"status_code": answer.status_code})
-    return _error(503, "unavailable", "The run could not be started; try again shortly.")
+    except AgentRefused as refused:
+        if refused.name == agent_client.NOT_FOUND:
+            return _error(404, "not_found", NOT_FOUND_MESSAGE)
+        if refused.name in agent_client.RUN_REFUSALS:
+            return _error(409, "run_refused", "The automation cannot run right now.")
+        logger.warning("webhook run not started", extra={"error": refused.name})
+        return _error(503, "unavailable", "The run could not be started; try again shortly.")
+    logger.info("webhook run started", extra={"client_id": client_id, "automation_id": automation_id,
+                                              "run_id": started.run_id})
+    return jsonify(run_id=str(started.run_id)), 202

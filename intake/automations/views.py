@@ -19,7 +19,8 @@ from typing import Any
 from flask import Blueprint, abort, current_app, flash, g, make_response, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
-from intake.agent_client import AgentUnavailable
+from intake import agent_client
+from intake.agent_client import AgentRefused, AgentUnavailable, StepOutput
 from intake.automations import access, costs, forms, hooks, repository
 from intake.db import get_agent, get_db
 from shared.automations import InvalidAutomation, load_automation
@@ -33,8 +34,8 @@ blueprint = Blueprint("automations", __name__)
 
 NOT_SAVED = "The automation was not saved. Correct the fields marked below."
 RUN_REFUSED = {
-    "automation_paused": "This automation is paused, so it did not run.",
-    "budget_exhausted": "This month's budget is used up, so the run was not started.",
+    agent_client.AUTOMATION_PAUSED: "This automation is paused, so it did not run.",
+    agent_client.BUDGET_EXHAUSTED: "This month's budget is used up, so the run was not started.",
 }
 RUN_NOT_STARTED = "This automation cannot run right now."
 AGENT_UNREACHABLE = "The service that runs automations could not be reached. Nothing was started; try again shortly."
@@ -224,27 +225,18 @@ def run_now(automation_id: uuid.UUID) -> ResponseReturnValue:
     with _tenant() as conn:
         _automation(conn, automation_id)
     try:
-        answer = get_agent().request("POST", f"/v1/clients/{_client_id()}/automations/{automation_id}/runs",
-                                     json={"trigger": "manual"})
+        get_agent().start_run(_client_id(), automation_id, trigger="manual")
     except AgentUnavailable:
         return _automation_page(automation_id, status=503, error=AGENT_UNREACHABLE)
-    if answer.status_code == 202:
-        flash("The run is queued. It appears below and under Runs.")
-        return redirect(url_for("automations.automation", automation_id=automation_id), 303)
-    if answer.status_code == 404:
-        abort(404)
-    if answer.status_code == 409:
-        return _automation_page(automation_id, status=409, error=RUN_REFUSED.get(_error_name(answer), RUN_NOT_STARTED))
-    logger.warning("run not started", extra={"status_code": answer.status_code})
-    return _automation_page(automation_id, status=503, error=AGENT_UNREACHABLE)
-
-
-def _error_name(answer: Any) -> str:
-    try:
-        body = answer.json()
-    except ValueError:
-        return ""
-    return str(body.get("error", "")) if isinstance(body, dict) else ""
+    except AgentRefused as refused:
+        if refused.name == agent_client.NOT_FOUND:
+            abort(404)
+        if refused.name in agent_client.RUN_REFUSALS:
+            return _automation_page(automation_id, status=409, error=RUN_REFUSED.get(refused.name, RUN_NOT_STARTED))
+        logger.warning("run not started", extra={"error": refused.name})
+        return _automation_page(automation_id, status=503, error=AGENT_UNREACHABLE)
+    flash("The run is queued. It appears below and under Runs.")
+    return redirect(url_for("automations.automation", automation_id=automation_id), 303)
 
 
 @blueprint.get("/runs")
@@ -261,10 +253,10 @@ class StoredOutput:
     text: str | None
 
     @classmethod
-    def from_item(cls, item: dict[str, Any]) -> StoredOutput:
-        if item.get("unreadable") or item.get("output") is None:
+    def from_step(cls, step: StepOutput) -> StoredOutput:
+        if step.unreadable:
             return cls(None)
-        return cls(json.dumps(item["output"], indent=2, ensure_ascii=False))
+        return cls(json.dumps(step.output, indent=2, ensure_ascii=False))
 
     def __repr__(self) -> str:  # never the output itself, should one ever reach a log or a traceback
         return f"StoredOutput(<{'unreadable' if self.text is None else f'{len(self.text)} characters'}>)"
@@ -290,18 +282,12 @@ def run(run_id: uuid.UUID) -> ResponseReturnValue:
 def _stored_outputs(run_id: uuid.UUID) -> dict[int, StoredOutput] | None:
     """The run's stored outputs by step index, from the agent, the only service that can decrypt them."""
     try:
-        answer = get_agent().request("GET", f"/v1/clients/{_client_id()}/runs/{run_id}/outputs")
-    except AgentUnavailable:
+        stored = get_agent().run_outputs(_client_id(), run_id)
+    except (AgentUnavailable, AgentRefused):
+        # The client logs the call's status; an output is the client's content and is never logged.
+        logger.warning("stored outputs not loaded", extra={"run_id": run_id})
         return None
-    # Only the status code is ever logged here: an output is the client's content.
-    if answer.status_code != 200:
-        logger.warning("stored outputs not loaded", extra={"run_id": run_id, "status_code": answer.status_code})
-        return None
-    try:
-        return {int(item["step_index"]): StoredOutput.from_item(item) for item in answer.json()["outputs"]}
-    except (ValueError, TypeError, KeyError, AttributeError):
-        logger.warning("stored outputs unreadable", extra={"run_id": run_id, "status_code": answer.status_code})
-        return None
+    return {step.step_index: StoredOutput.from_step(step) for step in stored}
 
 
 @blueprint.get("/costs", endpoint="costs")

@@ -1,9 +1,7 @@
 """Asking the agent service for the chat's reply, and whether the chat can answer at all.
 
-The reply call goes through the AgentClient's session (same TLS verification, same
-transport) but with its own timeout, since one reply may take several model calls, and it
-reads the agent's error body on a 5xx too (502 model_error/model_timeout, 503
-chat_unavailable), which AgentClient.request turns into a bare AgentUnavailable.
+The reply is AgentClient.chat_reply, with its own longer timeout since one reply may take
+several model calls; here the agent's refusals become the sentences the chat page shows.
 """
 
 from __future__ import annotations
@@ -11,29 +9,25 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass
-from typing import Any
 
-import requests
-from flask import current_app
-
-from intake.agent_client import AgentUnavailable
+from intake import agent_client
+from intake.agent_client import AgentRefused, AgentUnavailable, ChatReply
 from intake.db import get_agent
 
 logger = logging.getLogger(__name__)
 
-# The agent bounds one reply (repairs included) at 110 s; the intake waits a little longer.
-REPLY_TIMEOUT = (3.05, 130.0)
-
 UNREACHABLE = ("Hapex's chat service could not be reached. Your message is saved; "
                "try again in a moment.")
 MESSAGES = {
-    "chat_unavailable": ("The build chat is unavailable right now. Your message is saved; you can build "
-                         "the automation in the form builder instead."),
-    "budget_exhausted": ("This month's budget is used up, so Claude was not asked. Your message is saved; "
-                         "raise your budget or continue next month."),
-    "nothing_to_answer": "There is no message waiting for an answer.",
+    agent_client.CHAT_UNAVAILABLE: ("The build chat is unavailable right now. Your message is saved; you can "
+                                    "build the automation in the form builder instead."),
+    agent_client.BUDGET_EXHAUSTED: ("This month's budget is used up, so Claude was not asked. Your message is "
+                                    "saved; raise your budget or continue next month."),
+    agent_client.NOTHING_TO_ANSWER: "There is no message waiting for an answer.",
 }
-STATUSES = {"chat_unavailable": 503, "budget_exhausted": 409, "nothing_to_answer": 409}
+STATUSES = {agent_client.CHAT_UNAVAILABLE: 503, agent_client.BUDGET_EXHAUSTED: 409,
+            agent_client.NOTHING_TO_ANSWER: 409}
+MODEL_FAILED = "Claude could not answer just now. Your message is saved."
 
 
 @dataclass(frozen=True)
@@ -55,44 +49,29 @@ class ReplyFailed(Exception):
 
 def chat_state(client_id: uuid.UUID) -> ChatState:
     try:
-        body = get_agent().get_json(f"/v1/clients/{client_id}/chat")
-    except (AgentUnavailable, ValueError):
+        status = get_agent().chat_status(client_id)
+    except (AgentUnavailable, AgentRefused):
         return ChatState(reachable=False)
-    if not isinstance(body, dict):
-        return ChatState(reachable=False)
-    return ChatState(reachable=True, available=body.get("available") is True,
-                     over_budget=body.get("over_budget") is True)
+    return ChatState(reachable=True, available=status.available, over_budget=status.over_budget)
 
 
-def ask_for_reply(client_id: uuid.UUID, draft_id: uuid.UUID) -> dict[str, Any]:
-    """The agent's answer (kind proposal or question) to the draft's stored conversation, or ReplyFailed."""
-    agent = get_agent()
-    token = current_app.config["HAPEX"].agent_service_token
+def ask_for_reply(client_id: uuid.UUID, draft_id: uuid.UUID) -> ChatReply:
+    """The agent's answer (a proposal or a question) to the draft's stored conversation, or ReplyFailed."""
     try:
-        response = agent.session.request(
-            "POST", f"{agent.base_url}/v1/clients/{client_id}/chat/{draft_id}/replies", json={},
-            headers={"Authorization": f"Bearer {token.reveal()}"}, timeout=REPLY_TIMEOUT, verify=agent.verify,
-            allow_redirects=False)
-    except requests.RequestException as exc:
-        logger.warning("chat service unreachable", extra={"error_class": type(exc).__name__})
+        return get_agent().chat_reply(client_id, draft_id)
+    except AgentUnavailable:
         raise ReplyFailed("unreachable", UNREACHABLE, 503) from None
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    if not isinstance(body, dict):
-        logger.warning("chat service answered without JSON", extra={"status_code": response.status_code})
-        raise ReplyFailed("unreachable", UNREACHABLE, 503)
-    if response.status_code == 200 and body.get("kind") in ("proposal", "question"):
-        return body
-    error = str(body.get("error", ""))
-    if response.status_code == 404:
-        raise ReplyFailed("not_found", "No such draft.", 404)
-    if response.status_code == 502 and error in ("model_error", "model_timeout"):
+    except AgentRefused as refused:
+        raise _failed(refused) from None
+
+
+def _failed(refused: AgentRefused) -> ReplyFailed:
+    if refused.name == agent_client.NOT_FOUND:
+        return ReplyFailed("not_found", "No such draft.", 404)
+    if refused.name in (agent_client.MODEL_ERROR, agent_client.MODEL_TIMEOUT):
         # The agent's sentence for these is written for the client and names no content.
-        message = str(body.get("message") or "Claude could not answer just now. Your message is saved.")
-        raise ReplyFailed(error, message, 502)
-    if error in MESSAGES:
-        raise ReplyFailed(error, MESSAGES[error], STATUSES[error])
-    logger.warning("chat service error", extra={"status_code": response.status_code})
-    raise ReplyFailed("unreachable", UNREACHABLE, 503)
+        return ReplyFailed(refused.name, refused.message or MODEL_FAILED, 502)
+    if refused.name in MESSAGES:
+        return ReplyFailed(refused.name, MESSAGES[refused.name], STATUSES[refused.name])
+    logger.warning("chat reply refused", extra={"error": refused.name})
+    return ReplyFailed("unreachable", UNREACHABLE, 503)

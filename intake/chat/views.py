@@ -16,6 +16,7 @@ from typing import Any
 from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, url_for
 from flask.typing import ResponseReturnValue
 
+from intake.agent_client import ChatProposal
 from intake.chat import repository
 from intake.chat.forms import ApproveForm, AskAgainForm, MessageForm
 from intake.chat.replies import ChatState, ReplyFailed, ask_for_reply, chat_state
@@ -171,14 +172,13 @@ def _answer(draft_id: uuid.UUID) -> ResponseReturnValue:
                                                 "error": failed.error})
         return _draft_page(draft_id, status=failed.status, error=failed.message)
     with _tenant() as conn:
-        if reply["kind"] == "proposal":
+        if isinstance(reply, ChatProposal):
             repository.save_proposal(conn, client_id=_client_id(), draft_id=draft_id,
-                                     automation=reply["automation"],
-                                     summary=str(reply.get("summary_in_plain_words", "")),
-                                     prompt_version=str(reply.get("prompt_version", "")))
-            text = str(reply.get("message") or "Here is an automation that does what you described.")
+                                     automation=reply.automation, summary=reply.summary,
+                                     prompt_version=reply.prompt_version)
+            text = reply.message or "Here is an automation that does what you described."
         else:
-            text = str(reply.get("text", ""))
+            text = reply.text
         repository.add_message(conn, client_id=_client_id(), draft_id=draft_id, role="assistant", content=text)
     return redirect(url_for("chat.draft", draft_id=draft_id, _anchor="latest"), 303)
 

@@ -20,9 +20,9 @@ from typing import Any
 
 from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
-from requests import Response
 
-from intake.agent_client import AgentUnavailable
+from intake import agent_client
+from intake.agent_client import AgentRefused, AgentUnavailable, Connected
 from intake.config import IntakeConfig
 from intake.connections import repository
 from intake.connections.consent import (
@@ -357,43 +357,40 @@ def oauth_callback(provider_key: str) -> ResponseReturnValue:
                                 f"This answer from {provider.name} could not be accepted: it did not match a "
                                 "connection you started in this session, or it came too late. Nothing was "
                                 "connected; start again from your connections.", 400)
-    body: dict[str, Any] = {
-        "provider": provider.key,
-        "code": accepted.code.reveal(),
-        "code_verifier": accepted.code_verifier.reveal(),
-        "redirect_uri": accepted.redirect_uri,
-        "requested_scopes": list(accepted.requested_scopes),
-    }
-    if accepted.connection_id is not None:
-        body["connection_id"] = str(accepted.connection_id)
     try:
-        answer = get_agent().request("POST", f"/v1/clients/{client_id}/connections/oauth", json=body)
+        connected = get_agent().exchange_code(
+            client_id, provider=provider.key, code=accepted.code, code_verifier=accepted.code_verifier,
+            redirect_uri=accepted.redirect_uri, requested_scopes=accepted.requested_scopes,
+            connection_id=accepted.connection_id,
+        )
     except AgentUnavailable:
         return _consent_outcome(provider, "Nothing was connected",
                                 f"We could not finish connecting {provider.name}, so nothing was stored. "
                                 "Please start again in a few minutes.", 503)
-    return _exchange_outcome(provider, answer)
+    except AgentRefused as refused:
+        return _exchange_refused(provider, refused)
+    return _exchange_outcome(provider, connected)
 
 
-def _exchange_outcome(provider: Provider, answer: Response) -> ResponseReturnValue:
-    if answer.status_code == 201:
-        result = answer.json()
-        connection_id = result["connection"]["connection_id"]
-        missing = list(result.get("missing_scopes") or [])
-        logger.info("connection authorised", extra={"client_id": _client_id(), "provider": provider.key,
-                                                    "connection_id": connection_id, "count": len(missing)})
-        if missing:
-            flash(f"{provider.name} is connected, but it did not grant everything Hapex asked for. "
-                  f"Not granted: {', '.join(missing)}.")
-        else:
-            flash(f"{provider.name} is connected.")
-        return redirect(url_for("connections.connection", connection_id=connection_id), 303)
+def _exchange_outcome(provider: Provider, connected: Connected) -> ResponseReturnValue:
+    missing = list(connected.missing_scopes)
+    logger.info("connection authorised", extra={"client_id": _client_id(), "provider": provider.key,
+                                                "connection_id": connected.connection_id, "count": len(missing)})
+    if missing:
+        flash(f"{provider.name} is connected, but it did not grant everything Hapex asked for. "
+              f"Not granted: {', '.join(missing)}.")
+    else:
+        flash(f"{provider.name} is connected.")
+    return redirect(url_for("connections.connection", connection_id=connected.connection_id), 303)
+
+
+def _exchange_refused(provider: Provider, refused: AgentRefused) -> ResponseReturnValue:
     logger.info("connection refused by the agent", extra={"client_id": _client_id(), "provider": provider.key,
-                                                          "status_code": answer.status_code})
-    if answer.status_code == 404:
+                                                          "error": refused.name})
+    if refused.name == agent_client.NOT_FOUND:
         return _consent_outcome(provider, "Nothing was connected",
                                 "The connection you were renewing no longer exists, so nothing was stored.", 404)
-    if answer.status_code == 409:
+    if refused.name == agent_client.PROVIDER_NOT_CONFIGURED:
         return _consent_outcome(provider, "Nothing was connected", UNAVAILABLE.format(name=provider.name), 409)
     return _consent_outcome(provider, "Nothing was connected",
                             f"{provider.name} did not accept the authorization, so nothing was stored. "
@@ -413,25 +410,22 @@ def connect_api_key() -> ResponseReturnValue:
     if provider is None or provider.auth_kind is not AuthKind.API_KEY:
         abort(404)
     client_id = _client_id()
-    body: dict[str, Any] = {"provider": provider.key, "api_key": form.api_key.data}
-    if form.label.data:
-        body["label"] = form.label.data
     try:
-        answer = get_agent().request("POST", f"/v1/clients/{client_id}/connections/api-key", json=body)
+        stored = get_agent().store_api_key(client_id, provider=provider.key, api_key=Secret(form.api_key.data),
+                                           label=form.label.data or None)
     except AgentUnavailable:
         return _list_page(error=AGENT_UNREACHABLE, api_key_form=form, status=503)
-    if answer.status_code != 201:
+    except AgentRefused as refused:
         logger.info("api key refused by the agent", extra={"client_id": client_id, "provider": provider.key,
-                                                          "status_code": answer.status_code})
+                                                          "error": refused.name})
         return _list_page(error="That key could not be stored; nothing was saved. Check it and try again.",
                           api_key_form=form, status=400)
-    connection = answer.json()["connection"]
     logger.info("api key connected", extra={"client_id": client_id, "provider": provider.key,
-                                            "connection_id": connection["connection_id"]})
-    hint = connection.get("secret_hint")
+                                            "connection_id": stored.connection_id})
+    hint = stored.secret_hint
     flash(f"{provider.name} is connected. The key is stored encrypted"
           + (f"; Hapex shows only its last four characters, …{hint}." if hint else "."))
-    return redirect(url_for("connections.connection", connection_id=connection["connection_id"]), 303)
+    return redirect(url_for("connections.connection", connection_id=stored.connection_id), 303)
 
 
 # --- disconnecting -----------------------------------------------------------------------
@@ -451,14 +445,13 @@ def disconnect(connection_id: uuid.UUID) -> ResponseReturnValue:
         automations = repository.list_automation_steps(conn, client_id=client_id)
     dependents = [a["automation_id"] for a in automations if a["status"] == "enabled" and _uses(row["provider"], a)]
     try:
-        answer = get_agent().request("DELETE", f"/v1/clients/{client_id}/connections/{connection_id}")
+        outcome = get_agent().disconnect(client_id, connection_id).revocation
     except AgentUnavailable:
         return _detail_page(row, error=AGENT_UNREACHABLE, status=503)
-    if answer.status_code == 404:
-        abort(404)
-    if answer.status_code != 200:
+    except AgentRefused as refused:
+        if refused.name == agent_client.NOT_FOUND:
+            abort(404)
         return _detail_page(row, error=AGENT_UNREACHABLE, status=502)
-    outcome = answer.json().get("revocation", "")
     logger.info("connection disconnected", extra={"client_id": client_id, "connection_id": connection_id,
                                                  "provider": row["provider"], "status": outcome})
     message = REVOCATION_MESSAGES.get(outcome, "The connection was disconnected.")

@@ -36,8 +36,8 @@ def test_plain_http_on_the_service_ports_gets_no_answer(live_stack):
 def test_the_intake_reaches_the_agent_over_https_with_its_bearer_token(live_stack):
     config = IntakeConfig.from_env(live_stack.env)
     client = AgentClient(config)
-    client_id = uuid.uuid4()
-    assert client.get_json(f"/v1/clients/{client_id}/connections") == {"connections": []}
+    # A tenant route: without the right token this raises AgentUnavailable (401/403).
+    assert client.chat_status(uuid.uuid4()).over_budget is False
 
 
 def test_agent_api_demands_the_bearer_token_over_the_wire(live_stack):
