@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, jsonify
 from flask.typing import ResponseReturnValue
 
-from intake.agent_client import AgentUnavailable
+from intake.agent_client import AgentError
 from intake.db import get_agent, get_db
 from shared.db import DatabaseError
 
@@ -37,7 +37,7 @@ def readyz() -> ResponseReturnValue:
         checks["database"] = "unreachable"
     try:
         get_agent().check_alive()
-    except AgentUnavailable:
+    except AgentError:
         checks["agent"] = "unreachable"
     ready = all(value == "ok" for value in checks.values())
     response = jsonify(status="ok" if ready else "unavailable", **checks)
