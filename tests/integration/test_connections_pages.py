@@ -534,3 +534,31 @@ def test_another_clients_connection_and_automation_ids_are_404_everywhere(
     assert owner_conn.execute("SELECT count(*) FROM oauth_states").fetchone() == (0,)
     assert owner_conn.execute("SELECT status FROM connections").fetchone() == ("needs_reauth",)
     assert "Neighbour digest" not in me.page("/connections")
+
+
+# --- a broken or hostile agent behind the callback ---------------------------------------
+
+
+@pytest.mark.parametrize(("status", "body"), [
+    pytest.param(201, {"connection": {"connection_id": "CANARY-AGENT-ANSWER"}}, id="connection id not an id"),
+    pytest.param(201, b"<html>CANARY-AGENT-ANSWER</html>", id="201 not json"),
+    pytest.param(409, {"error": "provider_unavailable", "message": "CANARY-AGENT-ANSWER" * 1000}, id="huge message"),
+    pytest.param(502, {"error": "authorization_refused", "message": "CANARY-AGENT-ANSWER"}, id="5xx with a name"),
+])
+def test_a_callback_the_agent_answers_badly_for_stores_nothing_and_echoes_nothing(
+        database, intake_db, agent_service_app, owner_conn, logs, status, body):
+    from tests.integration.test_intake_hostile_agent import HostileAgent
+
+    hostile = HostileAgent(agent_service_app)
+    me = Client(build_intake_app(database, intake_db, hostile, public_url=PUBLIC_URL), owner_conn)
+    automation_id = save_automation(intake_db, me.client_id, "gmail.search")
+    _, query = consent_url(me.connect("google", automation_id=str(automation_id)))
+    hostile.answer("POST", r"/v1/clients/[^/]+/connections/oauth", status, body)
+    answer = me.callback("google", state=query["state"], code="4/0canary-code-" + secrets.token_hex(8),
+                         iss="https://accounts.google.com")
+    text = html.unescape(answer.get_data(as_text=True))
+    assert answer.status_code == 503
+    assert "so nothing was stored. Please start again in a few minutes." in text
+    assert "CANARY-AGENT-ANSWER" not in text and "CANARY-AGENT-ANSWER" not in logged(logs)
+    assert ("POST", f"/v1/clients/{me.client_id}/connections/oauth") in hostile.calls
+    assert owner_conn.execute("SELECT count(*) FROM connections").fetchone() == (0,)
