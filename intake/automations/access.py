@@ -49,13 +49,6 @@ class ProviderNeed:
         return None
 
 
-# SCOPE CLOSURE CALL SITE (issue 13): a copy of the closure that becomes a Provider method in
-# shared/catalog/model.py; at merge, call that method from provider_needs and delete this.
-def granted_closure(provider: Provider, granted: Iterable[str]) -> set[str]:
-    """The granted scopes and every narrower scope they imply."""
-    return provider.granted_closure(granted)
-
-
 def provider_needs(steps: Iterable[Mapping[str, Any]], connections: Mapping[str, Mapping[str, Any]]
                    ) -> list[ProviderNeed]:
     """Per provider the steps use (not Hapex's own), the minimal scopes and what is granted."""
@@ -65,7 +58,7 @@ def provider_needs(steps: Iterable[Mapping[str, Any]], connections: Mapping[str,
     for key in required_providers(steps):
         provider = PROVIDERS[key]
         connection = connections.get(key)
-        granted = granted_closure(provider, connection["scopes_granted"]) if connection else set()
+        granted = provider.granted_closure(connection["scopes_granted"]) if connection else set()
         scopes = tuple(
             NeededScope(name, provider.scope(name).access.value, provider.scope(name).purpose, name in granted)
             for name in scopes_by_provider.get(key, ())

@@ -59,17 +59,9 @@ def needed_from(provider: Provider, automations: Iterable[Mapping[str, Any]]) ->
     return minimal_scopes(provider.key, needed) if used else None
 
 
-# SCOPE CLOSURE CALL SITE (issue 13): this is one of the copies that becomes a Provider
-# method in shared/catalog/model.py; at merge, replace this body (or its one caller,
-# missing_scopes) with the Provider method and delete this function.
-def granted_closure(provider: Provider, granted: Iterable[str]) -> set[str]:
-    """What a set of granted scopes allows, counting the narrower scopes each one implies."""
-    return provider.granted_closure(granted)
-
-
 def missing_scopes(provider: Provider, needed: Sequence[str], granted: Iterable[str]) -> tuple[str, ...]:
     """What is needed and not yet granted, directly or through a wider scope."""
-    closure = granted_closure(provider, granted)
+    closure = provider.granted_closure(granted)
     return tuple(sorted(set(needed) - closure))
 
 
