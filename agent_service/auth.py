@@ -6,24 +6,22 @@ from flask import Flask, request
 from flask.typing import ResponseReturnValue
 
 from agent_service.config import AgentConfig
-from shared.errors import APIError
+from shared.errors import HapexError
 
 OPEN_ENDPOINTS = frozenset({"health.healthz", "health.readyz"})
 ADMIN_PREFIX = "/v1/admin/"
 
 
-class MissingToken(APIError):
-    """This API needs an Authorization: Bearer token."""
-
-    status = 401
+class MissingToken(HapexError):
     name = "unauthorized"
+    status = 401
+    message = "This API needs an Authorization: Bearer token."
 
 
-class WrongToken(APIError):
-    """The token does not grant access to this route."""
-
-    status = 403
+class WrongToken(HapexError):
     name = "forbidden"
+    status = 403
+    message = "The token does not grant access to this route."
 
 
 def bearer_token() -> str | None:

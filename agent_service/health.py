@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
-from flask import Blueprint, jsonify
-from flask.typing import ResponseReturnValue
+from flask import Blueprint
+from marshmallow import Schema, fields, validate
 
+from agent_service.contract import contract
 from agent_service.db import get_db
 from shared.db import DatabaseError
 
@@ -15,18 +17,31 @@ logger = logging.getLogger(__name__)
 blueprint = Blueprint("health", __name__)
 
 
+class HealthSchema(Schema):
+    status = fields.String(required=True, validate=validate.OneOf(["ok", "unavailable"]))
+    database = fields.String(required=True, validate=validate.OneOf(["ok", "unreachable"]))
+
+
+class ReadinessSchema(HealthSchema):
+    credential_keys = fields.String(required=True, validate=validate.OneOf(["ok", "missing", "unchecked"]))
+
+
 @blueprint.get("/healthz")
-def healthz() -> ResponseReturnValue:
+@contract(HealthSchema, also={503: ("The database does not answer.", HealthSchema)})
+def healthz() -> Any:
+    """Liveness and database reachability."""
     try:
         with get_db().connection() as conn:
             conn.execute("SELECT 1")
     except DatabaseError:
-        return jsonify(status="unavailable", database="unreachable"), 503
-    return jsonify(status="ok", database="ok")
+        return {"status": "unavailable", "database": "unreachable"}, 503
+    return {"status": "ok", "database": "ok"}
 
 
 @blueprint.get("/readyz")
-def readyz() -> ResponseReturnValue:
+@contract(ReadinessSchema, also={503: ("Not ready; which check failed (key ids are in the log, not here).",
+                                       ReadinessSchema)})
+def readyz() -> Any:
     """Ready to serve: the database answers and every stored credential is under a key held here.
 
     Which key ids are missing goes to the log (and `hapex doctor`), not to this open route.
@@ -40,7 +55,7 @@ def readyz() -> ResponseReturnValue:
             conn.execute("SELECT 1")
     except DatabaseError:
         checks.update(database="unreachable", credential_keys="unchecked")
-        return jsonify(status="unavailable", **checks), 503
+        return {"status": "unavailable", **checks}, 503
     try:
         check_credential_keys(get_db(), get_vault().keyring)
     except MissingCredentialKeys as missing:
@@ -51,5 +66,5 @@ def readyz() -> ResponseReturnValue:
         logger.error("not ready: credential keys could not be checked", extra={"error_class": type(failure).__name__})
         checks["credential_keys"] = "unchecked"
     if any(value != "ok" for value in checks.values()):
-        return jsonify(status="unavailable", **checks), 503
-    return jsonify(status="ok", **checks)
+        return {"status": "unavailable", **checks}, 503
+    return {"status": "ok", **checks}

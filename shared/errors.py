@@ -1,9 +1,15 @@
-"""The one JSON error shape of Hapex's APIs: {"error": name, "message": sentence}."""
+"""Hapex's domain errors and the one JSON error shape of its APIs: {"error": name, "message": sentence}.
+
+A domain error is a subclass of HapexError that sets `name` (stable, what callers branch on),
+`status` (the HTTP status it answers with) and `message` (a sentence safe to show the client),
+and nothing more. An instance may carry a more precise message, and a validation failure its
+`fields`. A status of 500 means "our fault": such an error never reaches the wire as itself.
+"""
 
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, ClassVar
 
 from flask import Flask, jsonify
 from flask.typing import ResponseReturnValue
@@ -12,14 +18,16 @@ from werkzeug.exceptions import HTTPException
 logger = logging.getLogger(__name__)
 
 
-class APIError(Exception):
-    """The request could not be completed."""
+class HapexError(Exception):
+    """The base every domain error sets its name, status and safe message on."""
 
-    status = 400
-    name = "bad_request"
+    name: ClassVar[str] = "internal_error"
+    status: ClassVar[int] = 500
+    message: str = "Something went wrong on our side."
 
     def __init__(self, message: str | None = None, *, fields: dict[str, Any] | None = None) -> None:
-        self.message = message or (self.__doc__ or "").strip()
+        if message is not None:
+            self.message = message
         self.fields = fields
         super().__init__(self.message)
 
@@ -30,25 +38,16 @@ class APIError(Exception):
         return body
 
 
-class ValidationFailed(APIError):
-    """Some fields are missing or invalid."""
-
-    status = 400
+class ValidationFailed(HapexError):
     name = "validation_failed"
+    status = 400
+    message = "Some fields are missing or invalid."
 
 
-class NotFound(APIError):
-    """Nothing was found at this address."""
-
-    status = 404
+class NotFound(HapexError):
     name = "not_found"
-
-
-class Conflict(APIError):
-    """The request conflicts with the current state."""
-
-    status = 409
-    name = "conflict"
+    status = 404
+    message = "Nothing was found at this address."
 
 
 def error_body(name: str, message: str) -> dict[str, str]:
@@ -59,11 +58,18 @@ def _http_error_name(exc: HTTPException) -> str:
     return (exc.name or "error").lower().replace(" ", "_").replace("'", "")
 
 
+def _internal_error(exc: Exception) -> ResponseReturnValue:
+    logger.error("unhandled error", exc_info=exc)
+    return jsonify(error_body(HapexError.name, HapexError.message)), 500
+
+
 def register_json_errors(app: Flask) -> None:
     """Every error leaves as the JSON shape; a 500 never echoes exception text."""
 
-    @app.errorhandler(APIError)
-    def _api_error(exc: APIError) -> ResponseReturnValue:
+    @app.errorhandler(HapexError)
+    def _domain_error(exc: HapexError) -> ResponseReturnValue:
+        if exc.status == 500:
+            return _internal_error(exc)
         return jsonify(exc.body()), exc.status
 
     @app.errorhandler(HTTPException)
@@ -77,5 +83,4 @@ def register_json_errors(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> ResponseReturnValue:
-        logger.error("unhandled error", exc_info=exc)
-        return jsonify(error_body("internal_error", "Something went wrong on our side.")), 500
+        return _internal_error(exc)

@@ -4,67 +4,62 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, jsonify, request
-from flask.typing import ResponseReturnValue
-from marshmallow import ValidationError
+from flask import Blueprint
 
 from agent_service.admin import reports
-from agent_service.admin.schemas import Period, load_period
+from agent_service.admin.schemas import (
+    ClientReportSchema,
+    FailingReportSchema,
+    NoArgumentsSchema,
+    OverviewSchema,
+    Period,
+    PeriodSchema,
+    QueueReportSchema,
+    ReauthReportSchema,
+)
+from agent_service.contract import contract
 from agent_service.db import get_db
-from shared.errors import ValidationFailed
 
 blueprint = Blueprint("admin", __name__, url_prefix="/v1/admin")
 
 
-def _period() -> Period:
-    arguments: dict[str, Any] = request.args.to_dict()
-    try:
-        return load_period(arguments)
-    except ValidationError as exc:
-        raise ValidationFailed("The period must be given as ISO dates, since on or before until.",
-                               fields=exc.normalized_messages()) from None
-
-
-def _no_arguments() -> None:
-    if request.args:
-        raise ValidationFailed("This report takes no query arguments.",
-                               fields={name: ["Unknown field."] for name in request.args})
-
-
 @blueprint.get("/overview")
-def overview() -> ResponseReturnValue:
+@contract(OverviewSchema)
+def overview() -> dict[str, Any]:
+    """Counts across clients for the operator."""
     with get_db().transaction() as conn:
-        row = reports.overview(conn)
-    return jsonify(row)
+        return reports.overview(conn)
 
 
 @blueprint.get("/clients")
-def clients() -> ResponseReturnValue:
-    period = _period()
+@contract(ClientReportSchema, query=PeriodSchema)
+def clients(data: Period) -> dict[str, Any]:
+    """Every client with its runs, failed runs, failure rate and cost over a period; no email, no content."""
     with get_db().transaction() as conn:
-        rows = reports.client_report(conn, period)
-    return jsonify(**period.as_json(), clients=rows)
+        rows = reports.client_report(conn, data)
+    return {"since": data.since, "until": data.until, "clients": rows}
 
 
 @blueprint.get("/connections/needs-reauth")
-def connections_needing_reauth() -> ResponseReturnValue:
-    _no_arguments()
+@contract(ReauthReportSchema, query=NoArgumentsSchema)
+def connections_needing_reauth() -> dict[str, Any]:
+    """Connections waiting for their client to reconnect them, longest waiting first."""
     with get_db().transaction() as conn:
-        rows = reports.reauth_connections(conn)
-    return jsonify(connections=rows)
+        return {"connections": reports.reauth_connections(conn)}
 
 
 @blueprint.get("/automations/failing")
-def failing_automations() -> ResponseReturnValue:
-    period = _period()
+@contract(FailingReportSchema, query=PeriodSchema)
+def failing_automations(data: Period) -> dict[str, Any]:
+    """Automations with failed runs over a period, or paused, most failures first; ids, counts, error classes."""
     with get_db().transaction() as conn:
-        rows = reports.failing_automations(conn, period)
-    return jsonify(**period.as_json(), automations=rows)
+        rows = reports.failing_automations(conn, data)
+    return {"since": data.since, "until": data.until, "automations": rows}
 
 
 @blueprint.get("/queue")
-def queue() -> ResponseReturnValue:
-    _no_arguments()
+@contract(QueueReportSchema, query=NoArgumentsSchema)
+def queue() -> dict[str, Any]:
+    """Job queue depth by queue and status, and each worker's last heartbeat."""
     with get_db().transaction() as conn:
-        report = reports.queue_report(conn)
-    return jsonify(report)
+        return reports.queue_report(conn)

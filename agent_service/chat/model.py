@@ -15,6 +15,7 @@ import requests
 from agent_service.capabilities import LLMSettings, LLMUsage, OutputInvalid
 from agent_service.capabilities.anthropic import ANTHROPIC_VERSION, usage
 from agent_service.outbound_tls import outbound_session
+from shared.errors import HapexError
 
 logger = logging.getLogger(__name__)
 
@@ -22,20 +23,15 @@ CONNECT_TIMEOUT = 5.0
 MAX_TOKENS = 2048
 
 
-class ModelFailed(Exception):
-    """Claude could not answer just now. Your message is saved; try again in a moment."""
-
-    error = "model_error"
-
-    def __init__(self, message: str | None = None) -> None:
-        self.message = message or (self.__doc__ or "").strip()
-        super().__init__(self.message)
+class ModelFailed(HapexError):
+    name = "model_error"
+    status = 502
+    message = "Claude could not answer just now. Your message is saved; try again in a moment."
 
 
 class ModelTimedOut(ModelFailed):
-    """Claude did not answer in time. Your message is saved; try again in a moment."""
-
-    error = "model_timeout"
+    name = "model_timeout"
+    message = "Claude did not answer in time. Your message is saved; try again in a moment."
 
 
 @dataclass(frozen=True)

@@ -26,8 +26,9 @@ from agent_service.chat.model import ModelAnswer, ModelFailed, ModelTimedOut, ca
 from agent_service.chat.prompt import ASK, CHAT_PROMPT_VERSION, MAX_MESSAGE_CHARACTERS, PROPOSE, system_prompt, tools
 from agent_service.chat.proposal import check_proposal, plain_words, providers_to_connect, scopes_by_provider
 from agent_service.runs.prices import PRICE_VERSION, llm_cost_microusd
-from agent_service.runs.triggers import month_to_date
+from agent_service.runs.triggers import BudgetExhausted, month_to_date
 from shared.db import Database, tenant_transaction
+from shared.errors import HapexError, NotFound
 
 logger = logging.getLogger(__name__)
 
@@ -45,41 +46,32 @@ AFTER_REPAIRS = ("I could not turn that into an automation Hapex can run yet. Co
 DECLINED = "I can't help with that request. Could you describe the automation you want differently?"
 
 
-class ChatRefused(Exception):
-    """The chat cannot answer this draft."""
-
-    error = "chat_refused"
+class ChatRefused(HapexError):
+    name = "chat_refused"
     status = 409
-
-    def __init__(self, message: str | None = None) -> None:
-        self.message = message or (self.__doc__ or "").strip()
-        super().__init__(self.message)
+    message = "The chat cannot answer this draft."
 
 
 class ChatUnavailable(ChatRefused):
-    """The build chat is unavailable on this Hapex (no Anthropic API key). Use the form builder instead."""
-
-    error = "chat_unavailable"
+    name = "chat_unavailable"
     status = 503
+    message = "The build chat is unavailable on this Hapex (no Anthropic API key). Use the form builder instead."
 
 
-class DraftMissing(ChatRefused):
-    """No such draft for this client."""
-
-    error = "not_found"
-    status = 404
+class DraftMissing(NotFound, ChatRefused):
+    message = "No such draft for this client."
 
 
 class NothingToAnswer(ChatRefused):
-    """The conversation has no message from the client waiting for an answer."""
+    name = "nothing_to_answer"
+    message = "The conversation has no message from the client waiting for an answer."
 
-    error = "nothing_to_answer"
 
+class ChatBudgetExhausted(BudgetExhausted, ChatRefused):
+    """The same condition as a run over budget (one name), told as the chat's."""
 
-class ChatBudgetExhausted(ChatRefused):
-    """This month's budget is used up, so the chat did not call Claude. Raise the budget or wait for next month."""
-
-    error = "budget_exhausted"
+    message = ("This month's budget is used up, so the chat did not call Claude. Raise the budget or wait for "
+               "next month.")
 
 
 @dataclass(frozen=True)

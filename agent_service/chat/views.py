@@ -3,21 +3,18 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
-from flask import Blueprint, jsonify
-from flask.typing import ResponseReturnValue
+from flask import Blueprint
 
 from agent_service.chat import service
-from agent_service.chat.model import ModelFailed
+from agent_service.chat.model import ModelFailed, ModelTimedOut
 from agent_service.chat.prompt import CHAT_PROMPT_VERSION
+from agent_service.chat.schemas import ChatAnswerSchema, ChatStatusSchema
+from agent_service.contract import contract
 from agent_service.db import get_runtime
-from shared.errors import APIError
 
 blueprint = Blueprint("chat", __name__, url_prefix="/v1/clients/<uuid:client_id>")
-
-
-class ChatError(APIError):
-    """The chat could not answer."""
 
 
 def _context() -> service.ChatContext:
@@ -26,27 +23,24 @@ def _context() -> service.ChatContext:
     return service.ChatContext(db=rt.db, llm=rt.llm, verify=rt.verify)
 
 
-def _error(status: int, name: str, message: str) -> ChatError:
-    error = ChatError(message)
-    error.status, error.name = status, name
-    return error
-
-
 @blueprint.get("/chat")
-def chat_status(client_id: uuid.UUID) -> ResponseReturnValue:
+@contract(ChatStatusSchema)
+def chat_status(client_id: uuid.UUID) -> dict[str, Any]:
     """Before the client types: is the chat configured, and is this month's budget left?"""
     chat = _context()
-    return jsonify(available=service.is_available(chat), over_budget=service.over_budget(chat, client_id),
-                   prompt_version=CHAT_PROMPT_VERSION)
+    return {"available": service.is_available(chat), "over_budget": service.over_budget(chat, client_id),
+            "prompt_version": CHAT_PROMPT_VERSION}
 
 
 @blueprint.post("/chat/<uuid:draft_id>/replies")
-def chat_reply(client_id: uuid.UUID, draft_id: uuid.UUID) -> ResponseReturnValue:
-    """The chat's answer to the draft's stored conversation: a proposal or a question."""
-    try:
-        answer = service.reply(_context(), client_id=client_id, draft_id=draft_id)
-    except service.ChatRefused as refused:
-        raise _error(refused.status, refused.error, refused.message) from None
-    except ModelFailed as failed:
-        raise _error(502, failed.error, failed.message) from None
-    return jsonify(answer.body())
+@contract(ChatAnswerSchema, refusals=(service.ChatUnavailable, service.DraftMissing, service.NothingToAnswer,
+                                      service.ChatBudgetExhausted, ModelFailed, ModelTimedOut))
+def chat_reply(client_id: uuid.UUID, draft_id: uuid.UUID) -> dict[str, Any]:
+    """The chat's answer to the draft's stored conversation: a proposal or a question.
+
+    Reads the draft's messages itself (no body) and asks Claude, constrained to the catalog. A
+    proposal is validated like a hand-built automation and its scopes come from the catalog;
+    nothing is saved and nothing runs. Every model call is a cost event; over this month's
+    budget no call is made.
+    """
+    return service.reply(_context(), client_id=client_id, draft_id=draft_id).body()

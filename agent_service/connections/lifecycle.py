@@ -26,6 +26,7 @@ from agent_service.vault import Accessor, CredentialNotFound, CredentialUnreadab
 from shared.catalog import CAPABILITIES, AuthKind, Provider, Revocation
 from shared.db import Database, QuerySet, execute, fetch_all, fetch_one, fetch_optional, tenant_transaction
 from shared.db.pool import Connection
+from shared.errors import NotFound
 from shared.secret import Secret
 
 logger = logging.getLogger(__name__)
@@ -34,8 +35,10 @@ QUERIES = QuerySet(Path(__file__).with_name("lifecycle.sql"))
 REVOCATION_PENDING = "revocation_pending"
 
 
-class ConnectionMissing(Exception):
+class ConnectionMissing(NotFound):
     """This client has no such connection for that provider."""
+
+    message = "No such connection."
 
 
 @dataclass(frozen=True)

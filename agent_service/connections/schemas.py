@@ -34,3 +34,55 @@ class ApiKeySchema(Schema):
     provider = fields.String(required=True, validate=validate.OneOf(API_KEY_PROVIDERS))
     api_key = fields.String(required=True, validate=validate.Length(16, 4096))
     label = fields.String(load_default=None, validate=validate.Length(1, 100))
+
+
+# --- what the agent answers --------------------------------------------------------------
+
+REVOCATIONS = ["revoked", "already_invalid", "retry_later", "unsupported", "already_disconnected"]
+
+
+class ConnectionSchema(Schema):
+    """A connection's metadata: never a token, only an API key's last four characters."""
+
+    connection_id = fields.UUID(required=True)
+    provider = fields.String(required=True)
+    auth_kind = fields.String(required=True, validate=validate.OneOf([kind.value for kind in AuthKind]))
+    status = fields.String(required=True, validate=validate.OneOf(["pending", "active", "needs_reauth", "revoked"]))
+    status_reason = fields.String(allow_none=True)
+    scopes_granted = fields.List(fields.String(), required=True)
+    scopes_granted_at = fields.AwareDateTime(allow_none=True)
+    account_label = fields.String(allow_none=True)
+    secret_hint = fields.String(allow_none=True, validate=validate.Length(max=4))
+    access_token_expires_at = fields.AwareDateTime(allow_none=True)
+    last_used_at = fields.AwareDateTime(allow_none=True)
+    created_at = fields.AwareDateTime(required=True)
+    updated_at = fields.AwareDateTime(required=True)
+
+
+class ConnectionListSchema(Schema):
+    connections = fields.List(fields.Nested(ConnectionSchema), required=True)
+
+
+class ConnectedSchema(Schema):
+    """The stored connection, and any requested scope the provider did not grant."""
+
+    connection = fields.Nested(ConnectionSchema, required=True)
+    missing_scopes = fields.List(fields.String(), required=True)
+
+
+class StoredKeySchema(Schema):
+    connection = fields.Nested(ConnectionSchema, required=True)
+
+
+class DisconnectedSchema(Schema):
+    """How the provider took the revocation."""
+
+    connection_id = fields.UUID(required=True)
+    revocation = fields.String(required=True, validate=validate.OneOf(REVOCATIONS))
+
+
+class RevokedAllSchema(Schema):
+    """What was revoked and deleted before an account goes."""
+
+    connections_revoked = fields.Integer(required=True, validate=validate.Range(min=0))
+    credentials_deleted = fields.Integer(required=True, validate=validate.Range(min=0))

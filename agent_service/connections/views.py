@@ -6,9 +6,7 @@ import logging
 import uuid
 from typing import Any
 
-from flask import Blueprint, jsonify, request
-from flask.typing import ResponseReturnValue
-from marshmallow import Schema, ValidationError
+from flask import Blueprint
 
 from agent_service.connections import lifecycle, repository
 from agent_service.connections.provider_oauth import (
@@ -16,10 +14,21 @@ from agent_service.connections.provider_oauth import (
     ProviderRejected,
     TransientProviderError,
 )
-from agent_service.connections.schemas import ApiKeySchema, OAuthExchangeSchema
+from agent_service.connections.schemas import (
+    ApiKeySchema,
+    ConnectedSchema,
+    ConnectionListSchema,
+    ConnectionSchema,
+    DisconnectedSchema,
+    OAuthExchangeSchema,
+    RevokedAllSchema,
+    StoredKeySchema,
+)
+from agent_service.contract import contract
 from agent_service.db import get_db, get_runtime
 from shared.db import NoResult, tenant_transaction
-from shared.errors import APIError, NotFound, ValidationFailed
+from shared.db.errors import ReferencedRowMissing
+from shared.errors import HapexError, NotFound
 from shared.secret import Secret
 
 logger = logging.getLogger(__name__)
@@ -27,58 +36,53 @@ logger = logging.getLogger(__name__)
 blueprint = Blueprint("connections", __name__, url_prefix="/v1/clients/<uuid:client_id>")
 
 
+class ClientNotFound(NotFound):
+    message = "No such client."
+
+
+class AuthorizationRefused(HapexError):
+    name = "authorization_refused"
+    status = 400
+    message = "The provider did not accept the authorization; start connecting again."
+
+
+class ProviderUnavailable(HapexError):
+    name = "provider_unavailable"
+    status = 503
+    message = "The provider could not be reached; try again in a moment."
+
+
+class ProviderNotConfigured(HapexError):
+    name = "provider_not_configured"
+    status = 409
+    message = "This provider is not available on this Hapex deployment."
+
+
 @blueprint.get("/connections")
-def list_connections(client_id: uuid.UUID) -> ResponseReturnValue:
+@contract(ConnectionListSchema)
+def list_connections(client_id: uuid.UUID) -> dict[str, Any]:
+    """A client's connections, metadata only."""
     with tenant_transaction(get_db(), client_id) as conn:
-        rows = repository.list_connections(conn)
-    return jsonify(connections=rows)
+        return {"connections": repository.list_connections(conn)}
 
 
 @blueprint.get("/connections/<uuid:connection_id>")
-def get_connection(client_id: uuid.UUID, connection_id: uuid.UUID) -> ResponseReturnValue:
+@contract(ConnectionSchema, refusals=(lifecycle.ConnectionMissing,))
+def get_connection(client_id: uuid.UUID, connection_id: uuid.UUID) -> dict[str, Any]:
+    """One connection, metadata only."""
     try:
         with tenant_transaction(get_db(), client_id) as conn:
-            row = repository.get_connection(conn, connection_id=connection_id)
+            return repository.get_connection(conn, connection_id=connection_id)
     except NoResult:
-        raise NotFound("No such connection.") from None
-    return jsonify(row)
-
-
-class AuthorizationRefused(APIError):
-    """The provider did not accept the authorization; start connecting again."""
-
-    status = 400
-    name = "authorization_refused"
-
-
-class ProviderUnavailable(APIError):
-    """The provider could not be reached; try again in a moment."""
-
-    status = 503
-    name = "provider_unavailable"
-
-
-class ProviderNotConfigured(APIError):
-    """This provider is not available on this Hapex deployment."""
-
-    status = 409
-    name = "provider_unavailable"
-
-
-def _load(schema: Schema) -> dict[str, Any]:
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        raise ValidationFailed("The body must be a JSON object.")
-    try:
-        return schema.load(body)  # type: ignore[no-any-return]
-    except ValidationError as exc:
-        raise ValidationFailed(fields=exc.normalized_messages()) from None
+        raise lifecycle.ConnectionMissing() from None
 
 
 @blueprint.post("/connections/oauth")
-def exchange_authorization_code(client_id: uuid.UUID) -> ResponseReturnValue:
-    """Trade the code the intake received for tokens, and store them encrypted."""
-    data = _load(OAuthExchangeSchema())
+@contract(ConnectedSchema, status=201, body=OAuthExchangeSchema,
+          refusals=(AuthorizationRefused, ClientNotFound, lifecycle.ConnectionMissing, ProviderNotConfigured,
+                    ProviderUnavailable))
+def exchange_authorization_code(client_id: uuid.UUID, data: dict[str, Any]) -> dict[str, Any]:
+    """Trade the code the intake received (with its PKCE verifier) for tokens, and store them encrypted."""
     rt = get_runtime()
     provider = rt.provider(data["provider"])
     oauth_client = rt.oauth_clients.get(provider.key)
@@ -91,48 +95,50 @@ def exchange_authorization_code(client_id: uuid.UUID) -> ResponseReturnValue:
             redirect_uri=data["redirect_uri"], requested_scopes=tuple(data["requested_scopes"]),
             connection_id=data["connection_id"], verify=rt.verify,
         )
-    except lifecycle.ConnectionMissing:
-        raise NotFound("No such connection.") from None
+    except ReferencedRowMissing:
+        raise ClientNotFound() from None
     except (InvalidGrant, ProviderRejected):
         raise AuthorizationRefused() from None
     except TransientProviderError:
         raise ProviderUnavailable() from None
-    return jsonify(connection=connected.connection, missing_scopes=list(connected.missing_scopes)), 201
+    return {"connection": connected.connection, "missing_scopes": list(connected.missing_scopes)}
 
 
 @blueprint.post("/connections/api-key")
-def store_api_key(client_id: uuid.UUID) -> ResponseReturnValue:
+@contract(StoredKeySchema, status=201, body=ApiKeySchema, refusals=(ClientNotFound,))
+def store_api_key(client_id: uuid.UUID, data: dict[str, Any]) -> dict[str, Any]:
     """Keep a client's API key encrypted; only its last four characters come back."""
-    data = _load(ApiKeySchema())
     rt = get_runtime()
-    row = lifecycle.connect_api_key(rt.db, rt.vault, client_id=client_id, provider=rt.provider(data["provider"]),
-                                    api_key=Secret(data["api_key"]), label=data["label"])
-    return jsonify(connection=row), 201
+    try:
+        row = lifecycle.connect_api_key(rt.db, rt.vault, client_id=client_id, provider=rt.provider(data["provider"]),
+                                        api_key=Secret(data["api_key"]), label=data["label"])
+    except ReferencedRowMissing:
+        raise ClientNotFound() from None
+    return {"connection": row}
 
 
 @blueprint.delete("/connections/<uuid:connection_id>")
-def disconnect(client_id: uuid.UUID, connection_id: uuid.UUID) -> ResponseReturnValue:
-    """Revoke at the provider, delete the ciphertext, pause the automations that needed it."""
+@contract(DisconnectedSchema, refusals=(lifecycle.ConnectionMissing,))
+def disconnect(client_id: uuid.UUID, connection_id: uuid.UUID) -> dict[str, Any]:
+    """Disconnect: revoke at the provider, delete the ciphertext, pause the automations that needed it."""
     rt = get_runtime()
     try:
         with tenant_transaction(rt.db, client_id) as conn:
             row = repository.get_connection(conn, connection_id=connection_id)
     except NoResult:
-        raise NotFound("No such connection.") from None
+        raise lifecycle.ConnectionMissing() from None
     if row["status"] == "revoked":
-        return jsonify(connection_id=str(connection_id), revocation="already_disconnected")
+        return {"connection_id": connection_id, "revocation": "already_disconnected"}
     provider = rt.provider(row["provider"])
-    try:
-        outcome = lifecycle.disconnect(rt.db, rt.vault, client_id=client_id, connection_id=connection_id,
-                                       provider=provider, oauth_client=rt.oauth_clients.get(provider.key),
-                                       verify=rt.verify)
-    except lifecycle.ConnectionMissing:
-        raise NotFound("No such connection.") from None
-    return jsonify(connection_id=str(connection_id), revocation=outcome.value)
+    outcome = lifecycle.disconnect(rt.db, rt.vault, client_id=client_id, connection_id=connection_id,
+                                   provider=provider, oauth_client=rt.oauth_clients.get(provider.key),
+                                   verify=rt.verify)
+    return {"connection_id": connection_id, "revocation": outcome.value}
 
 
 @blueprint.delete("/connections")
-def revoke_connections(client_id: uuid.UUID) -> ResponseReturnValue:
+@contract(RevokedAllSchema)
+def revoke_connections(client_id: uuid.UUID) -> dict[str, Any]:
     """Revoke everything a client connected; the intake calls this before deleting an account.
 
     Each live connection is revoked at its provider first (best effort: the account is
@@ -157,4 +163,4 @@ def revoke_connections(client_id: uuid.UUID) -> ResponseReturnValue:
     logger.info(
         "connections revoked", extra={"client_id": client_id, "count": revoked}
     )
-    return jsonify(connections_revoked=revoked, credentials_deleted=deleted)
+    return {"connections_revoked": revoked, "credentials_deleted": deleted}

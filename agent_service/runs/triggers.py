@@ -13,38 +13,29 @@ from agent_service.runs import repository as runs
 from shared.automations import repository as automations
 from shared.db import NoResult
 from shared.db.pool import Connection
+from shared.errors import HapexError, NotFound
 
 logger = logging.getLogger(__name__)
 
 
-class RunRefused(Exception):
-    """This run cannot start."""
-
-    error = "run_refused"
+class RunRefused(HapexError):
+    name = "run_refused"
     status = 409
-
-    def __init__(self, message: str | None = None) -> None:
-        self.message = message or (self.__doc__ or "").strip()
-        super().__init__(self.message)
+    message = "This run cannot start."
 
 
-class AutomationMissing(RunRefused):
-    """No such automation for this client."""
-
-    error = "not_found"
-    status = 404
+class AutomationMissing(NotFound, RunRefused):
+    message = "No such automation for this client."
 
 
 class AutomationPaused(RunRefused):
-    """The automation is paused; reconnect what it needs, then resume it."""
-
-    error = "automation_paused"
+    name = "automation_paused"
+    message = "The automation is paused; reconnect what it needs, then resume it."
 
 
 class BudgetExhausted(RunRefused):
-    """This month's budget is used up; the run was not started."""
-
-    error = "budget_exhausted"
+    name = "budget_exhausted"
+    message = "This month's budget is used up; the run was not started."
 
 
 @dataclass(frozen=True)
@@ -87,7 +78,7 @@ def start_run(conn: Connection, *, client_id: uuid.UUID, automation_id: uuid.UUI
     }
     if over_budget:
         values.update(status="cancelled", error_class="budget_exhausted",
-                      error_message=BudgetExhausted.__doc__)
+                      error_message=BudgetExhausted.message)
     inserted = runs.insert_run(conn, **values)
     if inserted is None:
         return None
