@@ -6,6 +6,8 @@ from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
+from shared.automations.definition import MAX_STEPS
+
 
 class RunRequestSchema(Schema):
     """What started the run: the client pressing "Run now", or a call to its webhook URL."""
@@ -30,7 +32,7 @@ class OutputsPageSchema(Schema):
         unknown = RAISE
 
     after_run = fields.UUID(load_default=None)
-    after_step = fields.Integer(load_default=None, validate=validate.Range(min=0))
+    after_step = fields.Integer(load_default=None, validate=validate.Range(min=0, max=MAX_STEPS - 1))
     limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=500))
 
     @validates_schema
