@@ -12,9 +12,11 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from marshmallow import Schema, fields, validate
+from apispec import APISpec
+from apispec.ext.marshmallow.openapi import OpenAPIConverter
+from marshmallow import RAISE, Schema, fields, validate
 
-from shared.automations.definition import MAX_STEPS, AutomationSchema
+from shared.automations.definition import AutomationSchema
 from shared.catalog import CAPABILITIES, PROVIDERS, AuthKind, Capability
 
 CHAT_PROMPT_VERSION = "v1"
@@ -52,6 +54,31 @@ def system_prompt(version: str = CHAT_PROMPT_VERSION) -> str:
         prompt_path("catalog.md", version).read_text(encoding="utf-8").strip()
 
 
+class ProposeAutomationInput(Schema):
+    """A whole automation as the client would build it by hand (without the client's own store-outputs switch)."""
+
+    class Meta:
+        unknown = RAISE
+
+    message = fields.String(required=True, validate=validate.Length(max=MAX_MESSAGE_CHARACTERS),
+                            metadata={"description": "One or two plain sentences to the client about this proposal."})
+    automation = fields.Nested(AutomationSchema(exclude=("store_outputs",)), required=True)
+
+
+class AskQuestionInput(Schema):
+    class Meta:
+        unknown = RAISE
+
+    question = fields.String(required=True, validate=validate.Length(1, MAX_MESSAGE_CHARACTERS))
+
+
+def json_schema(schema: Schema) -> dict[str, Any]:
+    """The JSON Schema of a marshmallow schema, nested schemas inline (a tool's input_schema has no $refs)."""
+    spec = APISpec(title="chat tools", version="1", openapi_version="3.1.0")
+    converter = OpenAPIConverter(openapi_version="3.1.0", schema_name_resolver=lambda _: None, spec=spec)
+    return converter.schema2jsonschema(schema)  # type: ignore[no-any-return]
+
+
 def tools() -> list[dict[str, Any]]:
     """The only two answers the model may give: a proposal within the catalog, or a question."""
     return [
@@ -59,61 +86,13 @@ def tools() -> list[dict[str, Any]]:
             "name": PROPOSE,
             "description": ("Propose a complete automation built only from the catalog's capabilities and "
                             "triggers. Hapex validates it and shows it to the client, who may approve it."),
-            "input_schema": {
-                "type": "object",
-                "additionalProperties": False,
-                "required": ["automation", "message"],
-                "properties": {
-                    "message": {"type": "string", "maxLength": MAX_MESSAGE_CHARACTERS,
-                                "description": "One or two plain sentences to the client about this proposal."},
-                    "automation": {
-                        "type": "object",
-                        "additionalProperties": False,
-                        "required": ["name", "trigger", "steps"],
-                        "properties": {
-                            "name": {"type": "string", "minLength": 1, "maxLength": 200},
-                            "trigger": {
-                                "type": "object",
-                                "additionalProperties": False,
-                                "required": ["kind"],
-                                "properties": {
-                                    "kind": {"type": "string", "enum": trigger_kinds()},
-                                    "cron": {"type": "string"},
-                                    "timezone": {"type": "string"},
-                                },
-                            },
-                            "steps": {
-                                "type": "array",
-                                "minItems": 1,
-                                "maxItems": MAX_STEPS,
-                                "items": {
-                                    "type": "object",
-                                    "additionalProperties": False,
-                                    "required": ["capability", "input"],
-                                    "properties": {
-                                        "capability": {"type": "string", "enum": sorted(CAPABILITIES)},
-                                        "input": {"type": "object",
-                                                  "description": "The capability's input fields, as the catalog "
-                                                                 "lists them."},
-                                    },
-                                },
-                            },
-                        },
-                    },
-                },
-            },
+            "input_schema": json_schema(ProposeAutomationInput()),
         },
         {
             "name": ASK,
             "description": ("Ask the client one question, in plain words, when a detail is missing or when what "
                             "they want is outside the catalog."),
-            "input_schema": {
-                "type": "object",
-                "additionalProperties": False,
-                "required": ["question"],
-                "properties": {"question": {"type": "string", "minLength": 1,
-                                            "maxLength": MAX_MESSAGE_CHARACTERS}},
-            },
+            "input_schema": json_schema(AskQuestionInput()),
         },
     ]
 

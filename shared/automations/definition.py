@@ -69,7 +69,8 @@ class StepSchema(Schema):
         unknown = RAISE
 
     capability = fields.String(required=True, validate=validate.OneOf(sorted(CAPABILITIES)))
-    input = fields.Dict(keys=fields.String(), load_default=dict)
+    input = fields.Dict(keys=fields.String(), load_default=dict,
+                        metadata={"description": "The capability's input fields, as the catalog lists them."})
 
 
 class AutomationSchema(Schema):
