@@ -25,12 +25,13 @@ import requests
 from requests.adapters import HTTPAdapter
 from requests.exceptions import SSLError
 
+from shared.errors import HapexError
 
-class TrustMismatch(Exception):
-    """The request asked to verify against other CAs than its session trusts; only the session's bundle is used."""
 
-    def __init__(self, message: str | None = None) -> None:
-        super().__init__(message or (self.__doc__ or "").strip())
+class TrustMismatch(HapexError):
+    name = "trust_mismatch"
+    message = ("The request asked to verify against other CAs than its session trusts; only the session's bundle "
+               "is used.")
 
 
 class _PinnedContext(ssl.SSLContext):

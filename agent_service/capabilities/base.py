@@ -27,14 +27,21 @@ DEFAULT_TIMEOUT = (5.0, 30.0)
 
 
 class StepFailed(Exception):
-    """The step could not complete."""
+    """A step's failure as its run records it: an error class and a safe message, never on the wire.
+
+    Not a HapexError: it has no HTTP status, and its error classes are the run records' own
+    vocabulary (stored in runs and run_steps, counted in the admin reports), which may share a
+    word with an API error's name (provider_unavailable) for the same condition.
+    """
 
     error_class = "step_failed"
+    safe_message = "The step could not complete."
     transient = False
 
     def __init__(self, safe_message: str | None = None, *, retry_after: float | None = None,
                  llm_usage: list[LLMUsage] | None = None) -> None:
-        self.safe_message = safe_message or (self.__doc__ or "").strip()
+        if safe_message is not None:
+            self.safe_message = safe_message
         self.retry_after = retry_after
         # Tokens already billed before the step failed (e.g. a reply with an unknown label),
         # so that cost events still match the provider's invoice.
@@ -43,34 +50,29 @@ class StepFailed(Exception):
 
 
 class ProviderUnauthorized(StepFailed):
-    """The provider refused the access token; it may need refreshing."""
-
     error_class = "provider_unauthorized"
+    safe_message = "The provider refused the access token; it may need refreshing."
 
 
 class ProviderTransient(StepFailed):
-    """The provider is busy or unavailable; the step will be retried."""
-
     error_class = "provider_unavailable"
+    safe_message = "The provider is busy or unavailable; the step will be retried."
     transient = True
 
 
 class ProviderRateLimited(ProviderTransient):
-    """The provider asked us to slow down; the request was not processed."""
-
     error_class = "provider_rate_limited"
+    safe_message = "The provider asked us to slow down; the request was not processed."
 
 
 class ProviderRefused(StepFailed):
-    """The provider refused the request."""
-
     error_class = "provider_refused"
+    safe_message = "The provider refused the request."
 
 
 class OutputInvalid(StepFailed):
-    """The provider's answer was not what this step expects."""
-
     error_class = "output_invalid"
+    safe_message = "The provider's answer was not what this step expects."
 
 
 @dataclass(frozen=True)

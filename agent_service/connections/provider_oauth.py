@@ -25,6 +25,7 @@ from requests_oauthlib import OAuth2Session
 from agent_service.outbound_tls import OutboundTLSAdapter, outbound_session
 from shared.catalog import Provider, Revocation, TokenAuth
 from shared.config import Environment
+from shared.errors import HapexError
 from shared.secret import Secret
 
 logger = logging.getLogger(__name__)
@@ -34,19 +35,19 @@ SLACK_INVALID_GRANT = {"invalid_code", "code_already_used", "invalid_refresh_tok
                        "token_expired", "invalid_grant"}
 
 
-class ProviderError(Exception):
-    """The provider refused or failed the request."""
-
-    def __init__(self, message: str | None = None) -> None:
-        super().__init__(message or (self.__doc__ or "").strip())
+class ProviderError(HapexError):
+    name = "provider_error"
+    message = "The provider refused or failed the request."
 
 
 class InvalidGrant(ProviderError):
-    """The provider no longer accepts this authorization; the client must reconnect."""
+    name = "invalid_grant"
+    message = "The provider no longer accepts this authorization; the client must reconnect."
 
 
 class TransientProviderError(ProviderError):
-    """The provider is unavailable or rate-limiting; try again later."""
+    name = "provider_transient"
+    message = "The provider is unavailable or rate-limiting; try again later."
 
     def __init__(self, message: str | None = None, *, retry_after: float | None = None) -> None:
         super().__init__(message)
@@ -54,7 +55,8 @@ class TransientProviderError(ProviderError):
 
 
 class ProviderRejected(ProviderError):
-    """The provider rejected the request."""
+    name = "provider_rejected"
+    message = "The provider rejected the request."
 
 
 @dataclass(frozen=True)

@@ -18,16 +18,18 @@ from agent_service.runtime import AgentRuntime
 from agent_service.vault import Accessor, CredentialNotFound, CredentialUnreadable, Purpose
 from shared.catalog import Provider
 from shared.db import tenant_transaction
+from shared.errors import HapexError
 
 logger = logging.getLogger(__name__)
 
 
-class ReconnectNeeded(Exception):
-    """The provider no longer accepts this connection; the client must reconnect it."""
+class ReconnectNeeded(HapexError):
+    name = "reconnect_needed"
+    message = "The provider no longer accepts this connection; the client must reconnect it."
 
     def __init__(self, reason: str = "invalid_grant") -> None:
         self.reason = reason
-        super().__init__((self.__doc__ or "").strip())
+        super().__init__()
 
 
 def ensure_access_token(rt: AgentRuntime, *, client_id: uuid.UUID, connection_id: uuid.UUID, provider: Provider,

@@ -12,23 +12,21 @@ from typing import NoReturn
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from shared.errors import HapexError
+
 KEY_BYTES = 32
 NONCE_BYTES = 12
 TAG_BYTES = 16
 
 
-class UnsupportedParameters(ValueError):
-    """Only 32-byte AES-256 keys and 12-byte (96-bit) nonces are accepted."""
-
-    def __init__(self, message: str | None = None) -> None:
-        super().__init__(message or (self.__doc__ or "").strip())
+class UnsupportedParameters(HapexError, ValueError):
+    name = "unsupported_parameters"
+    message = "Only 32-byte AES-256 keys and 12-byte (96-bit) nonces are accepted."
 
 
-class AuthenticationFailed(Exception):
-    """The ciphertext does not authenticate under this key, nonce and associated data."""
-
-    def __init__(self) -> None:
-        super().__init__((self.__doc__ or "").strip())
+class AuthenticationFailed(HapexError):
+    name = "authentication_failed"
+    message = "The ciphertext does not authenticate under this key, nonce and associated data."
 
 
 def new_nonce() -> bytes:

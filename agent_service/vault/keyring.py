@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from agent_service.vault.aead import AES256GCM, KEY_BYTES, new_nonce
 from agent_service.vault.keys import key_id, parse_key, parse_key_list
 from shared.config import Environment
+from shared.errors import HapexError
 
 if TYPE_CHECKING:
     from agent_service.config import AgentConfig
@@ -54,12 +55,13 @@ class Purpose(StrEnum):
     API_KEY = "api_key"
 
 
-class UnknownKey(Exception):
-    """The ciphertext names a key id this agent does not hold."""
+class UnknownKey(HapexError):
+    name = "unknown_key"
+    message = "The ciphertext names a key id this agent does not hold."
 
     def __init__(self, key_id: str) -> None:
         self.key_id = key_id
-        super().__init__(f"{(self.__doc__ or '').strip()} ({key_id})")
+        super().__init__(f"{self.message} ({key_id})")
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from agent_service.vault.aead import AuthenticationFailed, UnsupportedParameters
 from agent_service.vault.keyring import Keyring, OutputBinding, Sealed, UnknownKey
 from shared.db import QuerySet, execute, fetch_all, fetch_optional
 from shared.db.pool import Connection
+from shared.errors import HapexError
 
 logger = logging.getLogger(__name__)
 QUERIES = QuerySet(Path(__file__).with_name("outputs.sql"))
@@ -28,8 +29,9 @@ QUERIES = QuerySet(Path(__file__).with_name("outputs.sql"))
 MAX_OUTPUT_BYTES = 16 * 1024 * 1024
 
 
-class OutputTooLarge(ValueError):
-    """This step's output is larger than Hapex stores."""
+class OutputTooLarge(HapexError, ValueError):
+    name = "output_too_large"
+    message = "This step's output is larger than Hapex stores."
 
 
 @dataclass(frozen=True)
@@ -69,7 +71,7 @@ class ListedOutput:
 def encode(output: dict[str, Any]) -> bytes:
     plaintext = json.dumps(output, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
     if len(plaintext) > MAX_OUTPUT_BYTES:
-        raise OutputTooLarge((OutputTooLarge.__doc__ or "").strip())
+        raise OutputTooLarge()
     return plaintext
 
 

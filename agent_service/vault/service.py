@@ -31,6 +31,7 @@ from agent_service.vault.usage import (  # noqa: F401 - the vault's public names
 )
 from shared.db import Database, tenant_transaction
 from shared.db.pool import Connection
+from shared.errors import HapexError
 from shared.secret import Secret
 
 logger = logging.getLogger(__name__)
@@ -64,35 +65,39 @@ class Accessor:
 DEFAULT_SERVICE = "agent"
 
 
-class VaultError(Exception):
-    """The credential vault could not complete the operation."""
-
-    def __init__(self, message: str | None = None) -> None:
-        super().__init__(message or (self.__doc__ or "").strip())
+class VaultError(HapexError):
+    name = "vault_error"
+    message = "The credential vault could not complete the operation."
 
 
 class ConnectionNotFound(VaultError):
-    """This client has no such connection."""
+    name = "vault_connection_not_found"
+    message = "This client has no such connection."
 
 
 class CredentialNotFound(VaultError):
-    """This connection has no stored credential for that purpose."""
+    name = "credential_not_found"
+    message = "This connection has no stored credential for that purpose."
 
 
 class CredentialUnreadable(VaultError):
-    """The stored credential failed to decrypt; the connection must be reconnected."""
+    name = "credential_unreadable"
+    message = "The stored credential failed to decrypt; the connection must be reconnected."
 
 
 class CredentialKeyMissing(VaultError):
-    """The stored credential is under a key this agent does not hold."""
+    name = "credential_key_missing"
+    message = "The stored credential is under a key this agent does not hold."
 
 
 class InvalidCredential(VaultError):
-    """A credential must be non-empty text of at most 64 KiB, passed as a Secret."""
+    name = "invalid_credential"
+    message = "A credential must be non-empty text of at most 64 KiB, passed as a Secret."
 
 
 class SecretExpired(VaultError):
-    """The step that opened this secret has ended; open the credential again."""
+    name = "secret_expired"
+    message = "The step that opened this secret has ended; open the credential again."
 
 
 class StepSecret(Secret):

@@ -15,6 +15,7 @@ from agent_service.vault.keyring import RETIRED_VARIABLE, Keyring
 from agent_service.vault.service import Vault
 from agent_service.vault.usage import USAGE_WARNING_AT, warn_about_usage
 from shared.db import Database, DatabaseError
+from shared.errors import HapexError
 
 if TYPE_CHECKING:
     from agent_service.config import AgentConfig
@@ -24,8 +25,9 @@ logger = logging.getLogger(__name__)
 EXTENSION = "hapex_vault"
 
 
-class VaultStartupError(RuntimeError):
-    """The agent cannot start: its credential keys do not fit the database."""
+class VaultStartupError(HapexError, RuntimeError):
+    name = "vault_startup_failed"
+    message = "The agent cannot start: its credential keys do not fit the database."
 
 
 def _rows(count: int, noun: str) -> str:
@@ -33,7 +35,8 @@ def _rows(count: int, noun: str) -> str:
 
 
 class MissingCredentialKeys(VaultStartupError):
-    """The database holds credentials under key ids this agent does not have"""
+    name = "credential_keys_not_held"
+    message = "The database holds credentials under key ids this agent does not have"
 
     def __init__(self, missing: Mapping[str, int], keyring: Keyring,
                  missing_outputs: Mapping[str, int] | None = None) -> None:
@@ -50,23 +53,19 @@ class MissingCredentialKeys(VaultStartupError):
             for kid in self.missing
         )
         super().__init__(
-            f"{(self.__doc__ or '').strip()}: {listed}. Add the key(s) with these ids to "
+            f"{self.message}: {listed}. Add the key(s) with these ids to "
             f"{RETIRED_VARIABLE} (this agent holds {keyring.describe()})."
         )
 
 
 class KeyCheckUnavailable(VaultStartupError):
-    """The database is unavailable, so the credential keys could not be checked."""
-
-    def __init__(self) -> None:
-        super().__init__((self.__doc__ or "").strip())
+    name = "key_check_unavailable"
+    message = "The database is unavailable, so the credential keys could not be checked."
 
 
 class VaultSchemaMissing(VaultStartupError):
-    """The database lacks the vault's functions; run `hapex db migrate` first."""
-
-    def __init__(self) -> None:
-        super().__init__((self.__doc__ or "").strip())
+    name = "vault_schema_missing"
+    message = "The database lacks the vault's functions; run `hapex db migrate` first."
 
 
 def check_credential_keys(database: Database, keyring: Keyring) -> dict[str, int]:

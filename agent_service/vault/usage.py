@@ -7,6 +7,7 @@ import logging
 from agent_service.vault import repository
 from agent_service.vault.keyring import Keyring
 from shared.db.pool import Connection
+from shared.errors import HapexError
 
 logger = logging.getLogger(__name__)
 
@@ -17,11 +18,9 @@ USAGE_WARNING_AT = 2**30
 USAGE_WARNING_EVERY = 2**24
 
 
-class KeyExhausted(Exception):
-    """The primary credential key has reached its encryption limit; rotate to a new key."""
-
-    def __init__(self) -> None:
-        super().__init__((self.__doc__ or "").strip())
+class KeyExhausted(HapexError):
+    name = "key_exhausted"
+    message = "The primary credential key has reached its encryption limit; rotate to a new key."
 
 
 def reserve_encryptions(conn: Connection, keyring: Keyring, count: int) -> int:

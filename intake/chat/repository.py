@@ -16,17 +16,22 @@ from psycopg.types.json import Jsonb
 from shared.automations import repository as definitions
 from shared.db import QuerySet, execute, fetch_all, fetch_one, fetch_optional
 from shared.db.pool import Connection
+from shared.errors import HapexError
 
 QUERIES = QuerySet(Path(__file__).with_name("queries.sql"))
 RECENT_DRAFTS = 100
 
 
-class ProposalChanged(Exception):
-    """The proposal changed since the page was shown; review the new one before approving."""
+class ProposalChanged(HapexError):
+    name = "proposal_changed"
+    status = 409
+    message = "The proposal changed since the page was shown; review the new one before approving."
 
 
-class NoProposal(Exception):
-    """There is no proposal to approve yet."""
+class NoProposal(HapexError):
+    name = "no_proposal"
+    status = 409
+    message = "There is no proposal to approve yet."
 
 
 def create_draft(conn: Connection, *, client_id: uuid.UUID) -> uuid.UUID:

@@ -195,7 +195,7 @@ def approve(draft_id: uuid.UUID) -> ResponseReturnValue:
             automation_id, created = repository.approve(conn, client_id=_client_id(), draft_id=draft_id,
                                                         revision=int(form.revision.data))
     except (repository.NoProposal, repository.ProposalChanged) as refused:
-        return _draft_page(draft_id, status=409, error=(type(refused).__doc__ or "").strip())
+        return _draft_page(draft_id, status=refused.status, error=refused.message)
     except InvalidAutomation:
         return _draft_page(draft_id, status=409, error=PROPOSAL_INVALID)
     logger.info("chat proposal approved", extra={"client_id": _client_id(), "draft_id": draft_id,

@@ -21,22 +21,26 @@ from oauthlib.oauth2 import WebApplicationClient
 from shared.catalog import AuthKind, Provider
 from shared.db import Database, QuerySet, execute, fetch_optional, tenant_transaction
 from shared.db.pool import Connection
+from shared.errors import HapexError
 from shared.secret import Secret
 
 QUERIES = QuerySet(Path(__file__).with_name("consent.sql"))
 STATE_LIFETIME_SECONDS = 600
 
 
-class ConsentRefused(Exception):
-    """This authorization response cannot be accepted; start the connection again."""
+class ConsentRefused(HapexError):
+    name = "consent_refused"
+    status = 400
+    message = "This authorization response cannot be accepted; start the connection again."
 
     def __init__(self, reason: str, message: str | None = None) -> None:
         self.reason = reason
-        super().__init__(message or (self.__doc__ or "").strip())
+        super().__init__(message)
 
 
 class ProviderDeclined(ConsentRefused):
-    """The provider reported that access was not granted."""
+    name = "consent_declined"
+    message = "The provider reported that access was not granted."
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared.catalog import CAPABILITIES, Provider, minimal_scopes, required_scopes
+from shared.errors import HapexError
 
 # Authorization parameters that make a provider merge a new grant with the earlier ones, so
 # the new token covers both (Google's incremental authorization).
@@ -20,16 +21,20 @@ INCREMENTAL_AUTHORIZATION_PARAMS: Mapping[str, Mapping[str, str]] = {
 }
 
 
-class NothingToAsk(Exception):
-    """No saved automation needs this provider, so Hapex has nothing to ask it for."""
+class NothingToAsk(HapexError):
+    name = "nothing_to_ask"
+    status = 409
+    message = "No saved automation needs this provider, so Hapex has nothing to ask it for."
 
 
-class AlreadyGranted(Exception):
-    """The provider already granted everything the automations need."""
+class AlreadyGranted(HapexError):
+    name = "already_granted"
+    status = 409
+    message = "The provider already granted everything the automations need."
 
     def __init__(self, connection_id: uuid.UUID) -> None:
         self.connection_id = connection_id
-        super().__init__((self.__doc__ or "").strip())
+        super().__init__()
 
 
 @dataclass(frozen=True)

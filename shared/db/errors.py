@@ -8,36 +8,42 @@ from contextlib import contextmanager
 import psycopg
 from psycopg import errors as pg_errors
 
+from shared.errors import HapexError
 
-class DatabaseError(Exception):
-    """The database could not complete the operation."""
 
-    def __init__(self, message: str | None = None) -> None:
-        super().__init__(message or (self.__doc__ or "").strip())
+class DatabaseError(HapexError):
+    name = "database_error"
+    message = "The database could not complete the operation."
 
 
 class NoResult(DatabaseError):
-    """The query returned no row."""
+    name = "no_result"
+    message = "The query returned no row."
 
 
 class AlreadyExists(DatabaseError):
-    """A row with the same unique key already exists."""
+    name = "already_exists"
+    message = "A row with the same unique key already exists."
 
 
 class PermissionDenied(DatabaseError):
-    """The database role may not do this."""
+    name = "permission_denied"
+    message = "The database role may not do this."
 
 
 class TenantViolation(DatabaseError):
-    """The row does not belong to the client of this transaction."""
+    name = "tenant_violation"
+    message = "The row does not belong to the client of this transaction."
 
 
 class ReferencedRowMissing(DatabaseError):
-    """A row this one refers to does not exist for this client."""
+    name = "referenced_row_missing"
+    message = "A row this one refers to does not exist for this client."
 
 
 class InvalidValue(DatabaseError):
-    """A value was refused by a database constraint."""
+    name = "invalid_value"
+    message = "A value was refused by a database constraint."
 
 
 @contextmanager
