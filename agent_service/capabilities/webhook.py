@@ -52,9 +52,9 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 class AddressRefused(ProviderRefused):
-    """The webhook address is in a private, loopback or link-local network; Hapex only calls public addresses."""
-
     error_class = "webhook_address_refused"
+    safe_message = ("The webhook address is in a private, loopback or link-local network; Hapex only calls "
+                    "public addresses.")
 
 
 def address_allowed(address: IPAddress, *, allow_loopback: bool = False) -> bool:

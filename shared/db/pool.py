@@ -17,8 +17,9 @@ Connection = psycopg.Connection[Any]
 
 
 class RoleBypassesTenantIsolation(DatabaseError):
-    """The service's database role could bypass row-level security (superuser, BYPASSRLS,
-    owner or member of another role); refusing to run."""
+    name = "role_bypasses_tenant_isolation"
+    message = ("The service's database role could bypass row-level security (superuser, BYPASSRLS, owner or "
+               "member of another role); refusing to run.")
 
 
 class Database:

@@ -67,3 +67,17 @@ def test_a_domain_error_answers_in_the_one_shape_and_an_instance_may_say_more():
     assert RunRefused("The automation is not enabled.").body() == {
         "error": "run_refused", "message": "The automation is not enabled."}
     assert str(RunRefused()) == "This run cannot start."
+
+
+def test_an_error_class_with_a_docstring_sets_its_own_message():
+    """A docstring says why a class exists; the sentence a client reads is `message` (once it was the docstring)."""
+    from agent_service.capabilities.base import StepFailed
+
+    def below(base: type) -> list[type]:
+        return [sub for direct in base.__subclasses__() for sub in (direct, *below(direct))]
+
+    _import_everything()
+    for error in below(HapexError):
+        assert error.__doc__ is None or "message" in vars(error), error
+    for failure in below(StepFailed):
+        assert "safe_message" in vars(failure), failure
