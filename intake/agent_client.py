@@ -34,7 +34,7 @@ CHAT_REPLY_TIMEOUT = (3.05, 130.0)
 # The agent's error names the intake tells apart. They are the agent's words: when the agent
 # renames one, this is the only line to change.
 NOT_FOUND = "not_found"
-PROVIDER_NOT_CONFIGURED = "provider_unavailable"  # the code exchange's 409: not on this deployment
+PROVIDER_NOT_CONFIGURED = "provider_not_configured"  # the code exchange's 409: not on this deployment
 RUN_REFUSED = "run_refused"
 AUTOMATION_PAUSED = "automation_paused"
 BUDGET_EXHAUSTED = "budget_exhausted"

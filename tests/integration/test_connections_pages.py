@@ -542,7 +542,8 @@ def test_another_clients_connection_and_automation_ids_are_404_everywhere(
 @pytest.mark.parametrize(("status", "body"), [
     pytest.param(201, {"connection": {"connection_id": "CANARY-AGENT-ANSWER"}}, id="connection id not an id"),
     pytest.param(201, b"<html>CANARY-AGENT-ANSWER</html>", id="201 not json"),
-    pytest.param(409, {"error": "provider_unavailable", "message": "CANARY-AGENT-ANSWER" * 1000}, id="huge message"),
+    pytest.param(409, {"error": "provider_not_configured", "message": "CANARY-AGENT-ANSWER" * 1000},
+                 id="huge message"),
     pytest.param(502, {"error": "authorization_refused", "message": "CANARY-AGENT-ANSWER"}, id="5xx with a name"),
 ])
 def test_a_callback_the_agent_answers_badly_for_stores_nothing_and_echoes_nothing(

@@ -33,6 +33,7 @@ from intake.agent_client import (
     StoredKey,
 )
 from intake.config import IntakeConfig
+from shared.errors import HapexError
 from shared.secret import Secret
 
 AGENT = "https://agent.test"
@@ -223,13 +224,9 @@ def test_the_chats_named_5xx_answers_are_refusals_it_can_explain(agent, fake, na
     assert refused.value.name == name
 
 
-def _own_name(error_class: type) -> str:
-    """The error name a class of the agent sets itself (as `error` or `name`)."""
-    for attribute in ("error", "name"):
-        value = vars(error_class).get(attribute)
-        if isinstance(value, str):
-            return value
-    raise AssertionError(f"{error_class.__name__} sets no error name")
+def _own_name(error_class: type[HapexError]) -> str:
+    """The error name a class of the agent answers with (its own, or the condition's it refines)."""
+    return error_class.name
 
 
 def test_the_error_names_the_intake_branches_on_are_the_agents():
