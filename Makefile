@@ -47,6 +47,7 @@ bench: install
 
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 clean:
 	-$(BIN)/hapex db stop

@@ -28,7 +28,7 @@ def create_app(config: AgentConfig, *, database: Database | None = None, environ
 
     app = Flask(__name__)
     app.config["HAPEX"] = config
-    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.json.sort_keys = False  # type: ignore[attr-defined]  # Flask's default provider has it
     db = database or Database(config.database_url, config.pool, name="hapex-agent").open()
     app.extensions["hapex_db"] = db
     vault = vault_startup.open_vault(config, db)

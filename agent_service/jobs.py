@@ -20,7 +20,7 @@ logger = logging.getLogger(__name__)
 
 tasks = procrastinate.Blueprint()
 
-_state: dict[str, AgentRuntime] = {}  # type: ignore[name-defined]
+_state: dict[str, AgentRuntime] = {}
 
 
 def build_queue(conninfo: str, runtime: AgentRuntime) -> procrastinate.App:
@@ -81,7 +81,7 @@ def fire_due_schedules(timestamp: int) -> int:
 @tasks.task(name="retry_stalled_jobs", queue="maintenance", pass_context=True)
 async def retry_stalled_jobs(context: procrastinate.JobContext, timestamp: int) -> int:
     """Requeue jobs whose worker stopped sending heartbeats; the run engine fails them cleanly."""
-    stalled = await context.app.job_manager.get_stalled_jobs()
+    stalled = list(await context.app.job_manager.get_stalled_jobs())
     for job in stalled:
         await context.app.job_manager.retry_job(job)
     if stalled:

@@ -52,7 +52,7 @@ class _PinnedContext(ssl.SSLContext):
             raise TrustMismatch("The outbound TLS context trusts its CA bundle only, not the system's.")
         super().load_default_certs(purpose)
 
-    @property  # type: ignore[override]
+    @property  # type: ignore[override]  # typeshed types the base's as int
     def verify_mode(self) -> ssl.VerifyMode:
         return super().verify_mode
 
@@ -61,9 +61,9 @@ class _PinnedContext(ssl.SSLContext):
         # urllib3 sets this on every connection; it may only ever set what we built.
         if self._pinned and value != ssl.CERT_REQUIRED:
             raise TrustMismatch("The outbound TLS context always verifies certificates.")
-        ssl.SSLContext.verify_mode.__set__(self, value)  # type: ignore[attr-defined]
+        ssl.SSLContext.verify_mode.__set__(self, value)  # type: ignore[attr-defined]  # the C base's setter
 
-    @property  # type: ignore[override]
+    @property
     def check_hostname(self) -> bool:
         return super().check_hostname
 
@@ -71,7 +71,7 @@ class _PinnedContext(ssl.SSLContext):
     def check_hostname(self, value: bool) -> None:
         if self._pinned and not value:
             raise TrustMismatch("The outbound TLS context always checks host names.")
-        ssl.SSLContext.check_hostname.__set__(self, value)  # type: ignore[attr-defined]
+        ssl.SSLContext.check_hostname.__set__(self, value)  # type: ignore[attr-defined]  # the C base's setter
 
 
 _contexts: dict[str, ssl.SSLContext] = {}
@@ -114,8 +114,9 @@ class OutboundTLSAdapter(HTTPAdapter):
         super().__init__(**kwargs)
         _adapters.add(self)
 
-    def build_connection_pool_key_attributes(self, request: requests.PreparedRequest, verify: Any,
-                                             cert: Any = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    def build_connection_pool_key_attributes(  # type: ignore[override]  # stubs say host and port are never None
+            self, request: requests.PreparedRequest, verify: Any,
+            cert: Any = None) -> tuple[dict[str, Any], dict[str, Any]]:
         if verify != self.ca_bundle:
             raise TrustMismatch()
         if cert is not None:
@@ -157,7 +158,8 @@ def _after_fork_in_child() -> None:
     global _lock
     _lock = threading.Lock()
     for adapter in list(_adapters):
-        adapter.init_poolmanager(adapter._pool_connections, adapter._pool_maxsize, block=adapter._pool_block)
+        adapter.init_poolmanager(adapter._pool_connections, adapter._pool_maxsize,  # type: ignore[attr-defined]  # private
+                                 block=adapter._pool_block)  # type: ignore[attr-defined]  # requests' pool settings
 
 
 if hasattr(os, "register_at_fork"):

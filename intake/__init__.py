@@ -54,7 +54,7 @@ def create_app(
     )
     if config.trusted_proxy_count:
         n = config.trusted_proxy_count
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]  # Flask's documented way to add middleware
     db = database or Database(config.database_url, config.pool, name="hapex-intake").open()
     app.extensions["hapex_db"] = db
     app.extensions["hapex_agent"] = agent or AgentClient(config)

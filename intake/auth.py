@@ -34,7 +34,7 @@ def install(app: Flask) -> None:
             return None
         g.identity = sessions.load_identity()
         if g.identity is not None:
-            request.hapex_authenticated = True  # type: ignore[attr-defined]
+            request.hapex_authenticated = True  # type: ignore[attr-defined]  # a flag for the after-request hook
         if request.endpoint is None or request.endpoint in OPEN_ENDPOINTS:
             return None
         if g.identity is None:

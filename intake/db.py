@@ -9,8 +9,8 @@ from shared.db import Database
 
 
 def get_db() -> Database:
-    return current_app.extensions["hapex_db"]  # type: ignore[no-any-return]
+    return current_app.extensions["hapex_db"]  # type: ignore[no-any-return]  # Flask's app state holds Any
 
 
 def get_agent() -> AgentClient:
-    return current_app.extensions["hapex_agent"]  # type: ignore[no-any-return]
+    return current_app.extensions["hapex_agent"]  # type: ignore[no-any-return]  # Flask's app state holds Any

@@ -48,7 +48,7 @@ class Secret:
             return NotImplemented
         return self.matches(other._value)
 
-    __hash__ = None  # type: ignore[assignment]
+    __hash__ = None  # type: ignore[assignment]  # how Python marks a class unhashable
 
     def __bool__(self) -> bool:
         return bool(self._value)

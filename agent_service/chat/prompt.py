@@ -14,7 +14,7 @@ from typing import Any
 
 from apispec import APISpec
 from apispec.ext.marshmallow.openapi import OpenAPIConverter
-from marshmallow import RAISE, Schema, fields, validate
+from marshmallow import RAISE, Schema, fields, missing, validate
 
 from shared.automations.definition import AutomationSchema
 from shared.catalog import CAPABILITIES, PROVIDERS, AuthKind, Capability
@@ -36,7 +36,7 @@ _TRIGGERS = {
 
 def trigger_kinds() -> list[str]:
     """The trigger kinds the automation schema accepts, read from the schema itself."""
-    kind = AutomationSchema().fields["trigger"].schema.fields["kind"]  # type: ignore[attr-defined]
+    kind = AutomationSchema().fields["trigger"].schema.fields["kind"]  # type: ignore[attr-defined]  # the trigger is a Nested field
     for validator in kind.validators:
         if isinstance(validator, validate.OneOf):
             return [str(choice) for choice in validator.choices]
@@ -76,7 +76,7 @@ def json_schema(schema: Schema) -> dict[str, Any]:
     """The JSON Schema of a marshmallow schema, nested schemas inline (a tool's input_schema has no $refs)."""
     spec = APISpec(title="chat tools", version="1", openapi_version="3.1.0")
     converter = OpenAPIConverter(openapi_version="3.1.0", schema_name_resolver=lambda _: None, spec=spec)
-    return converter.schema2jsonschema(schema)  # type: ignore[no-any-return]
+    return converter.schema2jsonschema(schema)  # type: ignore[no-any-return]  # apispec's converter is untyped
 
 
 def tools() -> list[dict[str, Any]]:
@@ -99,7 +99,7 @@ def tools() -> list[dict[str, Any]]:
 
 # --- the catalog description -------------------------------------------------------------
 
-_TYPE_NAMES: list[tuple[type[fields.Field], str]] = [
+_TYPE_NAMES: list[tuple[type[fields.Field[Any]], str]] = [
     (fields.AwareDateTime, "date-time with a UTC offset (ISO 8601)"),
     (fields.Url, "https URL"),
     (fields.Email, "email address"),
@@ -111,7 +111,7 @@ _TYPE_NAMES: list[tuple[type[fields.Field], str]] = [
 ]
 
 
-def _type_name(field: fields.Field) -> str:
+def _type_name(field: fields.Field[Any]) -> str:
     if isinstance(field, fields.List):
         return f"list of {_type_name(field.inner)}"
     if isinstance(field, fields.Nested):
@@ -123,11 +123,11 @@ def _type_name(field: fields.Field) -> str:
     return "value"
 
 
-def _name(name: str, field: fields.Field) -> str:
+def _name(name: str, field: fields.Field[Any]) -> str:
     return field.data_key or name
 
 
-def _constraints(field: fields.Field) -> list[str]:
+def _constraints(field: fields.Field[Any]) -> list[str]:
     notes = []
     for validator in field.validators:
         if isinstance(validator, validate.Length):
@@ -137,7 +137,7 @@ def _constraints(field: fields.Field) -> list[str]:
         elif isinstance(validator, validate.Range):
             notes.append(f"{validator.min}–{validator.max}")
         elif isinstance(validator, validate.Regexp):
-            notes.append(f"matching {validator.regex.pattern}")
+            notes.append(f"matching {str(validator.regex.pattern)}")
         elif isinstance(validator, validate.OneOf):
             notes.append("one of " + ", ".join(map(str, validator.choices)))
         elif isinstance(validator, validate.Email):
@@ -147,11 +147,11 @@ def _constraints(field: fields.Field) -> list[str]:
     return notes
 
 
-def _field_line(name: str, field: fields.Field) -> str:
+def _field_line(name: str, field: fields.Field[Any]) -> str:
     parts = [_type_name(field)]
     if field.required:
         parts.append("required")
-    elif field.load_default is not fields.missing_ and not callable(field.load_default):
+    elif field.load_default is not missing and not callable(field.load_default):
         parts.append(f"default {field.load_default!r}")
     parts.extend(_constraints(field))
     return f"- `{_name(name, field)}`: " + "; ".join(parts)

@@ -216,7 +216,7 @@ def _resumable_outputs(rt: AgentRuntime, conn: Connection, client_id: uuid.UUID,
     outputs = [stored.get(index) for index in range(done)]
     if any(output is None for output in outputs):
         return None
-    return outputs  # type: ignore[return-value]
+    return outputs  # type: ignore[return-value]  # no output is None: checked above
 
 
 def _fail_interrupted(run: RunExecution, recorded: list[dict[str, Any]], log: dict[str, Any]) -> str:
@@ -370,7 +370,7 @@ def _pause_for(rt: AgentRuntime, client_id: uuid.UUID, provider: Provider) -> No
 def _backoff(rt: AgentRuntime, attempt: int, retry_after: float | None) -> float:
     if retry_after is not None:
         return retry_after
-    base = rt.limits.backoff_base_seconds * (2 ** (attempt - 1))
+    base = rt.limits.backoff_base_seconds * (2.0 ** (attempt - 1))
     return min(rt.limits.backoff_cap_seconds, base) * (0.5 + random.random() / 2)  # noqa: S311 - jitter only
 
 

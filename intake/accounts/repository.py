@@ -29,7 +29,7 @@ def create_client_with_owner(
     row = fetch_one(
         conn, QUERIES["insert_user"], client_id=client_id, email=email, password_hash=password_hash
     )
-    return row["user_id"]  # type: ignore[no-any-return]
+    return row["user_id"]  # type: ignore[no-any-return]  # psycopg's dict rows hold Any
 
 
 def get_account(conn: Connection, *, client_id: uuid.UUID, user_id: uuid.UUID) -> dict[str, Any] | None:

@@ -47,7 +47,7 @@ def csrf_cookie_name(config: IntakeConfig) -> str:
 
 
 def _config() -> IntakeConfig:
-    return current_app.config["HAPEX"]  # type: ignore[no-any-return]
+    return current_app.config["HAPEX"]  # type: ignore[no-any-return]  # Flask's app state holds Any
 
 
 def idle_timeout(config: IntakeConfig) -> timedelta:

@@ -47,11 +47,11 @@ AGENT_UNREACHABLE = (
 
 
 def passwords() -> Passwords:
-    return current_app.extensions["hapex_passwords"]  # type: ignore[no-any-return]
+    return current_app.extensions["hapex_passwords"]  # type: ignore[no-any-return]  # Flask's app state holds Any
 
 
 def throttle() -> LoginThrottle:
-    return current_app.extensions["hapex_login_throttle"]  # type: ignore[no-any-return]
+    return current_app.extensions["hapex_login_throttle"]  # type: ignore[no-any-return]  # Flask's app state holds Any
 
 
 def _home() -> ResponseReturnValue:

@@ -85,14 +85,14 @@ def _humanise(name: str) -> str:
     return _LABELS.get(name) or name.replace("_", " ").capitalize().replace(" id", " ID")
 
 
-def _range_help(f: fields.Field) -> str:
+def _range_help(f: fields.Field[Any]) -> str:
     for validator in f.validators:
         if isinstance(validator, validate.Range) and validator.min is not None and validator.max is not None:
             return f"Between {validator.min} and {validator.max}."
     return ""
 
 
-def _default_help(f: fields.Field) -> str:
+def _default_help(f: fields.Field[Any]) -> str:
     default = f.load_default
     if default is None or default is missing or callable(default) or default == "":
         return "Optional."
@@ -101,7 +101,7 @@ def _default_help(f: fields.Field) -> str:
     return f"Optional; empty means {default}."
 
 
-def _kind_of(f: fields.Field) -> str:
+def _kind_of(f: fields.Field[Any]) -> str:
     if isinstance(f, fields.Boolean):
         return "boolean"
     if isinstance(f, fields.Integer):
@@ -121,7 +121,7 @@ def _kind_of(f: fields.Field) -> str:
     return "textarea"  # fields.Raw: text a step reads, usually an earlier step's output
 
 
-def _category(f: fields.Field) -> str:
+def _category(f: fields.Field[Any]) -> str:
     """The shape of value a field holds, to match step outputs with the inputs they can feed."""
     if type(f) is fields.Raw:
         return "any"

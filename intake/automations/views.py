@@ -42,7 +42,7 @@ AGENT_UNREACHABLE = "The service that runs automations could not be reached. Not
 
 
 def _client_id() -> uuid.UUID:
-    return g.identity.client_id  # type: ignore[no-any-return]
+    return g.identity.client_id  # type: ignore[no-any-return]  # flask.g holds Any
 
 
 def _tenant() -> AbstractContextManager[Connection]:

@@ -35,7 +35,7 @@ PROPOSAL_INVALID = ("This proposal no longer fits Hapex's catalog, so nothing wa
 
 
 def _client_id() -> uuid.UUID:
-    return g.identity.client_id  # type: ignore[no-any-return]
+    return g.identity.client_id  # type: ignore[no-any-return]  # flask.g holds Any
 
 
 def _tenant() -> AbstractContextManager[Connection]:

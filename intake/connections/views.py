@@ -85,15 +85,15 @@ REVOCATION_MESSAGES = {
 
 
 def _client_id() -> uuid.UUID:
-    return g.identity.client_id  # type: ignore[no-any-return]
+    return g.identity.client_id  # type: ignore[no-any-return]  # flask.g holds Any
 
 
 def _config() -> IntakeConfig:
-    return current_app.config["HAPEX"]  # type: ignore[no-any-return]
+    return current_app.config["HAPEX"]  # type: ignore[no-any-return]  # Flask's app state holds Any
 
 
 def _catalog() -> Catalog:
-    return current_app.extensions["hapex_catalog"]  # type: ignore[no-any-return]
+    return current_app.extensions["hapex_catalog"]  # type: ignore[no-any-return]  # Flask's app state holds Any
 
 
 def _provider(key: str) -> Provider | None:

@@ -132,7 +132,7 @@ def _reference_error(index: int, reference: Any, steps: Sequence[Mapping[str, An
 def load_automation(data: Mapping[str, Any]) -> dict[str, Any]:
     """A validated automation definition, or InvalidAutomation with per-field messages."""
     try:
-        return AutomationSchema().load(data)  # type: ignore[no-any-return]
+        return AutomationSchema().load(data)  # type: ignore[no-any-return]  # marshmallow's load() returns Any
     except ValidationError as exc:
         raise InvalidAutomation(exc.normalized_messages()) from None
 
@@ -143,7 +143,7 @@ def next_fire_time(trigger: Mapping[str, Any], after: datetime) -> datetime:
         zone = ZoneInfo(trigger.get("timezone", "UTC"))
     except ZoneInfoNotFoundError:
         raise InvalidAutomation({"trigger": {"timezone": ["Not a known time zone."]}}) from None
-    return croniter(trigger["cron"], after.astimezone(zone)).get_next(datetime)  # type: ignore[no-any-return]
+    return croniter(trigger["cron"], after.astimezone(zone)).get_next(datetime)  # type: ignore[no-any-return]  # croniter is untyped
 
 
 def resolve_step_input(step: Mapping[str, Any], outputs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -157,4 +157,4 @@ def resolve_step_input(step: Mapping[str, Any], outputs: Sequence[Mapping[str, A
         else:
             resolved[name] = value
     schema = CAPABILITIES[step["capability"]].input_schema()
-    return schema.load(resolved)  # type: ignore[no-any-return]
+    return schema.load(resolved)  # type: ignore[no-any-return]  # marshmallow's load() returns Any

@@ -27,7 +27,7 @@ def create_automation(conn: Connection, *, client_id: uuid.UUID, definition: dic
                     name=loaded["name"], status=status, trigger=Jsonb(loaded["trigger"]),
                     steps=Jsonb(loaded["steps"]), store_outputs=loaded["store_outputs"])
     _record_version(conn, client_id, row["automation_id"], row["version"], loaded)
-    return row["automation_id"]  # type: ignore[no-any-return]
+    return row["automation_id"]  # type: ignore[no-any-return]  # psycopg's dict rows hold Any
 
 
 def update_automation(conn: Connection, *, client_id: uuid.UUID, automation_id: uuid.UUID,

@@ -6,6 +6,7 @@ import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 from marshmallow import Schema
 
@@ -98,7 +99,7 @@ class Provider:
     def with_environment(self, environ: Mapping[str, str] | None = None) -> Provider:
         """The provider with endpoints and issuer overridden by HAPEX_<KEY>_* variables."""
         environ = os.environ if environ is None else environ
-        overrides = {}
+        overrides: dict[str, Any] = {}
         for attribute in ("authorization_url", "token_url", "revocation_url", "api_base_url", "issuer"):
             value = environ.get(f"{self.env_prefix}_{attribute.upper()}", "").strip()
             if value:

@@ -79,7 +79,7 @@ def apply_migrations(conninfo: str, directory: Path = MIGRATIONS_DIR) -> list[Mi
                         )
                     continue
                 with conn.transaction():
-                    conn.execute(migration.sql)  # type: ignore[arg-type]
+                    conn.execute(migration.sql)
                     conn.execute(
                         "INSERT INTO hapex_migrations (version, name, checksum) VALUES (%s, %s, %s)",
                         [migration.version, migration.name, migration.checksum],

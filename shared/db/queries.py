@@ -60,7 +60,7 @@ def parse_queries(text: str) -> dict[str, str]:
 def execute(conn: psycopg.Connection[Any], query: str, **params: Any) -> int:
     """Run a statement; return the number of rows it touched."""
     with translated_errors(), conn.cursor() as cur:
-        cur.execute(query, params)  # type: ignore[arg-type]
+        cur.execute(query, params)
         return cur.rowcount
 
 
@@ -77,12 +77,12 @@ def fetch_optional(
 ) -> dict[str, Any] | None:
     """Return the first row as a dict, or None."""
     with translated_errors(), conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(query, params)  # type: ignore[arg-type]
+        cur.execute(query, params)
         return cur.fetchone()
 
 
 def fetch_all(conn: psycopg.Connection[Any], query: str, **params: Any) -> list[dict[str, Any]]:
     """Return every row as a dict."""
     with translated_errors(), conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(query, params)  # type: ignore[arg-type]
+        cur.execute(query, params)
         return cur.fetchall()
