@@ -48,6 +48,7 @@ bench: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 clean:
 	-$(BIN)/hapex db stop

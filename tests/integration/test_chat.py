@@ -6,14 +6,12 @@ The stand-in answers are shaped as the Messages API's: content blocks with tool_
 
 from __future__ import annotations
 
-import ast
 import html
 import json
 import logging
 import re
 import secrets
 import uuid
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -216,45 +214,6 @@ def test_the_model_is_called_with_the_stored_conversation_and_tools_bound_to_the
     system = "\n".join(block["text"] for block in body["system"])
     assert "### slack.post_message: Post to Slack (Slack)" in system
     assert "`channel`: string; required" in system
-
-
-REPO = Path(__file__).resolve().parents[2]
-# What would let the chat run a step or read a credential.
-NOT_FOR_THE_CHAT = ("agent_service.vault", "agent_service.runtime", "agent_service.capabilities.registry",
-                    "agent_service.connections", "agent_service.runs.engine", "agent_service.connections.tokens",
-                    "agent_service.jobs")
-
-
-def _imports_of(module: str) -> set[str]:
-    path = REPO / Path(*module.split("."))
-    path = path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
-    if not path.exists():
-        return set()
-    found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            found.add(node.module)
-            found.update(f"{node.module}.{alias.name}" for alias in node.names)
-    return {name for name in found if name.startswith(("agent_service.", "shared."))}
-
-
-def test_the_chat_reaches_no_vault_no_capability_runner_and_no_connection():
-    """Everything the chat's modules import, however indirectly (the app factory package aside)."""
-    seen: set[str] = set()
-    queue = [f"agent_service.chat.{name}" for name in ("service", "model", "proposal", "prompt")]
-    while queue:
-        module = queue.pop()
-        if module in seen:
-            continue
-        seen.add(module)
-        parts = module.split(".")
-        queue.extend(".".join(parts[:i]) for i in range(2, len(parts)))  # the packages it runs on the way
-        queue.extend(_imports_of(module))
-    assert "agent_service.runs.prices" in seen and "shared.automations.definition" in seen
-    reached = sorted(m for m in seen if m.startswith(NOT_FOR_THE_CHAT))
-    assert reached == [], reached
 
 
 def test_the_committed_catalog_description_matches_the_catalog():
