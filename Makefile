@@ -2,6 +2,7 @@
 #   make run    the whole local stack (embedded PostgreSQL unless DATABASE_URL is set)
 #   make test   every test (embedded PostgreSQL unless TEST_DATABASE_URL is set)
 #   make bench  the benchmarks, a table and .data/bench/latest.json (ARGS=--quick for a tiny run)
+#   make schema-snapshot  after adding a migration: the schema the migration test expects
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -10,7 +11,7 @@ STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 ARGS ?=
 
-.PHONY: install run test test-unit test-integration test-e2e lint migrate db-url bench clean
+.PHONY: install run test test-unit test-integration test-e2e lint migrate db-url bench schema-snapshot clean
 
 install: $(STAMP)
 
@@ -44,6 +45,10 @@ test-e2e: install
 
 bench: install
 	$(BIN)/python -m tests.bench $(ARGS)
+
+# After adding a migration: rewrite tests/data/schema.sql, the schema the migration test expects.
+schema-snapshot: install
+	$(BIN)/python -m tests.schema_snapshot
 
 lint: install
 	$(BIN)/ruff check .

@@ -1,9 +1,11 @@
-"""Migrations replay on an empty database to the schema the services expect."""
+"""Migrations replay on an empty database to exactly the committed schema (tests/data/schema.sql)."""
 
 from __future__ import annotations
 
+import difflib
 import shutil
 import threading
+import uuid
 
 import psycopg
 import pytest
@@ -11,60 +13,44 @@ import pytest
 from hapex.localstack import embedded_db
 from shared.db.migrate import MIGRATIONS_DIR, MigrationError, apply_migrations, discover, pending
 from tests.conftest import drop_database
-
-SCHEMA_QUERY = """
-SELECT 'column', c.relname || '.' || a.attname || ':' || format_type(a.atttypid, a.atttypmod)
-       || CASE WHEN a.attnotnull THEN ' not null' ELSE '' END
-FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
-WHERE c.relnamespace = 'public'::regnamespace AND c.relkind = 'r' AND a.attnum > 0 AND NOT a.attisdropped
-UNION ALL
-SELECT 'policy', c.relname || '.' || p.polname || ':' || coalesce(pg_get_expr(p.polqual, p.polrelid), '')
-       || '/' || coalesce(pg_get_expr(p.polwithcheck, p.polrelid), '')
-FROM pg_policy p JOIN pg_class c ON c.oid = p.polrelid
-UNION ALL
-SELECT 'index', indexdef FROM pg_indexes WHERE schemaname = 'public'
-UNION ALL
-SELECT 'function', p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ') definer='
-       || p.prosecdef::text || ' owner=' || pg_get_userbyid(p.proowner)
-FROM pg_proc p WHERE p.pronamespace = 'public'::regnamespace AND p.proname LIKE 'hapex%%'
-UNION ALL
-SELECT 'grant', table_name || ':' || grantee || ':' || privilege_type
-FROM information_schema.role_table_grants WHERE table_schema = 'public' AND grantee LIKE 'hapex%%'
-UNION ALL
-SELECT 'rls', relname || ':' || relrowsecurity::text || relforcerowsecurity::text
-FROM pg_class WHERE relnamespace = 'public'::regnamespace AND relkind = 'r'
-ORDER BY 1, 2
-"""
-
-
-def schema_of(dsn: str) -> list[tuple[str, str]]:
-    with psycopg.connect(dsn) as conn:
-        return conn.execute(SCHEMA_QUERY).fetchall()
+from tests.schema_snapshot import REGENERATE, SNAPSHOT, dump_schema
 
 
 @pytest.fixture
 def empty_database(pg_server):
-    name = "hapex_empty_" + __import__("uuid").uuid4().hex[:10]
+    name = "hapex_empty_" + uuid.uuid4().hex[:10]
     with psycopg.connect(pg_server, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     yield embedded_db.with_database(pg_server, name)
     drop_database(pg_server, name)
 
 
-def test_replaying_every_migration_on_an_empty_database_gives_the_template_schema(empty_database, database):
+def test_replaying_every_migration_on_an_empty_database_gives_exactly_the_committed_schema(empty_database):
     applied = apply_migrations(empty_database)
     assert [m.version for m in applied] == [m.version for m in discover()]
-    replayed = schema_of(empty_database)
-    assert replayed == schema_of(database.owner_dsn)
-    kinds = {kind for kind, _ in replayed}
-    assert {"column", "policy", "index", "function", "grant", "rls"} <= kinds
+    expected = SNAPSHOT.read_text(encoding="utf-8")
+    replayed = dump_schema(empty_database)
+    difference = "".join(difflib.unified_diff(expected.splitlines(keepends=True), replayed.splitlines(keepends=True),
+                                              "tests/data/schema.sql (committed)", "migrated", n=2))
+    assert replayed == expected, (
+        f"the migrations no longer produce the committed schema. If the change is intended (a new migration), "
+        f"run `{REGENERATE}` and review the snapshot's diff in the same commit.\n{difference[:6000]}")
+
+
+def test_the_committed_schema_holds_what_the_security_page_promises():
+    """The snapshot is not an empty file that anything would match."""
+    schema = SNAPSHOT.read_text(encoding="utf-8")
+    assert "ALTER TABLE ONLY public.connections FORCE ROW LEVEL SECURITY;" in schema
+    assert "CREATE POLICY tenant_isolation ON public.connections USING ((client_id = " in schema
+    assert "SECURITY DEFINER" in schema and "OWNER TO hapex_definer;" in schema
+    assert "GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.automations TO hapex_intake;" in schema
 
 
 def test_running_migrations_again_changes_nothing(database):
-    before = schema_of(database.owner_dsn)
+    before = dump_schema(database.owner_dsn)
     assert apply_migrations(database.owner_dsn) == []
     assert pending(database.owner_dsn) == []
-    assert schema_of(database.owner_dsn) == before
+    assert dump_schema(database.owner_dsn) == before
 
 
 def test_two_migrators_at_once_apply_each_file_once(empty_database):
