@@ -1,35 +1,47 @@
-"""The agent app as the API door tests see it: its three tokens and every route it serves."""
+"""The agent app as tests see it: where every test's agent app is built, its tokens, and every route it serves."""
 
 from __future__ import annotations
 
+import base64
+import os
 import uuid
+from collections.abc import Mapping
 
 import pytest
+from flask import Flask
 
 from agent_service import create_app
 from agent_service.auth import OPEN_ENDPOINTS
 from agent_service.config import AgentConfig
-from hapex.localstack.local_secrets import new_encryption_key, new_token
+from hapex.localstack.local_secrets import new_token
+from shared.db import Database
 
 SERVICE = new_token()
 PREVIOUS = new_token()
 ADMIN = new_token()
 
 
-@pytest.fixture
-def agent_app(database, agent_db):
+def build_agent_app(database, agent_db: Database, *, service_token: str = SERVICE, key: bytes | None = None,
+                    environ: Mapping[str, str] | None = None) -> Flask:
+    """The agent app on the test's database, with known tokens and a credential key (random unless given)."""
     config = AgentConfig.from_env(
         {
             "AGENT_DATABASE_URL": database.agent_dsn,
-            "AGENT_SERVICE_TOKEN": SERVICE,
+            "AGENT_SERVICE_TOKEN": service_token,
             "AGENT_SERVICE_TOKEN_PREVIOUS": PREVIOUS,
             "AGENT_ADMIN_TOKEN": ADMIN,
-            "CREDENTIAL_ENCRYPTION_KEY": new_encryption_key(),
+            "CREDENTIAL_ENCRYPTION_KEY": base64.b64encode(key or os.urandom(32)).decode(),
         }
     )
-    app = create_app(config, database=agent_db)
-    app.config["TESTING"] = False
+    app = create_app(config, database=agent_db, environ=environ)
+    app.config["TESTING"] = False  # errors answer as in production, never raised into the test
     return app
+
+
+@pytest.fixture
+def agent_app(database, agent_db):
+    """The agent API as the API door tests call it, with SERVICE, PREVIOUS and ADMIN."""
+    return build_agent_app(database, agent_db)
 
 
 @pytest.fixture

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, NamedTuple
+
+import psycopg
 
 from shared.db import Database, tenant_transaction
 
@@ -50,6 +52,33 @@ def make_automation(db: Database, client_id: uuid.UUID, *, name: str = "Morning 
         ).fetchone()
     assert row is not None
     return row[0]
+
+
+def client_of(owner_conn: psycopg.Connection[Any], email: str) -> uuid.UUID:
+    """The client a user signed up into, by the user's email."""
+    row = owner_conn.execute("SELECT client_id FROM users WHERE email = %s", [email]).fetchone()
+    assert row is not None, email
+    return row[0]
+
+
+class ClientRows(NamedTuple):
+    """A client made by the factories, with a user, an automation and its connections."""
+
+    client_id: uuid.UUID
+    google: uuid.UUID
+    slack: uuid.UUID | None
+
+
+def make_two_clients(intake_db: Database, agent_db: Database) -> tuple[ClientRows, ClientRows]:
+    """Client A (Google and Slack connected) and client B (Google only), each with a user and an automation."""
+    clients = []
+    for name, providers in (("Client A", ("google", "slack")), ("Client B", ("google",))):
+        client_id = make_client(intake_db, name=name)
+        make_user(intake_db, client_id)
+        make_automation(intake_db, client_id)
+        connections = {provider: make_connection(agent_db, client_id, provider=provider) for provider in providers}
+        clients.append(ClientRows(client_id, connections["google"], connections.get("slack")))
+    return clients[0], clients[1]
 
 
 def run_coroutine(make_coroutine):  # type: ignore[no-untyped-def]

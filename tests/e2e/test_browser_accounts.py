@@ -11,7 +11,7 @@ import pytest
 from argon2 import Type, extract_parameters
 
 from shared.db import Database, tenant_transaction
-from tests.factories import make_automation, make_connection
+from tests.factories import client_of, make_automation, make_connection
 
 PASSWORD = "correct horse battery staple"
 NEW_PASSWORD = "a fresh and longer passphrase"
@@ -112,7 +112,7 @@ def test_a_client_signs_up_logs_out_logs_in_changes_password_and_deletes_the_acc
     log_in(page, email, NEW_PASSWORD)
     assert path_of(page) == "/automations"
 
-    client_id = owner.execute("SELECT client_id FROM users WHERE email = %s", [email]).fetchone()[0]
+    client_id = client_of(owner, email)
     page.goto("/account")
     page.get_by_label("Your password").fill(NEW_PASSWORD)
     page.get_by_role("button", name="Delete my account and all its data").click()
@@ -142,7 +142,7 @@ def test_a_cookie_copied_before_logout_does_not_open_the_account_afterwards(cont
 
 def seed_pages_for(live_stack, owner, email: str) -> tuple[str, list[str]]:
     """An automation, a connection and a run for the client with this email; their URLs."""
-    client_id = owner.execute("SELECT client_id FROM users WHERE email = %s", [email]).fetchone()[0]
+    client_id = client_of(owner, email)
     name = f"Digest {uuid.uuid4().hex[:6]}"
     intake = Database(live_stack.database.intake_dsn, name="e2e-seed").open()
     agent = Database(live_stack.database.agent_dsn, name="e2e-seed").open()

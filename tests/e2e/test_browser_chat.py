@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 from playwright.sync_api import expect
 
 from shared.catalog import required_scopes
+from tests.factories import client_of
 
 PASSWORD = "correct horse battery staple"
 G = "https://www.googleapis.com/auth/"
@@ -63,7 +64,7 @@ def test_a_client_describes_an_automation_in_words_and_approves_the_proposal(
     proposal.get_by_role("button", name="Approve").click()
 
     expect(page.get_by_text("Approved. It is saved as the automation")).to_be_visible()
-    client_id = owner.execute("SELECT client_id FROM users WHERE email = %s", [email]).fetchone()[0]
+    client_id = client_of(owner, email)
     rows = owner.execute("SELECT name, status, steps FROM automations WHERE client_id = %s", [client_id]).fetchall()
     assert [(name, status) for name, status, _ in rows] == [("Customer email digest", "draft")]
     assert required_scopes(rows[0][2]) == {"google": (G + "gmail.readonly",), "slack": ("chat:write",)}

@@ -11,6 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from shared.automations.repository import create_automation, set_status
 from shared.db import Database, tenant_transaction
+from tests.factories import client_of
 
 PASSWORD = "correct horse battery staple"
 METADATA = "https://www.googleapis.com/auth/gmail.metadata"
@@ -51,7 +52,7 @@ def test_a_client_connects_google_through_its_consent_page_and_disconnects_it(
     standin = provider_standin
     email = f"e2e-{uuid.uuid4().hex[:10]}@example.com"
     sign_up(page, email)
-    client_id = owner.execute("SELECT client_id FROM users WHERE email = %s", [email]).fetchone()[0]
+    client_id = client_of(owner, email)
     automation_id = save_enabled_automation(live_stack, client_id, INBOX_SUMMARY)
     tokens_before = standin.state.calls["POST /token"]
     revocations_before = standin.state.calls["POST /revoke"]

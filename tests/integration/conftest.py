@@ -12,13 +12,15 @@ import requests
 from requests.adapters import BaseAdapter
 from requests.structures import CaseInsensitiveDict
 
-from agent_service import create_app as create_agent_app
-from agent_service.config import AgentConfig
-from hapex.localstack.local_secrets import new_encryption_key, new_token
+from agent_service.runtime import AgentRuntime
+from hapex.localstack.local_secrets import new_token
 from intake import create_app as create_intake_app
 from intake.agent_client import AgentClient
 from intake.config import IntakeConfig
 from shared.secret import Secret
+from tests.agent_api import build_agent_app
+from tests.factories import ClientRows, make_two_clients
+from tests.run_fixtures import runtime_for
 
 BASE_URL = "https://intake.test"
 AGENT_URL = "https://agent.test"
@@ -60,16 +62,27 @@ class WSGIAdapter(BaseAdapter):
 
 
 @pytest.fixture
-def agent_service_app(database, agent_db):
-    config = AgentConfig.from_env(
-        {
-            "AGENT_DATABASE_URL": database.agent_dsn,
-            "AGENT_SERVICE_TOKEN": AGENT_TOKEN,
-            "AGENT_ADMIN_TOKEN": new_token(),
-            "CREDENTIAL_ENCRYPTION_KEY": new_encryption_key(),
-        }
-    )
-    return create_agent_app(config, database=agent_db)
+def agent_environ() -> dict[str, str] | None:
+    """What the agent behind the intake reads beside its config; a test module overrides it (the chat's key)."""
+    return None
+
+
+@pytest.fixture
+def agent_service_app(database, agent_db, agent_environ):
+    """The agent behind the intake's AgentClient, taking the intake's AGENT_TOKEN."""
+    return build_agent_app(database, agent_db, service_token=AGENT_TOKEN, environ=agent_environ)
+
+
+@pytest.fixture
+def rt(agent_db) -> AgentRuntime:
+    """A run engine on the agent's database, with a vault key of its own."""
+    return runtime_for(agent_db)
+
+
+@pytest.fixture
+def two_clients(intake_db, agent_db) -> tuple[ClientRows, ClientRows]:
+    """Client A (Google and Slack connected) and client B (Google), each with a user and an automation."""
+    return make_two_clients(intake_db, agent_db)
 
 
 def intake_config(database, **overrides: Any) -> IntakeConfig:

@@ -9,15 +9,11 @@ import pytest
 from psycopg import sql
 
 from shared.db import Database, tenant_transaction
-from tests.factories import make_automation, make_client, make_connection, make_user
+from tests.factories import client_of, make_automation, make_client, make_connection, make_user
 from tests.integration.conftest import AGENT_TOKEN, PASSWORD, Visitor
 
 FILLED_TABLES = {"clients", "users", "sessions", "automations", "automation_versions", "connections",
                  "credentials", "runs", "run_steps", "cost_events", "chat_messages"}
-
-
-def client_of(owner_conn, email: str) -> uuid.UUID:
-    return owner_conn.execute("SELECT client_id FROM users WHERE email = %s", [email]).fetchone()[0]
 
 
 def fill_every_table(intake_db: Database, agent_db: Database, client_id: uuid.UUID) -> None:

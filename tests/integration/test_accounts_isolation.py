@@ -7,12 +7,8 @@ import uuid
 import pytest
 
 from shared.db import tenant_transaction
-from tests.factories import make_automation, make_connection
+from tests.factories import client_of, make_automation, make_connection
 from tests.integration.conftest import PASSWORD, Visitor, new_email
-
-
-def client_of(owner_conn, email: str) -> uuid.UUID:
-    return owner_conn.execute("SELECT client_id FROM users WHERE email = %s", [email]).fetchone()[0]
 
 
 def make_run(agent_db, client_id, automation_id) -> uuid.UUID:
@@ -28,7 +24,7 @@ def make_run(agent_db, client_id, automation_id) -> uuid.UUID:
 
 
 @pytest.fixture
-def two_clients(intake_app, intake_db, agent_db, owner_conn):
+def two_signed_in_clients(intake_app, intake_db, agent_db, owner_conn):
     """Two signed-in clients, each with an automation, a connection and a run of its own."""
     clients = {}
     for label in ("alice", "bob"):
@@ -48,8 +44,8 @@ def two_clients(intake_app, intake_db, agent_db, owner_conn):
     return clients
 
 
-def test_each_client_opens_their_own_pages(two_clients):
-    for label, client in two_clients.items():
+def test_each_client_opens_their_own_pages(two_signed_in_clients):
+    for label, client in two_signed_in_clients.items():
         for path in client["pages"]:
             response = client["visitor"].get(path)
             assert response.status_code == 200, path
@@ -57,8 +53,8 @@ def test_each_client_opens_their_own_pages(two_clients):
         assert client["name"] in listing
 
 
-def test_another_clients_ids_in_the_url_get_404_and_none_of_their_data(two_clients):
-    alice, bob = two_clients["alice"], two_clients["bob"]
+def test_another_clients_ids_in_the_url_get_404_and_none_of_their_data(two_signed_in_clients):
+    alice, bob = two_signed_in_clients["alice"], two_signed_in_clients["bob"]
     for thief, victim in ((alice, bob), (bob, alice)):
         for path in victim["pages"]:
             response = thief["visitor"].get(path)
@@ -71,9 +67,9 @@ def test_another_clients_ids_in_the_url_get_404_and_none_of_their_data(two_clien
 
 
 @pytest.mark.parametrize("kind", ["automations", "connections", "runs"])
-def test_an_id_that_exists_nowhere_is_the_same_404(two_clients, kind):
-    visitor = two_clients["alice"]["visitor"]
-    stolen = next(p for p in two_clients["bob"]["pages"] if p.startswith(f"/{kind}/"))
+def test_an_id_that_exists_nowhere_is_the_same_404(two_signed_in_clients, kind):
+    visitor = two_signed_in_clients["alice"]["visitor"]
+    stolen = next(p for p in two_signed_in_clients["bob"]["pages"] if p.startswith(f"/{kind}/"))
     missing = visitor.get(f"/{kind}/{uuid.uuid4()}")
     foreign = visitor.get(stolen)
     assert missing.status_code == foreign.status_code == 404
@@ -81,13 +77,13 @@ def test_an_id_that_exists_nowhere_is_the_same_404(two_clients, kind):
 
 
 @pytest.mark.parametrize("path", ["/automations/not-a-uuid", "/runs/1%20OR%201=1", "/connections/../account"])
-def test_a_malformed_id_is_a_404_not_an_error(two_clients, path):
-    response = two_clients["alice"]["visitor"].get(path)
+def test_a_malformed_id_is_a_404_not_an_error(two_signed_in_clients, path):
+    response = two_signed_in_clients["alice"]["visitor"].get(path)
     assert response.status_code in (404, 308), path
 
 
-def test_the_run_page_shows_step_metadata_only(two_clients):
-    visitor = two_clients["alice"]["visitor"]
-    run_path = next(p for p in two_clients["alice"]["pages"] if p.startswith("/runs/"))
+def test_the_run_page_shows_step_metadata_only(two_signed_in_clients):
+    visitor = two_signed_in_clients["alice"]["visitor"]
+    run_path = next(p for p in two_signed_in_clients["alice"]["pages"] if p.startswith("/runs/"))
     body = visitor.get(run_path).get_data(as_text=True)
     assert "gmail.search" in body and "Found 3 emails" in body

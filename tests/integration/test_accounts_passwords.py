@@ -7,9 +7,6 @@ import re
 import pytest
 from argon2 import PasswordHasher, Type, extract_parameters
 
-from hapex.localstack.local_secrets import new_token
-from intake.config import IntakeConfig
-from shared.config import ConfigError
 from tests.integration.conftest import PASSWORD, Visitor, build_intake_app, new_email
 
 CSRF_VALUE = re.compile(r'(name="csrf_token"[^>]*value=")[^"]+')
@@ -41,22 +38,6 @@ def test_a_stored_password_hash_is_argon2id_at_or_above_owasp_parameters(owasp_a
     assert params.memory_cost >= 19 * 1024
     assert params.time_cost >= 2
     assert PASSWORD not in stored
-
-
-def test_the_cheap_test_profile_is_refused_outside_test_mode():
-    environ = {
-        "INTAKE_DATABASE_URL": "postgresql://localhost/hapex",
-        "INTAKE_SESSION_SECRET": new_token(),
-        "AGENT_SERVICE_TOKEN": new_token(),
-        "AGENT_SERVICE_URL": "https://agent.example",
-        "INTAKE_PASSWORD_HASH_PROFILE": "test",
-    }
-    with pytest.raises(ConfigError) as raised:
-        IntakeConfig.from_env(environ)
-    assert raised.value.variable == "INTAKE_PASSWORD_HASH_PROFILE"
-    assert IntakeConfig.from_env(environ | {"HAPEX_TEST_MODE": "1"}).password_hash_profile == "test"
-    del environ["INTAKE_PASSWORD_HASH_PROFILE"]
-    assert IntakeConfig.from_env(environ).password_hash_profile == "owasp"
 
 
 def test_a_hash_made_with_weaker_settings_is_upgraded_at_the_next_login(owasp_app, intake_app, owner_conn):

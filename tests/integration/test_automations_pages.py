@@ -13,15 +13,12 @@ import pytest
 import responses
 
 from agent_service.runs.engine import execute_run
+from tests.factories import client_of
 from tests.integration.conftest import BASE_URL, PASSWORD, Visitor, new_email
 from tests.run_fixtures import DIGEST, G, connect, runtime_for, stand_in_providers
 
 NEW = "/automations/new"
 HOOK_URL = re.compile(re.escape(BASE_URL) + r"/hooks/([A-Za-z0-9_-]{43})")
-
-
-def client_of(owner_conn, email: str) -> uuid.UUID:
-    return owner_conn.execute("SELECT client_id FROM users WHERE email = %s", [email]).fetchone()[0]
 
 
 def count(owner_conn, table: str) -> int:

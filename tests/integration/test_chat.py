@@ -18,14 +18,12 @@ import pytest
 import requests
 import responses
 
-from agent_service import create_app as create_agent_app
-from agent_service.chat.prompt import CHAT_PROMPT_VERSION, describe_catalog, prompt_path
 from agent_service.chat.service import AFTER_REPAIRS, MAX_REPAIRS
-from agent_service.config import AgentConfig
 from agent_service.runs.prices import PRICE_VERSION, llm_cost_microusd
-from hapex.localstack.local_secrets import new_encryption_key, new_token
 from shared.catalog import CAPABILITIES, required_scopes
 from shared.structured_logging import JSONFormatter
+from tests.agent_api import build_agent_app
+from tests.factories import client_of
 from tests.integration.conftest import AGENT_TOKEN, PASSWORD, Visitor, WSGIAdapter, build_intake_app, new_email
 
 ANTHROPIC_URL = "https://api.anthropic.com/v1/messages"
@@ -45,20 +43,10 @@ DIGEST = {
 }
 
 
-def agent_app_with(database, agent_db, environ: dict[str, str]):
-    config = AgentConfig.from_env({
-        "AGENT_DATABASE_URL": database.agent_dsn,
-        "AGENT_SERVICE_TOKEN": AGENT_TOKEN,
-        "AGENT_ADMIN_TOKEN": new_token(),
-        "CREDENTIAL_ENCRYPTION_KEY": new_encryption_key(),
-    })
-    return create_agent_app(config, database=agent_db, environ=environ)
-
-
 @pytest.fixture
-def agent_service_app(database, agent_db):
-    """The agent with Hapex's Anthropic key set (and nothing else from the process environment)."""
-    return agent_app_with(database, agent_db, {"ANTHROPIC_API_KEY": API_KEY})
+def agent_environ() -> dict[str, str]:
+    """The agent behind the intake has Hapex's Anthropic key set (and nothing else from the process environment)."""
+    return {"ANTHROPIC_API_KEY": API_KEY}
 
 
 @pytest.fixture
@@ -132,10 +120,6 @@ def proposal_section(html: str) -> str:
     return html[start:html.index('id="reply"')]
 
 
-def client_id_of(owner_conn, email: str) -> uuid.UUID:
-    return owner_conn.execute("SELECT client_id FROM users WHERE email = %s", [email]).fetchone()[0]
-
-
 def stored_messages(owner_conn, draft_id: uuid.UUID) -> list[tuple[str, str]]:
     return owner_conn.execute("SELECT role, content FROM chat_messages WHERE draft_id = %s ORDER BY created_at",
                               [draft_id]).fetchall()
@@ -173,7 +157,7 @@ def test_a_conversation_ends_in_an_approved_automation_with_the_minimal_scopes(s
     response = approve(visitor, draft_id)
 
     assert response.status_code == 303
-    client_id = client_id_of(owner_conn, email)
+    client_id = client_of(owner_conn, email)
     automations = owner_conn.execute("SELECT automation_id, name, status, trigger, steps, version FROM automations "
                                      "WHERE client_id = %s", [client_id]).fetchall()
     assert len(automations) == 1
@@ -214,12 +198,6 @@ def test_the_model_is_called_with_the_stored_conversation_and_tools_bound_to_the
     system = "\n".join(block["text"] for block in body["system"])
     assert "### slack.post_message: Post to Slack (Slack)" in system
     assert "`channel`: string; required" in system
-
-
-def test_the_committed_catalog_description_matches_the_catalog():
-    committed = prompt_path("catalog.md").read_text(encoding="utf-8")
-    assert committed == describe_catalog(), (
-        f"the catalog changed: run `python -m agent_service.chat.prompt` (prompt {CHAT_PROMPT_VERSION})")
 
 
 # --- invalid proposals --------------------------------------------------------------------
@@ -389,7 +367,7 @@ def test_cost_events_match_the_usage_of_every_call_including_repairs(signed_up, 
     draft_id = draft_id_of(start_chat(visitor, "Summarise customer emails to #support"))
     send(visitor, draft_id, "Looks right")
 
-    assert chat_costs(owner_conn, client_id_of(owner_conn, email)) == [
+    assert chat_costs(owner_conn, client_of(owner_conn, email)) == [
         ("chat", "anthropic", "claude-sonnet-4-5", i, o, PRICE_VERSION, llm_cost_microusd("claude-sonnet-4-5", i, o),
          1, None)
         for i, o in usages
@@ -399,7 +377,7 @@ def test_cost_events_match_the_usage_of_every_call_including_repairs(signed_up, 
 
 def test_a_client_over_budget_is_told_before_any_call_is_made(signed_up, owner_conn, anthropic):
     visitor, email = signed_up
-    client_id = client_id_of(owner_conn, email)
+    client_id = client_of(owner_conn, email)
     owner_conn.execute("UPDATE clients SET monthly_budget_microusd = 5000 WHERE client_id = %s", [client_id])
     owner_conn.execute("INSERT INTO cost_events (client_id, source, provider, amount_microusd) "
                        "VALUES (%s, 'llm', 'anthropic', 5000)", [client_id])
@@ -416,7 +394,7 @@ def test_a_client_over_budget_is_told_before_any_call_is_made(signed_up, owner_c
 
 def test_a_repair_is_not_attempted_once_the_budget_is_used_up(signed_up, owner_conn, anthropic):
     visitor, email = signed_up
-    client_id = client_id_of(owner_conn, email)
+    client_id = client_of(owner_conn, email)
     owner_conn.execute("UPDATE clients SET monthly_budget_microusd = 1 WHERE client_id = %s", [client_id])
     anthropic.post(ANTHROPIC_URL, json=proposal(with_step(DIGEST, 0, input={"query": ""})))
 
@@ -453,7 +431,7 @@ def test_a_model_error_or_timeout_gives_a_clear_message_and_loses_no_message(
     assert "Internal server error" not in page and "Overloaded" not in page
     draft_id = owner_conn.execute("SELECT draft_id FROM chat_drafts").fetchone()[0]
     assert stored_messages(owner_conn, draft_id) == [("client", "Summarise customer emails every morning")]
-    assert chat_costs(owner_conn, client_id_of(owner_conn, email)) == []
+    assert chat_costs(owner_conn, client_of(owner_conn, email)) == []
 
     again = visitor.post(f"/chat/{draft_id}/ask-again", token_from=f"/chat/{draft_id}")
 
@@ -465,7 +443,7 @@ def test_a_model_error_or_timeout_gives_a_clear_message_and_loses_no_message(
 def test_without_an_anthropic_key_the_chat_is_unavailable_and_points_to_the_form_builder(
     database, agent_db, intake_db, owner_conn
 ):
-    agent = agent_app_with(database, agent_db, {})
+    agent = build_agent_app(database, agent_db, service_token=AGENT_TOKEN, environ={})
     visitor = Visitor(build_intake_app(database, intake_db, WSGIAdapter(agent)))
     visitor.signup(new_email(), PASSWORD)
 
@@ -503,7 +481,7 @@ def test_another_clients_draft_id_is_a_404_everywhere(intake_app, agent_service_
     assert intruder.post(f"/chat/{draft_id}/ask-again", token_from="/chat/new").status_code == 404
     assert intruder.post(f"/chat/{draft_id}/approve", {"revision": revision}, token_from="/chat/new"
                          ).status_code == 404
-    intruder_id = client_id_of(owner_conn, intruder_email)
+    intruder_id = client_of(owner_conn, intruder_email)
     direct = agent_service_app.test_client().post(f"/v1/clients/{intruder_id}/chat/{draft_id}/replies",
                                                   headers={"Authorization": f"Bearer {AGENT_TOKEN}"})
     assert direct.status_code == 404 and direct.json["error"] == "not_found"
@@ -539,7 +517,7 @@ def test_deleting_the_account_deletes_its_drafts_and_messages(signed_up, owner_c
     visitor, email = signed_up
     anthropic.post(ANTHROPIC_URL, json=proposal(DIGEST))
     draft_id_of(start_chat(visitor, "Summarise customer emails to #support"))
-    client_id = client_id_of(owner_conn, email)
+    client_id = client_of(owner_conn, email)
     assert owner_conn.execute("SELECT count(*) FROM chat_drafts WHERE client_id = %s", [client_id]).fetchone() == (1,)
 
     assert visitor.delete_account(PASSWORD).status_code == 303

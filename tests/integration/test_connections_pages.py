@@ -26,7 +26,7 @@ from intake.connections.views import pkce_key
 from shared.catalog import CAPABILITIES, PROVIDERS, Access, AuthKind
 from shared.db import tenant_transaction
 from shared.structured_logging import JSONFormatter
-from tests.factories import make_client, make_connection, make_user
+from tests.factories import client_of, make_client, make_connection, make_user
 from tests.integration.conftest import PASSWORD, Visitor, build_intake_app, new_email
 
 G = "https://www.googleapis.com/auth/"
@@ -83,7 +83,7 @@ class Client:
         email = new_email()
         assert self.visitor.signup(email, PASSWORD).status_code == 303
         self.visitor.get("/connections")  # shows, and so uses up, the welcome notice
-        self.client_id = owner_conn.execute("SELECT client_id FROM users WHERE email = %s", [email]).fetchone()[0]
+        self.client_id = client_of(owner_conn, email)
 
     def page(self, path: str) -> str:
         response = self.visitor.get(path)

@@ -17,15 +17,10 @@ from agent_service.vault import Accessor, CredentialUnreadable, Purpose
 from shared.catalog import get_provider
 from shared.db import PermissionDenied, tenant_transaction
 from shared.secret import Secret
-from tests.run_fixtures import TOKEN_URL, automation, runtime_for, stand_in_providers, tenant
+from tests.run_fixtures import TOKEN_URL, automation, stand_in_providers, tenant
 
 REVOKE_URL = "https://oauth2.googleapis.com/revoke"
 HOST = socket.gethostname()
-
-
-@pytest.fixture
-def rt(agent_db):
-    return runtime_for(agent_db)
 
 
 def audit_rows(owner_conn, client_id):

@@ -13,6 +13,7 @@ import responses
 from agent_service.runs.engine import execute_run
 from agent_service.runs.triggers import start_run
 from shared.db import tenant_transaction
+from tests.factories import client_of
 from tests.integration.conftest import PASSWORD, Visitor, new_email
 from tests.run_fixtures import DIGEST, G, automation, connect, runtime_of, stand_in_providers
 
@@ -50,7 +51,7 @@ def signed_up_client(app, owner_conn, business_name: str) -> tuple[Visitor, uuid
     visitor = Visitor(app)
     email = new_email()
     assert visitor.signup(email, PASSWORD, business_name=business_name).status_code == 303
-    client_id = owner_conn.execute("SELECT client_id FROM users WHERE email = %s", [email]).fetchone()[0]
+    client_id = client_of(owner_conn, email)
     return visitor, client_id, email
 
 

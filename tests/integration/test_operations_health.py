@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs
 
-import pytest
 import responses
 
 from agent_service.connections.health import (
@@ -21,15 +20,10 @@ from shared.automations.repository import create_automation, set_status
 from shared.db import tenant_transaction
 from shared.secret import Secret
 from tests.factories import make_client, make_connection
-from tests.run_fixtures import DIGEST, TOKEN_URL, G, automation, connect, runtime_for
+from tests.run_fixtures import DIGEST, TOKEN_URL, G, automation, connect
 
 SLACK_TOKEN_URL = "https://slack.com/api/oauth.v2.access"
 SCHEDULED = {**DIGEST, "trigger": {"kind": "schedule", "cron": "0 8 * * *", "timezone": "UTC"}}
-
-
-@pytest.fixture
-def rt(agent_db):
-    return runtime_for(agent_db)
 
 
 def tomorrow_at(hour: int) -> datetime:

@@ -16,8 +16,6 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from agent_service import create_app
-from agent_service.config import AgentConfig
 from agent_service.vault import Keyring, Purpose, Vault
 from agent_service.vault.keys import key_id
 from hapex.cli import main
@@ -26,6 +24,7 @@ from hapex.localstack.local_secrets import new_token
 from hapex.localstack.local_tls import ensure_local_tls
 from shared.db import Database, tenant_transaction
 from shared.secret import Secret
+from tests.agent_api import build_agent_app
 from tests.factories import make_client, make_connection
 from tests.integration.conftest import AGENT_URL, Visitor
 
@@ -47,17 +46,11 @@ def store_credential_under(agent_db, intake_db, key: bytes) -> None:
                                             purpose=Purpose.ACCESS_TOKEN, secret=Secret("token-canary-4321"))
 
 
-@pytest.fixture
-def agent_app(database, agent_db):
-    config = AgentConfig.from_env({"AGENT_DATABASE_URL": database.agent_dsn, "AGENT_SERVICE_TOKEN": SERVICE,
-                                   "AGENT_ADMIN_TOKEN": ADMIN, "CREDENTIAL_ENCRYPTION_KEY": b64(KEY)})
-    return create_app(config, database=agent_db)
-
-
 # --- /readyz -----------------------------------------------------------------------------
 
 
-def test_the_agent_is_ready_with_its_database_and_every_key_it_needs(agent_app, agent_db, intake_db):
+def test_the_agent_is_ready_with_its_database_and_every_key_it_needs(database, agent_db, intake_db):
+    agent_app = build_agent_app(database, agent_db, key=KEY)
     store_credential_under(agent_db, intake_db, KEY)
     response = agent_app.test_client().get("/readyz")
     assert response.status_code == 200

@@ -29,11 +29,6 @@ from tests.run_fixtures import (
 )
 
 
-@pytest.fixture
-def rt(agent_db):
-    return runtime_for(agent_db)
-
-
 def start(rt, client_id, automation_id, kind="manual"):
     with tenant_transaction(rt.db, client_id) as conn:
         return start_run(conn, client_id=client_id, automation_id=automation_id, trigger_kind=kind)

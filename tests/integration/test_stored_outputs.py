@@ -41,11 +41,6 @@ class WorkerKilled(BaseException):
     """What a SIGKILL looks like from inside the process: nothing after it runs, nothing catches it."""
 
 
-@pytest.fixture
-def rt(agent_db):
-    return runtime_for(agent_db, key=KEY_1)
-
-
 def start(rt, client_id, automation_id):
     with tenant_transaction(rt.db, client_id) as conn:
         return start_run(conn, client_id=client_id, automation_id=automation_id, trigger_kind="manual").run_id

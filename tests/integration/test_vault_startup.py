@@ -16,7 +16,7 @@ import pytest
 from agent_service.vault import Keyring, MissingCredentialKeys, Purpose, Vault, VaultStartupError
 from agent_service.vault.keys import key_id
 from agent_service.vault.service import USAGE_WARNING_AT
-from agent_service.vault.startup import check_agent_can_start, check_credential_keys
+from agent_service.vault.startup import check_credential_keys
 from hapex.localstack import embedded_db
 from shared.db import Database, tenant_transaction
 from shared.db.migrate import apply_migrations, discover
@@ -103,20 +103,6 @@ def test_the_start_up_check_warns_when_the_primary_key_is_near_its_limit(agent_d
     caplog.set_level(logging.WARNING, logger="agent_service.vault")
     check_credential_keys(agent_db, Keyring(KEY_1))
     assert [r.key_id for r in caplog.records if "2^32" in r.getMessage()] == [key_id(KEY_1)]
-
-
-def test_check_agent_can_start_fails_when_the_database_is_unreachable():
-    from agent_service.config import AgentConfig
-
-    config = AgentConfig.from_env({
-        "AGENT_DATABASE_URL": "host=/nonexistent/socket-dir dbname=hapex user=hapex_agent connect_timeout=1",
-        "AGENT_SERVICE_TOKEN": "service-token-" + uuid.uuid4().hex,
-        "AGENT_ADMIN_TOKEN": "admin-token-" + uuid.uuid4().hex,
-        "CREDENTIAL_ENCRYPTION_KEY": b64(KEY_1),
-        "AGENT_DB_POOL_MIN": "1",
-    })
-    with pytest.raises(VaultStartupError, match="database is unavailable"):
-        check_agent_can_start(config, timeout=1.0)
 
 
 def run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:

@@ -27,7 +27,6 @@ from agent_service.vault import service as vault_service
 from agent_service.vault.service import InvalidCredential, KeyExhausted
 from shared.db import PermissionDenied, TenantViolation, tenant_transaction
 from shared.secret import Secret
-from tests.factories import make_client, make_connection
 
 KEY_1 = os.urandom(32)
 KEY_2 = os.urandom(32)
@@ -51,13 +50,6 @@ def read(vault: Vault, client, connection, purpose: Purpose) -> str:
 
 def canary(label: str) -> str:
     return f"CANARY-{label}-{uuid.uuid4().hex}"
-
-
-@pytest.fixture
-def two_clients(intake_db, agent_db):
-    a, b = make_client(intake_db, name="Client A"), make_client(intake_db, name="Client B")
-    return (a, make_connection(agent_db, a), make_connection(agent_db, a, provider="slack")), (
-        b, make_connection(agent_db, b))
 
 
 def test_a_stored_credential_reads_back_only_inside_the_step(vault, agent_db, two_clients):
@@ -127,7 +119,7 @@ def test_a_ciphertext_swapped_between_two_rows_of_one_client_is_rejected(vault, 
 
 
 def test_a_ciphertext_copied_into_another_clients_row_is_rejected(vault, agent_db, owner_conn, two_clients):
-    (a, google, _), (b, b_google) = two_clients
+    (a, google, _), (b, b_google, _) = two_clients
     a_value = canary("a")
     a_id = store(vault, agent_db, a, google, Purpose.REFRESH_TOKEN, a_value)
     b_id = store(vault, agent_db, b, b_google, Purpose.REFRESH_TOKEN, canary("b"))
@@ -142,7 +134,7 @@ def test_a_ciphertext_copied_into_another_clients_row_is_rejected(vault, agent_d
 
 
 def test_a_whole_row_moved_to_another_client_with_its_id_is_rejected(vault, agent_db, owner_conn, two_clients):
-    (a, google, _), (b, b_google) = two_clients
+    (a, google, _), (b, b_google, _) = two_clients
     a_id = store(vault, agent_db, a, google, Purpose.REFRESH_TOKEN, canary("a"))
     owner_conn.execute(
         "UPDATE credentials SET client_id = %s, connection_id = %s WHERE credential_id = %s",
@@ -213,7 +205,7 @@ def test_a_flipped_bit_in_the_stored_key_id_is_rejected_without_blaming_the_conn
 def test_an_unreadable_row_marks_its_connection_needs_reauth_and_other_clients_go_on(
     vault, agent_db, owner_conn, two_clients, caplog
 ):
-    (a, google, slack), (b, b_google) = two_clients
+    (a, google, slack), (b, b_google, _) = two_clients
     store(vault, agent_db, a, google, Purpose.REFRESH_TOKEN, canary("a-google"))
     a_slack_value = store(vault, agent_db, a, slack, Purpose.REFRESH_TOKEN, "a-slack-value-1") and "a-slack-value-1"
     b_value = canary("b")
@@ -239,7 +231,7 @@ def test_an_unreadable_row_marks_its_connection_needs_reauth_and_other_clients_g
 
 
 def test_a_client_cannot_open_or_overwrite_another_clients_credential(vault, agent_db, two_clients):
-    (a, google, _), (b, b_google) = two_clients
+    (a, google, _), (b, b_google, _) = two_clients
     store(vault, agent_db, b, b_google, Purpose.REFRESH_TOKEN, canary("b"))
     with pytest.raises(CredentialNotFound):
         read(vault, a, b_google, Purpose.REFRESH_TOKEN)
@@ -259,7 +251,7 @@ def test_store_refuses_plain_strings_empty_and_oversized_values(vault, agent_db,
 
 
 def test_a_database_dump_contains_no_canary(vault, agent_db, two_clients, database, tmp_path):
-    (a, google, slack), (b, b_google) = two_clients
+    (a, google, slack), (b, b_google, _) = two_clients
     canaries = [canary(str(i)) for i in range(6)]
     targets = [(a, google, Purpose.REFRESH_TOKEN), (a, google, Purpose.ACCESS_TOKEN),
                (a, slack, Purpose.REFRESH_TOKEN), (a, slack, Purpose.API_KEY),
@@ -302,7 +294,7 @@ def test_the_intake_role_cannot_reach_ciphertext_or_the_vault_functions(vault, a
 
 
 def test_the_agents_cross_client_functions_return_ids_and_counts_never_ciphertext(vault, agent_db, two_clients):
-    (a, google, _), (b, b_google) = two_clients
+    (a, google, _), (b, b_google, _) = two_clients
     store(vault, agent_db, a, google, Purpose.REFRESH_TOKEN, canary("a"))
     store(vault, agent_db, b, b_google, Purpose.REFRESH_TOKEN, canary("b"))
     with agent_db.transaction() as conn:
@@ -319,7 +311,7 @@ def test_the_agents_cross_client_functions_return_ids_and_counts_never_ciphertex
 
 
 def test_the_agent_cannot_write_a_credential_row_for_another_client(vault, agent_db, two_clients):
-    (a, google, _), (b, b_google) = two_clients
+    (a, google, _), (b, b_google, _) = two_clients
     with pytest.raises(TenantViolation), tenant_transaction(agent_db, a) as conn:
         conn.execute(
             """INSERT INTO credentials (client_id, connection_id, purpose, key_id, nonce, ciphertext)
