@@ -19,6 +19,9 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 from hapex.localstack.local_tls import LocalTLS
 
+# Bounds a held answer only so that a test that never releases it cannot hang the stand-in forever.
+HOLD_LIMIT = 600.0
+
 
 @dataclass
 class StandInState:
@@ -34,8 +37,19 @@ class StandInState:
     llm_script: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
     # The x-api-key header of each POST /v1/messages, to check which key the agent sent.
     llm_api_keys: list[str] = field(default_factory=list)
-    # Seconds to wait before answering a path (e.g. "POST /chat.postMessage"), to catch a worker mid-call.
-    delays: dict[str, float] = field(default_factory=dict)
+    # Paths (e.g. "POST /chat.postMessage") whose answers wait until released, to catch a worker mid-call.
+    holds: dict[str, threading.Event] = field(default_factory=dict)
+
+    def hold(self, key: str) -> None:
+        """Answer calls to key only once release(key) is called (or after HOLD_LIMIT seconds)."""
+        with self.lock:
+            self.holds[key] = threading.Event()
+
+    def release(self, key: str) -> None:
+        with self.lock:
+            held = self.holds.pop(key, None)
+        if held is not None:
+            held.set()
 
     def script_llm(self, *answers: dict[str, Any], status: int = 200) -> None:
         """Queue Messages API answers for the next calls, in order."""
@@ -110,8 +124,9 @@ class _Handler(BaseHTTPRequestHandler):
         body = self._body()
         state = self.server.state
         state.record(f"POST {url.path}", body, self.headers.get("Authorization"))
-        if state.delays.get(f"POST {url.path}"):
-            time.sleep(state.delays[f"POST {url.path}"])
+        held = state.holds.get(f"POST {url.path}")
+        if held is not None:
+            held.wait(HOLD_LIMIT)
         if url.path == "/v1/messages":
             with state.lock:
                 state.llm_api_keys.append(self.headers.get("x-api-key") or "")
@@ -178,5 +193,7 @@ class ProviderStandIn:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        for key in list(self.state.holds):
+            self.state.release(key)
         self.server.shutdown()
         self.server.server_close()

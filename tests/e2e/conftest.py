@@ -37,7 +37,18 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_for_health(url: str, ca_file: str, process: subprocess.Popen[bytes], timeout: float = 45) -> None:
+def wait_for(predicate, timeout: float = 180.0, interval: float = 0.2):
+    """The predicate's first truthy value; the timeout only bounds a hang (a busy machine is slow, not wrong)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    return predicate()
+
+
+def wait_for_health(url: str, ca_file: str, process: subprocess.Popen[bytes], timeout: float = 180) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:

@@ -6,7 +6,6 @@ import base64
 import os
 import subprocess
 import sys
-import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -17,7 +16,7 @@ from hapex.localstack.local_secrets import new_token
 from hapex.localstack.local_tls import ensure_local_tls
 from shared.db import Database, tenant_transaction
 from tests.conftest import create_database_from, drop_database
-from tests.e2e.conftest import stop_processes
+from tests.e2e.conftest import stop_processes, wait_for
 from tests.factories import run_coroutine
 from tests.provider_standin import ProviderStandIn
 from tests.run_fixtures import DIGEST, automation, runtime_for, tenant
@@ -71,14 +70,12 @@ def cluster(pg_server, migrated_template, tmp_path):
         drop_database(pg_server, database.name)
 
 
-def wait_for(predicate, timeout: float = 40.0, interval: float = 0.2):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    return predicate()
+def unfinished_jobs(database, task: str) -> int:
+    import psycopg
+
+    with psycopg.connect(database.owner_dsn) as conn:
+        return conn.execute("SELECT count(*) FROM procrastinate_jobs WHERE task_name = %s AND status IN "
+                            "('todo', 'doing')", [f"hapex:{task}"]).fetchone()[0]
 
 
 def run_statuses(database) -> list[tuple]:
@@ -123,21 +120,26 @@ def test_a_schedule_with_two_workers_fires_exactly_once_per_due_slot(cluster):
     runs = wait_for(lambda: (r := run_statuses(cluster.database)) and all(s == "succeeded" for s, _ in r)
                     and len(r) >= 3 and r)
     assert [slot for _, slot in runs] == expected_slots, cluster.logs.read_text()[-3000:]
-    time.sleep(2)
+    # A duplicate could only come from a schedule sweep: once every sweep queued so far is done, none is left.
+    assert wait_for(lambda: unfinished_jobs(cluster.database, "fire_due_schedules") == 0)
     assert len(run_statuses(cluster.database)) == 3
     assert cluster.standin.state.calls["POST /v1/messages"] == 3
 
 
 def _kill_the_worker_during(cluster, call: str, definition: dict) -> tuple[uuid.UUID, object]:
     """Start the automation's run on one worker, SIGKILL it in the middle of `call`, start another
-    worker and requeue the stalled job (as retry_stalled_jobs does every five minutes)."""
+    worker and requeue the run's stalled job (as retry_stalled_jobs does every five minutes).
+
+    Only the run's job is looked for: with heartbeats judged stale after a second, a maintenance
+    job (the schedule sweep, notices: every minute) that either worker happens to be running is
+    "stalled" too, and a loaded machine makes that likely."""
     import signal
 
     from agent_service import jobs
 
     t = tenant(cluster.rt, cluster.intake_db, cluster.agent_db)
     automation_id = automation(cluster.intake_db, t.client_id, definition)
-    cluster.standin.state.delays[call] = 20.0
+    cluster.standin.state.hold(call)
     with tenant_transaction(cluster.agent_db, t.client_id) as conn:
         started = start_run(conn, client_id=t.client_id, automation_id=automation_id, trigger_kind="manual")
     cluster.start_workers(1)
@@ -145,19 +147,27 @@ def _kill_the_worker_during(cluster, call: str, definition: dict) -> tuple[uuid.
     victim = cluster.processes.pop()
     os.killpg(victim.pid, signal.SIGKILL)  # mid-call: the provider may or may not have acted
     victim.wait(10)
-    cluster.standin.state.delays.clear()
+    cluster.standin.state.release(call)
     cluster.start_workers(1)
     app = jobs.build_queue(cluster.database.agent_dsn, cluster.rt)
 
-    async def requeue() -> int:
-        async with app.open_async():
-            stalled = list(await app.job_manager.get_stalled_jobs(seconds_since_heartbeat=1))
-            for job in stalled:
-                await app.job_manager.retry_job(job)
-            return len(stalled)
+    def is_this_run(job) -> bool:
+        return job.task_name == "hapex:execute_run" and job.task_kwargs.get("run_id") == str(started.run_id)
 
-    time.sleep(2)
-    assert run_coroutine(requeue) == 1
+    async def stalled_run_jobs() -> list:
+        async with app.open_async():
+            return [job for job in await app.job_manager.get_stalled_jobs(seconds_since_heartbeat=1)
+                    if is_this_run(job)]
+
+    # The dead worker's heartbeat goes stale within a second or so; wait for that, not for a clock.
+    stalled = wait_for(lambda: run_coroutine(stalled_run_jobs))
+    assert len(stalled) == 1
+
+    async def requeue() -> None:
+        async with app.open_async():
+            await app.job_manager.retry_job(stalled[0])
+
+    run_coroutine(requeue)
     return started.run_id, t
 
 
