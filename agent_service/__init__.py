@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from flask import Flask
 
 from agent_service.config import AgentConfig
@@ -12,8 +10,7 @@ from shared.db import Database
 from shared.errors import register_json_errors
 
 
-def create_app(config: AgentConfig, *, database: Database | None = None, environ: Mapping[str, str] | None = None
-               ) -> Flask:
+def create_app(config: AgentConfig, *, database: Database | None = None) -> Flask:
     """Build the agent API; every route but /healthz needs a bearer token.
 
     Opening the vault checks that every stored credential is under a key this process holds.
@@ -33,7 +30,7 @@ def create_app(config: AgentConfig, *, database: Database | None = None, environ
     app.extensions["hapex_db"] = db
     vault = vault_startup.open_vault(config, db)
     vault_startup.install(app, vault)
-    app.extensions["hapex_runtime"] = AgentRuntime.build(db, vault, environ)
+    app.extensions["hapex_runtime"] = AgentRuntime.build(db, vault, config)
 
     access_log.install(app)
     register_json_errors(app)

@@ -1,13 +1,104 @@
-"""The agent service's configuration, read once from the environment at start-up."""
+"""The agent service's configuration, read once from the environment at start-up.
+
+The API, the workers and the operator commands each build theirs here and hand the parts on:
+nothing else in the agent reads the environment, so a malformed setting stops start-up
+(naming the variable, never its value) instead of failing a run or a job later.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from email.utils import parseaddr
+from typing import ClassVar
 
+from agent_service.connections.provider_oauth import OAuthClient
+from agent_service.notifications.mailer import IMPLICIT_TLS_PORT, SMTPSettings
 from agent_service.vault.keys import parse_key, parse_key_list
-from shared.config import ConfigError, Environment, PoolSettings
+from shared.catalog import PROVIDERS, UNCONFIGURED, AuthKind, ResolvedCatalog
+from shared.config import ConfigError, Environment, PoolSettings, provider_variables, resolve_catalog
 from shared.secret import Secret
+
+DEFAULT_LLM_MODEL = "claude-sonnet-4-5"
+
+
+@dataclass(frozen=True)
+class RunLimits:
+    """How long and how often a run may try."""
+
+    run_seconds: float = 900.0
+    step_attempts: int = 4
+    backoff_base_seconds: float = 1.0
+    backoff_cap_seconds: float = 30.0
+    # A Retry-After longer than this fails the step instead of holding a worker.
+    max_retry_after_seconds: float = 120.0
+    refresh_margin_seconds: float = 300.0
+    retention_days: int = 400
+
+    VARIABLES: ClassVar[tuple[str, ...]] = (
+        "HAPEX_RUN_TIME_LIMIT_SECONDS", "HAPEX_STEP_MAX_ATTEMPTS", "HAPEX_RETRY_BASE_MS", "HAPEX_RUN_RETENTION_DAYS",
+    )
+
+    @classmethod
+    def from_env(cls, env: Environment) -> RunLimits:
+        return cls(
+            run_seconds=float(env.integer("HAPEX_RUN_TIME_LIMIT_SECONDS", 900, minimum=10, maximum=86400)),
+            step_attempts=env.integer("HAPEX_STEP_MAX_ATTEMPTS", 4, minimum=1, maximum=10),
+            backoff_base_seconds=env.integer("HAPEX_RETRY_BASE_MS", 1000, minimum=0, maximum=60000) / 1000,
+            retention_days=env.integer("HAPEX_RUN_RETENTION_DAYS", 400, minimum=30, maximum=3650),
+        )
+
+
+SMTP_VARIABLES = ("HAPEX_SMTP_HOST", "HAPEX_SMTP_PORT", "HAPEX_SMTP_FROM", "HAPEX_SMTP_USERNAME",
+                  "HAPEX_SMTP_PASSWORD", "HAPEX_SMTP_STARTTLS")
+
+
+def smtp_settings(env: Environment) -> SMTPSettings | None:
+    """None when no SMTP host is set; ConfigError naming the variable when one is malformed."""
+    host = env.get("HAPEX_SMTP_HOST")
+    if host is None:
+        return None
+    if any(c in host for c in "/@: \r\n"):
+        raise ConfigError("HAPEX_SMTP_HOST", "must be a host name (the port goes in HAPEX_SMTP_PORT)")
+    port = env.integer("HAPEX_SMTP_PORT", 587, minimum=1, maximum=65535)
+    sender = env.require("HAPEX_SMTP_FROM")
+    address = parseaddr(sender)[1]
+    if "\r" in sender or "\n" in sender or "@" not in address or address.startswith("@"):
+        raise ConfigError("HAPEX_SMTP_FROM", "must be an email address, optionally with a name")
+    username = env.get("HAPEX_SMTP_USERNAME")
+    password = env.get("HAPEX_SMTP_PASSWORD")
+    if username and not password:
+        raise ConfigError("HAPEX_SMTP_PASSWORD", "must be set when HAPEX_SMTP_USERNAME is")
+    starttls = env.boolean("HAPEX_SMTP_STARTTLS", True)
+    if username and not starttls and port != IMPLICIT_TLS_PORT:
+        raise ConfigError("HAPEX_SMTP_STARTTLS", "must be true when HAPEX_SMTP_USERNAME is set, "
+                                                 "or the password would cross the network in clear")
+    return SMTPSettings(host=host, port=port, sender=sender, username=username,
+                        password=Secret(password) if password else None, starttls=starttls)
+
+
+def oauth_clients(env: Environment, providers: ResolvedCatalog) -> dict[str, OAuthClient]:
+    """Every OAuth provider with both a client id and secret set; the others are unavailable."""
+    clients = {}
+    for key, provider in providers.providers.items():
+        if provider.auth_kind is not AuthKind.OAUTH2:
+            continue
+        client_id = providers.client_id(key)
+        secret = env.get(f"{provider.env_prefix}_CLIENT_SECRET")
+        if client_id and secret:
+            clients[key] = OAuthClient(client_id, Secret(secret))
+    return clients
+
+
+def _credential_keys(env: Environment) -> tuple[Secret, Secret | None]:
+    key = env.require("CREDENTIAL_ENCRYPTION_KEY")
+    parse_key("CREDENTIAL_ENCRYPTION_KEY", key)
+    retired = env.get("CREDENTIAL_ENCRYPTION_KEYS_RETIRED")
+    parse_key_list("CREDENTIAL_ENCRYPTION_KEYS_RETIRED", retired)
+    return Secret(key), Secret(retired) if retired else None
+
+
+KEY_VARIABLES = ("CREDENTIAL_ENCRYPTION_KEY", "CREDENTIAL_ENCRYPTION_KEYS_RETIRED")
 
 
 @dataclass(frozen=True)
@@ -22,27 +113,99 @@ class AgentConfig:
     credential_encryption_keys_retired: Secret | None
     pool: PoolSettings = PoolSettings()
     log_level: str = "INFO"
+    # The catalog's providers as this deployment sets them up, and Hapex's client at each.
+    providers: ResolvedCatalog = UNCONFIGURED
+    oauth_clients: Mapping[str, OAuthClient] = field(default_factory=dict)
+    llm_api_key: Secret | None = None
+    llm_model: str = DEFAULT_LLM_MODEL
+    # CA bundle for calls to providers; None means certifi's.
+    outbound_ca_bundle: str | None = None
+    limits: RunLimits = RunLimits()
+    smtp: SMTPSettings | None = None
+    # Only `make bench` sets this, so that webhook steps can call its stand-in on 127.0.0.1.
+    allow_loopback_webhooks: bool = False
+    worker_concurrency: int = 4
+
+    OWN_VARIABLES: ClassVar[tuple[str, ...]] = (
+        "AGENT_DATABASE_URL", "AGENT_SERVICE_TOKEN", "AGENT_SERVICE_TOKEN_PREVIOUS", "AGENT_ADMIN_TOKEN",
+        *KEY_VARIABLES, "LOG_LEVEL", *PoolSettings.variables("AGENT"), "ANTHROPIC_API_KEY", "HAPEX_LLM_MODEL",
+        "HAPEX_OUTBOUND_CA_BUNDLE", *RunLimits.VARIABLES, *SMTP_VARIABLES, "HAPEX_BENCH_ALLOW_LOOPBACK_WEBHOOKS",
+        "WORKER_CONCURRENCY",
+    )
+
+    @classmethod
+    def variables(cls) -> tuple[str, ...]:
+        """Every variable the agent and its workers read; from_env may read no other."""
+        return cls.OWN_VARIABLES + provider_variables(PROVIDERS, secrets=True)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> AgentConfig:
-        env = Environment(environ)
+        env = Environment(environ, declared=cls.variables())
         service_token = env.secret_token("AGENT_SERVICE_TOKEN")
         previous = env.secret_token("AGENT_SERVICE_TOKEN_PREVIOUS", required=False)
         admin_token = env.secret_token("AGENT_ADMIN_TOKEN")
         assert service_token is not None and admin_token is not None
         if admin_token == service_token or (previous is not None and admin_token == previous):
             raise ConfigError("AGENT_ADMIN_TOKEN", "must differ from AGENT_SERVICE_TOKEN")
-        key = env.require("CREDENTIAL_ENCRYPTION_KEY")
-        parse_key("CREDENTIAL_ENCRYPTION_KEY", key)
-        retired = env.get("CREDENTIAL_ENCRYPTION_KEYS_RETIRED")
-        parse_key_list("CREDENTIAL_ENCRYPTION_KEYS_RETIRED", retired)
+        key, retired = _credential_keys(env)
+        providers = resolve_catalog(env)
+        llm_key = env.get("ANTHROPIC_API_KEY")
         return cls(
             database_url=env.database_url("AGENT_DATABASE_URL"),
             service_token=service_token,
             service_token_previous=previous,
             admin_token=admin_token,
-            credential_encryption_key=Secret(key),
-            credential_encryption_keys_retired=Secret(retired) if retired else None,
+            credential_encryption_key=key,
+            credential_encryption_keys_retired=retired,
             pool=PoolSettings.from_env(env, "AGENT"),
             log_level=env.get("LOG_LEVEL", "INFO") or "INFO",
+            providers=providers,
+            oauth_clients=oauth_clients(env, providers),
+            llm_api_key=Secret(llm_key) if llm_key else None,
+            llm_model=env.get("HAPEX_LLM_MODEL", DEFAULT_LLM_MODEL) or DEFAULT_LLM_MODEL,
+            outbound_ca_bundle=env.get("HAPEX_OUTBOUND_CA_BUNDLE"),
+            limits=RunLimits.from_env(env),
+            smtp=smtp_settings(env),
+            allow_loopback_webhooks=env.boolean("HAPEX_BENCH_ALLOW_LOOPBACK_WEBHOOKS", False),
+            worker_concurrency=env.integer("WORKER_CONCURRENCY", 4, minimum=1, maximum=256),
         )
+
+
+@dataclass(frozen=True)
+class CredentialKeysConfig:
+    """What `hapex credentials rotate` needs of the agent's settings: its database and the keys."""
+
+    database_url: str = field(repr=False)
+    credential_encryption_key: Secret
+    credential_encryption_keys_retired: Secret | None
+
+    VARIABLES: ClassVar[tuple[str, ...]] = ("AGENT_DATABASE_URL", *KEY_VARIABLES)
+
+    @classmethod
+    def variables(cls) -> tuple[str, ...]:
+        return cls.VARIABLES
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> CredentialKeysConfig:
+        env = Environment(environ, declared=cls.variables())
+        key, retired = _credential_keys(env)
+        return cls(database_url=env.database_url("AGENT_DATABASE_URL"), credential_encryption_key=key,
+                   credential_encryption_keys_retired=retired)
+
+
+@dataclass(frozen=True)
+class ReportsConfig:
+    """What `hapex admin` needs: the agent's database, nothing secret of the agent's."""
+
+    database_url: str = field(repr=False)
+
+    VARIABLES: ClassVar[tuple[str, ...]] = ("AGENT_DATABASE_URL",)
+
+    @classmethod
+    def variables(cls) -> tuple[str, ...]:
+        return cls.VARIABLES
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> ReportsConfig:
+        env = Environment(environ, declared=cls.variables())
+        return cls(database_url=env.database_url("AGENT_DATABASE_URL"))

@@ -126,10 +126,9 @@ def check_connection_health(timestamp: int) -> int:
 def send_notifications(timestamp: int) -> int:
     """Email pending notices to their clients' users; without SMTP settings, keep them in the app."""
     from agent_service.notifications.delivery import deliver_notifications
-    from agent_service.notifications.mailer import SMTPSettings
 
     rt = runtime()
-    return sum(deliver_notifications(rt.db, SMTPSettings.from_env(rt.environ)).values())
+    return sum(deliver_notifications(rt.db, rt.smtp).values())
 
 
 @tasks.periodic(cron="41 3 * * *", periodic_id="remove_finished_jobs")

@@ -2,43 +2,22 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+import certifi
 import requests
 
 from agent_service.capabilities import LLMSettings
-from agent_service.connections.provider_oauth import OAuthClient, oauth_clients_from_env, outbound_verify
+from agent_service.config import AgentConfig, RunLimits
+from agent_service.connections.provider_oauth import OAuthClient
+from agent_service.notifications.mailer import SMTPSettings
 from agent_service.outbound_tls import outbound_session, tls_context
 from agent_service.vault import Vault
-from shared.catalog import PROVIDERS, Provider, get_provider
-from shared.config import Environment
+from shared.catalog import UNCONFIGURED, Provider, ResolvedCatalog
 from shared.db import Database
-from shared.secret import Secret
 
-
-@dataclass(frozen=True)
-class RunLimits:
-    """How long and how often a run may try."""
-
-    run_seconds: float = 900.0
-    step_attempts: int = 4
-    backoff_base_seconds: float = 1.0
-    backoff_cap_seconds: float = 30.0
-    # A Retry-After longer than this fails the step instead of holding a worker.
-    max_retry_after_seconds: float = 120.0
-    refresh_margin_seconds: float = 300.0
-    retention_days: int = 400
-
-    @classmethod
-    def from_env(cls, env: Environment) -> RunLimits:
-        return cls(
-            run_seconds=float(env.integer("HAPEX_RUN_TIME_LIMIT_SECONDS", 900, minimum=10, maximum=86400)),
-            step_attempts=env.integer("HAPEX_STEP_MAX_ATTEMPTS", 4, minimum=1, maximum=10),
-            backoff_base_seconds=env.integer("HAPEX_RETRY_BASE_MS", 1000, minimum=0, maximum=60000) / 1000,
-            retention_days=env.integer("HAPEX_RUN_RETENTION_DAYS", 400, minimum=30, maximum=3650),
-        )
+__all__ = ["AgentRuntime", "RunLimits"]
 
 
 @dataclass
@@ -47,16 +26,18 @@ class AgentRuntime:
 
     db: Database
     vault: Vault
-    oauth_clients: dict[str, OAuthClient]
+    oauth_clients: Mapping[str, OAuthClient]
     llm: LLMSettings
     verify: str
     limits: RunLimits = field(default_factory=RunLimits)
-    environ: Mapping[str, str] = field(default_factory=dict)
+    providers: ResolvedCatalog = UNCONFIGURED
+    smtp: SMTPSettings | None = None
+    allow_loopback_webhooks: bool = False
 
     sessions: dict[str, requests.Session] = field(default_factory=dict)
 
     def provider(self, key: str) -> Provider:
-        return get_provider(key, self.environ)
+        return self.providers.provider(key)
 
     def http_session(self, provider_key: str) -> requests.Session:
         """One keep-alive session per provider per process: steps reuse TLS connections
@@ -68,23 +49,24 @@ class AgentRuntime:
         return session
 
     @classmethod
-    def build(cls, db: Database, vault: Vault, environ: Mapping[str, str] | None = None) -> AgentRuntime:
-        environ = dict(os.environ if environ is None else environ)
-        env = Environment(environ)
-        key = env.get("ANTHROPIC_API_KEY")
+    def build(cls, db: Database, vault: Vault, config: AgentConfig) -> AgentRuntime:
+        """The runtime of one agent process, from the configuration it read at start."""
         llm = LLMSettings(
-            api_key=Secret(key) if key else None,
-            model=env.get("HAPEX_LLM_MODEL", "claude-sonnet-4-5") or "claude-sonnet-4-5",
-            base_url=get_provider("anthropic", environ).api_base_url or "https://api.anthropic.com",
+            api_key=config.llm_api_key,
+            model=config.llm_model,
+            base_url=config.providers.provider("anthropic").api_base_url or "https://api.anthropic.com",
         )
-        verify = outbound_verify(environ)
+        # CA bundle for calls to providers: HAPEX_OUTBOUND_CA_BUNDLE, else certifi's.
+        verify = config.outbound_ca_bundle or certifi.where()
         tls_context(verify)  # loaded now: an unreadable bundle stops start-up, not the first step
         return cls(
             db=db,
             vault=vault,
-            oauth_clients=oauth_clients_from_env(PROVIDERS, environ),
+            oauth_clients=config.oauth_clients,
             llm=llm,
             verify=verify,
-            limits=RunLimits.from_env(env),
-            environ=environ,
+            limits=config.limits,
+            providers=config.providers,
+            smtp=config.smtp,
+            allow_loopback_webhooks=config.allow_loopback_webhooks,
         )

@@ -6,7 +6,6 @@ import logging
 
 from agent_service import jobs
 from agent_service.config import AgentConfig
-from agent_service.runs.engine import loopback_webhooks_allowed
 from agent_service.runtime import AgentRuntime
 from agent_service.vault import open_vault
 from shared.db import Database
@@ -25,9 +24,9 @@ def run_worker(config: AgentConfig, *, concurrency: int = 1) -> None:
     except Exception:
         database.close()
         raise
-    runtime = AgentRuntime.build(database, vault)
+    runtime = AgentRuntime.build(database, vault, config)
     app = jobs.build_queue(config.database_url, runtime)
-    if loopback_webhooks_allowed(runtime):
+    if runtime.allow_loopback_webhooks:
         logger.warning("benchmark switch on: webhook steps may call loopback addresses")
     logger.info("worker starting")
     try:

@@ -5,14 +5,16 @@ TLS_CERT_FILE and TLS_KEY_FILE. Access lines are written by the apps themselves
 (shared.access_log), which log the path without its query string.
 """
 
-import os
 import sys
 
-service = os.environ.get("HAPEX_SERVICE", "hapex")
-bind = [os.environ.get("HAPEX_BIND", "0.0.0.0:8443")]
-workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+from hapex.settings import GunicornSettings
+
+settings = GunicornSettings.from_env()
+service = settings.service
+bind = [settings.bind]
+workers = settings.workers
 worker_class = "gthread"
-threads = int(os.environ.get("GUNICORN_THREADS", "4"))
+threads = settings.threads
 keepalive = 5
 # Not reuse_port: it spreads kept-alive connections more evenly between the workers (see
 # docs/capacity.md), but with it a worker holding a connection whose TLS handshake failed did
@@ -23,8 +25,8 @@ proc_name = f"hapex-{service}"
 # Two gunicorns share a machine locally; neither needs a runtime control socket.
 control_socket_disable = True
 
-certfile = os.environ.get("TLS_CERT_FILE")
-keyfile = os.environ.get("TLS_KEY_FILE")
+certfile = settings.tls_cert_file
+keyfile = settings.tls_key_file
 if not certfile or not keyfile:
     sys.stderr.write("hapex: TLS_CERT_FILE and TLS_KEY_FILE must be set: Hapex serves HTTPS only\n")
     raise SystemExit(2)
@@ -34,7 +36,7 @@ if not certfile or not keyfile:
 forwarded_allow_ips = ""
 accesslog = None
 errorlog = "-"
-loglevel = os.environ.get("LOG_LEVEL", "info").lower()
+loglevel = settings.log_level
 logconfig_dict = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -14,13 +14,15 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
+from hapex.settings import DEFAULT_PORTS, PORT_VARIABLES, LauncherSettings
 from shared.config import ConfigError
 
 GUNICORN_CONFIG = Path(__file__).resolve().parents[1] / "deploy" / "gunicorn.conf.py"
-SERVICE_PORTS = {"intake": ("INTAKE_PORT", 8443), "agent": ("AGENT_PORT", 8444)}
+SERVICE_PORTS = {service: (PORT_VARIABLES[service], DEFAULT_PORTS[service]) for service in DEFAULT_PORTS}
 
 
 def _fail(message: str, code: int = 2) -> int:
@@ -31,7 +33,7 @@ def _fail(message: str, code: int = 2) -> int:
 def cmd_db_url(args: argparse.Namespace) -> int:
     from hapex.localstack.stack import local_database
 
-    print(local_database().owner_dsn)
+    print(local_database(args.settings).owner_dsn)
     return 0
 
 
@@ -39,7 +41,7 @@ def cmd_db_migrate(args: argparse.Namespace) -> int:
     from hapex.localstack.stack import local_database
     from shared.db.migrate import apply_migrations
 
-    applied = apply_migrations(local_database().owner_dsn)
+    applied = apply_migrations(local_database(args.settings).owner_dsn)
     if applied:
         for migration in applied:
             print(f"applied {migration.version:04d}_{migration.name}")
@@ -52,7 +54,7 @@ def cmd_db_stop(args: argparse.Namespace) -> int:
     from hapex.localstack import embedded_db
     from hapex.localstack.stack import embedded_pgdata
 
-    embedded_db.stop(embedded_pgdata())
+    embedded_db.stop(embedded_pgdata(args.settings))
     return 0
 
 
@@ -63,59 +65,50 @@ def cmd_keys_generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_config(service: str) -> None:
+def _read_config(service: str, environ: Mapping[str, str]) -> Any:
+    """The service's own configuration, read as it will read it: a bad one stops here, named."""
     if service == "intake":
         from intake.config import IntakeConfig
 
-        IntakeConfig.from_env()
-    else:
-        from agent_service.config import AgentConfig
-
-        AgentConfig.from_env()
-
-
-def _check_credential_keys() -> None:
+        return IntakeConfig.from_env(environ)
     from agent_service.config import AgentConfig
-    from agent_service.vault import check_agent_can_start
 
-    check_agent_can_start(AgentConfig.from_env())
+    return AgentConfig.from_env(environ)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     service: str = args.service
+    settings: LauncherSettings = args.settings
     if service == "intake":
         from hapex.localstack.stack import INTAKE_REFUSES
 
-        for name, value in sorted(os.environ.items()):
+        for name, value in sorted(settings.environ.items()):
             if value and INTAKE_REFUSES.match(name):
                 return _fail(f"configuration error: {name} must not be given to the intake (it never decrypts)")
     try:
-        _check_config("agent" if service == "worker" else service)
+        config = _read_config(service, settings.environ)
     except ConfigError as exc:
         return _fail(f"configuration error: {exc.variable} {exc.problem}")
     if service in ("agent", "worker"):
-        from agent_service.vault import VaultStartupError
+        from agent_service.vault import VaultStartupError, check_agent_can_start
 
         try:
-            _check_credential_keys()
+            check_agent_can_start(config)
         except VaultStartupError as exc:
             return _fail(f"cannot start: {exc}", 1)
     if service == "worker":
-        from agent_service.config import AgentConfig
         from agent_service.worker import run_worker
 
-        run_worker(AgentConfig.from_env(), concurrency=int(os.environ.get("WORKER_CONCURRENCY", "4")))
+        run_worker(config, concurrency=config.worker_concurrency)
         return 0
-    for name in ("TLS_CERT_FILE", "TLS_KEY_FILE"):
-        if not os.environ.get(name):
+    for name, path in (("TLS_CERT_FILE", settings.tls_cert_file), ("TLS_KEY_FILE", settings.tls_key_file)):
+        if not path:
             return _fail(f"configuration error: {name} must be set (Hapex serves HTTPS only)")
-        if not os.path.isfile(os.environ[name]):
+        if not os.path.isfile(path):
             return _fail(f"configuration error: {name} must name a readable file")
-    port_variable, default_port = SERVICE_PORTS[service]
-    host = os.environ.get("HAPEX_BIND_HOST", "0.0.0.0")  # noqa: S104 - containers listen on all
-    env = dict(os.environ)
+    env = dict(settings.environ)
     env["HAPEX_SERVICE"] = service
-    env.setdefault("HAPEX_BIND", f"{host}:{os.environ.get(port_variable, default_port)}")
+    env["HAPEX_BIND"] = settings.bind or f"{settings.bind_host}:{settings.ports[service]}"
     module = "intake.wsgi:app" if service == "intake" else "agent_service.wsgi:app"
     argv = [sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONFIG), module]
     os.execve(sys.executable, argv, env)  # noqa: S606 - replaces this process with gunicorn
@@ -123,28 +116,33 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_credentials_rotate(args: argparse.Namespace) -> int:
+    from agent_service.config import CredentialKeysConfig
     from agent_service.vault.rotation import run_rotate_command
 
-    return run_rotate_command(sys.stdout, batch_size=args.batch_size)
+    return run_rotate_command(sys.stdout, CredentialKeysConfig.from_env(args.settings.environ),
+                              batch_size=args.batch_size)
 
 
 def cmd_admin(args: argparse.Namespace) -> int:
     from agent_service.admin.terminal import run_admin_command
+    from agent_service.config import ReportsConfig
 
+    config = ReportsConfig.from_env(args.settings.environ)
     return run_admin_command(sys.stdout, sys.stderr, args.report, since=getattr(args, "since", None),
-                             until=getattr(args, "until", None), as_json=args.json)
+                             until=getattr(args, "until", None), as_json=args.json, config=config)
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
     from hapex.doctor import run_doctor
 
-    return run_doctor(sys.stdout, service=args.service)
+    return run_doctor(sys.stdout, service=args.service, environ=args.settings.environ)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from hapex.localstack.stack import run_stack
 
-    return run_stack(workers=args.workers)
+    settings: LauncherSettings = args.settings
+    return run_stack(settings, workers=settings.workers if args.workers is None else args.workers)
 
 
 def _batch_size(text: str) -> int:
@@ -209,7 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
     doctor.set_defaults(handler=cmd_doctor)
 
     run = commands.add_parser("run", help="the whole local stack, in the foreground")
-    run.add_argument("--workers", type=int, default=int(os.environ.get("HAPEX_WORKERS", "1")))
+    run.add_argument("--workers", type=int, default=None, help="how many workers (default: HAPEX_WORKERS, else 1)")
     run.set_defaults(handler=cmd_run)
     return parser
 
@@ -217,6 +215,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        # The one read of the process environment; everything below takes it from here.
+        args.settings = LauncherSettings.from_env()
         return int(args.handler(args))
     except ConfigError as exc:
         return _fail(f"configuration error: {exc.variable} {exc.problem}")

@@ -1,6 +1,7 @@
 """`hapex doctor`: what /readyz checks, plus the configuration, each problem with what to fix.
 
-Run it in the environment of the service to check (`docker compose exec agent hapex doctor`).
+Run it in the environment of the service to check (`docker compose exec agent hapex doctor`);
+`hapex`'s entry point hands that environment here, and each service's config class reads it.
 It names variables and what is wrong with them, never their values; database errors are
 reported without the connection string's password.
 """
@@ -79,10 +80,10 @@ def services_to_check(environ: Mapping[str, str], requested: str | None) -> list
     return found or ["intake", "agent"]
 
 
-def run_doctor(out: TextIO, *, service: str | None = None, environ: Mapping[str, str] | None = None,
+def run_doctor(out: TextIO, *, environ: Mapping[str, str], service: str | None = None,
                timeout: float = 5.0) -> int:
     """Check each service's configuration, database, keys and peers; 0 when nothing failed."""
-    environ = dict(os.environ if environ is None else environ)
+    environ = dict(environ)
     report = Report(out)
     for name in services_to_check(environ, service):
         report.heading(f"hapex doctor: {name}")
@@ -127,9 +128,7 @@ def _whole_config(report: Report, build: Callable[[], Any]) -> Any:
 
 
 def _check_agent(report: Report, environ: dict[str, str], *, tls: str, timeout: float) -> None:
-    from agent_service.config import AgentConfig
-    from agent_service.notifications.mailer import SMTPSettings
-    from agent_service.runtime import RunLimits
+    from agent_service.config import SMTP_VARIABLES, AgentConfig, RunLimits, smtp_settings
     from agent_service.vault.keys import parse_key, parse_key_list
 
     env = Environment(environ)
@@ -145,10 +144,13 @@ def _check_agent(report: Report, environ: dict[str, str], *, tls: str, timeout: 
                   lambda: parse_key_list("CREDENTIAL_ENCRYPTION_KEYS_RETIRED",
                                          env.get("CREDENTIAL_ENCRYPTION_KEYS_RETIRED")) or None, optional=True),
     ]
-    config = _whole_config(report, lambda: AgentConfig.from_env(environ)) if all(checks) else None
+    # SMTP and the run limits are reported on their own below, and do not stop the database checks.
+    reported_apart = {*SMTP_VARIABLES, *RunLimits.VARIABLES}
+    core = {name: value for name, value in environ.items() if name not in reported_apart}
+    config = _whole_config(report, lambda: AgentConfig.from_env(core)) if all(checks) else None
     _whole_config(report, lambda: RunLimits.from_env(env))
     try:
-        smtp = SMTPSettings.from_env(environ)
+        smtp = smtp_settings(env)
     except ConfigError as exc:
         report.fail(f"{exc.variable} {exc.problem}", "fix the HAPEX_SMTP_* settings, or unset HAPEX_SMTP_HOST "
                                                      "to keep notices in the app only")

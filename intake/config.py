@@ -1,13 +1,17 @@
-"""The intake service's configuration. It has no field for CREDENTIAL_ENCRYPTION_KEY."""
+"""The intake service's configuration, read once at start. It has no field for CREDENTIAL_ENCRYPTION_KEY.
+
+Of the providers' settings it reads endpoint overrides and client ids, never a client secret.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import ClassVar
 from urllib.parse import urlsplit
 
-from shared.catalog import PROVIDERS, AuthKind
-from shared.config import ConfigError, Environment, PoolSettings
+from shared.catalog import UNCONFIGURED, ResolvedCatalog
+from shared.config import ConfigError, Environment, PoolSettings, provider_variables, resolve_catalog
 from shared.secret import Secret
 
 # "owasp": argon2id at or above OWASP's minimum; "test": cheap hashing, test mode only.
@@ -33,6 +37,20 @@ class IntakeConfig:
     # The origin clients reach the intake at; OAuth redirect URIs are built on it, never on
     # the request's Host header. None only where no OAuth provider is configured.
     public_url: str | None = None
+    # The catalog's providers as this deployment sets them up: endpoints and client ids only.
+    providers: ResolvedCatalog = UNCONFIGURED
+
+    OWN_VARIABLES: ClassVar[tuple[str, ...]] = (
+        "INTAKE_DATABASE_URL", "INTAKE_SESSION_SECRET", "AGENT_SERVICE_URL", "AGENT_SERVICE_CA",
+        "AGENT_SERVICE_TOKEN", "TRUSTED_PROXY_COUNT", "INTAKE_SECURE_COOKIES", "LOG_LEVEL",
+        "INTAKE_PASSWORD_HASH_PROFILE", "HAPEX_TEST_MODE", "INTAKE_SESSION_IDLE_MINUTES",
+        "INTAKE_SESSION_ABSOLUTE_HOURS", "INTAKE_PUBLIC_URL", *PoolSettings.variables("INTAKE"),
+    )
+
+    @classmethod
+    def variables(cls) -> tuple[str, ...]:
+        """Every variable the intake reads; from_env may read no other."""
+        return cls.OWN_VARIABLES + provider_variables()
 
     def __post_init__(self) -> None:
         if self.password_hash_profile not in PASSWORD_HASH_PROFILES:
@@ -46,7 +64,7 @@ class IntakeConfig:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> IntakeConfig:
-        env = Environment(environ)
+        env = Environment(environ, declared=cls.variables())
         session_secret = env.secret_token("INTAKE_SESSION_SECRET")
         token = env.secret_token("AGENT_SERVICE_TOKEN")
         assert session_secret is not None and token is not None
@@ -54,7 +72,8 @@ class IntakeConfig:
         if profile == "test" and not env.boolean("HAPEX_TEST_MODE", False):
             raise ConfigError("INTAKE_PASSWORD_HASH_PROFILE", "may be test only when HAPEX_TEST_MODE=1")
         public_url = env.https_url("INTAKE_PUBLIC_URL", required=False)
-        if public_url is None and _oauth_client_configured(environ):
+        providers = resolve_catalog(env)
+        if public_url is None and providers.has_oauth_client():
             # Consent needs exact redirect URIs; guessing them from the Host header would let
             # a forged header choose where a provider sends the authorization code.
             raise ConfigError("INTAKE_PUBLIC_URL", "must be set when an OAuth provider's client id is set")
@@ -72,8 +91,5 @@ class IntakeConfig:
             session_idle_minutes=env.integer("INTAKE_SESSION_IDLE_MINUTES", 30, minimum=1, maximum=24 * 60),
             session_absolute_hours=env.integer("INTAKE_SESSION_ABSOLUTE_HOURS", 12, minimum=1, maximum=24 * 30),
             public_url=public_url,
+            providers=providers,
         )
-
-
-def _oauth_client_configured(environ: Mapping[str, str] | None) -> bool:
-    return any(p.auth_kind is AuthKind.OAUTH2 and p.client_id(environ) for p in PROVIDERS.values())

@@ -1,16 +1,19 @@
 """Reading configuration from the environment, failing early and naming what is wrong.
 
-Each service builds its own frozen dataclass from these readers; a value that is missing or
-malformed raises ConfigError naming the variable and never its value.
+Each service builds its own frozen dataclass from these readers once, at start; a value that
+is missing or malformed raises ConfigError naming the variable and never its value. Only the
+config modules read the process environment (tests/unit/test_configuration_sources.py); each
+config class declares the names it reads, and reading an undeclared one is a programming error.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from shared.catalog import ENDPOINT_FIELDS, PROVIDERS, AuthKind, Provider, ResolvedCatalog
 from shared.secret import Secret
 
 MIN_TOKEN_LENGTH = 32
@@ -25,13 +28,23 @@ class ConfigError(RuntimeError):
         super().__init__(f"{variable} {problem}")
 
 
-class Environment:
-    """Typed reads from an environment mapping; every error names the variable."""
+class UndeclaredVariable(LookupError):
+    """A config class read a variable it does not list in its declared names."""
 
-    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
+
+class Environment:
+    """Typed reads from an environment mapping; every error names the variable.
+
+    Without a mapping it reads the process environment: built so only by the config classes.
+    """
+
+    def __init__(self, environ: Mapping[str, str] | None = None, *, declared: Iterable[str] | None = None) -> None:
         self._environ = os.environ if environ is None else environ
+        self._declared = None if declared is None else frozenset(declared)
 
     def get(self, name: str, default: str | None = None) -> str | None:
+        if self._declared is not None and name not in self._declared:
+            raise UndeclaredVariable(name)
         value = self._environ.get(name)
         if value is None or value.strip() == "":
             return default
@@ -121,3 +134,40 @@ class PoolSettings:
         max_size = env.integer(f"{prefix}_DB_POOL_MAX", 10, minimum=1, maximum=200)
         min_size = env.integer(f"{prefix}_DB_POOL_MIN", 1, minimum=0, maximum=max_size)
         return cls(min_size=min_size, max_size=max_size)
+
+    @staticmethod
+    def variables(prefix: str) -> tuple[str, ...]:
+        return (f"{prefix}_DB_POOL_MAX", f"{prefix}_DB_POOL_MIN")
+
+
+def endpoint_variable(provider: Provider, endpoint: str) -> str:
+    return f"{provider.env_prefix}_{endpoint.upper()}"
+
+
+def provider_variables(providers: Mapping[str, Provider] = PROVIDERS, *, secrets: bool = False) -> tuple[str, ...]:
+    """HAPEX_<KEY>_<ENDPOINT> of every provider, _CLIENT_ID of each OAuth one, and its _CLIENT_SECRET if asked."""
+    names = [endpoint_variable(p, endpoint) for p in providers.values() for endpoint in ENDPOINT_FIELDS]
+    for provider in providers.values():
+        if provider.auth_kind is AuthKind.OAUTH2:
+            names.append(f"{provider.env_prefix}_CLIENT_ID")
+            if secrets:
+                names.append(f"{provider.env_prefix}_CLIENT_SECRET")
+    return tuple(names)
+
+
+def resolve_catalog(env: Environment, providers: Mapping[str, Provider] = PROVIDERS) -> ResolvedCatalog:
+    """The providers with this deployment's endpoint overrides and OAuth client ids (no secret)."""
+    resolved = {}
+    client_ids = {}
+    for key, provider in providers.items():
+        endpoints = {}
+        for endpoint in ENDPOINT_FIELDS:
+            value = env.get(endpoint_variable(provider, endpoint))
+            if value:
+                endpoints[endpoint] = value
+        resolved[key] = provider.with_endpoints(endpoints)
+        if provider.auth_kind is AuthKind.OAUTH2:
+            client_id = env.get(f"{provider.env_prefix}_CLIENT_ID")
+            if client_id:
+                client_ids[key] = client_id
+    return ResolvedCatalog(resolved, client_ids)

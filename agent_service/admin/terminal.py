@@ -8,17 +8,18 @@ environment is, without the admin token or a route to the agent.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from marshmallow import ValidationError
 
 from agent_service.admin import reports
 from agent_service.admin.schemas import Period, load_period
-from shared.config import Environment
 from shared.db import Database
+
+if TYPE_CHECKING:
+    from agent_service.config import ReportsConfig
 
 Column = tuple[str, str, Callable[[Any], str]]
 
@@ -76,7 +77,7 @@ def print_table(out: TextIO, rows: Sequence[Mapping[str, Any]], columns: Sequenc
 
 
 def run_admin_command(out: TextIO, err: TextIO, report: str, *, since: str | None = None, until: str | None = None,
-                      as_json: bool = False, environ: Mapping[str, str] | None = None) -> int:
+                      as_json: bool = False, config: ReportsConfig) -> int:
     """Print one report; 2 for a bad period, 1 when the database cannot be reached."""
     arguments = {key: value for key, value in (("since", since), ("until", until)) if value is not None}
     try:
@@ -86,8 +87,7 @@ def run_admin_command(out: TextIO, err: TextIO, report: str, *, since: str | Non
         detail = "; ".join(f"--{name}: {' '.join(map(str, problems))}" for name, problems in messages.items())
         print(f"hapex: {detail} (use ISO dates, YYYY-MM-DD)", file=err)
         return 2
-    dsn = Environment(os.environ if environ is None else environ).database_url("AGENT_DATABASE_URL")
-    database = Database(dsn, name="hapex-admin")
+    database = Database(config.database_url, name="hapex-admin")
     try:
         database.open(timeout=10)
         with database.transaction() as conn:

@@ -16,7 +16,6 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-import certifi
 import requests
 from oauthlib.oauth2 import InvalidGrantError, OAuth2Error
 from requests.auth import HTTPBasicAuth
@@ -24,7 +23,6 @@ from requests_oauthlib import OAuth2Session
 
 from agent_service.outbound_tls import OutboundTLSAdapter, outbound_session
 from shared.catalog import Provider, Revocation, TokenAuth
-from shared.config import Environment
 from shared.errors import HapexError
 from shared.secret import Secret
 
@@ -83,24 +81,6 @@ class RevocationOutcome(StrEnum):
     ALREADY_INVALID = "already_invalid"
     RETRY_LATER = "retry_later"
     UNSUPPORTED = "unsupported"
-
-
-def oauth_clients_from_env(providers: Mapping[str, Provider], environ: Mapping[str, str] | None = None
-                           ) -> dict[str, OAuthClient]:
-    """Every provider with both a client id and secret set; the others are unavailable."""
-    env = Environment(environ)
-    clients = {}
-    for key, provider in providers.items():
-        client_id = env.get(f"{provider.env_prefix}_CLIENT_ID")
-        secret = env.get(f"{provider.env_prefix}_CLIENT_SECRET")
-        if client_id and secret:
-            clients[key] = OAuthClient(client_id, Secret(secret))
-    return clients
-
-
-def outbound_verify(environ: Mapping[str, str] | None = None) -> str:
-    """The CA bundle for calls to providers: HAPEX_OUTBOUND_CA_BUNDLE, else certifi's."""
-    return Environment(environ).get("HAPEX_OUTBOUND_CA_BUNDLE") or certifi.where()
 
 
 def _session(verify: str, **kwargs: Any) -> OAuth2Session:

@@ -1,16 +1,15 @@
-"""Sending email over SMTP, with settings from the environment and TLS unless told otherwise."""
+"""Sending email over SMTP, with the agent's configured settings and TLS unless told otherwise."""
 
 from __future__ import annotations
 
 import smtplib
 import ssl
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid, parseaddr
 
 from agent_service.notifications.messages import Notice
-from shared.config import ConfigError, Environment
 from shared.secret import Secret
 
 TIMEOUT_SECONDS = 15
@@ -19,7 +18,7 @@ IMPLICIT_TLS_PORT = 465
 
 @dataclass(frozen=True)
 class SMTPSettings:
-    """Where notices are sent from: HAPEX_SMTP_*; without HAPEX_SMTP_HOST, notices stay in the app."""
+    """Where notices are sent from: HAPEX_SMTP_* (read by AgentConfig); without a host, notices stay in the app."""
 
     host: str
     port: int
@@ -31,31 +30,6 @@ class SMTPSettings:
     @property
     def implicit_tls(self) -> bool:
         return self.port == IMPLICIT_TLS_PORT
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> SMTPSettings | None:
-        """None when no SMTP host is set; ConfigError naming the variable when one is malformed."""
-        env = Environment(environ)
-        host = env.get("HAPEX_SMTP_HOST")
-        if host is None:
-            return None
-        if any(c in host for c in "/@: \r\n"):
-            raise ConfigError("HAPEX_SMTP_HOST", "must be a host name (the port goes in HAPEX_SMTP_PORT)")
-        port = env.integer("HAPEX_SMTP_PORT", 587, minimum=1, maximum=65535)
-        sender = env.require("HAPEX_SMTP_FROM")
-        address = parseaddr(sender)[1]
-        if "\r" in sender or "\n" in sender or "@" not in address or address.startswith("@"):
-            raise ConfigError("HAPEX_SMTP_FROM", "must be an email address, optionally with a name")
-        username = env.get("HAPEX_SMTP_USERNAME")
-        password = env.get("HAPEX_SMTP_PASSWORD")
-        if username and not password:
-            raise ConfigError("HAPEX_SMTP_PASSWORD", "must be set when HAPEX_SMTP_USERNAME is")
-        starttls = env.boolean("HAPEX_SMTP_STARTTLS", True)
-        if username and not starttls and port != IMPLICIT_TLS_PORT:
-            raise ConfigError("HAPEX_SMTP_STARTTLS", "must be true when HAPEX_SMTP_USERNAME is set, "
-                                                     "or the password would cross the network in clear")
-        return cls(host=host, port=port, sender=sender, username=username,
-                   password=Secret(password) if password else None, starttls=starttls)
 
 
 def build_message(sender: str, recipient: str, notice: Notice) -> EmailMessage:

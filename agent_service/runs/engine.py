@@ -58,7 +58,6 @@ from agent_service.vault import (
 )
 from shared.automations import resolve_step_input
 from shared.catalog import CAPABILITIES, AuthKind, Capability, Provider
-from shared.config import Environment
 from shared.db import tenant_transaction
 from shared.db.pool import Connection
 
@@ -66,11 +65,6 @@ logger = logging.getLogger(__name__)
 FINAL = ("succeeded", "failed", "cancelled")
 # Runs execute in worker processes: the credential access audit names them so.
 WORKER = "worker"
-
-
-def loopback_webhooks_allowed(rt: AgentRuntime) -> bool:
-    """Only `make bench` sets this, so that webhook steps can call its stand-in on 127.0.0.1."""
-    return Environment(rt.environ).boolean("HAPEX_BENCH_ALLOW_LOOPBACK_WEBHOOKS", False)
 
 
 class StepError(Exception):
@@ -398,7 +392,7 @@ def _run_step(run: RunExecution, index: int, step: dict[str, Any], outputs: list
         _fail(run, index, failure.error_class, failure.safe_message, started, 1)
     connection = attempt.connection
     ctx = StepContext(client_id=run.client_id, run_id=run.run_id, step_index=index, http=http, llm=rt.llm,
-                      idempotency_key=idempotency_key, allow_loopback_webhooks=loopback_webhooks_allowed(rt))
+                      idempotency_key=idempotency_key, allow_loopback_webhooks=rt.allow_loopback_webhooks)
     refreshed_after_401 = False
     while True:
         attempts += 1

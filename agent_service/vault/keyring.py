@@ -8,7 +8,7 @@ ciphertext copied anywhere else fails to authenticate.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, NoReturn, Protocol
@@ -18,11 +18,10 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from agent_service.vault.aead import AES256GCM, KEY_BYTES, new_nonce
 from agent_service.vault.keys import key_id, parse_key, parse_key_list
-from shared.config import Environment
 from shared.errors import HapexError
 
 if TYPE_CHECKING:
-    from agent_service.config import AgentConfig
+    from agent_service.config import AgentConfig, CredentialKeysConfig
 
 PRIMARY_VARIABLE = "CREDENTIAL_ENCRYPTION_KEY"
 RETIRED_VARIABLE = "CREDENTIAL_ENCRYPTION_KEYS_RETIRED"
@@ -164,19 +163,12 @@ class Keyring:
         self.retired_key_ids: tuple[str, ...] = tuple(retired_ids)
 
     @classmethod
-    def from_config(cls, config: AgentConfig) -> Keyring:
-        """The keyring of a validated AgentConfig."""
+    def from_config(cls, config: AgentConfig | CredentialKeysConfig) -> Keyring:
+        """The keyring of a validated agent configuration."""
         primary = parse_key(PRIMARY_VARIABLE, config.credential_encryption_key.reveal())
         retired_value = config.credential_encryption_keys_retired
         retired = parse_key_list(RETIRED_VARIABLE, retired_value.reveal() if retired_value else None)
         return cls(primary, retired)
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> Keyring:
-        """Only the two key variables, for commands that need nothing else of the agent's."""
-        env = Environment(environ)
-        primary = parse_key(PRIMARY_VARIABLE, env.require(PRIMARY_VARIABLE))
-        return cls(primary, parse_key_list(RETIRED_VARIABLE, env.get(RETIRED_VARIABLE)))
 
     @property
     def key_ids(self) -> frozenset[str]:

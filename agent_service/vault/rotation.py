@@ -15,10 +15,10 @@ command, and only then remove the old key.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import groupby
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from agent_service.vault import outputs, repository
 from agent_service.vault.aead import AuthenticationFailed, UnsupportedParameters
@@ -26,9 +26,11 @@ from agent_service.vault.keyring import CredentialBinding, Keyring
 from agent_service.vault.repository import ListedCredential
 from agent_service.vault.service import UNREADABLE_REASON
 from agent_service.vault.usage import reserve_encryptions
-from shared.config import Environment
 from shared.db import Database, tenant_transaction
 from shared.db.pool import Connection
+
+if TYPE_CHECKING:
+    from agent_service.config import CredentialKeysConfig
 
 DEFAULT_BATCH_SIZE = 500
 MAX_PASSES = 5
@@ -183,12 +185,11 @@ def _rotate_rows(conn: Connection, keyring: Keyring, rows: list[ListedCredential
 
 
 def run_rotate_command(
-    out: TextIO, *, batch_size: int = DEFAULT_BATCH_SIZE, environ: Mapping[str, str] | None = None
+    out: TextIO, config: CredentialKeysConfig, *, batch_size: int = DEFAULT_BATCH_SIZE
 ) -> int:
     """The command's body: progress lines on `out`, 0 once no row is left under a retired key."""
-    keyring = Keyring.from_env(environ)
-    dsn = Environment(environ).database_url("AGENT_DATABASE_URL")
-    database = Database(dsn, name="hapex-rotate").open()
+    keyring = Keyring.from_config(config)
+    database = Database(config.database_url, name="hapex-rotate").open()
     try:
         with database.transaction() as conn:
             census = repository.key_census(conn)

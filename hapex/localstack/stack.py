@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,10 +16,8 @@ from hapex.localstack import embedded_db
 from hapex.localstack.local_secrets import ensure_local_secrets
 from hapex.localstack.local_tls import ensure_local_tls
 from hapex.localstack.paths import data_dir
+from hapex.settings import LauncherSettings
 from shared.db.migrate import apply_migrations
-
-DEFAULT_INTAKE_PORT = 8443
-DEFAULT_AGENT_PORT = 8444
 
 
 @dataclass(frozen=True)
@@ -30,29 +26,27 @@ class LocalDatabase:
     embedded_pgdata: Path | None
 
 
-def embedded_pgdata() -> Path:
-    return data_dir() / "postgres"
+def embedded_pgdata(settings: LauncherSettings) -> Path:
+    return data_dir(settings.data_dir) / "postgres"
 
 
-def local_database(environ: Mapping[str, str] | None = None) -> LocalDatabase:
+def local_database(settings: LauncherSettings) -> LocalDatabase:
     """DATABASE_URL when set, else the embedded server (started if needed)."""
-    environ = os.environ if environ is None else environ
-    configured = environ.get("DATABASE_URL", "").strip()
-    if configured:
-        return LocalDatabase(configured, None)
-    pgdata = embedded_pgdata()
+    if settings.database_url:
+        return LocalDatabase(settings.database_url, None)
+    pgdata = embedded_pgdata(settings)
     return LocalDatabase(embedded_db.ensure_running(pgdata), pgdata)
 
 
-def local_environment(database: LocalDatabase) -> dict[str, str]:
+def local_environment(database: LocalDatabase, settings: LauncherSettings) -> dict[str, str]:
     """The environment the local services run with: what the operator set wins."""
-    env = dict(os.environ)
-    secrets = ensure_local_secrets(data_dir())
+    env = dict(settings.environ)
+    secrets = ensure_local_secrets(data_dir(settings.data_dir))
     for name, value in secrets.items():
         env.setdefault(name, value)
-    tls = ensure_local_tls(data_dir() / "tls")
-    intake_port = int(env.get("INTAKE_PORT", DEFAULT_INTAKE_PORT))
-    agent_port = int(env.get("AGENT_PORT", DEFAULT_AGENT_PORT))
+    tls = ensure_local_tls(data_dir(settings.data_dir) / "tls")
+    intake_port = settings.ports["intake"]
+    agent_port = settings.ports["agent"]
     env["INTAKE_PORT"] = str(intake_port)
     env["AGENT_PORT"] = str(agent_port)
     env.setdefault("DATABASE_URL", database.owner_dsn)
@@ -105,9 +99,9 @@ def wait_until_healthy(url: str, ca_file: str, deadline: float, processes: list[
     return False
 
 
-def run_stack(workers: int = 1) -> int:
-    database = local_database()
-    env = local_environment(database)
+def run_stack(settings: LauncherSettings, workers: int = 1) -> int:
+    database = local_database(settings)
+    env = local_environment(database, settings)
     apply_migrations(env["DATABASE_URL"])
     command = [sys.executable, "-m", "hapex.cli", "serve"]
     services = ["intake", "agent"] + ["worker"] * workers

@@ -96,10 +96,15 @@ def _catalog() -> Catalog:
     return current_app.extensions["hapex_catalog"]  # type: ignore[no-any-return]  # Flask's app state holds Any
 
 
+def _as_deployed(provider: Provider) -> Provider:
+    """The provider with this deployment's endpoint overrides, resolved at start in the config."""
+    return _config().providers.providers.get(provider.key, provider)
+
+
 def _provider(key: str) -> Provider | None:
-    """The catalog's provider with endpoint overrides from the environment, or None."""
+    """The catalog's provider as this deployment sets it up, or None."""
     try:
-        return _catalog().provider(key).with_environment()
+        return _as_deployed(_catalog().provider(key))
     except KeyError:
         return None
 
@@ -120,7 +125,8 @@ def pkce_key(config: IntakeConfig) -> Secret:
 
 def oauth_available(provider: Provider, config: IntakeConfig) -> bool:
     """Consent needs Hapex's client id at the provider and a public URL to come back to."""
-    return provider.auth_kind is AuthKind.OAUTH2 and bool(provider.client_id()) and bool(config.public_url)
+    return (provider.auth_kind is AuthKind.OAUTH2 and bool(config.providers.client_id(provider.key))
+            and bool(config.public_url))
 
 
 def redirect_uri(provider: Provider, config: IntakeConfig) -> str:
@@ -169,7 +175,7 @@ def _list_page(*, error: str | None = None, api_key_form: ApiKeyForm | None = No
         automations = repository.list_automation_steps(conn, client_id=client_id)
     providers = []
     for base in _catalog().providers:
-        provider = base.with_environment()
+        provider = _as_deployed(base)
         needed = needed_from(provider, automations) if provider.auth_kind is AuthKind.OAUTH2 else None
         own = [r for r in rows if r["provider"] == provider.key]
         # What a click on Connect would ask for (without an automation named): the same plan.
@@ -182,8 +188,7 @@ def _list_page(*, error: str | None = None, api_key_form: ApiKeyForm | None = No
                 asking = None
         providers.append({
             "provider": provider,
-            "available": provider.is_available() and (provider.auth_kind is not AuthKind.OAUTH2
-                                                      or oauth_available(provider, config)),
+            "available": provider.auth_kind is not AuthKind.OAUTH2 or oauth_available(provider, config),
             "connections": [_connection_view(r, provider, needed) for r in own],
             "asking": describe_scopes(provider, asking or ()),
             "needed_by": [a["name"] for a in automations if _uses(provider.key, a)],
@@ -303,7 +308,7 @@ def connect(provider_key: str) -> ResponseReturnValue:
                 session_hash=g.identity.session_hash,
                 provider=replace(provider, authorization_params={**provider.authorization_params,
                                                                  **wanted.authorization_params}),
-                client_id_at_provider=provider.client_id() or "",
+                client_id_at_provider=config.providers.client_id(provider.key) or "",
                 redirect_uri=redirect_uri(provider, config),
                 scopes=wanted.scopes,
                 pkce_key=pkce_key(config),

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from typing import Any
 
 from marshmallow import Schema
 
@@ -56,7 +54,7 @@ class Scope:
 
 @dataclass(frozen=True)
 class Provider:
-    """A service a client connects, with its OAuth endpoints (overridable from the env)."""
+    """A service a client connects, with its OAuth endpoints (a deployment may override them)."""
 
     key: str
     name: str
@@ -96,30 +94,41 @@ class Provider:
                 closure |= scope.implies
         return closure
 
-    def with_environment(self, environ: Mapping[str, str] | None = None) -> Provider:
-        """The provider with endpoints and issuer overridden by HAPEX_<KEY>_* variables."""
-        environ = os.environ if environ is None else environ
-        overrides: dict[str, Any] = {}
-        for attribute in ("authorization_url", "token_url", "revocation_url", "api_base_url", "issuer"):
-            value = environ.get(f"{self.env_prefix}_{attribute.upper()}", "").strip()
-            if value:
-                overrides[attribute] = value
-        if not overrides:
-            return self
-        from dataclasses import replace
+    def with_endpoints(self, endpoints: Mapping[str, str]) -> Provider:
+        """The provider with some of its ENDPOINT_FIELDS replaced (a local stand-in, a sandbox)."""
+        unknown = set(endpoints) - set(ENDPOINT_FIELDS)
+        if unknown:
+            raise ValueError(f"not an endpoint of a provider: {sorted(unknown)}")
+        return replace(self, **endpoints) if endpoints else self
 
-        return replace(self, **overrides)
 
-    def client_id(self, environ: Mapping[str, str] | None = None) -> str | None:
-        """The OAuth client id from HAPEX_<KEY>_CLIENT_ID; None means not configured."""
-        environ = os.environ if environ is None else environ
-        return environ.get(f"{self.env_prefix}_CLIENT_ID", "").strip() or None
+# What a deployment may point elsewhere, each from HAPEX_<KEY>_<FIELD> in the services' configuration.
+ENDPOINT_FIELDS = ("authorization_url", "token_url", "revocation_url", "api_base_url", "issuer")
 
-    def is_available(self, environ: Mapping[str, str] | None = None) -> bool:
+
+@dataclass(frozen=True)
+class ResolvedCatalog:
+    """The providers as this deployment sets them up, resolved once at start from its configuration:
+    endpoint overrides applied, and Hapex's OAuth client id at each provider that has one (never a secret)."""
+
+    providers: Mapping[str, Provider]
+    client_ids: Mapping[str, str] = field(default_factory=dict)
+
+    def provider(self, key: str) -> Provider:
+        return self.providers[key]
+
+    def client_id(self, key: str) -> str | None:
+        """Hapex's client id at an OAuth provider; None means it is not configured here."""
+        return self.client_ids.get(key)
+
+    def is_available(self, key: str) -> bool:
         """OAuth providers need a client id; API-key and Hapex-key providers are always there."""
-        if self.auth_kind is AuthKind.OAUTH2:
-            return self.client_id(environ) is not None
+        if self.providers[key].auth_kind is AuthKind.OAUTH2:
+            return self.client_id(key) is not None
         return True
+
+    def has_oauth_client(self) -> bool:
+        return any(self.is_available(key) for key, p in self.providers.items() if p.auth_kind is AuthKind.OAUTH2)
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,16 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from shared.catalog import schemas as s
-from shared.catalog.model import Access, AuthKind, Capability, Provider, Revocation, Scope, TokenAuth
+from shared.catalog.model import (
+    Access,
+    AuthKind,
+    Capability,
+    Provider,
+    ResolvedCatalog,
+    Revocation,
+    Scope,
+    TokenAuth,
+)
 
 R, W = Access.READ, Access.WRITE
 _G = "https://www.googleapis.com/auth/"
@@ -202,11 +211,13 @@ class Catalog:
 
 
 CATALOG = Catalog(PROVIDERS.values(), CAPABILITIES.values())
+# The catalog as a deployment with no overrides and no OAuth client sees it.
+UNCONFIGURED = ResolvedCatalog(PROVIDERS)
 
 
-def get_provider(key: str, environ: Mapping[str, str] | None = None) -> Provider:
-    """The provider, with any endpoint overrides from the environment applied."""
-    return PROVIDERS[key].with_environment(environ)
+def get_provider(key: str) -> Provider:
+    """The provider as the catalog defines it (a deployment's overrides are in its ResolvedCatalog)."""
+    return PROVIDERS[key]
 
 
 def get_capability(key: str) -> Capability:

@@ -51,7 +51,7 @@ def google_connect(agent_db, vault, client_id, *, scope=G + "gmail.readonly", re
         body["refresh_token"] = refresh or canary("1//refresh")
     responses.post(TOKEN_URL, json=body)
     return connect_oauth(
-        agent_db, vault, client_id=client_id, provider=get_provider("google", {}), oauth_client=CLIENT,
+        agent_db, vault, client_id=client_id, provider=get_provider("google"), oauth_client=CLIENT,
         code=Secret("4/code"), code_verifier=Secret("v" * 43), redirect_uri="https://hapex.test/cb",
         requested_scopes=requested, connection_id=connection_id, verify=VERIFY,
     )
@@ -89,7 +89,7 @@ def test_less_granted_than_asked_is_recorded_exactly_and_the_rest_reported_missi
 def test_an_invalid_code_stores_nothing(agent_db, vault, client_id, owner_conn):
     responses.post(TOKEN_URL, status=400, json={"error": "invalid_grant"})
     with pytest.raises(InvalidGrant):
-        connect_oauth(agent_db, vault, client_id=client_id, provider=get_provider("google", {}), oauth_client=CLIENT,
+        connect_oauth(agent_db, vault, client_id=client_id, provider=get_provider("google"), oauth_client=CLIENT,
                       code=Secret("bad"), code_verifier=Secret("v" * 43), redirect_uri="https://hapex.test/cb",
                       requested_scopes=(G + "gmail.readonly",), connection_id=None, verify=VERIFY)
     assert owner_conn.execute("SELECT count(*) FROM connections").fetchone() == (0,)
@@ -135,7 +135,7 @@ def test_disconnect_revokes_at_the_provider_deletes_the_ciphertext_and_pauses_de
         )
     responses.post(REVOKE_URL, status=200)
     outcome = disconnect(agent_db, vault, client_id=client_id, connection_id=connection_id,
-                         provider=get_provider("google", {}), oauth_client=CLIENT, verify=VERIFY)
+                         provider=get_provider("google"), oauth_client=CLIENT, verify=VERIFY)
     assert outcome is RevocationOutcome.REVOKED
     revoke_call = [c for c in responses.calls if c.request.url == REVOKE_URL][0]
     assert f"token={refresh.replace('/', '%2F')}" in revoke_call.request.body
@@ -152,14 +152,14 @@ def test_a_provider_that_is_down_keeps_the_ciphertext_for_a_later_retry(agent_db
     connection_id = google_connect(agent_db, vault, client_id).connection["connection_id"]
     responses.post(REVOKE_URL, status=503)
     outcome = disconnect(agent_db, vault, client_id=client_id, connection_id=connection_id,
-                         provider=get_provider("google", {}), oauth_client=CLIENT, verify=VERIFY)
+                         provider=get_provider("google"), oauth_client=CLIENT, verify=VERIFY)
     assert outcome is RevocationOutcome.RETRY_LATER
     assert owner_conn.execute("SELECT status, status_reason FROM connections").fetchone() == (
         "revoked", REVOCATION_PENDING)
     assert owner_conn.execute("SELECT count(*) FROM credentials").fetchone() == (2,)
     responses.replace(responses.POST, REVOKE_URL, status=200)
     again = finish_pending_revocation(agent_db, vault, client_id=client_id, connection_id=connection_id,
-                                      provider=get_provider("google", {}), oauth_client=CLIENT, verify=VERIFY,
+                                      provider=get_provider("google"), oauth_client=CLIENT, verify=VERIFY,
                                       give_up=False)
     assert again is RevocationOutcome.REVOKED
     assert owner_conn.execute("SELECT count(*) FROM credentials").fetchone() == (0,)
@@ -171,14 +171,14 @@ def test_a_token_already_invalid_counts_as_revoked(agent_db, vault, client_id, o
     connection_id = google_connect(agent_db, vault, client_id).connection["connection_id"]
     responses.post(REVOKE_URL, status=400, json={"error": "invalid_token"})
     outcome = disconnect(agent_db, vault, client_id=client_id, connection_id=connection_id,
-                         provider=get_provider("google", {}), oauth_client=CLIENT, verify=VERIFY)
+                         provider=get_provider("google"), oauth_client=CLIENT, verify=VERIFY)
     assert outcome is RevocationOutcome.ALREADY_INVALID
     assert owner_conn.execute("SELECT count(*) FROM credentials").fetchone() == (0,)
 
 
 def test_an_api_key_is_stored_encrypted_and_only_its_last_four_shown(agent_db, vault, client_id, owner_conn):
     key = "whsec_" + secrets.token_hex(16)
-    row = connect_api_key(agent_db, vault, client_id=client_id, provider=get_provider("webhook", {}),
+    row = connect_api_key(agent_db, vault, client_id=client_id, provider=get_provider("webhook"),
                           api_key=Secret(key), label="Orders hook")
     assert row["secret_hint"] == key[-4:]
     assert row["auth_kind"] == "api_key"
@@ -187,10 +187,10 @@ def test_an_api_key_is_stored_encrypted_and_only_its_last_four_shown(agent_db, v
 
 
 def test_disconnecting_another_clients_connection_is_refused(agent_db, vault, client_id, intake_db, owner_conn):
-    row = connect_api_key(agent_db, vault, client_id=client_id, provider=get_provider("webhook", {}),
+    row = connect_api_key(agent_db, vault, client_id=client_id, provider=get_provider("webhook"),
                           api_key=Secret("whsec_" + "a1b2" * 8), label=None)
     intruder = make_client(intake_db)
     with pytest.raises(ConnectionMissing):
         disconnect(agent_db, vault, client_id=intruder, connection_id=row["connection_id"],
-                   provider=get_provider("webhook", {}), oauth_client=None, verify=VERIFY)
+                   provider=get_provider("webhook"), oauth_client=None, verify=VERIFY)
     assert owner_conn.execute("SELECT status FROM connections").fetchone() == ("active",)

@@ -62,7 +62,7 @@ def start(db, client, session, provider_key="google", scopes=None, environ=None)
 
 def callback(db, client, session, params, provider_key="google"):
     return accept_callback(
-        db, client_id=client, provider=get_provider(provider_key, {}), session_hash=session, params=params,
+        db, client_id=client, provider=get_provider(provider_key), session_hash=session, params=params,
         pkce_key=KEY,
     )
 

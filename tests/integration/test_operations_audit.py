@@ -71,7 +71,7 @@ def test_a_refresh_that_fails_midway_is_still_recorded(rt, intake_db, agent_db, 
 def test_disconnecting_records_the_revocation(rt, intake_db, agent_db, owner_conn):
     t = tenant(rt, intake_db, agent_db)
     responses.post(REVOKE_URL, status=200)
-    disconnect(agent_db, rt.vault, client_id=t.client_id, connection_id=t.google, provider=get_provider("google", {}),
+    disconnect(agent_db, rt.vault, client_id=t.client_id, connection_id=t.google, provider=get_provider("google"),
                oauth_client=OAuthClient("g", Secret("gs")), verify="/dev/null")
     assert audit_rows(owner_conn, t.client_id) == [(t.google, "refresh_token", "revocation", "agent", None, None)]
 

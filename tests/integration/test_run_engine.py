@@ -111,7 +111,7 @@ def test_a_token_about_to_expire_is_refreshed_first_and_a_rotated_refresh_token_
 def test_a_refresh_without_a_new_refresh_token_keeps_the_old_one(rt, intake_db, agent_db):
     t = tenant(rt, intake_db, agent_db, google_expires_in=timedelta(seconds=10))
     responses.post(TOKEN_URL, json={"access_token": "ya29.fresh", "expires_in": 3600, "token_type": "Bearer"})
-    assert ensure_access_token(rt, client_id=t.client_id, connection_id=t.google, provider=get_provider("google", {}))
+    assert ensure_access_token(rt, client_id=t.client_id, connection_id=t.google, provider=get_provider("google"))
     with rt.vault.open_for_step(client_id=t.client_id, connection_id=t.google, purpose=Purpose.REFRESH_TOKEN) as s:
         assert s.reveal() == t.tokens["google_refresh"]
 
@@ -132,7 +132,7 @@ def test_ten_steps_needing_an_expiring_token_at_once_refresh_it_once(database, i
                 try:
                     barrier.wait()
                     results.append(ensure_access_token(rt, client_id=t.client_id, connection_id=t.google,
-                                                       provider=get_provider("google", {})))
+                                                       provider=get_provider("google")))
                 except BaseException as exc:  # noqa: BLE001 - reported below
                     errors.append(exc)
 

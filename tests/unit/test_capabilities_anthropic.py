@@ -28,7 +28,7 @@ CANARY = "CANARY-llm-reply-55be"
 
 def context(api_key: str | None = "sk-ant-test", base_url: str = "https://api.anthropic.com") -> StepContext:
     return StepContext(client_id=uuid4(), run_id=uuid4(), step_index=1,
-                       http=ProviderHTTP(get_provider("anthropic", {}), verify="/dev/null"),
+                       http=ProviderHTTP(get_provider("anthropic"), verify="/dev/null"),
                        llm=LLMSettings(api_key=Secret(api_key) if api_key else None, base_url=base_url),
                        idempotency_key="run:step")
 

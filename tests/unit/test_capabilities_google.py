@@ -26,7 +26,7 @@ from agent_service.capabilities.base import (
     StepFailed,
 )
 from agent_service.capabilities.registry import run_capability
-from shared.catalog import get_provider
+from shared.config import Environment, resolve_catalog
 from shared.secret import Secret
 
 TOKEN = Secret("ya29.token-canary")
@@ -41,7 +41,8 @@ FILE_ID = "1ZdR3L3qP4Bkq8noWLJHSr_iBau0DNT4Kli4SxNc2YEo"
 
 def context(provider: str = "google", environ: dict[str, str] | None = None) -> StepContext:
     return StepContext(client_id=uuid4(), run_id=uuid4(), step_index=0,
-                       http=ProviderHTTP(get_provider(provider, environ or {}), verify="/dev/null"),
+                       http=ProviderHTTP(resolve_catalog(Environment(environ or {})).provider(provider),
+                                         verify="/dev/null"),
                        llm=LLMSettings(api_key=Secret("sk-ant-test")), idempotency_key="run:step")
 
 

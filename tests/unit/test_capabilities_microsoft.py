@@ -27,7 +27,7 @@ TOKEN = Secret("eyJ0eXAi.graph-canary")
 
 def context() -> StepContext:
     return StepContext(client_id=uuid4(), run_id=uuid4(), step_index=0,
-                       http=ProviderHTTP(get_provider("microsoft", {}), verify="/dev/null"),
+                       http=ProviderHTTP(get_provider("microsoft"), verify="/dev/null"),
                        llm=LLMSettings(api_key=Secret("sk-ant-test")), idempotency_key="run:step")
 
 

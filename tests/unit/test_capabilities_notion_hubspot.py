@@ -26,7 +26,7 @@ CANARY = "CANARY-crm-note-41d2"
 
 def context(provider: str) -> StepContext:
     return StepContext(client_id=uuid4(), run_id=uuid4(), step_index=1,
-                       http=ProviderHTTP(get_provider(provider, {}), verify="/dev/null"),
+                       http=ProviderHTTP(get_provider(provider), verify="/dev/null"),
                        llm=LLMSettings(api_key=Secret("sk-ant-test")), idempotency_key="run:step")
 
 

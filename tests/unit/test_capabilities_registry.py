@@ -31,7 +31,7 @@ REPLY_CANARY = "CANARY-llm-reply-b22d"
 
 def context(provider: str) -> StepContext:
     return StepContext(client_id=uuid4(), run_id=uuid4(), step_index=0,
-                       http=ProviderHTTP(get_provider(provider, {}), verify="/dev/null"),
+                       http=ProviderHTTP(get_provider(provider), verify="/dev/null"),
                        llm=LLMSettings(api_key=Secret("sk-ant-test")), idempotency_key="run:step")
 
 

@@ -27,7 +27,7 @@ CANARY = "CANARY-slack-message-9c1e"
 
 def context() -> StepContext:
     return StepContext(client_id=uuid4(), run_id=uuid4(), step_index=2,
-                       http=ProviderHTTP(get_provider("slack", {}), verify="/dev/null"),
+                       http=ProviderHTTP(get_provider("slack"), verify="/dev/null"),
                        llm=LLMSettings(api_key=Secret("sk-ant-test")), idempotency_key="run:step")
 
 

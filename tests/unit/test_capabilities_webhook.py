@@ -35,7 +35,7 @@ PUBLIC = ipaddress.ip_address("93.184.215.14")
 def context(*, allow_loopback: bool = False) -> StepContext:
     return StepContext(client_id=uuid4(), run_id=uuid4(), step_index=3,
                        # A real bundle: the connect-time tests below reach the TLS layer.
-                       http=ProviderHTTP(get_provider("webhook", {}), verify=certifi.where()),
+                       http=ProviderHTTP(get_provider("webhook"), verify=certifi.where()),
                        llm=LLMSettings(api_key=Secret("sk-ant-test")), idempotency_key="run-7:step-3",
                        allow_loopback_webhooks=allow_loopback)
 

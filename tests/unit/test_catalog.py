@@ -114,6 +114,8 @@ def test_oauth_providers_have_https_endpoints_and_hapex_key_providers_none():
 
 
 def test_endpoints_and_issuer_can_be_pointed_elsewhere_from_the_environment():
+    from shared.config import Environment, resolve_catalog
+
     environ = {
         "HAPEX_GOOGLE_AUTHORIZATION_URL": "https://localhost:9000/authorize",
         "HAPEX_GOOGLE_TOKEN_URL": "https://localhost:9000/token",
@@ -121,19 +123,30 @@ def test_endpoints_and_issuer_can_be_pointed_elsewhere_from_the_environment():
         "HAPEX_GOOGLE_API_BASE_URL": "https://localhost:9000/api",
         "HAPEX_GOOGLE_ISSUER": "https://localhost:9000",
     }
-    google = get_provider("google", environ)
+    google = resolve_catalog(Environment(environ)).provider("google")
     assert google.authorization_url == "https://localhost:9000/authorize"
     assert google.token_url == "https://localhost:9000/token"
     assert google.revocation_url == "https://localhost:9000/revoke"
     assert google.api_base_url == "https://localhost:9000/api"
     assert google.issuer == "https://localhost:9000"
-    assert get_provider("google", {}).token_url == "https://oauth2.googleapis.com/token"
+    assert get_provider("google").token_url == "https://oauth2.googleapis.com/token"
 
 
 def test_a_provider_without_a_client_id_is_unavailable_not_broken():
-    assert not get_provider("slack", {}).is_available({})
-    assert get_provider("slack", {}).is_available({"HAPEX_SLACK_CLIENT_ID": "123.456"})
-    assert get_provider("webhook", {}).is_available({})
+    from shared.config import Environment, resolve_catalog
+
+    assert not resolve_catalog(Environment({})).is_available("slack")
+    assert resolve_catalog(Environment({"HAPEX_SLACK_CLIENT_ID": "123.456"})).is_available("slack")
+    assert resolve_catalog(Environment({})).is_available("webhook")
+
+
+def test_the_catalog_itself_reads_no_environment(monkeypatch):
+    monkeypatch.setenv("HAPEX_GOOGLE_TOKEN_URL", "https://localhost:9000/token")
+    monkeypatch.setenv("HAPEX_SLACK_CLIENT_ID", "123.456")
+    assert get_provider("google").token_url == "https://oauth2.googleapis.com/token"
+    from shared.catalog import UNCONFIGURED
+
+    assert not UNCONFIGURED.is_available("slack")
 
 
 def test_step_inputs_are_validated_by_their_schemas():

@@ -6,10 +6,13 @@ import dataclasses
 
 import pytest
 
-from agent_service.config import AgentConfig
+from agent_service.config import AgentConfig, CredentialKeysConfig, ReportsConfig
+from agent_service.runtime import AgentRuntime
 from hapex.localstack.local_secrets import new_encryption_key, new_token
+from hapex.settings import GunicornSettings, LauncherSettings
 from intake.config import IntakeConfig
-from shared.config import ConfigError
+from shared.catalog import ENDPOINT_FIELDS, PROVIDERS, AuthKind
+from shared.config import ConfigError, Environment, UndeclaredVariable
 
 DSN = "postgresql://hapex_agent@localhost/hapex"
 
@@ -72,6 +75,10 @@ def test_the_agent_refuses_to_start_without_each_required_variable(variable):
         ("AGENT_ADMIN_TOKEN", "a" * 64, "random"),
         ("AGENT_DATABASE_URL", "mysql://nope", "postgresql"),
         ("AGENT_DB_POOL_MAX", "lots", "integer"),
+        ("WORKER_CONCURRENCY", "lots", "integer"),
+        ("HAPEX_BENCH_ALLOW_LOOPBACK_WEBHOOKS", "maybe-so", "true or false"),
+        ("HAPEX_STEP_MAX_ATTEMPTS", "99", "between"),
+        ("HAPEX_SMTP_HOST", "smtp.example.com:587", "host name"),
     ],
 )
 def test_a_malformed_agent_value_is_named_but_never_printed(variable, value, problem):
@@ -129,3 +136,93 @@ def test_the_intake_refuses_a_ca_file_that_does_not_exist(tmp_path):
     with pytest.raises(ConfigError) as raised:
         IntakeConfig.from_env(intake_env(tmp_path, AGENT_SERVICE_CA=str(tmp_path / "missing.pem")))
     assert raised.value.variable == "AGENT_SERVICE_CA"
+
+
+# --- read once, and only what is declared ----------------------------------------------------
+
+
+class RecordingEnvironment(dict):
+    """An environment that remembers every name asked of it."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self.asked: set[str] = set()
+
+    def get(self, name, default=None):  # type: ignore[override]
+        self.asked.add(name)
+        return super().get(name, default)
+
+
+def every_setting(tmp_path) -> dict[str, str]:
+    """A valid value for every variable any config class declares, so that every branch reads."""
+    ca = tmp_path / "ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\n")
+    env = agent_env() | intake_env(tmp_path) | {
+        "AGENT_SERVICE_TOKEN_PREVIOUS": new_token(), "CREDENTIAL_ENCRYPTION_KEYS_RETIRED": new_encryption_key(),
+        "LOG_LEVEL": "INFO", "AGENT_DB_POOL_MAX": "5", "AGENT_DB_POOL_MIN": "1", "INTAKE_DB_POOL_MAX": "5",
+        "INTAKE_DB_POOL_MIN": "1", "ANTHROPIC_API_KEY": "sk-ant-x", "HAPEX_LLM_MODEL": "claude-sonnet-4-5",
+        "HAPEX_OUTBOUND_CA_BUNDLE": str(ca), "HAPEX_RUN_TIME_LIMIT_SECONDS": "900", "HAPEX_STEP_MAX_ATTEMPTS": "4",
+        "HAPEX_RETRY_BASE_MS": "1000", "HAPEX_RUN_RETENTION_DAYS": "400", "HAPEX_SMTP_HOST": "smtp.example.com",
+        "HAPEX_SMTP_PORT": "587", "HAPEX_SMTP_FROM": "Hapex <notices@example.com>", "HAPEX_SMTP_USERNAME": "hapex",
+        "HAPEX_SMTP_PASSWORD": "pw", "HAPEX_SMTP_STARTTLS": "true", "HAPEX_BENCH_ALLOW_LOOPBACK_WEBHOOKS": "0",
+        "WORKER_CONCURRENCY": "4", "TRUSTED_PROXY_COUNT": "1", "INTAKE_SECURE_COOKIES": "true",
+        "INTAKE_PASSWORD_HASH_PROFILE": "test", "HAPEX_TEST_MODE": "1", "INTAKE_SESSION_IDLE_MINUTES": "30",
+        "INTAKE_SESSION_ABSOLUTE_HOURS": "12", "INTAKE_PUBLIC_URL": "https://app.example.com",
+        "DATABASE_URL": DSN, "HAPEX_DATA_DIR": str(tmp_path), "HAPEX_WORKERS": "1", "HAPEX_BIND_HOST": "127.0.0.1",
+        "HAPEX_BIND": "127.0.0.1:8443", "INTAKE_PORT": "8443", "AGENT_PORT": "8444", "TLS_CERT_FILE": str(ca),
+        "TLS_KEY_FILE": str(ca), "HAPEX_SERVICE": "intake", "WEB_CONCURRENCY": "2", "GUNICORN_THREADS": "4",
+    }
+    for provider in PROVIDERS.values():
+        for endpoint in ENDPOINT_FIELDS:
+            env[f"{provider.env_prefix}_{endpoint.upper()}"] = f"https://{provider.key}.example.com/{endpoint}"
+        if provider.auth_kind is AuthKind.OAUTH2:
+            env[f"{provider.env_prefix}_CLIENT_ID"] = f"{provider.key}-id"
+            env[f"{provider.env_prefix}_CLIENT_SECRET"] = f"{provider.key}-secret"
+    return env
+
+
+@pytest.mark.parametrize(
+    "config_class", [AgentConfig, IntakeConfig, CredentialKeysConfig, ReportsConfig, LauncherSettings, GunicornSettings]
+)
+def test_each_config_class_reads_exactly_the_variables_it_declares(tmp_path, config_class):
+    environ = RecordingEnvironment(every_setting(tmp_path))
+    config_class.from_env(environ)
+    assert environ.asked == set(config_class.variables())
+
+
+def test_a_read_of_an_undeclared_variable_is_refused():
+    env = Environment({"HAPEX_OTHER": "1"}, declared={"HAPEX_OWN"})
+    assert env.get("HAPEX_OWN") is None
+    with pytest.raises(UndeclaredVariable):
+        env.get("HAPEX_OTHER")
+
+
+def test_the_intake_reads_client_ids_but_never_a_client_secret(tmp_path):
+    assert not [name for name in IntakeConfig.variables() if "SECRET" in name and name != "INTAKE_SESSION_SECRET"]
+    env = every_setting(tmp_path)
+    config = IntakeConfig.from_env(env)
+    assert config.providers.client_id("google") == "google-id"
+    assert config.providers.provider("google").token_url == "https://google.example.com/token_url"
+    assert "google-secret" not in repr(config)
+    assert not [value for value in vars(config.providers).values() if "google-secret" in repr(value)]
+
+
+def test_the_agent_holds_its_oauth_clients_and_smtp_settings_from_start(tmp_path):
+    config = AgentConfig.from_env(every_setting(tmp_path))
+    assert config.oauth_clients["google"].client_id == "google-id"
+    assert config.oauth_clients["google"].client_secret.reveal() == "google-secret"
+    assert config.smtp is not None and config.smtp.host == "smtp.example.com"
+    assert "google-secret" not in repr(config) and "pw" not in repr(config.smtp)
+
+
+def test_the_runtime_takes_its_settings_from_the_config_not_from_the_environment(monkeypatch):
+    config = AgentConfig.from_env(agent_env())
+    monkeypatch.setenv("HAPEX_BENCH_ALLOW_LOOPBACK_WEBHOOKS", "1")
+    monkeypatch.setenv("HAPEX_GOOGLE_TOKEN_URL", "https://elsewhere.example.com/token")
+    monkeypatch.setenv("HAPEX_SMTP_HOST", "smtp.example.com")
+    runtime = AgentRuntime.build(db=None, vault=None, config=config)  # type: ignore[arg-type]
+    assert runtime.allow_loopback_webhooks is False
+    assert runtime.provider("google").token_url == "https://oauth2.googleapis.com/token"
+    assert runtime.smtp is None
+    switched = AgentConfig.from_env(agent_env(HAPEX_BENCH_ALLOW_LOOPBACK_WEBHOOKS="1"))
+    assert AgentRuntime.build(db=None, vault=None, config=switched).allow_loopback_webhooks  # type: ignore[arg-type]

@@ -17,15 +17,25 @@ import requests
 from agent_service.capabilities.base import LLMSettings, ProviderHTTP, ProviderTransient, StepContext
 from agent_service.capabilities.registry import run_capability
 from agent_service.chat.model import call_messages
+from agent_service.config import AgentConfig
 from agent_service.connections.provider_oauth import OAuthClient, refresh_access_token, revoke
 from agent_service.outbound_tls import OutboundTLSAdapter, TrustMismatch, outbound_session, tls_context
 from agent_service.runtime import AgentRuntime
+from hapex.localstack.local_secrets import new_encryption_key, new_token
 from hapex.localstack.local_tls import LocalTLS, ensure_local_tls
 from shared.catalog import get_provider
+from shared.config import Environment, resolve_catalog
 from shared.secret import Secret
 from tests.provider_standin import ProviderStandIn
 
 CLIENT = OAuthClient("client-123", Secret("client-secret"))
+
+
+def agent_config(environ: dict[str, str]) -> AgentConfig:
+    """An agent configuration with valid secrets and the given outbound settings."""
+    return AgentConfig.from_env({"AGENT_DATABASE_URL": "postgresql://hapex_agent@localhost/hapex",
+                                 "AGENT_SERVICE_TOKEN": new_token(), "AGENT_ADMIN_TOKEN": new_token(),
+                                 "CREDENTIAL_ENCRYPTION_KEY": new_encryption_key(), **environ})
 
 
 @pytest.fixture
@@ -104,9 +114,9 @@ def test_a_request_asking_for_other_trust_than_its_session_is_refused_before_con
 def test_the_bundle_is_loaded_once_per_process_however_many_sessions_and_connections(
         standin, trusted, load_count):
     bundle = str(trusted.ca_cert)
-    provider = get_provider("slack", {"HAPEX_SLACK_API_BASE_URL": standin.url,
-                                      "HAPEX_SLACK_REVOCATION_URL": f"{standin.url}/revoke",
-                                      "HAPEX_SLACK_TOKEN_URL": f"{standin.url}/token"})
+    provider = resolve_catalog(Environment({"HAPEX_SLACK_API_BASE_URL": standin.url,
+                                                   "HAPEX_SLACK_REVOCATION_URL": f"{standin.url}/revoke",
+                                                   "HAPEX_SLACK_TOKEN_URL": f"{standin.url}/token"})).provider("slack")
     # The stand-in answers HTTP/1.0, so every request below is a new TLS connection.
     for _ in range(3):
         outbound_session(bundle).post(f"{standin.url}/revoke", timeout=5, verify=bundle)
@@ -123,8 +133,8 @@ def test_the_bundle_is_loaded_once_per_process_however_many_sessions_and_connect
 
 
 def test_the_runtime_loads_its_bundle_at_start_up_and_its_sessions_verify_with_it(standin, trusted, load_count):
-    environ = {"HAPEX_OUTBOUND_CA_BUNDLE": str(trusted.ca_cert), "HAPEX_SLACK_API_BASE_URL": standin.url}
-    runtime = AgentRuntime.build(db=None, vault=None, environ=environ)  # type: ignore[arg-type]
+    config = agent_config({"HAPEX_OUTBOUND_CA_BUNDLE": str(trusted.ca_cert), "HAPEX_SLACK_API_BASE_URL": standin.url})
+    runtime = AgentRuntime.build(db=None, vault=None, config=config)  # type: ignore[arg-type]
     assert load_count == [str(trusted.ca_cert)]
     provider = runtime.provider("slack")
     http = ProviderHTTP(provider, verify=runtime.verify, session=runtime.http_session("slack"))
@@ -136,7 +146,8 @@ def test_the_runtime_loads_its_bundle_at_start_up_and_its_sessions_verify_with_i
 def test_an_unreadable_bundle_stops_the_runtime_at_start_up(tmp_path):
     missing = tmp_path / "no-such-bundle.pem"
     with pytest.raises(OSError):
-        AgentRuntime.build(db=None, vault=None, environ={"HAPEX_OUTBOUND_CA_BUNDLE": str(missing)})  # type: ignore[arg-type]
+        AgentRuntime.build(db=None, vault=None,  # type: ignore[arg-type]
+                           config=agent_config({"HAPEX_OUTBOUND_CA_BUNDLE": str(missing)}))
 
 
 def test_the_shared_context_accepts_no_further_cas_and_no_weaker_verification(trusted, stranger):
@@ -236,7 +247,7 @@ def receiver(trusted: LocalTLS) -> Iterator[_KeepAliveServer]:
 
 def _webhook(bundle: str, url: str) -> int:
     ctx = StepContext(client_id=uuid4(), run_id=uuid4(), step_index=0,
-                      http=ProviderHTTP(get_provider("webhook", {}), verify=bundle),
+                      http=ProviderHTTP(get_provider("webhook"), verify=bundle),
                       llm=LLMSettings(api_key=None), idempotency_key=f"{uuid4()}:0", allow_loopback_webhooks=True)
     result = run_capability("webhook.post", ctx, Secret("whsec-key"), {"url": url, "payload": {"n": 1}})
     return int(result.output["status_code"])

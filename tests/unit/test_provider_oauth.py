@@ -16,7 +16,6 @@ from agent_service.connections.provider_oauth import (
     RevocationOutcome,
     TransientProviderError,
     exchange_code,
-    oauth_clients_from_env,
     refresh_access_token,
     revoke,
 )
@@ -39,7 +38,7 @@ def test_a_google_code_exchange_sends_the_verifier_and_reads_scopes_and_expiry()
         json={"access_token": "ya29.access-canary", "refresh_token": "1//refresh-canary", "expires_in": 3599,
               "scope": G + "gmail.readonly", "token_type": "Bearer"},
     )
-    tokens = exchange_code(get_provider("google", {}), CLIENT, code=Secret("4/code"), code_verifier=Secret("v" * 43),
+    tokens = exchange_code(get_provider("google"), CLIENT, code=Secret("4/code"), code_verifier=Secret("v" * 43),
                            redirect_uri="https://hapex.test/cb", verify=VERIFY)
     sent = form(responses.calls[0])
     assert sent["grant_type"] == "authorization_code"
@@ -57,7 +56,7 @@ def test_a_google_code_exchange_sends_the_verifier_and_reads_scopes_and_expiry()
 def test_notion_authenticates_with_http_basic():
     responses.post("https://api.notion.com/v1/oauth/token",
                    json={"access_token": "secret_notion", "token_type": "bearer", "workspace_name": "Acme"})
-    tokens = exchange_code(get_provider("notion", {}), CLIENT, code=Secret("c"), code_verifier=Secret("v" * 43),
+    tokens = exchange_code(get_provider("notion"), CLIENT, code=Secret("c"), code_verifier=Secret("v" * 43),
                            redirect_uri="https://hapex.test/cb", verify=VERIFY)
     request = responses.calls[0].request
     assert request.headers["Authorization"].startswith("Basic ")
@@ -69,7 +68,7 @@ def test_notion_authenticates_with_http_basic():
 def test_slack_errors_answered_with_200_become_invalid_grant():
     responses.post("https://slack.com/api/oauth.v2.access", json={"ok": False, "error": "invalid_code"})
     with pytest.raises(InvalidGrant):
-        exchange_code(get_provider("slack", {}), CLIENT, code=Secret("c"), code_verifier=Secret("v" * 43),
+        exchange_code(get_provider("slack"), CLIENT, code=Secret("c"), code_verifier=Secret("v" * 43),
                       redirect_uri="https://hapex.test/cb", verify=VERIFY)
 
 
@@ -78,7 +77,7 @@ def test_slack_bot_tokens_with_rotation_are_read():
     responses.post("https://slack.com/api/oauth.v2.access",
                    json={"ok": True, "access_token": "xoxb-canary", "token_type": "bot", "scope": "chat:write",
                          "refresh_token": "xoxe-1-canary", "expires_in": 43200, "team": {"name": "Acme HQ"}})
-    tokens = exchange_code(get_provider("slack", {}), CLIENT, code=Secret("c"), code_verifier=Secret("v" * 43),
+    tokens = exchange_code(get_provider("slack"), CLIENT, code=Secret("c"), code_verifier=Secret("v" * 43),
                            redirect_uri="https://hapex.test/cb", verify=VERIFY)
     assert tokens.granted_scopes == ("chat:write",)
     assert tokens.account_label == "Acme HQ"
@@ -90,7 +89,7 @@ def test_slack_bot_tokens_with_rotation_are_read():
 def test_a_busy_or_failing_token_endpoint_is_transient(status, headers):
     responses.post("https://oauth2.googleapis.com/token", status=status, headers=headers, body="<html>busy</html>")
     with pytest.raises(TransientProviderError) as raised:
-        refresh_access_token(get_provider("google", {}), CLIENT, refresh_token=Secret("1//r"), verify=VERIFY)
+        refresh_access_token(get_provider("google"), CLIENT, refresh_token=Secret("1//r"), verify=VERIFY)
     assert raised.value.retry_after == (7.0 if headers else None)
 
 
@@ -99,12 +98,12 @@ def test_invalid_grant_on_refresh_is_reported_as_such():
     responses.post("https://oauth2.googleapis.com/token", status=400,
                    json={"error": "invalid_grant", "error_description": "Token has been expired or revoked."})
     with pytest.raises(InvalidGrant):
-        refresh_access_token(get_provider("google", {}), CLIENT, refresh_token=Secret("1//r"), verify=VERIFY)
+        refresh_access_token(get_provider("google"), CLIENT, refresh_token=Secret("1//r"), verify=VERIFY)
 
 
 @responses.activate
 def test_a_rotated_refresh_token_is_returned_and_an_unrotated_one_is_not_repeated():
-    provider = get_provider("google", {})
+    provider = get_provider("google")
     responses.post("https://oauth2.googleapis.com/token",
                    json={"access_token": "a2", "refresh_token": "1//rotated", "expires_in": 3600,
                          "token_type": "Bearer"})
@@ -121,7 +120,7 @@ def test_a_rotated_refresh_token_is_returned_and_an_unrotated_one_is_not_repeate
 def test_an_error_page_instead_of_json_is_a_clean_refusal():
     responses.post("https://oauth2.googleapis.com/token", status=400, body="<html>nope</html>")
     with pytest.raises(ProviderRejected):
-        refresh_access_token(get_provider("google", {}), CLIENT, refresh_token=Secret("1//r"), verify=VERIFY)
+        refresh_access_token(get_provider("google"), CLIENT, refresh_token=Secret("1//r"), verify=VERIFY)
 
 
 @responses.activate
@@ -144,7 +143,7 @@ def test_an_error_page_instead_of_json_is_a_clean_refusal():
 )
 def test_revocation_speaks_each_providers_dialect(provider, method, url, status, body, outcome):
     responses.add(method, url, status=status, json=body)
-    result = revoke(get_provider(provider, {}), CLIENT, token=Secret("tok-canary"), token_type_hint="refresh_token",
+    result = revoke(get_provider(provider), CLIENT, token=Secret("tok-canary"), token_type_hint="refresh_token",
                     verify=VERIFY)
     assert result is outcome
     assert len(responses.calls) == 1
@@ -152,16 +151,20 @@ def test_revocation_speaks_each_providers_dialect(provider, method, url, status,
 
 def test_a_provider_without_revocation_says_so_without_calling_anyone():
     with responses.RequestsMock() as mock:
-        result = revoke(get_provider("microsoft", {}), CLIENT, token=Secret("t"), token_type_hint="refresh_token",
+        result = revoke(get_provider("microsoft"), CLIENT, token=Secret("t"), token_type_hint="refresh_token",
                         verify=VERIFY)
         assert len(mock.calls) == 0
     assert result is RevocationOutcome.UNSUPPORTED
 
 
 def test_oauth_clients_come_from_the_environment_and_need_both_halves():
-    clients = oauth_clients_from_env(PROVIDERS, {
+    from agent_service.config import oauth_clients
+    from shared.config import Environment, resolve_catalog
+
+    env = Environment({
         "HAPEX_GOOGLE_CLIENT_ID": "g-id", "HAPEX_GOOGLE_CLIENT_SECRET": "g-secret", "HAPEX_SLACK_CLIENT_ID": "s-id",
     })
+    clients = oauth_clients(env, resolve_catalog(env, PROVIDERS))
     assert set(clients) == {"google"}
     assert "g-secret" not in repr(clients)
 
@@ -175,7 +178,7 @@ def test_no_token_or_secret_reaches_the_logs_even_at_debug(caplog):
 
     with caplog.at_level(logging.DEBUG):
         clamp_noisy_loggers()
-        exchange_code(get_provider("google", {}), CLIENT, code=Secret("4/canary-code"),
+        exchange_code(get_provider("google"), CLIENT, code=Secret("4/canary-code"),
                       code_verifier=Secret("v" * 43), redirect_uri="https://hapex.test/cb", verify=VERIFY)
     text = caplog.text + json.dumps([r.getMessage() for r in caplog.records])
     for canary in ("canary-access", "canary-refresh", "canary-code", "client-secret-canary"):

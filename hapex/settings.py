@@ -1,0 +1,96 @@
+"""What the `hapex` command and gunicorn read of their own environment, once, at start.
+
+The command is a launcher: it hands its environment on to the services it starts (which read
+theirs through IntakeConfig and AgentConfig) and reads only these few settings itself, in
+`main()`; gunicorn reads GunicornSettings in deploy/gunicorn.conf.py.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from shared.config import Environment
+
+DEFAULT_PORTS = {"intake": 8443, "agent": 8444}
+PORT_VARIABLES = {"intake": "INTAKE_PORT", "agent": "AGENT_PORT"}
+
+
+@dataclass(frozen=True)
+class LauncherSettings:
+    """The command's own settings, and the whole environment it hands to what it starts."""
+
+    environ: Mapping[str, str] = field(repr=False)
+    # The owner's connection string (migrations, the local stack); None means the embedded server.
+    database_url: str | None = field(default=None, repr=False)
+    data_dir: str | None = None
+    workers: int = 1
+    bind_host: str = "0.0.0.0"  # noqa: S104 - containers listen on all
+    bind: str | None = None
+    ports: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_PORTS))
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
+
+    VARIABLES: ClassVar[tuple[str, ...]] = (
+        "DATABASE_URL", "HAPEX_DATA_DIR", "HAPEX_WORKERS", "HAPEX_BIND_HOST", "HAPEX_BIND", *PORT_VARIABLES.values(),
+        "TLS_CERT_FILE", "TLS_KEY_FILE",
+    )
+
+    @classmethod
+    def variables(cls) -> tuple[str, ...]:
+        return cls.VARIABLES
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> LauncherSettings:
+        """Without a mapping, the process environment: read here and in the config classes only."""
+        source = os.environ if environ is None else environ
+        env = Environment(source, declared=cls.variables())
+        return cls(
+            environ=dict(source),
+            database_url=env.get("DATABASE_URL"),
+            data_dir=env.get("HAPEX_DATA_DIR"),
+            workers=env.integer("HAPEX_WORKERS", 1, minimum=0, maximum=64),
+            bind_host=env.get("HAPEX_BIND_HOST", "0.0.0.0") or "0.0.0.0",  # noqa: S104
+            bind=env.get("HAPEX_BIND"),
+            ports={service: env.integer(variable, DEFAULT_PORTS[service], minimum=1, maximum=65535)
+                   for service, variable in PORT_VARIABLES.items()},
+            tls_cert_file=env.get("TLS_CERT_FILE"),
+            tls_key_file=env.get("TLS_KEY_FILE"),
+        )
+
+
+@dataclass(frozen=True)
+class GunicornSettings:
+    """What deploy/gunicorn.conf.py takes from the environment `hapex serve` gave it."""
+
+    service: str = "hapex"
+    bind: str = "0.0.0.0:8443"  # noqa: S104
+    workers: int = 2
+    threads: int = 4
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
+    log_level: str = "info"
+
+    VARIABLES: ClassVar[tuple[str, ...]] = (
+        "HAPEX_SERVICE", "HAPEX_BIND", "WEB_CONCURRENCY", "GUNICORN_THREADS", "TLS_CERT_FILE", "TLS_KEY_FILE",
+        "LOG_LEVEL",
+    )
+
+    @classmethod
+    def variables(cls) -> tuple[str, ...]:
+        return cls.VARIABLES
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> GunicornSettings:
+        env = Environment(environ, declared=cls.variables())
+        return cls(
+            service=env.get("HAPEX_SERVICE", "hapex") or "hapex",
+            bind=env.get("HAPEX_BIND", "0.0.0.0:8443") or "0.0.0.0:8443",  # noqa: S104
+            workers=env.integer("WEB_CONCURRENCY", 2, minimum=1, maximum=256),
+            threads=env.integer("GUNICORN_THREADS", 4, minimum=1, maximum=256),
+            tls_cert_file=env.get("TLS_CERT_FILE"),
+            tls_key_file=env.get("TLS_KEY_FILE"),
+            log_level=(env.get("LOG_LEVEL", "info") or "info").lower(),
+        )
