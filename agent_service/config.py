@@ -133,6 +133,9 @@ class AgentConfig:
         "WORKER_CONCURRENCY",
     )
 
+    # Read (and so validated) by the API too, but used by the workers only.
+    WORKER_ONLY: ClassVar[tuple[str, ...]] = ("WORKER_CONCURRENCY",)
+
     @classmethod
     def variables(cls) -> tuple[str, ...]:
         """Every variable the agent and its workers read; from_env may read no other."""

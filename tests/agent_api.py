@@ -31,9 +31,10 @@ def build_agent_app(database, agent_db: Database, *, service_token: str = SERVIC
             "AGENT_SERVICE_TOKEN_PREVIOUS": PREVIOUS,
             "AGENT_ADMIN_TOKEN": ADMIN,
             "CREDENTIAL_ENCRYPTION_KEY": base64.b64encode(key or os.urandom(32)).decode(),
+            **(environ or {}),
         }
     )
-    app = create_app(config, database=agent_db, environ=environ)
+    app = create_app(config, database=agent_db)
     app.config["TESTING"] = False  # errors answer as in production, never raised into the test
     return app
 

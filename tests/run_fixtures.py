@@ -16,6 +16,7 @@ from agent_service.connections.provider_oauth import OAuthClient
 from agent_service.runtime import AgentRuntime, RunLimits
 from agent_service.vault import Keyring, Purpose, Vault
 from shared.automations.repository import create_automation, set_status
+from shared.catalog import UNCONFIGURED, ResolvedCatalog
 from shared.db import Database, tenant_transaction
 from shared.secret import Secret
 from tests.factories import make_client, make_connection
@@ -38,7 +39,7 @@ DIGEST = {
 
 
 def runtime_for(agent_db: Database, *, key: bytes | None = None, limits: RunLimits | None = None,
-                environ: dict[str, str] | None = None) -> AgentRuntime:
+                providers: ResolvedCatalog = UNCONFIGURED) -> AgentRuntime:
     return AgentRuntime(
         db=agent_db,
         vault=Vault(Keyring(key or os.urandom(32)), agent_db),
@@ -46,7 +47,7 @@ def runtime_for(agent_db: Database, *, key: bytes | None = None, limits: RunLimi
         llm=LLMSettings(api_key=Secret("sk-ant-test-" + secrets.token_hex(8)), model="claude-sonnet-4-5"),
         verify="/dev/null",
         limits=limits or RunLimits(backoff_base_seconds=0.0),
-        environ=environ or {},
+        providers=providers,
     )
 
 

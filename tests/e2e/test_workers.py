@@ -14,6 +14,7 @@ import pytest
 from agent_service.runs.triggers import start_run
 from hapex.localstack.local_secrets import new_token
 from hapex.localstack.local_tls import ensure_local_tls
+from shared.config import Environment, resolve_catalog
 from shared.db import Database, tenant_transaction
 from tests.conftest import create_database_from, drop_database
 from tests.e2e.conftest import stop_processes, wait_for
@@ -59,7 +60,7 @@ def cluster(pg_server, migrated_template, tmp_path):
     c = Cluster()
     c.database, c.standin, c.env, c.agent_db, c.intake_db = database, standin, env, agent_db, intake_db
     c.start_workers, c.processes, c.logs = start_workers, processes, logs
-    c.rt = runtime_for(agent_db, key=KEY, environ=standin.provider_environment())
+    c.rt = runtime_for(agent_db, key=KEY, providers=resolve_catalog(Environment(standin.provider_environment())))
     try:
         yield c
     finally:

@@ -24,6 +24,7 @@ from psycopg.types.json import Jsonb
 from intake.connections.consent import pkce_challenge, pkce_verifier
 from intake.connections.views import pkce_key
 from shared.catalog import CAPABILITIES, PROVIDERS, Access, AuthKind
+from shared.config import Environment, resolve_catalog
 from shared.db import tenant_transaction
 from shared.structured_logging import JSONFormatter
 from tests.factories import client_of, make_client, make_connection, make_user
@@ -45,21 +46,33 @@ READ_ONLY_OAUTH_CAPABILITIES = sorted(
 )
 
 
-@pytest.fixture(autouse=True)
-def provider_clients(monkeypatch) -> None:
-    """Hapex registered with Google, Slack and Microsoft only; no endpoint overrides."""
-    for provider in PROVIDERS.values():
-        for suffix in ("CLIENT_ID", "CLIENT_SECRET", "AUTHORIZATION_URL", "TOKEN_URL", "REVOCATION_URL",
-                       "API_BASE_URL", "ISSUER"):
-            monkeypatch.delenv(f"{provider.env_prefix}_{suffix}", raising=False)
-    for key in CONFIGURED:
-        monkeypatch.setenv(f"HAPEX_{key.upper()}_CLIENT_ID", CLIENT_IDS[key])
-        monkeypatch.setenv(f"HAPEX_{key.upper()}_CLIENT_SECRET", f"{key}-client-secret-{secrets.token_hex(8)}")
+@pytest.fixture
+def configured() -> tuple[str, ...]:
+    """The providers Hapex is registered with on this deployment."""
+    return CONFIGURED
 
 
 @pytest.fixture
-def app(database, intake_db, agent_transport):
-    return build_intake_app(database, intake_db, agent_transport, public_url=PUBLIC_URL)
+def provider_clients(configured) -> dict[str, str]:
+    """Hapex's client id and secret at each configured provider; no endpoint overrides."""
+    environ = {}
+    for key in configured:
+        environ[f"HAPEX_{key.upper()}_CLIENT_ID"] = CLIENT_IDS[key]
+        environ[f"HAPEX_{key.upper()}_CLIENT_SECRET"] = f"{key}-client-secret-{secrets.token_hex(8)}"
+    return environ
+
+
+@pytest.fixture
+def agent_environ(provider_clients) -> dict[str, str]:
+    """The agent as deployed with those OAuth clients."""
+    return provider_clients
+
+
+@pytest.fixture
+def app(database, intake_db, agent_transport, provider_clients):
+    """The intake as deployed with those client ids (it reads no secret of theirs)."""
+    providers = resolve_catalog(Environment(provider_clients))
+    return build_intake_app(database, intake_db, agent_transport, public_url=PUBLIC_URL, providers=providers)
 
 
 @pytest.fixture
@@ -256,9 +269,9 @@ def test_a_connection_that_already_grants_everything_asks_nothing(me, intake_db,
     assert owner_conn.execute("SELECT count(*) FROM oauth_states").fetchone() == (0,)
 
 
+@pytest.mark.parametrize("configured", [("google", "slack")])
 def test_a_provider_without_a_client_id_is_shown_unavailable_and_its_connect_is_refused(
-        me, intake_db, monkeypatch, owner_conn):
-    monkeypatch.delenv("HAPEX_MICROSOFT_CLIENT_ID")
+        me, intake_db, owner_conn):
     automation_id = save_automation(intake_db, me.client_id, "outlook.search_mail")
     page = me.page("/connections")
     section = page[page.index('id="provider-microsoft"'):page.index('id="provider-notion"')]

@@ -43,8 +43,8 @@ def client_and_session(intake_db):
     return client, make_session(intake_db, client)
 
 
-def start(db, client, session, provider_key="google", scopes=None, environ=None):
-    provider = get_provider(provider_key, environ or {})
+def start(db, client, session, provider_key="google", scopes=None):
+    provider = get_provider(provider_key)
     if scopes is None:
         scopes = required_scopes(["gmail.search"]).get(provider_key, ())
     with tenant_transaction(db, client) as conn:

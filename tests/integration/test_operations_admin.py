@@ -11,6 +11,7 @@ import psycopg
 import pytest
 
 from agent_service.admin.terminal import run_admin_command
+from agent_service.config import ReportsConfig
 from hapex.cli import main
 from shared.db import PermissionDenied
 
@@ -278,6 +279,6 @@ def test_hapex_admin_prints_the_reports_the_api_gives(api, database, three_clien
 
 def test_hapex_admin_refuses_a_bad_date_and_names_the_option(database, capsys):
     code = run_admin_command(__import__("sys").stdout, __import__("sys").stderr, "clients", since="2026-02-30",
-                             environ={"AGENT_DATABASE_URL": database.agent_dsn})
+                             config=ReportsConfig(database.agent_dsn))
     assert code == 2
     assert "--since" in capsys.readouterr().err

@@ -13,11 +13,13 @@ import pytest
 import responses
 from aiosmtpd.controller import Controller
 
+from agent_service.config import smtp_settings
 from agent_service.notifications.delivery import MAX_ATTEMPTS, deliver_notifications
 from agent_service.notifications.mailer import SMTPSettings
 from agent_service.runs.engine import execute_run
 from agent_service.runs.prices import llm_cost_microusd
 from agent_service.runs.triggers import start_run
+from shared.config import Environment
 from shared.db import tenant_transaction
 from tests.factories import make_client, make_user
 from tests.run_fixtures import DIGEST, TOKEN_URL, automation, stand_in_providers, tenant
@@ -184,7 +186,7 @@ def test_without_smtp_settings_notices_stay_in_the_app(intake_db, agent_db, owne
     make_user(intake_db, client_id)
     owner_conn.execute("UPDATE clients SET monthly_budget_microusd = 100")
     add_cost(owner_conn, client_id, 90)
-    assert SMTPSettings.from_env({}) is None
+    assert smtp_settings(Environment({})) is None
     assert deliver_notifications(agent_db, None) == {"in_app_only": 1}
     assert notices(owner_conn, client_id) == [("budget_nearly_used", None, 90, "in_app_only")]
 

@@ -302,17 +302,21 @@ def test_canaries_in_emails_llm_reply_and_slack_message_reach_no_log_record_or_e
 
 def test_a_webhook_step_to_loopback_is_refused_unless_the_benchmark_switch_is_set(rt, intake_db, agent_db, owner_conn):
     from agent_service.capabilities.webhook import address_allowed
-    from agent_service.runs.engine import loopback_webhooks_allowed
-    from tests.run_fixtures import runtime_for
+    from agent_service.config import AgentConfig
+    from hapex.localstack.local_secrets import new_encryption_key, new_token
 
-    assert not loopback_webhooks_allowed(rt)
-    assert loopback_webhooks_allowed(runtime_for(agent_db, environ={"HAPEX_BENCH_ALLOW_LOOPBACK_WEBHOOKS": "1"}))
+    assert not rt.allow_loopback_webhooks
+    switched = AgentConfig.from_env({"AGENT_DATABASE_URL": "postgresql://hapex_agent@localhost/hapex",
+                                     "AGENT_SERVICE_TOKEN": new_token(), "AGENT_ADMIN_TOKEN": new_token(),
+                                     "CREDENTIAL_ENCRYPTION_KEY": new_encryption_key(),
+                                     "HAPEX_BENCH_ALLOW_LOOPBACK_WEBHOOKS": "1"})
+    assert switched.allow_loopback_webhooks
     t = tenant(rt, intake_db, agent_db)
     from agent_service.connections.lifecycle import connect_api_key
     from shared.catalog import get_provider as provider
     from shared.secret import Secret
 
-    connect_api_key(agent_db, rt.vault, client_id=t.client_id, provider=provider("webhook", {}),
+    connect_api_key(agent_db, rt.vault, client_id=t.client_id, provider=provider("webhook"),
                     api_key=Secret("whsec_" + "ab12" * 8), label=None)
     automation_id = automation(intake_db, t.client_id, {
         "name": "Call home", "trigger": {"kind": "manual"},

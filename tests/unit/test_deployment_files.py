@@ -1,8 +1,9 @@
 """The deployment files agree with the code: the variables it reads, its commands, its ports.
 
-Names are derived by scanning the source for Environment reader calls and os.environ use, so
-renaming a variable in the code without updating docker-compose.yml and .env.example (or the
-other way round) fails here.
+What the code reads comes from the config classes themselves (each declares its variables and
+cannot read another; tests/unit/test_config.py checks each declaration is exact), so renaming
+a variable in the code without updating docker-compose.yml and .env.example (or the other way
+round) fails here.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import binascii
 import json
 import re
 import shlex
-from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -20,8 +20,11 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
+from agent_service.config import AgentConfig, CredentialKeysConfig, ReportsConfig
 from agent_service.vault.keys import parse_key
 from hapex.cli import SERVICE_PORTS, build_parser
+from hapex.settings import GunicornSettings, LauncherSettings
+from intake.config import IntakeConfig
 from shared.config import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,7 +35,6 @@ ENV_EXAMPLE = ROOT / ".env.example"
 POSTGRES_INIT = ROOT / "deploy" / "postgres-init"
 MIGRATIONS = ROOT / "shared" / "migrations"
 
-SOURCE_PACKAGES = ("intake", "agent_service", "shared", "hapex", "deploy")
 HAPEX_SERVICES = ("migrate", "intake", "agent", "worker")
 SERVED = {"intake", "agent"}
 # Variables of the postgres image itself (hub.docker.com/_/postgres), not of Hapex.
@@ -44,133 +46,51 @@ POSTGRES_IMAGE_VARIABLES = {
     "POSTGRES_HOST_AUTH_METHOD",
     "PGDATA",
 }
+# Read by tests/conftest.py (the test suite's database), documented in .env.example beside the others.
+TEST_SUITE_VARIABLES = {"TEST_DATABASE_URL"}
 
 _NAME = r"[A-Z][A-Z0-9_]*"
-_READER = re.compile(
-    r"\b(?:\w*[eE]nv\w*|Environment\([^()]*\))"
-    r"\.(?:get|require|secret_token|integer|boolean|database_url|https_url|existing_file)"
-    rf"\(\s*(?:(f?)[\"']([^\"']+)[\"']|({_NAME})\b)"
-)
-# NAME_VARIABLE = "SOME_NAME", for reads through a constant: env.require(NAME_VARIABLE).
-_CONSTANT = re.compile(rf"^({_NAME})\s*(?::\s*\w+\s*)?=\s*[\"']({_NAME})[\"']\s*$", re.MULTILINE)
-_OS_ENVIRON = re.compile(
-    rf"\bos\.(?:environ\s*\[\s*|environ\.(?:get|setdefault|pop)\(\s*|getenv\(\s*)[\"']({_NAME})[\"']"
-)
-_IN_ENVIRON = re.compile(rf"[\"']({_NAME})[\"']\s+in\s+os\.environ\b")
-_PREFIX_ARGUMENT = re.compile(rf"\.from_env\(\s*\w+\s*,\s*[\"']({_NAME})[\"']\s*\)")
-_TEMPLATE_FIELD = re.compile(r"\{([^{}]+)\}")
 _INTERPOLATION = re.compile(r"\$\{(" + _NAME + r")(?:(:?[-?])([^}]*))?\}")
 _SHELL_VARIABLE = re.compile(r"\$\{?(" + _NAME + r")")
 _PSQL_GETENV = re.compile(r"\\getenv\s+\w+\s+(" + _NAME + r")")
 # NAME=value, or a family such as HAPEX_<PROVIDER>_TOKEN_URL=value; commented out or not.
 _ENV_LINE = re.compile(r"^(#\s*)?([A-Z<][A-Z0-9_<>]*)=(.*)$")
-_SECRET_WORDS = re.compile(r"ENCRYPTION_KEY|TOKEN|SECRET|PASSWORD$")
+_SECRET_WORDS = re.compile(r"ENCRYPTION_KEY|TOKEN|SECRET|PASSWORD$|API_KEY$")
 
 
-# --- what the code reads -----------------------------------------------------------------
+# --- what the code reads, from its config classes ------------------------------------------
+
+# What each container's processes build: every container runs `hapex` (LauncherSettings); the
+# served ones start gunicorn (GunicornSettings) and their app; the worker builds AgentConfig;
+# `hapex credentials rotate` and `hapex admin` run in the agent's container.
+CONTAINER_CONFIGS = {
+    "migrate": (LauncherSettings,),
+    "intake": (LauncherSettings, GunicornSettings, IntakeConfig),
+    "agent": (LauncherSettings, GunicornSettings, AgentConfig, CredentialKeysConfig, ReportsConfig),
+    "worker": (LauncherSettings, AgentConfig),
+}
+# The settings `hapex` itself reads or sets for gunicorn: compose keeps their defaults.
+LAUNCHER = set(LauncherSettings.variables()) | {"HAPEX_SERVICE", "HAPEX_BIND"}
 
 
-def _source_files() -> Iterator[Path]:
-    for package in SOURCE_PACKAGES:
-        yield from sorted((ROOT / package).rglob("*.py"))
-    yield ROOT / "tests" / "conftest.py"  # TEST_DATABASE_URL
+def names_read_by(name: str) -> set[str]:
+    return {variable for config in CONTAINER_CONFIGS[name] for variable in config.variables()}
 
 
-def provider_env_prefixes() -> list[str]:
-    """HAPEX_<KEY> of every provider in the catalog, the prefix of its variables."""
-    from shared.catalog import PROVIDERS
-
-    return sorted(provider.env_prefix for provider in PROVIDERS.values())
-
-
-def _field_values(field: str, text: str) -> list[str] | None:
-    """What one {field} of an f-string name can be, or None if the scanner cannot tell."""
-    if field.endswith(".env_prefix"):
-        return provider_env_prefixes()
-    loop = re.fullmatch(r"(\w+)\.upper\(\)", field)
-    if loop:
-        # for attribute in ("token_url", ...): ... f"..._{attribute.upper()}"
-        literals = re.search(rf"\bfor\s+{loop.group(1)}\s+in\s+\(([^()]*)\)", text)
-        if literals:
-            return [value.upper() for value in re.findall(r"[\"'](\w+)[\"']", literals.group(1))]
-    return None
-
-
-def _expand(template: str, text: str) -> set[str] | None:
-    names = {""}
-    for literal, field in re.findall(r"([^{}]*)(?:\{([^{}]+)\})?", template):
-        values = [""] if not field else _field_values(field, text)
-        if values is None:
-            return None
-        names = {name + literal + value for name in names for value in values}
-    return {name for name in names if re.fullmatch(_NAME, name)}
-
-
-@cache
-def scan() -> tuple[dict[str, frozenset[str]], frozenset[str]]:
-    """(source file -> the environment variable names it reads, templates not understood).
-
-    f"{prefix}_DB_POOL_MAX" is expanded with the prefixes passed to `.from_env(env, "PREFIX")`
-    and credited to the file that passes the prefix; f"{provider.env_prefix}_CLIENT_ID" with
-    every provider of the catalog; f"..._{attribute.upper()}" with the loop's literals.
-    """
-    texts = {path.relative_to(ROOT).as_posix(): path.read_text(encoding="utf-8") for path in _source_files()}
-    constants = {ident: name for text in texts.values() for ident, name in _CONSTANT.findall(text)}
-    prefix_templates: set[str] = set()
-    unresolved: set[str] = set()
-    found: dict[str, set[str]] = {}
-    for relative, text in texts.items():
-        names: set[str] = set()
-        for is_fstring, literal, constant in _READER.findall(text):
-            if is_fstring and re.fullmatch(r"\{\w+\}_[A-Z0-9_]+", literal):
-                prefix_templates.add(literal)
-            elif is_fstring and _TEMPLATE_FIELD.search(literal):
-                expanded = _expand(literal, text)
-                if expanded is None:
-                    unresolved.add(f"{relative}: {literal}")
-                else:
-                    names |= expanded
-            elif re.fullmatch(_NAME, literal):
-                names.add(literal)
-            elif constant in constants:
-                names.add(constants[constant])
-        names.update(_OS_ENVIRON.findall(text))
-        names.update(_IN_ENVIRON.findall(text))
-        found[relative] = names
-    for relative, text in texts.items():
-        for prefix in _PREFIX_ARGUMENT.findall(text):
-            for template in prefix_templates:
-                found[relative].add(_TEMPLATE_FIELD.sub(prefix, template))
-    by_file = {relative: frozenset(names) for relative, names in found.items() if names}
-    return by_file, frozenset(unresolved)
-
-
-def names_read_by_file() -> dict[str, frozenset[str]]:
-    return scan()[0]
-
-
-def names_read_under(*prefixes: str) -> set[str]:
-    return {name for relative, names in names_read_by_file().items() if relative.startswith(prefixes) for name in names}
+def service_settings(name: str) -> set[str]:
+    """What the service's own configuration reads (not the launcher's): compose must pass these."""
+    names = names_read_by(name) - LAUNCHER
+    if name == "agent":
+        names -= set(AgentConfig.WORKER_ONLY)
+    return names
 
 
 def all_names_read() -> set[str]:
-    return names_read_under("")
+    return {variable for name in HAPEX_SERVICES for variable in names_read_by(name)} | TEST_SUITE_VARIABLES
 
 
 def secret_names() -> set[str]:
-    """Names read with secret_token(), plus any whose name says it is a key, token or password."""
-    texts = "\n".join(path.read_text(encoding="utf-8") for path in _source_files())
-    tokens = set(re.findall(rf"secret_token\(\s*[\"']({_NAME})[\"']", texts))
-    return tokens | {name for name in all_names_read() if _SECRET_WORDS.search(name)}
-
-
-# What each container runs, and so which code may read its environment.
-CONTAINER_CODE = {
-    "migrate": ("hapex/", "shared/"),
-    "intake": ("intake/", "shared/", "hapex/cli.py", "deploy/"),
-    "agent": ("agent_service/", "shared/", "hapex/cli.py", "deploy/"),
-    "worker": ("agent_service/", "shared/", "hapex/cli.py"),
-}
+    return {name for name in all_names_read() if _SECRET_WORDS.search(name)}
 
 
 # --- the files under test ----------------------------------------------------------------
@@ -263,51 +183,6 @@ def compose_only_names() -> set[str]:
     return set(environment("postgres")) - all_names_read()
 
 
-# --- the scanner itself ------------------------------------------------------------------
-
-
-def test_the_scanner_finds_what_each_service_reads():
-    by_file = names_read_by_file()
-    assert by_file.get("intake/config.py"), "no Environment reads found in intake/config.py"
-    assert by_file.get("agent_service/config.py"), "no Environment reads found in agent_service/config.py"
-    assert by_file.get("deploy/gunicorn.conf.py"), "no os.environ reads found in deploy/gunicorn.conf.py"
-    # Names built from a prefix are expanded too.
-    assert any(name.startswith("INTAKE_") and "POOL" in name for name in by_file["intake/config.py"])
-
-
-def test_the_scanner_understands_every_templated_name():
-    unresolved = scan()[1]
-    assert not unresolved, f"names built in a way this test cannot expand (teach _field_values): {sorted(unresolved)}"
-
-
-def test_the_scanner_expands_provider_variables():
-    prefixes = provider_env_prefixes()
-    assert prefixes, "the catalog has no providers"
-    loop = 'for attribute in ("token_url", "issuer"):\n    environ.get(f"{self.env_prefix}_{attribute.upper()}")'
-    assert _expand("{self.env_prefix}_{attribute.upper()}", loop) == {
-        f"{prefix}_{suffix}" for prefix in prefixes for suffix in ("TOKEN_URL", "ISSUER")
-    }
-    assert _expand("{unknown}_X", "") is None
-
-
-def test_the_scanner_reads_templates_constants_and_os_environ():
-    text = (
-        'env.integer(f"{prefix}_X", 1)\nPool.from_env(env, "ABC")\n'
-        'os.environ.get("OS_ONE")\nos.environ["OS_TWO"]\nenv.secret_token("TOKEN_ONE")\n'
-        'Environment(environ).database_url("URL_ONE")\nenv.require(KEY_VARIABLE)\n'
-        "self._environ.get(name)\n"
-    )
-    assert set(_READER.findall(text)) == {
-        ("f", "{prefix}_X", ""),
-        ("", "TOKEN_ONE", ""),
-        ("", "URL_ONE", ""),
-        ("", "", "KEY_VARIABLE"),
-        ("", "OS_ONE", ""),
-    }
-    assert set(_OS_ENVIRON.findall(text)) == {"OS_ONE", "OS_TWO"}
-    assert _PREFIX_ARGUMENT.findall(text) == ["ABC"]
-
-
 # --- docker-compose.yml -------------------------------------------------------------------
 
 
@@ -355,9 +230,22 @@ def test_commands_are_real_hapex_subcommands():
 
 def test_every_variable_a_hapex_service_gets_is_one_its_code_reads():
     for name in HAPEX_SERVICES:
-        readable = names_read_under(*CONTAINER_CODE[name])
-        unknown = set(environment(name)) - readable
+        unknown = set(environment(name)) - names_read_by(name)
         assert not unknown, f"{name} gets variables its code never reads: {sorted(unknown)}"
+
+
+def test_every_setting_a_service_reads_can_be_set_in_compose_or_is_documented_as_not_for_it():
+    """What .env.example documents for deployments reaches each service that reads it; the rest
+    (provider endpoint families, test and benchmark switches) is commented out there."""
+    entries = env_example()
+    not_for_compose = {entry for entry, (_, commented) in entries.items() if commented}
+    for name in ("intake", "agent", "worker"):
+        given = set(environment(name))
+        for variable in sorted(service_settings(name) - given):
+            assert documented(variable, not_for_compose), (
+                f"{name} reads {variable} but docker-compose.yml does not pass it: add it to {name}'s "
+                "environment, or comment it out in .env.example saying why deployments leave it unset"
+            )
 
 
 def test_every_interpolated_variable_is_read_by_the_code_or_by_postgres():
@@ -383,10 +271,12 @@ def test_services_take_no_env_file():
         assert "env_file" not in service(name), f"{name} uses env_file: list its variables instead"
 
 
-def test_intake_can_never_receive_the_encryption_key():
+def test_the_intake_is_never_handed_an_agent_only_secret():
     intake = environment("intake")
-    agent_only = names_read_under("agent_service/") - names_read_under(*CONTAINER_CODE["intake"])
-    assert "CREDENTIAL_ENCRYPTION_KEY" in agent_only
+    agent_only = (names_read_by("agent") | names_read_by("worker")) - names_read_by("intake")
+    client_secrets = {name for name in agent_only if name.endswith("_CLIENT_SECRET")}
+    assert {"CREDENTIAL_ENCRYPTION_KEY", "AGENT_ADMIN_TOKEN", "ANTHROPIC_API_KEY", "HAPEX_SMTP_PASSWORD"} <= agent_only
+    assert client_secrets and not [name for name in IntakeConfig.variables() if name.endswith("_CLIENT_SECRET")]
     assert not set(intake) & agent_only, f"intake gets agent-only variables: {set(intake) & agent_only}"
     for key, value in intake.items():
         referenced = {match[0] for match in _INTERPOLATION.findall(value)}
@@ -401,7 +291,7 @@ def test_intake_can_never_receive_the_encryption_key():
 
 def test_the_migration_runs_as_the_owner_and_the_services_as_their_roles():
     roles_sql = "\n".join(path.read_text(encoding="utf-8") for path in MIGRATIONS.glob("*.sql"))
-    assert "DATABASE_URL" in names_read_under("hapex/")
+    assert "DATABASE_URL" in LauncherSettings.variables()
     assert set(environment("migrate")) == {"DATABASE_URL"}
     expected = {
         "intake": ("INTAKE_DATABASE_URL", "hapex_intake"),
@@ -409,7 +299,7 @@ def test_the_migration_runs_as_the_owner_and_the_services_as_their_roles():
         "worker": ("AGENT_DATABASE_URL", "hapex_agent"),
     }
     for name, (variable, role) in expected.items():
-        assert variable in names_read_under(*CONTAINER_CODE[name])
+        assert variable in names_read_by(name)
         assert role in roles_sql, f"no migration creates {role}"
         assert parse_url(environment(name)[variable]).username == role
         assert "DATABASE_URL" not in environment(name), f"{name} must not get the owner's URL"
@@ -422,23 +312,6 @@ def test_the_migration_runs_as_the_owner_and_the_services_as_their_roles():
         assert service(name)["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
 
 
-def test_oauth_clients_reach_the_services_that_use_them():
-    """Each OAuth provider's client id reaches the intake (consent URLs); its secret only the agent."""
-    from shared.catalog import PROVIDERS, AuthKind
-
-    for provider in PROVIDERS.values():
-        if provider.auth_kind is not AuthKind.OAUTH2:
-            continue
-        client_id, secret = f"{provider.env_prefix}_CLIENT_ID", f"{provider.env_prefix}_CLIENT_SECRET"
-        for name in ("intake", "agent", "worker"):
-            readable = names_read_under(*CONTAINER_CODE[name])
-            for variable in (client_id, secret):
-                if variable in readable:
-                    assert variable in environment(name), f"{name} needs {variable}"
-                else:
-                    assert variable not in environment(name), f"{name} must not get {variable}"
-
-
 def test_tls_between_the_services():
     intake, agent = environment("intake"), environment("agent")
     url = parse_url(intake["AGENT_SERVICE_URL"])
@@ -447,7 +320,7 @@ def test_tls_between_the_services():
     for name, env in (("intake", intake), ("agent", agent)):
         mounts = bind_mounts(name)
         for variable in ("TLS_CERT_FILE", "TLS_KEY_FILE"):
-            assert variable in names_read_under(*CONTAINER_CODE[name])
+            assert variable in names_read_by(name)
             assert env[variable] in mounts, f"{name}'s {variable} is not mounted"
             assert mounts[env[variable]].startswith("./deploy/tls/")
     assert bind_mounts("intake")[intake["AGENT_SERVICE_CA"]].startswith("./deploy/tls/")
@@ -517,6 +390,8 @@ def test_the_key_detector_detects_a_key():
 
 
 def test_env_example_documents_every_variable_the_code_reads():
+    conftest = (ROOT / "tests" / "conftest.py").read_text(encoding="utf-8")
+    assert all(f'"{name}"' in conftest for name in TEST_SUITE_VARIABLES), "the test suite no longer reads these"
     entries = set(env_example())
     missing = {name for name in all_names_read() if not documented(name, entries)}
     assert not missing, f".env.example does not document {sorted(missing)}"

@@ -5,13 +5,14 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 
 from agent_service.admin.terminal import run_admin_command
+from agent_service.config import ReportsConfig
 from hapex.cli import main
 
 
 def test_hapex_admin_without_a_database_says_so_without_the_password(capsys):
     dsn = "postgresql://hapex_agent:pw-canary-5678@127.0.0.1:1/hapex?connect_timeout=1"
     code = run_admin_command(__import__("sys").stdout, __import__("sys").stderr, "queue",
-                             environ={"AGENT_DATABASE_URL": dsn})
+                             config=ReportsConfig.from_env({"AGENT_DATABASE_URL": dsn}))
     captured = capsys.readouterr()
     assert code == 1
     assert "AGENT_DATABASE_URL" in captured.err and "pw-canary-5678" not in captured.err + captured.out

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from agent_service.notifications.mailer import SMTPSettings
-from shared.config import ConfigError
+from agent_service.config import smtp_settings
+from shared.config import ConfigError, Environment
 
 SMTP = {"HAPEX_SMTP_HOST": "smtp.example.com", "HAPEX_SMTP_FROM": "Hapex <notices@example.com>"}
 
@@ -21,12 +21,13 @@ SMTP = {"HAPEX_SMTP_HOST": "smtp.example.com", "HAPEX_SMTP_FROM": "Hapex <notice
 ])
 def test_smtp_settings_that_do_not_work_name_the_variable_and_never_the_password(changes, variable):
     with pytest.raises(ConfigError) as raised:
-        SMTPSettings.from_env({**SMTP, **changes})
+        smtp_settings(Environment({**SMTP, **changes}))
     assert raised.value.variable == variable
     assert "pw-canary-123" not in str(raised.value)
 
 
 def test_smtp_settings_keep_the_password_out_of_their_repr():
-    settings = SMTPSettings.from_env({**SMTP, "HAPEX_SMTP_USERNAME": "hapex", "HAPEX_SMTP_PASSWORD": "pw-canary-123"})
+    env = Environment({**SMTP, "HAPEX_SMTP_USERNAME": "hapex", "HAPEX_SMTP_PASSWORD": "pw-canary-123"})
+    settings = smtp_settings(env)
     assert settings is not None and settings.port == 587 and settings.starttls
     assert "pw-canary-123" not in repr(settings)
