@@ -99,7 +99,16 @@ class Provider:
         unknown = set(endpoints) - set(ENDPOINT_FIELDS)
         if unknown:
             raise ValueError(f"not an endpoint of a provider: {sorted(unknown)}")
-        return replace(self, **endpoints) if endpoints else self
+        if not endpoints:
+            return self
+        return replace(
+            self,
+            authorization_url=endpoints.get("authorization_url", self.authorization_url),
+            token_url=endpoints.get("token_url", self.token_url),
+            revocation_url=endpoints.get("revocation_url", self.revocation_url),
+            api_base_url=endpoints.get("api_base_url", self.api_base_url),
+            issuer=endpoints.get("issuer", self.issuer),
+        )
 
 
 # What a deployment may point elsewhere, each from HAPEX_<KEY>_<FIELD> in the services' configuration.
