@@ -285,8 +285,11 @@ def test_a_provider_without_a_client_id_is_shown_unavailable_and_its_connect_is_
     assert owner_conn.execute("SELECT count(*) FROM oauth_states").fetchone() == (0,)
 
 
-def test_without_a_public_url_no_oauth_provider_can_be_connected(database, intake_db, agent_transport, owner_conn):
-    app = build_intake_app(database, intake_db, agent_transport)  # public_url unset
+def test_without_a_public_url_no_oauth_provider_can_be_connected(database, intake_db, agent_transport, owner_conn,
+                                                                  provider_clients):
+    # Client ids configured, public_url unset (IntakeConfig.from_env refuses that; built directly here).
+    providers = resolve_catalog(Environment(provider_clients))
+    app = build_intake_app(database, intake_db, agent_transport, providers=providers)
     client = Client(app, owner_conn)
     automation_id = save_automation(intake_db, client.client_id, "gmail.search")
     assert client.connect("google", automation_id=str(automation_id)).status_code == 409
@@ -560,11 +563,13 @@ def test_another_clients_connection_and_automation_ids_are_404_everywhere(
     pytest.param(502, {"error": "authorization_refused", "message": "CANARY-AGENT-ANSWER"}, id="5xx with a name"),
 ])
 def test_a_callback_the_agent_answers_badly_for_stores_nothing_and_echoes_nothing(
-        database, intake_db, agent_service_app, owner_conn, logs, status, body):
+        database, intake_db, agent_service_app, provider_clients, owner_conn, logs, status, body):
     from tests.integration.test_intake_hostile_agent import HostileAgent
 
     hostile = HostileAgent(agent_service_app)
-    me = Client(build_intake_app(database, intake_db, hostile, public_url=PUBLIC_URL), owner_conn)
+    app = build_intake_app(database, intake_db, hostile, public_url=PUBLIC_URL,
+                           providers=resolve_catalog(Environment(provider_clients)))
+    me = Client(app, owner_conn)
     automation_id = save_automation(intake_db, me.client_id, "gmail.search")
     _, query = consent_url(me.connect("google", automation_id=str(automation_id)))
     hostile.answer("POST", r"/v1/clients/[^/]+/connections/oauth", status, body)
