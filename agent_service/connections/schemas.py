@@ -32,8 +32,9 @@ class ApiKeySchema(Schema):
         unknown = RAISE
 
     provider = fields.String(required=True, validate=validate.OneOf(API_KEY_PROVIDERS))
-    api_key = fields.String(required=True, validate=validate.Length(16, 4096))
-    label = fields.String(load_default=None, validate=validate.Length(1, 100))
+    # PostgreSQL text cannot hold NUL: refused here (400) rather than failing the insert (500).
+    api_key = fields.String(required=True, validate=[validate.Length(16, 4096), validate.ContainsNoneOf("\x00")])
+    label = fields.String(load_default=None, validate=[validate.Length(1, 100), validate.ContainsNoneOf("\x00")])
 
 
 # --- what the agent answers --------------------------------------------------------------
