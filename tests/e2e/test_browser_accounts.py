@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from argon2 import Type, extract_parameters
+from playwright.sync_api import expect
 
 from shared.db import Database, tenant_transaction
 from tests.factories import client_of, make_automation, make_connection
@@ -72,8 +73,8 @@ def test_a_client_signs_up_logs_out_logs_in_changes_password_and_deletes_the_acc
 
     sign_up(page, email)
     assert path_of(page) == "/automations"
-    assert page.get_by_text("Welcome to Hapex. Your account is ready.").is_visible()
-    assert page.get_by_text("You have no automations yet.").is_visible()
+    expect(page.get_by_text("Welcome to Hapex. Your account is ready.")).to_be_visible()
+    expect(page.get_by_text("You have no automations yet.")).to_be_visible()
     cookie = session_cookie(context)
     assert cookie is not None
     assert cookie["secure"] and cookie["httpOnly"] and cookie["sameSite"] == "Lax" and cookie["path"] == "/"
@@ -83,7 +84,7 @@ def test_a_client_signs_up_logs_out_logs_in_changes_password_and_deletes_the_acc
 
     for name in ("Connections", "Runs", "Costs", "Account", "Automations"):
         page.get_by_role("link", name=name, exact=True).click()
-        assert page.get_by_role("heading", level=1).is_visible()
+        expect(page.get_by_role("heading", level=1)).to_be_visible()
     assert page.get_by_text(email).count() == 0  # the automations page shows no account details
 
     log_out(page)
@@ -98,13 +99,13 @@ def test_a_client_signs_up_logs_out_logs_in_changes_password_and_deletes_the_acc
     assert path_of(page) == "/automations"
 
     page.goto("/account")
-    assert page.get_by_text(email).is_visible()
+    expect(page.get_by_text(email)).to_be_visible()
     page.get_by_label("Current password").fill(PASSWORD)
     page.get_by_label("New password", exact=True).fill(NEW_PASSWORD)
     page.get_by_label("New password, again").fill(NEW_PASSWORD)
     page.get_by_role("button", name="Change password").click()
     assert path_of(page) == "/account"
-    assert page.get_by_text("Your password was changed").is_visible()
+    expect(page.get_by_text("Your password was changed")).to_be_visible()
 
     log_out(page)
     log_in(page, email, PASSWORD)
@@ -117,7 +118,7 @@ def test_a_client_signs_up_logs_out_logs_in_changes_password_and_deletes_the_acc
     page.get_by_label("Your password").fill(NEW_PASSWORD)
     page.get_by_role("button", name="Delete my account and all its data").click()
     assert path_of(page) == "/"
-    assert page.get_by_text("Your account and everything it held have been deleted.").is_visible()
+    expect(page.get_by_text("Your account and everything it held have been deleted.")).to_be_visible()
     assert owner.execute("SELECT count(*) FROM clients WHERE client_id = %s", [client_id]).fetchone() == (0,)
     assert owner.execute("SELECT count(*) FROM sessions WHERE client_id = %s", [client_id]).fetchone() == (0,)
     log_in(page, email, NEW_PASSWORD)
@@ -168,14 +169,14 @@ def test_a_second_client_cannot_open_the_first_clients_pages_by_editing_ids(cont
         response = first.goto(url)
         assert response is not None and response.status == 200, url
     first.goto("/automations")
-    assert first.get_by_text(name).is_visible()
+    expect(first.get_by_text(name)).to_be_visible()
 
     second = context_factory().new_page()
     sign_up(second, new_email(), business="Second Ltd")
     for url in urls:
         response = second.goto(url)
         assert response is not None and response.status == 404, url
-        assert second.get_by_role("heading", name="Not found").is_visible()
+        expect(second.get_by_role("heading", name="Not found")).to_be_visible()
         assert name not in second.content()
     for listing in ("/automations", "/connections", "/runs"):
         second.goto(listing)

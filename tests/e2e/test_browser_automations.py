@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import requests
+from playwright.sync_api import expect
 
 from tests.e2e.conftest import wait_for
 from tests.e2e.test_browser_accounts import new_email, path_of, sign_up
@@ -27,7 +28,7 @@ def test_a_client_builds_the_digest_without_javascript_enables_it_and_runs_it(no
     add_step(page, "gmail.search")
     page.locator("#steps-0-value-query").fill("is:unread newer_than:1d")
     add_step(page, "llm.summarise")
-    assert page.get_by_role("group", name="Step 1: Search emails").is_visible()
+    expect(page.get_by_role("group", name="Step 1: Search emails")).to_be_visible()
     page.locator("#steps-1-ref-text").select_option("steps.0.messages")
     add_step(page, "slack.post_message")
     page.locator("#steps-2-value-channel").fill("#support")
@@ -38,31 +39,31 @@ def test_a_client_builds_the_digest_without_javascript_enables_it_and_runs_it(no
     page.get_by_role("button", name="Save automation").click()
 
     assert re.fullmatch(r"/automations/[0-9a-f-]{36}", path_of(page))
-    assert page.get_by_text("The automation was saved.").is_visible()
+    expect(page.get_by_text("The automation was saved.")).to_be_visible()
     automation_id = path_of(page).rsplit("/", 1)[1]
     saved = owner.execute("SELECT version, steps, status FROM automations WHERE automation_id = %s",
                           [automation_id]).fetchone()
     assert saved == (1, DIGEST["steps"], "draft")
-    assert page.get_by_role("heading", name="Access it needs").is_visible()
-    assert page.get_by_text("https://www.googleapis.com/auth/gmail.readonly").is_visible()
+    expect(page.get_by_role("heading", name="Access it needs")).to_be_visible()
+    expect(page.get_by_text("https://www.googleapis.com/auth/gmail.readonly")).to_be_visible()
 
     page.get_by_role("button", name="Enable", exact=True).click()
-    assert page.get_by_text("The automation is enabled.").is_visible()
+    expect(page.get_by_text("The automation is enabled.")).to_be_visible()
     assert owner.execute("SELECT status FROM automations WHERE automation_id = %s",
                          [automation_id]).fetchone() == ("enabled",)
 
     page.get_by_role("button", name="Run now").click()
-    assert page.get_by_text("The run is queued.").is_visible()
+    expect(page.get_by_text("The run is queued.")).to_be_visible()
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Runs").click()
     assert path_of(page) == "/runs"
     row = page.get_by_role("row").filter(has_text="Morning digest")
     assert row.count() == 1
-    assert row.get_by_text("queued").is_visible()
-    assert row.get_by_text("manual").is_visible()
+    expect(row.get_by_text("queued")).to_be_visible()
+    expect(row.get_by_text("manual")).to_be_visible()
     run_id = owner.execute("SELECT run_id FROM runs WHERE automation_id = %s", [automation_id]).fetchone()[0]
     row.get_by_role("link").first.click()
     assert path_of(page) == f"/runs/{run_id}"
-    assert page.get_by_role("cell", name="gmail.search").is_visible()
+    expect(page.get_by_role("cell", name="gmail.search")).to_be_visible()
 
 
 def test_a_webhook_address_shown_once_starts_a_run_over_tls_and_never_reaches_a_log(no_script_page, owner,

@@ -9,6 +9,8 @@ from __future__ import annotations
 import uuid
 from urllib.parse import parse_qs, urlsplit
 
+from playwright.sync_api import expect
+
 from shared.automations.repository import create_automation, set_status
 from shared.db import Database, tenant_transaction
 from tests.factories import client_of
@@ -59,7 +61,7 @@ def test_a_client_connects_google_through_its_consent_page_and_disconnects_it(
 
     page.goto("/connections")
     google = page.locator("section", has=page.locator("#provider-google"))
-    assert google.get_by_text("Used by: Inbox summary.").is_visible()
+    expect(google.get_by_text("Used by: Inbox summary.")).to_be_visible()
     google.get_by_role("button", name="Connect Google Workspace").click()
     # Our page names what will be asked, then moves on to the provider by itself.
     page.wait_for_url(standin.url + "/authorize?**")
@@ -73,9 +75,9 @@ def test_a_client_connects_google_through_its_consent_page_and_disconnects_it(
     page.get_by_role("link", name="Allow").click()
     page.wait_for_url(live_stack.intake_url + "/connections/*")
     connection_id = urlsplit(page.url).path.rsplit("/", 1)[1]
-    assert page.get_by_text("Google Workspace is connected.").is_visible()
+    expect(page.get_by_text("Google Workspace is connected.")).to_be_visible()
     assert page.locator(".facts .status").inner_text() == "active"
-    assert page.get_by_text(METADATA).is_visible()
+    expect(page.get_by_text(METADATA)).to_be_visible()
     assert standin.state.calls["POST /token"] == tokens_before + 1
     token_request = parse_qs(standin.state.bodies["POST /token"][-1].decode())
     assert token_request["code_verifier"][0] not in page.content()
@@ -91,12 +93,12 @@ def test_a_client_connects_google_through_its_consent_page_and_disconnects_it(
     page.get_by_label("Yes, disconnect it").check()
     page.get_by_role("button", name="Disconnect Google Workspace").click()
     assert urlsplit(page.url).path == f"/connections/{connection_id}"
-    assert page.get_by_text("confirmed that Hapex's access is revoked").is_visible()
+    expect(page.get_by_text("confirmed that Hapex's access is revoked")).to_be_visible()
     assert page.locator(".facts .status").inner_text() == "revoked"
     assert standin.state.calls["POST /revoke"] == revocations_before + 1
     assert owner.execute("SELECT count(*) FROM credentials WHERE connection_id = %s",
                          [connection_id]).fetchone() == (0,)
-    assert page.get_by_text("Paused because they used Google Workspace: Inbox summary.").is_visible()
+    expect(page.get_by_text("Paused because they used Google Workspace: Inbox summary.")).to_be_visible()
     assert owner.execute("SELECT status FROM automations WHERE automation_id = %s",
                          [automation_id]).fetchone() == ("paused",)
 

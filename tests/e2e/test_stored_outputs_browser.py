@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from playwright.sync_api import expect
+
 from tests.e2e.test_browser_accounts import new_email, path_of, sign_up
 from tests.e2e.test_browser_automations import add_step
 
@@ -15,8 +17,9 @@ def test_a_client_turns_on_storing_outputs_without_javascript_and_the_automation
     sign_up(page, new_email())
     page.goto("/automations/new")
     switch = page.get_by_label("Store step outputs")
-    assert switch.is_visible() and not switch.is_checked()
-    assert page.get_by_text("the same keys as your credentials").is_visible()
+    expect(switch).to_be_visible()
+    assert not switch.is_checked()
+    expect(page.get_by_text("the same keys as your credentials")).to_be_visible()
 
     page.get_by_label("Name", exact=True).fill("Daily note")
     page.get_by_label("Store step outputs").check()
@@ -30,7 +33,7 @@ def test_a_client_turns_on_storing_outputs_without_javascript_and_the_automation
     automation_id = path_of(page).rsplit("/", 1)[1]
     assert owner.execute("SELECT store_outputs FROM automations WHERE automation_id = %s",
                          [automation_id]).fetchone() == (True,)
-    assert page.get_by_text("Stored, encrypted like your credentials, and shown on each run's page").is_visible()
+    expect(page.get_by_text("Stored, encrypted like your credentials, and shown on each run's page")).to_be_visible()
 
     page.get_by_role("link", name="Edit").click()
     assert page.get_by_label("Store step outputs").is_checked()
@@ -39,4 +42,4 @@ def test_a_client_turns_on_storing_outputs_without_javascript_and_the_automation
     assert path_of(page) == f"/automations/{automation_id}"
     assert owner.execute("SELECT store_outputs FROM automations WHERE automation_id = %s",
                          [automation_id]).fetchone() == (False,)
-    assert page.get_by_text("Not stored: they pass from step to step in memory").is_visible()
+    expect(page.get_by_text("Not stored: they pass from step to step in memory")).to_be_visible()
