@@ -87,6 +87,21 @@ def test_every_call_carries_the_bearer_token_our_ca_no_redirects_and_no_environm
     assert agent.session.trust_env is False
 
 
+def test_a_redirect_to_the_agents_own_host_is_not_followed_so_the_token_goes_nowhere_else(agent, fake, monkeypatch):
+    """requests keeps Authorization on a same-host redirect; only allow_redirects=False stops it."""
+    elsewhere = fake.get(f"{AGENT}/elsewhere", json={"available": True, "over_budget": False})
+    fake.get(f"{AGENT}/v1/clients/{CLIENT}/chat", status=302, headers={"Location": f"{AGENT}/elsewhere"})
+    fake.assert_all_requests_are_fired = False
+    asked: list[dict] = []
+    request = agent.session.request
+    monkeypatch.setattr(agent.session, "request", lambda *a, **kw: asked.append(kw) or request(*a, **kw))
+    with pytest.raises(AgentUnavailable):
+        agent.chat_status(CLIENT)
+    assert elsewhere.call_count == 0
+    assert len(fake.calls) == 1
+    assert [kwargs["allow_redirects"] for kwargs in asked] == [False]
+
+
 def test_an_agent_url_that_is_not_https_is_refused_at_start():
     with pytest.raises(ValueError, match="https"):
         AgentClient(IntakeConfig(database_url="x", session_secret=Secret("s" * 43),
