@@ -13,6 +13,7 @@ client content, nor the token.
 
 from __future__ import annotations
 
+import json as jsonlib
 import logging
 import re
 import uuid
@@ -51,6 +52,9 @@ CHAT_REFUSALS_AT_5XX = frozenset({CHAT_UNAVAILABLE, MODEL_ERROR, MODEL_TIMEOUT})
 # An error name is an identifier and a message one sentence; anything else is not the agent's shape.
 _ERROR_NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
 MAX_MESSAGE_LENGTH = 500
+# The most of an agent's answer the intake reads; stored step outputs (16 MiB each) come larger.
+MAX_BODY_BYTES = 1024 * 1024
+MAX_OUTPUTS_BODY_BYTES = 64 * 1024 * 1024
 # Statuses that say the intake itself is misconfigured (its token), not that the agent declined.
 _TOKEN_REFUSED = frozenset({401, 403})
 
@@ -275,10 +279,28 @@ def _nothing(body: dict[str, Any]) -> None:
     return None
 
 
-def _json_object(response: requests.Response) -> dict[str, Any] | None:
+class _TooLarge(Exception):
+    """The agent's answer is longer than the intake reads."""
+
+
+def _read(response: requests.Response, max_bytes: int) -> bytes:
+    """The answer's bytes, read no further than max_bytes whatever Content-Length claims."""
+    declared = response.headers.get("Content-Length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise _TooLarge()
+    chunks, size = [], 0
+    for chunk in response.iter_content(64 * 1024):
+        size += len(chunk)
+        if size > max_bytes:
+            raise _TooLarge()
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _json_object(content: bytes) -> dict[str, Any] | None:
     try:
-        body = response.json()
-    except ValueError:
+        body = jsonlib.loads(content)
+    except (ValueError, RecursionError):  # a deeply nested body is not the agent's shape either
         return None
     return body if isinstance(body, dict) else None
 
@@ -349,14 +371,16 @@ class AgentClient:
                           expect=202, json={"trigger": trigger})
 
     def run_outputs(self, client_id: uuid.UUID, run_id: uuid.UUID) -> tuple[StepOutput, ...]:
-        return self._call("GET", f"/v1/clients/{client_id}/runs/{run_id}/outputs", _step_outputs, expect=200)
+        return self._call("GET", f"/v1/clients/{client_id}/runs/{run_id}/outputs", _step_outputs, expect=200,
+                          max_bytes=MAX_OUTPUTS_BODY_BYTES)
 
     def client_outputs(self, client_id: uuid.UUID, *, after: OutputsCursor | None, limit: int) -> OutputsPage:
         """One page of every stored output of the client, for its data export."""
         params: dict[str, str | int] = {"limit": limit}
         if after is not None:
             params.update(after_run=str(after.after_run), after_step=after.after_step)
-        return self._call("GET", f"/v1/clients/{client_id}/outputs", _outputs_page, expect=200, params=params)
+        return self._call("GET", f"/v1/clients/{client_id}/outputs", _outputs_page, expect=200, params=params,
+                          max_bytes=MAX_OUTPUTS_BODY_BYTES)
 
     # the build chat
 
@@ -382,7 +406,8 @@ class AgentClient:
 
     def _call(self, method: str, path: str, parse: Callable[[dict[str, Any]], T], *, expect: int,
               json: Any = None, params: dict[str, str | int] | None = None,
-              timeout: tuple[float, float] = TIMEOUT, refusals_at_5xx: frozenset[str] = frozenset()) -> T:
+              timeout: tuple[float, float] = TIMEOUT, refusals_at_5xx: frozenset[str] = frozenset(),
+              max_bytes: int = MAX_BODY_BYTES) -> T:
         where = {"method": method, "path": path}
         try:
             response = self.session.request(
@@ -394,12 +419,18 @@ class AgentClient:
                 timeout=timeout,
                 verify=self.verify,
                 allow_redirects=False,
+                stream=True,
             )
+            with response:
+                content = _read(response, max_bytes)
         except requests.RequestException as exc:
             logger.warning("agent service unreachable", extra={**where, "error_class": type(exc).__name__})
             raise AgentUnavailable() from None
+        except _TooLarge:
+            logger.warning("agent answer too large", extra={**where, "status_code": response.status_code})
+            raise AgentUnavailable() from None
         status = response.status_code
-        body = _json_object(response)
+        body = _json_object(content)
         if status == expect and body is not None:
             try:
                 return parse(body)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import re
 import uuid
 from collections.abc import Iterator
@@ -48,13 +49,13 @@ class WSGIAdapter(BaseAdapter):
         response.url = request.url
         if self.fail_with is not None:
             response.status_code = self.fail_with
-            response._content = b'{"error": "unavailable", "message": "down"}'
+            response.raw = io.BytesIO(b'{"error": "unavailable", "message": "down"}')
             return response
         answer = self.client.open(path, method=request.method, headers=dict(request.headers),
                                   data=request.body)
         response.status_code = answer.status_code
         response.headers = CaseInsensitiveDict(answer.headers)
-        response._content = answer.get_data()
+        response.raw = io.BytesIO(answer.get_data())
         return response
 
     def close(self) -> None:

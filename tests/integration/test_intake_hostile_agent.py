@@ -7,6 +7,7 @@ answer (HTML on a 5xx, a huge error message, an unexpected status, a body of the
 from __future__ import annotations
 
 import html
+import io
 import json
 import logging
 import re
@@ -42,7 +43,7 @@ class HostileAgent(WSGIAdapter):
                 response = requests.Response()
                 response.request, response.url, response.status_code = request, request.url, status
                 response.headers["Content-Type"] = content_type
-                response._content = raw
+                response.raw = io.BytesIO(raw)
                 return response
         return super().send(request, **kwargs)
 
@@ -118,6 +119,8 @@ def test_a_webhook_call_with_a_hostile_agent_answer_gets_the_json_unavailable_er
     pytest.param(500, {"error": "not_found", "message": CANARY}, id="a 5xx the chat does not name"),
     pytest.param(200, {"kind": "proposal", "automation": CANARY}, id="proposal without an automation"),
     pytest.param(200, {"kind": "sonnet", "text": CANARY}, id="neither question nor proposal"),
+    pytest.param(200, b'{"kind": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", id="nested past the parser's depth"),
+    pytest.param(200, b'{"kind": "question", "text": "' + CANARY.encode() * 50_000 + b'"}', id="over a MiB"),
 ])
 def test_a_chat_reply_with_a_hostile_agent_answer_keeps_the_message_and_echoes_nothing(
         visitor, owner_conn, hostile, caplog, status, body):

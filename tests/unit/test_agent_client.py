@@ -184,6 +184,19 @@ def test_client_outputs_are_paged_with_the_cursor_the_agent_gave(agent, fake):
     assert agent.client_outputs(CLIENT, after=page.next, limit=2).next is None
 
 
+def test_an_answer_that_declares_no_length_is_read_no_further_than_the_cap(agent, fake):
+    fake.get(f"{AGENT}/v1/clients/{CLIENT}/chat",
+             json={"available": True, "over_budget": False, "x": "x" * agent_client.MAX_BODY_BYTES})
+    with pytest.raises(AgentUnavailable):
+        agent.chat_status(CLIENT)
+
+
+def test_an_outputs_page_may_be_larger_than_other_answers(agent, fake):
+    big = "x" * (2 * agent_client.MAX_BODY_BYTES)
+    fake.get(f"{AGENT}/v1/clients/{CLIENT}/outputs", json={"outputs": [{"step_index": 0, "output": big}], "next": None})
+    assert agent.client_outputs(CLIENT, after=None, limit=1).outputs[0]["output"] == big
+
+
 def test_chat_status_reads_only_true_as_true(agent, fake):
     fake.get(f"{AGENT}/v1/clients/{CLIENT}/chat", json={"available": "yes", "over_budget": True})
     assert agent.chat_status(CLIENT) == ChatStatus(available=False, over_budget=True)
@@ -290,6 +303,11 @@ def _run_url(automation_id: uuid.UUID) -> str:
     pytest.param({"status": 202, "json": {"run_id": 7, "status": "queued"}}, id="202 run id a number"),
     pytest.param({"status": 202, "json": {"status": "queued"}}, id="202 without run id"),
     pytest.param({"status": 202, "json": [CANARY]}, id="202 a list"),
+    pytest.param({"status": 202, "body": "[" * 100_000 + "]" * 100_000}, id="nested past the parser's depth"),
+    pytest.param({"status": 409, "body": '{"error": ' + "[" * 100_000 + "]" * 100_000 + "}"},
+                 id="4xx nested past the parser's depth"),
+    pytest.param({"status": 202, "json": {"run_id": str(uuid.uuid4()), "status": "queued", "x": CANARY * 60_000}},
+                 id="over a MiB"),
     pytest.param({"body": requests.exceptions.ConnectionError(CANARY)}, id="unreachable"),
     pytest.param({"body": requests.exceptions.ReadTimeout(CANARY)}, id="timeout"),
     pytest.param({"body": requests.exceptions.SSLError(CANARY)}, id="certificate not ours"),
