@@ -221,8 +221,9 @@ def _connected(body: dict[str, Any]) -> Connected:
 
 def _stored_key(body: dict[str, Any]) -> StoredKey:
     connection = _object(body["connection"])
+    # The agent promises the key's last four characters; no more of its text reaches a page.
     return StoredKey(connection_id=_uuid(connection["connection_id"]),
-                     secret_hint=_optional_str(connection, "secret_hint") or None)
+                     secret_hint=_optional_str(connection, "secret_hint")[-4:] or None)
 
 
 def _disconnected(body: dict[str, Any]) -> Disconnected:

@@ -14,7 +14,7 @@ import hashlib
 import hmac
 import logging
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -374,11 +374,13 @@ def oauth_callback(provider_key: str) -> ResponseReturnValue:
                                 "Please start again in a few minutes.", 503)
     except AgentRefused as refused:
         return _exchange_refused(provider, refused)
-    return _exchange_outcome(provider, connected)
+    return _exchange_outcome(provider, connected, accepted.requested_scopes)
 
 
-def _exchange_outcome(provider: Provider, connected: Connected) -> ResponseReturnValue:
-    missing = list(connected.missing_scopes)
+def _exchange_outcome(provider: Provider, connected: Connected,
+                      requested_scopes: Sequence[str]) -> ResponseReturnValue:
+    # Only scopes the intake asked for are named back to the client: the agent's text is not shown.
+    missing = [scope for scope in connected.missing_scopes if scope in requested_scopes]
     logger.info("connection authorised", extra={"client_id": _client_id(), "provider": provider.key,
                                                 "connection_id": connected.connection_id, "count": len(missing)})
     if missing:

@@ -581,3 +581,30 @@ def test_a_callback_the_agent_answers_badly_for_stores_nothing_and_echoes_nothin
     assert "CANARY-AGENT-ANSWER" not in text and "CANARY-AGENT-ANSWER" not in logged(logs)
     assert ("POST", f"/v1/clients/{me.client_id}/connections/oauth") in hostile.calls
     assert owner_conn.execute("SELECT count(*) FROM connections").fetchone() == (0,)
+
+
+def test_a_hostile_agents_success_answer_shows_only_scopes_the_intake_asked_for_and_a_four_character_hint(
+        database, intake_db, agent_service_app, owner_conn):
+    from tests.integration.test_intake_hostile_agent import HostileAgent
+
+    hostile = HostileAgent(agent_service_app)
+    me = Client(build_intake_app(database, intake_db, hostile, public_url=PUBLIC_URL), owner_conn)
+    automation_id = save_automation(intake_db, me.client_id, "gmail.search")
+    _, query = consent_url(me.connect("google", automation_id=str(automation_id)))
+    asked = query["scope"].split()[0]
+    hostile.answer("POST", r"/v1/clients/[^/]+/connections/oauth", 201,
+                   {"connection": {"connection_id": str(uuid.uuid4())},
+                    "missing_scopes": ["<b>CANARY-AGENT-ANSWER</b>", asked]})
+    me.callback("google", state=query["state"], code="4/0code-" + secrets.token_hex(8),
+                iss="https://accounts.google.com")
+    page = html.unescape(me.page("/connections"))
+    assert f"Not granted: {asked}." in page
+    assert "CANARY-AGENT-ANSWER" not in page
+
+    hostile.answer("POST", r"/v1/clients/[^/]+/connections/api-key", 201,
+                   {"connection": {"connection_id": str(uuid.uuid4()), "secret_hint": "CANARY-AGENT-ANSWER-Zq9w"}})
+    me.visitor.post("/connections/api-key", {"provider": "webhook", "api_key": "whsec_" + "k" * 30},
+                    token_from="/connections")
+    page = html.unescape(me.page("/connections"))
+    assert "only its last four characters, …Zq9w." in page
+    assert "CANARY-AGENT-ANSWER" not in page

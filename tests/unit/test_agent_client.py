@@ -139,6 +139,13 @@ def test_store_api_key_passes_the_key_through_and_returns_its_hint_only(agent, f
     assert sent_json(fake) == {"provider": "webhook", "api_key": "whsec_abcdefZq9w"}
 
 
+def test_a_secret_hint_longer_than_four_characters_is_clipped_to_the_last_four(agent, fake):
+    fake.post(f"{AGENT}/v1/clients/{CLIENT}/connections/api-key", status=201,
+              json={"connection": {"connection_id": str(uuid.uuid4()), "secret_hint": f"{CANARY}Zq9w"}})
+    stored = agent.store_api_key(CLIENT, provider="webhook", api_key=Secret("whsec_abcdefZq9w"), label=None)
+    assert stored.secret_hint == "Zq9w"
+
+
 def test_disconnect_and_revoking_everything_use_delete(agent, fake):
     connection_id = uuid.uuid4()
     fake.delete(f"{AGENT}/v1/clients/{CLIENT}/connections/{connection_id}",
