@@ -6,10 +6,14 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from marshmallow import RAISE, Schema, ValidationError, fields, post_load
+from marshmallow import RAISE, Schema, ValidationError, fields, post_load, validate
 
 DEFAULT_DAYS = 30
 MAX_DAYS = 366
+# Days a period may name: before Hapex there is nothing to report, and past the calendar's last
+# day a period's end (the next midnight) does not exist.
+EARLIEST = date(2000, 1, 1)
+LATEST = date.max - timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -37,9 +41,9 @@ class PeriodSchema(Schema):
     class Meta:
         unknown = RAISE
 
-    since = fields.Date(load_default=None, metadata={
+    since = fields.Date(load_default=None, validate=validate.Range(min=EARLIEST, max=LATEST), metadata={
         "description": "First day (UTC) of the period, ISO date; by default 29 days before until."})
-    until = fields.Date(load_default=None, metadata={
+    until = fields.Date(load_default=None, validate=validate.Range(min=EARLIEST, max=LATEST), metadata={
         "description": f"Last day (UTC) of the period, ISO date, at most {MAX_DAYS} days after since; by default "
                        "today."})
 

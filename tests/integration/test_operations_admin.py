@@ -204,6 +204,10 @@ def test_the_queue_report_counts_jobs_and_shows_worker_heartbeats(api, owner_con
     {"since": "2026-03-10", "until": "2026-03-01"},
     {"since": "2024-01-01", "until": "2026-01-01"},
     {"from": "2026-01-01"},
+    {"until": "0001-01-01"},
+    {"until": "9999-12-31"},
+    {"since": "0001-01-01", "until": "0001-01-01"},
+    {"since": "9999-12-31", "until": "9999-12-31"},
 ])
 def test_a_bad_period_is_a_400_in_the_error_shape(api, query):
     response = api.get("/v1/admin/clients", query_string=query, headers=bearer(ADMIN))

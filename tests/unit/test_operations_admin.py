@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
+import pytest
+from marshmallow import ValidationError
+
 from agent_service.admin.terminal import run_admin_command
 from agent_service.config import ReportsConfig
 from hapex.cli import main
@@ -30,3 +33,18 @@ def test_the_period_defaults_are_whole_utc_days():
     period_ = load_period({"since": "2026-03-01", "until": "2026-03-01"}, today=date(2026, 3, 5))
     assert (period_.start, period_.end) == (datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 3, 2, tzinfo=UTC))
     assert load_period({}, today=date(2026, 3, 30)).since == date(2026, 3, 1)
+
+
+@pytest.mark.parametrize(("arguments", "field"), [
+    ({"until": "0001-01-01"}, "until"),
+    ({"until": "9999-12-31"}, "until"),
+    ({"since": "0001-01-01", "until": "0001-01-01"}, "since"),
+    ({"since": "9999-12-31", "until": "9999-12-31"}, "until"),
+])
+def test_a_period_at_the_ends_of_the_calendar_is_refused_by_field_not_overflowed(arguments, field):
+    from agent_service.admin.schemas import load_period
+
+    with pytest.raises(ValidationError) as refused:
+        period_ = load_period(arguments, today=date(2026, 3, 5))
+        (period_.start, period_.end)
+    assert field in refused.value.messages
