@@ -35,6 +35,7 @@ CHAT_REPLY_TIMEOUT = (3.05, 130.0)
 # The agent's error names the intake tells apart. They are the agent's words: when the agent
 # renames one, this is the only line to change.
 NOT_FOUND = "not_found"
+CLIENT_NOT_FOUND = "client_not_found"  # the agent has no such client: the two services disagree
 PROVIDER_NOT_CONFIGURED = "provider_not_configured"  # the code exchange's 409: not on this deployment
 RUN_REFUSED = "run_refused"
 AUTOMATION_PAUSED = "automation_paused"
@@ -439,6 +440,9 @@ class AgentClient:
                 logger.warning("agent answer malformed", extra={**where, "status_code": status})
                 raise AgentUnavailable() from None
         refused = _refusal(status, body, refusals_at_5xx)
+        if refused is not None and refused.name == CLIENT_NOT_FOUND:
+            logger.error("agent has no such client", extra={**where, "status_code": status})
+            raise AgentUnavailable()
         if refused is not None:
             logger.info("agent refused", extra={**where, "status_code": status, "error": refused.name})
             raise refused

@@ -37,6 +37,9 @@ blueprint = Blueprint("connections", __name__, url_prefix="/v1/clients/<uuid:cli
 
 
 class ClientNotFound(NotFound):
+    """The intake named a client the agent has no row for: its own name, so no one reads it as a missing connection."""
+
+    name = "client_not_found"
     message = "No such client."
 
 

@@ -107,6 +107,13 @@ def test_a_client_sees_only_its_own_connections(api, intake_db, agent_db):
     assert stolen.json == {"error": "not_found", "message": "No such connection."}
 
 
+def test_storing_a_key_for_a_client_the_agent_does_not_know_is_client_not_found(api):
+    response = api.post(f"/v1/clients/{uuid.uuid4()}/connections/api-key", headers=bearer(SERVICE),
+                        json={"provider": "webhook", "api_key": "whsec_" + "k" * 30})
+    assert response.status_code == 404
+    assert response.json == {"error": "client_not_found", "message": "No such client."}
+
+
 def test_unknown_routes_and_methods_answer_in_the_error_shape(api):
     missing = api.get("/v1/nothing-here", headers=bearer(SERVICE))
     assert missing.status_code == 404 and set(missing.json) == {"error", "message"}

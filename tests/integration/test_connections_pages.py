@@ -608,3 +608,21 @@ def test_a_hostile_agents_success_answer_shows_only_scopes_the_intake_asked_for_
     page = html.unescape(me.page("/connections"))
     assert "only its last four characters, …Zq9w." in page
     assert "CANARY-AGENT-ANSWER" not in page
+
+
+def test_a_client_the_agent_does_not_know_is_a_clear_error_not_a_missing_connection(
+        database, intake_db, agent_service_app, owner_conn):
+    from tests.integration.test_intake_hostile_agent import HostileAgent
+
+    hostile = HostileAgent(agent_service_app)
+    me = Client(build_intake_app(database, intake_db, hostile, public_url=PUBLIC_URL), owner_conn)
+    automation_id = save_automation(intake_db, me.client_id, "gmail.search")
+    _, query = consent_url(me.connect("google", automation_id=str(automation_id)))
+    hostile.answer("POST", r"/v1/clients/[^/]+/connections/oauth", 404,
+                   {"error": "client_not_found", "message": "No such client."})
+    answer = me.callback("google", state=query["state"], code="4/0code-" + secrets.token_hex(8),
+                         iss="https://accounts.google.com")
+    text = html.unescape(answer.get_data(as_text=True))
+    assert answer.status_code == 503
+    assert "so nothing was stored. Please start again in a few minutes." in text
+    assert "no longer exists" not in text

@@ -273,6 +273,7 @@ def test_the_error_names_the_intake_branches_on_are_the_agents():
     from shared.errors import NotFound
 
     assert agent_client.NOT_FOUND == _own_name(NotFound)
+    assert agent_client.CLIENT_NOT_FOUND == _own_name(connection_views.ClientNotFound)
     assert agent_client.PROVIDER_NOT_CONFIGURED == _own_name(connection_views.ProviderNotConfigured)
     assert agent_client.RUN_REFUSALS == {_own_name(RunRefused), _own_name(AutomationPaused),
                                          _own_name(BudgetExhausted)}
@@ -329,6 +330,15 @@ def test_anything_but_the_promised_answer_or_the_error_shape_is_agent_unavailabl
     assert CANARY not in str(unavailable.value)
     logged = "\n".join(f"{record.getMessage()} {record.__dict__}" for record in caplog.records)
     assert logged and CANARY not in logged and TOKEN not in logged
+
+
+def test_a_client_the_agent_does_not_know_is_agent_unavailable_not_a_refusal_to_explain(agent, fake, caplog):
+    """The intake and the agent disagree about who exists: a deployment fault, not the client's doing."""
+    fake.post(f"{AGENT}/v1/clients/{CLIENT}/connections/api-key", status=404,
+              json=refusal("client_not_found", "No such client."))
+    with pytest.raises(AgentUnavailable):
+        agent.store_api_key(CLIENT, provider="webhook", api_key=Secret("whsec_abcdefZq9w"), label=None)
+    assert any(record.levelno == logging.ERROR and "client" in record.getMessage() for record in caplog.records)
 
 
 @pytest.mark.parametrize("name", ["not_found", "internal_error"])
