@@ -334,11 +334,15 @@ def _check_agent_reachable(report: Report, config: Any) -> None:
     from intake.agent_client import AgentClient, AgentRefused, AgentUnavailable
 
     try:
-        AgentClient(config).check_ready()
+        readiness = AgentClient(config).check_ready()
     except AgentUnavailable:
         report.fail(f"the agent at AGENT_SERVICE_URL is unreachable or not ready ({config.agent_service_url})",
                     "start the agent, check AGENT_SERVICE_URL and that AGENT_SERVICE_CA verifies its certificate")
     except AgentRefused as refused:
         report.fail(f"the agent answered /readyz with {refused.status}", "run `hapex doctor agent` there")
     else:
-        report.ok("the agent is reachable over HTTPS and ready")
+        if readiness.ready:
+            report.ok("the agent is reachable over HTTPS and ready")
+        else:
+            report.fail(f"the agent answered /readyz with 503 (not ready: {', '.join(readiness.failed) or 'unsaid'})",
+                        "run `hapex doctor agent` there")

@@ -148,6 +148,14 @@ class OutputsPage:
 
 
 @dataclass(frozen=True)
+class Readiness:
+    """The agent's /readyz: ready, or which of its checks failed (only names this client knows)."""
+
+    ready: bool
+    failed: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class ChatStatus:
     """Before the client types: whether the chat is configured and this month's budget is left."""
 
@@ -264,6 +272,18 @@ def _outputs_page(body: dict[str, Any]) -> OutputsPage:
 
 def _chat_status(body: dict[str, Any]) -> ChatStatus:
     return ChatStatus(available=body.get("available") is True, over_budget=body.get("over_budget") is True)
+
+
+READINESS_CHECKS = ("database", "credential_keys")
+
+
+def _readiness(expected_status: str) -> Callable[[dict[str, Any]], Readiness]:
+    def parse(body: dict[str, Any]) -> Readiness:
+        if body.get("status") != expected_status:
+            raise _Malformed("readiness status does not match the answer's")
+        return Readiness(ready=expected_status == "ok",
+                         failed=tuple(check for check in READINESS_CHECKS if body.get(check, "ok") != "ok"))
+    return parse
 
 
 def _chat_reply(body: dict[str, Any]) -> ChatReply:
@@ -400,16 +420,17 @@ class AgentClient:
         """The agent answers over verified HTTPS (its /healthz); AgentUnavailable otherwise."""
         self._call("GET", "/healthz", _nothing, expect=200)
 
-    def check_ready(self) -> None:
-        """The agent is ready to serve (its /readyz: database and key ring); AgentUnavailable when not."""
-        self._call("GET", "/readyz", _nothing, expect=200)
+    def check_ready(self) -> Readiness:
+        """The agent's /readyz (database and key ring), a 503 included; AgentUnavailable for any other answer."""
+        return self._call("GET", "/readyz", _readiness("ok"), expect=200,
+                          also={503: _readiness("unavailable")})
 
     # the one place a request is sent
 
     def _call(self, method: str, path: str, parse: Callable[[dict[str, Any]], T], *, expect: int,
               json: Any = None, params: dict[str, str | int] | None = None,
               timeout: tuple[float, float] = TIMEOUT, refusals_at_5xx: frozenset[str] = frozenset(),
-              max_bytes: int = MAX_BODY_BYTES) -> T:
+              max_bytes: int = MAX_BODY_BYTES, also: dict[int, Callable[[dict[str, Any]], T]] | None = None) -> T:
         where = {"method": method, "path": path}
         try:
             response = self.session.request(
@@ -433,9 +454,10 @@ class AgentClient:
             raise AgentUnavailable() from None
         status = response.status_code
         body = _json_object(content)
-        if status == expect and body is not None:
+        answers = {**(also or {}), expect: parse}
+        if status in answers and body is not None:
             try:
-                return parse(body)
+                return answers[status](body)
             except (KeyError, TypeError, ValueError):
                 logger.warning("agent answer malformed", extra={**where, "status_code": status})
                 raise AgentUnavailable() from None

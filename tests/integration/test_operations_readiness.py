@@ -249,7 +249,17 @@ def test_doctor_passes_a_healthy_intake_that_reaches_a_ready_agent(database, tls
 
 @responses.activate
 def test_doctor_fails_an_intake_whose_agent_is_not_ready(database, tls):
-    responses.get(AGENT_URL + "/readyz", status=503, json={"status": "unavailable"})
+    responses.get(AGENT_URL + "/readyz", status=503,
+                  json={"status": "unavailable", "database": "ok", "credential_keys": "missing"})
+    code, output = doctor("intake", intake_env(database, tls))
+    assert code == 1
+    assert "FAIL  the agent answered /readyz with 503 (not ready: credential_keys)" in output
+    assert "run `hapex doctor agent` there" in output
+
+
+@responses.activate
+def test_doctor_fails_an_intake_whose_agent_does_not_answer_as_the_agent(database, tls):
+    responses.get(AGENT_URL + "/readyz", status=502, body="<html>Bad gateway</html>")
     code, output = doctor("intake", intake_env(database, tls))
     assert code == 1
     assert "FAIL  the agent at AGENT_SERVICE_URL is unreachable or not ready" in output

@@ -29,6 +29,7 @@ from intake.agent_client import (
     ConnectionsRevoked,
     Disconnected,
     OutputsCursor,
+    Readiness,
     StartedRun,
     StoredKey,
 )
@@ -227,8 +228,23 @@ def test_the_chat_reply_waits_longer_and_returns_a_question_or_a_proposal(agent,
 
 def test_liveness_and_readiness_are_the_agents_healthz_and_readyz(agent, fake):
     fake.get(f"{AGENT}/healthz", json={"status": "ok"})
-    fake.get(f"{AGENT}/readyz", status=503, json={"status": "unavailable", "credential_keys": "missing"})
+    fake.get(f"{AGENT}/readyz", json={"status": "ok", "database": "ok", "credential_keys": "ok"})
+    fake.get(f"{AGENT}/readyz", status=503,
+             json={"status": "unavailable", "database": "ok", "credential_keys": "missing", "other": CANARY})
     agent.check_alive()
+    assert agent.check_ready() == Readiness(ready=True)
+    assert agent.check_ready() == Readiness(ready=False, failed=("credential_keys",))
+
+
+@pytest.mark.parametrize("answer", [
+    pytest.param({"status": 503, "json": refusal("unavailable", CANARY)}, id="503 in the error shape"),
+    pytest.param({"status": 503, "json": {"status": "ok"}}, id="503 that says ok"),
+    pytest.param({"status": 200, "json": {"status": "unavailable"}}, id="200 that says unavailable"),
+    pytest.param({"status": 502, "json": {"status": "unavailable"}}, id="502 with a readiness body"),
+    pytest.param({"status": 503, "body": f"<html>{CANARY}</html>"}, id="503 html"),
+])
+def test_a_readyz_answer_that_is_not_a_readiness_is_agent_unavailable(agent, fake, answer):
+    fake.get(f"{AGENT}/readyz", **answer)
     with pytest.raises(AgentUnavailable):
         agent.check_ready()
 
