@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from marshmallow import RAISE, Schema, fields, validate
 
+from agent_service.connections.provider_oauth import RevocationOutcome
 from shared.catalog import PROVIDERS, AuthKind
 
 OAUTH_PROVIDERS = sorted(k for k, p in PROVIDERS.items() if p.auth_kind is AuthKind.OAUTH2)
@@ -39,7 +40,9 @@ class ApiKeySchema(Schema):
 
 # --- what the agent answers --------------------------------------------------------------
 
-REVOCATIONS = ["revoked", "already_invalid", "retry_later", "unsupported", "already_disconnected"]
+# What a disconnect answers: the provider's revocation outcome, or that there was nothing left to revoke.
+ALREADY_DISCONNECTED = "already_disconnected"
+REVOCATIONS = [*(outcome.value for outcome in RevocationOutcome), ALREADY_DISCONNECTED]
 
 
 class ConnectionSchema(Schema):

@@ -15,6 +15,7 @@ from agent_service.connections.provider_oauth import (
     TransientProviderError,
 )
 from agent_service.connections.schemas import (
+    ALREADY_DISCONNECTED,
     ApiKeySchema,
     ConnectedSchema,
     ConnectionListSchema,
@@ -131,7 +132,7 @@ def disconnect(client_id: uuid.UUID, connection_id: uuid.UUID) -> dict[str, Any]
     except NoResult:
         raise lifecycle.ConnectionMissing() from None
     if row["status"] == "revoked":
-        return {"connection_id": connection_id, "revocation": "already_disconnected"}
+        return {"connection_id": connection_id, "revocation": ALREADY_DISCONNECTED}
     provider = rt.provider(row["provider"])
     outcome = lifecycle.disconnect(rt.db, rt.vault, client_id=client_id, connection_id=connection_id,
                                    provider=provider, oauth_client=rt.oauth_clients.get(provider.key),
