@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from flask import Blueprint
@@ -62,6 +64,15 @@ class ProviderNotConfigured(HapexError):
     message = "This provider is not available on this Hapex deployment."
 
 
+@contextmanager
+def _known_client() -> Iterator[None]:
+    """A connection stored for a client the agent has no row for is ClientNotFound."""
+    try:
+        yield
+    except ReferencedRowMissing:
+        raise ClientNotFound() from None
+
+
 @blueprint.get("/connections")
 @contract(ConnectionListSchema)
 def list_connections(client_id: uuid.UUID) -> dict[str, Any]:
@@ -93,14 +104,13 @@ def exchange_authorization_code(client_id: uuid.UUID, data: dict[str, Any]) -> d
     if oauth_client is None:
         raise ProviderNotConfigured()
     try:
-        connected = lifecycle.connect_oauth(
-            rt.db, rt.vault, client_id=client_id, provider=provider, oauth_client=oauth_client,
-            code=Secret(data["code"]), code_verifier=Secret(data["code_verifier"]),
-            redirect_uri=data["redirect_uri"], requested_scopes=tuple(data["requested_scopes"]),
-            connection_id=data["connection_id"], verify=rt.verify,
-        )
-    except ReferencedRowMissing:
-        raise ClientNotFound() from None
+        with _known_client():
+            connected = lifecycle.connect_oauth(
+                rt.db, rt.vault, client_id=client_id, provider=provider, oauth_client=oauth_client,
+                code=Secret(data["code"]), code_verifier=Secret(data["code_verifier"]),
+                redirect_uri=data["redirect_uri"], requested_scopes=tuple(data["requested_scopes"]),
+                connection_id=data["connection_id"], verify=rt.verify,
+            )
     except (InvalidGrant, ProviderRejected):
         raise AuthorizationRefused() from None
     except TransientProviderError:
@@ -113,11 +123,9 @@ def exchange_authorization_code(client_id: uuid.UUID, data: dict[str, Any]) -> d
 def store_api_key(client_id: uuid.UUID, data: dict[str, Any]) -> dict[str, Any]:
     """Keep a client's API key encrypted; only its last four characters come back."""
     rt = get_runtime()
-    try:
+    with _known_client():
         row = lifecycle.connect_api_key(rt.db, rt.vault, client_id=client_id, provider=rt.provider(data["provider"]),
                                         api_key=Secret(data["api_key"]), label=data["label"])
-    except ReferencedRowMissing:
-        raise ClientNotFound() from None
     return {"connection": row}
 
 
