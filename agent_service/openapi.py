@@ -38,9 +38,6 @@ class ErrorSchema(Schema):
 class DocumentSchema(Schema):
     """An OpenAPI 3.1 document."""
 
-    class Meta:
-        unknown = "include"
-
     openapi = fields.String(required=True)
     info = fields.Dict(required=True)
     paths = fields.Dict(required=True)
