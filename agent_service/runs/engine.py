@@ -25,7 +25,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn
 
@@ -261,8 +261,8 @@ class StepAttempt:
     run: RunExecution
     index: int
     provider: Provider
-    data: dict[str, Any]
-    connection: dict[str, Any] | None = None
+    data: dict[str, Any] = field(repr=False)  # the step's input: it may hold the client's content
+    connection: dict[str, Any] | None = field(default=None, repr=False)
     problem: StepError | None = None
     secret: StepSecret | None = None
     failure: Exception | None = None
