@@ -25,6 +25,7 @@ def create_app(config: AgentConfig, *, database: Database | None = None) -> Flas
 
     app = Flask(__name__)
     app.config["HAPEX"] = config
+    app.config["MAX_CONTENT_LENGTH"] = 1024 * 1024  # the largest body is an API key (4 KiB); chat replies send {}
     app.json.sort_keys = False  # type: ignore[attr-defined]  # Flask's default provider has it
     db = database or Database(config.database_url, config.pool, name="hapex-agent").open()
     app.extensions["hapex_db"] = db

@@ -156,3 +156,12 @@ def test_the_openapi_document_describes_every_route_the_app_serves(api, agent_ap
             for m in r.methods - {"HEAD", "OPTIONS"}
         }
         assert set(item) == served_methods, path
+
+
+def test_a_body_over_a_mebibyte_is_a_413_in_the_error_shape(api, intake_db):
+    client_id = make_client(intake_db)
+    response = api.post(f"/v1/clients/{client_id}/connections/api-key", headers=bearer(SERVICE),
+                        data=b'{"provider": "webhook", "api_key": "' + b"k" * (1024 * 1024) + b'"}',
+                        content_type="application/json")
+    assert response.status_code == 413
+    assert set(response.json) == {"error", "message"}
