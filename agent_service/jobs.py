@@ -112,6 +112,17 @@ def prune_expired_sessions(timestamp: int) -> int:
     return deleted
 
 
+@tasks.periodic(cron="*/10 * * * *", periodic_id="prune_expired_oauth_states")
+@tasks.task(name="prune_expired_oauth_states", queue="maintenance", pass_context=False)
+def prune_expired_oauth_states(timestamp: int) -> int:
+    """Delete OAuth consent requests that expired unused; a live one stays until its callback."""
+    with runtime().db.transaction() as conn:
+        row = conn.execute("SELECT hapex_prune_expired_oauth_states()").fetchone()
+    deleted = int(row[0]) if row else 0
+    logger.info("expired oauth states pruned", extra={"count": deleted})
+    return deleted
+
+
 @tasks.periodic(cron="*/10 * * * *", periodic_id="check_connection_health")
 @tasks.task(name="check_connection_health", queue="maintenance", pass_context=False)
 def check_connection_health(timestamp: int) -> int:

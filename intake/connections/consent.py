@@ -167,7 +167,3 @@ def accept_callback(
         requested_scopes=tuple(pending["requested_scopes"]),
         connection_id=pending["connection_id"],
     )
-
-
-def prune_expired_states(conn: Connection) -> int:
-    return execute(conn, QUERIES["prune_states"])

@@ -11,7 +11,3 @@ DELETE FROM oauth_states
 WHERE state_hash = %(state_hash)s
 RETURNING session_hash, provider, connection_id, requested_scopes, redirect_uri, issuer,
           expires_at > now() AS fresh
-
--- prune_states --
--- Forget this client's requests that expired unused.
-DELETE FROM oauth_states WHERE expires_at <= now()

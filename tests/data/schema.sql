@@ -302,6 +302,21 @@ CREATE FUNCTION public.hapex_pending_notifications(p_limit integer) RETURNS TABL
 
 ALTER FUNCTION public.hapex_pending_notifications(p_limit integer) OWNER TO hapex_definer;
 
+CREATE FUNCTION public.hapex_prune_expired_oauth_states() RETURNS integer
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $$
+    DECLARE
+        n integer;
+    BEGIN
+        DELETE FROM public.oauth_states WHERE expires_at <= now();
+        GET DIAGNOSTICS n = ROW_COUNT;
+        RETURN n;
+    END
+    $$;
+
+ALTER FUNCTION public.hapex_prune_expired_oauth_states() OWNER TO hapex_definer;
+
 CREATE FUNCTION public.hapex_prune_expired_sessions() RETURNS integer
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'public', 'pg_temp'
@@ -1574,6 +1589,10 @@ CREATE POLICY definer_session_lookup ON public.sessions FOR SELECT TO hapex_defi
 
 CREATE POLICY definer_session_prune ON public.sessions FOR DELETE TO hapex_definer USING ((expires_at < now()));
 
+CREATE POLICY definer_state_prune ON public.oauth_states FOR DELETE TO hapex_definer USING ((expires_at <= now()));
+
+CREATE POLICY definer_state_prune_read ON public.oauth_states FOR SELECT TO hapex_definer USING ((expires_at <= now()));
+
 CREATE POLICY definer_vault_key_ids ON public.credentials FOR SELECT TO hapex_definer USING (true);
 
 CREATE POLICY definer_write_notice ON public.notifications FOR INSERT TO hapex_definer WITH CHECK (true);
@@ -1666,6 +1685,9 @@ GRANT ALL ON FUNCTION public.hapex_notice_recipients(p_client_id uuid) TO hapex_
 
 REVOKE ALL ON FUNCTION public.hapex_pending_notifications(p_limit integer) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.hapex_pending_notifications(p_limit integer) TO hapex_agent;
+
+REVOKE ALL ON FUNCTION public.hapex_prune_expired_oauth_states() FROM PUBLIC;
+GRANT ALL ON FUNCTION public.hapex_prune_expired_oauth_states() TO hapex_agent;
 
 REVOKE ALL ON FUNCTION public.hapex_prune_expired_sessions() FROM PUBLIC;
 GRANT ALL ON FUNCTION public.hapex_prune_expired_sessions() TO hapex_agent;
@@ -1883,6 +1905,9 @@ GRANT UPDATE(email_attempts) ON TABLE public.notifications TO hapex_agent;
 GRANT UPDATE(emailed_at) ON TABLE public.notifications TO hapex_agent;
 
 GRANT SELECT,INSERT,DELETE ON TABLE public.oauth_states TO hapex_intake;
+GRANT DELETE ON TABLE public.oauth_states TO hapex_definer;
+
+GRANT SELECT(expires_at) ON TABLE public.oauth_states TO hapex_definer;
 
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.procrastinate_events TO hapex_agent;
 

@@ -229,6 +229,31 @@ def test_expired_sessions_are_pruned_and_live_ones_kept(intake_db, agent_db, own
     assert remaining == [(b"l" * 32,)]
 
 
+def test_expired_oauth_states_are_pruned_by_the_agents_job_and_live_ones_kept(database, intake_db, agent_db,
+                                                                               owner_conn):
+    from agent_service import jobs
+    from tests.run_fixtures import runtime_for
+
+    client = make_client(intake_db)
+    user = make_user(intake_db, client)
+    with tenant_transaction(intake_db, client) as conn:
+        conn.execute("""INSERT INTO sessions (client_id, session_hash, user_id, expires_at)
+                        VALUES (%s, %s, %s, now() + interval '1 day')""", [client, b"s" * 32, user])
+        for digest, expires in ((b"e" * 32, "-1 minute"), (b"l" * 32, "10 minutes")):
+            conn.execute(
+                """INSERT INTO oauth_states (client_id, state_hash, session_hash, provider, requested_scopes,
+                                             redirect_uri, expires_at)
+                   VALUES (%s, %s, %s, 'google', '{}', 'https://intake.test/cb', now() + %s::interval)""",
+                [client, digest, b"s" * 32, expires],
+            )
+    with pytest.raises(PermissionDenied), intake_db.transaction() as conn:
+        conn.execute("SELECT hapex_prune_expired_oauth_states()")
+    jobs.build_queue(database.agent_dsn, runtime_for(agent_db))
+    assert jobs.prune_expired_oauth_states.func(timestamp=0) == 1
+    remaining = owner_conn.execute("SELECT state_hash FROM oauth_states").fetchall()
+    assert remaining == [(b"l" * 32,)]
+
+
 def test_tenant_transaction_rejects_a_malformed_client_id(intake_db):
     with pytest.raises(ValueError):
         with tenant_transaction(intake_db, "1' OR '1'='1"):
