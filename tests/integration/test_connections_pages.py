@@ -584,11 +584,13 @@ def test_a_callback_the_agent_answers_badly_for_stores_nothing_and_echoes_nothin
 
 
 def test_a_hostile_agents_success_answer_shows_only_scopes_the_intake_asked_for_and_a_four_character_hint(
-        database, intake_db, agent_service_app, owner_conn):
+        database, intake_db, agent_service_app, provider_clients, owner_conn):
     from tests.integration.test_intake_hostile_agent import HostileAgent
 
     hostile = HostileAgent(agent_service_app)
-    me = Client(build_intake_app(database, intake_db, hostile, public_url=PUBLIC_URL), owner_conn)
+    app = build_intake_app(database, intake_db, hostile, public_url=PUBLIC_URL,
+                           providers=resolve_catalog(Environment(provider_clients)))
+    me = Client(app, owner_conn)
     automation_id = save_automation(intake_db, me.client_id, "gmail.search")
     _, query = consent_url(me.connect("google", automation_id=str(automation_id)))
     asked = query["scope"].split()[0]
@@ -611,11 +613,13 @@ def test_a_hostile_agents_success_answer_shows_only_scopes_the_intake_asked_for_
 
 
 def test_a_client_the_agent_does_not_know_is_a_clear_error_not_a_missing_connection(
-        database, intake_db, agent_service_app, owner_conn):
+        database, intake_db, agent_service_app, provider_clients, owner_conn):
     from tests.integration.test_intake_hostile_agent import HostileAgent
 
     hostile = HostileAgent(agent_service_app)
-    me = Client(build_intake_app(database, intake_db, hostile, public_url=PUBLIC_URL), owner_conn)
+    app = build_intake_app(database, intake_db, hostile, public_url=PUBLIC_URL,
+                           providers=resolve_catalog(Environment(provider_clients)))
+    me = Client(app, owner_conn)
     automation_id = save_automation(intake_db, me.client_id, "gmail.search")
     _, query = consent_url(me.connect("google", automation_id=str(automation_id)))
     hostile.answer("POST", r"/v1/clients/[^/]+/connections/oauth", 404,
