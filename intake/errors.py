@@ -9,6 +9,8 @@ from flask.typing import ResponseReturnValue
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
+from shared.db import DatabaseUnavailable
+
 logger = logging.getLogger(__name__)
 
 MESSAGES = {
@@ -46,6 +48,17 @@ def install(app: Flask) -> None:
         rendered = render_template("error.html", status=status, title=title, message=message)
         headers = {k: v for k, v in response.headers.items() if k in ("Allow", "Retry-After")}
         return rendered, status, headers
+
+    @app.errorhandler(DatabaseUnavailable)
+    def _database_unavailable(exc: DatabaseUnavailable) -> ResponseReturnValue:
+        # The transaction rolled back, so nothing of this request was written.
+        logger.warning("database unavailable", extra={"error_class": type(exc.__cause__).__name__})
+        rendered = render_template(
+            "error.html", status=503, title="Briefly unavailable",
+            message="The service is briefly unavailable, and nothing was changed. "
+                    "Please try again in a few seconds.",
+        )
+        return rendered, 503, {"Retry-After": str(exc.retry_after_seconds), "Cache-Control": "no-store"}
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> ResponseReturnValue:

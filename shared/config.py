@@ -124,20 +124,24 @@ class Environment:
 
 @dataclass(frozen=True)
 class PoolSettings:
-    """How many database connections one process keeps."""
+    """How many database connections one process keeps, and how long a request waits for one."""
 
     min_size: int = 1
     max_size: int = 10
+    # Seconds a request waits for a working connection before answering "briefly unavailable":
+    # short, so an outage is a quick 503 rather than a page that hangs.
+    checkout_timeout: float = 2.0
 
     @classmethod
     def from_env(cls, env: Environment, prefix: str) -> PoolSettings:
         max_size = env.integer(f"{prefix}_DB_POOL_MAX", 10, minimum=1, maximum=200)
         min_size = env.integer(f"{prefix}_DB_POOL_MIN", 1, minimum=0, maximum=max_size)
-        return cls(min_size=min_size, max_size=max_size)
+        checkout_timeout = env.integer(f"{prefix}_DB_POOL_TIMEOUT", 2, minimum=1, maximum=120)
+        return cls(min_size=min_size, max_size=max_size, checkout_timeout=float(checkout_timeout))
 
     @staticmethod
     def variables(prefix: str) -> tuple[str, ...]:
-        return (f"{prefix}_DB_POOL_MAX", f"{prefix}_DB_POOL_MIN")
+        return (f"{prefix}_DB_POOL_MAX", f"{prefix}_DB_POOL_MIN", f"{prefix}_DB_POOL_TIMEOUT")
 
 
 def endpoint_variable(provider: Provider, endpoint: str) -> str:

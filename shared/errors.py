@@ -1,9 +1,11 @@
 """Hapex's domain errors and the one JSON error shape of its APIs: {"error": name, "message": sentence}.
 
 A domain error is a subclass of HapexError that sets `name` (stable, what callers branch on),
-`status` (the HTTP status it answers with) and `message` (a sentence safe to show the client),
-and nothing more. An instance may carry a more precise message, and a validation failure its
-`fields`. A status of 500 means "our fault": such an error never reaches the wire as itself.
+`status` (the HTTP status it answers with), `message` (a sentence safe to show the client) and,
+for a brief condition worth retrying, `retry_after_seconds` (sent as Retry-After), and nothing
+more. An instance may carry a more precise message, and a validation failure its `fields`. A
+status of 500 means "our fault": such an error never reaches the wire as itself; any other
+status (503 "briefly unavailable" included) answers with its name and message.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ class HapexError(Exception):
     name: ClassVar[str] = "internal_error"
     status: ClassVar[int] = 500
     message: str = "Something went wrong on our side."
+    retry_after_seconds: ClassVar[int | None] = None
 
     def __init__(self, message: str | None = None, *, fields: dict[str, Any] | None = None) -> None:
         if message is not None:
@@ -70,7 +73,10 @@ def register_json_errors(app: Flask) -> None:
     def _domain_error(exc: HapexError) -> ResponseReturnValue:
         if exc.status == 500:
             return _internal_error(exc)
-        return jsonify(exc.body()), exc.status
+        response = jsonify(exc.body())
+        if exc.retry_after_seconds is not None:
+            response.headers["Retry-After"] = str(exc.retry_after_seconds)
+        return response, exc.status
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> ResponseReturnValue:

@@ -3,6 +3,7 @@
 from shared.db.errors import (
     AlreadyExists,
     DatabaseError,
+    DatabaseUnavailable,
     NoResult,
     PermissionDenied,
     TenantViolation,
@@ -14,6 +15,7 @@ __all__ = [
     "AlreadyExists",
     "Database",
     "DatabaseError",
+    "DatabaseUnavailable",
     "NoResult",
     "PermissionDenied",
     "QuerySet",

@@ -16,6 +16,15 @@ class DatabaseError(HapexError):
     message = "The database could not complete the operation."
 
 
+class DatabaseUnavailable(DatabaseError):
+    """The database does not answer (down, restarting, refusing connections): brief, so worth a retry."""
+
+    name = "database_unavailable"
+    status = 503
+    message = "The service is briefly unavailable; please try again in a few seconds."
+    retry_after_seconds = 5  # a restart or failover takes seconds; the pool reconnects by itself
+
+
 class NoResult(DatabaseError):
     name = "no_result"
     message = "The query returned no row."
@@ -68,4 +77,4 @@ def translated_errors() -> Iterator[None]:
     ) as exc:
         raise InvalidValue() from exc
     except psycopg.OperationalError as exc:
-        raise DatabaseError("The database is unavailable.") from exc
+        raise DatabaseUnavailable() from exc

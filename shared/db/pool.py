@@ -11,9 +11,17 @@ import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from shared.config import PoolSettings
-from shared.db.errors import DatabaseError, translated_errors
+from shared.db.errors import DatabaseError, DatabaseUnavailable, translated_errors
 
 Connection = psycopg.Connection[Any]
+
+# How long a new connection may take to open, and how long the pool keeps retrying a lost one
+# before it gives the attempt up (the next request then starts a fresh one): bounded so that
+# the first requests after an outage find the database, not a reconnection backed off for minutes.
+CONNECT_TIMEOUT = 5
+RECONNECT_TIMEOUT = 10.0
+# The readiness probe's bound: a connection within it, and a statement within it.
+PROBE_TIMEOUT = 1.0
 
 
 class RoleBypassesTenantIsolation(DatabaseError):
@@ -31,10 +39,24 @@ class Database:
             conninfo,
             min_size=settings.min_size,
             max_size=settings.max_size,
-            kwargs={"autocommit": True, "application_name": name},
+            kwargs={"autocommit": True, "application_name": name, "connect_timeout": CONNECT_TIMEOUT},
+            # A connection the server dropped (restart, failover, AdminShutdown) is found and
+            # replaced on checkout, so the first request after an outage does not get it.
+            check=self._check_on_checkout,
+            timeout=settings.checkout_timeout,
+            reconnect_timeout=RECONNECT_TIMEOUT,
             open=False,
             name=name,
         )
+
+    def _check_on_checkout(self, conn: Connection) -> None:
+        """A dropped connection means the server went away: every idle one went with it, so all are
+        checked now, and the pool's retry (a second later) gets a new one rather than the next stale one."""
+        try:
+            ConnectionPool.check_connection(conn)
+        except psycopg.Error:
+            self.pool.check()
+            raise
 
     def open(self, *, wait: bool = True, timeout: float = 10.0) -> Database:
         self.pool.open(wait=wait, timeout=timeout)
@@ -44,12 +66,26 @@ class Database:
         self.pool.close()
 
     @contextmanager
-    def connection(self) -> Iterator[Connection]:
+    def connection(self, *, timeout: float | None = None) -> Iterator[Connection]:
+        """A pooled connection; DatabaseUnavailable when none works within the checkout timeout."""
         try:
-            with self.pool.connection() as conn:
+            with self.pool.connection(timeout=timeout) as conn:
                 yield conn
         except PoolTimeout as exc:
-            raise DatabaseError("The database is unavailable.") from exc
+            raise DatabaseUnavailable() from exc
+        except psycopg.OperationalError as exc:
+            # The connection broke while in use: the pool discards it on return.
+            raise DatabaseUnavailable() from exc
+
+    def answers(self) -> bool:
+        """Whether the database answers a statement within PROBE_TIMEOUT (the readiness probe)."""
+        try:
+            with self.connection(timeout=PROBE_TIMEOUT) as conn, conn.transaction():
+                conn.execute(f"SET LOCAL statement_timeout = {int(PROBE_TIMEOUT * 1000)}")
+                conn.execute("SELECT 1")
+        except (DatabaseError, psycopg.Error):
+            return False
+        return True
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
