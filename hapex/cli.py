@@ -76,6 +76,19 @@ def _read_config(service: str, environ: Mapping[str, str]) -> Any:
     return AgentConfig.from_env(environ)
 
 
+def _check_database_credentials(service: str, database_url: str) -> None:
+    """A refused role or password is configuration, said at once; an absent database is not judged here."""
+    from shared.db.errors import DatabaseRefusedCredentials
+    from shared.db.pool import check_credentials
+
+    variable = "INTAKE_DATABASE_URL" if service == "intake" else "AGENT_DATABASE_URL"
+    try:
+        check_credentials(database_url)
+    except DatabaseRefusedCredentials:
+        # Never the server's text: it names the role and may echo parts of the URL.
+        raise ConfigError(variable, "is refused by the database (wrong role or password)") from None
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     service: str = args.service
     settings: LauncherSettings = args.settings
@@ -87,6 +100,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 return _fail(f"configuration error: {name} must not be given to the intake (it never decrypts)")
     try:
         config = _read_config(service, settings.environ)
+        _check_database_credentials(service, config.database_url)
     except ConfigError as exc:
         return _fail(f"configuration error: {exc.variable} {exc.problem}")
     if service in ("agent", "worker"):

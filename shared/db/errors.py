@@ -25,6 +25,26 @@ class DatabaseUnavailable(DatabaseError):
     retry_after_seconds = 5  # a restart or failover takes seconds; the pool reconnects by itself
 
 
+class DatabaseRefusedCredentials(DatabaseError):
+    """The database refused the service's role or password: configuration, not an outage."""
+
+    name = "database_refused_credentials"
+    message = "The database refused the configured role or password."
+
+
+AUTHENTICATION_SQLSTATES = frozenset({"28000", "28P01"})  # invalid_authorization_specification, invalid_password
+
+
+def refuses_credentials(exc: psycopg.OperationalError) -> bool:
+    """Whether a failed connection is the server refusing who we are, not the server being away."""
+    if exc.sqlstate in AUTHENTICATION_SQLSTATES:
+        return True
+    # A failed connect carries no SQLSTATE in some libpq versions; the server's words say it.
+    text = str(exc)
+    return ("authentication failed" in text or "no pg_hba.conf entry" in text
+            or ('FATAL:  role "' in text and "does not exist" in text))
+
+
 class NoResult(DatabaseError):
     name = "no_result"
     message = "The query returned no row."

@@ -11,7 +11,13 @@ import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from shared.config import PoolSettings
-from shared.db.errors import DatabaseError, DatabaseUnavailable, translated_errors
+from shared.db.errors import (
+    DatabaseError,
+    DatabaseRefusedCredentials,
+    DatabaseUnavailable,
+    refuses_credentials,
+    translated_errors,
+)
 
 Connection = psycopg.Connection[Any]
 
@@ -22,6 +28,19 @@ CONNECT_TIMEOUT = 5
 RECONNECT_TIMEOUT = 10.0
 # The readiness probe's bound: a connection within it, and a statement within it.
 PROBE_TIMEOUT = 1.0
+
+
+def check_credentials(conninfo: str) -> None:
+    """DatabaseRefusedCredentials at once if the server refuses the role or password.
+
+    A pool would retry a refused password as if the server were away; one plain connection
+    tells the two apart. A database that does not answer is not this check's business.
+    """
+    try:
+        psycopg.connect(conninfo, connect_timeout=CONNECT_TIMEOUT).close()
+    except psycopg.OperationalError as exc:
+        if refuses_credentials(exc):
+            raise DatabaseRefusedCredentials() from None  # the server's text names the role: not passed on
 
 
 class RoleBypassesTenantIsolation(DatabaseError):
