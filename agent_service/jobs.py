@@ -7,6 +7,7 @@ every client and sit outside row-level security.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -77,16 +78,35 @@ def fire_due_schedules(timestamp: int) -> int:
     return fire(runtime(), datetime.now(UTC))
 
 
+# procrastinate's stalled_worker_timeout: a worker that has sent no heartbeat for this long is dead.
+STALLED_AFTER_SECONDS = 30
+
+
+async def requeue_stalled_jobs(app: procrastinate.App) -> int:
+    """Requeue the jobs of workers that stopped sending heartbeats; the run engine settles each interrupted run."""
+    stalled = list(await app.job_manager.get_stalled_jobs(seconds_since_heartbeat=STALLED_AFTER_SECONDS))
+    for job in stalled:
+        await app.job_manager.retry_job(job)
+    if stalled:
+        logger.warning("stalled jobs requeued", extra={"count": len(stalled)})
+    return len(stalled)
+
+
 @tasks.periodic(cron="*/5 * * * *", periodic_id="retry_stalled_jobs")
 @tasks.task(name="retry_stalled_jobs", queue="maintenance", pass_context=True)
 async def retry_stalled_jobs(context: procrastinate.JobContext, timestamp: int) -> int:
     """Requeue jobs whose worker stopped sending heartbeats; the run engine fails them cleanly."""
-    stalled = list(await context.app.job_manager.get_stalled_jobs())
-    for job in stalled:
-        await context.app.job_manager.retry_job(job)
-    if stalled:
-        logger.warning("stalled jobs requeued", extra={"count": len(stalled)})
-    return len(stalled)
+    return await requeue_stalled_jobs(context.app)
+
+
+async def settle_stalled_jobs_at_start(app: procrastinate.App) -> int:
+    """A starting worker requeues dead workers' jobs now, not at the next five-minute sweep, and sweeps once
+    more when a worker that died just before this start has been silent long enough to count as dead."""
+    count = await requeue_stalled_jobs(app)
+    await app.configure_task(
+        "hapex:retry_stalled_jobs", schedule_in={"seconds": STALLED_AFTER_SECONDS + 5}
+    ).defer_async(timestamp=int(time.time()))
+    return count
 
 
 @tasks.periodic(cron="17 3 * * *", periodic_id="prune_run_records")

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+
+import procrastinate
 
 from agent_service import jobs
 from agent_service.config import AgentConfig
@@ -12,6 +15,11 @@ from shared.db import Database
 from shared.structured_logging import configure_logging
 
 logger = logging.getLogger(__name__)
+
+
+async def _settle_stalled_jobs(app: procrastinate.App) -> None:
+    async with app.open_async():
+        await jobs.settle_stalled_jobs_at_start(app)
 
 
 def run_worker(config: AgentConfig, *, concurrency: int = 1) -> None:
@@ -30,6 +38,7 @@ def run_worker(config: AgentConfig, *, concurrency: int = 1) -> None:
         logger.warning("benchmark switch on: webhook steps may call loopback addresses")
     logger.info("worker starting")
     try:
+        asyncio.run(_settle_stalled_jobs(app))
         app.run_worker(
             queues=["runs", "maintenance"],
             concurrency=concurrency,
