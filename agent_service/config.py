@@ -125,16 +125,19 @@ class AgentConfig:
     # Only `make bench` sets this, so that webhook steps can call its stand-in on 127.0.0.1.
     allow_loopback_webhooks: bool = False
     worker_concurrency: int = 4
+    # Seconds a stopping worker lets the step in flight finish before handing its job back: longer
+    # than one provider call may take (connect 5 s + read 30 s), so a normal stop interrupts nothing.
+    worker_grace_seconds: float = 45.0
 
     OWN_VARIABLES: ClassVar[tuple[str, ...]] = (
         "AGENT_DATABASE_URL", "AGENT_SERVICE_TOKEN", "AGENT_SERVICE_TOKEN_PREVIOUS", "AGENT_ADMIN_TOKEN",
         *KEY_VARIABLES, "LOG_LEVEL", *PoolSettings.variables("AGENT"), "ANTHROPIC_API_KEY", "HAPEX_LLM_MODEL",
         "HAPEX_OUTBOUND_CA_BUNDLE", *RunLimits.VARIABLES, *SMTP_VARIABLES, "HAPEX_BENCH_ALLOW_LOOPBACK_WEBHOOKS",
-        "WORKER_CONCURRENCY",
+        "WORKER_CONCURRENCY", "WORKER_GRACE_SECONDS",
     )
 
     # Read (and so validated) by the API too, but used by the workers only.
-    WORKER_ONLY: ClassVar[tuple[str, ...]] = ("WORKER_CONCURRENCY",)
+    WORKER_ONLY: ClassVar[tuple[str, ...]] = ("WORKER_CONCURRENCY", "WORKER_GRACE_SECONDS")
 
     @classmethod
     def variables(cls) -> tuple[str, ...]:
@@ -171,6 +174,7 @@ class AgentConfig:
             smtp=smtp_settings(env),
             allow_loopback_webhooks=env.boolean("HAPEX_BENCH_ALLOW_LOOPBACK_WEBHOOKS", False),
             worker_concurrency=env.integer("WORKER_CONCURRENCY", 4, minimum=1, maximum=256),
+            worker_grace_seconds=float(env.integer("WORKER_GRACE_SECONDS", 45, minimum=1, maximum=3600)),
         )
 
 

@@ -6,6 +6,7 @@ every client and sit outside row-level security.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
@@ -13,6 +14,9 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import procrastinate
+
+from agent_service.queue import LIVENESS_SETTLE_SECONDS, dead_worker_ids
+from shared.db import DatabaseUnavailable
 
 if TYPE_CHECKING:
     from agent_service.runtime import AgentRuntime
@@ -24,11 +28,17 @@ tasks = procrastinate.Blueprint()
 _state: dict[str, AgentRuntime] = {}
 
 
+QUEUE_CHECKOUT_TIMEOUT = 5.0
+
+
 def build_queue(conninfo: str, runtime: AgentRuntime) -> procrastinate.App:
     """The procrastinate app of this process, connected as the agent role."""
     _state["runtime"] = runtime
     app = procrastinate.App(
-        connector=procrastinate.PsycopgConnector(conninfo=conninfo, min_size=1, max_size=4)
+        # A short wait for a connection, and a lost one retried for only a few seconds before a fresh
+        # attempt: a worker notices an outage quickly and takes jobs again soon after the database returns.
+        connector=procrastinate.PsycopgConnector(conninfo=conninfo, min_size=1, max_size=4,
+                                                 timeout=QUEUE_CHECKOUT_TIMEOUT, reconnect_timeout=5.0)
     )
     app.add_tasks_from(tasks, namespace="hapex")
     return app
@@ -61,12 +71,52 @@ def finish_revocation(context: procrastinate.JobContext, client_id: str, connect
     return outcome.value
 
 
-@tasks.task(name="execute_run", queue="runs", pass_context=False)
+class RunInterrupted(Exception):
+    """The database went away during the run: not an outcome, so the job is retried and the next
+    execution settles the run (resumes it, or fails the step in flight as outcome unknown)."""
+
+
+@tasks.task(name="execute_run", queue="runs", pass_context=False,
+            retry=procrastinate.RetryStrategy(max_attempts=20, wait=2, retry_exceptions={RunInterrupted}))
 def execute_run(client_id: str, run_id: str) -> str:
     """Execute one run; its record says what happened."""
     from agent_service.runs.engine import execute_run as execute
 
-    return execute(runtime(), client_id=uuid.UUID(client_id), run_id=uuid.UUID(run_id))
+    try:
+        return execute(runtime(), client_id=uuid.UUID(client_id), run_id=uuid.UUID(run_id))
+    except DatabaseUnavailable as exc:
+        logger.warning("run interrupted by the database; it will be retried",
+                       extra={"client_id": client_id, "run_id": run_id})
+        raise RunInterrupted() from exc
+
+
+# Runs not final whose job no longer queues or runs them are failed after this long (the job is deferred
+# in the run's own transaction, so only a job that failed, was cancelled or was deleted leaves one).
+LOST_RUN_AFTER_SECONDS = 5.0
+
+
+def reconcile_runs(rt: AgentRuntime) -> int:
+    """Every run reaches a final state: one whose job is gone is failed, its steps settled."""
+    from agent_service.runs import repository as runs
+    from agent_service.runs.engine import settle_lost_run
+
+    with rt.db.transaction() as conn:
+        lost = runs.unfinished_runs(conn, older_than_seconds=LOST_RUN_AFTER_SECONDS)
+    settled = sum(settle_lost_run(rt, client_id=row["client_id"], run_id=row["run_id"]) for row in lost)
+    if settled:
+        logger.warning("runs whose job was gone settled as failed", extra={"count": settled})
+    return settled
+
+
+async def reconcile_runs_async() -> int:
+    return await asyncio.to_thread(reconcile_runs, runtime())
+
+
+@tasks.periodic(cron="* * * * *", periodic_id="reconcile_runs")
+@tasks.task(name="reconcile_runs", queue="maintenance", pass_context=False)
+def reconcile_runs_task(timestamp: int) -> int:
+    """Fail the runs left unfinished by a job that failed, was cancelled or was removed."""
+    return reconcile_runs(runtime())
 
 
 @tasks.periodic(cron="* * * * *", periodic_id="fire_due_schedules")
@@ -83,16 +133,21 @@ STALLED_AFTER_SECONDS = 30
 
 
 async def requeue_stalled_jobs(app: procrastinate.App) -> int:
-    """Requeue the jobs of workers that stopped sending heartbeats; the run engine settles each interrupted run."""
-    stalled = list(await app.job_manager.get_stalled_jobs(seconds_since_heartbeat=STALLED_AFTER_SECONDS))
-    for job in stalled:
+    """Requeue the jobs of dead workers (liveness lock free, or heartbeat stale); the run engine settles
+    each interrupted run."""
+    stalled = {job.id: job for job in
+               await app.job_manager.get_stalled_jobs(seconds_since_heartbeat=STALLED_AFTER_SECONDS)}
+    for worker_id in await dead_worker_ids(app):
+        for job in await app.job_manager.list_jobs_async(status="doing", worker_id=worker_id):
+            stalled[job.id] = job
+    for job in stalled.values():
         await app.job_manager.retry_job(job)
     if stalled:
         logger.warning("stalled jobs requeued", extra={"count": len(stalled)})
     return len(stalled)
 
 
-@tasks.periodic(cron="*/5 * * * *", periodic_id="retry_stalled_jobs")
+@tasks.periodic(cron="* * * * *", periodic_id="retry_stalled_jobs")
 @tasks.task(name="retry_stalled_jobs", queue="maintenance", pass_context=True)
 async def retry_stalled_jobs(context: procrastinate.JobContext, timestamp: int) -> int:
     """Requeue jobs whose worker stopped sending heartbeats; the run engine fails them cleanly."""
@@ -103,9 +158,11 @@ async def settle_stalled_jobs_at_start(app: procrastinate.App) -> int:
     """A starting worker requeues dead workers' jobs now, not at the next five-minute sweep, and sweeps once
     more when a worker that died just before this start has been silent long enough to count as dead."""
     count = await requeue_stalled_jobs(app)
-    await app.configure_task(
-        "hapex:retry_stalled_jobs", schedule_in={"seconds": STALLED_AFTER_SECONDS + 5}
-    ).defer_async(timestamp=int(time.time()))
+    # A worker that died just before this start counts as dead a few seconds on (its liveness lock free
+    # and its last heartbeat old enough), or at the latest once its heartbeat is stale.
+    for seconds in (LIVENESS_SETTLE_SECONDS + 1, STALLED_AFTER_SECONDS + 5):
+        await app.configure_task("hapex:retry_stalled_jobs", schedule_in={"seconds": seconds}).defer_async(
+            timestamp=int(time.time()))
     return count
 
 

@@ -1,11 +1,15 @@
-"""Queueing procrastinate jobs from inside our own transactions."""
+"""Queueing procrastinate jobs from inside our own transactions, and telling live workers from dead ones."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+import procrastinate
+import psycopg
 
 from shared.db import QuerySet, fetch_one
 from shared.db.pool import Connection
@@ -23,3 +27,28 @@ def defer(conn: Connection, task: str, *, queue: str, args: dict[str, Any], lock
     row = fetch_one(conn, QUERIES["defer_job"], queue=queue, task=f"hapex:{task}", lock=lock, queueing_lock=lock,
                     args=json.dumps(args, default=str), scheduled_at=scheduled_at)
     return int(row["job_ids"][0])
+
+
+# Each live worker holds the advisory lock (LIVENESS_NAMESPACE, its worker id) on a connection of its
+# own: a worker whose lock nobody holds has died, which PostgreSQL knows the moment its process is gone,
+# long before its heartbeat goes stale. A new worker takes its lock within this many seconds.
+LIVENESS_NAMESPACE = 0x4A50  # "HP"
+LIVENESS_SETTLE_SECONDS = 5
+
+
+async def dead_worker_ids(app: procrastinate.App) -> list[int]:
+    rows = await app.connector.execute_query_all_async(
+        QUERIES["dead_workers"], namespace=LIVENESS_NAMESPACE,
+        settle_seconds=LIVENESS_SETTLE_SECONDS)
+    return [int(row["worker_id"]) for row in rows]
+
+
+async def hold_liveness_lock(conninfo: str, worker_id: int, *, check_every: float = 5.0) -> None:
+    """Hold this worker's liveness lock until cancelled; raises when its connection is lost."""
+    async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True,
+                                                     application_name="hapex-worker-liveness") as conn:
+        await conn.execute(QUERIES["hold_worker_lock"],
+                           {"namespace": LIVENESS_NAMESPACE, "worker_id": worker_id})
+        while True:
+            await asyncio.sleep(check_every)
+            await conn.execute("SELECT 1")

@@ -3,3 +3,16 @@
 SELECT procrastinate_defer_jobs_v1(ARRAY[ROW(
     %(queue)s, %(task)s, 0, %(lock)s, %(queueing_lock)s, %(args)s::jsonb, %(scheduled_at)s
 )::procrastinate_job_to_defer_v1]) AS job_ids
+
+-- hold_worker_lock --
+-- Taken by a live worker on a connection of its own for its whole life: the server frees it the moment the process dies.
+SELECT pg_advisory_lock(%(namespace)s::integer, %(worker_id)s::integer)
+
+-- dead_workers --
+-- Registered workers whose liveness lock nobody holds (their process is gone), past the few seconds a new one needs to take it.
+SELECT w.id AS worker_id
+FROM procrastinate_workers w
+WHERE w.last_heartbeat < now() - make_interval(secs => %(settle_seconds)s)
+  AND NOT EXISTS (SELECT 1 FROM pg_locks l
+                  WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
+                    AND l.classid = %(namespace)s::integer::oid AND l.objid = w.id::oid)

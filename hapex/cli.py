@@ -113,7 +113,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if service == "worker":
         from agent_service.worker import run_worker
 
-        run_worker(config, concurrency=config.worker_concurrency)
+        try:
+            run_worker(config, concurrency=config.worker_concurrency)
+        except ConfigError as exc:  # the database refused the worker's role or password while it ran
+            return _fail(f"configuration error: {exc.variable} {exc.problem}")
         return 0
     for name, path in (("TLS_CERT_FILE", settings.tls_cert_file), ("TLS_KEY_FILE", settings.tls_key_file)):
         if not path:

@@ -58,7 +58,7 @@ from agent_service.vault import (
 )
 from shared.automations import resolve_step_input
 from shared.catalog import CAPABILITIES, AuthKind, Capability, Provider
-from shared.db import tenant_transaction
+from shared.db import DatabaseUnavailable, tenant_transaction
 from shared.db.pool import Connection
 
 logger = logging.getLogger(__name__)
@@ -167,8 +167,8 @@ def _execute(run: RunExecution, definition: dict[str, Any], recorded: list[dict[
                     f"Step {index + 1} ({step['capability']}): {failure.safe_message}")
             logger.info("run failed", extra={**log, "step_index": index, "error_class": failure.error_class})
             return "failed"
-        except Superseded:
-            raise
+        except (Superseded, DatabaseUnavailable):
+            raise  # a database outage interrupts the run (retried); it is no outcome of the step
         except Exception:
             # A defect of ours: the run must not stay 'running' for ever, nor say more than this.
             logger.exception("run failed on an internal error", extra={**log, "step_index": index})
@@ -219,8 +219,10 @@ def _fail_interrupted(run: RunExecution, recorded: list[dict[str, Any]], log: di
         for step in recorded:
             if step["status"] == "running":
                 runs.finish_step(conn, run_id=run.run_id, step_index=step["step_index"], status="failed",
-                                 duration_ms=None, error_class="worker_interrupted",
-                                 safe_message="The worker stopped during this step; it was not repeated.", counts={})
+                                 duration_ms=None, error_class="outcome_unknown",
+                                 safe_message="Outcome unknown: the worker stopped during this step before its "
+                                              "result was recorded. It was not retried, so that it cannot "
+                                              "happen twice.", counts={})
         runs.skip_remaining_steps(conn, run_id=run.run_id)
         runs.finish_run(conn, run_id=run.run_id, status="failed", error_class="worker_interrupted",
                         error_message="The worker running this automation stopped midway; steps already done were "
@@ -232,6 +234,7 @@ def _fail_interrupted(run: RunExecution, recorded: list[dict[str, Any]], log: di
 def _finish(run: RunExecution, status: str, error_class: str | None, message: str | None) -> None:
     with run.transaction() as conn:
         if status != "succeeded":
+            runs.settle_running_steps(conn, run_id=run.run_id)
             runs.skip_remaining_steps(conn, run_id=run.run_id)
         runs.finish_run(conn, run_id=run.run_id, status=status, error_class=error_class, error_message=message)
 
@@ -479,6 +482,26 @@ def _fail(run: RunExecution, index: int, error_class: str, message: str, started
                          duration_ms=run.elapsed_ms(started), error_class=error_class, safe_message=message,
                          counts={"attempts": attempts})
     raise StepError(error_class, message)
+
+
+# A run the sweep finds not final although its job no longer queues or runs it.
+LOST_RUN_MESSAGE = ("Hapex lost track of this run (its worker or the database stopped) before it finished; "
+                    "steps already done were not repeated. Run it again when ready.")
+
+
+def settle_lost_run(rt: AgentRuntime, *, client_id: uuid.UUID, run_id: uuid.UUID) -> bool:
+    """Fail a run whose job is gone: the step in flight is 'outcome unknown', the rest skipped.
+
+    Under the run's lock, and with the execution number moved on, so an execution that is somehow
+    still going stops at its next write (Superseded) rather than writing over this outcome."""
+    with tenant_transaction(rt.db, client_id) as conn:
+        row = runs.lock_run(conn, run_id=run_id)
+        if row is None or row["status"] in FINAL:
+            return False
+        runs.start_run(conn, run_id=run_id)
+        runs.settle_running_steps(conn, run_id=run_id)
+        runs.skip_remaining_steps(conn, run_id=run_id)
+        return runs.settle_lost_run(conn, run_id=run_id, error_class="run_lost", error_message=LOST_RUN_MESSAGE)
 
 
 def _reconnect_needed(run: RunExecution, index: int, provider: Provider, started: float, attempts: int) -> NoReturn:

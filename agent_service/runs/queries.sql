@@ -88,8 +88,25 @@ WHERE run_id = %(run_id)s AND step_index = %(step_index)s
 
 -- skip_remaining_steps --
 -- Steps after a failure never ran.
-UPDATE run_steps SET status = 'skipped'
+UPDATE run_steps SET status = 'skipped', safe_message = 'Not run: the run stopped before this step.'
 WHERE run_id = %(run_id)s AND status = 'pending'
+
+-- settle_running_steps --
+-- A failed run's step still marked running: its outcome is unknown and it is not retried.
+UPDATE run_steps
+SET status = 'failed', finished_at = now(), error_class = 'outcome_unknown', safe_message = %(safe_message)s
+WHERE run_id = %(run_id)s AND status = 'running'
+
+-- settle_lost_run --
+-- A run whose job is gone (failed, cancelled or deleted) while it was not final: failed, with the reason.
+UPDATE runs
+SET status = 'failed', error_class = %(error_class)s, error_message = %(error_message)s, finished_at = now()
+WHERE run_id = %(run_id)s AND status IN ('queued', 'running')
+RETURNING run_id
+
+-- unfinished_runs --
+-- Across clients (SECURITY DEFINER; ids only): runs not final whose job is no longer queued or running.
+SELECT client_id, run_id FROM hapex_unfinished_runs(make_interval(secs => %(older_than_seconds)s))
 
 -- insert_cost_event --
 -- One billable event of a run's step.

@@ -92,6 +92,26 @@ def skip_remaining_steps(conn: Connection, *, run_id: uuid.UUID) -> None:
     execute(conn, QUERIES["skip_remaining_steps"], run_id=run_id)
 
 
+OUTCOME_UNKNOWN = ("Outcome unknown: Hapex lost track of this step before its result was recorded. "
+                   "It was not retried, so that it cannot happen twice.")
+
+
+def settle_running_steps(conn: Connection, *, run_id: uuid.UUID) -> None:
+    """A failed run leaves no step running: the one in flight is 'outcome unknown, not retried'."""
+    execute(conn, QUERIES["settle_running_steps"], run_id=run_id, safe_message=OUTCOME_UNKNOWN)
+
+
+def unfinished_runs(conn: Connection, *, older_than_seconds: float) -> list[dict[str, Any]]:
+    """Across clients (outside any tenant): runs not final whose job no longer queues or runs them."""
+    return fetch_all(conn, QUERIES["unfinished_runs"], older_than_seconds=older_than_seconds)
+
+
+def settle_lost_run(conn: Connection, *, run_id: uuid.UUID, error_class: str, error_message: str) -> bool:
+    """Fail a run that is not final; False if it had finished meanwhile."""
+    return fetch_optional(conn, QUERIES["settle_lost_run"], run_id=run_id, error_class=error_class,
+                          error_message=error_message) is not None
+
+
 def insert_cost_event(conn: Connection, *, client_id: uuid.UUID, run_id: uuid.UUID, step_index: int, source: str,
                       provider: str, model: str | None, input_tokens: int | None, output_tokens: int | None,
                       price_version: str, amount_microusd: int, calls: int) -> None:
