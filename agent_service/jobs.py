@@ -14,6 +14,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import procrastinate
+import procrastinate.exceptions
+import psycopg
 
 from agent_service.queue import LIVENESS_SETTLE_SECONDS, dead_worker_ids
 from shared.db import DatabaseUnavailable
@@ -140,11 +142,18 @@ async def requeue_stalled_jobs(app: procrastinate.App) -> int:
     for worker_id in await dead_worker_ids(app):
         for job in await app.job_manager.list_jobs_async(status="doing", worker_id=worker_id):
             stalled[job.id] = job
+    requeued = 0
     for job in stalled.values():
-        await app.job_manager.retry_job(job)
-    if stalled:
-        logger.warning("stalled jobs requeued", extra={"count": len(stalled)})
-    return len(stalled)
+        try:
+            await app.job_manager.retry_job(job)
+        except procrastinate.exceptions.ConnectorException as exc:
+            if not isinstance(exc.__cause__, psycopg.errors.RaiseException):
+                raise
+            continue  # another worker requeued it first (procrastinate refuses a job no longer doing)
+        requeued += 1
+    if requeued:
+        logger.warning("stalled jobs requeued", extra={"count": requeued})
+    return requeued
 
 
 @tasks.periodic(cron="* * * * *", periodic_id="retry_stalled_jobs")
