@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -99,58 +101,150 @@ def wait_until_healthy(url: str, ca_file: str, deadline: float, processes: list[
     return False
 
 
+@dataclass(frozen=True)
+class Child:
+    """One process `hapex run` starts and keeps running: a new service is one more entry in children()."""
+
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    # Waited for (HTTP 200) before the stack says it is up.
+    health_url: str | None = None
+    # How long it may take to stop after SIGTERM (a worker finishing its step) before it is killed.
+    stop_seconds: float = 25.0
+
+
+# Exit status of `hapex serve` on a configuration error: restarting cannot fix that.
+CONFIGURATION_ERROR = 2
+
+
+def children(env: dict[str, str], workers: int) -> list[Child]:
+    """The local stack's processes, each with the environment it may see."""
+    serve = [sys.executable, "-m", "hapex.cli", "serve"]
+    intake_url = f"https://localhost:{env['INTAKE_PORT']}"
+    agent_url = f"https://localhost:{env['AGENT_PORT']}"
+    worker_stop = float(env.get("WORKER_GRACE_SECONDS", "45")) + 10
+    return [
+        Child("intake", [*serve, "intake"], environment_for("intake", env), health_url=intake_url + "/healthz"),
+        Child("agent", [*serve, "agent"], environment_for("agent", env), health_url=agent_url + "/healthz"),
+        *(Child(f"worker {n}" if workers > 1 else "worker", [*serve, "worker"], environment_for("worker", env),
+                stop_seconds=worker_stop) for n in range(1, workers + 1)),
+    ]
+
+
+class Supervised:
+    """A child process, restarted with backoff (1 s doubling to 30 s) when it dies unexpectedly."""
+
+    # A child that ran this long before dying starts its backoff from the beginning again.
+    STABLE_AFTER = 60.0
+
+    def __init__(self, child: Child) -> None:
+        self.child = child
+        self.process: subprocess.Popen[bytes] | None = None
+        self.started_at = 0.0
+        self.failures = 0
+        self.restart_at: float | None = None
+
+    def start(self) -> None:
+        # Its own session: the terminal's Ctrl-C reaches `hapex run` alone, which then stops each child
+        # with one SIGTERM, so a worker's graceful stop is not cut short by a second signal.
+        # Our own interpreter and a fixed argument list: nothing here comes from input.
+        self.process = subprocess.Popen(self.child.argv, env=self.child.env, start_new_session=True)  # noqa: S603
+        self.started_at = time.monotonic()
+        self.restart_at = None
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def watch(self, now: float) -> str | None:
+        """Restart the child if it is due; a plain line saying what happened, if anything did."""
+        if self.restart_at is not None:
+            if now < self.restart_at:
+                return None
+            self.start()
+            return f"hapex: {self.child.name} restarted"
+        if self.process is None or self.process.poll() is None:
+            return None
+        if now - self.started_at > self.STABLE_AFTER:
+            self.failures = 0
+        self.failures += 1
+        delay = min(30.0, 2.0 ** (self.failures - 1))
+        self.restart_at = now + delay
+        return f"hapex: {self.child.name} exited (status {self.process.returncode}); restarting it in {delay:.0f} s"
+
+    def stop(self) -> None:
+        if self.alive():
+            assert self.process is not None
+            self.process.send_signal(signal.SIGTERM)
+
+    def wait_stopped(self) -> None:
+        if self.process is None:
+            return
+        try:
+            self.process.wait(timeout=self.child.stop_seconds)
+        except subprocess.TimeoutExpired:
+            print(f"hapex: {self.child.name} did not stop in {self.child.stop_seconds:.0f} s; killing it",
+                  file=sys.stderr, flush=True)
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+
 def run_stack(settings: LauncherSettings, workers: int = 1) -> int:
     database = local_database(settings)
     env = local_environment(database, settings)
     apply_migrations(env["DATABASE_URL"])
-    command = [sys.executable, "-m", "hapex.cli", "serve"]
-    services = ["intake", "agent"] + ["worker"] * workers
-    # Our own interpreter and a fixed argument list: nothing here comes from input.
-    processes = [subprocess.Popen([*command, service], env=environment_for(service, env))  # noqa: S603
-                 for service in services]
+    supervised = [Supervised(child) for child in children(env, workers)]
+    for each in supervised:
+        each.start()
 
     stopping = False
 
     def stop(signum: int, frame: object) -> None:
         nonlocal stopping
+        if stopping:
+            print("hapex: already stopping; workers are finishing the step in flight", flush=True)
         stopping = True
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
-    urls = {
-        "intake": f"https://localhost:{env['INTAKE_PORT']}",
-        "agent": f"https://localhost:{env['AGENT_PORT']}",
-    }
     deadline = time.monotonic() + 60
+    processes = [each.process for each in supervised if each.process is not None]
     healthy = all(
-        wait_until_healthy(url + "/healthz", env["AGENT_SERVICE_CA"], deadline, processes)
-        for url in urls.values()
+        wait_until_healthy(each.child.health_url, env["AGENT_SERVICE_CA"], deadline, processes)
+        for each in supervised if each.child.health_url
     )
     exit_code = 0
     if healthy:
-        print(f"hapex: intake  {urls['intake']}", flush=True)
-        print(f"hapex: agent   {urls['agent']}  (bearer AGENT_SERVICE_TOKEN)", flush=True)
+        print(f"hapex: intake  https://localhost:{env['INTAKE_PORT']}", flush=True)
+        print(f"hapex: agent   https://localhost:{env['AGENT_PORT']}  (bearer AGENT_SERVICE_TOKEN)", flush=True)
         print(f"hapex: {workers} worker(s) running; CA for local TLS: {env['AGENT_SERVICE_CA']}", flush=True)
         print("hapex: press Ctrl-C to stop", flush=True)
-        while not stopping:
-            if any(p.poll() is not None for p in processes):
-                print("hapex: a service exited; stopping the stack", file=sys.stderr, flush=True)
-                exit_code = 1
-                break
-            time.sleep(0.5)
+        exit_code = _supervise(supervised, lambda: stopping)
     else:
         print("hapex: the services did not become healthy; stopping", file=sys.stderr, flush=True)
         exit_code = 1
 
-    for process in processes:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-    for process in processes:
-        try:
-            process.wait(timeout=25)
-        except subprocess.TimeoutExpired:
-            process.kill()
+    print("hapex: stopping", flush=True)
+    for each in supervised:
+        each.stop()
+    for each in supervised:
+        each.wait_stopped()
     if database.embedded_pgdata is not None:
         embedded_db.stop(database.embedded_pgdata)
     print("hapex: stopped", flush=True)
     return exit_code
+
+
+def _supervise(supervised: list[Supervised], stopping: Callable[[], bool]) -> int:
+    """Until Ctrl-C: restart what dies; only a configuration error (which no restart fixes) ends the stack."""
+    while not stopping():
+        for each in supervised:
+            if each.process is not None and each.process.poll() == CONFIGURATION_ERROR:
+                print(f"hapex: {each.child.name} refused its configuration; stopping the stack",
+                      file=sys.stderr, flush=True)
+                return 1
+            line = each.watch(time.monotonic())
+            if line:
+                print(line, file=sys.stderr, flush=True)
+        time.sleep(0.5)
+    return 0
