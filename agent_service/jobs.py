@@ -17,7 +17,7 @@ import procrastinate
 import procrastinate.exceptions
 import psycopg
 
-from agent_service.queue import LIVENESS_SETTLE_SECONDS, dead_worker_ids
+from agent_service.queue import dead_worker_ids
 from shared.db import DatabaseUnavailable
 
 if TYPE_CHECKING:
@@ -167,11 +167,10 @@ async def settle_stalled_jobs_at_start(app: procrastinate.App) -> int:
     """A starting worker requeues dead workers' jobs now, not at the next five-minute sweep, and sweeps once
     more when a worker that died just before this start has been silent long enough to count as dead."""
     count = await requeue_stalled_jobs(app)
-    # A worker that died just before this start counts as dead a few seconds on (its liveness lock free
-    # and its last heartbeat old enough), or at the latest once its heartbeat is stale.
-    for seconds in (LIVENESS_SETTLE_SECONDS + 1, STALLED_AFTER_SECONDS + 5):
-        await app.configure_task("hapex:retry_stalled_jobs", schedule_in={"seconds": seconds}).defer_async(
-            timestamp=int(time.time()))
+    # A worker that died just before this start counts as dead a moment later (the starting worker
+    # sweeps again then, see worker.py), or at the latest once its heartbeat is stale: this sweep.
+    await app.configure_task("hapex:retry_stalled_jobs", schedule_in={"seconds": STALLED_AFTER_SECONDS + 5}
+                             ).defer_async(timestamp=int(time.time()))
     return count
 
 

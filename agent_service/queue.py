@@ -33,7 +33,7 @@ def defer(conn: Connection, task: str, *, queue: str, args: dict[str, Any], lock
 # own: a worker whose lock nobody holds has died, which PostgreSQL knows the moment its process is gone,
 # long before its heartbeat goes stale. A new worker takes its lock within this many seconds.
 LIVENESS_NAMESPACE = 0x4A50  # "HP"
-LIVENESS_SETTLE_SECONDS = 5
+LIVENESS_SETTLE_SECONDS = 2
 
 
 async def dead_worker_ids(app: procrastinate.App) -> list[int]:

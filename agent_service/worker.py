@@ -39,6 +39,8 @@ from shared.structured_logging import configure_logging
 logger = logging.getLogger(__name__)
 
 QUEUES = ["runs", "maintenance"]
+# A requeued job sends no notification: an idle worker looks for one this often (procrastinate's default is 5 s).
+FETCH_POLLING_SECONDS = 2.0
 
 
 @dataclass
@@ -118,7 +120,8 @@ class WorkerService:
             loop.add_signal_handler(signum, self.request_stop, signum)
         while not self.stopping.is_set():
             started = time.monotonic()
-            worker = Worker(self.app, queues=QUEUES, concurrency=self.concurrency, install_signal_handlers=False)
+            worker = Worker(self.app, queues=QUEUES, concurrency=self.concurrency, install_signal_handlers=False,
+                            fetch_job_polling_interval=FETCH_POLLING_SECONDS)
             outcome = asyncio.ensure_future(self._run_once(worker))
             stop = asyncio.ensure_future(self.stopping.wait())
             await asyncio.wait({outcome, stop}, return_when=asyncio.FIRST_COMPLETED)
@@ -151,6 +154,7 @@ class WorkerService:
             logger.info("database back; worker taking jobs again", extra={"attempt": self.backoff.attempts})
         running = asyncio.ensure_future(worker.run())  # type: ignore[no-untyped-call]
         alive = asyncio.ensure_future(self._hold_liveness(worker))
+        sweep = asyncio.ensure_future(self._sweep_again_soon())
         try:
             await asyncio.wait({running, alive}, return_when=asyncio.FIRST_COMPLETED)
             if alive.done() and not running.done():
@@ -160,6 +164,16 @@ class WorkerService:
                 raise alive.exception()  # type: ignore[misc]
         finally:
             alive.cancel()
+            sweep.cancel()
+
+    async def _sweep_again_soon(self) -> None:
+        """A worker that died just before this start (the usual case: its supervisor restarted it) counts
+        as dead once its heartbeat is a moment old: requeue its jobs then, not at the next sweep."""
+        await asyncio.sleep(queue.LIVENESS_SETTLE_SECONDS + 0.5)
+        try:
+            await jobs.requeue_stalled_jobs(self.app)
+        except Exception as exc:  # the periodic sweep will do it
+            logger.warning("stalled jobs not requeued", extra={"error_class": type(exc).__name__})
 
     async def _hold_liveness(self, worker: Worker) -> None:
         while worker.worker_id is None:  # registered first thing in worker.run()

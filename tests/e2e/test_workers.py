@@ -18,7 +18,6 @@ from shared.config import Environment, resolve_catalog
 from shared.db import Database, tenant_transaction
 from tests.conftest import create_database_from, drop_database
 from tests.e2e.conftest import stop_processes, wait_for
-from tests.factories import run_coroutine
 from tests.provider_standin import ProviderStandIn
 from tests.run_fixtures import DIGEST, automation, runtime_for, tenant
 
@@ -48,10 +47,11 @@ def cluster(pg_server, migrated_template, tmp_path):
     processes: list[subprocess.Popen[bytes]] = []
     logs = tmp_path / "workers.log"
 
-    def start_workers(count: int) -> None:
+    def start_workers(count: int, **settings: str) -> None:
         with open(logs, "ab") as log:
             for _ in range(count):
-                processes.append(subprocess.Popen([sys.executable, "-m", "hapex.cli", "serve", "worker"], env=env,
+                processes.append(subprocess.Popen([sys.executable, "-m", "hapex.cli", "serve", "worker"],
+                                                  env={**env, **settings},
                                                   stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
 
     class Cluster:
@@ -128,15 +128,12 @@ def test_a_schedule_with_two_workers_fires_exactly_once_per_due_slot(cluster):
 
 
 def _kill_the_worker_during(cluster, call: str, definition: dict) -> tuple[uuid.UUID, object]:
-    """Start the automation's run on one worker, SIGKILL it in the middle of `call`, start another
-    worker and requeue the run's stalled job (as retry_stalled_jobs does every five minutes).
+    """Start the automation's run on one worker, SIGKILL it in the middle of `call` and start another.
 
-    Only the run's job is looked for: with heartbeats judged stale after a second, a maintenance
-    job (the schedule sweep, notices: every minute) that either worker happens to be running is
-    "stalled" too, and a loaded machine makes that likely."""
+    Nothing requeues the run's job by hand: the new worker sees that the dead one holds no liveness
+    lock any more and requeues its job itself, within seconds rather than at a heartbeat timeout."""
     import signal
-
-    from agent_service import jobs
+    import time
 
     t = tenant(cluster.rt, cluster.intake_db, cluster.agent_db)
     automation_id = automation(cluster.intake_db, t.client_id, definition)
@@ -150,25 +147,7 @@ def _kill_the_worker_during(cluster, call: str, definition: dict) -> tuple[uuid.
     victim.wait(10)
     cluster.standin.state.release(call)
     cluster.start_workers(1)
-    app = jobs.build_queue(cluster.database.agent_dsn, cluster.rt)
-
-    def is_this_run(job) -> bool:
-        return job.task_name == "hapex:execute_run" and job.task_kwargs.get("run_id") == str(started.run_id)
-
-    async def stalled_run_jobs() -> list:
-        async with app.open_async():
-            return [job for job in await app.job_manager.get_stalled_jobs(seconds_since_heartbeat=1)
-                    if is_this_run(job)]
-
-    # The dead worker's heartbeat goes stale within a second or so; wait for that, not for a clock.
-    stalled = wait_for(lambda: run_coroutine(stalled_run_jobs))
-    assert len(stalled) == 1
-
-    async def requeue() -> None:
-        async with app.open_async():
-            await app.job_manager.retry_job(stalled[0])
-
-    run_coroutine(requeue)
+    cluster.restarted_at = time.monotonic()
     return started.run_id, t
 
 
@@ -181,10 +160,13 @@ def _steps(cluster, run_id) -> list[tuple[str, int]]:
 
 
 def test_a_worker_killed_mid_step_leaves_the_run_failed_cleanly_and_the_step_not_repeated(cluster):
+    import time
+
     import psycopg
 
     run_id, _ = _kill_the_worker_during(cluster, "POST /chat.postMessage", DIGEST)
     assert wait_for(lambda: [s for s, _ in run_statuses(cluster.database)] == ["failed"])
+    print(f"stalled run settled {time.monotonic() - cluster.restarted_at:.1f} s after a worker started")
     with psycopg.connect(cluster.database.owner_dsn) as conn:
         error_class = conn.execute("SELECT error_class FROM runs WHERE run_id = %s", [run_id]).fetchone()
     assert error_class == ("worker_interrupted",)
@@ -204,3 +186,37 @@ def test_a_worker_killed_during_a_reading_step_is_resumed_from_stored_outputs_by
     logs = cluster.logs.read_text()
     for secret in (t.tokens["google_access"], cluster.standin.state.email_body, cluster.standin.state.llm_reply):
         assert secret not in logs
+
+
+def _job_status(cluster, run_id) -> str | None:
+    import psycopg
+
+    with psycopg.connect(cluster.database.owner_dsn) as conn:
+        row = conn.execute("SELECT status::text FROM procrastinate_jobs WHERE args->>'run_id' = %s",
+                           [str(run_id)]).fetchone()
+    return row[0] if row else None
+
+
+def test_a_worker_stopped_with_a_step_outliving_its_grace_hands_the_job_back_and_the_next_start_settles_it(cluster):
+    import signal
+
+    t = tenant(cluster.rt, cluster.intake_db, cluster.agent_db)
+    automation_id = automation(cluster.intake_db, t.client_id, DIGEST)
+    posting = "POST /chat.postMessage"
+    cluster.standin.state.hold(posting)
+    with tenant_transaction(cluster.agent_db, t.client_id) as conn:
+        started = start_run(conn, client_id=t.client_id, automation_id=automation_id, trigger_kind="manual")
+    cluster.start_workers(1, WORKER_GRACE_SECONDS="1")
+    assert wait_for(lambda: cluster.standin.state.calls[posting] == 1), cluster.logs.read_text()[-2000:]
+    stopping = cluster.processes.pop()
+    # Twice, as a terminal's Ctrl-C and then a supervisor's SIGTERM: the second must not cut the grace short.
+    stopping.send_signal(signal.SIGINT)
+    stopping.send_signal(signal.SIGTERM)
+    assert stopping.wait(30) == 0
+    cluster.standin.state.release(posting)
+    assert "its job was handed back" in cluster.logs.read_text()
+    assert _job_status(cluster, started.run_id) == "todo"  # not left doing for a stall sweep to find
+    cluster.start_workers(1)
+    assert wait_for(lambda: [s for s, _ in run_statuses(cluster.database)] == ["failed"])
+    assert [status for status, _ in _steps(cluster, started.run_id)] == ["succeeded", "succeeded", "failed"]
+    assert cluster.standin.state.calls[posting] == 1  # outcome unknown: never posted again
