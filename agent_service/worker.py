@@ -150,6 +150,8 @@ class WorkerService:
 
     async def _run_once(self, worker: Worker) -> None:
         await self.settle_at_start()
+        if self.stopping.is_set():
+            return  # worker.run() would forget a stop asked for before it began
         if self.backoff.attempts:
             logger.info("database back; worker taking jobs again", extra={"attempt": self.backoff.attempts})
         running = asyncio.ensure_future(worker.run())  # type: ignore[no-untyped-call]
