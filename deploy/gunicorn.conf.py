@@ -5,6 +5,7 @@ TLS_CERT_FILE and TLS_KEY_FILE. Access lines are written by the apps themselves
 (shared.access_log), which log the path without its query string.
 """
 
+import ssl
 import sys
 
 from hapex.settings import GunicornSettings
@@ -24,6 +25,34 @@ graceful_timeout = 20
 proc_name = f"hapex-{service}"
 # Two gunicorns share a machine locally; neither needs a runtime control socket.
 control_socket_disable = True
+
+# A client that opens a connection and stalls in the TLS handshake (a browser's speculative
+# connection, a scanner) held a gthread worker's thread in a blocking read with no timeout: a stop
+# then waited graceful_timeout for it and the worker was SIGKILLed. The handshake gets a bound;
+# once it is done the socket is blocking again, as gunicorn expects.
+HANDSHAKE_SECONDS = 5.0
+
+
+class _HandshakeBoundedSocket(ssl.SSLSocket):
+    def do_handshake(self, block: bool = False) -> None:
+        super().do_handshake(block)
+        self.settimeout(None)
+
+
+class _HandshakeBoundedContext(ssl.SSLContext):
+    sslsocket_class = _HandshakeBoundedSocket
+
+    def wrap_socket(self, sock, *args, **kwargs):  # type: ignore[no-untyped-def,override]
+        sock.settimeout(HANDSHAKE_SECONDS)
+        return super().wrap_socket(sock, *args, **kwargs)
+
+
+def ssl_context(conf, default_ssl_context_factory):  # type: ignore[no-untyped-def]
+    """gunicorn's own context (certificate, ALPN), with the handshake bounded."""
+    context = default_ssl_context_factory()
+    context.__class__ = _HandshakeBoundedContext
+    return context
+
 
 certfile = settings.tls_cert_file
 keyfile = settings.tls_key_file
