@@ -1,8 +1,10 @@
-"""The database goes away under a stream of runs and page views: real intake, agent and workers.
+"""The database goes away under a stream of runs and page views, with `hapex run` (what `make run`
+starts: intake, agent and two workers, supervised) serving; then Ctrl-C with a step in flight.
 
 The stack's own database is made unusable as in tests/integration/test_database_outage.py (its
-connections terminated, new ones refused), then allowed again; no other test's database is touched.
-The figures (slowest answer during the outage, recovery after it) are printed for the note.
+connections terminated, new ones refused: a server restart as its clients see it), then allowed
+again; no other test's database is touched. The figures (slowest answer during the outage, recovery
+after it) are printed for the note.
 """
 
 from __future__ import annotations
@@ -10,6 +12,10 @@ from __future__ import annotations
 import base64
 import os
 import re
+import signal
+import socket
+import subprocess
+import sys
 import time
 import uuid
 
@@ -20,16 +26,7 @@ import requests
 from agent_service.runs.triggers import start_run
 from shared.config import Environment, resolve_catalog
 from shared.db import Database, DatabaseUnavailable, tenant_transaction
-from tests.conftest import create_database_from, drop_database
-from tests.e2e.conftest import (
-    free_port,
-    intake_environment,
-    stack_environment,
-    start_service,
-    stop_processes,
-    wait_for,
-    wait_for_health,
-)
+from tests.e2e.conftest import free_port, wait_for
 from tests.integration.test_database_outage import refuse_connections
 from tests.provider_standin import ProviderStandIn
 from tests.run_fixtures import DIGEST, automation, runtime_for, tenant
@@ -45,39 +42,49 @@ class Stack:
 
 
 @pytest.fixture
-def stack(pg_server, migrated_template, stack_tls, tmp_path):
-    """Intake, agent and two workers on a database of their own, calling a provider stand-in."""
-    database = create_database_from(pg_server, migrated_template)
+def stack(database, stack_tls, tmp_path):
+    """`hapex run` (what `make run` starts: intake, agent, two workers) on a database of its own, the
+    providers at a stand-in. In its own session, as a terminal's foreground job."""
     standin = ProviderStandIn(stack_tls).__enter__()
+    data = tmp_path / "data"
     intake_port, agent_port = free_port(), free_port()
-    env = stack_environment(database, stack_tls, intake_port, agent_port)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AGENT_", "INTAKE_", "CREDENTIAL_", "HAPEX_"))}
     env.update(standin.provider_environment())
-    env.update(CREDENTIAL_ENCRYPTION_KEY=base64.b64encode(KEY).decode(),
+    env.update(DATABASE_URL=database.owner_dsn, HAPEX_DATA_DIR=str(data), INTAKE_PORT=str(intake_port),
+               AGENT_PORT=str(agent_port), HAPEX_WORKERS="2", WORKER_CONCURRENCY="4", WEB_CONCURRENCY="1",
+               CREDENTIAL_ENCRYPTION_KEY=base64.b64encode(KEY).decode(), HAPEX_TEST_MODE="1",
                ANTHROPIC_API_KEY="sk-ant-standin-" + uuid.uuid4().hex,
                HAPEX_GOOGLE_CLIENT_ID="g", HAPEX_GOOGLE_CLIENT_SECRET="gs",
-               HAPEX_SLACK_CLIENT_ID="s", HAPEX_SLACK_CLIENT_SECRET="ss", WORKER_CONCURRENCY="4")
-    log_dir = tmp_path / "logs"
-    log_dir.mkdir()
+               HAPEX_SLACK_CLIENT_ID="s", HAPEX_SLACK_CLIENT_SECRET="ss")
     s = Stack()
-    s.database, s.standin, s.log_dir = database, standin, log_dir
-    s.intake_url, s.agent_url, s.ca = (f"https://localhost:{intake_port}", f"https://localhost:{agent_port}",
-                                       str(stack_tls.ca_cert))
+    s.database, s.standin, s.output = database, standin, tmp_path / "stack.log"
+    s.intake_url, s.agent_url = f"https://localhost:{intake_port}", f"https://localhost:{agent_port}"
+    s.ca = str(data / "tls" / "ca.pem")
     s.agent_db = Database(database.agent_dsn, name="test-outage-agent").open()
     s.intake_db = Database(database.intake_dsn, name="test-outage-intake").open()
     s.rt = runtime_for(s.agent_db, key=KEY, providers=resolve_catalog(Environment(standin.provider_environment())))
-    s.services = [start_service("agent", env, log_dir), start_service("intake", intake_environment(env), log_dir)]
-    s.workers = [start_service("worker", env, log_dir) for _ in range(2)]
-    s.logs = lambda: "\n".join(p.read_text(errors="replace") for p in sorted(log_dir.glob("*.log")))
+    s.logs = lambda: s.output.read_text(errors="replace")
+    with open(s.output, "wb") as log:
+        s.process = subprocess.Popen([sys.executable, "-m", "hapex.cli", "run"], env=env, stdout=log,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        wait_for_health(s.agent_url + "/healthz", s.ca, s.services[0])
-        wait_for_health(s.intake_url + "/healthz", s.ca, s.services[1])
+        assert wait_for(lambda: "press Ctrl-C" in s.logs() or s.process.poll() is not None), s.logs()[-4000:]
+        assert s.process.poll() is None, s.logs()[-4000:]
         yield s
     finally:
-        stop_processes(s.services + s.workers)
+        if s.process.poll() is None:  # the test failed before its Ctrl-C: stop the stack and its children
+            s.process.send_signal(signal.SIGTERM)
+            s.process.wait(120)
         s.agent_db.close()
         s.intake_db.close()
         standin.__exit__()
-        drop_database(pg_server, database.name)
+
+
+def ready(url: str, ca: str) -> bool:
+    try:
+        return requests.get(url + "/readyz", verify=ca, timeout=5).status_code == 200
+    except requests.RequestException:
+        return False
 
 
 def runs_by_status(database) -> dict[uuid.UUID, str]:
@@ -121,7 +128,7 @@ class Probe:
         assert "briefly unavailable" in page.text and page.headers["Retry-After"] == "5"
 
 
-def test_workers_and_pages_outlive_outages_of_10_and_40_seconds_and_every_accepted_run_finishes_once(
+def test_the_stack_outlives_outages_of_10_and_40_seconds_every_accepted_run_finishes_once_and_ctrl_c_kills_nothing(
         stack, pg_server):
     t = tenant(stack.rt, stack.intake_db, stack.agent_db)
     automation_id = automation(stack.intake_db, t.client_id, DIGEST)
@@ -162,7 +169,7 @@ def test_workers_and_pages_outlive_outages_of_10_and_40_seconds_and_every_accept
         before_outage = list(accepted)
         refuse_connections(pg_server, stack.database.name, allowed=True)
         back = time.monotonic()
-        assert wait_for(lambda: requests.get(stack.intake_url + "/readyz", verify=stack.ca).status_code == 200)
+        assert wait_for(lambda: ready(stack.intake_url, stack.ca) and ready(stack.agent_url, stack.ca))
         pages_back = time.monotonic() - back
         assert wait_for(lambda: all(runs_by_status(stack.database).get(r) in FINAL for r in before_outage),
                         timeout=120), stack.logs()[-4000:]
@@ -172,12 +179,13 @@ def test_workers_and_pages_outlive_outages_of_10_and_40_seconds_and_every_accept
             stack.logs()[-4000:]
         taking_jobs = time.monotonic() - back
         figures.append((seconds, probe.slowest, pages_back, runs_back, taking_jobs))
-        assert [w.poll() for w in stack.workers] == [None, None], "a worker exited"
+        # No child died (hapex run would have said so and restarted it): the stack kept serving throughout.
+        assert stack.process.poll() is None and "exited (status" not in stack.logs(), stack.logs()[-4000:]
 
     statuses = runs_by_status(stack.database)
     assert all(statuses[r] in FINAL for r in accepted)
     steps = slack_steps(stack.database)
-    posted = stack.standin.state.calls["POST /chat.postMessage"]
+    posted = stack.standin.state.calls[posting]
     done = sum(1 for status, _, _ in steps if status == "succeeded")
     unknown = sum(1 for status, error, _ in steps if error == "outcome_unknown")
     # Each post is one recorded success or one step whose outcome is unknown (never retried): none doubled.
@@ -190,3 +198,26 @@ def test_workers_and_pages_outlive_outages_of_10_and_40_seconds_and_every_accept
               f"before it final {runs_back:.1f} s, a new run done {taking_jobs:.1f} s after the database returned")
     print(f"{len(accepted)} runs: {sorted(statuses.values()).count('succeeded')} succeeded, "
           f"{unknown} slack steps outcome unknown, {posted} posts")
+
+    # Ctrl-C with a Slack post in flight, and connections stalled before or in their TLS handshake (a
+    # browser's speculative ones): the worker finishes the step, nothing is killed, no run is left running.
+    stack.standin.state.hold(posting)
+    assert start_one()
+    assert wait_for(lambda: stack.standin.state.calls[posting] == posted + 1, timeout=60), stack.logs()[-4000:]
+    stalled = [socket.create_connection(("127.0.0.1", int(url.rsplit(":", 1)[1])))
+               for url in (stack.intake_url, stack.agent_url) * 2]
+    for half_hello in stalled[2:]:
+        half_hello.send(b"\x16\x03\x01")
+    os.killpg(stack.process.pid, signal.SIGINT)
+    assert wait_for(lambda: "hapex: stopping" in stack.logs(), timeout=30)
+    stack.standin.state.release(posting)  # the step in flight ends during the worker's grace period
+    assert stack.process.wait(timeout=120) == 0, stack.logs()[-4000:]
+    for connection in stalled:
+        connection.close()
+    text = stack.logs()
+    assert "hapex: stopped" in text
+    assert "SIGKILL" not in text and "killing it" not in text, text[-4000:]  # no gunicorn or Hapex worker killed
+    assert text.count("Worker exiting") == 2, text[-4000:]  # each gunicorn's one worker exited by itself
+    assert runs_by_status(stack.database)[accepted[-1]] == "succeeded"
+    assert "running" not in runs_by_status(stack.database).values()
+    assert stack.standin.state.calls[posting] == posted + 1
