@@ -16,7 +16,16 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import Blueprint, Flask, current_app
 from marshmallow import Schema, fields
 
-from agent_service.auth import ADMIN_PREFIX, OPEN_ENDPOINTS, MissingToken, WrongToken
+from agent_service.auth import (
+    ADMIN_PREFIX,
+    OPEN_ENDPOINTS,
+    PROOF_HEADER,
+    ClientProofRefused,
+    ClientProofRequired,
+    MissingToken,
+    WrongToken,
+    needs_client_proof,
+)
 from agent_service.contract import Contract, contract, contract_of
 from shared.errors import HapexError, ValidationFailed
 
@@ -58,13 +67,15 @@ def _json(schema: type[Schema]) -> dict[str, Any]:
     return {"application/json": {"schema": schema}}
 
 
-def _refusals(declared: Contract, *, open_route: bool) -> dict[str, Any]:
+def _refusals(declared: Contract, *, open_route: bool, client_route: bool) -> dict[str, Any]:
     """Each status the view may refuse with, described by the names and sentences it answers."""
     refusals: list[type[HapexError]] = list(declared.refusals)
     if declared.body is not None or declared.query is not None:
         refusals.insert(0, ValidationFailed)
     if not open_route:
         refusals += [MissingToken, WrongToken]
+    if client_route:
+        refusals += [ClientProofRequired, ClientProofRefused]
     by_status: dict[int, list[str]] = defaultdict(list)
     for refusal in refusals:
         line = f"{refusal.name}: {refusal.message}"
@@ -84,7 +95,8 @@ def _operation(view: Any, declared: Contract, rule: str, endpoint: str) -> dict[
     responses: dict[str, Any] = {str(declared.status): success}
     responses |= {str(status): {"description": text, "content": _json(schema)}
                   for status, (text, schema) in declared.also.items()}
-    responses |= _refusals(declared, open_route=open_route)
+    client_route = needs_client_proof(endpoint)
+    responses |= _refusals(declared, open_route=open_route, client_route=client_route)
     operation: dict[str, Any] = {"operationId": endpoint, "summary": summary.strip(), "responses": responses}
     if description.strip():
         operation["description"] = " ".join(description.split())
@@ -92,6 +104,8 @@ def _operation(view: Any, declared: Contract, rule: str, endpoint: str) -> dict[
         operation["security"] = []
     elif rule.startswith(ADMIN_PREFIX):
         operation["security"] = [{"adminToken": []}]
+    elif client_route:
+        operation["security"] = [{"serviceToken": [], "clientProof": []}]
     parameters: list[dict[str, Any]] = _path_parameters(rule)
     if declared.query is not None:
         parameters.append({"in": "query", "schema": declared.query})
@@ -114,6 +128,11 @@ def build_document(app: Flask) -> dict[str, Any]:
                                                       "description": "AGENT_SERVICE_TOKEN"})
     spec.components.security_scheme("adminToken", {"type": "http", "scheme": "bearer",
                                                     "description": "AGENT_ADMIN_TOKEN, for /v1/admin/ only"})
+    spec.components.security_scheme("clientProof", {
+        "type": "apiKey", "in": "header", "name": PROOF_HEADER,
+        "description": "The client's own proof, `session <secret>` (the session cookie the person's browser "
+                       "just sent) or `webhook <secret>` (the secret of the webhook URL just called, for "
+                       "starting that automation's run); checked against the stored hash."})
     spec.components.schema("Error", schema=ErrorSchema)
     paths: dict[str, dict[str, Any]] = defaultdict(dict)
     for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):

@@ -9,6 +9,15 @@ answer, a 5xx, an unexpected status, a body of the wrong shape). Views handle th
 errors, by name where they show something specific, and never see a status code or a body.
 Only the call's method, path, status and error name are logged: never a body, which holds
 client content, nor the token.
+
+The service token says "this is the intake", not "for any client": a call for a client also
+carries that client's own proof (`ClientProof`, the `Hapex-Client-Proof` header), which `_call`
+takes from the request being served, so a new method needs nothing for it. A person's request
+proves itself with the session secret its cookie just carried (intake.accounts.sessions puts it
+there); a webhook's run is started inside `acting_for(ClientProof.webhook(...))`. A call made
+outside any request carries no proof, and the agent refuses it on a client's route. When the
+agent refuses the proof, the call raises `ClientProofRefused`, which the app answers with
+"sign in again" (docs/client-proof.md).
 """
 
 from __future__ import annotations
@@ -17,11 +26,13 @@ import json as jsonlib
 import logging
 import re
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import requests
+from flask import g, has_app_context
 
 from intake.config import IntakeConfig
 from shared.secret import Secret
@@ -50,6 +61,11 @@ RUN_REFUSALS = frozenset({RUN_REFUSED, AUTOMATION_PAUSED, BUDGET_EXHAUSTED})
 # The chat's reply answers these with a 5xx and a sentence meant for the client.
 CHAT_REFUSALS_AT_5XX = frozenset({CHAT_UNAVAILABLE, MODEL_ERROR, MODEL_TIMEOUT})
 
+# The agent refuses a call without the client's own proof, or with a proof that is not that
+# client's live one, with these names (agent_service.auth).
+CLIENT_PROOF_REFUSALS = frozenset({"client_proof_required", "client_proof_refused"})
+PROOF_HEADER = "Hapex-Client-Proof"
+
 # An error name is an identifier and a message one sentence; anything else is not the agent's shape.
 _ERROR_NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
 MAX_MESSAGE_LENGTH = 500
@@ -76,6 +92,63 @@ class AgentRefused(AgentError):
     def __init__(self, name: str, message: str, status: int) -> None:
         self.name, self.message, self.status = name, message, status
         super().__init__(name)  # the name only: a traceback never carries the agent's text
+
+
+class ClientProofRefused(Exception):
+    """The agent did not accept the client's proof: the session ended (sign in again) or the webhook is gone.
+
+    Not an AgentError: a view that handles the agent being down must not turn this into "try later".
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(name)
+
+
+@dataclass(frozen=True)
+class ClientProof:
+    """A secret only the client's live use produces, bound to that client: the agent checks its hash."""
+
+    kind: Literal["session", "webhook"]
+    client_id: uuid.UUID
+    secret: Secret
+
+    @classmethod
+    def session(cls, client_id: uuid.UUID, secret: str) -> ClientProof:
+        """The session secret the browser's cookie just carried (the database holds only its hash)."""
+        return cls("session", client_id, Secret(secret))
+
+    @classmethod
+    def webhook(cls, client_id: uuid.UUID, secret: str) -> ClientProof:
+        """The secret of the webhook URL that was just called; it proves that one automation only."""
+        return cls("webhook", client_id, Secret(secret))
+
+    def header(self) -> str:
+        return f"{self.kind} {self.secret.reveal()}"
+
+
+def current_proof() -> ClientProof | None:
+    """The proof of the request being served, if any (set by the session check or acting_for)."""
+    if not has_app_context():
+        return None
+    proof: ClientProof | None = g.get("client_proof")
+    return proof
+
+
+def use_proof(proof: ClientProof | None) -> None:
+    """From now on this request's agent calls carry `proof` (None: no proof)."""
+    g.client_proof = proof
+
+
+@contextmanager
+def acting_for(proof: ClientProof) -> Iterator[None]:
+    """The agent calls made inside carry `proof` instead of the request's own."""
+    before = current_proof()
+    use_proof(proof)
+    try:
+        yield
+    finally:
+        use_proof(before)
 
 
 class _Malformed(ValueError):
@@ -343,6 +416,14 @@ def _refusal(status: int, body: dict[str, Any] | None, refusals_at_5xx: frozense
     return None
 
 
+def _proof_refusal(status: int, body: dict[str, Any] | None) -> str | None:
+    """The agent's name when it refused the client's proof (a 401 or 403 naming it), else None."""
+    if status not in _TOKEN_REFUSED or body is None:
+        return None
+    name = body.get("error")
+    return name if isinstance(name, str) and name in CLIENT_PROOF_REFUSALS else None
+
+
 # --- the client --------------------------------------------------------------------------
 
 
@@ -432,13 +513,17 @@ class AgentClient:
               timeout: tuple[float, float] = TIMEOUT, refusals_at_5xx: frozenset[str] = frozenset(),
               max_bytes: int = MAX_BODY_BYTES, also: dict[int, Callable[[dict[str, Any]], T]] | None = None) -> T:
         where = {"method": method, "path": path}
+        headers = {"Authorization": f"Bearer {self._token.reveal()}"}
+        proof = current_proof()
+        if proof is not None:
+            headers[PROOF_HEADER] = proof.header()
         try:
             response = self.session.request(
                 method,
                 self.base_url + path,
                 json=json,
                 params=params,
-                headers={"Authorization": f"Bearer {self._token.reveal()}"},
+                headers=headers,
                 timeout=timeout,
                 verify=self.verify,
                 allow_redirects=False,
@@ -462,6 +547,11 @@ class AgentClient:
                 logger.warning("agent answer malformed", extra={**where, "status_code": status})
                 raise AgentUnavailable() from None
         refused = _refusal(status, body, refusals_at_5xx)
+        proof_refused = _proof_refusal(status, body)
+        if proof_refused is not None:
+            logger.info("agent refused the client's proof", extra={**where, "status_code": status,
+                                                                  "error": proof_refused})
+            raise ClientProofRefused(proof_refused)
         if refused is not None and refused.name == CLIENT_NOT_FOUND:
             logger.error("agent has no such client", extra={**where, "status_code": status})
             raise AgentUnavailable()

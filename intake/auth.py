@@ -7,6 +7,7 @@ from flask.typing import ResponseReturnValue
 from werkzeug.wrappers import Response
 
 from intake.accounts import sessions
+from intake.agent_client import use_proof
 
 # Views anyone may open. Everything else redirects to the login page.
 OPEN_ENDPOINTS = frozenset(
@@ -30,6 +31,7 @@ def install(app: Flask) -> None:
     @app.before_request
     def require_session() -> ResponseReturnValue | None:
         g.identity = None
+        use_proof(None)  # load_identity sets the session's proof for this request's agent calls
         if request.endpoint in ("static", "health.healthz", "health.readyz"):
             return None
         g.identity = sessions.load_identity()

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, render_template
+from flask import Flask, flash, g, redirect, render_template, url_for
 from flask.typing import ResponseReturnValue
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
+from intake.agent_client import ClientProofRefused, use_proof
 from shared.db import DatabaseUnavailable
 
 logger = logging.getLogger(__name__)
@@ -59,6 +60,17 @@ def install(app: Flask) -> None:
                     "Please try again in a few seconds.",
         )
         return rendered, 503, {"Retry-After": str(exc.retry_after_seconds), "Cache-Control": "no-store"}
+
+    @app.errorhandler(ClientProofRefused)
+    def _proof_refused(exc: ClientProofRefused) -> ResponseReturnValue:
+        # The session ended between this request's check and the agent's (or the database's):
+        # nothing was done for it; the person signs in again.
+        logger.info("client proof refused", extra={"error": exc.name})
+        g.identity = None
+        use_proof(None)
+        g.drop_session_cookie = True
+        flash("Your session has ended, so nothing was changed. Please sign in again.")
+        return redirect(url_for("accounts.login"), 303)
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> ResponseReturnValue:

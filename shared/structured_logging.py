@@ -56,6 +56,8 @@ _TOKEN_PATTERNS = [
     re.compile(r"xox[abposr]-[A-Za-z0-9-]{8,}"),
     re.compile(r"ya29\.[A-Za-z0-9._-]{8,}"),
     re.compile(r"1//[A-Za-z0-9._-]{8,}"),
+    # A client's proof on an agent call (Hapex-Client-Proof): a session's or a webhook's secret.
+    re.compile(r"(?i)\b((?:session|webhook)\s+)[A-Za-z0-9_-]{32,}"),
     re.compile(
         r"(?i)((?:access_token|refresh_token|id_token|client_secret|code|code_verifier|api_key|password|token)"
         r"[\"']?\s*[=:]\s*[\"']?)[^\s&\"',}]+"

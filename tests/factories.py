@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import secrets
 import uuid
+from datetime import timedelta
 from typing import Any, NamedTuple
 
 import psycopg
@@ -28,6 +31,17 @@ def make_user(db: Database, client_id: uuid.UUID, *, email: str | None = None,
         ).fetchone()
     assert row is not None
     return row[0]
+
+
+def make_session(db: Database, client_id: uuid.UUID, *, user_id: uuid.UUID | None = None,
+                 idle: timedelta = timedelta(minutes=30), absolute: timedelta = timedelta(hours=12)) -> str:
+    """A live session of the client (a new user's unless given), started as the intake starts one; its secret."""
+    user_id = user_id or make_user(db, client_id)
+    secret = secrets.token_urlsafe(32)
+    with tenant_transaction(db, client_id) as conn:
+        conn.execute("SELECT hapex_start_session(%s, %s, %s, %s, %s)",
+                     [client_id, user_id, hashlib.sha256(secret.encode()).digest(), idle, absolute])
+    return secret
 
 
 def make_connection(db: Database, client_id: uuid.UUID, *, provider: str = "google",

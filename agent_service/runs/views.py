@@ -8,6 +8,7 @@ from typing import Any
 
 from flask import Blueprint
 
+from agent_service import auth
 from agent_service.contract import contract
 from agent_service.db import get_db
 from agent_service.runs.schemas import (
@@ -34,8 +35,11 @@ def run_now(client_id: uuid.UUID, automation_id: uuid.UUID, data: dict[str, Any]
 
     No body (or trigger manual) is the client pressing Run now; trigger webhook is a call to the
     automation's webhook URL, which needs the automation enabled. Over this month's budget a
-    webhook run is recorded as cancelled (202, status cancelled).
+    webhook run is recorded as cancelled (202, status cancelled). A webhook's secret as the
+    client's proof starts only a webhook run.
     """
+    if auth.proof_kind() == "webhook" and data["trigger"] != "webhook":
+        raise auth.ClientProofRefused()
     with tenant_transaction(get_db(), client_id) as conn:
         started = start_run(conn, client_id=client_id, automation_id=automation_id, trigger_kind=data["trigger"])
     assert started is not None

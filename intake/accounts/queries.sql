@@ -42,23 +42,16 @@ SELECT client_id, user_id,
 FROM hapex_find_session(%(session_hash)s)
 
 -- insert_session --
--- A new session for a user; the cookie value itself is never stored.
-INSERT INTO sessions (client_id, session_hash, user_id, expires_at)
-VALUES (%(client_id)s, %(session_hash)s, %(user_id)s, now() + least(%(idle)s, %(absolute)s))
+-- A new session for a user, through the definer function (the intake cannot write session rows); the cookie value itself is never stored.
+SELECT hapex_start_session(%(client_id)s, %(user_id)s, %(session_hash)s, %(idle)s, %(absolute)s)
 
 -- touch_session --
 -- Extend a session still within its idle and absolute limits; no row means it has ended.
-UPDATE sessions
-SET last_seen_at = now(), expires_at = least(created_at + %(absolute)s, now() + %(idle)s)
-WHERE client_id = %(client_id)s AND session_hash = %(session_hash)s
-  AND expires_at > now()
-  AND last_seen_at > now() - %(idle)s
-  AND created_at > now() - %(absolute)s
-RETURNING user_id
+SELECT user_id FROM hapex_touch_session(%(session_hash)s, %(idle)s, %(absolute)s)
 
 -- delete_session --
--- End one session.
-DELETE FROM sessions WHERE client_id = %(client_id)s AND session_hash = %(session_hash)s
+-- End one session, named by the hash of the cookie it was sent.
+SELECT hapex_end_session(%(session_hash)s)
 
 -- delete_user_sessions --
 -- End every session of one user, this browser's included.

@@ -69,18 +69,15 @@ def insert_session(
             session_hash=session_hash, idle=idle, absolute=absolute)
 
 
-def touch_session(
-    conn: Connection, *, client_id: uuid.UUID, session_hash: bytes, idle: timedelta,
-    absolute: timedelta,
-) -> uuid.UUID | None:
+def touch_session(conn: Connection, *, session_hash: bytes, idle: timedelta,
+                  absolute: timedelta) -> uuid.UUID | None:
     """The session's user if it is still live (and now extended), else None."""
-    row = fetch_optional(conn, QUERIES["touch_session"], client_id=client_id,
-                         session_hash=session_hash, idle=idle, absolute=absolute)
+    row = fetch_optional(conn, QUERIES["touch_session"], session_hash=session_hash, idle=idle, absolute=absolute)
     return None if row is None else row["user_id"]
 
 
-def delete_session(conn: Connection, *, client_id: uuid.UUID, session_hash: bytes) -> None:
-    execute(conn, QUERIES["delete_session"], client_id=client_id, session_hash=session_hash)
+def delete_session(conn: Connection, *, session_hash: bytes) -> None:
+    execute(conn, QUERIES["delete_session"], session_hash=session_hash)
 
 
 def delete_user_sessions(conn: Connection, *, client_id: uuid.UUID, user_id: uuid.UUID) -> int:

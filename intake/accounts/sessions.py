@@ -1,4 +1,10 @@
-"""Server-side sessions: a random token in a __Host- cookie, only its SHA-256 in PostgreSQL."""
+"""Server-side sessions: a random token in a __Host- cookie, only its SHA-256 in PostgreSQL.
+
+The token a request's cookie carried is also the client's proof on this request's agent calls
+(intake.agent_client.ClientProof): the agent hashes it and finds the live session of that client.
+The intake's database role can neither read a session hash nor write a session row except
+through the definer functions of migration 0017.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +20,7 @@ from flask import current_app, g, request
 from werkzeug.wrappers import Response
 
 from intake.accounts import repository
+from intake.agent_client import ClientProof, ClientProofRefused, current_proof, use_proof
 from intake.config import IntakeConfig
 from intake.db import get_db
 from shared.db import tenant_transaction
@@ -76,6 +83,16 @@ def start_session(response: Response, *, client_id: uuid.UUID, user_id: uuid.UUI
         cookie_name(config), token, path="/", secure=config.secure_cookies, httponly=True,
         samesite="Lax",
     )
+    use_proof(ClientProof.session(client_id, token))
+
+
+def current_secret(client_id: uuid.UUID) -> str:
+    """This request's session secret, for a definer function that checks it is the client's live one."""
+    proof = current_proof()
+    if proof is None or proof.kind != "session" or proof.client_id != client_id:
+        raise ClientProofRefused("client_proof_required")
+    secret: str = proof.secret.reveal()
+    return secret
 
 
 def end_current_session() -> None:
@@ -84,8 +101,9 @@ def end_current_session() -> None:
     if identity is None:
         return
     with tenant_transaction(get_db(), identity.client_id) as conn:
-        repository.delete_session(conn, client_id=identity.client_id, session_hash=identity.session_hash)
+        repository.delete_session(conn, session_hash=identity.session_hash)
     g.identity = None
+    use_proof(None)
 
 
 def clear_cookie(response: Response) -> None:
@@ -115,16 +133,17 @@ def load_identity() -> SessionIdentity | None:
         return None
     client_id, user_id = found["client_id"], found["user_id"]
     if found["live"] and found["touched_lately"]:
+        use_proof(ClientProof.session(client_id, token))
         return SessionIdentity(client_id=client_id, user_id=user_id, session_hash=session_hash)
     with tenant_transaction(db, client_id) as conn:
         user_id = None
         if found["live"]:
-            user_id = repository.touch_session(conn, client_id=client_id, session_hash=session_hash,
-                                               idle=idle, absolute=absolute)
+            user_id = repository.touch_session(conn, session_hash=session_hash, idle=idle, absolute=absolute)
         if user_id is None:
-            repository.delete_session(conn, client_id=client_id, session_hash=session_hash)
+            repository.delete_session(conn, session_hash=session_hash)
     if user_id is None:
         logger.info("session ended by timeout", extra={"client_id": client_id})
         g.drop_session_cookie = True
         return None
+    use_proof(ClientProof.session(client_id, token))
     return SessionIdentity(client_id=client_id, user_id=user_id, session_hash=session_hash)

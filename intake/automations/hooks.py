@@ -5,6 +5,10 @@ the client once, stored as its SHA-256 only, and kept out of the access log (the
 path is the route, not the URL). The endpoint is open (no session, no CSRF token: the
 caller is another system), ignores the body, and answers an unknown secret, a disabled
 automation and a non-webhook automation with the same 404 after the same single lookup.
+
+The secret is also the client's proof on the run it starts: the agent checks it against the
+stored hash (intake.agent_client.acting_for), so the intake cannot start a webhook run of an
+automation whose URL was not just called. Only a person's live session can set a new one.
 """
 
 from __future__ import annotations
@@ -19,8 +23,9 @@ from flask import Blueprint, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from intake import agent_client
+from intake.accounts.sessions import current_secret
 from intake.accounts.throttle import LoginThrottle
-from intake.agent_client import AgentRefused, AgentUnavailable
+from intake.agent_client import AgentRefused, AgentUnavailable, ClientProof, ClientProofRefused, acting_for
 from intake.automations import repository
 from intake.db import get_agent, get_db
 from shared.db import tenant_transaction
@@ -47,12 +52,23 @@ def secret_hash(secret: str) -> bytes:
 
 
 def issue_secret(conn: Connection, *, client_id: uuid.UUID, automation_id: uuid.UUID) -> str:
-    """A fresh secret for the automation's URL; only its hash is stored, the old one stops working."""
+    """A fresh secret for the automation's URL; only its hash is stored, the old one stops working.
+
+    The database stores it only for this request's live session of the automation's client.
+    """
     secret = new_secret()
-    repository.set_webhook_secret_hash(conn, client_id=client_id, automation_id=automation_id,
-                                       secret_hash=secret_hash(secret))
+    if not repository.set_webhook_secret_hash(conn, session_secret=current_secret(client_id),
+                                              automation_id=automation_id, secret_hash=secret_hash(secret)):
+        raise ClientProofRefused("client_proof_refused")
     logger.info("webhook url issued", extra={"client_id": client_id, "automation_id": automation_id})
     return secret
+
+
+def forget_secret(conn: Connection, *, client_id: uuid.UUID, automation_id: uuid.UUID) -> None:
+    """The automation's webhook URL stops working (its trigger is no longer a webhook)."""
+    if not repository.set_webhook_secret_hash(conn, session_secret=current_secret(client_id),
+                                              automation_id=automation_id, secret_hash=None):
+        raise ClientProofRefused("client_proof_refused")
 
 
 def _error(status: int, name: str, message: str, **headers: str) -> ResponseReturnValue:
@@ -93,7 +109,12 @@ def trigger(secret: str) -> ResponseReturnValue:
         return _error(429, "rate_limited", "This automation was started too often; wait, then retry.",
                       **{"Retry-After": str(WINDOW_SECONDS)})
     try:
-        started = get_agent().start_run(client_id, automation_id, trigger="webhook")
+        with acting_for(ClientProof.webhook(client_id, secret)):
+            started = get_agent().start_run(client_id, automation_id, trigger="webhook")
+    except ClientProofRefused:
+        # The automation stopped being an enabled webhook between the lookup and the agent's check.
+        logger.info("webhook refused", extra={"status": "proof_refused", "automation_id": automation_id})
+        return _error(404, "not_found", NOT_FOUND_MESSAGE)
     except AgentUnavailable:
         return _error(503, "unavailable", "The run could not be started; try again shortly.")
     except AgentRefused as refused:

@@ -14,14 +14,8 @@ FROM automations
 WHERE client_id = %(client_id)s AND automation_id = %(automation_id)s
 
 -- set_webhook_secret_hash --
--- Store the SHA-256 of a new webhook secret (the secret itself is shown once, never kept).
-UPDATE automations SET webhook_secret_hash = %(secret_hash)s, updated_at = now()
-WHERE client_id = %(client_id)s AND automation_id = %(automation_id)s
-
--- clear_webhook_secret_hash --
--- An automation no longer triggered by a webhook forgets its URL.
-UPDATE automations SET webhook_secret_hash = NULL
-WHERE client_id = %(client_id)s AND automation_id = %(automation_id)s AND webhook_secret_hash IS NOT NULL
+-- Store the SHA-256 of a new webhook secret, or NULL to forget it, through the definer function that needs the request's live session.
+SELECT hapex_set_webhook_secret(%(session_secret)s, %(automation_id)s, %(secret_hash)s) AS stored
 
 -- find_webhook --
 -- The enabled webhook automation a secret belongs to, through the narrow definer function.

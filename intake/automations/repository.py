@@ -13,7 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from shared.db import QuerySet, execute, fetch_all, fetch_one, fetch_optional
+from shared.db import QuerySet, fetch_all, fetch_one, fetch_optional
 from shared.db.pool import Connection
 
 QUERIES = QuerySet(Path(__file__).with_name("queries.sql"))
@@ -31,14 +31,12 @@ def get_automation(
 
 
 def set_webhook_secret_hash(
-    conn: Connection, *, client_id: uuid.UUID, automation_id: uuid.UUID, secret_hash: bytes
-) -> None:
-    execute(conn, QUERIES["set_webhook_secret_hash"], client_id=client_id, automation_id=automation_id,
-            secret_hash=secret_hash)
-
-
-def clear_webhook_secret_hash(conn: Connection, *, client_id: uuid.UUID, automation_id: uuid.UUID) -> None:
-    execute(conn, QUERIES["clear_webhook_secret_hash"], client_id=client_id, automation_id=automation_id)
+    conn: Connection, *, session_secret: str, automation_id: uuid.UUID, secret_hash: bytes | None
+) -> bool:
+    """Store (None: forget) the hash of its webhook secret; False unless the session is live and its client's."""
+    row = fetch_one(conn, QUERIES["set_webhook_secret_hash"], session_secret=session_secret,
+                    automation_id=automation_id, secret_hash=secret_hash)
+    return bool(row["stored"])
 
 
 def find_webhook(conn: Connection, *, secret_hash: bytes) -> tuple[uuid.UUID, uuid.UUID] | None:

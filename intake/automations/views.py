@@ -161,7 +161,7 @@ def _keep_webhook_in_step(conn: Connection, automation_id: uuid.UUID, kind: str,
     """A new webhook trigger gets its secret now; a trigger that is no longer one forgets it."""
     if kind != "webhook":
         if before is not None and before["has_webhook_url"]:
-            repository.clear_webhook_secret_hash(conn, client_id=_client_id(), automation_id=automation_id)
+            hooks.forget_secret(conn, client_id=_client_id(), automation_id=automation_id)
         return None
     if before is not None and before["has_webhook_url"]:
         return None

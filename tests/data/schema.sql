@@ -169,6 +169,13 @@ CREATE FUNCTION public.hapex_due_schedules(p_now timestamp with time zone, p_lim
 
 ALTER FUNCTION public.hapex_due_schedules(p_now timestamp with time zone, p_limit integer) OWNER TO hapex_definer;
 
+CREATE FUNCTION public.hapex_end_session(p_session_hash bytea) RETURNS void
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $$ DELETE FROM public.sessions WHERE session_hash = p_session_hash $$;
+
+ALTER FUNCTION public.hapex_end_session(p_session_hash bytea) OWNER TO hapex_definer;
+
 CREATE FUNCTION public.hapex_find_login(p_email text) RETURNS TABLE(client_id uuid, user_id uuid, password_hash text)
     LANGUAGE sql STABLE SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'public', 'pg_temp'
@@ -349,6 +356,69 @@ CREATE FUNCTION public.hapex_prune_run_records(p_older_than interval) RETURNS in
 
 ALTER FUNCTION public.hapex_prune_run_records(p_older_than interval) OWNER TO hapex_definer;
 
+CREATE FUNCTION public.hapex_session_proves_client(p_client_id uuid, p_session_secret text) RETURNS boolean
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $$
+    SELECT EXISTS (
+        SELECT 1 FROM public.sessions s
+        WHERE s.session_hash = pg_catalog.sha256(pg_catalog.convert_to(p_session_secret, 'UTF8'))
+          AND s.client_id = p_client_id
+          AND s.expires_at > now()
+          AND s.created_at > now() - interval '30 days')
+    $$;
+
+ALTER FUNCTION public.hapex_session_proves_client(p_client_id uuid, p_session_secret text) OWNER TO hapex_definer;
+
+CREATE FUNCTION public.hapex_set_webhook_secret(p_session_secret text, p_automation_id uuid, p_secret_hash bytea) RETURNS boolean
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $$
+    DECLARE
+        n integer;
+    BEGIN
+        UPDATE public.automations a
+        SET webhook_secret_hash = p_secret_hash, updated_at = now()
+        WHERE a.automation_id = p_automation_id
+          AND a.client_id = (
+              SELECT s.client_id FROM public.sessions s
+              WHERE s.session_hash = pg_catalog.sha256(pg_catalog.convert_to(p_session_secret, 'UTF8'))
+                AND s.expires_at > now());
+        GET DIAGNOSTICS n = ROW_COUNT;
+        RETURN n = 1;
+    END
+    $$;
+
+ALTER FUNCTION public.hapex_set_webhook_secret(p_session_secret text, p_automation_id uuid, p_secret_hash bytea) OWNER TO hapex_definer;
+
+CREATE FUNCTION public.hapex_start_session(p_client_id uuid, p_user_id uuid, p_session_hash bytea, p_idle interval, p_absolute interval) RETURNS void
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $$
+    INSERT INTO public.sessions (client_id, session_hash, user_id, expires_at)
+    VALUES (p_client_id, p_session_hash, p_user_id,
+            now() + least(p_idle, p_absolute, interval '1 day', interval '30 days'))
+    $$;
+
+ALTER FUNCTION public.hapex_start_session(p_client_id uuid, p_user_id uuid, p_session_hash bytea, p_idle interval, p_absolute interval) OWNER TO hapex_definer;
+
+CREATE FUNCTION public.hapex_touch_session(p_session_hash bytea, p_idle interval, p_absolute interval) RETURNS TABLE(user_id uuid)
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $$
+    UPDATE public.sessions s
+    SET last_seen_at = now(),
+        expires_at = least(s.created_at + least(p_absolute, interval '30 days'),
+                           now() + least(p_idle, interval '1 day'))
+    WHERE s.session_hash = p_session_hash
+      AND s.expires_at > now()
+      AND s.last_seen_at > now() - p_idle
+      AND s.created_at > now() - p_absolute
+    RETURNING s.user_id
+    $$;
+
+ALTER FUNCTION public.hapex_touch_session(p_session_hash bytea, p_idle interval, p_absolute interval) OWNER TO hapex_definer;
+
 CREATE FUNCTION public.hapex_unfinished_runs(p_older_than interval) RETURNS TABLE(client_id uuid, run_id uuid)
     LANGUAGE sql STABLE SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'public', 'pg_temp'
@@ -418,6 +488,20 @@ CREATE FUNCTION public.hapex_vault_rotation_batch(p_primary_key_id text, p_after
     $$;
 
 ALTER FUNCTION public.hapex_vault_rotation_batch(p_primary_key_id text, p_after uuid, p_limit integer) OWNER TO hapex_definer;
+
+CREATE FUNCTION public.hapex_webhook_proves_client(p_client_id uuid, p_automation_id uuid, p_webhook_secret text) RETURNS boolean
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $$
+    SELECT EXISTS (
+        SELECT 1 FROM public.automations a
+        WHERE a.webhook_secret_hash = pg_catalog.sha256(pg_catalog.convert_to(p_webhook_secret, 'UTF8'))
+          AND a.client_id = p_client_id
+          AND a.automation_id = p_automation_id
+          AND a.status = 'enabled' AND a.trigger ->> 'kind' = 'webhook')
+    $$;
+
+ALTER FUNCTION public.hapex_webhook_proves_client(p_client_id uuid, p_automation_id uuid, p_webhook_secret text) OWNER TO hapex_definer;
 
 CREATE FUNCTION public.procrastinate_cancel_job_v1(job_id bigint, abort boolean, delete_job boolean) RETURNS bigint
     LANGUAGE plpgsql
@@ -1585,9 +1669,17 @@ CREATE POLICY definer_prune_costs_delete ON public.cost_events FOR DELETE TO hap
 
 CREATE POLICY definer_prune_runs ON public.runs FOR DELETE TO hapex_definer USING (true);
 
+CREATE POLICY definer_session_end ON public.sessions FOR DELETE TO hapex_definer USING (true);
+
 CREATE POLICY definer_session_lookup ON public.sessions FOR SELECT TO hapex_definer USING (true);
 
 CREATE POLICY definer_session_prune ON public.sessions FOR DELETE TO hapex_definer USING ((expires_at < now()));
+
+CREATE POLICY definer_session_start ON public.sessions FOR INSERT TO hapex_definer WITH CHECK (true);
+
+CREATE POLICY definer_session_touch ON public.sessions FOR UPDATE TO hapex_definer USING (true) WITH CHECK (true);
+
+CREATE POLICY definer_set_webhook ON public.automations FOR UPDATE TO hapex_definer USING (true) WITH CHECK (true);
 
 CREATE POLICY definer_state_prune ON public.oauth_states FOR DELETE TO hapex_definer USING ((expires_at <= now()));
 
@@ -1663,6 +1755,9 @@ REVOKE ALL ON FUNCTION public.hapex_credentials_bump_revision() FROM PUBLIC;
 REVOKE ALL ON FUNCTION public.hapex_due_schedules(p_now timestamp with time zone, p_limit integer) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.hapex_due_schedules(p_now timestamp with time zone, p_limit integer) TO hapex_agent;
 
+REVOKE ALL ON FUNCTION public.hapex_end_session(p_session_hash bytea) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.hapex_end_session(p_session_hash bytea) TO hapex_intake;
+
 REVOKE ALL ON FUNCTION public.hapex_find_login(p_email text) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.hapex_find_login(p_email text) TO hapex_intake;
 
@@ -1695,6 +1790,18 @@ GRANT ALL ON FUNCTION public.hapex_prune_expired_sessions() TO hapex_agent;
 REVOKE ALL ON FUNCTION public.hapex_prune_run_records(p_older_than interval) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.hapex_prune_run_records(p_older_than interval) TO hapex_agent;
 
+REVOKE ALL ON FUNCTION public.hapex_session_proves_client(p_client_id uuid, p_session_secret text) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.hapex_session_proves_client(p_client_id uuid, p_session_secret text) TO hapex_agent;
+
+REVOKE ALL ON FUNCTION public.hapex_set_webhook_secret(p_session_secret text, p_automation_id uuid, p_secret_hash bytea) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.hapex_set_webhook_secret(p_session_secret text, p_automation_id uuid, p_secret_hash bytea) TO hapex_intake;
+
+REVOKE ALL ON FUNCTION public.hapex_start_session(p_client_id uuid, p_user_id uuid, p_session_hash bytea, p_idle interval, p_absolute interval) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.hapex_start_session(p_client_id uuid, p_user_id uuid, p_session_hash bytea, p_idle interval, p_absolute interval) TO hapex_intake;
+
+REVOKE ALL ON FUNCTION public.hapex_touch_session(p_session_hash bytea, p_idle interval, p_absolute interval) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.hapex_touch_session(p_session_hash bytea, p_idle interval, p_absolute interval) TO hapex_intake;
+
 REVOKE ALL ON FUNCTION public.hapex_unfinished_runs(p_older_than interval) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.hapex_unfinished_runs(p_older_than interval) TO hapex_agent;
 
@@ -1712,6 +1819,9 @@ GRANT ALL ON FUNCTION public.hapex_vault_output_rotation_batch(p_primary_key_id 
 
 REVOKE ALL ON FUNCTION public.hapex_vault_rotation_batch(p_primary_key_id text, p_after uuid, p_limit integer) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.hapex_vault_rotation_batch(p_primary_key_id text, p_after uuid, p_limit integer) TO hapex_agent;
+
+REVOKE ALL ON FUNCTION public.hapex_webhook_proves_client(p_client_id uuid, p_automation_id uuid, p_webhook_secret text) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.hapex_webhook_proves_client(p_client_id uuid, p_automation_id uuid, p_webhook_secret text) TO hapex_agent;
 
 GRANT ALL ON FUNCTION public.procrastinate_cancel_job_v1(job_id bigint, abort boolean, delete_job boolean) TO hapex_agent;
 
@@ -1758,30 +1868,46 @@ GRANT ALL ON FUNCTION public.procrastinate_update_heartbeat_v1(worker_id bigint)
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.automation_versions TO hapex_intake;
 GRANT SELECT ON TABLE public.automation_versions TO hapex_agent;
 
-GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.automations TO hapex_intake;
+GRANT SELECT,DELETE ON TABLE public.automations TO hapex_intake;
 GRANT SELECT ON TABLE public.automations TO hapex_agent;
 
 GRANT SELECT(client_id) ON TABLE public.automations TO hapex_definer;
+GRANT INSERT(client_id) ON TABLE public.automations TO hapex_intake;
 
 GRANT SELECT(automation_id) ON TABLE public.automations TO hapex_definer;
+GRANT INSERT(automation_id) ON TABLE public.automations TO hapex_intake;
+
+GRANT INSERT(name),UPDATE(name) ON TABLE public.automations TO hapex_intake;
 
 GRANT UPDATE(status) ON TABLE public.automations TO hapex_agent;
 GRANT SELECT(status) ON TABLE public.automations TO hapex_definer;
+GRANT INSERT(status),UPDATE(status) ON TABLE public.automations TO hapex_intake;
 
 GRANT UPDATE(paused_reason) ON TABLE public.automations TO hapex_agent;
 GRANT SELECT(paused_reason) ON TABLE public.automations TO hapex_definer;
+GRANT INSERT(paused_reason),UPDATE(paused_reason) ON TABLE public.automations TO hapex_intake;
+
+GRANT INSERT(version),UPDATE(version) ON TABLE public.automations TO hapex_intake;
 
 GRANT SELECT(trigger) ON TABLE public.automations TO hapex_definer;
+GRANT INSERT(trigger),UPDATE(trigger) ON TABLE public.automations TO hapex_intake;
 
 GRANT SELECT(steps) ON TABLE public.automations TO hapex_definer;
+GRANT INSERT(steps),UPDATE(steps) ON TABLE public.automations TO hapex_intake;
+
+GRANT INSERT(store_outputs),UPDATE(store_outputs) ON TABLE public.automations TO hapex_intake;
 
 GRANT UPDATE(next_run_at) ON TABLE public.automations TO hapex_agent;
 GRANT SELECT(next_run_at) ON TABLE public.automations TO hapex_definer;
+GRANT INSERT(next_run_at),UPDATE(next_run_at) ON TABLE public.automations TO hapex_intake;
+
+GRANT INSERT(created_at) ON TABLE public.automations TO hapex_intake;
 
 GRANT UPDATE(updated_at) ON TABLE public.automations TO hapex_agent;
-GRANT SELECT(updated_at) ON TABLE public.automations TO hapex_definer;
+GRANT SELECT(updated_at),UPDATE(updated_at) ON TABLE public.automations TO hapex_definer;
+GRANT INSERT(updated_at),UPDATE(updated_at) ON TABLE public.automations TO hapex_intake;
 
-GRANT SELECT(webhook_secret_hash) ON TABLE public.automations TO hapex_definer;
+GRANT SELECT(webhook_secret_hash),UPDATE(webhook_secret_hash) ON TABLE public.automations TO hapex_definer;
 
 GRANT SELECT,INSERT,DELETE ON TABLE public.chat_drafts TO hapex_intake;
 GRANT SELECT ON TABLE public.chat_drafts TO hapex_agent;
@@ -1976,12 +2102,24 @@ GRANT SELECT(queued_at) ON TABLE public.runs TO hapex_definer;
 
 GRANT SELECT(finished_at) ON TABLE public.runs TO hapex_definer;
 
-GRANT SELECT,INSERT,DELETE ON TABLE public.sessions TO hapex_intake;
+GRANT DELETE ON TABLE public.sessions TO hapex_intake;
 GRANT SELECT,DELETE ON TABLE public.sessions TO hapex_definer;
 
-GRANT UPDATE(last_seen_at) ON TABLE public.sessions TO hapex_intake;
+GRANT SELECT(client_id) ON TABLE public.sessions TO hapex_intake;
+GRANT INSERT(client_id) ON TABLE public.sessions TO hapex_definer;
 
-GRANT UPDATE(expires_at) ON TABLE public.sessions TO hapex_intake;
+GRANT INSERT(session_hash) ON TABLE public.sessions TO hapex_definer;
+
+GRANT SELECT(user_id) ON TABLE public.sessions TO hapex_intake;
+GRANT INSERT(user_id) ON TABLE public.sessions TO hapex_definer;
+
+GRANT SELECT(created_at) ON TABLE public.sessions TO hapex_intake;
+
+GRANT SELECT(last_seen_at) ON TABLE public.sessions TO hapex_intake;
+GRANT UPDATE(last_seen_at) ON TABLE public.sessions TO hapex_definer;
+
+GRANT SELECT(expires_at) ON TABLE public.sessions TO hapex_intake;
+GRANT INSERT(expires_at),UPDATE(expires_at) ON TABLE public.sessions TO hapex_definer;
 
 GRANT SELECT,INSERT,DELETE ON TABLE public.users TO hapex_intake;
 

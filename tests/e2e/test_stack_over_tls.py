@@ -9,7 +9,7 @@ import uuid
 import pytest
 import requests
 
-from intake.agent_client import AgentClient
+from intake.agent_client import AgentClient, ClientProofRefused
 from intake.config import IntakeConfig
 from tests.e2e.conftest import intake_environment
 
@@ -36,8 +36,11 @@ def test_plain_http_on_the_service_ports_gets_no_answer(live_stack):
 def test_the_intake_reaches_the_agent_over_https_with_its_bearer_token(live_stack):
     config = IntakeConfig.from_env(live_stack.env)
     client = AgentClient(config)
-    # A tenant route: without the right token this raises AgentUnavailable (401/403).
-    assert client.chat_status(uuid.uuid4()).over_budget is False
+    # A tenant route: with a wrong token this raises AgentUnavailable (401/403); with the right one
+    # the agent goes on to ask for the client's own proof, which a call outside a request lacks.
+    with pytest.raises(ClientProofRefused) as refused:
+        client.chat_status(uuid.uuid4())
+    assert refused.value.name == "client_proof_required"
 
 
 def test_agent_api_demands_the_bearer_token_over_the_wire(live_stack):

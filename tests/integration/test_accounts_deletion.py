@@ -9,6 +9,7 @@ import pytest
 from psycopg import sql
 
 from shared.db import Database, tenant_transaction
+from tests.agent_api import acting_for
 from tests.factories import client_of, make_automation, make_client, make_connection, make_user
 from tests.integration.conftest import AGENT_TOKEN, PASSWORD, Visitor
 
@@ -112,10 +113,6 @@ def test_when_the_agent_cannot_revoke_nothing_is_deleted(signed_up, owner_conn, 
     assert visitor.get("/account").status_code == 200
 
 
-def bearer() -> dict[str, str]:
-    return {"Authorization": f"Bearer {AGENT_TOKEN}"}
-
-
 def test_the_agent_revokes_one_clients_connections_and_deletes_only_its_credentials(
     agent_service_app, intake_db, agent_db, owner_conn
 ):
@@ -125,7 +122,8 @@ def test_the_agent_revokes_one_clients_connections_and_deletes_only_its_credenti
     make_connection(agent_db, leaving, status="revoked")
     api = agent_service_app.test_client()
 
-    response = api.delete(f"/v1/clients/{leaving}/connections", headers=bearer())
+    as_leaving = acting_for(intake_db, leaving, token=AGENT_TOKEN)
+    response = api.delete(f"/v1/clients/{leaving}/connections", headers=as_leaving)
 
     assert response.status_code == 200
     assert response.json == {"connections_revoked": 1, "credentials_deleted": 1}
@@ -135,7 +133,7 @@ def test_the_agent_revokes_one_clients_connections_and_deletes_only_its_credenti
     credentials = dict(owner_conn.execute(
         "SELECT client_id, count(*) FROM credentials GROUP BY client_id").fetchall())
     assert credentials == {staying: 1}
-    again = api.delete(f"/v1/clients/{leaving}/connections", headers=bearer())
+    again = api.delete(f"/v1/clients/{leaving}/connections", headers=as_leaving)
     assert again.json == {"connections_revoked": 0, "credentials_deleted": 0}
 
 
@@ -146,4 +144,6 @@ def test_the_agents_revoke_route_needs_the_bearer_token(agent_service_app, intak
     assert api.delete(f"/v1/clients/{client}/connections").status_code == 401
     assert api.delete(f"/v1/clients/{client}/connections",
                       headers={"Authorization": "Bearer " + "x" * 43}).status_code == 403
+    without_proof = api.delete(f"/v1/clients/{client}/connections", headers={"Authorization": f"Bearer {AGENT_TOKEN}"})
+    assert without_proof.status_code == 401 and without_proof.json["error"] == "client_proof_required"
     assert owner_conn.execute("SELECT status FROM connections").fetchone() == ("active",)

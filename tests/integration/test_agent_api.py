@@ -8,7 +8,7 @@ import pytest
 
 from agent_service.config import AgentConfig
 from hapex.localstack.local_secrets import new_encryption_key
-from tests.agent_api import ADMIN, PREVIOUS, SERVICE, admin_routes, bearer, client_routes
+from tests.agent_api import ADMIN, PREVIOUS, SERVICE, acting_for, admin_routes, bearer, client_routes
 from tests.factories import make_client, make_connection
 
 
@@ -46,10 +46,12 @@ def test_a_wrong_token_gets_403(api):
     assert api.get("/v1/openapi.json", headers=bearer("y" * 43)).status_code == 403
 
 
-def test_the_current_and_previous_service_tokens_open_client_routes(api, agent_app):
+def test_the_current_and_previous_service_tokens_open_client_routes(api, agent_app, intake_db):
+    client_id = make_client(intake_db)
     for token in (SERVICE, PREVIOUS):
-        for method, path in client_routes(agent_app):
-            status = api.open(path, method=method, headers=bearer(token)).status_code
+        headers = acting_for(intake_db, client_id, token=token)
+        for method, path in client_routes(agent_app, client_id):
+            status = api.open(path, method=method, headers=headers).status_code
             assert status not in (401, 403), path
 
 
@@ -100,18 +102,20 @@ def test_a_client_sees_only_its_own_connections(api, intake_db, agent_db):
     b = make_client(intake_db)
     a_conn = make_connection(agent_db, a, provider="google")
     b_conn = make_connection(agent_db, b, provider="slack")
-    listed = api.get(f"/v1/clients/{a}/connections", headers=bearer(SERVICE)).json["connections"]
+    as_a = acting_for(intake_db, a)
+    listed = api.get(f"/v1/clients/{a}/connections", headers=as_a).json["connections"]
     assert [c["connection_id"] for c in listed] == [str(a_conn)]
-    stolen = api.get(f"/v1/clients/{a}/connections/{b_conn}", headers=bearer(SERVICE))
+    stolen = api.get(f"/v1/clients/{a}/connections/{b_conn}", headers=as_a)
     assert stolen.status_code == 404
     assert stolen.json == {"error": "not_found", "message": "No such connection."}
 
 
-def test_storing_a_key_for_a_client_the_agent_does_not_know_is_client_not_found(api):
-    response = api.post(f"/v1/clients/{uuid.uuid4()}/connections/api-key", headers=bearer(SERVICE),
+def test_storing_a_key_for_a_client_the_agent_does_not_know_is_refused_for_want_of_its_proof(api, intake_db):
+    someone_else = acting_for(intake_db, make_client(intake_db))
+    response = api.post(f"/v1/clients/{uuid.uuid4()}/connections/api-key", headers=someone_else,
                         json={"provider": "webhook", "api_key": "whsec_" + "k" * 30})
-    assert response.status_code == 404
-    assert response.json == {"error": "client_not_found", "message": "No such client."}
+    assert response.status_code == 403
+    assert response.json["error"] == "client_proof_refused"
 
 
 def test_unknown_routes_and_methods_answer_in_the_error_shape(api):
@@ -126,14 +130,15 @@ def test_a_malformed_client_id_is_a_404_not_a_500(api):
     assert response.status_code == 404
 
 
-def test_a_500_never_echoes_the_exception_text(agent_app):
+def test_a_500_never_echoes_the_exception_text(agent_app, intake_db):
     secret_text = "canary-" + uuid.uuid4().hex
+    client_id = make_client(intake_db)
 
-    @agent_app.get("/v1/boom")
-    def boom():
+    @agent_app.get("/v1/clients/<uuid:client_id>/boom")
+    def boom(client_id):
         raise RuntimeError(secret_text)
 
-    response = agent_app.test_client().get("/v1/boom", headers=bearer(SERVICE))
+    response = agent_app.test_client().get(f"/v1/clients/{client_id}/boom", headers=acting_for(intake_db, client_id))
     assert response.status_code == 500
     assert response.json == {"error": "internal_error", "message": "Something went wrong on our side."}
     assert secret_text not in response.get_data(as_text=True)
@@ -160,7 +165,7 @@ def test_the_openapi_document_describes_every_route_the_app_serves(api, agent_ap
 
 def test_a_body_over_a_mebibyte_is_a_413_in_the_error_shape(api, intake_db):
     client_id = make_client(intake_db)
-    response = api.post(f"/v1/clients/{client_id}/connections/api-key", headers=bearer(SERVICE),
+    response = api.post(f"/v1/clients/{client_id}/connections/api-key", headers=acting_for(intake_db, client_id),
                         data=b'{"provider": "webhook", "api_key": "' + b"k" * (1024 * 1024) + b'"}',
                         content_type="application/json")
     assert response.status_code == 413

@@ -559,12 +559,15 @@ def test_only_the_intake_may_look_up_a_webhook_and_it_learns_ids_only(database, 
 def test_the_agent_starts_a_run_for_an_optional_trigger_and_refuses_any_other_body(
     signed_up, owner_conn, agent_transport
 ):
+    from tests.agent_api import with_proof
     from tests.integration.conftest import AGENT_TOKEN
 
     visitor, email = signed_up
     automation_id = save_digest(visitor, owner_conn)
     path = f"/v1/clients/{client_of(owner_conn, email)}/automations/{automation_id}/runs"
-    api, headers = agent_transport.client, {"Authorization": f"Bearer {AGENT_TOKEN}"}
+    api = agent_transport.client
+    # What the intake sends for this visitor: the token and the session its cookie carries.
+    headers = with_proof({"Authorization": f"Bearer {AGENT_TOKEN}"}, "session", visitor.session_cookie())
     for body in ({"trigger": "schedule"}, {"trigger": "manual", "when": "now"}, ["webhook"]):
         refused = api.post(path, json=body, headers=headers)
         assert refused.status_code == 400, body

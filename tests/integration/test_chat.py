@@ -22,7 +22,7 @@ from agent_service.chat.service import AFTER_REPAIRS, MAX_REPAIRS
 from agent_service.runs.prices import PRICE_VERSION, llm_cost_microusd
 from shared.catalog import CAPABILITIES, required_scopes
 from shared.structured_logging import JSONFormatter
-from tests.agent_api import build_agent_app
+from tests.agent_api import build_agent_app, with_proof
 from tests.factories import client_of
 from tests.integration.conftest import AGENT_TOKEN, PASSWORD, Visitor, WSGIAdapter, build_intake_app, new_email
 
@@ -459,7 +459,8 @@ def test_without_an_anthropic_key_the_chat_is_unavailable_and_points_to_the_form
     assert owner_conn.execute("SELECT role FROM chat_messages").fetchall() == [("client",)]
     client_id = owner_conn.execute("SELECT client_id FROM clients").fetchone()[0]
     direct = agent.test_client().post(f"/v1/clients/{client_id}/chat/{uuid.uuid4()}/replies",
-                                      headers={"Authorization": f"Bearer {AGENT_TOKEN}"})
+                                      headers=with_proof({"Authorization": f"Bearer {AGENT_TOKEN}"}, "session",
+                                                         visitor.session_cookie()))
     assert direct.status_code == 503 and direct.json["error"] == "chat_unavailable"
 
 
@@ -483,7 +484,8 @@ def test_another_clients_draft_id_is_a_404_everywhere(intake_app, agent_service_
                          ).status_code == 404
     intruder_id = client_of(owner_conn, intruder_email)
     direct = agent_service_app.test_client().post(f"/v1/clients/{intruder_id}/chat/{draft_id}/replies",
-                                                  headers={"Authorization": f"Bearer {AGENT_TOKEN}"})
+                                                  headers=with_proof({"Authorization": f"Bearer {AGENT_TOKEN}"},
+                                                                     "session", intruder.session_cookie()))
     assert direct.status_code == 404 and direct.json["error"] == "not_found"
     assert len(anthropic.calls) == 1
     assert owner_conn.execute("SELECT count(*) FROM chat_messages WHERE content = 'mine now'").fetchone() == (0,)

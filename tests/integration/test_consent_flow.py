@@ -29,11 +29,8 @@ def make_session(db, client_id) -> bytes:
     user = make_user(db, client_id)
     digest = hashlib.sha256(uuid.uuid4().bytes).digest()
     with tenant_transaction(db, client_id) as conn:
-        conn.execute(
-            """INSERT INTO sessions (client_id, session_hash, user_id, expires_at)
-               VALUES (%s, %s, %s, now() + interval '1 hour')""",
-            [client_id, digest, user],
-        )
+        conn.execute("SELECT hapex_start_session(%s, %s, %s, interval '1 hour', interval '1 hour')",
+                     [client_id, user, digest])
     return digest
 
 

@@ -17,7 +17,7 @@ import pytest
 from psycopg import sql
 
 from shared.db import Database, DatabaseUnavailable, tenant_transaction
-from tests.agent_api import SERVICE, bearer
+from tests.agent_api import acting_for
 from tests.factories import make_client
 
 # The target is about 2 s; this limit only catches a hang (the pool's old 30 s wait, or none at all).
@@ -98,13 +98,13 @@ def test_the_intake_answers_briefly_unavailable_and_recovers(pg_server, database
 
 def test_the_agent_answers_503_in_its_error_shape_and_recovers(pg_server, database, intake_db, agent_db, api):
     client_id = make_client(intake_db)
-    path = f"/v1/clients/{client_id}/connections"
-    assert api.get(path, headers=bearer(SERVICE)).status_code == 200
+    path, headers = f"/v1/clients/{client_id}/connections", acting_for(intake_db, client_id)
+    assert api.get(path, headers=headers).status_code == 200
     fill_pool(agent_db)
     timed = Timed()
     with outage(pg_server, database):
         for _ in range(3):
-            response = timed(api.get, path, headers=bearer(SERVICE))
+            response = timed(api.get, path, headers=headers)
             assert response.status_code == 503
             assert response.headers["Retry-After"] == "5"
             assert response.json == {"error": "database_unavailable", "message": DatabaseUnavailable.message}
@@ -116,7 +116,7 @@ def test_the_agent_answers_503_in_its_error_shape_and_recovers(pg_server, databa
     print(f"slowest agent answer during the outage: {timed.slowest:.2f} s")
     recovery = wait_until(lambda: api.get("/readyz").status_code == 200)
     print(f"agent ready again {recovery:.2f} s after the database returned")
-    assert api.get(path, headers=bearer(SERVICE)).status_code == 200
+    assert api.get(path, headers=headers).status_code == 200
 
 
 @pytest.mark.parametrize("service", ["intake", "agent"])
@@ -125,11 +125,12 @@ def test_the_first_request_after_a_restart_gets_a_working_connection(pg_server, 
     """Every pooled connection died with the server; none of them reaches a request."""
     visitor, _ = signed_up
     client_id = make_client(intake_db)
+    headers = acting_for(intake_db, client_id)
 
     def first_request():
         if service == "intake":
             return visitor.get("/automations")
-        return api.get(f"/v1/clients/{client_id}/connections", headers=bearer(SERVICE))
+        return api.get(f"/v1/clients/{client_id}/connections", headers=headers)
 
     assert first_request().status_code == 200
     fill_pool(intake_db if service == "intake" else agent_db)

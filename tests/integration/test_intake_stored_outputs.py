@@ -13,6 +13,7 @@ import responses
 from agent_service.runs.engine import execute_run
 from shared.db import tenant_transaction
 from shared.db.errors import PermissionDenied
+from tests.agent_api import with_proof
 from tests.integration.conftest import AGENT_TOKEN, PASSWORD, Visitor, new_email
 from tests.integration.test_automations_pages import client_of, digest_form, press, save_digest, text_of
 from tests.run_fixtures import G, connect, runtime_of, stand_in_providers
@@ -196,7 +197,8 @@ def test_another_clients_run_is_404_and_shows_none_of_its_outputs(
     # Nor does the agent hand them out for the thief's client id.
     thief_client = client_of(owner_conn, thief_email)
     answer = agent_service_app.test_client().get(f"/v1/clients/{thief_client}/runs/{run_id}/outputs",
-                                                 headers={"Authorization": f"Bearer {AGENT_TOKEN}"})
+                                                 headers=with_proof({"Authorization": f"Bearer {AGENT_TOKEN}"},
+                                                                    "session", thief.session_cookie()))
     assert answer.status_code == 404
     assert answer.get_json()["error"] == "not_found"
     assert SUMMARY_CANARY not in answer.get_data(as_text=True)

@@ -19,7 +19,7 @@ from agent_service.vault.startup import MissingCredentialKeys, check_credential_
 from shared.automations.repository import update_automation
 from shared.db import tenant_transaction
 from shared.db.errors import PermissionDenied
-from tests.agent_api import SERVICE, bearer
+from tests.agent_api import acting_for
 from tests.run_fixtures import (
     ANTHROPIC,
     DIGEST,
@@ -276,7 +276,7 @@ def test_the_outputs_route_answers_only_for_the_runs_client(agent_app, api, inta
     owner_conn.execute("UPDATE run_steps SET output_ciphertext = set_byte(output_ciphertext, 0, "
                        "get_byte(output_ciphertext, 0) # 1) WHERE run_id = %s AND step_index = 2", [run_id])
 
-    answer = api.get(f"/v1/clients/{t.client_id}/runs/{run_id}/outputs", headers=bearer(SERVICE))
+    answer = api.get(f"/v1/clients/{t.client_id}/runs/{run_id}/outputs", headers=acting_for(intake_db, t.client_id))
     assert answer.status_code == 200 and answer.headers["Cache-Control"] == "no-store"
     body = answer.get_json()
     assert body["run_id"] == str(run_id)
@@ -286,7 +286,7 @@ def test_the_outputs_route_answers_only_for_the_runs_client(agent_app, api, inta
     assert body["outputs"][2] == {"step_index": 2, "capability": "slack.post_message", "output": None,
                                   "unreadable": True}
     for client_id, run in ((other.client_id, run_id), (t.client_id, uuid.uuid4())):
-        refused = api.get(f"/v1/clients/{client_id}/runs/{run}/outputs", headers=bearer(SERVICE))
+        refused = api.get(f"/v1/clients/{client_id}/runs/{run}/outputs", headers=acting_for(intake_db, client_id))
         assert refused.status_code == 404 and refused.get_json()["error"] == "not_found"
         assert "Route summary" not in refused.get_data(as_text=True)
     assert api.get(f"/v1/clients/{t.client_id}/runs/{run_id}/outputs").status_code == 401
@@ -419,9 +419,9 @@ def test_a_clients_outputs_come_a_page_at_a_time_and_only_its_own(agent_app, api
         assert execute_run(rt, client_id=t.client_id, run_id=uuid.UUID(run_id)) == "succeeded"
     assert execute_run(rt, client_id=other.client_id, run_id=theirs) == "succeeded"
 
-    seen, query = [], "limit=4"
+    seen, query, headers = [], "limit=4", acting_for(intake_db, t.client_id)
     for _ in range(5):
-        answer = api.get(f"/v1/clients/{t.client_id}/outputs?{query}", headers=bearer(SERVICE))
+        answer = api.get(f"/v1/clients/{t.client_id}/outputs?{query}", headers=headers)
         assert answer.status_code == 200 and answer.headers["Cache-Control"] == "no-store"
         body = answer.get_json()
         seen += [(o["run_id"], o["step_index"]) for o in body["outputs"]]
@@ -433,5 +433,5 @@ def test_a_clients_outputs_come_a_page_at_a_time_and_only_its_own(agent_app, api
 
     for bad in ("limit=0", "limit=501", "after_step=1", f"after_run={mine[0]}", "after_run=x&after_step=0",
                 "colour=blue"):
-        refused = api.get(f"/v1/clients/{t.client_id}/outputs?{bad}", headers=bearer(SERVICE))
+        refused = api.get(f"/v1/clients/{t.client_id}/outputs?{bad}", headers=headers)
         assert refused.status_code == 400 and refused.get_json()["error"] == "validation_failed", bad

@@ -410,3 +410,55 @@ def test_a_revoked_token_is_logged_as_a_configuration_problem(agent, fake, caplo
         agent.chat_status(CLIENT)
     assert any(record.levelno == logging.ERROR and "service token" in record.getMessage()
                for record in caplog.records)
+
+
+# --- the client's own proof ----------------------------------------------------------------
+
+
+@pytest.fixture
+def request_context():
+    """A Flask app context, as a view's agent calls have; its g holds the request's proof."""
+    import flask
+
+    with flask.Flask(__name__).app_context():
+        yield
+
+
+def test_a_call_carries_the_proof_of_the_request_being_served(agent, fake, request_context):
+    fake.get(f"{AGENT}/v1/clients/{CLIENT}/chat", json={"available": True, "over_budget": False})
+    fake.get(f"{AGENT}/v1/clients/{CLIENT}/chat", json={"available": True, "over_budget": False})
+    agent_client.use_proof(agent_client.ClientProof.session(CLIENT, "c" * 43))
+    agent.chat_status(CLIENT)
+    with agent_client.acting_for(agent_client.ClientProof.webhook(CLIENT, "w" * 43)):
+        agent.chat_status(CLIENT)
+    assert sent(fake, 0).headers[agent_client.PROOF_HEADER] == "session " + "c" * 43
+    assert sent(fake, 1).headers[agent_client.PROOF_HEADER] == "webhook " + "w" * 43
+    assert agent_client.current_proof() == agent_client.ClientProof.session(CLIENT, "c" * 43)
+
+
+def test_a_proof_never_shows_its_secret_in_a_repr(request_context):
+    proof = agent_client.ClientProof.session(CLIENT, CANARY)
+    assert CANARY not in repr(proof) and CANARY not in str(proof)
+
+
+def test_without_a_request_or_a_proof_a_call_carries_none(agent, fake, request_context):
+    fake.get(f"{AGENT}/v1/clients/{CLIENT}/chat", json={"available": True, "over_budget": False})
+    agent.chat_status(CLIENT)
+    assert agent_client.PROOF_HEADER not in sent(fake).headers
+
+
+@pytest.mark.parametrize("status,name", [(401, "client_proof_required"), (403, "client_proof_refused")])
+def test_a_refused_proof_is_its_own_error_not_the_agent_being_down(agent, fake, caplog, status, name):
+    fake.get(f"{AGENT}/v1/clients/{CLIENT}/chat", status=status, json=refusal(name, CANARY))
+    with pytest.raises(agent_client.ClientProofRefused) as raised:
+        agent.chat_status(CLIENT)
+    assert raised.value.name == name
+    assert not isinstance(raised.value, agent_client.AgentError)  # "try again later" handlers do not catch it
+    assert CANARY not in caplog.text
+
+
+def test_the_proof_refusal_names_are_the_agents():
+    from agent_service.auth import PROOF_HEADER, ClientProofRefused, ClientProofRequired
+
+    assert agent_client.CLIENT_PROOF_REFUSALS == {_own_name(ClientProofRefused), _own_name(ClientProofRequired)}
+    assert agent_client.PROOF_HEADER == PROOF_HEADER

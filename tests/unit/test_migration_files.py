@@ -24,4 +24,8 @@ def test_the_committed_schema_holds_what_the_security_page_promises():
     assert "ALTER TABLE ONLY public.connections FORCE ROW LEVEL SECURITY;" in schema
     assert "CREATE POLICY tenant_isolation ON public.connections USING ((client_id = " in schema
     assert "SECURITY DEFINER" in schema and "OWNER TO hapex_definer;" in schema
-    assert "GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.automations TO hapex_intake;" in schema
+    assert "GRANT SELECT,DELETE ON TABLE public.automations TO hapex_intake;" in schema
+    # The intake may neither read a session hash nor write a webhook secret's (migration 0017).
+    assert "GRANT SELECT(client_id) ON TABLE public.sessions TO hapex_intake;" in schema
+    assert "session_hash) ON TABLE public.sessions TO hapex_intake" not in schema
+    assert "webhook_secret_hash) ON TABLE public.automations TO hapex_intake" not in schema

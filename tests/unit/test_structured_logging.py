@@ -43,6 +43,8 @@ def test_only_allowlisted_extra_fields_are_written(log_stream):
         "xoxb-1234-5678-canarycanary",
         '{"access_token": "canary-token-value"}',
         "https://oauth2.example/token?code=4/canary-code&state=abc",
+        "{'Hapex-Client-Proof': 'session canaryCanaryCanaryCanaryCanaryCanary_-x'}",
+        "webhook canaryCanaryCanaryCanaryCanaryCanary_-x",
     ],
 )
 def test_token_shaped_values_in_messages_are_redacted(log_stream, leak):
