@@ -3,7 +3,7 @@
 The token a request's cookie carried is also the client's proof on this request's agent calls
 (intake.agent_client.ClientProof): the agent hashes it and finds the live session of that client.
 The intake's database role can neither read a session hash nor write a session row except
-through the definer functions of migration 0017.
+through the definer functions of migration 0016.
 """
 
 from __future__ import annotations

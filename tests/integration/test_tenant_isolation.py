@@ -129,7 +129,7 @@ def test_a_client_cannot_insert_a_row_for_another_client(two_clients, intake_db,
 
 def test_a_client_cannot_move_its_row_to_another_client(two_clients, intake_db):
     (a, *_), (b, *_) = two_clients
-    # The intake may not write client_id at all (migration 0017); row-level security would refuse it too.
+    # The intake may not write client_id at all (migration 0016); row-level security would refuse it too.
     with pytest.raises((TenantViolation, PermissionDenied)), tenant_transaction(intake_db, a) as conn:
         conn.execute("UPDATE automations SET client_id = %s", [b])
 
@@ -218,7 +218,7 @@ def test_expired_sessions_are_pruned_and_live_ones_kept(intake_db, agent_db, own
     client = make_client(intake_db)
     user = make_user(intake_db, client)
     for digest, expires in ((b"e" * 32, "-1 hour"), (b"l" * 32, "1 hour")):
-        owner_conn.execute(  # the intake cannot write an expiry of its choosing (migration 0017)
+        owner_conn.execute(  # the intake cannot write an expiry of its choosing (migration 0016)
             """INSERT INTO sessions (client_id, session_hash, user_id, expires_at)
                VALUES (%s, %s, %s, now() + %s::interval)""",
             [client, digest, user, expires],

@@ -25,7 +25,7 @@ def test_the_committed_schema_holds_what_the_security_page_promises():
     assert "CREATE POLICY tenant_isolation ON public.connections USING ((client_id = " in schema
     assert "SECURITY DEFINER" in schema and "OWNER TO hapex_definer;" in schema
     assert "GRANT SELECT,DELETE ON TABLE public.automations TO hapex_intake;" in schema
-    # The intake may neither read a session hash nor write a webhook secret's (migration 0017).
+    # The intake may neither read a session hash nor write a webhook secret's (migration 0016).
     assert "GRANT SELECT(client_id) ON TABLE public.sessions TO hapex_intake;" in schema
     assert "session_hash) ON TABLE public.sessions TO hapex_intake" not in schema
     assert "webhook_secret_hash) ON TABLE public.automations TO hapex_intake" not in schema
