@@ -14,12 +14,21 @@ from typing import ClassVar
 
 from agent_service.connections.provider_oauth import OAuthClient
 from agent_service.notifications.mailer import IMPLICIT_TLS_PORT, SMTPSettings
+from agent_service.runs.prices import DEFAULT_LLM_MODEL as DEFAULT_LLM_MODEL  # re-exported: the default is the table's
+from agent_service.runs.prices import MODEL_PRICES
 from agent_service.vault.keys import parse_key, parse_key_list
 from shared.catalog import PROVIDERS, UNCONFIGURED, AuthKind, ResolvedCatalog
 from shared.config import ConfigError, Environment, PoolSettings, provider_variables, resolve_catalog
 from shared.secret import Secret
 
-DEFAULT_LLM_MODEL = "claude-sonnet-4-5"
+
+def llm_model(env: Environment) -> str:
+    """HAPEX_LLM_MODEL, which must be a model the price table prices (else every call would be charged a guess)."""
+    model = env.get("HAPEX_LLM_MODEL", DEFAULT_LLM_MODEL) or DEFAULT_LLM_MODEL
+    if model not in MODEL_PRICES:
+        raise ConfigError("HAPEX_LLM_MODEL", "must be a model of the price table (agent_service/runs/prices.py): "
+                                             + ", ".join(sorted(MODEL_PRICES)))
+    return model
 
 
 @dataclass(frozen=True)
@@ -168,7 +177,7 @@ class AgentConfig:
             providers=providers,
             oauth_clients=oauth_clients(env, providers),
             llm_api_key=Secret(llm_key) if llm_key else None,
-            llm_model=env.get("HAPEX_LLM_MODEL", DEFAULT_LLM_MODEL) or DEFAULT_LLM_MODEL,
+            llm_model=llm_model(env),
             outbound_ca_bundle=env.get("HAPEX_OUTBOUND_CA_BUNDLE"),
             limits=RunLimits.from_env(env),
             smtp=smtp_settings(env),

@@ -134,7 +134,7 @@ class _Handler(BaseHTTPRequestHandler):
             if scripted is not None:
                 self._send(*scripted)
                 return
-            self._send(200, {"id": "msg_1", "type": "message", "role": "assistant", "model": "claude-sonnet-4-5",
+            self._send(200, {"id": "msg_1", "type": "message", "role": "assistant", "model": "claude-sonnet-5-5",
                              "content": [{"type": "text", "text": state.llm_reply}], "stop_reason": "end_turn",
                              "usage": {"input_tokens": 321, "output_tokens": 12}})
         elif url.path == "/chat.postMessage":

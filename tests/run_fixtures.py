@@ -44,7 +44,7 @@ def runtime_for(agent_db: Database, *, key: bytes | None = None, limits: RunLimi
         db=agent_db,
         vault=Vault(Keyring(key or os.urandom(32)), agent_db),
         oauth_clients={p: OAuthClient(f"{p}-client", Secret(f"{p}-secret")) for p in ("google", "slack")},
-        llm=LLMSettings(api_key=Secret("sk-ant-test-" + secrets.token_hex(8)), model="claude-sonnet-4-5"),
+        llm=LLMSettings(api_key=Secret("sk-ant-test-" + secrets.token_hex(8)), model="claude-sonnet-5-5"),
         verify="/dev/null",
         limits=limits or RunLimits(backoff_base_seconds=0.0),
         providers=providers,
@@ -113,7 +113,7 @@ def stand_in_providers(mock: responses.RequestsMock, *, email_body: str = "", ll
                                     {"name": "Subject", "value": f"Order problem {email_body}"},
                                     {"name": "Date", "value": "Sat, 28 Nov 2026 08:00:00 +0000"}]}})
     mock.post(ANTHROPIC, json={
-        "id": "msg_01", "type": "message", "role": "assistant", "model": "claude-sonnet-4-5",
+        "id": "msg_01", "type": "message", "role": "assistant", "model": "claude-sonnet-5-5",
         "content": [{"type": "text", "text": llm_reply}], "stop_reason": "end_turn",
         "usage": {"input_tokens": input_tokens, "output_tokens": output_tokens}})
     mock.post(SLACK_POST, json={"ok": True, "channel": "C0123456", "ts": "1795900000.000100"})

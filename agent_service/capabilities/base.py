@@ -20,6 +20,7 @@ from urllib.parse import quote
 
 import requests
 
+from agent_service.runs.prices import DEFAULT_LLM_MODEL
 from shared.catalog import Provider
 from shared.secret import Secret
 
@@ -77,11 +78,17 @@ class OutputInvalid(StepFailed):
 
 @dataclass(frozen=True)
 class LLMUsage:
-    """Tokens one model call used, as the provider's response counted them."""
+    """Tokens one model call used, as the provider's response counted them.
+
+    input_tokens are those after the last cache breakpoint (uncached, base price); the two cache
+    counts are those written to and read from the prompt cache, each at its own price.
+    """
 
     model: str
     input_tokens: int
     output_tokens: int
+    cache_creation_input_tokens: int = 0
+    cache_read_input_tokens: int = 0
 
 
 @dataclass(frozen=True)
@@ -89,7 +96,7 @@ class LLMSettings:
     """Hapex's own Anthropic account: key, model, base URL."""
 
     api_key: Secret | None
-    model: str = "claude-sonnet-4-5"
+    model: str = DEFAULT_LLM_MODEL
     base_url: str = "https://api.anthropic.com"
     max_tokens: int = 1024
 

@@ -2,6 +2,12 @@
 
 Errors carry a sentence fit for the client and never the provider's body or the request
 (either can quote the conversation).
+
+The request follows the SDK 2.10.0 / API version 2026-10-21 shape (see
+agent_service.capabilities.anthropic): no forced `tool_choice` (Claude Sonnet 5.5 answers one
+with a 400), so the model may answer in text, which the chat takes as its question. Two cache
+breakpoints: the caller's stable system prompt (with the tools before it) and the end of the
+conversation, so that the next turn, or a repair, reads all of it from the cache.
 """
 
 from __future__ import annotations
@@ -13,14 +19,16 @@ from typing import Any
 import requests
 
 from agent_service.capabilities import LLMSettings, LLMUsage, OutputInvalid
-from agent_service.capabilities.anthropic import ANTHROPIC_VERSION, usage
+from agent_service.capabilities.anthropic import cached_prefix, headers, usage
 from agent_service.outbound_tls import outbound_session
 from shared.errors import HapexError
 
 logger = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT = 5.0
-MAX_TOKENS = 2048
+# Adaptive thinking (on by default on Sonnet 5.5) counts towards max_tokens: room for it and a proposal.
+MAX_TOKENS = 8192
+CHAT_EFFORT = "medium"
 
 
 class ModelFailed(HapexError):
@@ -46,7 +54,7 @@ class ModelAnswer:
 def call_messages(llm: LLMSettings, *, verify: str, system: list[dict[str, Any]], messages: list[dict[str, Any]],
                   tools: list[dict[str, Any]], read_timeout: float,
                   session: requests.Session | None = None) -> ModelAnswer:
-    """POST /v1/messages with tool_choice any: the model must answer with one of the tools."""
+    """POST /v1/messages with the chat's tools; the model answers with one of them or in text."""
     key = llm.api_key
     if key is None or not key:
         raise ModelFailed("The build chat is unavailable: no Anthropic API key is configured.")
@@ -55,13 +63,11 @@ def call_messages(llm: LLMSettings, *, verify: str, system: list[dict[str, Any]]
         raise ModelFailed("The build chat is unavailable: the Anthropic base URL must use https.")
     http = session or outbound_session(verify)
     http.trust_env = False
-    payload = {"model": llm.model, "max_tokens": MAX_TOKENS, "system": system, "messages": messages,
-               "tools": tools, "tool_choice": {"type": "any"}}
+    payload = {"model": llm.model, "max_tokens": MAX_TOKENS, "system": system,
+               "messages": cached_conversation(messages), "tools": tools, "output_config": {"effort": CHAT_EFFORT}}
     try:
         response = http.post(f"{base_url}/v1/messages", json=payload, timeout=(CONNECT_TIMEOUT, read_timeout),
-                             verify=verify, allow_redirects=False,
-                             headers={"x-api-key": key.reveal(), "anthropic-version": ANTHROPIC_VERSION,
-                                      "content-type": "application/json"})
+                             verify=verify, allow_redirects=False, headers=headers(key))
     except requests.Timeout:
         raise ModelTimedOut() from None
     except requests.RequestException as exc:
@@ -71,6 +77,16 @@ def call_messages(llm: LLMSettings, *, verify: str, system: list[dict[str, Any]]
         if session is None:
             http.close()  # its own session, made for this one call
     return _decoded(response, llm.model)
+
+
+def cached_conversation(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The turns with a cache breakpoint on the last block of the last turn (text turns become one text block)."""
+    if not messages:
+        return messages
+    last = messages[-1]
+    content = last["content"]
+    blocks = [{"type": "text", "text": content}] if isinstance(content, str) else list(content)
+    return [*messages[:-1], {**last, "content": cached_prefix(blocks)}]
 
 
 def _decoded(response: requests.Response, requested_model: str) -> ModelAnswer:

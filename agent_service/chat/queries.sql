@@ -16,7 +16,7 @@ ORDER BY created_at, message_id
 
 -- insert_chat_cost_event --
 -- One priced model call of the build chat (no run, no step).
-INSERT INTO cost_events (client_id, source, provider, model, input_tokens, output_tokens, price_version,
-                         amount_microusd, calls)
-VALUES (%(client_id)s, 'chat', 'anthropic', %(model)s, %(input_tokens)s, %(output_tokens)s, %(price_version)s,
-        %(amount_microusd)s, 1)
+INSERT INTO cost_events (client_id, source, provider, model, input_tokens, output_tokens,
+                         cache_creation_input_tokens, cache_read_input_tokens, price_version, amount_microusd, calls)
+VALUES (%(client_id)s, 'chat', 'anthropic', %(model)s, %(input_tokens)s, %(output_tokens)s,
+        %(cache_creation_input_tokens)s, %(cache_read_input_tokens)s, %(price_version)s, %(amount_microusd)s, 1)

@@ -23,6 +23,9 @@ def recent_messages(conn: Connection, *, client_id: uuid.UUID, draft_id: uuid.UU
 
 
 def insert_chat_cost_event(conn: Connection, *, client_id: uuid.UUID, model: str, input_tokens: int,
-                           output_tokens: int, price_version: str, amount_microusd: int) -> None:
+                           output_tokens: int, price_version: str, amount_microusd: int,
+                           cache_creation_input_tokens: int = 0, cache_read_input_tokens: int = 0) -> None:
     execute(conn, QUERIES["insert_chat_cost_event"], client_id=client_id, model=model, input_tokens=input_tokens,
-            output_tokens=output_tokens, price_version=price_version, amount_microusd=amount_microusd)
+            output_tokens=output_tokens, cache_creation_input_tokens=cache_creation_input_tokens,
+            cache_read_input_tokens=cache_read_input_tokens, price_version=price_version,
+            amount_microusd=amount_microusd)

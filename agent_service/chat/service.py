@@ -21,6 +21,7 @@ from typing import Any
 import requests
 
 from agent_service.capabilities import LLMSettings, LLMUsage
+from agent_service.capabilities.anthropic import cached_prefix
 from agent_service.chat import repository
 from agent_service.chat.model import ModelAnswer, ModelFailed, ModelTimedOut, call_messages
 from agent_service.chat.prompt import ASK, CHAT_PROMPT_VERSION, MAX_MESSAGE_CHARACTERS, PROPOSE, system_prompt, tools
@@ -176,8 +177,8 @@ def conversation(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def system_blocks(draft: dict[str, Any]) -> list[dict[str, Any]]:
-    """The versioned prompt, then the proposal the client is looking at (if any)."""
-    blocks = [{"type": "text", "text": system_prompt()}]
+    """The versioned prompt (cached with the tools before it: the stable prefix), then the proposal shown (if any)."""
+    blocks = cached_prefix([{"type": "text", "text": system_prompt()}])
     if draft.get("proposal") is not None:
         state = ("The client approved this proposal; a new one replaces the saved automation only if the "
                  "client approves it again." if draft.get("approved_revision") == draft.get("proposal_revision")
@@ -192,8 +193,10 @@ def record_cost(chat: ChatContext, client_id: uuid.UUID, used: LLMUsage) -> None
     with tenant_transaction(chat.db, client_id) as conn:
         repository.insert_chat_cost_event(
             conn, client_id=client_id, model=used.model, input_tokens=used.input_tokens,
-            output_tokens=used.output_tokens, price_version=PRICE_VERSION,
-            amount_microusd=llm_cost_microusd(used.model, used.input_tokens, used.output_tokens))
+            output_tokens=used.output_tokens, cache_creation_input_tokens=used.cache_creation_input_tokens,
+            cache_read_input_tokens=used.cache_read_input_tokens, price_version=PRICE_VERSION,
+            amount_microusd=llm_cost_microusd(used.model, used.input_tokens, used.output_tokens,
+                                              used.cache_creation_input_tokens, used.cache_read_input_tokens))
 
 
 def _interpret(answer: ModelAnswer, calls: int) -> tuple[Question | Proposal | None, list[str]]:

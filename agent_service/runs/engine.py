@@ -516,9 +516,12 @@ def _record_costs(conn: Connection, run: RunExecution, index: int, provider: Pro
     for usage in llm_usage:
         runs.insert_cost_event(conn, client_id=run.client_id, run_id=run.run_id, step_index=index, source="llm",
                                provider=provider.key, model=usage.model, input_tokens=usage.input_tokens,
-                               output_tokens=usage.output_tokens, price_version=PRICE_VERSION,
-                               amount_microusd=llm_cost_microusd(usage.model, usage.input_tokens,
-                                                                 usage.output_tokens), calls=1)
+                               output_tokens=usage.output_tokens,
+                               cache_creation_input_tokens=usage.cache_creation_input_tokens,
+                               cache_read_input_tokens=usage.cache_read_input_tokens, price_version=PRICE_VERSION,
+                               amount_microusd=llm_cost_microusd(usage.model, usage.input_tokens, usage.output_tokens,
+                                                                 usage.cache_creation_input_tokens,
+                                                                 usage.cache_read_input_tokens), calls=1)
     if not llm_usage and calls:
         runs.insert_cost_event(conn, client_id=run.client_id, run_id=run.run_id, step_index=index,
                                source="provider_call", provider=provider.key, model=None, input_tokens=None,

@@ -111,6 +111,7 @@ SELECT client_id, run_id FROM hapex_unfinished_runs(make_interval(secs => %(olde
 -- insert_cost_event --
 -- One billable event of a run's step.
 INSERT INTO cost_events (client_id, run_id, step_index, source, provider, model, input_tokens, output_tokens,
-                         price_version, amount_microusd, calls)
+                         cache_creation_input_tokens, cache_read_input_tokens, price_version, amount_microusd, calls)
 VALUES (%(client_id)s, %(run_id)s, %(step_index)s, %(source)s, %(provider)s, %(model)s, %(input_tokens)s,
-        %(output_tokens)s, %(price_version)s, %(amount_microusd)s, %(calls)s)
+        %(output_tokens)s, %(cache_creation_input_tokens)s, %(cache_read_input_tokens)s, %(price_version)s,
+        %(amount_microusd)s, %(calls)s)

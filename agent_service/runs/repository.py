@@ -114,7 +114,10 @@ def settle_lost_run(conn: Connection, *, run_id: uuid.UUID, error_class: str, er
 
 def insert_cost_event(conn: Connection, *, client_id: uuid.UUID, run_id: uuid.UUID, step_index: int, source: str,
                       provider: str, model: str | None, input_tokens: int | None, output_tokens: int | None,
-                      price_version: str, amount_microusd: int, calls: int) -> None:
+                      price_version: str, amount_microusd: int, calls: int,
+                      cache_creation_input_tokens: int | None = None,
+                      cache_read_input_tokens: int | None = None) -> None:
     execute(conn, QUERIES["insert_cost_event"], client_id=client_id, run_id=run_id, step_index=step_index,
             source=source, provider=provider, model=model, input_tokens=input_tokens, output_tokens=output_tokens,
+            cache_creation_input_tokens=cache_creation_input_tokens, cache_read_input_tokens=cache_read_input_tokens,
             price_version=price_version, amount_microusd=amount_microusd, calls=calls)

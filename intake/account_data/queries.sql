@@ -40,7 +40,8 @@ FROM run_steps WHERE client_id = %(client_id)s ORDER BY run_id, step_index
 
 -- export_cost_events --
 -- Everything the client was charged for.
-SELECT cost_event_id, run_id, step_index, source, provider, model, input_tokens, output_tokens, calls,
+SELECT cost_event_id, run_id, step_index, source, provider, model, input_tokens, cache_creation_input_tokens,
+       cache_read_input_tokens, output_tokens, calls,
        price_version, amount_microusd, occurred_at
 FROM cost_events WHERE client_id = %(client_id)s ORDER BY occurred_at, cost_event_id
 

@@ -77,6 +77,8 @@ ORDER BY source
 SELECT to_char(date_trunc('month', occurred_at AT TIME ZONE 'UTC'), 'YYYY-MM') AS month, source,
        count(*) AS events, coalesce(sum(calls), 0) AS calls,
        coalesce(sum(input_tokens), 0) AS input_tokens, coalesce(sum(output_tokens), 0) AS output_tokens,
+       coalesce(sum(cache_creation_input_tokens), 0) AS cache_creation_input_tokens,
+       coalesce(sum(cache_read_input_tokens), 0) AS cache_read_input_tokens,
        coalesce(sum(amount_microusd), 0) AS amount_microusd
 FROM cost_events
 WHERE client_id = %(client_id)s AND occurred_at >= %(since)s
@@ -87,6 +89,8 @@ ORDER BY 1, 2
 -- The client's spending since the start of this calendar month (UTC), by source and model.
 SELECT source, provider, model, count(*) AS events, coalesce(sum(calls), 0) AS calls,
        coalesce(sum(input_tokens), 0) AS input_tokens,
+       coalesce(sum(cache_creation_input_tokens), 0) AS cache_creation_input_tokens,
+       coalesce(sum(cache_read_input_tokens), 0) AS cache_read_input_tokens,
        coalesce(sum(output_tokens), 0) AS output_tokens,
        sum(amount_microusd) AS amount_microusd
 FROM cost_events

@@ -27,7 +27,7 @@ DIGEST = {
 
 def answer(name: str, tool_input: dict) -> dict:
     """A Messages API response whose one content block calls a tool, as the real API sends it."""
-    return {"id": "msg_" + secrets.token_hex(6), "type": "message", "role": "assistant", "model": "claude-sonnet-4-5",
+    return {"id": "msg_" + secrets.token_hex(6), "type": "message", "role": "assistant", "model": "claude-sonnet-5-5",
             "content": [{"type": "tool_use", "id": "toolu_" + secrets.token_hex(6), "name": name, "input": tool_input}],
             "stop_reason": "tool_use", "stop_sequence": None, "usage": {"input_tokens": 2100, "output_tokens": 140}}
 
@@ -71,7 +71,7 @@ def test_a_client_describes_an_automation_in_words_and_approves_the_proposal(
     assert state.llm_api_keys[calls_before:] == [live_stack.env["ANTHROPIC_API_KEY"]] * 2
     assert state.llm_script == []
     bodies = [json.loads(body) for body in state.bodies["POST /v1/messages"][-2:]]
-    assert [b["tool_choice"] for b in bodies] == [{"type": "any"}] * 2
+    assert all("tool_choice" not in b and "temperature" not in b for b in bodies)
     costs = owner.execute("SELECT count(*), sum(input_tokens) FROM cost_events "
                           "WHERE client_id = %s AND source = 'chat'", [client_id]).fetchone()
     assert costs == (2, 4200)

@@ -56,10 +56,15 @@ def anthropic():
 
 
 def message(*blocks: dict[str, Any], input_tokens: int = 1500, output_tokens: int = 120,
-            stop_reason: str = "tool_use") -> dict[str, Any]:
+            stop_reason: str = "tool_use", cache_creation_input_tokens: int | None = None,
+            cache_read_input_tokens: int | None = None) -> dict[str, Any]:
+    counted: dict[str, Any] = {"input_tokens": input_tokens, "output_tokens": output_tokens}
+    if cache_creation_input_tokens is not None or cache_read_input_tokens is not None:
+        counted |= {"cache_creation_input_tokens": cache_creation_input_tokens,
+                    "cache_read_input_tokens": cache_read_input_tokens}
     return {"id": "msg_" + secrets.token_hex(8), "type": "message", "role": "assistant",
-            "model": "claude-sonnet-4-5", "content": list(blocks), "stop_reason": stop_reason,
-            "stop_sequence": None, "usage": {"input_tokens": input_tokens, "output_tokens": output_tokens}}
+            "model": "claude-sonnet-5-5", "content": list(blocks), "stop_reason": stop_reason,
+            "stop_sequence": None, "usage": counted}
 
 
 def tool_use(name: str, tool_input: dict[str, Any]) -> dict[str, Any]:
@@ -182,13 +187,18 @@ def test_the_model_is_called_with_the_stored_conversation_and_tools_bound_to_the
 
     first, second = anthropic.calls
     assert first.request.headers["x-api-key"] == API_KEY
-    assert first.request.headers["anthropic-version"] == "2023-06-01"
+    assert first.request.headers["anthropic-version"] == "2026-10-21"
     body = json.loads(second.request.body)
-    assert body["tool_choice"] == {"type": "any"}
+    # No forced tool choice and no temperature: the current models answer either with a 400.
+    assert not {"tool_choice", "temperature", "top_p", "top_k"} & set(body)
+    assert body["model"] == "claude-sonnet-5-5" and body["output_config"] == {"effort": "medium"}
+    # Cache breakpoints: the stable system prompt (with the tools before it) and the conversation's end.
+    assert body["system"][0]["cache_control"] == {"type": "ephemeral"}
+    assert all("cache_control" not in block for block in body["system"][1:])
     assert body["messages"] == [
         {"role": "user", "content": "Summarise customer emails to Slack"},
         {"role": "assistant", "content": "Which channel?"},
-        {"role": "user", "content": "#support"},
+        {"role": "user", "content": [{"type": "text", "text": "#support", "cache_control": {"type": "ephemeral"}}]},
     ]
     tools = {tool["name"]: tool["input_schema"] for tool in body["tools"]}
     assert set(tools) == {"propose_automation", "ask_question"}
@@ -368,11 +378,29 @@ def test_cost_events_match_the_usage_of_every_call_including_repairs(signed_up, 
     send(visitor, draft_id, "Looks right")
 
     assert chat_costs(owner_conn, client_of(owner_conn, email)) == [
-        ("chat", "anthropic", "claude-sonnet-4-5", i, o, PRICE_VERSION, llm_cost_microusd("claude-sonnet-4-5", i, o),
+        ("chat", "anthropic", "claude-sonnet-5-5", i, o, PRICE_VERSION, llm_cost_microusd("claude-sonnet-5-5", i, o),
          1, None)
         for i, o in usages
     ]
     assert "chat" in html_of(visitor.get("/costs"))
+
+
+def test_cached_and_uncached_input_are_recorded_and_priced_apart(signed_up, owner_conn, anthropic):
+    visitor, email = signed_up
+    anthropic.post(ANTHROPIC_URL, json=question("Which channel?", input_tokens=40, output_tokens=30,
+                                                cache_creation_input_tokens=6000, cache_read_input_tokens=0))
+    anthropic.post(ANTHROPIC_URL, json=question("Which day?", input_tokens=25, output_tokens=20,
+                                                cache_creation_input_tokens=60, cache_read_input_tokens=6000))
+    draft_id = draft_id_of(start_chat(visitor, "Summarise customer emails to Slack"))
+    send(visitor, draft_id, "#support")
+
+    rows = owner_conn.execute(
+        "SELECT input_tokens, cache_creation_input_tokens, cache_read_input_tokens, output_tokens, amount_microusd "
+        "FROM cost_events WHERE client_id = %s ORDER BY occurred_at", [client_of(owner_conn, email)]).fetchall()
+    # Sonnet 5.5 per million tokens: $2 uncached, $2.50 written to the cache, $0.10 read from it, $10 out.
+    assert rows == [(40, 6000, 0, 30, 80 + 15_000 + 0 + 300), (25, 60, 6000, 20, 50 + 150 + 600 + 200)]
+    page = html_of(visitor.get("/costs"))
+    assert "65 / 6060 / 6000" in page  # this month's line sums both calls, each count apart
 
 
 def test_a_client_over_budget_is_told_before_any_call_is_made(signed_up, owner_conn, anthropic):

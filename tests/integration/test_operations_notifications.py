@@ -134,7 +134,7 @@ def test_email_notices_reach_a_real_smtp_server_and_hold_no_secret_or_content(rt
     bystander = make_client(intake_db)
     make_user(intake_db, bystander, email="bystander@example.com")
     automation_id = automation(intake_db, t.client_id, {**DIGEST, "name": canaries["automation"]})
-    cost = llm_cost_microusd("claude-sonnet-4-5", 1234, 56)
+    cost = llm_cost_microusd("claude-sonnet-5-5", 1234, 56)
     owner_conn.execute("UPDATE clients SET monthly_budget_microusd = %s", [cost * 100 // 85])
 
     stand_in_providers(responses.mock, email_body=canaries["email_body"], llm_reply=canaries["llm_reply"])

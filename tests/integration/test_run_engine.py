@@ -71,8 +71,8 @@ def test_the_three_step_digest_runs_and_records_metadata_and_costs(rt, intake_db
         "FROM cost_events WHERE run_id = %s ORDER BY step_index", [started.run_id]).fetchall()
     assert events == [
         ("provider_call", "google", None, None, None, PRICE_VERSION, 0, 3),
-        ("llm", "anthropic", "claude-sonnet-4-5", 1234, 56, PRICE_VERSION,
-         llm_cost_microusd("claude-sonnet-4-5", 1234, 56), 1),
+        ("llm", "anthropic", "claude-sonnet-5-5", 1234, 56, PRICE_VERSION,
+         llm_cost_microusd("claude-sonnet-5-5", 1234, 56), 1),
         ("provider_call", "slack", None, None, None, PRICE_VERSION, 0, 1),
     ]
 

@@ -163,7 +163,7 @@ def test_a_worker_killed_during_a_reading_step_is_resumed_from_the_stored_output
 
 def stand_in_providers_anthropic_only(mock, reply):
     mock.post(ANTHROPIC, json={
-        "id": "msg_02", "type": "message", "role": "assistant", "model": "claude-sonnet-4-5",
+        "id": "msg_02", "type": "message", "role": "assistant", "model": "claude-sonnet-5-5",
         "content": [{"type": "text", "text": reply}], "stop_reason": "end_turn",
         "usage": {"input_tokens": 10, "output_tokens": 5}})
 
@@ -293,7 +293,7 @@ def test_the_outputs_route_answers_only_for_the_runs_client(agent_app, api, inta
 
 
 def _llm_reply(text):
-    return json.dumps({"id": "msg_03", "type": "message", "role": "assistant", "model": "claude-sonnet-4-5",
+    return json.dumps({"id": "msg_03", "type": "message", "role": "assistant", "model": "claude-sonnet-5-5",
                        "content": [{"type": "text", "text": text}], "stop_reason": "end_turn",
                        "usage": {"input_tokens": 10, "output_tokens": 5}})
 

@@ -1,4 +1,10 @@
-"""LLM steps on the Anthropic Messages API: the request, tool use, exact usage, and label checks."""
+"""LLM steps on the Anthropic Messages API: the request, structured output, exact usage, and label checks.
+
+The request shape checked here is the one the official `anthropic` SDK 2.10.0 sends for
+`messages.create` (API version 2026-10-21): a cached system block, `output_config` with an
+effort and, for classify/extract, a JSON-schema `format`; no `temperature` and no forced
+`tool_choice`, both of which the current models answer with a 400.
+"""
 
 from __future__ import annotations
 
@@ -34,16 +40,17 @@ def context(api_key: str | None = "sk-ant-test", base_url: str = "https://api.an
 
 
 def message(content: list[dict], *, input_tokens: int = 1234, output_tokens: int = 56,
-            stop_reason: str = "end_turn") -> dict:
+            stop_reason: str = "end_turn", cache_creation: int | None = 0, cache_read: int | None = 0) -> dict:
     return {"id": "msg_01XFDUDYJgAACzvnptvVoYEL", "type": "message", "role": "assistant",
-            "model": "claude-sonnet-4-5-20250929", "content": content, "stop_reason": stop_reason,
+            "model": "claude-sonnet-5-5", "content": content, "stop_reason": stop_reason,
             "stop_sequence": None,
             "usage": {"input_tokens": input_tokens, "output_tokens": output_tokens,
-                      "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}}
+                      "cache_creation_input_tokens": cache_creation, "cache_read_input_tokens": cache_read}}
 
 
-def tool_use(name: str, value: dict) -> dict:
-    return {"type": "tool_use", "id": "toolu_01A09q90qw90lq917835lq9", "name": name, "input": value}
+def structured(value: dict) -> list[dict]:
+    """A structured-output answer: a (summarised) thinking block, then the JSON as text."""
+    return [{"type": "thinking", "thinking": "", "signature": "sig"}, {"type": "text", "text": json.dumps(value)}]
 
 
 @responses.activate
@@ -55,18 +62,22 @@ def test_summarise_sends_the_documented_headers_and_reads_usage_exactly():
                              "max_words": 50})
     request = responses.calls[0].request
     assert request.headers["x-api-key"] == "sk-ant-test"
-    assert request.headers["anthropic-version"] == "2023-06-01"
+    assert request.headers["anthropic-version"] == "2026-10-21"
     assert request.headers["content-type"] == "application/json"
     assert "Authorization" not in request.headers
     sent = json.loads(request.body)
-    assert sent["model"] == "claude-sonnet-4-5" and sent["max_tokens"] >= 100
-    assert "tools" not in sent and "data" in sent["system"]
+    assert sent["model"] == "claude-sonnet-5-5" and sent["max_tokens"] >= 100
+    assert "tools" not in sent and "tool_choice" not in sent and "temperature" not in sent
+    (system,) = sent["system"]
+    assert system["type"] == "text" and "data" in system["text"]
+    assert system["cache_control"] == {"type": "ephemeral"}
+    assert sent["output_config"] == {"effort": "low"}
     prompt = sent["messages"][0]["content"]
     assert sent["messages"][0]["role"] == "user"
     assert "50 words" in prompt and "Be brief." in prompt
     assert "<document>\nInvoice 1 overdue. Invoice 2 overdue.\n</document>" in prompt
     assert result.output == {"text": "Two invoices are overdue."}
-    assert result.llm_usage == [LLMUsage(model="claude-sonnet-4-5-20250929", input_tokens=2048, output_tokens=17)]
+    assert result.llm_usage == [LLMUsage(model="claude-sonnet-5-5", input_tokens=2048, output_tokens=17)]
 
 
 @responses.activate
@@ -88,44 +99,41 @@ def test_the_document_cannot_close_its_own_tag():
 
 
 @responses.activate
-def test_classify_forces_the_label_tool_and_returns_the_label():
-    responses.post(URL, json=message([tool_use("record_label", {"label": "invoice"})], input_tokens=400,
-                                     output_tokens=31, stop_reason="tool_use"))
+def test_classify_asks_for_the_label_as_structured_output_without_temperature_or_a_forced_tool():
+    responses.post(URL, json=message(structured({"label": "invoice"}), input_tokens=400, output_tokens=31))
     result = run_capability("llm.classify", context(), None,
                             {"text": "Please pay invoice 42", "labels": ["invoice", "spam", "other"]})
     sent = json.loads(responses.calls[0].request.body)
-    assert sent["tool_choice"] == {"type": "tool", "name": "record_label"}
-    (tool,) = sent["tools"]
-    assert tool["name"] == "record_label"
-    assert tool["input_schema"]["properties"]["label"]["enum"] == ["invoice", "spam", "other"]
-    assert tool["input_schema"]["required"] == ["label"]
+    assert not {"temperature", "top_p", "top_k", "tool_choice", "tools"} & set(sent)
+    assert sent["output_config"]["effort"] == "low"
+    output_format = sent["output_config"]["format"]
+    assert output_format["type"] == "json_schema"
+    assert output_format["schema"]["properties"]["label"]["enum"] == ["invoice", "spam", "other"]
+    assert output_format["schema"]["required"] == ["label"]
+    assert output_format["schema"]["additionalProperties"] is False
     assert result.output == {"label": "invoice"}
     assert result.llm_usage[0].input_tokens == 400 and result.llm_usage[0].output_tokens == 31
 
 
 @responses.activate
 def test_a_label_outside_the_given_labels_is_output_invalid_and_keeps_the_billed_usage():
-    responses.post(URL, json=message([tool_use("record_label", {"label": CANARY})], input_tokens=300,
-                                     output_tokens=9, stop_reason="tool_use"))
+    responses.post(URL, json=message(structured({"label": CANARY}), input_tokens=300, output_tokens=9))
     with pytest.raises(OutputInvalid) as caught:
         run_capability("llm.classify", context(), None, {"text": "x", "labels": ["invoice", "spam"]})
     assert CANARY not in str(caught.value)
-    assert caught.value.llm_usage == [LLMUsage("claude-sonnet-4-5-20250929", 300, 9)]
+    assert caught.value.llm_usage == [LLMUsage("claude-sonnet-5-5", 300, 9)]
 
 
 @responses.activate
 def test_extract_returns_only_the_wanted_fields_the_document_gives():
-    responses.post(URL, json=message([
-        {"type": "text", "text": "Here are the values."},
-        tool_use("record_fields", {"invoice_number": "INV-42", "amount": 99.5, "due_date": None,
-                                    "injected": "nope"})],
-        stop_reason="tool_use"))
+    responses.post(URL, json=message(structured({"invoice_number": "INV-42", "amount": 99.5, "due_date": None,
+                                                 "injected": "nope"})))
     result = run_capability("llm.extract", context(), None,
                             {"text": "Invoice INV-42 for 99.50 EUR", "fields_wanted": ["invoice_number", "amount",
                                                                                       "due_date"]})
     sent = json.loads(responses.calls[0].request.body)
-    assert sent["tool_choice"] == {"type": "tool", "name": "record_fields"}
-    schema = sent["tools"][0]["input_schema"]
+    assert not {"temperature", "tool_choice", "tools"} & set(sent)
+    schema = sent["output_config"]["format"]["schema"]
     assert set(schema["properties"]) == {"invoice_number", "amount", "due_date"}
     assert schema["required"] == ["invoice_number", "amount", "due_date"]
     assert result.output == {"values": {"invoice_number": "INV-42", "amount": 99.5}}
@@ -133,7 +141,7 @@ def test_extract_returns_only_the_wanted_fields_the_document_gives():
 
 
 @responses.activate
-def test_an_answer_without_the_tool_call_is_output_invalid():
+def test_an_answer_without_the_structured_json_is_output_invalid():
     responses.post(URL, json=message([{"type": "text", "text": f"I think it's spam {CANARY}"}]))
     with pytest.raises(OutputInvalid) as caught:
         run_capability("llm.classify", context(), None, {"text": "x", "labels": ["invoice", "spam"]})
@@ -174,3 +182,23 @@ def test_anthropic_errors_are_mapped(status, error):
     assert CANARY not in str(caught.value) and "sk-ant" not in str(caught.value)
     if status == 429:
         assert caught.value.retry_after == 12.0
+
+
+@responses.activate
+def test_cache_usage_is_read_as_the_api_reports_it_and_null_counts_are_zero():
+    responses.post(URL, json=message([{"type": "text", "text": "ok"}], input_tokens=40, output_tokens=5,
+                                     cache_creation=900, cache_read=3000))
+    result = run_capability("llm.summarise", context(), None, {"text": "x", "instructions": "", "max_words": 20})
+    assert result.llm_usage == [LLMUsage("claude-sonnet-5-5", 40, 5, cache_creation_input_tokens=900,
+                                         cache_read_input_tokens=3000)]
+    responses.replace(responses.POST, URL, json=message([{"type": "text", "text": "ok"}], cache_creation=None,
+                                                         cache_read=None))
+    result = run_capability("llm.summarise", context(), None, {"text": "x", "instructions": "", "max_words": 20})
+    assert result.llm_usage == [LLMUsage("claude-sonnet-5-5", 1234, 56)]
+
+
+@responses.activate
+def test_a_negative_cache_count_is_output_invalid():
+    responses.post(URL, json=message([{"type": "text", "text": "ok"}], cache_read=-1))
+    with pytest.raises(OutputInvalid, match="usage"):
+        run_capability("llm.summarise", context(), None, {"text": "x", "instructions": "", "max_words": 20})

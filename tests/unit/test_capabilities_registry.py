@@ -45,7 +45,7 @@ def test_every_implementation_takes_context_token_and_data(key):
 
 
 def test_an_output_that_does_not_match_the_schema_is_output_invalid_and_keeps_usage(monkeypatch):
-    usage = [LLMUsage("claude-sonnet-4-5", 10, 2)]
+    usage = [LLMUsage("claude-sonnet-5-5", 10, 2)]
     monkeypatch.setitem(IMPLEMENTATIONS, "llm.summarise",
                         lambda ctx, token, data: StepResult({"summary": EMAIL_CANARY}, llm_usage=usage))
     with pytest.raises(OutputInvalid) as caught:
@@ -76,7 +76,7 @@ def test_a_canary_run_keeps_content_out_of_counts_errors_and_logs(caplog):
             "mimeType": "text/plain", "filename": "", "body": {"size": 30, "data": body},
             "headers": [{"name": "From", "value": "ada@example.com"}, {"name": "Subject", "value": EMAIL_CANARY}]}})
     responses.post("https://api.anthropic.com/v1/messages", json={
-        "id": "msg_1", "type": "message", "role": "assistant", "model": "claude-sonnet-4-5",
+        "id": "msg_1", "type": "message", "role": "assistant", "model": "claude-sonnet-5-5",
         "content": [{"type": "text", "text": f"Noon meeting. {REPLY_CANARY}"}], "stop_reason": "end_turn",
         "usage": {"input_tokens": 50, "output_tokens": 8}})
     responses.post("https://slack.com/api/chat.postMessage", json={"ok": False, "error": "not_in_channel"})
@@ -94,7 +94,7 @@ def test_a_canary_run_keeps_content_out_of_counts_errors_and_logs(caplog):
         assert canary not in metadata
         assert canary not in str(caught.value)
         assert canary not in caplog.text
-    assert summary.llm_usage == [LLMUsage("claude-sonnet-4-5", 50, 8)]
+    assert summary.llm_usage == [LLMUsage("claude-sonnet-5-5", 50, 8)]
 
 
 @responses.activate

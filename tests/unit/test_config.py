@@ -6,7 +6,8 @@ import dataclasses
 
 import pytest
 
-from agent_service.config import AgentConfig, CredentialKeysConfig, ReportsConfig
+from agent_service.config import DEFAULT_LLM_MODEL, AgentConfig, CredentialKeysConfig, ReportsConfig
+from agent_service.runs.prices import MODEL_PRICES
 from agent_service.runtime import AgentRuntime
 from hapex.localstack.local_secrets import new_encryption_key, new_token
 from hapex.settings import GunicornSettings, LauncherSettings
@@ -160,7 +161,7 @@ def every_setting(tmp_path) -> dict[str, str]:
     env = agent_env() | intake_env(tmp_path) | {
         "AGENT_SERVICE_TOKEN_PREVIOUS": new_token(), "CREDENTIAL_ENCRYPTION_KEYS_RETIRED": new_encryption_key(),
         "LOG_LEVEL": "INFO", "AGENT_DB_POOL_MAX": "5", "AGENT_DB_POOL_MIN": "1", "INTAKE_DB_POOL_MAX": "5",
-        "INTAKE_DB_POOL_MIN": "1", "ANTHROPIC_API_KEY": "sk-ant-x", "HAPEX_LLM_MODEL": "claude-sonnet-4-5",
+        "INTAKE_DB_POOL_MIN": "1", "ANTHROPIC_API_KEY": "sk-ant-x", "HAPEX_LLM_MODEL": "claude-sonnet-5-5",
         "HAPEX_OUTBOUND_CA_BUNDLE": str(ca), "HAPEX_RUN_TIME_LIMIT_SECONDS": "900", "HAPEX_STEP_MAX_ATTEMPTS": "4",
         "HAPEX_RETRY_BASE_MS": "1000", "HAPEX_RUN_RETENTION_DAYS": "400", "HAPEX_SMTP_HOST": "smtp.example.com",
         "HAPEX_SMTP_PORT": "587", "HAPEX_SMTP_FROM": "Hapex <notices@example.com>", "HAPEX_SMTP_USERNAME": "hapex",
@@ -227,3 +228,22 @@ def test_the_runtime_takes_its_settings_from_the_config_not_from_the_environment
     assert runtime.smtp is None
     switched = AgentConfig.from_env(agent_env(HAPEX_BENCH_ALLOW_LOOPBACK_WEBHOOKS="1"))
     assert AgentRuntime.build(db=None, vault=None, config=switched).allow_loopback_webhooks  # type: ignore[arg-type]
+
+
+def test_the_default_llm_model_is_current_and_priced():
+    config = AgentConfig.from_env(agent_env())
+    assert config.llm_model == DEFAULT_LLM_MODEL == "claude-sonnet-5-5"
+    assert config.llm_model in MODEL_PRICES
+
+
+@pytest.mark.parametrize("model", ["claude-sonnet-4-5", "claude-sonnet-4-5-20250929", "gpt-x-secret-looking"])
+def test_a_model_the_price_table_does_not_know_is_refused_at_start_naming_the_variable_only(model):
+    with pytest.raises(ConfigError) as raised:
+        AgentConfig.from_env(agent_env(HAPEX_LLM_MODEL=model))
+    assert raised.value.variable == "HAPEX_LLM_MODEL"
+    assert model not in str(raised.value)
+    assert "claude-sonnet-5-5" in str(raised.value)  # it says which models would do
+
+
+def test_a_priced_model_other_than_the_default_is_accepted():
+    assert AgentConfig.from_env(agent_env(HAPEX_LLM_MODEL="claude-haiku-4-5")).llm_model == "claude-haiku-4-5"
