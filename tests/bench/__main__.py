@@ -18,10 +18,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from tests.bench import bench_commits, bench_engine, bench_intake, bench_isolation, bench_vault
+from tests.bench import (
+    bench_chat,
+    bench_commits,
+    bench_engine,
+    bench_intake,
+    bench_isolation,
+    bench_rush,
+    bench_vault,
+)
 from tests.bench.bench_setup import BENCH_DIR, BenchServer, git_commit, git_dirty
 
-BENCHMARKS = ("engine", "intake", "isolation", "vault", "commits")
+BENCHMARKS = ("engine", "intake", "isolation", "vault", "commits", "rush", "chat")
 
 # The targets for this 2-core machine: (label, where in the report, comparison, bound, unit).
 TARGETS: tuple[tuple[str, tuple[str, ...], str, float, str], ...] = (
@@ -37,6 +45,13 @@ TARGETS: tuple[tuple[str, tuple[str, ...], str, float, str], ...] = (
     ("RLS / explicit WHERE, worst query", ("isolation", "worst_ratio"), "<=", 1.05, "x"),
     ("intake signed-in page requests/s", ("intake", "page", "requests_per_s"), ">=", 500, "/s"),
     ("intake signed-in page p99", ("intake", "page", "latency_ms_p99"), "<", 50, "ms"),
+    ("08:00 rush: minute to last run started (10,000 schedules, 2 workers)",
+     ("rush", "minute_to_last_start_s"), "<=", 60, "s"),
+    ("08:00 rush: slots fired twice", ("rush", "doubled"), "<=", 0, ""),
+    ("08:00 rush: slots not fired", ("rush", "missed"), "<=", 0, ""),
+    ("08:00 rush: intake signed-in page p99 meanwhile", ("rush", "intake_during_rush", "latency_ms_p99"),
+     "<", 100, "ms"),
+    ("ten-turn chat: cost with prompt caching / without", ("chat", "after_to_before"), "<", 1, "x"),
 )
 
 
@@ -102,6 +117,29 @@ def print_table(report: dict[str, Any]) -> None:
         for name, q in isolation["queries"].items():
             out.write(f"{name}: RLS {_cell(q['rls_ms_p50'])} ms, explicit WHERE {_cell(q['explicit_ms_p50'])} ms, "
                       f"ratio {_cell(q['ratio'])}\n")
+    rush = report.get("rush") or {}
+    if rush.get("slots"):
+        alone = rush["scheduler_alone"]
+        intake_load = rush["intake_during_rush"]
+        out.write(f"\n08:00 rush ({rush['schedules']:,} schedules due at one moment over {rush['clients']} clients, "
+                  f"{rush['workers']} workers x {rush['worker_concurrency']})\n")
+        out.write(f"minute to last run started {_cell(rush['minute_to_last_start_s'])} s; lateness p50 "
+                  f"{_cell(rush['lateness_s_p50'])} / p99 {_cell(rush['lateness_s_p99'])} / max "
+                  f"{_cell(rush['lateness_s_max'])} s; slots {rush['slots']:,}, doubled {rush['doubled']}, missed "
+                  f"{rush['missed']}, second tick started {rush['runs_started_by_a_second_tick']}\n")
+        out.write(f"scheduler: {_cell(rush['scheduler_seconds'])} s for the rush, its CPU "
+                  f"{_cell(rush['scheduler_cpu_s'])} s, {rush['scheduler_transactions']} transactions, longest "
+                  f"{_cell(rush['scheduler_longest_transaction_ms'])} ms; alone (workers stopped): "
+                  f"{_cell(alone['slots_per_s'])} slots/s, CPU per slot {_cell(alone['cpu_ms_per_slot']['scheduler'])}"
+                  f" + {_cell(alone['cpu_ms_per_slot']['postgres'])} ms (PostgreSQL)\n")
+        out.write(f"intake meanwhile ({intake_load['connections']} connections): "
+                  f"{_cell(intake_load['requests_per_s'])} req/s, p50 {_cell(intake_load['latency_ms_p50'])} ms, "
+                  f"p99 {_cell(intake_load['latency_ms_p99'])} ms, errors {intake_load['errors']}\n")
+    chat = report.get("chat") or {}
+    if chat.get("before"):
+        out.write(f"\nTen-turn build chat on {chat['model']} (stand-in counting usage as the API does): "
+                  f"{_cell(chat['before']['microusd'] / 1e6)} USD without prompt caching, "
+                  f"{_cell(chat['after']['microusd'] / 1e6)} USD with it ({_cell(chat['after_to_before'])} x)\n")
     vault = report.get("vault") or {}
     if vault:
         out.write(f"\nVault (200-byte token, one core): {_cell(vault['encrypt_per_s'])} encryptions/s, "
@@ -132,6 +170,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--nice", type=int, default=None,
                         help="run the benchmark and its PostgreSQL at this niceness (negative needs root), so that "
                              "other work on a shared machine takes less of the cores; recorded in the output")
+    parser.add_argument("--rush-schedules", type=int, default=None,
+                        help="schedules due at once in the 08:00 rush (default 10,000; 100 with --quick)")
+    parser.add_argument("--huge-rush", action="store_true", help="the 08:00 rush with 50,000 schedules")
     parser.add_argument("--ca-bundle", choices=("certifi", "standin"), default="certifi",
                         help="what the workers trust outbound: certifi's bundle plus the stand-in's CA (as in "
                              "production), or the stand-in's CA alone (a what-if without the bundle's cost)")
@@ -180,6 +221,14 @@ def main(argv: list[str] | None = None) -> int:
             progress("intake")
             report["intake"] = bench_intake.run(server, seconds=1.0 if quick else 10.0, connections=16,
                                                 log_dir=log_dir)
+        if "chat" in selected:
+            progress("chat")
+            report["chat"] = bench_chat.run(log_dir)
+        if "rush" in selected:
+            rush = bench_rush.QUICK if quick else bench_rush.HUGE if args.huge_rush else bench_rush.FULL
+            if args.rush_schedules:
+                rush = dataclasses.replace(rush, schedules=args.rush_schedules)
+            report["rush"] = bench_rush.run(server, rush, log_dir, progress)
         if "engine" in selected:
             size = dataclasses.replace(bench_engine.QUICK if quick else bench_engine.FULL, ca_bundle=args.ca_bundle)
             report["engine"] = bench_engine.run(server, size, log_dir, progress)

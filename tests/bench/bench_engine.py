@@ -178,11 +178,11 @@ class EngineBench:
         env[LOOPBACK_SWITCH] = "1"
         return env
 
-    def grow_workers(self, count: int) -> None:
+    def grow_workers(self, count: int, *worker_args: str) -> None:
         env = self.worker_environment()
         while len(self.workers) < count:
             index = len(self.workers) + 1
-            self.workers.append(start_process(["-m", "tests.bench.bench_worker"], env,
+            self.workers.append(start_process(["-m", "tests.bench.bench_worker", *worker_args], env,
                                               self.log_dir / f"worker-{index}.log"))
         wait_until(lambda: self._registered_workers() >= count, 60, f"{count} workers to register")
         for process in self.workers:

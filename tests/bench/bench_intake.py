@@ -10,13 +10,17 @@ would otherwise count as a fast answer).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -30,6 +34,7 @@ from shared.db import Database, tenant_transaction
 from tests.bench import bench_cpu
 from tests.bench.bench_setup import (
     REPO_ROOT,
+    BenchDatabase,
     BenchServer,
     base_environment,
     free_port,
@@ -115,86 +120,127 @@ def _python_load(url: str, ca_file: str, cookie: str | None, seconds: float, con
     }
 
 
-def run(server: BenchServer, *, seconds: float, connections: int, log_dir: Path, automations: int = 5
-        ) -> dict[str, Any]:
+@dataclass
+class ServedIntake:
+    """The intake as `make run` serves it, and a signed-in client's session on it."""
+
+    base: str
+    cookie: str
+    page: str
+    ca_file: str
+    pid: int
+
+    def load_until(self, stop: threading.Event, connections: int, gap_ms: float, window: float = 2.0
+                   ) -> dict[str, Any]:
+        """The signed-in page over `connections` keep-alive connections (one load process), each asking for
+        it every `gap_ms`, until `stop`."""
+        latencies: list[float] = []
+        requests_made = errors = 0
+        began = time.monotonic()
+        while not stop.is_set():
+            child = subprocess.run([sys.executable, "-m", "tests.bench.bench_load", f"--gap-ms={gap_ms}",  # noqa: S603
+                                    self.base + self.page, self.ca_file, str(window), str(connections),
+                                    f"Cookie: {SESSION_COOKIE}={self.cookie}"],
+                                   capture_output=True, cwd=REPO_ROOT, timeout=window + 60, check=True)
+            result = json.loads(child.stdout)
+            latencies += result["latencies_ms"]
+            requests_made += result["requests"]
+            errors += result["errors"]
+        elapsed = time.monotonic() - began
+        return {"connections": connections, "every_ms": gap_ms, "requests": requests_made, "errors": errors,
+                "requests_per_s": rounded(requests_made / elapsed, 1) if elapsed else None,
+                "latency_ms_p50": rounded(percentile(latencies, 50), 2),
+                "latency_ms_p99": rounded(percentile(latencies, 99), 2)}
+
+
+@contextlib.contextmanager
+def serving(server: BenchServer, database: BenchDatabase, log_dir: Path, automations: int = 5
+            ) -> Iterator[ServedIntake]:
+    """`hapex serve intake` on the database, a client signed up through the form with a few automations."""
     tls = local_tls()
     ca_file = str(tls.ca_cert)
     port = free_port()
     base = f"https://localhost:{port}"
-    with server.fresh_database("intake") as database:
-        env = base_environment()
-        env.update(
-            INTAKE_DATABASE_URL=database.intake_dsn,
-            INTAKE_SESSION_SECRET=new_token(),
-            AGENT_SERVICE_TOKEN=new_token(),
-            AGENT_SERVICE_URL=f"https://localhost:{free_port()}",
-            AGENT_SERVICE_CA=ca_file,
-            TLS_CERT_FILE=str(tls.server_cert),
-            TLS_KEY_FILE=str(tls.server_key),
-            INTAKE_PORT=str(port),
-            HAPEX_BIND_HOST="127.0.0.1",
-            LOG_LEVEL="INFO",
-        )
-        intake = start_process(["-m", "hapex.cli", "serve", "intake"], env, log_dir / "intake.log")
-        try:
-            def healthy() -> bool:
-                if intake.poll() is not None:
-                    raise RuntimeError(f"the intake exited with {intake.returncode}; see {log_dir / 'intake.log'}")
-                try:
-                    return requests.get(f"{base}/healthz", verify=ca_file, timeout=2).status_code == 200
-                except requests.RequestException:
-                    return False
-
-            wait_until(healthy, 60, "the intake to answer /healthz", 0.2)
-            cookie, page = _sign_up(base, ca_file)
-            intake_db = Database(database.intake_dsn, name="bench-intake").open()
+    env = base_environment()
+    env.update(
+        INTAKE_DATABASE_URL=database.intake_dsn,
+        INTAKE_SESSION_SECRET=new_token(),
+        AGENT_SERVICE_TOKEN=new_token(),
+        AGENT_SERVICE_URL=f"https://localhost:{free_port()}",
+        AGENT_SERVICE_CA=ca_file,
+        TLS_CERT_FILE=str(tls.server_cert),
+        TLS_KEY_FILE=str(tls.server_key),
+        INTAKE_PORT=str(port),
+        HAPEX_BIND_HOST="127.0.0.1",
+        LOG_LEVEL="INFO",
+    )
+    intake = start_process(["-m", "hapex.cli", "serve", "intake"], env, log_dir / f"intake-{port}.log")
+    try:
+        def healthy() -> bool:
+            if intake.poll() is not None:
+                raise RuntimeError(f"the intake exited with {intake.returncode}; see {log_dir}")
             try:
-                with psycopg.connect(database.owner_dsn) as owner:
-                    row = owner.execute("SELECT client_id FROM clients").fetchone()
-                assert row is not None
-                client_id = row[0]
-                for index in range(automations):
-                    definition = {"name": f"Bench automation {index}", "trigger": {"kind": "manual"},
-                                  "steps": [{"capability": "webhook.post", "input": {
-                                      "url": "https://hooks.example.com/bench", "payload": {"n": index}}}]}
-                    with tenant_transaction(intake_db, client_id) as conn:
-                        automation_id = create_automation(conn, client_id=client_id, definition=definition)
-                        set_status(conn, automation_id=automation_id, status="enabled")
-            finally:
-                intake_db.close()
-            if not _page_opens(base + page, cookie, ca_file):
-                raise RuntimeError(f"the signed-in page {page} did not open with the session")
-            generator = "wrk" if shutil.which("wrk") else "python http.client (wrk not installed)"
-            gunicorn_pids = [intake.pid]
-            results: dict[str, Any] = {"load_generator": generator, "connections": connections,
-                                       "seconds": seconds, "page_path": page,
-                                       "gunicorn": "hapex serve intake: WEB_CONCURRENCY and GUNICORN_THREADS "
-                                                   "at their defaults, as make run"}
-            for name, path, with_cookie in (("healthz", "/healthz", False), ("page", page, True)):
-                url = base.replace("localhost", "127.0.0.1") + path if generator == "wrk" else base + path
-                gunicorn_pids = _process_tree(intake.pid)
-                before = bench_cpu.snapshot({"intake": gunicorn_pids}, server.postmaster())
-                began = time.monotonic()
-                if generator == "wrk":
-                    figures = _wrk(url, cookie if with_cookie else None, seconds, connections)
-                else:
-                    figures = _python_load(url, ca_file, cookie if with_cookie else None, seconds, connections,
-                                           processes=2)
-                elapsed = time.monotonic() - began
-                cpu = bench_cpu.usage(before, bench_cpu.snapshot({"intake": gunicorn_pids}, server.postmaster()),
-                                      elapsed)
-                figures["cpu_cores"] = cpu
-                if cpu and figures["requests"]:
-                    # What one request cost the intake and PostgreSQL: N cores serve at most N * 1000 / this.
-                    figures["cpu_ms_per_request"] = {
-                        name: round(cpu[name] * elapsed * 1000 / figures["requests"], 3)
-                        for name in ("intake", "postgres")}
-                results[name] = figures
-            if not _page_opens(base + page, cookie, ca_file):
-                raise RuntimeError("after the load the session no longer opened the page")
-            return results
+                return requests.get(f"{base}/healthz", verify=ca_file, timeout=2).status_code == 200
+            except requests.RequestException:
+                return False
+
+        wait_until(healthy, 60, "the intake to answer /healthz", 0.2)
+        cookie, page = _sign_up(base, ca_file)
+        intake_db = Database(database.intake_dsn, name="bench-intake").open()
+        try:
+            with psycopg.connect(database.owner_dsn) as owner:
+                row = owner.execute("SELECT client_id FROM clients WHERE client_id NOT IN "
+                                    "(SELECT client_id FROM automations) ORDER BY created_at DESC LIMIT 1").fetchone()
+            assert row is not None
+            client_id = row[0]
+            for index in range(automations):
+                definition = {"name": f"Bench automation {index}", "trigger": {"kind": "manual"},
+                              "steps": [{"capability": "webhook.post", "input": {
+                                  "url": "https://hooks.example.com/bench", "payload": {"n": index}}}]}
+                with tenant_transaction(intake_db, client_id) as conn:
+                    automation_id = create_automation(conn, client_id=client_id, definition=definition)
+                    set_status(conn, automation_id=automation_id, status="enabled")
         finally:
-            stop_processes([intake])
+            intake_db.close()
+        if not _page_opens(base + page, cookie, ca_file):
+            raise RuntimeError(f"the signed-in page {page} did not open with the session")
+        yield ServedIntake(base, cookie, page, ca_file, intake.pid)
+    finally:
+        stop_processes([intake])
+
+
+def run(server: BenchServer, *, seconds: float, connections: int, log_dir: Path, automations: int = 5
+        ) -> dict[str, Any]:
+    with server.fresh_database("intake") as database, serving(server, database, log_dir, automations) as served:
+        base, cookie, page, ca_file = served.base, served.cookie, served.page, served.ca_file
+        generator = "wrk" if shutil.which("wrk") else "python http.client (wrk not installed)"
+        results: dict[str, Any] = {"load_generator": generator, "connections": connections,
+                                   "seconds": seconds, "page_path": page,
+                                   "gunicorn": "hapex serve intake: WEB_CONCURRENCY and GUNICORN_THREADS "
+                                               "at their defaults, as make run"}
+        for name, path, with_cookie in (("healthz", "/healthz", False), ("page", page, True)):
+            url = base.replace("localhost", "127.0.0.1") + path if generator == "wrk" else base + path
+            gunicorn_pids = _process_tree(served.pid)
+            before = bench_cpu.snapshot({"intake": gunicorn_pids}, server.postmaster())
+            began = time.monotonic()
+            if generator == "wrk":
+                figures = _wrk(url, cookie if with_cookie else None, seconds, connections)
+            else:
+                figures = _python_load(url, ca_file, cookie if with_cookie else None, seconds, connections,
+                                       processes=2)
+            elapsed = time.monotonic() - began
+            cpu = bench_cpu.usage(before, bench_cpu.snapshot({"intake": gunicorn_pids}, server.postmaster()),
+                                  elapsed)
+            figures["cpu_cores"] = cpu
+            if cpu and figures["requests"]:
+                # What one request cost the intake and PostgreSQL: N cores serve at most N * 1000 / this.
+                figures["cpu_ms_per_request"] = {
+                    name: round(cpu[name] * elapsed * 1000 / figures["requests"], 3)
+                    for name in ("intake", "postgres")}
+            results[name] = figures
+        if not _page_opens(base + page, cookie, ca_file):
+            raise RuntimeError("after the load the session no longer opened the page")
+        return results
 
 
 def _process_tree(root: int) -> list[int]:

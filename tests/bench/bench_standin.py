@@ -7,20 +7,95 @@ request was read to the moment the answer was handed to the socket: the stand-in
 time, which the engine's step duration is then compared against. GET /__stats returns
 those times in milliseconds; the TLS handshake and the client's side are not counted in
 them, so they are overhead of the step, as they would be against a real receiver.
+
+POST /v1/messages answers as the Anthropic Messages API would, for the chat's cost benchmark
+(tests/bench/bench_chat.py): an `ask_question` tool call, and a `usage` counted the way the
+real API counts prompt caching (see `messages_usage`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import signal
 import ssl
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 ANSWER = b'{"received":true}'
 IDEMPOTENCY_HEADER = b"x-hapex-idempotency-key"
+# The real API's minimum cacheable prompt on Claude Sonnet 5.5 (a shorter prefix is not cached).
+MIN_CACHEABLE_TOKENS = 512
+CACHE_TTL_SECONDS = 300.0
+OUTPUT_TOKENS = 60
+
+
+def tokens(value: Any) -> int:
+    """A stand-in tokenizer: about four characters a token, as JSON (what matters is that it is stable)."""
+    return max(1, len(json.dumps(value, separators=(",", ":"), ensure_ascii=False)) // 4)
+
+
+def prompt_blocks(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """The request's blocks in the order the API caches them: tools, then system, then the messages' content."""
+    blocks: list[dict[str, Any]] = [dict(tool) for tool in body.get("tools") or []]
+    system = body.get("system") or []
+    blocks += [{"type": "text", "text": system}] if isinstance(system, str) else [dict(b) for b in system]
+    for turn in body.get("messages") or []:
+        content = turn.get("content")
+        blocks += ([{"type": "text", "text": content}] if isinstance(content, str)
+                   else [dict(b) for b in content])
+    return blocks
+
+
+class PromptCache:
+    """Prefixes written at a cache breakpoint, by hash, for five minutes from their last use."""
+
+    def __init__(self) -> None:
+        self.entries: dict[str, float] = {}
+
+    def usage(self, body: dict[str, Any], now: float) -> dict[str, int]:
+        """What the real API reports: `cache_read_input_tokens` for the longest cached prefix ending at a
+        breakpoint, `cache_creation_input_tokens` for the rest up to the last breakpoint (written now), and
+        `input_tokens` for what follows the last breakpoint; a prefix under the minimum is neither."""
+        blocks = prompt_blocks(body)
+        breakpoints = [i for i, block in enumerate(blocks) if block.get("cache_control")]
+        total = sum(tokens({k: v for k, v in b.items() if k != "cache_control"}) for b in blocks)
+        if not breakpoints:
+            return {"input_tokens": total, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}
+        digest, running, prefixes = hashlib.sha256(str(body.get("model")).encode()), 0, []
+        for index, block in enumerate(blocks):
+            plain = {k: v for k, v in block.items() if k != "cache_control"}
+            digest.update(json.dumps(plain, sort_keys=True).encode())
+            running += tokens(plain)
+            if index in breakpoints:
+                prefixes.append((digest.hexdigest(), running))
+        self.entries = {key: at for key, at in self.entries.items() if now - at < CACHE_TTL_SECONDS}
+        read = 0
+        for key, length in prefixes:
+            if key in self.entries:
+                read = length
+        last_key, last_length = prefixes[-1]
+        if last_length < MIN_CACHEABLE_TOKENS:
+            return {"input_tokens": total, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}
+        for key, length in prefixes:
+            if length >= MIN_CACHEABLE_TOKENS:
+                self.entries[key] = now
+        return {"input_tokens": total - last_length, "cache_creation_input_tokens": last_length - read,
+                "cache_read_input_tokens": read}
+
+
+def messages_answer(body: dict[str, Any], cache: PromptCache) -> bytes:
+    counted = cache.usage(body, time.monotonic())
+    return json.dumps({
+        "id": "msg_bench", "type": "message", "role": "assistant", "model": body.get("model"),
+        "content": [{"type": "tool_use", "id": "toolu_bench", "name": "ask_question",
+                     "input": {"question": "Which channel should it post to?"}}],
+        "stop_reason": "tool_use", "stop_sequence": None,
+        "usage": {**counted, "output_tokens": OUTPUT_TOKENS},
+    }).encode()
 
 
 class StandIn:
@@ -29,6 +104,7 @@ class StandIn:
     def __init__(self) -> None:
         self.own_ms: dict[str, float] = {}
         self.requests = 0
+        self.cache = PromptCache()
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -45,11 +121,12 @@ class StandIn:
                         name, value = line.split(b":", 1)
                         headers[name.strip().lower()] = value.strip()
                 length = int(headers.get(b"content-length", b"0"))
-                if length:
-                    await reader.readexactly(length)
+                received = await reader.readexactly(length) if length else b""
                 started = time.perf_counter()
                 if method == b"GET" and path == b"/__stats":
                     body = json.dumps({"requests": self.requests, "own_ms": self.own_ms}).encode()
+                elif method == b"POST" and path == b"/v1/messages":
+                    body = messages_answer(json.loads(received), self.cache)
                 else:
                     body = ANSWER
                 writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "

@@ -84,5 +84,20 @@ def test_the_quick_benchmark_reports_every_figure_of_every_benchmark(pg_server, 
 
     assert report["commits"]["commits_per_s_1_connection"] > 0 and report["commits"]["commits_per_s_8_connections"] > 0
 
-    assert len(report["targets"]) == 8
+    rush = report["rush"]
+    assert rush["schedules"] == rush["slots"] == rush["runs_started_by_scheduler"] == 100
+    assert rush["doubled"] == 0 and rush["missed"] == 0 and rush["failed_runs"] == 0
+    assert rush["runs_started_by_a_second_tick"] == 0
+    assert not numbers(rush, ("minute_to_last_start_s", "lateness_s_p50", "lateness_s_p99", "lateness_s_max",
+                              "scheduler_seconds", "scheduler_cpu_s", "scheduler_longest_transaction_ms"))
+    assert rush["scheduler_alone"]["started"] == rush["scheduler_alone"]["slots"]
+    assert not numbers(rush["scheduler_alone"]["cpu_ms_per_slot"], ("scheduler", "postgres", "total"))
+    assert not numbers(rush["intake_during_rush"], LOAD)
+    assert rush["intake_during_rush"]["requests"] > 0 and rush["intake_during_rush"]["errors"] == 0
+
+    chat = report["chat"]
+    assert chat["turns"] == 10 and chat["before"]["cache_read_input_tokens"] == 0
+    assert chat["after"]["cache_read_input_tokens"] > 0 and chat["after"]["microusd"] < chat["before"]["microusd"]
+
+    assert len(report["targets"]) == 13
     assert all(isinstance(check["value"], Number) for check in report["targets"]), report["targets"]

@@ -1,0 +1,96 @@
+"""The scheduler in one process: every due slot of many clients fired once, in batched transactions.
+
+The 08:00 rush (tests/bench/bench_rush.py) is the same at scale; here the batching's edges:
+more due schedules than one read returns, more than one transaction holds, clients mixed in
+one transaction with each slot's run still its own client's, a slot that fails undone alone,
+and a second call for the same minute starting nothing.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from agent_service.runs import scheduler
+from shared.db import tenant_transaction
+from tests.factories import make_client
+from tests.run_fixtures import automation
+
+WEBHOOK_DEFINITION = {
+    "name": "Daily at 8",
+    "trigger": {"kind": "schedule", "cron": "0 8 * * *", "timezone": "UTC"},
+    "steps": [{"capability": "webhook.post", "input": {"url": "https://hooks.example.com/x", "payload": {}}}],
+}
+
+
+def due_schedules(intake_db, agent_db, clients: int, per_client: int, slot: datetime) -> list[tuple]:
+    made = []
+    for _ in range(clients):
+        client_id = make_client(intake_db)
+        for _ in range(per_client):
+            automation_id = automation(intake_db, client_id, WEBHOOK_DEFINITION)
+            with tenant_transaction(agent_db, client_id) as conn:
+                conn.execute("UPDATE automations SET next_run_at = %s WHERE automation_id = %s",
+                             [slot, automation_id])
+            made.append((client_id, automation_id))
+    return made
+
+
+def slot_runs(owner_conn, slot):
+    return owner_conn.execute(
+        "SELECT r.client_id, r.automation_id, a.client_id, count(*) FROM runs r "
+        "JOIN automations a ON a.automation_id = r.automation_id WHERE r.scheduled_for = %s "
+        "GROUP BY r.client_id, r.automation_id, a.client_id", [slot]).fetchall()
+
+
+def test_every_due_slot_of_many_clients_fires_once_across_reads_and_transactions(rt, intake_db, agent_db,
+                                                                               owner_conn):
+    slot = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=1)
+    made = due_schedules(intake_db, agent_db, clients=3, per_client=7, slot=slot)
+
+    started = scheduler.fire_due_schedules(rt, datetime.now(UTC), limit=5, per_transaction=4)
+
+    assert started == len(made)
+    rows = slot_runs(owner_conn, slot)
+    assert sorted((c, a) for c, a, _, _ in rows) == sorted(made)
+    assert all(run_client == owner and count == 1 for run_client, _, owner, count in rows)
+    next_runs = owner_conn.execute("SELECT DISTINCT next_run_at FROM automations WHERE automation_id = ANY(%s)",
+                                   [[a for _, a in made]]).fetchall()
+    assert next_runs == [(slot.replace(hour=8, minute=0) + timedelta(days=1 if slot.hour >= 8 else 0),)]
+    # A second worker's tick for the same minute finds nothing left to start.
+    assert scheduler.fire_due_schedules(rt, datetime.now(UTC), limit=5, per_transaction=4) == 0
+    assert len(slot_runs(owner_conn, slot)) == len(made)
+
+
+def test_a_slot_that_fails_is_undone_alone_and_the_others_of_its_transaction_commit(rt, intake_db, agent_db,
+                                                                                  owner_conn, monkeypatch, caplog):
+    slot = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=1)
+    made = due_schedules(intake_db, agent_db, clients=2, per_client=3, slot=slot)
+    broken = made[2][1]
+    fire_one = scheduler._fire_one
+
+    def failing(conn, client_id, automation_id, now):
+        started = fire_one(conn, client_id, automation_id, now)
+        if automation_id == broken:
+            raise RuntimeError("the slot's insert went wrong")
+        return started
+
+    monkeypatch.setattr(scheduler, "_fire_one", failing)
+    assert scheduler.fire_due_schedules(rt, datetime.now(UTC), per_transaction=10) == len(made) - 1
+    fired = {a for _, a, _, _ in slot_runs(owner_conn, slot)}
+    assert fired == {a for _, a in made} - {broken}
+    assert "schedule could not fire" in caplog.text
+    # Its next_run_at was rolled back with it, so the next minute tries it again.
+    monkeypatch.setattr(scheduler, "_fire_one", fire_one)
+    assert scheduler.fire_due_schedules(rt, datetime.now(UTC)) == 1
+    assert {a for _, a, _, _ in slot_runs(owner_conn, slot)} == {a for _, a in made}
+
+
+@pytest.mark.parametrize("budget", [0.0])
+def test_the_scheduler_stops_at_its_time_budget_and_leaves_the_rest_for_the_next_minute(rt, intake_db, agent_db,
+                                                                                       owner_conn, budget):
+    slot = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=1)
+    made = due_schedules(intake_db, agent_db, clients=1, per_client=3, slot=slot)
+    assert scheduler.fire_due_schedules(rt, datetime.now(UTC), budget_seconds=budget) == 0
+    assert scheduler.fire_due_schedules(rt, datetime.now(UTC)) == len(made)
