@@ -178,12 +178,16 @@ class EngineBench:
         env[LOOPBACK_SWITCH] = "1"
         return env
 
-    def grow_workers(self, count: int, *worker_args: str) -> None:
+    def grow_workers(self, count: int, *worker_args: str, wait: bool = True) -> None:
         env = self.worker_environment()
         while len(self.workers) < count:
             index = len(self.workers) + 1
             self.workers.append(start_process(["-m", "tests.bench.bench_worker", *worker_args], env,
                                               self.log_dir / f"worker-{index}.log"))
+        if wait:
+            self.wait_for_workers(count)
+
+    def wait_for_workers(self, count: int) -> None:
         wait_until(lambda: self._registered_workers() >= count, 60, f"{count} workers to register")
         for process in self.workers:
             if process.poll() is not None:

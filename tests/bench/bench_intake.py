@@ -130,7 +130,7 @@ class ServedIntake:
     ca_file: str
     pid: int
 
-    def load_until(self, stop: threading.Event, connections: int, gap_ms: float, window: float = 2.0
+    def load_until(self, stop: threading.Event, connections: int, gap_ms: float, window: float = 1.0
                    ) -> dict[str, Any]:
         """The signed-in page over `connections` keep-alive connections (one load process), each asking for
         it every `gap_ms`, until `stop`."""

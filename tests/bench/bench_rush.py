@@ -201,21 +201,22 @@ def run(server: BenchServer, size: RushSize, log_dir: Path, progress) -> dict[st
         try:
             progress(f"rush: {size.schedules} schedules over {size.clients} clients")
             bench.start()
-            bench.grow_workers(size.workers, "--no-scheduler")
-            bench.warm_up()
-            templates = [(t.client_id, t.one_step) for t in bench.tenants]
-            scheduler_db.open()
-            figures["scheduler_alone"] = _scheduler_alone(database.owner_dsn, scheduler_db, bench, server,
-                                                          templates, size.alone)
-            progress(json.dumps({"rush_scheduler_alone": figures["scheduler_alone"]}))
-            _add_schedules(database.owner_dsn, templates, size.schedules, datetime.now(UTC) + timedelta(days=1),
-                           "Rush")
-            timed = TimedTransactions(scheduler_db)
-            runtime = SimpleNamespace(db=timed)
+            bench.grow_workers(size.workers, "--no-scheduler", wait=False)  # they start while the intake does
             with bench_intake.serving(server, database, log_dir) as intake:
+                bench.wait_for_workers(size.workers)
+                bench.warm_up()
+                templates = [(t.client_id, t.one_step) for t in bench.tenants]
+                scheduler_db.open()
+                figures["scheduler_alone"] = _scheduler_alone(database.owner_dsn, scheduler_db, bench, server,
+                                                              templates, size.alone)
+                progress(json.dumps({"rush_scheduler_alone": figures["scheduler_alone"]}))
+                _add_schedules(database.owner_dsn, templates, size.schedules, datetime.now(UTC) + timedelta(days=1),
+                               "Rush")
+                timed = TimedTransactions(scheduler_db)
+                runtime = SimpleNamespace(db=timed)
                 # "The minute": every schedule's next_run_at, a moment just ahead (a real rush is on the
                 # minute; any instant does, and the benchmark need not wait for the clock's next minute).
-                minute = datetime.now(UTC) + timedelta(seconds=2)
+                minute = datetime.now(UTC) + timedelta(seconds=2 if size.schedules > 1000 else 0.5)
                 with psycopg.connect(database.owner_dsn) as conn:
                     conn.execute("UPDATE automations SET next_run_at = %s WHERE name LIKE 'Rush %%'", [minute])
                 time.sleep(max(0.0, minute.timestamp() - time.time()))
