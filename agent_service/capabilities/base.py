@@ -98,7 +98,8 @@ class LLMSettings:
     api_key: Secret | None
     model: str = DEFAULT_LLM_MODEL
     base_url: str = "https://api.anthropic.com"
-    max_tokens: int = 1024
+    # Sonnet 5.5 thinks (adaptively) by default and its thinking counts towards max_tokens: room for it.
+    max_tokens: int = 4096
 
 
 @dataclass
