@@ -4,17 +4,16 @@ The automation row is locked while its slots are planned, and runs carry a uniqu
 (automation, scheduled_for) key, so two workers cannot both start the same slot; a worker
 that was down catches up the slots it missed, up to a limit.
 
-The 08:00 rush (tests/bench/bench_rush.py): thousands of schedules due in the same minute.
-One transaction per slot made the scheduler wait for a commit (a WAL flush) per run, ~24 ms
-each on the benchmark machine, and it read at most 500 due schedules a minute, so 10,000
-took twenty minutes. Now one job fires every due slot it can within SCHEDULER_BUDGET_SECONDS,
-reading them DUE_BATCH at a time, and commits SLOTS_PER_TRANSACTION (20) slots (of any clients:
-app.client_id is set for each, so row-level security still confines each slot's statements
-to its own client) per transaction, each slot in its own savepoint so that one that fails
-is undone alone, SCHEDULER_THREADS batches at once (each on its own pooled connection: a
-slot is ~10 short statements, so a single chain of them waits on round trips, and on a busy
-machine on every wake-up, more than it computes). A slot's runs are visible to the workers
-when its batch commits.
+The 08:00 rush (tests/bench/bench_rush.py, docs/capacity.md): thousands of schedules due in
+the same minute. The job used to read at most 500 due schedules a minute and fire each slot in
+its own transaction, so 10,000 took twenty minutes. Now one call fires every due slot it can
+within SCHEDULER_BUDGET_SECONDS (the next minute's call carries on), reading DUE_BATCH at a
+time, and commits SLOTS_PER_TRANSACTION slots of any clients per transaction: app.client_id is
+set for each slot, so row-level security still confines its statements to its own client.
+Should a slot fail, its batch is undone and fired again with a savepoint per slot, so that the
+failing one is undone alone. SCHEDULER_THREADS batches are in flight at once, each on its own
+pooled connection: a slot is ~10 short statements, and one chain of them waits on round trips
+more than it computes. A slot's runs are visible to the workers when its batch commits.
 """
 
 from __future__ import annotations
@@ -68,7 +67,37 @@ def fire_due_schedules(rt: AgentRuntime, now: datetime, *, limit: int = DUE_BATC
     return started
 
 
+class _SlotFailed(Exception):
+    """A slot of a batch failed part-way: the batch is undone and fired again slot by slot."""
+
+
 def _fire_batch(rt: AgentRuntime, rows: list[dict[str, Any]], now: datetime) -> int:
+    """The slots of these automations in one transaction; if one fails, again with a savepoint each.
+
+    Most batches have no failing slot, and a savepoint costs two round trips a slot, so a batch
+    is first fired without them; a slot that fails there undoes the whole batch (nothing of it
+    was committed), which is then fired slot by slot in savepoints, so the others still start.
+    """
+    try:
+        with rt.db.transaction() as conn:
+            started = 0
+            for row in rows:
+                conn.execute("SELECT set_config('app.client_id', %s, true)", [str(row["client_id"])])
+                try:
+                    started += _fire_one(conn, row["client_id"], row["automation_id"], now)
+                except RunRefused:
+                    continue  # refused before it wrote anything
+                except Exception as exc:
+                    raise _SlotFailed() from exc
+        return started
+    except _SlotFailed:
+        return _fire_batch_in_savepoints(rt, rows, now)
+    except Exception:
+        logger.exception("schedules could not fire", extra={"count": len(rows)})
+        return 0
+
+
+def _fire_batch_in_savepoints(rt: AgentRuntime, rows: list[dict[str, Any]], now: datetime) -> int:
     """The slots of these automations in one transaction, each in its own savepoint."""
     started = 0
     try:
