@@ -18,7 +18,14 @@ from agent_service.runs.prices import DEFAULT_LLM_MODEL as DEFAULT_LLM_MODEL  # 
 from agent_service.runs.prices import MODEL_PRICES
 from agent_service.vault.keys import parse_key, parse_key_list
 from shared.catalog import PROVIDERS, UNCONFIGURED, AuthKind, ResolvedCatalog
-from shared.config import ConfigError, Environment, PoolSettings, provider_variables, resolve_catalog
+from shared.config import (
+    ConfigError,
+    Environment,
+    PoolSettings,
+    provider_variables,
+    refuse_loopback_providers,
+    resolve_catalog,
+)
 from shared.secret import Secret
 
 
@@ -142,7 +149,7 @@ class AgentConfig:
         "AGENT_DATABASE_URL", "AGENT_SERVICE_TOKEN", "AGENT_SERVICE_TOKEN_PREVIOUS", "AGENT_ADMIN_TOKEN",
         *KEY_VARIABLES, "LOG_LEVEL", *PoolSettings.variables("AGENT"), "ANTHROPIC_API_KEY", "HAPEX_LLM_MODEL",
         "HAPEX_OUTBOUND_CA_BUNDLE", *RunLimits.VARIABLES, *SMTP_VARIABLES, "HAPEX_BENCH_ALLOW_LOOPBACK_WEBHOOKS",
-        "WORKER_CONCURRENCY", "WORKER_GRACE_SECONDS",
+        "WORKER_CONCURRENCY", "WORKER_GRACE_SECONDS", "INTAKE_PUBLIC_URL",
     )
 
     # Read (and so validated) by the API too, but used by the workers only.
@@ -164,6 +171,8 @@ class AgentConfig:
             raise ConfigError("AGENT_ADMIN_TOKEN", "must differ from AGENT_SERVICE_TOKEN")
         key, retired = _credential_keys(env)
         providers = resolve_catalog(env)
+        # The agent is told where clients reach Hapex only to refuse a local provider in a public deployment.
+        refuse_loopback_providers(providers, env.https_url("INTAKE_PUBLIC_URL", required=False), env)
         llm_key = env.get("ANTHROPIC_API_KEY")
         return cls(
             database_url=env.database_url("AGENT_DATABASE_URL"),

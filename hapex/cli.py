@@ -7,6 +7,7 @@
     hapex admin clients|reauth|failing|queue [--since DATE] [--until DATE] [--json]
     hapex doctor [intake|agent|worker]
     hapex run            (the whole local stack, as `make run` starts it)
+    hapex sandbox        (the local provider sandbox, as `hapex run` starts it)
 """
 
 from __future__ import annotations
@@ -162,6 +163,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     return run_stack(settings, workers=settings.workers if args.workers is None else args.workers)
 
 
+def cmd_sandbox(args: argparse.Namespace) -> int:
+    from hapex.sandbox.serve import serve
+    from hapex.settings import SandboxSettings
+
+    return serve(SandboxSettings.from_env(args.settings.environ))
+
+
 def _batch_size(text: str) -> int:
     value = int(text)
     if not 1 <= value <= 1000:
@@ -226,6 +234,9 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="the whole local stack, in the foreground")
     run.add_argument("--workers", type=int, default=None, help="how many workers (default: HAPEX_WORKERS, else 1)")
     run.set_defaults(handler=cmd_run)
+
+    commands.add_parser("sandbox", help="the local provider sandbox (started by `hapex run`; never in production)"
+                        ).set_defaults(handler=cmd_sandbox)
     return parser
 
 

@@ -10,12 +10,13 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import ClassVar
 
 from shared.config import Environment
 
-DEFAULT_PORTS = {"intake": 8443, "agent": 8444}
-PORT_VARIABLES = {"intake": "INTAKE_PORT", "agent": "AGENT_PORT"}
+DEFAULT_PORTS = {"intake": 8443, "agent": 8444, "sandbox": 8445}
+PORT_VARIABLES = {"intake": "INTAKE_PORT", "agent": "AGENT_PORT", "sandbox": "HAPEX_SANDBOX_PORT"}
 
 
 @dataclass(frozen=True)
@@ -32,10 +33,12 @@ class LauncherSettings:
     ports: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_PORTS))
     tls_cert_file: str | None = None
     tls_key_file: str | None = None
+    # The local provider sandbox beside `hapex run` (HAPEX_SANDBOX=0 turns it off); never in production.
+    sandbox: bool = True
 
     VARIABLES: ClassVar[tuple[str, ...]] = (
         "DATABASE_URL", "HAPEX_DATA_DIR", "HAPEX_WORKERS", "HAPEX_BIND_HOST", "HAPEX_BIND", *PORT_VARIABLES.values(),
-        "TLS_CERT_FILE", "TLS_KEY_FILE",
+        "TLS_CERT_FILE", "TLS_KEY_FILE", "HAPEX_SANDBOX",
     )
 
     @classmethod
@@ -58,6 +61,49 @@ class LauncherSettings:
                    for service, variable in PORT_VARIABLES.items()},
             tls_cert_file=env.get("TLS_CERT_FILE"),
             tls_key_file=env.get("TLS_KEY_FILE"),
+            sandbox=env.boolean("HAPEX_SANDBOX", True),
+        )
+
+
+@dataclass(frozen=True)
+class SandboxSettings:
+    """What `hapex sandbox` (started by `hapex run`) reads: where it serves, whom it serves, its secret."""
+
+    secret: str = field(repr=False)
+    base_url: str
+    intake_url: str
+    bind: str
+    tls_cert_file: str
+    tls_key_file: str
+    state_file: Path | None
+    # Short, so that a run refreshes its tokens (and a rotation happens) while you watch.
+    access_token_seconds: int = 120
+
+    VARIABLES: ClassVar[tuple[str, ...]] = (
+        "HAPEX_SANDBOX_SECRET", "HAPEX_SANDBOX_URL", "INTAKE_PUBLIC_URL", "HAPEX_BIND_HOST", "HAPEX_SANDBOX_PORT",
+        "TLS_CERT_FILE", "TLS_KEY_FILE", "HAPEX_SANDBOX_STATE_FILE", "HAPEX_SANDBOX_ACCESS_TOKEN_SECONDS",
+    )
+
+    @classmethod
+    def variables(cls) -> tuple[str, ...]:
+        return cls.VARIABLES
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> SandboxSettings:
+        env = Environment(environ, declared=cls.variables())
+        port = env.integer("HAPEX_SANDBOX_PORT", DEFAULT_PORTS["sandbox"], minimum=1, maximum=65535)
+        secret = env.secret_token("HAPEX_SANDBOX_SECRET")
+        assert secret is not None
+        state_file = env.get("HAPEX_SANDBOX_STATE_FILE")
+        return cls(
+            secret=secret.reveal(),
+            base_url=env.https_url("HAPEX_SANDBOX_URL", required=False) or f"https://localhost:{port}",
+            intake_url=env.https_url("INTAKE_PUBLIC_URL") or "",
+            bind=f"{env.get('HAPEX_BIND_HOST', '127.0.0.1') or '127.0.0.1'}:{port}",
+            tls_cert_file=env.existing_file("TLS_CERT_FILE") or "",
+            tls_key_file=env.existing_file("TLS_KEY_FILE") or "",
+            state_file=Path(state_file) if state_file else None,
+            access_token_seconds=env.integer("HAPEX_SANDBOX_ACCESS_TOKEN_SECONDS", 120, minimum=5, maximum=86400),
         )
 
 

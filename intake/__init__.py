@@ -58,7 +58,8 @@ def create_app(
     db = database or Database(config.database_url, config.pool, name="hapex-intake").open()
     app.extensions["hapex_db"] = db
     app.extensions["hapex_agent"] = agent or AgentClient(config)
-    app.extensions["hapex_catalog"] = catalog or CATALOG
+    # The catalog as this deployment names and serves its providers (resolved once, in the config).
+    app.extensions["hapex_catalog"] = catalog or Catalog(config.providers.providers.values(), CATALOG.capabilities)
     app.extensions["hapex_passwords"] = Passwords(config.password_hash_profile)
     throttle_key = hmac.new(secret.encode(), b"hapex login throttle", hashlib.sha256).digest()
     app.extensions["hapex_login_throttle"] = LoginThrottle(db, throttle_key)

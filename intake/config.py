@@ -11,7 +11,14 @@ from typing import ClassVar
 from urllib.parse import urlsplit
 
 from shared.catalog import UNCONFIGURED, ResolvedCatalog
-from shared.config import ConfigError, Environment, PoolSettings, provider_variables, resolve_catalog
+from shared.config import (
+    ConfigError,
+    Environment,
+    PoolSettings,
+    provider_variables,
+    refuse_loopback_providers,
+    resolve_catalog,
+)
 from shared.secret import Secret
 
 # "owasp": argon2id at or above OWASP's minimum; "test": cheap hashing, test mode only.
@@ -73,6 +80,7 @@ class IntakeConfig:
             raise ConfigError("INTAKE_PASSWORD_HASH_PROFILE", "may be test only when HAPEX_TEST_MODE=1")
         public_url = env.https_url("INTAKE_PUBLIC_URL", required=False)
         providers = resolve_catalog(env)
+        refuse_loopback_providers(providers, public_url, env)
         if public_url is None and providers.has_oauth_client():
             # Consent needs exact redirect URIs; guessing them from the Host header would let
             # a forged header choose where a provider sends the authorization code.

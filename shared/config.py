@@ -8,9 +8,10 @@ config class declares the names it reads, and reading an undeclared one is a pro
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import urlsplit
 
 from shared.catalog import ENDPOINT_FIELDS, PROVIDERS, AuthKind, Provider, ResolvedCatalog
@@ -151,6 +152,7 @@ def endpoint_variable(provider: Provider, endpoint: str) -> str:
 def provider_variables(providers: Mapping[str, Provider] = PROVIDERS, *, secrets: bool = False) -> tuple[str, ...]:
     """HAPEX_<KEY>_<ENDPOINT> of every provider, _CLIENT_ID of each OAuth one, and its _CLIENT_SECRET if asked."""
     names = [endpoint_variable(p, endpoint) for p in providers.values() for endpoint in ENDPOINT_FIELDS]
+    names += [f"{p.env_prefix}_NAME" for p in providers.values()]
     for provider in providers.values():
         if provider.auth_kind is AuthKind.OAUTH2:
             names.append(f"{provider.env_prefix}_CLIENT_ID")
@@ -170,8 +172,41 @@ def resolve_catalog(env: Environment, providers: Mapping[str, Provider] = PROVID
             if value:
                 endpoints[endpoint] = value
         resolved[key] = provider.with_endpoints(endpoints)
+        name = env.get(f"{provider.env_prefix}_NAME")
+        if name:
+            # How this deployment names the provider to clients, e.g. "Slack (sandbox)" under `make run`.
+            resolved[key] = replace(resolved[key], name=name[:80])
         if provider.auth_kind is AuthKind.OAUTH2:
             client_id = env.get(f"{provider.env_prefix}_CLIENT_ID")
             if client_id:
                 client_ids[key] = client_id
     return ResolvedCatalog(resolved, client_ids)
+
+
+def is_loopback_host(host: str | None) -> bool:
+    if not host:
+        return False
+    if host.lower() == "localhost" or host.lower().endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def refuse_loopback_providers(providers: ResolvedCatalog, public_url: str | None, env: Environment) -> None:
+    """Providers on this machine (a local sandbox or stand-in) serve only a Hapex on this machine.
+
+    A browser sent to a provider on localhost can reach it only when it runs on the same machine as
+    that provider, which is true of a local stack and never of a public deployment: a public
+    INTAKE_PUBLIC_URL with a loopback provider endpoint is a local configuration that leaked into one.
+    """
+    if public_url is None or is_loopback_host(urlsplit(public_url).hostname):
+        return
+    for provider in providers.providers.values():
+        for endpoint in ENDPOINT_FIELDS:
+            value = getattr(provider, endpoint)
+            if env.get(endpoint_variable(provider, endpoint)) and is_loopback_host(urlsplit(value or "").hostname):
+                raise ConfigError(endpoint_variable(provider, endpoint),
+                                  "points at this machine (a local sandbox or stand-in) while INTAKE_PUBLIC_URL "
+                                  "is not local: a public deployment must use the provider's real endpoints")

@@ -15,6 +15,8 @@ LOCAL_SECRET_NAMES = (
     "AGENT_SERVICE_TOKEN",
     "AGENT_ADMIN_TOKEN",
     "INTAKE_SESSION_SECRET",
+    # The provider sandbox's: its OAuth client secrets and Claude stand-in key derive from it.
+    "HAPEX_SANDBOX_SECRET",
 )
 
 

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import certifi
 import requests
 
 from hapex.localstack import embedded_db
@@ -60,7 +61,27 @@ def local_environment(database: LocalDatabase, settings: LauncherSettings) -> di
     env.setdefault("AGENT_SERVICE_URL", f"https://localhost:{agent_port}")
     env.setdefault("INTAKE_PUBLIC_URL", f"https://localhost:{intake_port}")
     env.setdefault("HAPEX_BIND_HOST", "127.0.0.1")
+    if settings.sandbox:
+        env.update(sandbox_environment(settings, env, tls.ca_cert))
     return env
+
+
+def sandbox_environment(settings: LauncherSettings, env: dict[str, str], ca_cert: Path) -> dict[str, str]:
+    """The sandbox's own settings, and each provider the operator left alone pointed at it."""
+    from hapex.sandbox import wiring
+
+    port = settings.ports["sandbox"]
+    base_url = f"https://localhost:{port}"
+    sandbox_dir = data_dir(settings.data_dir) / "sandbox"
+    sandbox_dir.mkdir(mode=0o700, exist_ok=True)
+    # Outbound calls trust the public CAs (for providers the operator set up) and the local one.
+    bundle = sandbox_dir / "outbound-ca.pem"
+    bundle.write_bytes(Path(env.get("HAPEX_OUTBOUND_CA_BUNDLE") or certifi.where()).read_bytes()
+                       + b"\n" + ca_cert.read_bytes())
+    extra = wiring.sandbox_environment(base_url, env["HAPEX_SANDBOX_SECRET"], settings.environ)
+    extra.update(HAPEX_SANDBOX_URL=base_url, HAPEX_SANDBOX_PORT=str(port), HAPEX_OUTBOUND_CA_BUNDLE=str(bundle))
+    extra.setdefault("HAPEX_SANDBOX_STATE_FILE", str(sandbox_dir / "state.json"))
+    return {name: value for name, value in extra.items() if not settings.environ.get(name)}
 
 
 # The intake's environment is built from an allowlist: what it reads, and what a Python
@@ -68,11 +89,16 @@ def local_environment(database: LocalDatabase, settings: LauncherSettings) -> di
 INTAKE_ALLOWED = re.compile(
     r"^(INTAKE_\w+|AGENT_SERVICE_(URL|CA|TOKEN)|TLS_(CERT|KEY)_FILE|HAPEX_BIND(_HOST)?|HAPEX_SERVICE"
     r"|HAPEX_TEST_MODE|HAPEX_DATA_DIR|WEB_CONCURRENCY|GUNICORN_THREADS|LOG_LEVEL|TRUSTED_PROXY_COUNT"
-    r"|HAPEX_[A-Z0-9]+_(CLIENT_ID|AUTHORIZATION_URL|TOKEN_URL|REVOCATION_URL|API_BASE_URL|ISSUER)"
+    r"|HAPEX_[A-Z0-9]+_(CLIENT_ID|AUTHORIZATION_URL|TOKEN_URL|REVOCATION_URL|API_BASE_URL|ISSUER|NAME)"
     r"|PATH|HOME|USER|LANG|LC_\w+|TZ|TMPDIR|PYTHON\w*|VIRTUAL_ENV)$"
 )
-# What the agent and workers never need of the intake's.
-AGENT_NEVER = ("INTAKE_SESSION_SECRET", "INTAKE_DATABASE_URL", "DATABASE_URL")
+# What the agent and workers never need of the intake's (or of the sandbox's).
+AGENT_NEVER = ("INTAKE_SESSION_SECRET", "INTAKE_DATABASE_URL", "DATABASE_URL", "HAPEX_SANDBOX_SECRET")
+# The sandbox gets only what it reads, and what a Python process needs to run.
+SANDBOX_ALLOWED = re.compile(
+    r"^(HAPEX_SANDBOX_\w+|INTAKE_PUBLIC_URL|HAPEX_BIND_HOST|TLS_(CERT|KEY)_FILE|LOG_LEVEL"
+    r"|PATH|HOME|USER|LANG|LC_\w+|TZ|TMPDIR|PYTHON\w*|VIRTUAL_ENV)$"
+)
 # Secrets whose mere presence makes `hapex serve intake` refuse to start.
 INTAKE_REFUSES = re.compile(
     r"^(CREDENTIAL_ENCRYPTION_KEY\w*|AGENT_ADMIN_TOKEN|ANTHROPIC_API_KEY|HAPEX_SMTP_PASSWORD"
@@ -84,6 +110,8 @@ def environment_for(service: str, env: dict[str, str]) -> dict[str, str]:
     """The part of the local environment one service may see."""
     if service == "intake":
         return {k: v for k, v in env.items() if INTAKE_ALLOWED.match(k)}
+    if service == "sandbox":
+        return {k: v for k, v in env.items() if SANDBOX_ALLOWED.match(k)}
     return {k: v for k, v in env.items() if k not in AGENT_NEVER}
 
 
@@ -118,7 +146,7 @@ class Child:
 CONFIGURATION_ERROR = 2
 
 
-def children(env: dict[str, str], workers: int) -> list[Child]:
+def children(env: dict[str, str], workers: int, *, sandbox: bool = False) -> list[Child]:
     """The local stack's processes, each with the environment it may see."""
     serve = [sys.executable, "-m", "hapex.cli", "serve"]
     intake_url = f"https://localhost:{env['INTAKE_PORT']}"
@@ -129,6 +157,8 @@ def children(env: dict[str, str], workers: int) -> list[Child]:
         Child("agent", [*serve, "agent"], environment_for("agent", env), health_url=agent_url + "/healthz"),
         *(Child(f"worker {n}" if workers > 1 else "worker", [*serve, "worker"], environment_for("worker", env),
                 stop_seconds=worker_stop) for n in range(1, workers + 1)),
+        *([Child("sandbox", [sys.executable, "-m", "hapex.cli", "sandbox"], environment_for("sandbox", env),
+                 health_url=env["HAPEX_SANDBOX_URL"] + "/healthz")] if sandbox else []),
     ]
 
 
@@ -193,7 +223,7 @@ def run_stack(settings: LauncherSettings, workers: int = 1) -> int:
     database = local_database(settings)
     env = local_environment(database, settings)
     apply_migrations(env["DATABASE_URL"])
-    supervised = [Supervised(child) for child in children(env, workers)]
+    supervised = [Supervised(child) for child in children(env, workers, sandbox=settings.sandbox)]
     for each in supervised:
         each.start()
 
@@ -217,6 +247,9 @@ def run_stack(settings: LauncherSettings, workers: int = 1) -> int:
     if healthy:
         print(f"hapex: intake  https://localhost:{env['INTAKE_PORT']}", flush=True)
         print(f"hapex: agent   https://localhost:{env['AGENT_PORT']}  (bearer AGENT_SERVICE_TOKEN)", flush=True)
+        if settings.sandbox:
+            print(f"hapex: sandbox {env['HAPEX_SANDBOX_URL']}  (stand-in providers and Claude; HAPEX_SANDBOX=0 turns "
+                  "it off)", flush=True)
         print(f"hapex: {workers} worker(s) running; CA for local TLS: {env['AGENT_SERVICE_CA']}", flush=True)
         print("hapex: press Ctrl-C to stop", flush=True)
         exit_code = _supervise(supervised, lambda: stopping)

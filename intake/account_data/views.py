@@ -17,13 +17,12 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-from flask import Blueprint, Response, g, render_template
+from flask import Blueprint, Response, current_app, g, render_template
 from flask.typing import ResponseReturnValue
 
 from intake.account_data import repository
 from intake.agent_client import AgentError, OutputsCursor
 from intake.db import get_agent, get_db
-from shared.catalog import PROVIDERS
 from shared.db import tenant_transaction
 
 logger = logging.getLogger(__name__)
@@ -88,7 +87,8 @@ def _signed_in_client() -> uuid.UUID | None:
 
 @blueprint.app_template_global()
 def provider_display_name(key: str | None) -> str:
-    provider = PROVIDERS.get(key or "")
+    known = {p.key: p for p in current_app.extensions["hapex_catalog"].providers}
+    provider = known.get(key or "")
     return provider.name if provider is not None else (key or "A connected service")
 
 

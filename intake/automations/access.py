@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from shared.catalog import PROVIDERS, Provider, required_providers, required_scopes
+from shared.catalog import CATALOG, Catalog, Provider, required_providers, required_scopes
 
 
 @dataclass(frozen=True)
@@ -49,14 +49,14 @@ class ProviderNeed:
         return None
 
 
-def provider_needs(steps: Iterable[Mapping[str, Any]], connections: Mapping[str, Mapping[str, Any]]
-                   ) -> list[ProviderNeed]:
+def provider_needs(steps: Iterable[Mapping[str, Any]], connections: Mapping[str, Mapping[str, Any]],
+                   catalog: Catalog = CATALOG) -> list[ProviderNeed]:
     """Per provider the steps use (not Hapex's own), the minimal scopes and what is granted."""
     steps = list(steps)
     scopes_by_provider = required_scopes(steps)
     needs = []
     for key in required_providers(steps):
-        provider = PROVIDERS[key]
+        provider = catalog.provider(key)
         connection = connections.get(key)
         granted = provider.granted_closure(connection["scopes_granted"]) if connection else set()
         scopes = tuple(

@@ -79,7 +79,7 @@ def _automation_page(automation_id: uuid.UUID, *, status: int = 200, error: str 
         "automations/automation.html",
         automation=row,
         draft=forms.draft_from_definition(row),
-        needs=access.provider_needs(row["steps"] or [], connections),
+        needs=access.provider_needs(row["steps"] or [], connections, current_app.extensions["hapex_catalog"]),
         runs=runs,
         error=error,
         webhook_url=webhook_url,

@@ -22,7 +22,7 @@ from intake.chat.forms import ApproveForm, AskAgainForm, MessageForm
 from intake.chat.replies import ChatState, ReplyFailed, ask_for_reply, chat_state
 from intake.db import get_db
 from shared.automations import InvalidAutomation
-from shared.catalog import PROVIDERS, AuthKind, required_providers, required_scopes
+from shared.catalog import AuthKind, required_providers, required_scopes
 from shared.db import tenant_transaction
 from shared.db.pool import Connection
 
@@ -60,7 +60,7 @@ def consent_for(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
     scopes = required_scopes(steps)
     shown = []
     for key in required_providers(steps):
-        provider = PROVIDERS[key]
+        provider = current_app.extensions["hapex_catalog"].provider(key)
         shown.append({
             "key": key,
             "name": provider.name,

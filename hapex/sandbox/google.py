@@ -1,0 +1,193 @@
+"""Google-shaped APIs: exactly the Gmail, Sheets, Calendar and Drive calls Hapex's capabilities make.
+
+Each answers only a live sandbox access token for Google whose scopes cover the call (a
+read-only token gets 403 on a write), with Google's error shape.
+"""
+
+from __future__ import annotations
+
+import base64
+import email
+import re
+import time
+from email import policy
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, request
+
+from hapex.sandbox import oauth
+from hapex.sandbox.state import SPREADSHEET_ID, encoded_body
+from hapex.sandbox.views import store
+
+bp = Blueprint("google", __name__, url_prefix="/google")
+G = "https://www.googleapis.com/auth/"
+DRIVE_FILE_ID = "sandbox-file-price-list"
+DRIVE_FILE = {"id": DRIVE_FILE_ID, "name": "Price list 2026.txt", "mimeType": "text/plain",
+              "text": "Croissant 1.80\nSourdough loaf 4.50\nChocolate cake (12) 45.00\n"}
+
+
+def _error(status: int, reason: str, message: str) -> Response:
+    response = jsonify(error={"code": status, "message": message, "status": reason.upper(),
+                              "errors": [{"reason": reason, "message": message}]})
+    response.status_code = status
+    return response
+
+
+def _guard(*any_of: str) -> Response | None:
+    """401 without a live token, 403 when its scopes include none of any_of."""
+    access = oauth.bearer_access("google")
+    if access is None:
+        return _error(401, "authError", "Request had invalid authentication credentials.")
+    if not access.scopes & set(any_of):
+        return _error(403, "insufficientPermissions", "Request had insufficient authentication scopes.")
+    return None
+
+
+def _matches(message: dict[str, Any], query: str) -> bool:
+    """A small Gmail search: every term must appear (subject:, from: narrow it; a plural finds its singular)."""
+    for term in re.findall(r'(?:\w+:)?"[^"]*"|\S+', query.lower()):
+        field, _, value = term.partition(":") if ":" in term else ("", "", term)
+        value = value.strip('"')
+        if field in ("newer_than", "older_than", "is", "in", "label", "has"):
+            continue
+        haystack = {"subject": message["subject"], "from": message["from"]}.get(
+            field, f"{message['subject']} {message['from']} {message['body']}").lower()
+        stem = value[:-1] if value.endswith("s") and len(value) > 3 else value
+        if stem not in haystack:
+            return False
+    return True
+
+
+@bp.get("/gmail/v1/users/me/messages")
+def gmail_list() -> Response:
+    query = request.args.get("q")
+    # Gmail refuses a search on a metadata-only token.
+    denied = _guard(G + "gmail.readonly") if query else _guard(G + "gmail.readonly", G + "gmail.metadata")
+    if denied:
+        return denied
+    labels = set(request.args.getlist("labelIds"))
+    limit = min(int(request.args.get("maxResults", "100") or 100), 500)
+    with store().lock:
+        found = [m for m in store().state.mailbox
+                 if (not query or _matches(m, query)) and labels <= set(m["labelIds"])][:limit]
+        store().state.count("google.gmail.list")
+    answer: dict[str, Any] = {"resultSizeEstimate": len(found)}
+    if found:
+        answer["messages"] = [{"id": m["id"], "threadId": m["threadId"]} for m in found]
+    return jsonify(answer)
+
+
+@bp.get("/gmail/v1/users/me/messages/<message_id>")
+def gmail_get(message_id: str) -> Response:
+    detail = request.args.get("format", "full")
+    denied = _guard(G + "gmail.readonly") if detail != "metadata" else \
+        _guard(G + "gmail.readonly", G + "gmail.metadata")
+    if denied:
+        return denied
+    message = next((m for m in store().state.mailbox if m["id"] == message_id), None)
+    if message is None:
+        return _error(404, "notFound", "Requested entity was not found.")
+    headers = [{"name": "From", "value": message["from"]}, {"name": "Subject", "value": message["subject"]},
+               {"name": "Date", "value": time.strftime("%a, %d %b %Y %H:%M:%S +0000",
+                                                       time.gmtime(int(message["internalDate"]) / 1000))}]
+    if detail == "metadata":
+        wanted = {h.lower() for h in request.args.getlist("metadataHeaders")}
+        headers = [h for h in headers if not wanted or h["name"].lower() in wanted]
+        payload: dict[str, Any] = {"mimeType": "text/plain", "headers": headers}
+    else:
+        payload = {"mimeType": "multipart/alternative", "headers": headers, "parts": [
+            {"mimeType": "text/plain", "headers": [{"name": "Content-Type", "value": "text/plain; charset=UTF-8"}],
+             "body": {"size": len(message["body"]), "data": encoded_body(message["body"])}}]}
+    with store().lock:
+        store().state.count("google.gmail.get")
+    return jsonify(id=message["id"], threadId=message["threadId"], labelIds=message["labelIds"],
+                   snippet=message["body"][:100], internalDate=message["internalDate"], payload=payload)
+
+
+@bp.post("/gmail/v1/users/me/drafts")
+def gmail_draft() -> Response:
+    denied = _guard(G + "gmail.compose")
+    if denied:
+        return denied
+    raw = ((request.get_json(silent=True) or {}).get("message") or {}).get("raw")
+    if not isinstance(raw, str):
+        return _error(400, "invalidArgument", "Missing draft message.")
+    parsed = email.message_from_bytes(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)), policy=policy.default)
+    body = parsed.get_body(preferencelist=("plain",))
+    with store().lock:
+        draft_id = f"r-{len(store().state.drafts) + 1:04d}"
+        store().state.drafts.append({"id": draft_id, "to": str(parsed["To"] or ""), "subject": str(parsed["Subject"]
+                                     or ""), "body": body.get_content() if body else "", "created_at": time.time()})
+        store().state.count("google.gmail.draft")
+        store().save()
+    return jsonify(id=draft_id, message={"id": "m-" + draft_id, "threadId": "t-" + draft_id, "labelIds": ["DRAFT"]})
+
+
+def _values_range(rest: str) -> tuple[str, bool]:
+    return (rest[: -len(":append")], True) if rest.endswith(":append") else (rest, False)
+
+
+@bp.route("/v4/spreadsheets/<spreadsheet_id>/values/<path:rest>", methods=["GET", "POST"])
+def sheets_values(spreadsheet_id: str, rest: str) -> Response:
+    cell_range, appending = _values_range(rest)
+    if appending != (request.method == "POST"):
+        return _error(404, "notFound", "Requested entity was not found.")
+    denied = _guard(G + "spreadsheets") if appending else _guard(G + "spreadsheets", G + "spreadsheets.readonly")
+    if denied:
+        return denied
+    if spreadsheet_id != SPREADSHEET_ID:
+        return _error(404, "notFound", "Requested entity was not found.")
+    sheet = store().state.sheet
+    if not appending:
+        return jsonify(range=cell_range, majorDimension="ROWS", values=sheet["rows"])
+    rows = (request.get_json(silent=True) or {}).get("values")
+    if not isinstance(rows, list) or not all(isinstance(r, list) for r in rows):
+        return _error(400, "invalidArgument", "Invalid values.")
+    with store().lock:
+        first = len(sheet["rows"]) + 1
+        sheet["rows"].extend([["" if v is None else str(v) for v in row] for row in rows])
+        store().state.count("google.sheets.append")
+        store().save()
+    width = max((len(r) for r in rows), default=0)
+    return jsonify(spreadsheetId=spreadsheet_id, tableRange=cell_range, updates={
+        "spreadsheetId": spreadsheet_id, "updatedRange": f"Sheet1!A{first}:{chr(64 + max(width, 1))}"
+        f"{first + len(rows) - 1}", "updatedRows": len(rows), "updatedColumns": width,
+        "updatedCells": sum(len(r) for r in rows)})
+
+
+@bp.route("/calendar/v3/calendars/<calendar_id>/events", methods=["GET", "POST"])
+def calendar_events(calendar_id: str) -> Response:
+    write = request.method == "POST"
+    denied = _guard(G + "calendar.events") if write else _guard(G + "calendar.events", G + "calendar.events.readonly")
+    if denied:
+        return denied
+    if calendar_id != "primary":
+        return _error(404, "notFound", "Not Found")
+    events = store().state.events
+    if not write:
+        items = sorted(events, key=lambda e: e["start"].get("dateTime", ""))
+        return jsonify(kind="calendar#events", items=items[: int(request.args.get("maxResults", "250") or 250)])
+    body = request.get_json(silent=True) or {}
+    with store().lock:
+        if any(e["id"] == body.get("id") for e in events):
+            return _error(409, "duplicate", "The requested identifier already exists.")
+        event = {"id": str(body.get("id") or f"ev{len(events) + 1:04d}"), "summary": str(body.get("summary", "")),
+                 "description": str(body.get("description", "")), "start": body.get("start") or {},
+                 "end": body.get("end") or {}, "status": "confirmed", "created_by_hapex": True}
+        events.append(event)
+        store().state.count("google.calendar.create")
+        store().save()
+    return jsonify(event)
+
+
+@bp.get("/drive/v3/files/<file_id>")
+def drive_file(file_id: str) -> Response:
+    denied = _guard(G + "drive.file")
+    if denied:
+        return denied
+    if file_id != DRIVE_FILE_ID:
+        return _error(404, "notFound", f"File not found: {file_id}.")
+    if request.args.get("alt") == "media":
+        return Response(DRIVE_FILE["text"], mimetype="text/plain")
+    return jsonify(id=file_id, name=DRIVE_FILE["name"], mimeType=DRIVE_FILE["mimeType"],
+                   size=str(len(DRIVE_FILE["text"].encode())))

@@ -1,0 +1,64 @@
+"""The sandbox's own pages: what it holds and what the automations did there (Slack, the sheet, drafts)."""
+
+from __future__ import annotations
+
+import time
+
+from flask import Blueprint, current_app, render_template
+
+from hapex.sandbox.state import BUSINESS, CHANNELS, Store
+
+bp = Blueprint("pages", __name__)
+
+
+def store() -> Store:
+    """The one accessor for the sandbox's state."""
+    found: Store = current_app.extensions["sandbox_store"]
+    return found
+
+
+def _when(ts: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(ts))
+
+
+@bp.get("/")
+def index() -> str:
+    state = store().state
+    with store().lock:
+        grants = sorted(state.grants.values(), key=lambda g: g.created_at, reverse=True)
+    return render_template("index.html", business=BUSINESS, grants=grants, when=_when,
+                           counts=dict(sorted(state.events_seen.items())), channels=CHANNELS,
+                           messages=len(state.slack_messages), drafts=len(state.drafts),
+                           sheet=state.sheet)
+
+
+@bp.get("/slack/channels/<name>")
+def slack_channel(name: str) -> tuple[str, int] | str:
+    channel_id = next((cid for cid, n in CHANNELS.items() if n == name), None)
+    if channel_id is None:
+        return render_template("error.html", error="channel_not_found", description=name), 404
+    messages = [m for m in store().state.slack_messages if m["channel"] == channel_id]
+    return render_template("slack_channel.html", name=name, messages=list(reversed(messages)),
+                           when=lambda ts: _when(float(ts)), channels=CHANNELS)
+
+
+@bp.get("/google/sheet")
+def sheet() -> str:
+    return render_template("sheet.html", sheet=store().state.sheet)
+
+
+@bp.get("/google/gmail")
+def gmail() -> str:
+    state = store().state
+    return render_template("gmail.html", mailbox=state.mailbox, drafts=list(reversed(state.drafts)),
+                           when=lambda ms: _when(int(ms) / 1000))
+
+
+@bp.get("/google/calendar")
+def calendar() -> str:
+    return render_template("calendar.html", events=store().state.events)
+
+
+@bp.get("/healthz")
+def healthz() -> tuple[dict[str, str], int]:
+    return {"status": "ok"}, 200
