@@ -1,0 +1,212 @@
+"""The main job on a fresh machine, from `make run`'s own stack: `hapex run` in an empty data dir.
+
+Nothing here is built by a fixture: the command makes its database, secrets, CA and sandbox
+as it does for a newcomer, and Chromium does what the README tells them to do. Sign up,
+describe the invoice digest to the build chat (the Claude stand-in proposes it), connect the
+sandboxed Google and Slack through their consent pages, run it, and find the message in the
+sandbox's Slack channel. Access tokens live 20 s there, so the runs refresh and the sandbox
+rotates refresh tokens; a second run succeeding shows Hapex kept the rotated ones. Disconnecting
+revokes at the sandbox, after which the grant's tokens are dead.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+from playwright.sync_api import Page, expect
+
+from tests.e2e.conftest import find_chromium, free_port, spki_pin, wait_for
+
+pytestmark = pytest.mark.e2e
+PASSWORD = "correct horse battery staple"
+REQUEST = "Every weekday at 8, search Gmail for invoices, summarise with Claude, post to Slack"
+
+
+@dataclass
+class MadeRun:
+    intake_url: str
+    sandbox_url: str
+    data_dir: Path
+    ca_file: str
+    process: subprocess.Popen[bytes]
+    log: Path
+    started_at: float
+    ready_at: float
+
+    def sandbox_state(self) -> dict:
+        return json.loads((self.data_dir / "sandbox" / "state.json").read_text())
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+@pytest.fixture(scope="module")
+def made_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MadeRun]:
+    """`hapex run` as `make run` starts it, in a fresh data dir on free ports, from a clean environment."""
+    root = tmp_path_factory.mktemp("make-run")
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("AGENT_", "INTAKE_", "CREDENTIAL_", "HAPEX_", "ANTHROPIC_", "TLS_"))
+           and k not in ("DATABASE_URL", "LOG_LEVEL")}
+    ports = {name: free_port() for name in ("INTAKE_PORT", "AGENT_PORT", "HAPEX_SANDBOX_PORT")}
+    env.update({k: str(v) for k, v in ports.items()}, HAPEX_DATA_DIR=str(root / "data"),
+               HAPEX_SANDBOX_ACCESS_TOKEN_SECONDS="20")
+    log = root / "hapex-run.log"
+    started = time.monotonic()
+    with open(log, "wb") as out:
+        process = subprocess.Popen([sys.executable, "-m", "hapex.cli", "run"], env=env, stdout=out,
+                                   stderr=subprocess.STDOUT, start_new_session=True)
+    made = MadeRun(f"https://localhost:{ports['INTAKE_PORT']}", f"https://localhost:{ports['HAPEX_SANDBOX_PORT']}",
+                   root / "data", str(root / "data" / "tls" / "ca.pem"), process, log, started, 0.0)
+    try:
+        ready = wait_for(lambda: "press Ctrl-C to stop" in made.output() or process.poll() is not None, 300)
+        if not ready or process.poll() is not None:
+            pytest.fail("hapex run did not come up:\n" + made.output()[-4000:])
+        made.ready_at = time.monotonic()
+        yield made
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+
+
+@pytest.fixture(scope="module")
+def browser(made_run: MadeRun):  # type: ignore[no-untyped-def]
+    executable = find_chromium()
+    if executable is None:
+        if os.environ.get("CI"):
+            pytest.fail("no Chromium found; .ci/run installs Debian's chromium package")
+        pytest.skip("no Chromium found: install it (Debian: apt-get install chromium) or set CHROMIUM_PATH")
+    from playwright.sync_api import sync_playwright
+
+    pin = spki_pin(made_run.data_dir / "tls" / "server.pem")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, headless=True, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+            f"--ignore-certificate-errors-spki-list={pin}"])
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, made_run: MadeRun):  # type: ignore[no-untyped-def]
+    context = browser.new_context(base_url=made_run.intake_url)
+    yield context.new_page()
+    context.close()
+
+
+def connect_through_consent(page: Page, made_run: MadeRun, provider: str, name: str) -> str:
+    """From the automation's page: Connect, the sandbox's consent page (every scope ticked), Allow."""
+    need = page.locator("div", has=page.get_by_role("heading", name=name, exact=False)).filter(
+        has=page.get_by_role("button", name="Connect")).last
+    need.get_by_role("button", name="Connect").click()
+    page.wait_for_url(f"{made_run.sandbox_url}/{provider}/oauth/authorize?**")
+    boxes = page.get_by_role("checkbox")
+    assert boxes.count() >= 1 and all(boxes.nth(i).is_checked() for i in range(boxes.count()))
+    expect(page.get_by_role("button", name="Deny")).to_be_visible()
+    page.get_by_role("button", name="Allow").click()
+    page.wait_for_url(made_run.intake_url + "/connections/*")
+    expect(page.get_by_text(f"{name} (sandbox) is connected.")).to_be_visible()
+    return page.url
+
+
+def run_now_and_wait(page: Page, automation_url: str) -> str:
+    page.goto(automation_url)
+    before = page.locator("a[href*='/runs/']").count()
+    page.get_by_role("button", name="Run now").click()
+    expect(page.get_by_text("The run is queued.")).to_be_visible()
+    assert page.locator("a[href*='/runs/']").count() == before + 1
+    page.locator("a[href*='/runs/']").first.click()
+    run_url = page.url
+
+    def finished() -> str | None:
+        page.goto(run_url)
+        status = page.locator(".facts .status").first.inner_text()
+        return status if status in ("succeeded", "failed") else None
+
+    status = wait_for(finished, 240, interval=1.0)
+    assert status == "succeeded", page.locator("main").inner_text()
+    return run_url
+
+
+def test_a_newcomer_runs_the_invoice_digest_against_the_sandbox_and_sees_it_in_slack(page, made_run):
+    sandbox = made_run.sandbox_url
+    page.goto("/signup")
+    page.get_by_label("Business name").fill("Crumb & Co")
+    page.get_by_label("Email").fill(f"newcomer-{uuid.uuid4().hex[:8]}@example.com")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Create account").click()
+
+    # The build chat: the Claude stand-in proposes the digest from the catalog, and says it is a stand-in.
+    page.get_by_role("link", name="Build chat").click()
+    page.get_by_role("link", name="Describe it in words").click()
+    page.get_by_label("Your message").fill(REQUEST)
+    page.get_by_role("button", name="Start the chat").click()
+    expect(page.get_by_text("Sandbox stand-in for Claude", exact=False)).to_be_visible()
+    page.get_by_role("button", name="Approve").click()
+    page.get_by_role("link", name=re.compile("Invoice digest")).first.click()
+    automation_url = page.url
+    expect(page.get_by_text("Google Workspace (sandbox)", exact=False).first).to_be_visible()
+
+    connect_through_consent(page, made_run, "google", "Google Workspace")
+    page.goto(automation_url)
+    slack_connection = connect_through_consent(page, made_run, "slack", "Slack")
+
+    run_now_and_wait(page, automation_url)
+    page.goto(f"{sandbox}/slack/channels/general")
+    message = page.locator(".message .text").first
+    expect(message).to_contain_text("3 email(s) found")
+    for subject in ("Invoice INV-2041", "invoice 88-317", "Invoice PW-5520"):
+        expect(message).to_contain_text(subject)
+    expect(message).to_contain_text("Sandbox stand-in for Claude")
+    first_run_done = time.monotonic()
+
+    # Access tokens live 20 s: once they have expired, the next run refreshes, and the sandbox rotates.
+    state = made_run.sandbox_state()
+    refreshes_before = {p: state["events_seen"].get(f"{p}.token.refresh_token", 0) for p in ("google", "slack")}
+    time.sleep(max(0.0, 21 - (time.monotonic() - first_run_done)))
+    run_now_and_wait(page, automation_url)
+    state = made_run.sandbox_state()
+    for provider in ("google", "slack"):
+        assert state["events_seen"].get(f"{provider}.token.refresh_token", 0) > refreshes_before[provider]
+        rotated = [t for t in state["tokens"].values() if t["kind"] == "refresh" and t["revoked"]
+                   and state["grants"][t["grant_id"]]["provider"] == provider]
+        assert rotated, f"no rotated-out {provider} refresh token"
+    assert not any(g["revoked"] for g in state["grants"].values()), "a refresh token was reused"
+    assert len(state["slack_messages"]) == 2
+
+    # Disconnect Slack: Hapex revokes at the sandbox, and every token of that grant is dead there.
+    page.goto(slack_connection)
+    page.get_by_label("Yes, disconnect it").check()
+    page.get_by_role("button", name="Disconnect Slack (sandbox)").click()
+    expect(page.get_by_text("confirmed that Hapex's access is revoked")).to_be_visible()
+    state = made_run.sandbox_state()
+    slack_grants = [g for g in state["grants"].values() if g["provider"] == "slack"]
+    assert slack_grants and all(g["revoked"] for g in slack_grants)
+    tokens = [t["value"] for t in state["tokens"].values() if t["kind"] == "access"
+              and state["grants"][t["grant_id"]]["provider"] == "slack"]
+    for token in tokens:
+        answer = requests.post(f"{sandbox}/slack/api/chat.postMessage", json={"channel": "#general", "text": "x"},
+                               headers={"Authorization": f"Bearer {token}"}, verify=made_run.ca_file, timeout=10)
+        assert answer.json() == {"ok": False, "error": "invalid_auth"}
+
+    print(f"\nfresh data dir to stack ready: {made_run.ready_at - made_run.started_at:.1f} s; "
+          f"to first successful run: {first_run_done - made_run.started_at:.1f} s")
+    output = made_run.output()
+    assert "hapex: sandbox" in output
+    for token in tokens:
+        assert token not in output
