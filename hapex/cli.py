@@ -23,7 +23,7 @@ from hapex.settings import DEFAULT_PORTS, PORT_VARIABLES, LauncherSettings
 from shared.config import ConfigError
 
 GUNICORN_CONFIG = Path(__file__).resolve().parents[1] / "deploy" / "gunicorn.conf.py"
-SERVICE_PORTS = {service: (PORT_VARIABLES[service], DEFAULT_PORTS[service]) for service in DEFAULT_PORTS}
+SERVICE_PORTS = {service: (PORT_VARIABLES[service], DEFAULT_PORTS[service]) for service in ("intake", "agent")}
 
 
 def _fail(message: str, code: int = 2) -> int:

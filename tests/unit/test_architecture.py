@@ -20,7 +20,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 PRODUCT = ("agent_service", "intake", "shared", "hapex")
 # The two app factories import every part of their service, inside create_app.
-APP_FACTORIES = ("agent_service", "intake")
+APP_FACTORIES = ("agent_service", "intake", "hapex.sandbox")
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
 
 
