@@ -272,11 +272,18 @@ def run(run_id: uuid.UUID) -> ResponseReturnValue:
     outputs = _stored_outputs(run_id) if stores_outputs else None
     response = make_response(render_template(
         "automations/run.html", run=row, steps=steps, costs=spent, source_labels=costs.SOURCE_LABELS,
-        stores_outputs=stores_outputs, outputs=outputs,
+        stores_outputs=stores_outputs, outputs=outputs, step_providers=_step_providers(),
     ))
     if stores_outputs:
         response.headers["Cache-Control"] = "no-store"
     return response
+
+
+def _step_providers() -> dict[str, str]:
+    """Each capability's provider as this deployment names it (a sandboxed one says so)."""
+    catalog = current_app.extensions["hapex_catalog"]
+    names = {p.key: p.name for p in catalog.providers}
+    return {c.key: names.get(c.provider, c.provider) for c in catalog.capabilities}
 
 
 def _stored_outputs(run_id: uuid.UUID) -> dict[int, StoredOutput] | None:

@@ -140,6 +140,8 @@ def run_now_and_wait(page: Page, automation_url: str) -> str:
 
     status = wait_for(finished, 240, interval=1.0)
     assert status == "succeeded", page.locator("main").inner_text()
+    assert page.locator("td.provider").all_inner_texts() == [
+        "Google Workspace (sandbox)", "Anthropic (Claude) (sandbox)", "Slack (sandbox)"]
     return run_url
 
 
@@ -161,6 +163,9 @@ def test_a_newcomer_runs_the_invoice_digest_against_the_sandbox_and_sees_it_in_s
     page.get_by_role("link", name=re.compile("Invoice digest")).first.click()
     automation_url = page.url
     expect(page.get_by_text("Google Workspace (sandbox)", exact=False).first).to_be_visible()
+    page.goto("/data-and-privacy")
+    expect(page.get_by_role("heading", name="Slack (sandbox)")).to_be_visible()
+    page.goto(automation_url)
 
     connect_through_consent(page, made_run, "google", "Google Workspace")
     page.goto(automation_url)
