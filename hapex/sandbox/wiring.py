@@ -19,6 +19,7 @@ SANDBOXED_OAUTH = ("google", "slack", "microsoft", "notion", "hubspot")
 # Hapex-key providers the sandbox stands in for (Claude).
 SANDBOXED_HAPEX_KEY = ("anthropic",)
 SANDBOX_LABEL = " (sandbox)"
+SANDBOX_NAMES = {"anthropic": "Claude stand-in (sandbox)"}
 
 
 def _derive(secret: str, purpose: str) -> str:
@@ -77,7 +78,7 @@ def sandbox_environment(base_url: str, secret: str, environ: Mapping[str, str]) 
             continue
         for field, value in provider_endpoints(base_url, provider).items():
             env[f"{provider.env_prefix}_{field.upper()}"] = value
-        env[f"{provider.env_prefix}_NAME"] = provider.name + SANDBOX_LABEL
+        env[f"{provider.env_prefix}_NAME"] = SANDBOX_NAMES.get(key, provider.name + SANDBOX_LABEL)
         if provider.auth_kind is AuthKind.OAUTH2:
             env[f"{provider.env_prefix}_CLIENT_ID"] = client_id(key)
             env[f"{provider.env_prefix}_CLIENT_SECRET"] = client_secret(secret, key)

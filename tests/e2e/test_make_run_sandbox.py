@@ -141,7 +141,7 @@ def run_now_and_wait(page: Page, automation_url: str) -> str:
     status = wait_for(finished, 240, interval=1.0)
     assert status == "succeeded", page.locator("main").inner_text()
     assert page.locator("td.provider").all_inner_texts() == [
-        "Google Workspace (sandbox)", "Anthropic (Claude) (sandbox)", "Slack (sandbox)"]
+        "Google Workspace (sandbox)", "Claude stand-in (sandbox)", "Slack (sandbox)"]
     return run_url
 
 
