@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import signal
@@ -11,6 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import certifi
 import requests
@@ -219,7 +221,30 @@ class Supervised:
             self.process.wait()
 
 
+def hold_stack_lock(settings: LauncherSettings) -> IO[str] | None:
+    """The data dir's run lock, held for the life of this process; None when another stack holds it."""
+    path = data_dir(settings.data_dir) / "hapex-run.lock"
+    handle = open(path, "a+", encoding="utf-8")  # noqa: SIM115 - held open until the process ends
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        print(f"hapex: a stack is already running from {path.parent} ({handle.read().strip() or 'starting'}); "
+              "stop it with Ctrl-C where it runs, or start this one with another HAPEX_DATA_DIR and ports",
+              file=sys.stderr, flush=True)
+        handle.close()
+        return None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"pid {os.getpid()}, intake https://localhost:{settings.ports['intake']}")
+    handle.flush()
+    return handle
+
+
 def run_stack(settings: LauncherSettings, workers: int = 1) -> int:
+    lock = hold_stack_lock(settings)
+    if lock is None:
+        return 1
     database = local_database(settings)
     env = local_environment(database, settings)
     apply_migrations(env["DATABASE_URL"])

@@ -44,6 +44,7 @@ class MadeRun:
     log: Path
     started_at: float
     ready_at: float
+    env: dict[str, str]
 
     def sandbox_state(self) -> dict:
         return json.loads((self.data_dir / "sandbox" / "state.json").read_text())
@@ -68,7 +69,7 @@ def made_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MadeRun]:
         process = subprocess.Popen([sys.executable, "-m", "hapex.cli", "run"], env=env, stdout=out,
                                    stderr=subprocess.STDOUT, start_new_session=True)
     made = MadeRun(f"https://localhost:{ports['INTAKE_PORT']}", f"https://localhost:{ports['HAPEX_SANDBOX_PORT']}",
-                   root / "data", str(root / "data" / "tls" / "ca.pem"), process, log, started, 0.0)
+                   root / "data", str(root / "data" / "tls" / "ca.pem"), process, log, started, 0.0, env)
     try:
         ready = wait_for(lambda: "press Ctrl-C to stop" in made.output() or process.poll() is not None, 300)
         if not ready or process.poll() is not None:
@@ -240,3 +241,19 @@ def test_disconnecting_google_revokes_the_grant_at_the_sandbox(page, made_run):
     page.get_by_role("button", name="Disconnect Google Workspace (sandbox)").click()
     expect(page.locator(".facts .status")).to_have_text("revoked")
     assert made_run.sandbox_state()["grants"][grant_id]["revoked"] is True
+
+
+def test_a_second_make_run_in_the_same_clone_says_one_is_running_and_leaves_it_untouched(page, made_run):
+    second = subprocess.run([sys.executable, "-m", "hapex.cli", "run"], env=made_run.env, capture_output=True,
+                            text=True, timeout=120)
+    assert second.returncode != 0
+    assert "a stack is already running" in second.stderr
+    assert f"intake {made_run.intake_url}" in second.stderr
+    assert made_run.process.poll() is None
+    # The first stack, its database included, still serves: a sign-up works.
+    page.goto("/signup")
+    page.get_by_label("Business name").fill("Still here")
+    page.get_by_label("Email").fill(f"still-{uuid.uuid4().hex[:8]}@example.com")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Create account").click()
+    expect(page).to_have_url(re.compile(r".*/automations$"))
