@@ -42,6 +42,24 @@ QUEUES = ["runs", "maintenance"]
 # A requeued job sends no notification: an idle worker looks for one this often (procrastinate's default is 5 s).
 FETCH_POLLING_SECONDS = 2.0
 
+# procrastinate's routine lines about each job: started, succeeded, a periodic one deferred.
+_ROUTINE_ACTIONS = frozenset({"start_job", "job_success", "periodic_task_deferred"})
+
+
+class QuietMaintenance(logging.Filter):
+    """The maintenance queue's periodic jobs run every minute or so: their routine lines are DEBUG.
+
+    Without this a worker with nothing to do writes several INFO lines a minute. What the jobs
+    themselves log, and any failure or retry, still passes; so do the lines of run jobs.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        job = getattr(record, "job", None)
+        if (getattr(record, "action", None) in _ROUTINE_ACTIONS and isinstance(job, dict)
+                and job.get("queue") == "maintenance" and record.levelno <= logging.INFO):
+            return logging.getLogger().isEnabledFor(logging.DEBUG)
+        return True
+
 
 @dataclass
 class Backoff:
@@ -206,6 +224,8 @@ class WorkerService:
 
 def run_worker(config: AgentConfig, *, concurrency: int = 1) -> None:
     configure_logging("worker", config.log_level)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(QuietMaintenance())
     database = Database(config.database_url, config.pool, name="hapex-worker").open()
     try:
         database.assert_role_is_confined()

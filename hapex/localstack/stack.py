@@ -221,6 +221,10 @@ class Supervised:
             self.process.wait()
 
 
+def progress(line: str) -> None:
+    print(f"hapex: {line}", flush=True)
+
+
 def hold_stack_lock(settings: LauncherSettings) -> IO[str] | None:
     """The data dir's run lock, held for the life of this process; None when another stack holds it."""
     path = data_dir(settings.data_dir) / "hapex-run.lock"
@@ -245,10 +249,14 @@ def run_stack(settings: LauncherSettings, workers: int = 1) -> int:
     lock = hold_stack_lock(settings)
     if lock is None:
         return 1
+    progress("starting the database" + (" (DATABASE_URL)" if settings.database_url else
+                                        f" (embedded PostgreSQL in {embedded_pgdata(settings)})"))
     database = local_database(settings)
     env = local_environment(database, settings)
-    apply_migrations(env["DATABASE_URL"])
+    applied = apply_migrations(env["DATABASE_URL"])
+    progress(f"migrations: {len(applied)} applied" if applied else "migrations: the database is up to date")
     supervised = [Supervised(child) for child in children(env, workers, sandbox=settings.sandbox)]
+    progress("starting " + ", ".join(each.child.name for each in supervised))
     for each in supervised:
         each.start()
 
