@@ -153,7 +153,37 @@ def cmd_admin(args: argparse.Namespace) -> int:
 def cmd_doctor(args: argparse.Namespace) -> int:
     from hapex.doctor import run_doctor
 
-    return run_doctor(sys.stdout, service=args.service, environ=args.settings.environ)
+    settings: LauncherSettings = args.settings
+    local = _local_stack_environment(settings)
+    if local is None:
+        return run_doctor(sys.stdout, service=args.service, environ=settings.environ)
+    # Beside `make run`: each service checked in the environment `hapex run` gives it.
+    from hapex.localstack.stack import environment_for
+
+    services = [args.service] if args.service else ["intake", "agent"]
+    codes = [run_doctor(sys.stdout, service=name, environ=environment_for(name, local)) for name in services]
+    return max(codes)
+
+
+def _local_stack_environment(settings: LauncherSettings) -> dict[str, str] | None:
+    """The local stack's environment when doctor runs in a plain shell beside a running `make run`."""
+    if any(settings.environ.get(name) for name in ("INTAKE_DATABASE_URL", "AGENT_DATABASE_URL")):
+        return None
+    from hapex.localstack import embedded_db
+    from hapex.localstack.paths import data_dir
+    from hapex.localstack.stack import LocalDatabase, embedded_pgdata, local_environment
+
+    if not (data_dir(settings.data_dir) / "secrets.env").exists():
+        return None
+    if settings.database_url:
+        database = LocalDatabase(settings.database_url, None)
+    else:
+        pgdata = embedded_pgdata(settings)
+        if not (pgdata / "postmaster.pid").exists():
+            return None  # no local stack is running: check the shell's own environment, as in production
+        database = LocalDatabase(embedded_db.ensure_running(pgdata), pgdata)
+    print(f"hapex doctor: checking the local stack in {data_dir(settings.data_dir)}", flush=True)
+    return local_environment(database, settings)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
