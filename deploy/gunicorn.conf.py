@@ -70,7 +70,8 @@ logconfig_dict = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
-        "json": {"()": "shared.structured_logging.JSONFormatter", "service": service},
+        # JSON lines, or readable lines when stderr is a terminal (`make run` in the foreground).
+        "json": {"()": "shared.structured_logging.formatter_for", "service": service},
     },
     "handlers": {
         "stderr": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"},

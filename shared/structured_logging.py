@@ -131,10 +131,34 @@ _NEVER_BELOW = {
 }
 
 
+class TerminalFormatter(JSONFormatter):
+    """The same allowlisted, redacted entry as JSONFormatter, as one line a person reads (`make run`)."""
+
+    _FIRST = ("ts", "level", "service", "logger", "message")
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = json.loads(super().format(record))
+        when = str(entry.get("ts", ""))[11:19]
+        fields = " ".join(f"{key}={value}" for key, value in entry.items()
+                          if key not in self._FIRST and key != "stack")
+        line = f"{when} {entry.get('level', ''):<7} {entry.get('service', '')}: {entry.get('message', '')}"
+        line += f"  [{entry.get('logger', '')}{' ' + fields if fields else ''}]"
+        if entry.get("stack"):
+            line += "\n    " + "\n    ".join(entry["stack"])
+        return line
+
+
+def formatter_for(service: str, stream: Any = None) -> logging.Formatter:
+    """Readable lines on a terminal, JSON lines anywhere else (files, pipes, log collectors)."""
+    target = stream or sys.stderr
+    isatty = getattr(target, "isatty", None)
+    return TerminalFormatter(service) if callable(isatty) and isatty() else JSONFormatter(service)
+
+
 def configure_logging(service: str, level: str | int = "INFO", stream: Any = None) -> None:
-    """Route every logger through the JSON formatter, once per process."""
+    """Route every logger through one formatter (JSON, or readable lines on a terminal), once per process."""
     handler = logging.StreamHandler(stream or sys.stderr)
-    handler.setFormatter(JSONFormatter(service))
+    handler.setFormatter(formatter_for(service, stream))
     root = logging.getLogger()
     for existing in list(root.handlers):
         root.removeHandler(existing)
