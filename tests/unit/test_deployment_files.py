@@ -13,6 +13,7 @@ import binascii
 import json
 import re
 import shlex
+import tomllib
 from functools import cache
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -456,7 +457,7 @@ def _dockerfile_instructions() -> list[tuple[str, str]]:
 
 def test_dockerfile_runs_hapex_as_a_non_root_user():
     instructions = _dockerfile_instructions()
-    assert instructions[0] == ("FROM", "python:3.11-slim")
+    assert instructions[0][0] == "ARG" and instructions[1] == ("FROM", "${PYTHON_IMAGE}")
     users = [rest for keyword, rest in instructions if keyword == "USER"]
     assert users and users[-1].split(":")[0] not in {"root", "0"}
     exposed = {int(port) for keyword, rest in instructions if keyword == "EXPOSE" for port in rest.split()}
@@ -466,7 +467,53 @@ def test_dockerfile_runs_hapex_as_a_non_root_user():
     assert argv[0] == "hapex"
     build_parser().parse_args(argv[1:])
     runs = " ".join(rest for keyword, rest in instructions if keyword == "RUN")
-    assert "requirements.lock" in runs and "--no-deps" in runs and "--no-build-isolation" in runs
+    assert "requirements-prod.lock" in runs and "--no-deps" in runs and "--no-build-isolation" in runs
+
+
+def test_the_base_image_is_pinned_by_digest():
+    name, _, value = _dockerfile_instructions()[0][1].partition("=")
+    assert name == "PYTHON_IMAGE"
+    assert re.fullmatch(r"python:3\.11\.\d+-slim-[a-z]+@sha256:[0-9a-f]{64}", value)
+
+
+def _lock(path: Path) -> dict[str, str]:
+    pins = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, _, version = line.partition("==")
+            pins[re.sub(r"[-_.]+", "-", name).lower()] = version
+    return pins
+
+
+def _runtime_closure() -> set[str]:
+    """pyproject's runtime dependencies and theirs, as the installed distributions declare them."""
+    from importlib.metadata import distribution
+
+    from packaging.requirements import Requirement
+
+    names: set[str] = set()
+    pending = [Requirement(r) for r in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]]
+    while pending:
+        requirement = pending.pop()
+        name = re.sub(r"[-_.]+", "-", requirement.name).lower()
+        extras = sorted(requirement.extras) or [""]
+        key = f"{name}[{','.join(extras)}]"
+        if key in names:
+            continue
+        names.add(key)
+        for text in distribution(requirement.name).requires or []:
+            needed = Requirement(text)
+            if needed.marker is None or any(needed.marker.evaluate({"extra": e}) for e in extras):
+                pending.append(needed)
+    return {key.partition("[")[0] for key in names}
+
+
+def test_the_image_installs_only_what_the_product_runs():
+    production, full = _lock(ROOT / "requirements-prod.lock"), _lock(ROOT / "requirements.lock")
+    assert production.items() <= full.items(), "requirements-prod.lock must pin as requirements.lock does"
+    assert set(production) == _runtime_closure() | {"setuptools"}
+    for tool in ("pytest", "playwright", "ruff", "responses", "aiosmtpd", "mypy", "schemathesis", "import-linter"):
+        assert tool in full and tool not in production
 
 
 def test_dockerignore_keeps_secrets_and_local_state_out_of_the_image():
