@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from hapex.sandbox import claude, google, oauth, slack, views, wiring
+from hapex.sandbox import claude, google, oauth, others, slack, views, wiring
 from hapex.sandbox.state import Store
 from hapex.settings import SandboxSettings
 
@@ -24,7 +24,7 @@ def create_app(settings: SandboxSettings, store: Store | None = None) -> Flask:
     app.extensions["sandbox_servers"] = oauth.build_servers(
         store, base_url=settings.base_url, secret=settings.secret, intake_url=settings.intake_url,
         access_seconds=settings.access_token_seconds)
-    for blueprint in (views.bp, oauth.bp, google.bp, slack.bp, claude.bp):
+    for blueprint in (views.bp, oauth.bp, google.bp, slack.bp, others.bp, claude.bp):
         app.register_blueprint(blueprint)
 
     @app.after_request

@@ -364,9 +364,26 @@ def token(provider: str) -> Response:
 @bp.route("/<provider>/oauth/revoke", methods=["POST"])
 def revoke(provider: str) -> Response:
     server = _server(provider)
-    if server.provider.revocation is not Revocation.RFC7009 and server.provider.revocation is not Revocation.NOTION:
+    if server.provider.revocation is Revocation.NOTION:
+        return _notion_revoke(server)
+    if server.provider.revocation is not Revocation.RFC7009:
         abort(404)
     return server.server.create_endpoint_response(RevocationEndpoint.ENDPOINT_NAME)  # type: ignore[no-any-return]
+
+
+def _notion_revoke(server: ProviderServer) -> Response:
+    """Notion's shape: a JSON body, the client authenticated with HTTP Basic."""
+    auth = request.authorization
+    if auth is None or not (hmac.compare_digest(auth.username or "", server.client.client_id)
+                            and server.client.check_client_secret(auth.password or "")):
+        response = jsonify(error="invalid_client")
+        response.status_code = 401
+        return response
+    body = request.get_json(silent=True) or {}
+    record = server.lookup(str(body.get("token", "")))
+    if record is not None:
+        server.revoke_grant(record.grant)
+    return jsonify({})
 
 
 @bp.route("/slack/api/auth.revoke", methods=["POST"])

@@ -23,13 +23,16 @@ def _when(ts: float) -> str:
 
 @bp.get("/")
 def index() -> str:
+    from hapex.sandbox.others import NOTION_PAGE_ID
+
     state = store().state
     with store().lock:
         grants = sorted(state.grants.values(), key=lambda g: g.created_at, reverse=True)
     return render_template("index.html", business=BUSINESS, grants=grants, when=_when,
                            counts=dict(sorted(state.events_seen.items())), channels=CHANNELS,
                            messages=len(state.slack_messages), drafts=len(state.drafts),
-                           sheet=state.sheet)
+                           sheet=state.sheet, notion_page_id=NOTION_PAGE_ID, notion_blocks=len(state.notion_blocks),
+                           contacts=state.contacts)
 
 
 @bp.get("/slack/channels/<name>")

@@ -359,3 +359,39 @@ def test_services_refuse_sandbox_endpoints_with_a_public_url(tmp_path, service):
     assert "INTAKE_PUBLIC_URL is not local" in refused.value.problem
     build(INTAKE_PUBLIC_URL="https://localhost:8443", **local)
     build(INTAKE_PUBLIC_URL="https://app.example.com", HAPEX_GOOGLE_TOKEN_URL="https://oauth2.example.com/token")
+
+
+def test_microsoft_graph_mail_search_needs_mail_read_and_calendar_writes_need_readwrite(sandbox):
+    tokens = connect(sandbox, "microsoft", ["Mail.Read", "Calendars.Read", "offline_access"])
+    found = sandbox.get("/microsoft/v1.0/me/messages", params={"$search": '"invoices"', "$top": 20},
+                        headers=bearer(tokens)).json()["value"]
+    assert [m["subject"] for m in found][:1] == ["Invoice INV-2041 for November flour"] and len(found) == 3
+    assert sandbox.get("/microsoft/v1.0/me/calendarView", headers=bearer(tokens)).status_code == 200
+    assert sandbox.post("/microsoft/v1.0/me/events", json={"subject": "x"}, headers=bearer(tokens)).status_code == 403
+
+
+def test_notion_authenticates_hapex_with_basic_and_revokes_its_shape(sandbox):
+    from hapex.sandbox.others import NOTION_PAGE_ID
+
+    tokens = connect(sandbox, "notion", [])
+    appended = requests.patch(
+        f"{sandbox.url}/notion/v1/blocks/{NOTION_PAGE_ID}/children", verify=sandbox.ca, timeout=10,
+        json={"children": [{"type": "paragraph", "paragraph": {"rich_text": []}}]}, headers=bearer(tokens))
+    assert appended.status_code == 200 and appended.json()["results"][0]["id"]
+    outcome = oauth_client.revoke(sandbox.provider("notion"), sandbox.client("notion"), token=tokens.access_token,
+                                  token_type_hint="access_token", verify=sandbox.ca)
+    assert outcome is oauth_client.RevocationOutcome.REVOKED
+    assert requests.patch(f"{sandbox.url}/notion/v1/blocks/{NOTION_PAGE_ID}/children", verify=sandbox.ca,
+                          timeout=10, json={"children": []}, headers=bearer(tokens)).status_code == 401
+
+
+def test_hubspot_creates_a_contact_once_per_email(sandbox):
+    tokens = connect(sandbox, "hubspot", ["crm.objects.contacts.write"])
+    email = f"lena-{secrets.token_hex(3)}@example.net"
+    first = sandbox.post("/hubspot/crm/v3/objects/contacts", json={"properties": {"email": email}},
+                         headers=bearer(tokens))
+    assert first.status_code == 201 and first.json()["id"]
+    assert sandbox.post("/hubspot/crm/v3/objects/contacts", json={"properties": {"email": email}},
+                        headers=bearer(tokens)).status_code == 409
+    assert sandbox.post("/hubspot/crm/v3/objects/contacts", json={"properties": {"email": "a@b.example"}},
+                        headers={"Authorization": "Bearer forged"}).status_code == 401

@@ -1,0 +1,125 @@
+"""Microsoft Graph, Notion and HubSpot shaped APIs: the calls the capabilities make, on sample data."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, request
+
+from hapex.sandbox import oauth
+from hapex.sandbox.views import store
+
+bp = Blueprint("others", __name__)
+NOTION_PAGE_ID = "5a1e5a1e-0000-4000-8000-00000000c0de"
+
+
+def _error(status: int, body: dict[str, Any]) -> Response:
+    response = jsonify(body)
+    response.status_code = status
+    return response
+
+
+def _graph_guard(*any_of: str) -> Response | None:
+    access = oauth.bearer_access("microsoft")
+    if access is None:
+        return _error(401, {"error": {"code": "InvalidAuthenticationToken", "message": "Access token is invalid."}})
+    if not access.scopes & set(any_of):
+        return _error(403, {"error": {"code": "ErrorAccessDenied", "message": "Access is denied."}})
+    return None
+
+
+@bp.get("/microsoft/v1.0/me/messages")
+def graph_messages() -> Response:
+    denied = _graph_guard("Mail.Read")
+    if denied:
+        return denied
+    query = (request.args.get("$search") or "").strip('"').lower()
+    stem = query[:-1] if query.endswith("s") and len(query) > 3 else query
+    found = [m for m in store().state.mailbox if stem in f"{m['subject']} {m['from']} {m['body']}".lower()]
+    top = int(request.args.get("$top", "20") or 20)
+    return jsonify(value=[{
+        "id": "AAMk-" + m["id"], "conversationId": "AAQk-" + m["threadId"], "subject": m["subject"],
+        "receivedDateTime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(m["internalDate"]) / 1000)),
+        "from": {"emailAddress": {"name": m["from"].split(" <")[0], "address": m["from"].split("<")[-1].rstrip(">")}},
+    } for m in found[:top]])
+
+
+@bp.get("/microsoft/v1.0/me/calendarView")
+def graph_calendar_view() -> Response:
+    denied = _graph_guard("Calendars.Read", "Calendars.ReadWrite")
+    if denied:
+        return denied
+    return jsonify(value=[{"id": "AAMkEv-" + e["id"], "subject": e["summary"], "isCancelled": False,
+                           "start": {"dateTime": e["start"].get("dateTime", "").rstrip("Z"), "timeZone": "UTC"},
+                           "end": {"dateTime": e["end"].get("dateTime", "").rstrip("Z"), "timeZone": "UTC"}}
+                          for e in store().state.events])
+
+
+@bp.post("/microsoft/v1.0/me/events")
+def graph_create_event() -> Response:
+    denied = _graph_guard("Calendars.ReadWrite")
+    if denied:
+        return denied
+    body = request.get_json(silent=True) or {}
+    with store().lock:
+        events = store().state.events
+        existing = next((e for e in events if body.get("transactionId") and e.get("transactionId")
+                         == body.get("transactionId")), None)
+        if existing is None:
+            existing = {"id": f"ev{len(events) + 1:04d}", "summary": str(body.get("subject", "")),
+                        "start": {"dateTime": str((body.get("start") or {}).get("dateTime", "")) + "Z"},
+                        "end": {"dateTime": str((body.get("end") or {}).get("dateTime", "")) + "Z"},
+                        "status": "confirmed", "created_by_hapex": True,
+                        "transactionId": body.get("transactionId")}
+            events.append(existing)
+            store().state.count("microsoft.events.create")
+            store().save()
+    response = jsonify(id="AAMkEv-" + existing["id"], subject=existing["summary"])
+    response.status_code = 201
+    return response
+
+
+@bp.patch("/notion/v1/blocks/<page_id>/children")
+def notion_append(page_id: str) -> Response:
+    if oauth.bearer_access("notion") is None:
+        return _error(401, {"object": "error", "status": 401, "code": "unauthorized",
+                            "message": "API token is invalid."})
+    if page_id.replace("-", "") != NOTION_PAGE_ID.replace("-", ""):
+        return _error(404, {"object": "error", "status": 404, "code": "object_not_found",
+                            "message": "Could not find block."})
+    children = (request.get_json(silent=True) or {}).get("children") or []
+    with store().lock:
+        blocks = store().state.notion_blocks
+        made = []
+        for child in children:
+            block = {"object": "block", "id": f"b10c{len(blocks) + 1:04d}-0000-4000-8000-000000000000",
+                     "type": child.get("type", "paragraph"), "paragraph": child.get("paragraph", {})}
+            blocks.append(block)
+            made.append(block)
+        store().state.count("notion.blocks.append")
+        store().save()
+    return jsonify(object="list", results=made)
+
+
+@bp.post("/hubspot/crm/v3/objects/contacts")
+def hubspot_contact() -> Response:
+    access = oauth.bearer_access("hubspot")
+    if access is None:
+        return _error(401, {"status": "error", "category": "INVALID_AUTHENTICATION", "message": "Authentication "
+                            "credentials not found."})
+    if "crm.objects.contacts.write" not in access.scopes:
+        return _error(403, {"status": "error", "category": "MISSING_SCOPES", "message": "This app hasn't been "
+                            "granted all required scopes."})
+    properties = (request.get_json(silent=True) or {}).get("properties") or {}
+    with store().lock:
+        contacts = store().state.contacts
+        if any(c["properties"].get("email") == properties.get("email") for c in contacts):
+            return _error(409, {"status": "error", "category": "CONFLICT", "message": "Contact already exists."})
+        contact = {"id": str(1000 + len(contacts) + 1), "properties": properties, "created_at": time.time()}
+        contacts.append(contact)
+        store().state.count("hubspot.contacts.create")
+        store().save()
+    response = jsonify(id=contact["id"], properties=properties)
+    response.status_code = 201
+    return response
