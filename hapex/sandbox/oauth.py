@@ -14,10 +14,8 @@ import hashlib
 import hmac
 import secrets
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer
 from authlib.oauth2.rfc6749 import ClientMixin, grants
@@ -447,9 +445,3 @@ def bearer_access(provider: str) -> Access | None:
         return None
     return Access(record.grant, frozenset(PROVIDERS[provider].granted_closure(record.grant.scopes)))
 
-
-def error_redirect(redirect_uri: str, **params: str) -> str:
-    return f"{redirect_uri}?{urlencode(params)}"
-
-
-ScopeCheck = Callable[[frozenset[str]], bool]
