@@ -81,9 +81,12 @@ def sandbox_environment(settings: LauncherSettings, env: dict[str, str], ca_cert
     bundle.write_bytes(Path(env.get("HAPEX_OUTBOUND_CA_BUNDLE") or certifi.where()).read_bytes()
                        + b"\n" + ca_cert.read_bytes())
     extra = wiring.sandbox_environment(base_url, env["HAPEX_SANDBOX_SECRET"], settings.environ)
-    extra.update(HAPEX_SANDBOX_URL=base_url, HAPEX_SANDBOX_PORT=str(port), HAPEX_OUTBOUND_CA_BUNDLE=str(bundle))
+    extra.update(HAPEX_SANDBOX_URL=base_url, HAPEX_SANDBOX_PORT=str(port))
     extra.setdefault("HAPEX_SANDBOX_STATE_FILE", str(sandbox_dir / "state.json"))
-    return {name: value for name, value in extra.items() if not settings.environ.get(name)}
+    chosen = {name: value for name, value in extra.items() if not settings.environ.get(name)}
+    # The operator's own bundle, if any, is inside this one.
+    chosen["HAPEX_OUTBOUND_CA_BUNDLE"] = str(bundle)
+    return chosen
 
 
 # The intake's environment is built from an allowlist: what it reads, and what a Python

@@ -395,3 +395,11 @@ def test_hubspot_creates_a_contact_once_per_email(sandbox):
                         headers=bearer(tokens)).status_code == 409
     assert sandbox.post("/hubspot/crm/v3/objects/contacts", json={"properties": {"email": "a@b.example"}},
                         headers={"Authorization": "Bearer forged"}).status_code == 401
+
+
+def test_an_operators_own_outbound_ca_bundle_is_kept_beside_the_local_ca(tmp_path):
+    own = tmp_path / "corporate-ca.pem"
+    own.write_text("-----BEGIN CERTIFICATE-----\ncorporate\n-----END CERTIFICATE-----\n")
+    env = local_environment(embedded_db_stub(), launcher(tmp_path, HAPEX_OUTBOUND_CA_BUNDLE=str(own)))
+    bundle = Path(env["HAPEX_OUTBOUND_CA_BUNDLE"]).read_text()
+    assert "corporate" in bundle and (tmp_path / "tls" / "ca.pem").read_text() in bundle
