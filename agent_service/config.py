@@ -22,6 +22,7 @@ from shared.config import (
     ConfigError,
     Environment,
     PoolSettings,
+    log_format,
     provider_variables,
     refuse_loopback_providers,
     resolve_catalog,
@@ -129,6 +130,7 @@ class AgentConfig:
     credential_encryption_keys_retired: Secret | None
     pool: PoolSettings = PoolSettings()
     log_level: str = "INFO"
+    log_format: str = "auto"
     # The catalog's providers as this deployment sets them up, and Hapex's client at each.
     providers: ResolvedCatalog = UNCONFIGURED
     oauth_clients: Mapping[str, OAuthClient] = field(default_factory=dict)
@@ -147,9 +149,9 @@ class AgentConfig:
 
     OWN_VARIABLES: ClassVar[tuple[str, ...]] = (
         "AGENT_DATABASE_URL", "AGENT_SERVICE_TOKEN", "AGENT_SERVICE_TOKEN_PREVIOUS", "AGENT_ADMIN_TOKEN",
-        *KEY_VARIABLES, "LOG_LEVEL", *PoolSettings.variables("AGENT"), "ANTHROPIC_API_KEY", "HAPEX_LLM_MODEL",
-        "HAPEX_OUTBOUND_CA_BUNDLE", *RunLimits.VARIABLES, *SMTP_VARIABLES, "HAPEX_BENCH_ALLOW_LOOPBACK_WEBHOOKS",
-        "WORKER_CONCURRENCY", "WORKER_GRACE_SECONDS", "INTAKE_PUBLIC_URL",
+        *KEY_VARIABLES, "LOG_LEVEL", "LOG_FORMAT", *PoolSettings.variables("AGENT"), "ANTHROPIC_API_KEY",
+        "HAPEX_LLM_MODEL", "HAPEX_OUTBOUND_CA_BUNDLE", *RunLimits.VARIABLES, *SMTP_VARIABLES,
+        "HAPEX_BENCH_ALLOW_LOOPBACK_WEBHOOKS", "WORKER_CONCURRENCY", "WORKER_GRACE_SECONDS", "INTAKE_PUBLIC_URL",
     )
 
     # Read (and so validated) by the API too, but used by the workers only.
@@ -183,6 +185,7 @@ class AgentConfig:
             credential_encryption_keys_retired=retired,
             pool=PoolSettings.from_env(env, "AGENT"),
             log_level=env.get("LOG_LEVEL", "INFO") or "INFO",
+            log_format=log_format(env),
             providers=providers,
             oauth_clients=oauth_clients(env, providers),
             llm_api_key=Secret(llm_key) if llm_key else None,

@@ -223,7 +223,7 @@ class WorkerService:
 
 
 def run_worker(config: AgentConfig, *, concurrency: int = 1) -> None:
-    configure_logging("worker", config.log_level)
+    configure_logging("worker", config.log_level, log_format=config.log_format)
     for handler in logging.getLogger().handlers:
         handler.addFilter(QuietMaintenance())
     database = Database(config.database_url, config.pool, name="hapex-worker").open()

@@ -5,6 +5,6 @@ from agent_service.config import AgentConfig
 from shared.structured_logging import configure_logging
 
 config = AgentConfig.from_env()
-configure_logging("agent", config.log_level)
+configure_logging("agent", config.log_level, log_format=config.log_format)
 app = create_app(config)
 app.extensions["hapex_db"].assert_role_is_confined()

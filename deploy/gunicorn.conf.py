@@ -71,7 +71,8 @@ logconfig_dict = {
     "disable_existing_loggers": False,
     "formatters": {
         # JSON lines, or readable lines when stderr is a terminal (`make run` in the foreground).
-        "json": {"()": "shared.structured_logging.formatter_for", "service": service},
+        "json": {"()": "shared.structured_logging.formatter_for", "service": service,
+                 "log_format": settings.log_format},
     },
     "handlers": {
         "stderr": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"},

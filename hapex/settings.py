@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
-from shared.config import Environment
+from shared.config import Environment, log_format
 
 DEFAULT_PORTS = {"intake": 8443, "agent": 8444, "sandbox": 8445}
 PORT_VARIABLES = {"intake": "INTAKE_PORT", "agent": "AGENT_PORT", "sandbox": "HAPEX_SANDBOX_PORT"}
@@ -118,10 +118,11 @@ class GunicornSettings:
     tls_cert_file: str | None = None
     tls_key_file: str | None = None
     log_level: str = "info"
+    log_format: str = "auto"
 
     VARIABLES: ClassVar[tuple[str, ...]] = (
         "HAPEX_SERVICE", "HAPEX_BIND", "WEB_CONCURRENCY", "GUNICORN_THREADS", "TLS_CERT_FILE", "TLS_KEY_FILE",
-        "LOG_LEVEL",
+        "LOG_LEVEL", "LOG_FORMAT",
     )
 
     @classmethod
@@ -139,4 +140,5 @@ class GunicornSettings:
             tls_cert_file=env.get("TLS_CERT_FILE"),
             tls_key_file=env.get("TLS_KEY_FILE"),
             log_level=(env.get("LOG_LEVEL", "info") or "info").lower(),
+            log_format=log_format(env),
         )

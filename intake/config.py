@@ -15,6 +15,7 @@ from shared.config import (
     ConfigError,
     Environment,
     PoolSettings,
+    log_format,
     provider_variables,
     refuse_loopback_providers,
     resolve_catalog,
@@ -38,6 +39,7 @@ class IntakeConfig:
     secure_cookies: bool = True
     pool: PoolSettings = PoolSettings()
     log_level: str = "INFO"
+    log_format: str = "auto"
     password_hash_profile: str = "owasp"  # noqa: S105 - a cost profile, not a password
     session_idle_minutes: int = 30
     session_absolute_hours: int = 12
@@ -49,7 +51,7 @@ class IntakeConfig:
 
     OWN_VARIABLES: ClassVar[tuple[str, ...]] = (
         "INTAKE_DATABASE_URL", "INTAKE_SESSION_SECRET", "AGENT_SERVICE_URL", "AGENT_SERVICE_CA",
-        "AGENT_SERVICE_TOKEN", "TRUSTED_PROXY_COUNT", "INTAKE_SECURE_COOKIES", "LOG_LEVEL",
+        "AGENT_SERVICE_TOKEN", "TRUSTED_PROXY_COUNT", "INTAKE_SECURE_COOKIES", "LOG_LEVEL", "LOG_FORMAT",
         "INTAKE_PASSWORD_HASH_PROFILE", "HAPEX_TEST_MODE", "INTAKE_SESSION_IDLE_MINUTES",
         "INTAKE_SESSION_ABSOLUTE_HOURS", "INTAKE_PUBLIC_URL", *PoolSettings.variables("INTAKE"),
     )
@@ -95,6 +97,7 @@ class IntakeConfig:
             secure_cookies=env.boolean("INTAKE_SECURE_COOKIES", True),
             pool=PoolSettings.from_env(env, "INTAKE"),
             log_level=env.get("LOG_LEVEL", "INFO") or "INFO",
+            log_format=log_format(env),
             password_hash_profile=profile,
             session_idle_minutes=env.integer("INTAKE_SESSION_IDLE_MINUTES", 30, minimum=1, maximum=24 * 60),
             session_absolute_hours=env.integer("INTAKE_SESSION_ABSOLUTE_HOURS", 12, minimum=1, maximum=24 * 30),

@@ -145,6 +145,14 @@ class PoolSettings:
         return (f"{prefix}_DB_POOL_MAX", f"{prefix}_DB_POOL_MIN", f"{prefix}_DB_POOL_TIMEOUT")
 
 
+def log_format(env: Environment) -> str:
+    """LOG_FORMAT: json, text, or auto (readable lines on a terminal, JSON elsewhere)."""
+    value = (env.get("LOG_FORMAT", "auto") or "auto").lower()
+    if value not in ("auto", "json", "text"):
+        raise ConfigError("LOG_FORMAT", "must be auto, json or text")
+    return value
+
+
 def endpoint_variable(provider: Provider, endpoint: str) -> str:
     return f"{provider.env_prefix}_{endpoint.upper()}"
 

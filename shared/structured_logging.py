@@ -148,17 +148,21 @@ class TerminalFormatter(JSONFormatter):
         return line
 
 
-def formatter_for(service: str, stream: Any = None) -> logging.Formatter:
-    """Readable lines on a terminal, JSON lines anywhere else (files, pipes, log collectors)."""
-    target = stream or sys.stderr
-    isatty = getattr(target, "isatty", None)
-    return TerminalFormatter(service) if callable(isatty) and isatty() else JSONFormatter(service)
+LOG_FORMATS = ("auto", "json", "text")
 
 
-def configure_logging(service: str, level: str | int = "INFO", stream: Any = None) -> None:
-    """Route every logger through one formatter (JSON, or readable lines on a terminal), once per process."""
+def formatter_for(service: str, stream: Any = None, log_format: str = "auto") -> logging.Formatter:
+    """LOG_FORMAT: json or text as set; auto gives readable lines on a terminal, JSON lines anywhere else."""
+    if log_format == "auto":
+        isatty = getattr(stream or sys.stderr, "isatty", None)
+        log_format = "text" if callable(isatty) and isatty() else "json"
+    return TerminalFormatter(service) if log_format == "text" else JSONFormatter(service)
+
+
+def configure_logging(service: str, level: str | int = "INFO", stream: Any = None, log_format: str = "auto") -> None:
+    """Route every logger through one formatter (JSON, or readable lines), once per process."""
     handler = logging.StreamHandler(stream or sys.stderr)
-    handler.setFormatter(formatter_for(service, stream))
+    handler.setFormatter(formatter_for(service, stream, log_format))
     root = logging.getLogger()
     for existing in list(root.handlers):
         root.removeHandler(existing)

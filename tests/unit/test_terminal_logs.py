@@ -29,3 +29,18 @@ def test_a_readable_line_carries_the_same_fields_as_the_json_line_and_no_more():
     assert line.split(" ", 1)[1].startswith("info    intake: request")
     assert "status_code=200" in line and "hapex.access" in line
     assert "hunter2" not in line and "password" not in as_json
+
+
+def test_log_format_can_be_set_whatever_the_output_is():
+    from shared.config import ConfigError, Environment, log_format
+
+    assert isinstance(formatter_for("agent", io.StringIO(), "text"), TerminalFormatter)
+    assert not isinstance(formatter_for("agent", Terminal(), "json"), TerminalFormatter)
+    assert log_format(Environment({"LOG_FORMAT": "TEXT"})) == "text"
+    assert log_format(Environment({})) == "auto"
+    try:
+        log_format(Environment({"LOG_FORMAT": "xml"}))
+    except ConfigError as refused:
+        assert refused.variable == "LOG_FORMAT"
+    else:
+        raise AssertionError("LOG_FORMAT=xml was accepted")
