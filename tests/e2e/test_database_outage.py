@@ -55,7 +55,9 @@ def stack(database, stack_tls, tmp_path):
                CREDENTIAL_ENCRYPTION_KEY=base64.b64encode(KEY).decode(), HAPEX_TEST_MODE="1",
                ANTHROPIC_API_KEY="sk-ant-standin-" + uuid.uuid4().hex,
                HAPEX_GOOGLE_CLIENT_ID="g", HAPEX_GOOGLE_CLIENT_SECRET="gs",
-               HAPEX_SLACK_CLIENT_ID="s", HAPEX_SLACK_CLIENT_SECRET="ss")
+               HAPEX_SLACK_CLIENT_ID="s", HAPEX_SLACK_CLIENT_SECRET="ss",
+               # Its providers are the stand-in above; the sandbox would only take a fixed port.
+               HAPEX_SANDBOX="0")
     s = Stack()
     s.database, s.standin, s.output = database, standin, tmp_path / "stack.log"
     s.intake_url, s.agent_url = f"https://localhost:{intake_port}", f"https://localhost:{agent_port}"
