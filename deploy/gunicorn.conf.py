@@ -9,6 +9,7 @@ import ssl
 import sys
 
 from hapex.settings import GunicornSettings
+from shared.structured_logging import gunicorn_logconfig
 
 settings = GunicornSettings.from_env()
 service = settings.service
@@ -66,20 +67,11 @@ forwarded_allow_ips = ""
 accesslog = None
 errorlog = "-"
 loglevel = settings.log_level
-logconfig_dict = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {
-        # JSON lines, or readable lines when stderr is a terminal (`make run` in the foreground).
-        "json": {"()": "shared.structured_logging.formatter_for", "service": service,
-                 "log_format": settings.log_format},
-    },
-    "handlers": {
-        "stderr": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"},
-    },
-    "root": {"handlers": ["stderr"], "level": loglevel.upper()},
-    "loggers": {
-        "gunicorn.error": {"handlers": ["stderr"], "level": loglevel.upper(), "propagate": False},
-        "gunicorn.access": {"handlers": [], "level": "WARNING", "propagate": False},
-    },
-}
+# JSON lines through the same formatter, redactor and clamps as the apps (gunicorn's own DEBUG is
+# clamped to INFO), and a logger that never writes what a client sent (hapex/gunicorn_logging.py).
+logconfig_dict = gunicorn_logconfig(service, loglevel, settings.log_format)
+logger_class = "hapex.gunicorn_logging.HapexGunicornLogger"
+
+
+def pre_request(worker, req):
+    """Replaces gunicorn's default, which logs the method and full path (a webhook's secret) at DEBUG."""

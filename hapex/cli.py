@@ -21,6 +21,7 @@ from typing import Any
 
 from hapex.settings import DEFAULT_PORTS, PORT_VARIABLES, LauncherSettings
 from shared.config import ConfigError
+from shared.structured_logging import configure_logging
 
 GUNICORN_CONFIG = Path(__file__).resolve().parents[1] / "deploy" / "gunicorn.conf.py"
 SERVICE_PORTS = {service: (PORT_VARIABLES[service], DEFAULT_PORTS[service]) for service in ("intake", "agent")}
@@ -275,6 +276,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         # The one read of the process environment; everything below takes it from here.
         args.settings = LauncherSettings.from_env()
+        # The same JSON lines, redactor and clamps as the services, for what the command's own work logs.
+        configure_logging("hapex", args.settings.log_level, log_format=args.settings.log_format)
         return int(args.handler(args))
     except ConfigError as exc:
         return _fail(f"configuration error: {exc.variable} {exc.problem}")

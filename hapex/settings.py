@@ -35,10 +35,13 @@ class LauncherSettings:
     tls_key_file: str | None = None
     # The local provider sandbox beside `hapex run` (HAPEX_SANDBOX=0 turns it off); never in production.
     sandbox: bool = True
+    # The command's own logging (`hapex credentials rotate`, `hapex admin`, ...), as the services'.
+    log_level: str = "INFO"
+    log_format: str = "auto"
 
     VARIABLES: ClassVar[tuple[str, ...]] = (
         "DATABASE_URL", "HAPEX_DATA_DIR", "HAPEX_WORKERS", "HAPEX_BIND_HOST", "HAPEX_BIND", *PORT_VARIABLES.values(),
-        "TLS_CERT_FILE", "TLS_KEY_FILE", "HAPEX_SANDBOX",
+        "TLS_CERT_FILE", "TLS_KEY_FILE", "HAPEX_SANDBOX", "LOG_LEVEL", "LOG_FORMAT",
     )
 
     @classmethod
@@ -62,6 +65,8 @@ class LauncherSettings:
             tls_cert_file=env.get("TLS_CERT_FILE"),
             tls_key_file=env.get("TLS_KEY_FILE"),
             sandbox=env.boolean("HAPEX_SANDBOX", True),
+            log_level=(env.get("LOG_LEVEL", "INFO") or "INFO").upper(),
+            log_format=log_format(env),
         )
 
 

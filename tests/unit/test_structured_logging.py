@@ -54,6 +54,74 @@ def test_token_shaped_values_in_messages_are_redacted(log_stream, leak):
     assert "[redacted]" in output
 
 
+# One shape per token kind of each provider in the catalog, as each provider issues it.
+PROVIDER_TOKEN_SHAPES = {
+    "google access token": "ya29.a0AfB_byCanaryCanaryCanary0123456789",
+    "google refresh token": "1//0gCanaryRefreshTokenCanary0123",
+    "google authorization code": "https://localhost/cb?x=1 4/0AanRRrtCanaryCanaryCanary0123456",
+    "google client secret": "GOCSPX-CanaryCanaryCanary01234567",
+    "slack bot token": "xoxb-123456789012-1234567890123-CanaryCanaryCanary",
+    "slack user token": "xoxp-123456789012-1234567890123-CanaryCanaryCanary",
+    "slack refresh token": "xoxe-1-My0xLTEyMzQ1Njc4OTAxMi1DanaryCanary",
+    "slack rotating token": "xoxe.xoxp-1-Mi0yLTEyMzQ1Njc4OTAxMi1DanaryCanary",
+    "microsoft jwt access token": ("eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.eyJhdWQiOiJodHRwczovL2dyYXBoLm1pY3Jvc29m"
+                                   "dC5jb20iLCJjYW5hcnkiOnRydWV9.Q2FuYXJ5U2lnbmF0dXJlQ2FuYXJ5"),
+    "microsoft client secret": "Abc8Q~CanaryCanaryCanaryCanary0123456789",
+    "microsoft refresh token": "M.C5_BAY.0.U.-CanaryCanaryCanary!*Canary$Canary",
+    "notion integration token": "ntn_4527CanaryCanaryCanaryCanary0123456789",
+    "notion secret token": "secret_CanaryCanaryCanaryCanary0123456789",
+    # A UUID: told apart from an id only by where it stands (a body, a form, the revocation path).
+    "hubspot refresh token": ('{"refresh_token": "6f18f21e-a743-4509-b7fd-1a5e632fffa1"} '
+                              "grant_type=refresh_token&refresh_token=6f18f21e-a743-4509-b7fd-1a5e632fffa1"),
+    "hubspot regional refresh token": "na1-6f18-a743-4509-b7fd-1a5e632fffa1",
+    "hubspot revocation url": "DELETE https://api.hubapi.com/oauth/v1/refresh-tokens/6f18f21e-a743-4509-b7fd-1a5e632fffa1",
+    "hubspot access token": "CJSP5qf1KhICAQEYs-gDIIGOBii1hQIyGQAf3xBKmlwHjX7OIpuIFEavB2-qYAGQsF4",
+    "hubspot private app token": "pat-na1-6f18f21e-a743-4509-b7fd-1a5e632fffa1",
+    "anthropic api key": "sk-ant-api03-CanaryCanaryCanary-0123456789",
+    "oauth state": "https://localhost:8443/connections/oauth/google/callback?state=Zm9vCanaryState&iss=x",
+    "webhook url": "POST /hooks/Q2FuYXJ5V2ViaG9va1NlY3JldA0123456789abcdef",
+    "long random secret": "webhook signing key kF9sQ2pLm8XzR4vN7bT1yW6cJ3hD5gA0eU",
+}
+SECRET_PARTS = {
+    "hubspot refresh token": "6f18f21e-a743-4509-b7fd-1a5e632fffa1",
+    "hubspot regional refresh token": "6f18-a743-4509-b7fd-1a5e632fffa1",
+    "hubspot revocation url": "6f18f21e-a743-4509-b7fd-1a5e632fffa1",
+    "hubspot private app token": "6f18f21e-a743-4509-b7fd-1a5e632fffa1",
+    "hubspot access token": "CJSP5qf1KhICAQEYs",
+    "microsoft jwt access token": "eyJhdWQiOiJodHRwczovL2dyYXBo",
+    "webhook url": "Q2FuYXJ5V2ViaG9va1NlY3JldA",
+    "long random secret": "kF9sQ2pLm8XzR4vN7bT1yW6cJ3hD5gA0eU",
+    "google authorization code": "0AanRRrt",
+}
+
+
+@pytest.mark.parametrize("shape", sorted(PROVIDER_TOKEN_SHAPES))
+def test_every_provider_token_shape_is_redacted(log_stream, shape):
+    logging.getLogger("hapex.test").warning("provider said %s", PROVIDER_TOKEN_SHAPES[shape])
+    output = log_stream.getvalue()
+    assert "canary" not in output.lower()
+    assert SECRET_PARTS.get(shape, "Canary") not in output
+    assert "[redacted]" in output
+
+
+def test_every_provider_in_the_catalog_has_its_token_shapes_tested():
+    from shared.catalog import PROVIDERS
+
+    tested = {shape.split()[0] for shape in PROVIDER_TOKEN_SHAPES}
+    # The webhook step's secret is Hapex's own random value (the "long random secret" shape).
+    assert set(PROVIDERS) - {"webhook"} <= tested
+
+
+def test_ids_and_ordinary_words_are_kept(log_stream):
+    client_id = "0b9c6a3e-5f1d-4c2b-9e8a-7d6f5e4c3b2a"
+    logging.getLogger("hapex.test").info("run %s of agent_service.capabilities.google_calendar",
+                                         client_id, extra={"client_id": client_id, "path": "/automations/12"})
+    (entry,) = lines(log_stream)
+    assert client_id in entry["message"] and entry["client_id"] == client_id
+    assert "agent_service.capabilities.google_calendar" in entry["message"]
+    assert entry["path"] == "/automations/12"
+
+
 def test_a_secret_argument_is_masked(log_stream):
     logging.getLogger("hapex.test").info("using %s", Secret("canary-secret-value"))
     assert "canary-secret-value" not in log_stream.getvalue()
@@ -76,6 +144,63 @@ def test_oauth_libraries_never_log_below_info():
     clamp_noisy_loggers()
     for name in ("requests_oauthlib", "oauthlib"):
         assert logging.getLogger(name).getEffectiveLevel() >= logging.INFO
+
+
+@pytest.mark.parametrize("name", ["gunicorn.error", "gunicorn.access", "procrastinate", "procrastinate.worker",
+                                  "psycopg", "psycopg.pool"])
+def test_server_queue_and_driver_loggers_never_log_below_info_even_at_debug(name):
+    logging.getLogger(name).setLevel(logging.NOTSET)
+    configure_logging("test", "DEBUG", stream=io.StringIO())
+    try:
+        assert logging.getLogger(name).getEffectiveLevel() >= logging.INFO
+        assert not logging.getLogger(name).isEnabledFor(logging.DEBUG)
+    finally:
+        logging.getLogger().handlers.clear()
+
+
+def test_gunicorns_log_configuration_clamps_its_own_loggers_at_debug():
+    from shared.structured_logging import gunicorn_logconfig
+
+    loggers = gunicorn_logconfig("intake", "debug")["loggers"]
+    assert loggers["gunicorn.error"]["level"] == "INFO"
+    assert loggers["gunicorn.access"]["level"] == "WARNING" and loggers["gunicorn.access"]["handlers"] == []
+    assert loggers["procrastinate"]["level"] == "INFO" and loggers["psycopg"]["level"] == "INFO"
+    assert gunicorn_logconfig("intake", "warning")["loggers"]["gunicorn.error"]["level"] == "WARNING"
+
+
+@pytest.mark.parametrize("message", [
+    "Invalid request from ip=203.0.113.9: Invalid HTTP request line: 'POST /hooks/CanarySecret HTTP/1.1x'",
+    "Invalid request from ip=203.0.113.9: Invalid HTTP Header: 'Authorization: Bearer CanaryToken'",
+    "Invalid request from ip=203.0.113.9: Invalid HTTP header name: 'X-Canary\\x00'",
+    "Error handling request POST /connections/oauth/google/callback?code=Canary&state=Canary",
+])
+def test_gunicorns_logger_keeps_the_failure_and_drops_what_the_client_sent(message):
+    from hapex.gunicorn_logging import masked
+
+    text = masked(message)
+    assert "Canary" not in text
+    assert text.startswith(("Invalid request from ip=203.0.113.9: Invalid HTTP", "Error handling request"))
+
+
+def test_the_operator_command_logs_as_the_services_do(monkeypatch, capsys):
+    from hapex import cli
+
+    def handler(args):
+        logging.getLogger("procrastinate").debug("job args %s", "CanaryArgs")
+        logging.getLogger("hapex.test").warning("refreshing with token=CanaryToken1234")
+        return 0
+
+    monkeypatch.setattr(cli, "cmd_keys_generate", handler)
+    monkeypatch.setenv("LOG_LEVEL", "DEBUG")
+    try:
+        assert cli.main(["keys", "generate"]) == 0
+    finally:
+        err = capsys.readouterr().err
+        logging.getLogger().handlers.clear()
+    assert "Canary" not in err
+    (entry,) = [json.loads(line) for line in err.splitlines()]
+    assert entry["logger"] == "hapex.test" and entry["service"] == "hapex"
+    assert entry["message"] == "refreshing with token=[redacted]"
 
 
 def test_each_line_is_one_json_object():
