@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask
 
 from agent_service.config import AgentConfig
-from shared import access_log
+from shared import access_log, request_input
 from shared.db import Database
 from shared.errors import register_json_errors
 
@@ -34,6 +34,7 @@ def create_app(config: AgentConfig, *, database: Database | None = None) -> Flas
     app.extensions["hapex_runtime"] = AgentRuntime.build(db, vault, config)
 
     access_log.install(app)
+    request_input.install(app)  # first: unusable input is refused before sessions, tokens or CSRF
     register_json_errors(app)
     auth.install(app, config)
     app.register_blueprint(health.blueprint)

@@ -28,6 +28,7 @@ from agent_service.auth import (
 )
 from agent_service.contract import Contract, contract, contract_of
 from shared.errors import HapexError, ValidationFailed
+from shared.request_input import InputRefused
 
 blueprint = Blueprint("openapi", __name__)
 
@@ -71,7 +72,8 @@ def _refusals(declared: Contract, *, open_route: bool, client_route: bool) -> di
     """Each status the view may refuse with, described by the names and sentences it answers."""
     refusals: list[type[HapexError]] = list(declared.refusals)
     if declared.body is not None or declared.query is not None:
-        refusals.insert(0, ValidationFailed)
+        # InputRefused: what the door (shared.request_input) refuses before the view loads anything.
+        refusals[:0] = [ValidationFailed, InputRefused]
     if not open_route:
         refusals += [MissingToken, WrongToken]
     if client_route:

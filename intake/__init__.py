@@ -12,7 +12,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from intake.agent_client import AgentClient
 from intake.config import IntakeConfig
-from shared import access_log
+from shared import access_log, request_input
 from shared.catalog import CATALOG, Catalog
 from shared.db import Database
 
@@ -65,6 +65,7 @@ def create_app(
     app.extensions["hapex_login_throttle"] = LoginThrottle(db, throttle_key)
 
     access_log.install(app, secret_prefixes=("/hooks/",))
+    request_input.install(app)  # first: unusable input is refused before sessions, tokens or CSRF
     auth.install(app)
     csrf = CSRFProtect(app)
     # Called by other systems with a secret URL, not by a browser holding a session.

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, flash, g, redirect, render_template, url_for
+from flask import Flask, flash, g, jsonify, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
 from intake.agent_client import ClientProofRefused, use_proof
 from shared.db import DatabaseUnavailable
+from shared.request_input import InputRefused
 
 logger = logging.getLogger(__name__)
 
@@ -45,10 +46,20 @@ def install(app: Flask) -> None:
         if status >= 500:
             return _page(status, "Something went wrong", "Something went wrong on our side.")
         title, message = MESSAGES.get(status, ("Error", "The request could not be completed."))
+        if request.blueprint == "hooks":  # called by other systems: the JSON shape, as its own answers
+            return jsonify(error=title.lower().replace(" ", "_"), message=message), status
         response = exc.get_response()
         rendered = render_template("error.html", status=status, title=title, message=message)
         headers = {k: v for k, v in response.headers.items() if k in ("Allow", "Retry-After")}
         return rendered, status, headers
+
+    @app.errorhandler(InputRefused)
+    def _input_refused(exc: InputRefused) -> ResponseReturnValue:
+        # Refused at the door (shared.request_input), before any view ran: nothing was changed.
+        logger.info("input refused", extra={"error": exc.name, "error_class": type(exc).__name__})
+        if request.blueprint == "hooks":
+            return jsonify(exc.body()), exc.status
+        return _page(exc.status, "Bad request", f"{exc.message} Nothing was changed.")
 
     @app.errorhandler(DatabaseUnavailable)
     def _database_unavailable(exc: DatabaseUnavailable) -> ResponseReturnValue:

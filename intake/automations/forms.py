@@ -23,6 +23,7 @@ from werkzeug.datastructures import MultiDict
 
 from shared.automations.definition import MAX_STEPS
 from shared.catalog import CAPABILITIES, Capability
+from shared.request_input import UnreadableJSON, load_json
 
 TRIGGER_KINDS = ("manual", "schedule", "webhook")
 # Indices above this in a posted form are ignored rather than parsed: MAX_STEPS is the real limit,
@@ -306,6 +307,8 @@ def definition_from_draft(draft: AutomationDraft) -> tuple[dict[str, Any], dict[
                 continue
             try:
                 given[name] = _typed(raw, input_field.kind)
+            except UnreadableJSON as refused:
+                unreadable[f"steps.{index}.input.{name}"] = [refused.refusal.message]
             except ValueError:
                 unreadable[f"steps.{index}.input.{name}"] = [NOT_JSON]
         steps.append({"capability": step.capability, "input": given})
@@ -324,7 +327,7 @@ def _typed(raw: str, kind: str) -> Any:
     if kind == "lines":
         return [line.strip() for line in text.split("\n") if line.strip()]
     if kind == "json":
-        return json.loads(text)
+        return load_json(text)
     if kind == "boolean":
         return {"true": True, "false": False}.get(text.strip(), text.strip())
     if kind == "text":

@@ -30,6 +30,7 @@ from intake.automations import repository
 from intake.db import get_agent, get_db
 from shared.db import tenant_transaction
 from shared.db.pool import Connection
+from shared.request_input import body_ignored
 
 logger = logging.getLogger(__name__)
 
@@ -84,6 +85,7 @@ def _throttle() -> LoginThrottle:
 
 # The access log masks everything after /hooks/ (intake/__init__.py installs it so).
 @blueprint.route("/hooks/<path:secret>", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
+@body_ignored
 def trigger(secret: str) -> ResponseReturnValue:
     if request.method != "POST":
         return _error(405, "method_not_allowed", "Call this address with POST.", Allow="POST")
