@@ -22,6 +22,7 @@ from shared.config import (
     ConfigError,
     Environment,
     PoolSettings,
+    is_local_host,
     log_format,
     provider_variables,
     refuse_loopback_providers,
@@ -90,6 +91,9 @@ def smtp_settings(env: Environment) -> SMTPSettings | None:
     if username and not starttls and port != IMPLICIT_TLS_PORT:
         raise ConfigError("HAPEX_SMTP_STARTTLS", "must be true when HAPEX_SMTP_USERNAME is set, "
                                                  "or the password would cross the network in clear")
+    if not starttls and port != IMPLICIT_TLS_PORT and not is_local_host(host):
+        raise ConfigError("HAPEX_SMTP_STARTTLS", "must be true unless HAPEX_SMTP_HOST is this machine, "
+                                                 "or notices would cross the network in clear")
     return SMTPSettings(host=host, port=port, sender=sender, username=username,
                         password=Secret(password) if password else None, starttls=starttls)
 

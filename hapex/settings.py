@@ -55,7 +55,7 @@ class LauncherSettings:
         env = Environment(source, declared=cls.variables())
         return cls(
             environ=dict(source),
-            database_url=env.get("DATABASE_URL"),
+            database_url=env.database_url("DATABASE_URL", required=False) or None,
             data_dir=env.get("HAPEX_DATA_DIR"),
             workers=env.integer("HAPEX_WORKERS", 1, minimum=0, maximum=64),
             bind_host=env.get("HAPEX_BIND_HOST", "0.0.0.0") or "0.0.0.0",  # noqa: S104

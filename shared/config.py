@@ -14,6 +14,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from urllib.parse import urlsplit
 
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
+
 from shared.catalog import ENDPOINT_FIELDS, PROVIDERS, AuthKind, Provider, ResolvedCatalog
 from shared.secret import Secret
 
@@ -93,10 +96,13 @@ class Environment:
             return False
         raise ConfigError(name, "must be true or false")
 
-    def database_url(self, name: str) -> str:
-        value = self.require(name)
+    def database_url(self, name: str, *, required: bool = True) -> str:
+        value = self.require(name) if required else self.get(name)
+        if value is None:
+            return ""
         if urlsplit(value).scheme not in {"postgresql", "postgres"} and "=" not in value:
             raise ConfigError(name, "must be a postgresql:// URL or a libpq connection string")
+        check_database_tls(name, value)
         return value
 
     def https_url(self, name: str, *, required: bool = True) -> str | None:
@@ -121,6 +127,31 @@ class Environment:
         if not os.path.isfile(value):
             raise ConfigError(name, "must name a readable file")
         return value
+
+
+def is_local_host(host: str) -> bool:
+    """Whether traffic to the host stays on this machine: loopback, or a unix socket directory (libpq)."""
+    host = host.strip().strip("[]")
+    return host.startswith(("/", "@")) or is_loopback_host(host)
+
+
+def check_database_tls(name: str, dsn: str) -> None:
+    """A database on another host is reached only over TLS that verifies its certificate and name.
+
+    sslmode=require encrypts but accepts any certificate (a man in the middle); verify-full also
+    checks the CA and the host name. The message names the variable, never the DSN (it holds a password).
+    """
+    try:
+        params = conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError:
+        raise ConfigError(name, "must be a postgresql:// URL or a libpq connection string") from None
+    hosts = [h for h in str(params.get("host") or "").split(",") if h.strip()]
+    hosts += [h for h in str(params.get("hostaddr") or "").split(",") if h.strip()]
+    if all(is_local_host(host) for host in hosts):  # no host at all: libpq's unix socket
+        return
+    if params.get("sslmode") != "verify-full":
+        raise ConfigError(name, "must set sslmode=verify-full (the database is on another host, "
+                                "and nothing but verified TLS may carry its traffic)")
 
 
 @dataclass(frozen=True)
@@ -176,8 +207,13 @@ def resolve_catalog(env: Environment, providers: Mapping[str, Provider] = PROVID
     for key, provider in providers.items():
         endpoints = {}
         for endpoint in ENDPOINT_FIELDS:
-            value = env.get(endpoint_variable(provider, endpoint))
+            variable = endpoint_variable(provider, endpoint)
+            value = env.get(variable)
             if value:
+                parts = urlsplit(value)
+                # Tokens, codes and client secrets travel to these: never in clear, wherever they point.
+                if parts.scheme != "https" or not parts.hostname:
+                    raise ConfigError(variable, "must be an https:// URL")
                 endpoints[endpoint] = value
         resolved[key] = provider.with_endpoints(endpoints)
         name = env.get(f"{provider.env_prefix}_NAME")

@@ -10,6 +10,7 @@ from email.message import EmailMessage
 from email.utils import formatdate, make_msgid, parseaddr
 
 from agent_service.notifications.messages import Notice
+from shared.config import is_local_host
 from shared.secret import Secret
 
 TIMEOUT_SECONDS = 15
@@ -45,8 +46,15 @@ def build_message(sender: str, recipient: str, notice: Notice) -> EmailMessage:
     return message
 
 
+class CleartextRefused(smtplib.SMTPException):
+    """Settings without TLS for a host that is not this machine: nothing is sent."""
+
+
 def send_email(settings: SMTPSettings, recipients: Iterable[str], notice: Notice) -> None:
     """Send the notice to each recipient in one SMTP session; raises smtplib or OS errors."""
+    if not settings.starttls and not settings.implicit_tls and not is_local_host(settings.host):
+        # AgentConfig refuses such settings at start; this holds for settings built any other way.
+        raise CleartextRefused("SMTP without TLS is allowed only to this machine")
     context = ssl.create_default_context()
     smtp: smtplib.SMTP
     if settings.implicit_tls:

@@ -34,6 +34,7 @@ DOCKERFILE = ROOT / "deploy" / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
 ENV_EXAMPLE = ROOT / ".env.example"
 POSTGRES_INIT = ROOT / "deploy" / "postgres-init"
+README = ROOT / "deploy" / "README.md"
 MIGRATIONS = ROOT / "shared" / "migrations"
 
 HAPEX_SERVICES = ("migrate", "intake", "agent", "worker")
@@ -326,6 +327,55 @@ def test_tls_between_the_services():
             assert mounts[env[variable]].startswith("./deploy/tls/")
     assert bind_mounts("intake")[intake["AGENT_SERVICE_CA"]].startswith("./deploy/tls/")
     assert "TLS_KEY_FILE" not in environment("worker")
+
+
+DATABASE_URLS = {"migrate": "DATABASE_URL", "intake": "INTAKE_DATABASE_URL", "agent": "AGENT_DATABASE_URL",
+                 "worker": "AGENT_DATABASE_URL"}
+
+
+def filled(value: str) -> str:
+    """A compose value with each ${...} reference replaced by a stand-in, as compose would with .env."""
+    return _INTERPOLATION.sub("x" * 24, value)
+
+
+def test_every_database_url_verifies_the_servers_certificate_and_name():
+    from psycopg.conninfo import conninfo_to_dict
+
+    from shared.config import check_database_tls
+
+    for name, variable in DATABASE_URLS.items():
+        dsn = filled(environment(name)[variable])
+        params = conninfo_to_dict(dsn)
+        assert params.get("sslmode") == "verify-full", f"{name}'s {variable} must set sslmode=verify-full"
+        assert params["host"] == "postgres"
+        assert bind_mounts(name).get(params.get("sslrootcert", "")) == "./deploy/tls/ca.pem", (
+            f"{name} must mount the CA its {variable} names as sslrootcert")
+        check_database_tls(variable, dsn)  # what the service itself checks at start
+    for name in HAPEX_SERVICES:
+        for key, value in environment(name).items():
+            if parse_url(value).scheme.startswith("postgres"):
+                assert key == DATABASE_URLS[name], f"{name}'s {key} is a database URL the test does not know"
+
+
+def test_postgres_serves_tls_with_its_own_certificate_and_refuses_connections_without_it():
+    argv = [str(part) for part in service("postgres")["command"]]
+    assert argv[0] == "postgres"
+    settings = dict(arg.split("=", 1) for previous, arg in zip(argv, argv[1:], strict=False) if previous == "-c")
+    assert settings["ssl"] == "on"
+    mounts = bind_mounts("postgres")
+    assert mounts[settings["ssl_cert_file"]] == "./deploy/tls/postgres.pem"
+    assert mounts[settings["ssl_key_file"]] == "./deploy/tls/postgres-key.pem"
+    for name in HAPEX_SERVICES:
+        assert "./deploy/tls/postgres-key.pem" not in bind_mounts(name).values()
+    rules = [line.split() for line in (ROOT / mounts[settings["hba_file"]]).read_text(encoding="utf-8").splitlines()
+             if line.strip() and not line.lstrip().startswith("#")]
+    network = [rule for rule in rules if rule[0] != "local"]
+    assert network[0] == ["hostnossl", "all", "all", "all", "reject"], "a connection without TLS must be refused first"
+    assert all(rule[0] in ("hostnossl", "hostssl") for rule in network), "a `host` line would allow clear text"
+    assert all(rule[-1] == "scram-sha-256" for rule in network if rule[0] == "hostssl")
+    # The certificate the services verify names the host they connect to.
+    readme = README.read_text(encoding="utf-8")
+    assert "for name in agent intake postgres" in readme and "DNS:$name" in readme and "postgres-key.pem" in readme
 
 
 def test_compose_holds_no_secret_values():
