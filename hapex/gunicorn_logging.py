@@ -16,7 +16,9 @@ from typing import Any
 
 from gunicorn.glogging import Logger
 
-_INVALID_REQUEST = re.compile(r"^(Invalid request from ip=[^:]*): ([^:'\"(]*)")
+_INVALID_REQUEST = re.compile(r"^Invalid request from ip=(\S*?): (.*)$", re.DOTALL)
+# The kind of failure: what gunicorn's message says before it quotes what it read.
+_KIND = re.compile(r"[^:'\"(\[]*")
 _ERROR_HANDLING = "Error handling request"
 WITHHELD = "(what the client sent is not logged)"
 
@@ -25,7 +27,9 @@ def masked(message: str) -> str:
     """The message without the request line, URI or header text a client sent."""
     invalid = _INVALID_REQUEST.match(message)
     if invalid:
-        return f"{invalid.group(1)}: {invalid.group(2).strip()} {WITHHELD}"
+        kind = _KIND.match(invalid.group(2))
+        described = kind.group(0).strip() if kind else ""
+        return f"Invalid request from ip={invalid.group(1)}: {described or 'unreadable'} {WITHHELD}"
     if message.startswith(_ERROR_HANDLING):
         return f"{_ERROR_HANDLING} {WITHHELD}"
     return message
