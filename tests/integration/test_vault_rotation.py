@@ -239,7 +239,7 @@ def test_the_agent_with_only_the_new_key_refuses_to_start_before_rotation(rows_u
 
 def test_open_vault_reads_keys_from_the_agent_config(rows_under_key_1, agent_db):
     config = AgentConfig.from_env({
-        "AGENT_DATABASE_URL": "postgresql://unused/hapex",
+        "AGENT_DATABASE_URL": "postgresql://unused/hapex?sslmode=verify-full",
         "AGENT_SERVICE_TOKEN": "service-token-" + "a1b2c3d4e5f6g7h8i9j0" * 2,
         "AGENT_ADMIN_TOKEN": "admin-token-" + "z9y8x7w6v5u4t3s2r1q0" * 2,
         "CREDENTIAL_ENCRYPTION_KEY": b64(KEY_2),
