@@ -25,7 +25,7 @@ import intake.accounts.forms
 import intake.chat.forms
 import intake.connections.forms
 from shared.request_input import MAX_JSON_DEPTH
-from tests.agent_api import ADMIN, SERVICE, bearer
+from tests.agent_api import ADMIN, acting_for, bearer
 from tests.factories import client_of, make_automation, make_connection
 from tests.integration.conftest import BASE_URL, PASSWORD, Visitor, new_email
 
@@ -254,7 +254,7 @@ def test_every_agent_route_refuses_unstorable_json_and_query_integers_whole(agen
     statuses: dict[str, set[int]] = {}
     for method, rule, endpoint in routes:
         path = fill(rule, ids)
-        headers = bearer(ADMIN if rule.startswith("/v1/admin/") else SERVICE)
+        headers = bearer(ADMIN) if rule.startswith("/v1/admin/") else acting_for(intake_db, client_id)
 
         if method == "GET":
             @SETTINGS

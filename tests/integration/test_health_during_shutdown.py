@@ -23,7 +23,7 @@ import pytest
 from hapex.localstack import embedded_db
 from shared.db import Database
 from shared.db.migrate import apply_migrations
-from tests.agent_api import SERVICE, bearer, build_agent_app
+from tests.agent_api import acting_for, build_agent_app
 from tests.conftest import REPO_ROOT, TestDatabase
 from tests.factories import make_client
 from tests.integration.conftest import AGENT_TOKEN, WSGIAdapter, build_intake_app
@@ -57,6 +57,7 @@ def test_readiness_is_503_never_500_through_a_database_shutdown(own_server):
         agent_client = build_agent_app(database, agent_db).test_client()
         client_id = make_client(intake_db)
         tenant_route = f"/v1/clients/{client_id}/connections"
+        as_client = acting_for(intake_db, client_id)
 
         def answers() -> dict[str, int]:
             return {
@@ -65,7 +66,7 @@ def test_readiness_is_503_never_500_through_a_database_shutdown(own_server):
                 "intake /login": intake.get("/login", base_url="https://intake.test").status_code,
                 "agent /healthz": agent_client.get("/healthz").status_code,
                 "agent /readyz": agent_client.get("/readyz").status_code,
-                "agent tenant route": agent_client.get(tenant_route, headers=bearer(SERVICE)).status_code,
+                "agent tenant route": agent_client.get(tenant_route, headers=as_client).status_code,
             }
 
         assert set(answers().values()) == {200}
