@@ -226,35 +226,42 @@ def spki_pin(cert_path: Path) -> str:
 
 
 @pytest.fixture(scope="session")
-def browser(live_stack):  # type: ignore[no-untyped-def]
-    """Headless Chromium from the system (Debian's `chromium`), driven by Playwright.
-
-    It trusts exactly the stack's server key (an SPKI pin), not every certificate.
-    """
-    executable = find_chromium()
-    if executable is None:
+def playwright_driver():  # type: ignore[no-untyped-def]
+    """The one Playwright driver of the test session (a second sync_playwright in the same thread fails)."""
+    if find_chromium() is None:
         if os.environ.get("CI"):
             pytest.fail("no Chromium found; .ci/run installs Debian's chromium package")
         pytest.skip("no Chromium found: install it (Debian: apt-get install chromium) or set CHROMIUM_PATH")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=executable,
-            headless=True,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                f"--ignore-certificate-errors-spki-list={spki_pin(live_stack.tls.server_cert)}",
-            ],
-        )
-        yield browser
-        browser.close()
+        yield playwright
+
+
+def launch_chromium(playwright_driver, server_cert: Path):  # type: ignore[no-untyped-def]
+    """Headless Chromium from the system (Debian's `chromium`) trusting exactly one server key (an SPKI pin)."""
+    return playwright_driver.chromium.launch(
+        executable_path=find_chromium(),
+        headless=True,
+        args=[
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--ignore-certificate-errors-spki-list={spki_pin(server_cert)}",
+        ],
+    )
+
+
+@pytest.fixture(scope="session")
+def browser(playwright_driver, live_stack):  # type: ignore[no-untyped-def]
+    """Headless Chromium trusting exactly the stack's server key, not every certificate."""
+    browser = launch_chromium(playwright_driver, live_stack.tls.server_cert)
+    yield browser
+    browser.close()
 
 
 @pytest.fixture

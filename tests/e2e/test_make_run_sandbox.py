@@ -27,7 +27,7 @@ import pytest
 import requests
 from playwright.sync_api import Page, expect
 
-from tests.e2e.conftest import find_chromium, free_port, spki_pin, wait_for
+from tests.e2e.conftest import free_port, launch_chromium, wait_for
 
 pytestmark = pytest.mark.e2e
 PASSWORD = "correct horse battery staple"
@@ -86,21 +86,10 @@ def made_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MadeRun]:
 
 
 @pytest.fixture(scope="module")
-def browser(made_run: MadeRun):  # type: ignore[no-untyped-def]
-    executable = find_chromium()
-    if executable is None:
-        if os.environ.get("CI"):
-            pytest.fail("no Chromium found; .ci/run installs Debian's chromium package")
-        pytest.skip("no Chromium found: install it (Debian: apt-get install chromium) or set CHROMIUM_PATH")
-    from playwright.sync_api import sync_playwright
-
-    pin = spki_pin(made_run.data_dir / "tls" / "server.pem")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=executable, headless=True, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-            f"--ignore-certificate-errors-spki-list={pin}"])
-        yield browser
-        browser.close()
+def browser(playwright_driver, made_run: MadeRun):  # type: ignore[no-untyped-def]
+    browser = launch_chromium(playwright_driver, made_run.data_dir / "tls" / "server.pem")
+    yield browser
+    browser.close()
 
 
 @pytest.fixture
