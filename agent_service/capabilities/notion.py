@@ -18,9 +18,6 @@ from agent_service.capabilities.base import (
 )
 from shared.secret import Secret
 
-NOTION_VERSION = "2022-06-28"
-
-
 def append_to_page(ctx: StepContext, token: Secret | None, data: dict[str, Any]) -> StepResult:
     """One paragraph block at the end of the page.
 
@@ -30,7 +27,7 @@ def append_to_page(ctx: StepContext, token: Secret | None, data: dict[str, Any])
              "paragraph": {"rich_text": [{"type": "text", "text": {"content": data["text"]}}]}}
     response = ctx.http.request("PATCH", f"blocks/{path_segment(data['page_id'], 'Notion page id')}/children",
                                 token=require_token(token, ctx.http.provider), check=False,
-                                headers={"Notion-Version": NOTION_VERSION}, json={"children": [block]})
+                                headers=dict(ctx.http.provider.api_headers), json={"children": [block]})
     if response.status_code == 404:
         raise ProviderRefused("Notion cannot find that page; share it with the Hapex integration.")
     if response.status_code == 409:  # conflict_error: Notion's advice is to retry

@@ -33,6 +33,8 @@ logger = logging.getLogger(__name__)
 
 QUERIES = QuerySet(Path(__file__).with_name("lifecycle.sql"))
 REVOCATION_PENDING = "revocation_pending"
+# Retries ran out without the provider confirming: the client must remove Hapex at the provider.
+REVOCATION_UNCONFIRMED = "revocation_unconfirmed"
 
 
 class ConnectionMissing(NotFound):
@@ -149,7 +151,7 @@ def pause_dependents(conn: Connection, provider: Provider, reason: str | None = 
 def _revocation_purpose(provider: Provider, purposes: set[str]) -> Purpose | None:
     """Which stored token to hand the provider's revocation call."""
     order = [Purpose.ACCESS_TOKEN, Purpose.REFRESH_TOKEN]
-    if provider.revocation in (Revocation.RFC7009, Revocation.HUBSPOT):
+    if provider.revocation is Revocation.RFC7009:
         order.reverse()  # revoking the refresh token ends the whole grant
     for purpose in order:
         if purpose.value in purposes:
@@ -218,10 +220,12 @@ def finish_pending_revocation(db: Database, vault: Vault, *, client_id: uuid.UUI
             outcome = RevocationOutcome.ALREADY_INVALID
     if outcome is RevocationOutcome.RETRY_LATER and not give_up:
         return outcome
+    unconfirmed = outcome is RevocationOutcome.RETRY_LATER
     with tenant_transaction(db, client_id) as conn:
         execute(conn, QUERIES["delete_credentials"], connection_id=connection_id)
-        execute(conn, QUERIES["mark_revoked"], connection_id=connection_id, reason=None)
-    if outcome is RevocationOutcome.RETRY_LATER:
+        execute(conn, QUERIES["mark_revoked"], connection_id=connection_id,
+                reason=REVOCATION_UNCONFIRMED if unconfirmed else None)
+    if unconfirmed:
         logger.warning("revocation abandoned after retries; ciphertext deleted",
                        extra={"client_id": client_id, "connection_id": connection_id, "provider": provider.key})
     return outcome

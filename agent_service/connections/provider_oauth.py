@@ -22,7 +22,7 @@ from requests.auth import HTTPBasicAuth
 from requests_oauthlib import OAuth2Session
 
 from agent_service.outbound_tls import OutboundTLSAdapter, outbound_session
-from shared.catalog import Provider, Revocation, TokenAuth
+from shared.catalog import Provider, Revocation, TokenAuth, TokenRequest
 from shared.errors import HapexError
 from shared.secret import Secret
 
@@ -83,13 +83,36 @@ class RevocationOutcome(StrEnum):
     UNSUPPORTED = "unsupported"
 
 
-def _session(verify: str, **kwargs: Any) -> OAuth2Session:
+def _session(provider: Provider, verify: str, **kwargs: Any) -> OAuth2Session:
     session = OAuth2Session(**kwargs)
     session.trust_env = False
     session.mount("https://", OutboundTLSAdapter(verify))
     session.register_compliance_hook("access_token_response", _check_token_response)
     session.register_compliance_hook("refresh_token_response", _check_token_response)
+    if provider.token_request is TokenRequest.JSON:
+        session.register_compliance_hook("access_token_request", _as_json_body)
     return session
+
+
+def _as_json_body(url: str, headers: dict[str, str], request_kwargs: dict[str, Any]
+                  ) -> tuple[str, dict[str, str], dict[str, Any]]:
+    """The same token request parameters as a JSON object, for a provider that documents JSON (Notion)."""
+    parameters = request_kwargs.pop("data", {})
+    return url, {**headers, "Content-Type": "application/json"}, {**request_kwargs, "json": parameters}
+
+
+def _refresh_with_json(session: OAuth2Session, provider: Provider, client: OAuthClient, refresh_token: Secret,
+                       verify: str) -> dict[str, Any]:
+    """Notion's refresh (developers.notion.com/reference/refresh-a-token): JSON body, HTTP Basic client."""
+    assert provider.token_url is not None
+    response = session.post(
+        provider.token_url,
+        json={"grant_type": "refresh_token", "refresh_token": refresh_token.reveal()},
+        auth=HTTPBasicAuth(client.client_id, client.client_secret.reveal()),
+        headers={"Accept": "application/json"}, timeout=TIMEOUT, verify=verify, withhold_token=True,
+    )
+    response = _check_token_response(response)
+    return dict(session._client.parse_request_body_response(response.text))
 
 
 def _retry_after(response: requests.Response) -> float | None:
@@ -157,7 +180,7 @@ def _auth_kwargs(provider: Provider, client: OAuthClient) -> dict[str, Any]:
 def exchange_code(provider: Provider, client: OAuthClient, *, code: Secret, code_verifier: Secret,
                   redirect_uri: str, verify: str) -> TokenSet:
     """Trade an authorization code (and its PKCE verifier) for tokens."""
-    session = _session(verify, client_id=client.client_id, redirect_uri=redirect_uri)
+    session = _session(provider, verify, client_id=client.client_id, redirect_uri=redirect_uri)
     try:
         token = session.fetch_token(
             provider.token_url,
@@ -179,7 +202,7 @@ def exchange_code(provider: Provider, client: OAuthClient, *, code: Secret, code
 def refresh_access_token(provider: Provider, client: OAuthClient, *, refresh_token: Secret,
                          verify: str) -> TokenSet:
     """A fresh access token; the refresh token too if the provider rotates it."""
-    session = _session(verify, client_id=client.client_id)
+    session = _session(provider, verify, client_id=client.client_id)
     extra: dict[str, Any] = {}
     if provider.token_auth is TokenAuth.BASIC:
         extra["auth"] = HTTPBasicAuth(client.client_id, client.client_secret.reveal())
@@ -187,9 +210,12 @@ def refresh_access_token(provider: Provider, client: OAuthClient, *, refresh_tok
         extra["client_id"] = client.client_id
         extra["client_secret"] = client.client_secret.reveal()
     try:
-        token = session.refresh_token(
-            provider.token_url, refresh_token=refresh_token.reveal(), timeout=TIMEOUT, verify=verify, **extra
-        )
+        if provider.token_request is TokenRequest.JSON:
+            token = _refresh_with_json(session, provider, client, refresh_token, verify)
+        else:
+            token = session.refresh_token(
+                provider.token_url, refresh_token=refresh_token.reveal(), timeout=TIMEOUT, verify=verify, **extra
+            )
     except InvalidGrantError:
         raise InvalidGrant() from None
     except OAuth2Error as exc:
@@ -205,49 +231,72 @@ def refresh_access_token(provider: Provider, client: OAuthClient, *, refresh_tok
 
 def revoke(provider: Provider, client: OAuthClient | None, *, token: Secret, token_type_hint: str,
            verify: str) -> RevocationOutcome:
-    """Ask the provider to forget a token; an already-invalid token counts as revoked."""
+    """Ask the provider to forget a token, authenticating as at its token endpoint (RFC 7009 2.1).
+
+    Only success, or the answer the provider documents for a token it does not know, counts as
+    revoked; a refused client authentication (401 invalid_client), a 5xx or anything else is a
+    revocation that did not happen, to be retried.
+    """
     if provider.revocation is Revocation.NONE or not provider.revocation_url:
         return RevocationOutcome.UNSUPPORTED
+    if client is None and provider.revocation is not Revocation.SLACK:
+        # Without Hapex's client secret the provider cannot accept the request (RFC 7009 2.1).
+        logger.warning("revocation not attempted: no OAuth client configured", extra={"provider": provider.key})
+        return RevocationOutcome.RETRY_LATER
     session = outbound_session(verify)
     value = token.reveal()
     try:
-        if provider.revocation is Revocation.RFC7009:
-            data = {"token": value, "token_type_hint": token_type_hint}
-            if client is not None:
-                data["client_id"] = client.client_id
-            response = session.post(provider.revocation_url, data=data, timeout=TIMEOUT, verify=verify)
-        elif provider.revocation is Revocation.SLACK:
+        if provider.revocation is Revocation.SLACK:
             response = session.post(provider.revocation_url, headers={"Authorization": f"Bearer {value}"},
                                     timeout=TIMEOUT, verify=verify)
-        elif provider.revocation is Revocation.HUBSPOT:
-            response = session.delete(f"{provider.revocation_url}/{value}", timeout=TIMEOUT, verify=verify)
-        else:  # Revocation.NOTION
-            auth = HTTPBasicAuth(client.client_id, client.client_secret.reveal()) if client else None
-            response = session.post(provider.revocation_url, json={"token": value}, auth=auth,
-                                    headers={"Notion-Version": "2022-06-28"}, timeout=TIMEOUT, verify=verify)
+        else:
+            assert client is not None
+            secret = client.client_secret.reveal()
+            basic = HTTPBasicAuth(client.client_id, secret) if provider.token_auth is TokenAuth.BASIC else None
+            if provider.revocation is Revocation.NOTION:
+                response = session.post(provider.revocation_url, json={"token": value}, auth=basic,
+                                        headers=dict(provider.api_headers), timeout=TIMEOUT, verify=verify)
+            else:  # Revocation.RFC7009
+                data = {"token": value, "token_type_hint": token_type_hint}
+                if basic is None:
+                    data |= {"client_id": client.client_id, "client_secret": secret}
+                response = session.post(provider.revocation_url, data=data, auth=basic, timeout=TIMEOUT,
+                                        verify=verify)
     except requests.RequestException:
         return RevocationOutcome.RETRY_LATER
     finally:
         del value
-    return _revocation_outcome(provider, response)
+    outcome = _revocation_outcome(provider, response)
+    if outcome is RevocationOutcome.RETRY_LATER:
+        logger.warning("revocation not confirmed by the provider",
+                       extra={"provider": provider.key, "status": response.status_code})
+    return outcome
+
+
+def _error_code(response: requests.Response) -> str | None:
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    if not isinstance(body, dict):
+        return None
+    code = body.get("error")
+    return code if isinstance(code, str) else None
 
 
 def _revocation_outcome(provider: Provider, response: requests.Response) -> RevocationOutcome:
-    if response.status_code == 429 or response.status_code >= 500:
-        return RevocationOutcome.RETRY_LATER
-    if provider.revocation is Revocation.SLACK:
+    if provider.revocation is Revocation.SLACK and response.status_code == 200:
         try:
             body = response.json()
         except ValueError:
             return RevocationOutcome.RETRY_LATER
-        if body.get("ok"):
+        if isinstance(body, dict) and body.get("ok") is True:
             return RevocationOutcome.REVOKED
-        return RevocationOutcome.ALREADY_INVALID if body.get("error") in SLACK_INVALID_GRANT | {
-            "invalid_auth", "not_authed", "account_inactive"} else RevocationOutcome.RETRY_LATER
+        if _error_code(response) in provider.revocation_token_unknown:
+            return RevocationOutcome.ALREADY_INVALID
+        return RevocationOutcome.RETRY_LATER
     if response.status_code in (200, 204):
         return RevocationOutcome.REVOKED
-    if response.status_code in (400, 401, 404):
-        # RFC 7009 2.2.1: an invalid token is answered 200; providers that answer 400
-        # (Google: invalid_token) or 404 mean the token is already unusable.
+    if response.status_code == 400 and _error_code(response) in provider.revocation_token_unknown:
         return RevocationOutcome.ALREADY_INVALID
     return RevocationOutcome.RETRY_LATER

@@ -71,10 +71,11 @@ AGENT_UNREACHABLE = "We could not reach the service that holds your connections,
                     "Please try again in a few minutes."
 REVOCATION_MESSAGES = {
     "revoked": "{name} confirmed that Hapex's access is revoked, and the stored credentials were deleted.",
-    "already_invalid": "{name} had already ended this access; the stored credentials were deleted.",
+    "already_invalid": "{name} confirmed that it no longer accepts this access; the stored credentials were deleted.",
     "retry_later": (
-        "{name} could not be reached to revoke Hapex's access. The connection can no longer be used; "
-        "Hapex keeps asking {name} to revoke it and deletes the stored credentials once it has."
+        "{name} has not confirmed that Hapex's access is revoked: it refused or could not take the request. "
+        "Hapex no longer uses this connection and keeps asking {name}; until {name} confirms, its access may "
+        "still work."
     ),
     "unsupported": "The stored credentials were deleted. {name} offers Hapex no way to revoke its access itself.",
     "already_disconnected": "This connection was already disconnected.",
@@ -464,8 +465,8 @@ def disconnect(connection_id: uuid.UUID) -> ResponseReturnValue:
     message = REVOCATION_MESSAGES.get(outcome, "The connection was disconnected.")
     if row["auth_kind"] == AuthKind.API_KEY.value and outcome == "unsupported":
         message = "The stored key was deleted. Change or remove it where it is used, too."
-    elif outcome == "unsupported" and provider is not None and provider.manage_access_url:
-        message += f" Remove Hapex there too, at {provider.manage_access_url}."
+    elif outcome in ("unsupported", "retry_later") and provider is not None and provider.manage_access_url:
+        message += f" To end it now, remove Hapex at {provider.manage_access_url}."
     flash(message.format(name=name))
     with tenant_transaction(get_db(), client_id) as conn:
         now = repository.automation_statuses(conn, client_id=client_id, automation_ids=dependents)

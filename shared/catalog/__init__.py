@@ -14,6 +14,7 @@ from shared.catalog.model import (
     Revocation,
     Scope,
     TokenAuth,
+    TokenRequest,
 )
 from shared.catalog.registry import (
     CAPABILITIES,
@@ -43,6 +44,7 @@ __all__ = [
     "Revocation",
     "Scope",
     "TokenAuth",
+    "TokenRequest",
     "get_capability",
     "get_provider",
     "minimal_scopes",

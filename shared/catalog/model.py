@@ -23,12 +23,22 @@ class TokenAuth(StrEnum):
     BASIC = "client_secret_basic"
 
 
+class TokenRequest(StrEnum):
+    """How the token endpoint wants its parameters: RFC 6749's form encoding, or a JSON body (Notion)."""
+
+    FORM = "form"
+    JSON = "json"
+
+
 class Revocation(StrEnum):
-    """How a provider revokes a token; NONE means it offers no revocation call."""
+    """How a provider revokes a token; NONE means it offers no revocation call.
+
+    RFC7009 and NOTION authenticate the client as its token endpoint does (RFC 7009 2.1);
+    SLACK's auth.revoke is authorised by the token being revoked itself.
+    """
 
     RFC7009 = "rfc7009"
     SLACK = "slack_auth_revoke"
-    HUBSPOT = "hubspot_delete_refresh_token"
     NOTION = "notion_revoke"
     NONE = "none"
 
@@ -74,7 +84,18 @@ class Provider:
     # Where the provider documents how a client can review or remove access.
     manage_access_url: str | None = None
     token_auth: TokenAuth = TokenAuth.POST
+    token_request: TokenRequest = TokenRequest.FORM
     revocation: Revocation = Revocation.NONE
+    # The error codes with which the provider documents "this token is unknown or already
+    # invalid" at revocation; only these (and success) count as revoked, nothing else does.
+    revocation_token_unknown: frozenset[str] = frozenset()
+    # RFC 9207: the provider puts `iss` in every authorization response, so one without it is refused.
+    sends_issuer: bool = False
+    # Authorization parameters that merge a widening consent with the grant the provider already
+    # holds (Google's incremental authorization); used only when no granted scope is unused.
+    incremental_authorization_params: Mapping[str, str] = field(default_factory=dict)
+    # Headers every call to the provider's API carries (Notion's API version).
+    api_headers: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def env_prefix(self) -> str:

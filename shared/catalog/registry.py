@@ -15,6 +15,7 @@ from shared.catalog.model import (
     Revocation,
     Scope,
     TokenAuth,
+    TokenRequest,
 )
 
 R, W = Access.READ, Access.WRITE
@@ -33,6 +34,12 @@ GOOGLE = Provider(
     authorization_params={"access_type": "offline", "prompt": "consent"},
     manage_access_url="https://myaccount.google.com/connections",
     revocation=Revocation.RFC7009,
+    # developers.google.com/identity/protocols/oauth2/web-server#tokenrevoke: 200 once revoked,
+    # 400 `invalid_token` for a token Google does not know (expired or already revoked).
+    revocation_token_unknown=frozenset({"invalid_token"}),
+    # Google's authorization responses carry iss=https://accounts.google.com (RFC 9207).
+    sends_issuer=True,
+    incremental_authorization_params={"include_granted_scopes": "true"},
     scopes=(
         Scope(_G + "gmail.metadata", R,
               "See the sender, subject and date of your emails (never their bodies or attachments)."),
@@ -63,6 +70,9 @@ SLACK = Provider(
     scope_separator=",",
     manage_access_url="https://slack.com/apps/manage",
     revocation=Revocation.SLACK,
+    # api.slack.com/methods/auth.revoke: errors for a token Slack no longer accepts.
+    revocation_token_unknown=frozenset({"invalid_auth", "not_authed", "token_revoked", "token_expired",
+                                        "account_inactive"}),
     scopes=(Scope("chat:write", W, "Post messages as the Hapex app in channels it has been added to."),),
 )
 
@@ -81,9 +91,12 @@ MICROSOFT = Provider(
     manage_access_url="https://myapps.microsoft.com",
     scopes=(
         Scope("Mail.Read", R, "Search and read your Outlook mail; never send, change or delete it."),
-        Scope("Calendars.Read", R, "See the events on your Outlook calendars."),
+        # Graph's calendarView names Calendars.ReadBasic its least privilege: events without
+        # their body, attachments or extensions, which is all the step reads.
+        Scope("Calendars.ReadBasic", R,
+              "See the time and subject of the events on your Outlook calendars, never their details."),
         Scope("Calendars.ReadWrite", W, "Create events on your Outlook calendars.",
-              implies=frozenset({"Calendars.Read"})),
+              implies=frozenset({"Calendars.ReadBasic"})),
     ),
 )
 
@@ -98,8 +111,12 @@ NOTION = Provider(
     api_base_url="https://api.notion.com/v1",
     authorization_params={"owner": "user"},
     manage_access_url="https://www.notion.so/profile/integrations",
+    # developers.notion.com/reference/create-a-token, /refresh-a-token, /revoke-token: HTTP
+    # Basic client authentication and a JSON body, and the API version header on each.
     token_auth=TokenAuth.BASIC,
+    token_request=TokenRequest.JSON,
     revocation=Revocation.NOTION,
+    api_headers={"Notion-Version": "2022-06-28"},
     # Notion has no OAuth scopes: access is limited to the pages the client shares.
     scopes=(),
 )
@@ -110,11 +127,13 @@ HUBSPOT = Provider(
     auth_kind=AuthKind.OAUTH2,
     description="Create contacts in your CRM.",
     authorization_url="https://app.hubspot.com/oauth/authorize",
-    token_url="https://api.hubapi.com/oauth/v1/token",  # noqa: S106
-    revocation_url="https://api.hubapi.com/oauth/v1/refresh-tokens",
+    # The 2026-03 OAuth API (the v1 endpoints sunset on 2027-02-16 and put the refresh token in
+    # the URL path): form-encoded bodies with client_id and client_secret, revocation included.
+    token_url="https://api.hubapi.com/oauth/2026-03/token",  # noqa: S106
+    revocation_url="https://api.hubapi.com/oauth/2026-03/token/revoke",
     api_base_url="https://api.hubapi.com",
     manage_access_url="https://app.hubspot.com/connected-apps",
-    revocation=Revocation.HUBSPOT,
+    revocation=Revocation.RFC7009,
     scopes=(
         Scope("crm.objects.contacts.write", W, "Create contacts in your HubSpot CRM."),
     ),
@@ -170,7 +189,7 @@ CAPABILITIES: dict[str, Capability] = {
         Capability("outlook.search_mail", "microsoft", "Search Outlook mail", "Emails matching a search.",
                    R, ("Mail.Read",), s.OutlookSearchInput, s.GmailMessagesOutput),
         Capability("outlook.list_events", "microsoft", "List Outlook events", "Upcoming events.",
-                   R, ("Calendars.Read",), s.CalendarListInput, s.EventsOutput),
+                   R, ("Calendars.ReadBasic",), s.CalendarListInput, s.EventsOutput),
         Capability("outlook.create_event", "microsoft", "Create an Outlook event", "A new event.",
                    W, ("Calendars.ReadWrite",), s.CalendarCreateInput, s.CreatedOutput, side_effect=True),
         Capability("notion.append_to_page", "notion", "Append to a Notion page", "A paragraph at the end.",

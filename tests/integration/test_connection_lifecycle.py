@@ -194,3 +194,37 @@ def test_disconnecting_another_clients_connection_is_refused(agent_db, vault, cl
         disconnect(agent_db, vault, client_id=intruder, connection_id=row["connection_id"],
                    provider=get_provider("webhook"), oauth_client=None, verify=VERIFY)
     assert owner_conn.execute("SELECT status FROM connections").fetchone() == ("active",)
+
+
+@responses.activate
+def test_a_revocation_refused_as_invalid_client_keeps_the_ciphertext_and_is_retried_not_counted_as_revoked(
+        agent_db, vault, client_id, owner_conn):
+    refresh = canary("1//refresh")
+    connection_id = google_connect(agent_db, vault, client_id, refresh=refresh).connection["connection_id"]
+    responses.post(REVOKE_URL, status=401, json={"error": "invalid_client"})
+    outcome = disconnect(agent_db, vault, client_id=client_id, connection_id=connection_id,
+                         provider=get_provider("google"), oauth_client=CLIENT, verify=VERIFY)
+    assert outcome is RevocationOutcome.RETRY_LATER
+    sent = [c for c in responses.calls if c.request.url == REVOKE_URL][0].request.body
+    assert "client_secret=client-secret" in sent and "client_id=client-123" in sent
+    assert owner_conn.execute("SELECT status, status_reason FROM connections").fetchone() == (
+        "revoked", REVOCATION_PENDING)
+    assert owner_conn.execute("SELECT count(*) FROM credentials").fetchone() == (2,)
+    assert owner_conn.execute(
+        "SELECT count(*) FROM procrastinate_jobs WHERE task_name = 'hapex:finish_revocation' AND status = 'todo'"
+    ).fetchone() == (1,)
+
+
+@responses.activate
+def test_retries_that_never_get_a_confirmation_leave_the_connection_marked_unconfirmed(
+        agent_db, vault, client_id, owner_conn):
+    connection_id = google_connect(agent_db, vault, client_id).connection["connection_id"]
+    responses.post(REVOKE_URL, status=401, json={"error": "invalid_client"})
+    disconnect(agent_db, vault, client_id=client_id, connection_id=connection_id,
+               provider=get_provider("google"), oauth_client=CLIENT, verify=VERIFY)
+    last = finish_pending_revocation(agent_db, vault, client_id=client_id, connection_id=connection_id,
+                                     provider=get_provider("google"), oauth_client=CLIENT, verify=VERIFY,
+                                     give_up=True)
+    assert last is RevocationOutcome.RETRY_LATER
+    assert owner_conn.execute("SELECT status, status_reason FROM connections").fetchone() == (
+        "revoked", "revocation_unconfirmed")

@@ -630,3 +630,21 @@ def test_a_client_the_agent_does_not_know_is_a_clear_error_not_a_missing_connect
     assert answer.status_code == 503
     assert "so nothing was stored. Please start again in a few minutes." in text
     assert "no longer exists" not in text
+
+
+# --- issue 19 §2: OAuth as a real authorization server behaves -----------------------------
+
+
+def test_a_revocation_the_provider_refuses_is_told_plainly_with_the_providers_manage_access_link(
+        me, intake_db, provider, owner_conn):
+    answer, _, _ = connect_google(me, intake_db, provider)
+    connection_path = answer.headers["Location"]
+    provider.post(GOOGLE_REVOKE_URL, status=401, json={"error": "invalid_client"})
+    response = me.visitor.post(connection_path + "/disconnect", {"confirm": "y"}, token_from=connection_path)
+    assert response.status_code == 303
+    page = html.unescape(me.page(connection_path))
+    assert "had already ended" not in page
+    assert "Google Workspace has not confirmed that Hapex's access is revoked" in page
+    assert "remove Hapex at https://myaccount.google.com/connections" in page
+    assert owner_conn.execute("SELECT count(*) FROM credentials").fetchone() == (2,)
+    assert owner_conn.execute("SELECT status_reason FROM connections").fetchone() == ("revocation_pending",)

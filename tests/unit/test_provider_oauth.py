@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 from urllib.parse import parse_qs
@@ -23,6 +24,7 @@ from shared.catalog import PROVIDERS, get_provider
 from shared.secret import Secret
 
 CLIENT = OAuthClient("client-123", Secret("client-secret-canary"))
+BASIC = base64.b64encode(b"client-123:client-secret-canary").decode()
 VERIFY = "/nonexistent/ca.pem"  # responses never opens it; asserts we pass it through
 G = "https://www.googleapis.com/auth/"
 
@@ -59,9 +61,73 @@ def test_notion_authenticates_with_http_basic():
     tokens = exchange_code(get_provider("notion"), CLIENT, code=Secret("c"), code_verifier=Secret("v" * 43),
                            redirect_uri="https://hapex.test/cb", verify=VERIFY)
     request = responses.calls[0].request
-    assert request.headers["Authorization"].startswith("Basic ")
-    assert "client_secret" not in form(responses.calls[0])
+    assert request.headers["Authorization"] == "Basic " + BASIC
+    # developers.notion.com/reference/create-a-token: a JSON body, the client in the Basic header only.
+    assert request.headers["Content-Type"] == "application/json"
+    sent = json.loads(request.body)
+    assert sent["grant_type"] == "authorization_code" and sent["code"] == "c"
+    assert sent["redirect_uri"] == "https://hapex.test/cb"
+    assert "client_secret" not in sent and "client_id" not in sent
     assert tokens.account_label == "Acme" and tokens.refresh_token is None
+
+
+@responses.activate
+def test_notion_refreshes_with_a_json_body_and_http_basic():
+    responses.post("https://api.notion.com/v1/oauth/token",
+                   json={"access_token": "ntn_new", "token_type": "bearer", "refresh_token": "nrt_new"})
+    tokens = refresh_access_token(get_provider("notion"), CLIENT, refresh_token=Secret("nrt_old"), verify=VERIFY)
+    request = responses.calls[0].request
+    assert request.headers["Authorization"] == "Basic " + BASIC
+    assert request.headers["Content-Type"] == "application/json"
+    assert json.loads(request.body) == {"grant_type": "refresh_token", "refresh_token": "nrt_old"}
+    assert tokens.refresh_token.reveal() == "nrt_new"
+
+
+@responses.activate
+@pytest.mark.parametrize("provider", ["google", "hubspot"])
+def test_rfc7009_revocation_authenticates_the_client_as_the_token_endpoint_does(provider):
+    responses.post(get_provider(provider).revocation_url, status=200)
+    assert revoke(get_provider(provider), CLIENT, token=Secret("tok-canary"), token_type_hint="refresh_token",
+                  verify=VERIFY) is RevocationOutcome.REVOKED
+    sent = form(responses.calls[0])
+    assert sent == {"token": "tok-canary", "token_type_hint": "refresh_token", "client_id": "client-123",
+                    "client_secret": "client-secret-canary"}
+
+
+@responses.activate
+def test_notion_revocation_sends_json_with_http_basic_and_the_api_version():
+    responses.post("https://api.notion.com/v1/oauth/revoke", json={"request_id": "x"})
+    assert revoke(get_provider("notion"), CLIENT, token=Secret("ntn_canary"), token_type_hint="access_token",
+                  verify=VERIFY) is RevocationOutcome.REVOKED
+    request = responses.calls[0].request
+    assert request.headers["Authorization"] == "Basic " + BASIC
+    assert request.headers["Notion-Version"] == "2022-06-28"
+    assert json.loads(request.body) == {"token": "ntn_canary"}
+
+
+@responses.activate
+@pytest.mark.parametrize(("provider", "status", "body"), [
+    ("google", 401, {"error": "invalid_client"}),
+    ("google", 400, {"error": "invalid_request"}),
+    ("google", 500, {}),
+    ("google", 404, {}),
+    ("hubspot", 401, {"error": "invalid_client"}),
+    ("hubspot", 400, {"category": "VALIDATION_ERROR"}),
+    ("notion", 401, {"object": "error", "code": "unauthorized"}),
+    ("notion", 502, {}),
+    ("slack", 200, {"ok": False, "error": "ratelimited"}),
+])
+def test_a_refused_client_or_a_failing_provider_is_a_revocation_that_did_not_happen(provider, status, body):
+    responses.post(get_provider(provider).revocation_url, status=status, json=body)
+    assert revoke(get_provider(provider), CLIENT, token=Secret("tok"), token_type_hint="refresh_token",
+                  verify=VERIFY) is RevocationOutcome.RETRY_LATER
+
+
+def test_without_a_client_secret_no_authenticated_revocation_is_attempted():
+    with responses.RequestsMock() as mock:
+        assert revoke(get_provider("google"), None, token=Secret("t"), token_type_hint="refresh_token",
+                      verify=VERIFY) is RevocationOutcome.RETRY_LATER
+        assert len(mock.calls) == 0
 
 
 @responses.activate
@@ -135,7 +201,7 @@ def test_an_error_page_instead_of_json_is_a_clean_refusal():
          RevocationOutcome.REVOKED),
         ("slack", "POST", "https://slack.com/api/auth.revoke", 200, {"ok": False, "error": "invalid_auth"},
          RevocationOutcome.ALREADY_INVALID),
-        ("hubspot", "DELETE", "https://api.hubapi.com/oauth/v1/refresh-tokens/tok-canary", 204, None,
+        ("hubspot", "POST", "https://api.hubapi.com/oauth/2026-03/token/revoke", 204, None,
          RevocationOutcome.REVOKED),
         ("notion", "POST", "https://api.notion.com/v1/oauth/revoke", 200, {"request_id": "x"},
          RevocationOutcome.REVOKED),
