@@ -140,7 +140,10 @@ class _Handler(BaseHTTPRequestHandler):
         elif url.path == "/chat.postMessage":
             self._send(200, {"ok": True, "channel": "C0123456", "ts": f"{time.time():.6f}"})
         elif url.path == "/token":
-            form = {k: v[0] for k, v in parse_qs(body.decode()).items()}
+            if (self.headers.get("Content-Type") or "").startswith("application/json"):  # Notion's shape
+                form = json.loads(body or b"{}")
+            else:
+                form = {k: v[0] for k, v in parse_qs(body.decode()).items()}
             scope = state.issued_codes.get(form.get("code", ""), {}).get("scope", "")
             self._send(200, {"access_token": f"standin-access-{state.calls['POST /token']}",
                              "refresh_token": "standin-refresh", "expires_in": 3600, "token_type": "Bearer",

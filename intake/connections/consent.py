@@ -152,7 +152,11 @@ def accept_callback(
     if not pending["fresh"]:
         raise ConsentRefused("expired_state")
     issuer = params.get("iss")
-    if issuer is not None and issuer != (pending["issuer"] or provider.issuer):
+    expected = pending["issuer"] or provider.issuer
+    if issuer is None and provider.sends_issuer:
+        # RFC 9207 2.4: from an issuer known to send `iss`, a response without it is refused like a wrong one.
+        raise ConsentRefused("missing_issuer")
+    if issuer is not None and issuer != expected:
         raise ConsentRefused("wrong_issuer")
     if params.get("error"):
         raise ProviderDeclined("provider_error")

@@ -14,13 +14,6 @@ from typing import Any
 from shared.catalog import CAPABILITIES, Provider, minimal_scopes, required_scopes
 from shared.errors import HapexError
 
-# Authorization parameters that make a provider merge a new grant with the earlier ones, so
-# the new token covers both (Google's incremental authorization).
-INCREMENTAL_AUTHORIZATION_PARAMS: Mapping[str, Mapping[str, str]] = {
-    "google": {"include_granted_scopes": "true"},
-}
-
-
 class NothingToAsk(HapexError):
     name = "nothing_to_ask"
     status = 409
@@ -116,4 +109,4 @@ def plan(
         # saved automations need, which the new scope covers.
         wanted = [name for name in {*needed_by_all, *missing} if name not in conflicts]
         return ConsentRequest(minimal_scopes(provider.key, wanted), active["connection_id"], {})
-    return ConsentRequest(missing, active["connection_id"], INCREMENTAL_AUTHORIZATION_PARAMS.get(provider.key, {}))
+    return ConsentRequest(missing, active["connection_id"], provider.incremental_authorization_params)

@@ -400,7 +400,7 @@ def test_a_callback_from_another_session_of_the_same_client_is_refused(me, app, 
 def test_a_provider_that_reports_an_error_connects_nothing(me, intake_db, provider, owner_conn):
     _, query = consent_url(me.connect("google", automation_id=str(save_automation(intake_db, me.client_id,
                                                                                     "gmail.search"))))
-    response = me.callback("google", state=query["state"], error="access_denied")
+    response = me.callback("google", state=query["state"], error="access_denied", iss="https://accounts.google.com")
     assert response.status_code == 400
     assert "reported that access was not granted" in response.get_data(as_text=True)
     assert token_requests(provider) == []

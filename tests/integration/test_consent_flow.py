@@ -57,6 +57,9 @@ def start(db, client, session, provider_key="google", scopes=None):
         )
 
 
+ISS = "https://accounts.google.com"
+
+
 def callback(db, client, session, params, provider_key="google"):
     return accept_callback(
         db, client_id=client, provider=get_provider(provider_key), session_hash=session, params=params,
@@ -86,12 +89,12 @@ def test_the_authorization_url_carries_pkce_s256_state_and_exactly_the_minimal_s
 def test_a_valid_callback_yields_the_code_and_verifier_once(intake_db, client_and_session):
     client, session = client_and_session
     started = start(intake_db, client, session)
-    accepted = callback(intake_db, client, session, {"state": started.state, "code": "4/code"})
+    accepted = callback(intake_db, client, session, {"state": started.state, "code": "4/code", "iss": ISS})
     assert accepted.code.reveal() == "4/code"
     assert accepted.code_verifier.reveal() == pkce_verifier(KEY, started.state)
     assert accepted.requested_scopes == (G + "gmail.readonly",)
     with pytest.raises(ConsentRefused) as replay:
-        callback(intake_db, client, session, {"state": started.state, "code": "4/code"})
+        callback(intake_db, client, session, {"state": started.state, "code": "4/code", "iss": ISS})
     assert replay.value.reason == "unknown_state"
 
 
@@ -102,7 +105,10 @@ def test_a_valid_callback_yields_the_code_and_verifier_once(intake_db, client_an
         (lambda s: {"state": s + "x", "code": "4/code"}, "unknown_state"),
         (lambda s: {"state": s[:-1], "code": "4/code"}, "unknown_state"),
         (lambda s: {"state": s, "code": "4/code", "iss": "https://evil.example"}, "wrong_issuer"),
-        (lambda s: {"state": s}, "missing_code"),
+        (lambda s: {"state": s, "iss": ISS}, "missing_code"),
+        # RFC 9207: Google sends iss (the catalog says so), so a response without it is a mix-up too.
+        (lambda s: {"state": s, "code": "4/code"}, "missing_issuer"),
+        (lambda s: {"state": s, "code": "4/code", "iss": ""}, "wrong_issuer"),
     ],
 )
 def test_a_missing_altered_or_mixed_up_callback_is_refused(intake_db, client_and_session, tamper, reason):
@@ -161,7 +167,7 @@ def test_a_provider_error_is_reported_as_declined(intake_db, client_and_session)
     client, session = client_and_session
     started = start(intake_db, client, session)
     with pytest.raises(ProviderDeclined):
-        callback(intake_db, client, session, {"state": started.state, "error": "access_denied"})
+        callback(intake_db, client, session, {"state": started.state, "error": "access_denied", "iss": ISS})
 
 
 def test_no_state_or_verifier_is_stored_in_the_clear(intake_db, client_and_session, owner_conn):
@@ -178,3 +184,10 @@ def test_slack_scopes_are_joined_its_way_and_microsoft_asks_for_offline_access(i
     assert parse_qs(urlsplit(slack.authorization_url).query)["scope"] == ["chat:write"]
     ms = start(intake_db, client, session, provider_key="microsoft", scopes=("Calendars.Read", "Mail.Read"))
     assert parse_qs(urlsplit(ms.authorization_url).query)["scope"] == ["offline_access Calendars.Read Mail.Read"]
+
+
+def test_a_provider_the_catalog_does_not_list_as_sending_iss_is_accepted_without_it(intake_db, client_and_session):
+    client, session = client_and_session
+    started = start(intake_db, client, session, provider_key="slack", scopes=("chat:write",))
+    accepted = callback(intake_db, client, session, {"state": started.state, "code": "c"}, provider_key="slack")
+    assert accepted.provider == "slack"
