@@ -41,3 +41,11 @@ SELECT automation_id, name, status, paused_reason
 FROM automations
 WHERE client_id = %(client_id)s AND automation_id = ANY(%(automation_ids)s)
 ORDER BY name, automation_id
+
+-- broken_connection_for --
+-- The newest connection of a provider waiting to be renewed (the provider refused it, or its access was ended to narrow it).
+SELECT connection_id, provider, status, scopes_granted
+FROM connections
+WHERE client_id = %(client_id)s AND provider = %(provider)s AND status IN ('needs_reauth', 'pending')
+ORDER BY updated_at DESC, connection_id
+LIMIT 1

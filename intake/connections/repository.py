@@ -27,6 +27,10 @@ def active_connection_for(conn: Connection, *, client_id: uuid.UUID, provider: s
     return fetch_optional(conn, QUERIES["active_connection_for"], client_id=client_id, provider=provider)
 
 
+def broken_connection_for(conn: Connection, *, client_id: uuid.UUID, provider: str) -> dict[str, Any] | None:
+    return fetch_optional(conn, QUERIES["broken_connection_for"], client_id=client_id, provider=provider)
+
+
 def list_automation_steps(conn: Connection, *, client_id: uuid.UUID) -> list[dict[str, Any]]:
     return fetch_all(conn, QUERIES["list_automation_steps"], client_id=client_id)
 

@@ -278,6 +278,10 @@ def _consent_request(conn: Connection, provider: Provider, *, client_id: uuid.UU
         if reconnect["status"] == "revoked":
             raise Refused(ALREADY_DISCONNECTED.format(name=provider.name), 409)
     active = repository.active_connection_for(conn, client_id=client_id, provider=provider.key)
+    if reconnect is None and active is None:
+        # "Reconnect" from an automation's page names no connection: renew the broken one, as the
+        # connection page's button does, rather than adding a second beside it with its old token kept.
+        reconnect = repository.broken_connection_for(conn, client_id=client_id, provider=provider.key)
     try:
         return plan(provider, needed=needed, needed_by_all=needed_by_all, active=active, reconnect=reconnect)
     except NothingToAsk:

@@ -648,3 +648,19 @@ def test_a_revocation_the_provider_refuses_is_told_plainly_with_the_providers_ma
     assert "remove Hapex at https://myaccount.google.com/connections" in page
     assert owner_conn.execute("SELECT count(*) FROM credentials").fetchone() == (2,)
     assert owner_conn.execute("SELECT status_reason FROM connections").fetchone() == ("revocation_pending",)
+
+
+def test_reconnect_from_an_automations_page_renews_the_broken_connection_instead_of_adding_a_second(
+        me, intake_db, agent_db, provider, owner_conn):
+    broken = make_connection(agent_db, me.client_id, provider="google", status="needs_reauth",
+                             scopes=[G + "gmail.readonly"])
+    automation_id = save_automation(intake_db, me.client_id, "gmail.search")
+    page = me.page(f"/automations/{automation_id}")
+    assert "Reconnect" in page and f'name="connection_id"' not in page
+    answer, tokens, query = connect_google(me, intake_db, provider, automation_id=str(automation_id))
+    assert owner_conn.execute("SELECT connection_id FROM oauth_states").fetchall() in ([], [(broken,)])
+    assert answer.status_code == 303 and answer.headers["Location"] == f"/connections/{broken}"
+    assert owner_conn.execute("SELECT connection_id, status FROM connections").fetchall() == [(broken, "active")]
+    # The one refresh token stored is the new one: none of the old grant is left behind.
+    assert owner_conn.execute(
+        "SELECT count(*) FROM credentials WHERE purpose = 'refresh_token'").fetchone() == (1,)
