@@ -162,9 +162,9 @@ CREATE FUNCTION public.hapex_due_schedules(p_now timestamp with time zone, p_lim
     SELECT a.client_id, a.automation_id, a.next_run_at
     FROM public.automations a
     WHERE a.status = 'enabled' AND a.trigger ->> 'kind' = 'schedule'
-      AND (a.next_run_at IS NULL OR a.next_run_at <= p_now)
+      AND (a.next_run_at IS NULL OR a.next_run_at <= least(p_now, now()))
     ORDER BY a.next_run_at NULLS FIRST
-    LIMIT p_limit
+    LIMIT least(greatest(p_limit, 1), 1000)
     $$;
 
 ALTER FUNCTION public.hapex_due_schedules(p_now timestamp with time zone, p_limit integer) OWNER TO hapex_definer;
@@ -346,6 +346,10 @@ CREATE FUNCTION public.hapex_prune_run_records(p_older_than interval) RETURNS in
     DECLARE
         n integer;
     BEGIN
+        IF p_older_than IS NULL OR p_older_than < interval '30 days' THEN
+            RAISE EXCEPTION 'run records are kept at least 30 days'
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
         DELETE FROM public.cost_events WHERE occurred_at < now() - p_older_than;
         DELETE FROM public.runs WHERE queued_at < now() - p_older_than
                                   AND status IN ('succeeded', 'failed', 'cancelled');
@@ -432,14 +436,23 @@ CREATE FUNCTION public.hapex_unfinished_runs(p_older_than interval) RETURNS TABL
 ALTER FUNCTION public.hapex_unfinished_runs(p_older_than interval) OWNER TO hapex_definer;
 
 CREATE FUNCTION public.hapex_vault_count_encryptions(p_key_id text, p_count integer) RETURNS bigint
-    LANGUAGE sql STRICT SECURITY DEFINER
+    LANGUAGE plpgsql STRICT SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'public', 'pg_temp'
     AS $$
-    INSERT INTO public.vault_key_usage AS u (key_id, encryptions)
-    VALUES (p_key_id, greatest(p_count, 1))
-    ON CONFLICT (key_id) DO UPDATE
-    SET encryptions = u.encryptions + EXCLUDED.encryptions, last_used_at = now()
-    RETURNING u.encryptions
+    DECLARE
+        total bigint;
+    BEGIN
+        IF p_count > 1000 THEN
+            RAISE EXCEPTION 'at most 1000 encryptions are reserved at a time'
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        INSERT INTO public.vault_key_usage AS u (key_id, encryptions)
+        VALUES (p_key_id, greatest(p_count, 1))
+        ON CONFLICT (key_id) DO UPDATE
+        SET encryptions = u.encryptions + EXCLUDED.encryptions, last_used_at = now()
+        RETURNING u.encryptions INTO total;
+        RETURN total;
+    END
     $$;
 
 ALTER FUNCTION public.hapex_vault_count_encryptions(p_key_id text, p_count integer) OWNER TO hapex_definer;

@@ -1,0 +1,134 @@
+"""Every SECURITY DEFINER function, reviewed: who may call it, and that no argument widens it.
+
+The list is checked against pg_proc, so a new definer function without an entry here fails
+`test_every_definer_function_is_reviewed_here` until someone reviews it and writes its test.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import psycopg
+import pytest
+from psycopg.types.json import Jsonb
+
+from shared.db import tenant_transaction
+from tests.factories import make_client
+
+INTAKE, AGENT, NOBODY = frozenset({"hapex_intake"}), frozenset({"hapex_agent"}), frozenset()
+
+# Who may call each function, and why its arguments cannot make it do more than it says.
+REVIEWED: dict[str, tuple[frozenset[str], str]] = {
+    "hapex_find_login": (INTAKE, "an exact email; one user's hash to verify a password against"),
+    "hapex_find_session": (INTAKE, "an exact hash; the session it names or nothing"),
+    "hapex_find_webhook": (INTAKE, "an exact hash; only an enabled webhook automation's ids"),
+    "hapex_prune_expired_sessions": (AGENT, "no argument; its policy admits expired rows only"),
+    "hapex_prune_expired_oauth_states": (AGENT, "no argument; its policy admits expired rows only"),
+    "hapex_prune_run_records": (AGENT, "refuses an age under 30 days (test below)"),
+    "hapex_unfinished_runs": (AGENT, "ids only, of runs with no live job whatever the age"),
+    "hapex_due_schedules": (AGENT, "never past the database's clock, at most 1000 (test below)"),
+    "hapex_vault_count_encryptions": (AGENT, "adds 1 to 1000 a call, never lowers (test below)"),
+    "hapex_vault_key_census": (AGENT, "no argument; key ids and counts"),
+    "hapex_vault_rotation_batch": (AGENT, "ids only, LIMIT clamped to 1..1000"),
+    "hapex_vault_output_key_census": (AGENT, "no argument; key ids and counts"),
+    "hapex_vault_output_rotation_batch": (AGENT, "ids only, LIMIT clamped to 1..1000"),
+    "hapex_pending_notifications": (AGENT, "ids only, LIMIT clamped to 1..1000"),
+    "hapex_notice_recipients": (AGENT, "only in the named client's own tenant transaction (test below)"),
+    "hapex_connections_due_for_check": (AGENT, "ids and times only, LIMIT clamped to 1..1000"),
+    "hapex_admin_overview": (AGENT, "no argument; counts only"),
+    "hapex_admin_client_report": (AGENT, "counts and amounts per client over a range, no content"),
+    "hapex_admin_reauth_connections": (AGENT, "no argument; ids, providers and error classes"),
+    "hapex_admin_failing_automations": (AGENT, "counts and error classes over a range, no names"),
+    "hapex_notice_connection_needs_reauth": (NOBODY, "a trigger: NEW row only"),
+    "hapex_notice_automation_paused": (NOBODY, "a trigger: NEW row only"),
+    "hapex_notice_budget_nearly_used": (NOBODY, "a trigger: NEW row's client only"),
+    "hapex_forget_step_outputs": (NOBODY, "a trigger, refused outside the row's own tenant transaction"),
+}
+
+
+def definer_functions(owner_conn: psycopg.Connection) -> dict[str, int]:
+    rows = owner_conn.execute(
+        "SELECT p.proname, p.oid FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
+        "WHERE p.prosecdef AND n.nspname NOT IN ('pg_catalog', 'information_schema')"
+    ).fetchall()
+    return {name: oid for name, oid in rows}
+
+
+def test_every_definer_function_is_reviewed_here(owner_conn):
+    assert set(definer_functions(owner_conn)) == set(REVIEWED)
+
+
+@pytest.mark.parametrize("name", sorted(REVIEWED))
+def test_each_definer_function_is_callable_only_by_the_role_that_needs_it(owner_conn, name):
+    oid = definer_functions(owner_conn)[name]
+    callers, _ = REVIEWED[name]
+    for role in ("hapex_intake", "hapex_agent"):
+        allowed = owner_conn.execute("SELECT has_function_privilege(%s, %s::oid, 'EXECUTE')", [role, oid]).fetchone()
+        assert allowed == (role in callers,), (name, role)
+    public = owner_conn.execute(
+        "SELECT count(*) FROM pg_proc p, aclexplode(p.proacl) a WHERE p.oid = %s AND a.grantee = 0", [oid]
+    ).fetchone()
+    assert public == (0,), name
+    # Pinned search_path: a caller's schema cannot shadow what the function refers to.
+    config = owner_conn.execute("SELECT proconfig FROM pg_proc WHERE oid = %s", [oid]).fetchone()[0]
+    assert config and any(c.startswith("search_path=pg_catalog") for c in config), name
+
+
+def _finished_run(owner_conn, client_id, *, age: str) -> None:
+    automation = owner_conn.execute(
+        "INSERT INTO automations (client_id, name, status, steps) VALUES (%s, 'old', 'enabled', '[]') "
+        "RETURNING automation_id", [client_id]).fetchone()[0]
+    owner_conn.execute(
+        "INSERT INTO runs (client_id, automation_id, automation_version, trigger_kind, status, queued_at) "
+        f"VALUES (%s, %s, 1, 'manual', 'succeeded', now() - interval '{age}')", [client_id, automation])
+
+
+@pytest.mark.parametrize("age", ["0 seconds", "-1 day", "29 days"])
+def test_pruning_run_records_younger_than_the_minimum_retention_is_refused(agent_db, intake_db, owner_conn, age):
+    client_id = make_client(intake_db)
+    _finished_run(owner_conn, client_id, age="1 hour")
+    with pytest.raises(psycopg.errors.InvalidParameterValue), agent_db.transaction() as conn:
+        conn.execute("SELECT hapex_prune_run_records(%s::interval)", [age])
+    assert owner_conn.execute("SELECT count(*) FROM runs").fetchone() == (1,)
+
+
+def test_pruning_at_the_minimum_retention_deletes_only_older_runs(agent_db, intake_db, owner_conn):
+    client_id = make_client(intake_db)
+    _finished_run(owner_conn, client_id, age="1 hour")
+    _finished_run(owner_conn, client_id, age="31 days")
+    with agent_db.transaction() as conn:
+        assert conn.execute("SELECT hapex_prune_run_records(interval '30 days')").fetchone() == (1,)
+    assert owner_conn.execute("SELECT count(*) FROM runs").fetchone() == (1,)
+
+
+def test_an_encryption_count_cannot_be_pushed_by_a_huge_increment(agent_db, owner_conn):
+    key_id = "k1:" + uuid.uuid4().hex[:16]
+    for count in (1001, 2**31 - 1):
+        with pytest.raises(psycopg.errors.InvalidParameterValue), agent_db.transaction() as conn:
+            conn.execute("SELECT hapex_vault_count_encryptions(%s, %s)", [key_id, count])
+    with agent_db.transaction() as conn:
+        assert conn.execute("SELECT hapex_vault_count_encryptions(%s, 1000)", [key_id]).fetchone() == (1000,)
+        assert conn.execute("SELECT hapex_vault_count_encryptions(%s, -5)", [key_id]).fetchone() == (1001,)
+    assert owner_conn.execute("SELECT encryptions FROM vault_key_usage WHERE key_id = %s",
+                              [key_id]).fetchone() == (1001,)
+
+
+def test_due_schedules_never_include_ones_due_after_the_databases_clock(agent_db, intake_db, owner_conn):
+    client_id = make_client(intake_db)
+    owner_conn.execute(
+        "INSERT INTO automations (client_id, name, status, steps, trigger, next_run_at) VALUES "
+        "(%s, 'tomorrow', 'enabled', '[]', %s, now() + interval '1 day'), "
+        "(%s, 'past', 'enabled', '[]', %s, now() - interval '1 minute')",
+        [client_id, Jsonb({"kind": "schedule"}), client_id, Jsonb({"kind": "schedule"})])
+    with agent_db.transaction() as conn:
+        due = conn.execute("SELECT count(*) FROM hapex_due_schedules(now() + interval '7 days', 2147483647)"
+                           ).fetchone()
+    assert due == (1,)
+
+
+def test_notice_recipients_of_another_client_are_not_listed(agent_db, intake_db, owner_conn):
+    mine, theirs = make_client(intake_db), make_client(intake_db)
+    owner_conn.execute("INSERT INTO users (client_id, email, password_hash) VALUES (%s, 'canary@theirs.test', 'x')",
+                       [theirs])
+    with tenant_transaction(agent_db, mine) as conn:
+        assert conn.execute("SELECT count(*) FROM hapex_notice_recipients(%s)", [theirs]).fetchone() == (0,)
