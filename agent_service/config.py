@@ -155,7 +155,8 @@ class AgentConfig:
         "AGENT_DATABASE_URL", "AGENT_SERVICE_TOKEN", "AGENT_SERVICE_TOKEN_PREVIOUS", "AGENT_ADMIN_TOKEN",
         *KEY_VARIABLES, "LOG_LEVEL", "LOG_FORMAT", *PoolSettings.variables("AGENT"), "ANTHROPIC_API_KEY",
         "HAPEX_LLM_MODEL", "HAPEX_OUTBOUND_CA_BUNDLE", *RunLimits.VARIABLES, *SMTP_VARIABLES,
-        "HAPEX_BENCH_ALLOW_LOOPBACK_WEBHOOKS", "WORKER_CONCURRENCY", "WORKER_GRACE_SECONDS", "INTAKE_PUBLIC_URL",
+        "HAPEX_BENCH_ALLOW_LOOPBACK_WEBHOOKS", "HAPEX_TEST_MODE", "WORKER_CONCURRENCY", "WORKER_GRACE_SECONDS",
+        "INTAKE_PUBLIC_URL",
     )
 
     # Read (and so validated) by the API too, but used by the workers only.
@@ -180,6 +181,11 @@ class AgentConfig:
         # The agent is told where clients reach Hapex only to refuse a local provider in a public deployment.
         refuse_loopback_providers(providers, env.https_url("INTAKE_PUBLIC_URL", required=False), env)
         llm_key = env.get("ANTHROPIC_API_KEY")
+        allow_loopback = env.boolean("HAPEX_BENCH_ALLOW_LOOPBACK_WEBHOOKS", False)
+        test_mode = env.boolean("HAPEX_TEST_MODE", False)
+        if allow_loopback and not test_mode:
+            # Webhook steps reaching 127.0.0.1 would let a client's automation call the host's own services.
+            raise ConfigError("HAPEX_BENCH_ALLOW_LOOPBACK_WEBHOOKS", "may be set only when HAPEX_TEST_MODE=1")
         return cls(
             database_url=env.database_url("AGENT_DATABASE_URL"),
             service_token=service_token,
@@ -197,7 +203,7 @@ class AgentConfig:
             outbound_ca_bundle=env.get("HAPEX_OUTBOUND_CA_BUNDLE"),
             limits=RunLimits.from_env(env),
             smtp=smtp_settings(env),
-            allow_loopback_webhooks=env.boolean("HAPEX_BENCH_ALLOW_LOOPBACK_WEBHOOKS", False),
+            allow_loopback_webhooks=allow_loopback,
             worker_concurrency=env.integer("WORKER_CONCURRENCY", 4, minimum=1, maximum=256),
             worker_grace_seconds=float(env.integer("WORKER_GRACE_SECONDS", 45, minimum=1, maximum=3600)),
         )

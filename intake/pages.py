@@ -67,12 +67,18 @@ def data_and_privacy() -> ResponseReturnValue:
 
 @blueprint.get("/.well-known/security.txt")
 def security_txt() -> ResponseReturnValue:
+    """RFC 9116. Canonical and Policy come from INTAKE_PUBLIC_URL, never from the request's Host or
+    X-Forwarded-Host: a forged header must not make Hapex publish someone else's address; without
+    a configured public URL they are left out (both are optional)."""
+    config: IntakeConfig = current_app.config["HAPEX"]
     expires = (datetime.now(UTC) + SECURITY_TXT_LIFETIME).replace(microsecond=0)
     lines = [
         f"Contact: {SECURITY_CONTACT}",
         f"Expires: {expires.strftime('%Y-%m-%dT%H:%M:%SZ')}",
-        f"Policy: {url_for('pages.security', _external=True)}",
-        f"Canonical: {url_for('pages.security_txt', _external=True)}",
-        "Preferred-Languages: en",
     ]
+    if config.public_url:
+        origin = config.public_url.rstrip("/")
+        lines += [f"Policy: {origin}{url_for('pages.security')}",
+                  f"Canonical: {origin}{url_for('pages.security_txt')}"]
+    lines.append("Preferred-Languages: en")
     return Response("\n".join(lines) + "\n", content_type="text/plain; charset=utf-8")

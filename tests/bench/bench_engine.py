@@ -176,6 +176,7 @@ class EngineBench:
             LOG_LEVEL="INFO",
         )
         env[LOOPBACK_SWITCH] = "1"
+        env["HAPEX_TEST_MODE"] = "1"  # the loopback switch is honoured only in test mode
         return env
 
     def grow_workers(self, count: int, *worker_args: str, wait: bool = True) -> None:

@@ -10,19 +10,23 @@ def security_txt(visitor: Visitor, headers: dict[str, str]) -> str:
                               environ_base={"REMOTE_ADDR": visitor.address}).get_data(as_text=True)
 
 
-def test_without_a_declared_proxy_forwarded_host_and_proto_are_ignored(intake_app):
+def test_security_txt_names_the_configured_public_url_whatever_host_the_request_claims(
+        database, intake_db, agent_transport):
+    app = build_intake_app(database, intake_db, agent_transport, trusted_proxy_count=1,
+                           public_url="https://hapex.example")
+    visitor = Visitor(app)
+    for headers in ({"X-Forwarded-Host": "evil.example", "X-Forwarded-Proto": "http"}, {"Host": "evil.example"}):
+        text = security_txt(visitor, headers)
+        assert "evil.example" not in text and "http://" not in text
+        assert "Policy: https://hapex.example/security\n" in text
+        assert "Canonical: https://hapex.example/.well-known/security.txt\n" in text
+
+
+def test_without_a_public_url_security_txt_names_no_address_from_the_request(intake_app):
     visitor = Visitor(intake_app)
     text = security_txt(visitor, {"X-Forwarded-Host": "evil.example", "X-Forwarded-Proto": "http"})
-    assert "evil.example" not in text
-    assert "http://" not in text
-    assert "https://intake.test/security" in text
-
-
-def test_with_one_declared_proxy_its_forwarded_host_is_used(database, intake_db, agent_transport):
-    app = build_intake_app(database, intake_db, agent_transport, trusted_proxy_count=1)
-    visitor = Visitor(app)
-    text = security_txt(visitor, {"X-Forwarded-Host": "hapex.example", "X-Forwarded-Proto": "https"})
-    assert "https://hapex.example/security" in text
+    assert "intake.test" not in text and "evil.example" not in text
+    assert text.startswith("Contact: mailto:")
 
 
 def test_a_forged_forwarded_for_does_not_dodge_the_address_throttle(intake_app):

@@ -309,7 +309,7 @@ def test_a_webhook_step_to_loopback_is_refused_unless_the_benchmark_switch_is_se
     switched = AgentConfig.from_env({"AGENT_DATABASE_URL": "postgresql://hapex_agent@localhost/hapex",
                                      "AGENT_SERVICE_TOKEN": new_token(), "AGENT_ADMIN_TOKEN": new_token(),
                                      "CREDENTIAL_ENCRYPTION_KEY": new_encryption_key(),
-                                     "HAPEX_BENCH_ALLOW_LOOPBACK_WEBHOOKS": "1"})
+                                     "HAPEX_BENCH_ALLOW_LOOPBACK_WEBHOOKS": "1", "HAPEX_TEST_MODE": "1"})
     assert switched.allow_loopback_webhooks
     t = tenant(rt, intake_db, agent_db)
     from agent_service.connections.lifecycle import connect_api_key

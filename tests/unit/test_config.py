@@ -226,7 +226,7 @@ def test_the_runtime_takes_its_settings_from_the_config_not_from_the_environment
     assert runtime.allow_loopback_webhooks is False
     assert runtime.provider("google").token_url == "https://oauth2.googleapis.com/token"
     assert runtime.smtp is None
-    switched = AgentConfig.from_env(agent_env(HAPEX_BENCH_ALLOW_LOOPBACK_WEBHOOKS="1"))
+    switched = AgentConfig.from_env(agent_env(HAPEX_BENCH_ALLOW_LOOPBACK_WEBHOOKS="1", HAPEX_TEST_MODE="1"))
     assert AgentRuntime.build(db=None, vault=None, config=switched).allow_loopback_webhooks  # type: ignore[arg-type]
 
 
@@ -247,3 +247,13 @@ def test_a_model_the_price_table_does_not_know_is_refused_at_start_naming_the_va
 
 def test_a_priced_model_other_than_the_default_is_accepted():
     assert AgentConfig.from_env(agent_env(HAPEX_LLM_MODEL="claude-haiku-4-5")).llm_model == "claude-haiku-4-5"
+
+
+@pytest.mark.parametrize("test_mode", [None, "0", "false"])
+def test_loopback_webhooks_are_refused_outside_test_mode(test_mode):
+    environ = agent_env(HAPEX_BENCH_ALLOW_LOOPBACK_WEBHOOKS="1")
+    if test_mode is not None:
+        environ["HAPEX_TEST_MODE"] = test_mode
+    with pytest.raises(ConfigError) as refused:
+        AgentConfig.from_env(environ)
+    assert refused.value.variable == "HAPEX_BENCH_ALLOW_LOOPBACK_WEBHOOKS"
