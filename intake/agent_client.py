@@ -464,6 +464,11 @@ class AgentClient:
         return self._call("DELETE", f"/v1/clients/{client_id}/connections/{connection_id}", _disconnected,
                           expect=200)
 
+    def end_grant(self, client_id: uuid.UUID, connection_id: uuid.UUID) -> Disconnected:
+        """Ask the agent to end the provider's grant so that a narrower consent replaces it."""
+        return self._call("POST", f"/v1/clients/{client_id}/connections/{connection_id}/end-grant", _disconnected,
+                          expect=200)
+
     def revoke_all_connections(self, client_id: uuid.UUID) -> ConnectionsRevoked:
         return self._call("DELETE", f"/v1/clients/{client_id}/connections", _connections_revoked, expect=200)
 

@@ -18,6 +18,7 @@ from agent_service.capabilities.base import (
 )
 from shared.secret import Secret
 
+
 def append_to_page(ctx: StepContext, token: Secret | None, data: dict[str, Any]) -> StepResult:
     """One paragraph block at the end of the page.
 

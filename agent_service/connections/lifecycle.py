@@ -35,6 +35,8 @@ QUERIES = QuerySet(Path(__file__).with_name("lifecycle.sql"))
 REVOCATION_PENDING = "revocation_pending"
 # Retries ran out without the provider confirming: the client must remove Hapex at the provider.
 REVOCATION_UNCONFIRMED = "revocation_unconfirmed"
+# The grant was ended at the client's request so that a narrower consent can replace it.
+ACCESS_REDUCED = "access_reduced"
 
 
 class ConnectionMissing(NotFound):
@@ -193,6 +195,41 @@ def disconnect(db: Database, vault: Vault, *, client_id: uuid.UUID, connection_i
     logger.info("connection disconnected", extra={"client_id": client_id, "connection_id": connection_id,
                                                  "provider": provider.key, "status": outcome.value,
                                                  "count": len(paused)})
+    return outcome
+
+
+def end_grant_to_narrow(db: Database, vault: Vault, *, client_id: uuid.UUID, connection_id: uuid.UUID,
+                        provider: Provider, oauth_client: OAuthClient | None, verify: str) -> RevocationOutcome:
+    """End the provider's grant so that a consent asking less replaces it, not merges with it.
+
+    Google's incremental authorization (and any provider's remembered consent) would otherwise
+    keep an unused write scope alive behind a narrower token. Only when the provider confirms
+    (revoked, or the token is one it no longer knows) are the credentials deleted and the
+    connection left pending the new consent; otherwise nothing changes and the outcome says why.
+    """
+    with tenant_transaction(db, client_id) as conn:
+        row = _locked_connection(conn, connection_id, provider.key)
+        purposes = {r["purpose"] for r in fetch_all(conn, QUERIES["credential_purposes"],
+                                                    connection_id=connection_id)}
+    if row["status"] == "revoked" or provider.auth_kind is not AuthKind.OAUTH2:
+        raise ConnectionMissing()
+    purpose = _revocation_purpose(provider, purposes)
+    if purpose is None:
+        outcome = RevocationOutcome.ALREADY_INVALID
+    else:
+        try:
+            with vault.open_for_step(client_id=client_id, connection_id=connection_id, purpose=purpose,
+                                     accessor=Accessor("agent", reason="revocation")) as token:
+                outcome = revoke(provider, oauth_client, token=token, token_type_hint=purpose.value, verify=verify)
+        except (CredentialNotFound, CredentialUnreadable):
+            outcome = RevocationOutcome.ALREADY_INVALID
+    if outcome in (RevocationOutcome.REVOKED, RevocationOutcome.ALREADY_INVALID):
+        with tenant_transaction(db, client_id) as conn:
+            _locked_connection(conn, connection_id, provider.key)
+            execute(conn, QUERIES["delete_credentials"], connection_id=connection_id)
+            execute(conn, QUERIES["mark_access_reduced"], connection_id=connection_id)
+    logger.info("grant ended to narrow it", extra={"client_id": client_id, "connection_id": connection_id,
+                                                  "provider": provider.key, "status": outcome.value})
     return outcome
 
 

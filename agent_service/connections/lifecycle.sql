@@ -43,3 +43,10 @@ WHERE status = 'enabled'
   AND EXISTS (SELECT 1 FROM jsonb_array_elements(steps) AS step
               WHERE step ->> 'capability' = ANY(%(capabilities)s))
 RETURNING automation_id
+
+-- mark_access_reduced --
+-- The provider confirmed the grant ended so that a narrower one can replace it: nothing is granted until the client consents again.
+UPDATE connections
+SET status = 'pending', status_reason = 'access_reduced', scopes_granted = '{}', scopes_granted_at = now(),
+    access_token_expires_at = NULL, updated_at = now()
+WHERE connection_id = %(connection_id)s

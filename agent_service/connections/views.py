@@ -148,6 +148,23 @@ def disconnect(client_id: uuid.UUID, connection_id: uuid.UUID) -> dict[str, Any]
     return {"connection_id": connection_id, "revocation": outcome.value}
 
 
+@blueprint.post("/connections/<uuid:connection_id>/end-grant")
+@contract(DisconnectedSchema, refusals=(lifecycle.ConnectionMissing,))
+def end_grant(client_id: uuid.UUID, connection_id: uuid.UUID) -> dict[str, Any]:
+    """End the provider's grant so that the client can consent to less; the connection stays, pending."""
+    rt = get_runtime()
+    try:
+        with tenant_transaction(rt.db, client_id) as conn:
+            row = repository.get_connection(conn, connection_id=connection_id)
+    except NoResult:
+        raise lifecycle.ConnectionMissing() from None
+    provider = rt.provider(row["provider"])
+    outcome = lifecycle.end_grant_to_narrow(rt.db, rt.vault, client_id=client_id, connection_id=connection_id,
+                                            provider=provider, oauth_client=rt.oauth_clients.get(provider.key),
+                                            verify=rt.verify)
+    return {"connection_id": connection_id, "revocation": outcome.value}
+
+
 @blueprint.delete("/connections")
 @contract(RevokedAllSchema)
 def revoke_connections(client_id: uuid.UUID) -> dict[str, Any]:

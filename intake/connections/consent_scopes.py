@@ -14,6 +14,7 @@ from typing import Any
 from shared.catalog import CAPABILITIES, Provider, minimal_scopes, required_scopes
 from shared.errors import HapexError
 
+
 class NothingToAsk(HapexError):
     name = "nothing_to_ask"
     status = 409
@@ -37,6 +38,9 @@ class ConsentRequest:
     scopes: tuple[str, ...]
     connection_id: uuid.UUID | None
     authorization_params: Mapping[str, str]
+    # Granted scopes no saved automation uses: the grant must be ended first (and the consent
+    # ask afresh for what is needed), or merging consent would keep them alive unseen.
+    end_grant_first: tuple[str, ...] = ()
 
 
 def steps_of(automation: Mapping[str, Any]) -> list[Mapping[str, Any]]:
@@ -61,6 +65,17 @@ def missing_scopes(provider: Provider, needed: Sequence[str], granted: Iterable[
     """What is needed and not yet granted, directly or through a wider scope."""
     closure = provider.granted_closure(granted)
     return tuple(sorted(set(needed) - closure))
+
+
+def unused_scopes(provider: Provider, granted: Iterable[str], needed_by_all: Sequence[str] | None
+                  ) -> tuple[str, ...]:
+    """Granted scopes that no saved automation needs, directly or as a narrower scope they imply.
+
+    A write scope kept after the only writing step was deleted is unused even when its read
+    half is still needed: the read scope alone would do.
+    """
+    needed = provider.granted_closure(needed_by_all or ())
+    return tuple(sorted(set(granted) - needed))
 
 
 def _conflicting(provider: Provider, asked: Iterable[str], granted: Iterable[str]) -> set[str]:
@@ -109,4 +124,9 @@ def plan(
         # saved automations need, which the new scope covers.
         wanted = [name for name in {*needed_by_all, *missing} if name not in conflicts]
         return ConsentRequest(minimal_scopes(provider.key, wanted), active["connection_id"], {})
+    unused = unused_scopes(provider, granted, needed_by_all)
+    if unused and provider.incremental_authorization_params:
+        # Merging would keep the unused scopes on the new token without the client seeing it: end
+        # the grant first, then ask for exactly what the saved automations need.
+        return ConsentRequest(needed_by_all, active["connection_id"], {}, end_grant_first=unused)
     return ConsentRequest(missing, active["connection_id"], provider.incremental_authorization_params)

@@ -40,6 +40,7 @@ from intake.connections.consent_scopes import (
     needed_from,
     plan,
     steps_of,
+    unused_scopes,
 )
 from intake.connections.forms import (
     MAX_API_KEY_LENGTH,
@@ -67,6 +68,16 @@ NOTHING_NEEDS_IT = (
 )
 AUTOMATION_DOES_NOT_USE_IT = "That automation does not use {name}, so Hapex has nothing to ask it for."
 ALREADY_DISCONNECTED = "This connection was disconnected. Connect {name} again instead of reconnecting it."
+GRANT_NOT_ENDED = {
+    "retry_later": (
+        "{name} has not confirmed that it ended Hapex's current access, so nothing was changed and nothing "
+        "was asked. Try again later{link}."
+    ),
+    "unsupported": (
+        "{name} offers Hapex no way to end its access itself, so nothing was changed. Remove Hapex at "
+        "{manage} and then connect {name} again to grant only what your automations need."
+    ),
+}
 AGENT_UNREACHABLE = "We could not reach the service that holds your connections, so nothing was changed. " \
                     "Please try again in a few minutes."
 REVOCATION_MESSAGES = {
@@ -164,6 +175,11 @@ def _connection_view(row: dict[str, Any], provider: Provider | None,
     if provider is not None and row["status"] == "active" and needed_by_all:
         missing = missing_scopes(provider, needed_by_all, row["scopes_granted"])
     view["missing"] = describe_scopes(provider, missing)
+    unused: tuple[str, ...] = ()
+    if provider is not None and row["status"] == "active" and provider.auth_kind is AuthKind.OAUTH2:
+        unused = unused_scopes(provider, row["scopes_granted"], needed_by_all)
+    view["unused"] = describe_scopes(provider, unused)
+    view["needed"] = describe_scopes(provider, needed_by_all or ())
     return view
 
 
@@ -289,6 +305,56 @@ def _consent_request(conn: Connection, provider: Provider, *, client_id: uuid.UU
         raise Refused(message.format(name=provider.name), 400) from None
 
 
+def _end_grant(provider: Provider, connection_id: uuid.UUID) -> str | None:
+    """Have the agent end the provider's grant before a narrower consent; the client's message if it did not."""
+    try:
+        outcome = get_agent().end_grant(_client_id(), connection_id).revocation
+    except AgentUnavailable:
+        return AGENT_UNREACHABLE
+    except AgentRefused as refused:
+        if refused.name == agent_client.NOT_FOUND:
+            abort(404)
+        return AGENT_UNREACHABLE
+    if outcome in ("revoked", "already_invalid"):
+        return None
+    manage = provider.manage_access_url or ""
+    template = GRANT_NOT_ENDED.get(outcome, GRANT_NOT_ENDED["retry_later"])
+    return template.format(name=provider.name, manage=manage,
+                           link=f", or remove Hapex at {manage} and connect it again" if manage else "")
+
+
+def _continue_to_consent(provider: Provider, wanted: ConsentRequest, *, ended: tuple[str, ...] = ()
+                         ) -> ResponseReturnValue:
+    """Record the consent request and send the browser on to the provider."""
+    config = _config()
+    client_id = _client_id()
+    with tenant_transaction(get_db(), client_id) as conn:
+        started = start_consent(
+            conn,
+            client_id=client_id,
+            session_hash=g.identity.session_hash,
+            provider=replace(provider, authorization_params={**provider.authorization_params,
+                                                             **wanted.authorization_params}),
+            client_id_at_provider=config.providers.client_id(provider.key) or "",
+            redirect_uri=redirect_uri(provider, config),
+            scopes=wanted.scopes,
+            pkce_key=pkce_key(config),
+            connection_id=wanted.connection_id,
+        )
+    logger.info("consent started", extra={"client_id": client_id, "provider": provider.key,
+                                          "connection_id": wanted.connection_id, "count": len(wanted.scopes)})
+    # A page that moves on by itself rather than a 303: the CSP's form-action 'self' rightly
+    # stops browsers from following a form submission's redirect to another origin.
+    return render_template(
+        "connections/continue.html",
+        provider=provider,
+        authorization_url=started.authorization_url,
+        scopes=describe_scopes(provider, wanted.scopes),
+        ended=describe_scopes(provider, ended),
+        lifetime_minutes=STATE_LIFETIME_SECONDS // 60,
+    )
+
+
 @blueprint.post("/connections/<provider_key>/connect")
 def connect(provider_key: str) -> ResponseReturnValue:
     """Ask the provider for what the automations need and is not yet granted, nothing else."""
@@ -307,34 +373,40 @@ def connect(provider_key: str) -> ResponseReturnValue:
                 automation_id=uuid.UUID(form.automation_id.data) if form.automation_id.data else None,
                 connection_id=uuid.UUID(form.connection_id.data) if form.connection_id.data else None,
             )
-            started = start_consent(
-                conn,
-                client_id=client_id,
-                session_hash=g.identity.session_hash,
-                provider=replace(provider, authorization_params={**provider.authorization_params,
-                                                                 **wanted.authorization_params}),
-                client_id_at_provider=config.providers.client_id(provider.key) or "",
-                redirect_uri=redirect_uri(provider, config),
-                scopes=wanted.scopes,
-                pkce_key=pkce_key(config),
-                connection_id=wanted.connection_id,
-            )
     except Refused as refused:
         return _list_page(error=refused.message, status=refused.status)
     except AlreadyGranted as granted:
         flash(f"{provider.name} already grants everything your automations need; nothing was asked.")
         return redirect(url_for("connections.connection", connection_id=granted.connection_id), 303)
-    logger.info("consent started", extra={"client_id": client_id, "provider": provider.key,
-                                          "connection_id": wanted.connection_id, "count": len(wanted.scopes)})
-    # A page that moves on by itself rather than a 303: the CSP's form-action 'self' rightly
-    # stops browsers from following a form submission's redirect to another origin.
-    return render_template(
-        "connections/continue.html",
-        provider=provider,
-        authorization_url=started.authorization_url,
-        scopes=describe_scopes(provider, wanted.scopes),
-        lifetime_minutes=STATE_LIFETIME_SECONDS // 60,
-    )
+    if wanted.end_grant_first and wanted.connection_id is not None:
+        problem = _end_grant(provider, wanted.connection_id)
+        if problem is not None:
+            return _list_page(error=problem, status=409)
+    return _continue_to_consent(provider, wanted, ended=wanted.end_grant_first)
+
+
+@blueprint.post("/connections/<uuid:connection_id>/reduce-access")
+def reduce_access(connection_id: uuid.UUID) -> ResponseReturnValue:
+    """End the grant (revoke at the provider) and ask again for only what the saved automations use."""
+    row = _found_connection(connection_id)
+    provider = _oauth_provider(row["provider"])
+    form = ConnectForm()
+    if not form.validate() or row["status"] != "active":
+        return _detail_page(row, error="That request was not understood, so nothing was changed.", status=400)
+    if not oauth_available(provider, _config()):
+        return _detail_page(row, error=UNAVAILABLE.format(name=provider.name), status=409)
+    client_id = _client_id()
+    with tenant_transaction(get_db(), client_id) as conn:
+        needed = needed_from(provider, repository.list_automation_steps(conn, client_id=client_id))
+    unused = unused_scopes(provider, row["scopes_granted"], needed)
+    if not unused or not needed:
+        return _detail_page(row, error="Every scope granted is used, so nothing was changed.", status=409)
+    problem = _end_grant(provider, connection_id)
+    if problem is not None:
+        return _detail_page(row, error=problem, status=409)
+    logger.info("access reduced", extra={"client_id": client_id, "provider": provider.key,
+                                         "connection_id": connection_id, "count": len(unused)})
+    return _continue_to_consent(provider, ConsentRequest(needed, connection_id, {}), ended=unused)
 
 
 def _consent_outcome(provider: Provider, title: str, message: str, status: int) -> ResponseReturnValue:

@@ -656,11 +656,83 @@ def test_reconnect_from_an_automations_page_renews_the_broken_connection_instead
                              scopes=[G + "gmail.readonly"])
     automation_id = save_automation(intake_db, me.client_id, "gmail.search")
     page = me.page(f"/automations/{automation_id}")
-    assert "Reconnect" in page and f'name="connection_id"' not in page
-    answer, tokens, query = connect_google(me, intake_db, provider, automation_id=str(automation_id))
-    assert owner_conn.execute("SELECT connection_id FROM oauth_states").fetchall() in ([], [(broken,)])
+    assert "Reconnect" in page and 'name="connection_id"' not in page
+    answer, _, _ = connect_google(me, intake_db, provider, automation_id=str(automation_id))
     assert answer.status_code == 303 and answer.headers["Location"] == f"/connections/{broken}"
     assert owner_conn.execute("SELECT connection_id, status FROM connections").fetchall() == [(broken, "active")]
     # The one refresh token stored is the new one: none of the old grant is left behind.
     assert owner_conn.execute(
         "SELECT count(*) FROM credentials WHERE purpose = 'refresh_token'").fetchone() == (1,)
+
+
+def _only_steps(intake_db, client_id, *capabilities: str) -> None:
+    """The client edits its automations: every one of them now has just these steps."""
+    steps = [{"capability": capability, "input": {}} for capability in capabilities]
+    with tenant_transaction(intake_db, client_id) as conn:
+        conn.execute("UPDATE automations SET steps = %s", [Jsonb(steps)])
+
+
+def test_a_write_scope_no_automation_uses_any_more_is_named_and_access_can_be_reduced_to_what_is_used(
+        me, intake_db, provider, owner_conn):
+    answer, tokens, _ = connect_google(me, intake_db, provider, capabilities=("sheets.append",))
+    connection_path = answer.headers["Location"]
+    assert "Granted but not used" not in me.page(connection_path)
+    _only_steps(intake_db, me.client_id, "sheets.read")  # the only writing step was deleted
+    page = html.unescape(me.page(connection_path))
+    unused = page[page.index("Granted but not used"):]
+    assert G + "spreadsheets" in unused and "Reduce access" in unused
+    provider.post(GOOGLE_REVOKE_URL, status=200)
+
+    response = me.visitor.post(connection_path + "/reduce-access", {}, token_from=connection_path)
+    revocations = [c for c in provider.calls if c.request.url == GOOGLE_REVOKE_URL]
+    assert len(revocations) == 1
+    sent = parse_qs(revocations[0].request.body)
+    assert sent["token"] == [tokens["refresh"]] and sent["client_secret"][0].startswith("google-client-secret-")
+    _, query = consent_url(response)
+    assert query["scope"] == G + "spreadsheets.readonly"
+    assert "include_granted_scopes" not in query
+    assert "Hapex ended its earlier access" in response.get_data(as_text=True)
+    connection_id = uuid.UUID(connection_path.rsplit("/", 1)[1])
+    assert owner_conn.execute("SELECT status, scopes_granted FROM connections").fetchone() == ("pending", [])
+    assert owner_conn.execute("SELECT count(*) FROM credentials").fetchone() == (0,)
+    assert owner_conn.execute("SELECT connection_id FROM oauth_states").fetchone() == (connection_id,)
+
+    google_grants(provider, G + "spreadsheets.readonly")
+    back = me.callback("google", state=query["state"], code="4/0canary-code-narrow", iss="https://accounts.google.com")
+    assert back.status_code == 303 and back.headers["Location"] == connection_path
+    assert owner_conn.execute("SELECT connection_id, status, scopes_granted FROM connections").fetchall() == [
+        (connection_id, "active", [G + "spreadsheets.readonly"])]
+    assert "Granted but not used" not in me.page(connection_path)
+
+
+def test_reducing_access_the_provider_does_not_confirm_changes_nothing_and_says_so(
+        me, intake_db, provider, owner_conn):
+    answer, _, _ = connect_google(me, intake_db, provider, capabilities=("sheets.append",))
+    connection_path = answer.headers["Location"]
+    _only_steps(intake_db, me.client_id, "sheets.read")
+    provider.post(GOOGLE_REVOKE_URL, status=401, json={"error": "invalid_client"})
+    response = me.visitor.post(connection_path + "/reduce-access", {}, token_from=connection_path)
+    assert response.status_code == 409
+    text = html.unescape(response.get_data(as_text=True))
+    assert "has not confirmed that it ended Hapex's current access, so nothing was changed" in text
+    assert "https://myaccount.google.com/connections" in text
+    assert owner_conn.execute("SELECT status, scopes_granted FROM connections").fetchone() == (
+        "active", [G + "spreadsheets"])
+    assert owner_conn.execute("SELECT count(*) FROM credentials").fetchone() == (2,)
+    assert owner_conn.execute("SELECT count(*) FROM oauth_states").fetchone() == (0,)
+
+
+def test_widening_google_access_while_an_unused_write_scope_is_granted_ends_the_grant_instead_of_merging_it(
+        me, intake_db, provider, owner_conn):
+    answer, _, _ = connect_google(me, intake_db, provider, capabilities=("sheets.append",))
+    _only_steps(intake_db, me.client_id, "sheets.read")
+    calendar = save_automation(intake_db, me.client_id, "calendar.list_events")
+    provider.post(GOOGLE_REVOKE_URL, status=200)
+    response = me.connect("google", automation_id=str(calendar))
+    _, query = consent_url(response)
+    # include_granted_scopes would have kept `spreadsheets` (write) on the new token unseen.
+    assert "include_granted_scopes" not in query
+    assert sorted(query["scope"].split(" ")) == [G + "calendar.events.readonly", G + "spreadsheets.readonly"]
+    assert len([c for c in provider.calls if c.request.url == GOOGLE_REVOKE_URL]) == 1
+    ended = html.unescape(response.get_data(as_text=True))
+    assert "Hapex ended its earlier access" in ended and G + "spreadsheets" in ended
