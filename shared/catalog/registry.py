@@ -69,10 +69,13 @@ SLACK = Provider(
     api_base_url="https://slack.com/api",
     scope_separator=",",
     manage_access_url="https://slack.com/apps/manage",
+    # docs.slack.dev/reference/methods/oauth.v2.access: "supply the Client ID and Client Secret
+    # using the HTTP Basic authentication scheme" rather than as parameters.
+    token_auth=TokenAuth.BASIC,
     revocation=Revocation.SLACK,
-    # api.slack.com/methods/auth.revoke: errors for a token Slack no longer accepts.
-    revocation_token_unknown=frozenset({"invalid_auth", "not_authed", "token_revoked", "token_expired",
-                                        "account_inactive"}),
+    # api.slack.com/methods/auth.revoke: the errors that say the token is gone. Not invalid_auth,
+    # which Slack also answers for a request from a disallowed IP address.
+    revocation_token_unknown=frozenset({"token_revoked", "account_inactive"}),
     scopes=(Scope("chat:write", W, "Post messages as the Hapex app in channels it has been added to."),),
 )
 

@@ -131,6 +131,19 @@ def test_without_a_client_secret_no_authenticated_revocation_is_attempted():
 
 
 @responses.activate
+def test_slack_exchanges_a_code_with_http_basic_as_its_reference_asks():
+    responses.post("https://slack.com/api/oauth.v2.access",
+                   json={"ok": True, "access_token": "xoxb-canary", "token_type": "bot", "scope": "chat:write"})
+    exchange_code(get_provider("slack"), CLIENT, code=Secret("c"), code_verifier=Secret("v" * 43),
+                  redirect_uri="https://hapex.test/cb", verify=VERIFY)
+    request = responses.calls[0].request
+    assert request.headers["Authorization"] == "Basic " + BASIC
+    sent = form(responses.calls[0])
+    assert sent["grant_type"] == "authorization_code" and sent["code"] == "c" and sent["code_verifier"] == "v" * 43
+    assert "client_secret" not in sent
+
+
+@responses.activate
 def test_slack_errors_answered_with_200_become_invalid_grant():
     responses.post("https://slack.com/api/oauth.v2.access", json={"ok": False, "error": "invalid_code"})
     with pytest.raises(InvalidGrant):
@@ -199,8 +212,11 @@ def test_an_error_page_instead_of_json_is_a_clean_refusal():
         ("google", "POST", "https://oauth2.googleapis.com/revoke", 503, {}, RevocationOutcome.RETRY_LATER),
         ("slack", "POST", "https://slack.com/api/auth.revoke", 200, {"ok": True, "revoked": True},
          RevocationOutcome.REVOKED),
-        ("slack", "POST", "https://slack.com/api/auth.revoke", 200, {"ok": False, "error": "invalid_auth"},
+        ("slack", "POST", "https://slack.com/api/auth.revoke", 200, {"ok": False, "error": "token_revoked"},
          RevocationOutcome.ALREADY_INVALID),
+        # Slack answers invalid_auth for a disallowed IP address too: not proof the token is gone.
+        ("slack", "POST", "https://slack.com/api/auth.revoke", 200, {"ok": False, "error": "invalid_auth"},
+         RevocationOutcome.RETRY_LATER),
         ("hubspot", "POST", "https://api.hubapi.com/oauth/2026-03/token/revoke", 204, None,
          RevocationOutcome.REVOKED),
         ("notion", "POST", "https://api.notion.com/v1/oauth/revoke", 200, {"request_id": "x"},
