@@ -107,6 +107,11 @@ def connect_oauth(
         if tokens.refresh_token is not None:
             vault.store(conn, client_id=client_id, connection_id=connection_id, purpose=Purpose.REFRESH_TOKEN,
                         secret=tokens.refresh_token)
+        else:
+            # A renewed grant that came without a refresh token: the old one belongs to the grant
+            # being replaced and is not kept beside the new access token.
+            execute(conn, QUERIES["delete_credential"], connection_id=connection_id,
+                    purpose=Purpose.REFRESH_TOKEN.value)
         row = repository.get_connection(conn, connection_id=connection_id)
     missing = tuple(sorted(set(requested_scopes) - set(granted)))
     logger.info("connection authorised", extra={"client_id": client_id, "connection_id": connection_id,

@@ -50,3 +50,7 @@ UPDATE connections
 SET status = 'pending', status_reason = 'access_reduced', scopes_granted = '{}', scopes_granted_at = now(),
     access_token_expires_at = NULL, updated_at = now()
 WHERE connection_id = %(connection_id)s
+
+-- delete_credential --
+-- Forget one ciphertext of a connection (a refresh token the renewed grant did not replace).
+DELETE FROM credentials WHERE connection_id = %(connection_id)s AND purpose = %(purpose)s

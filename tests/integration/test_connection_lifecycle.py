@@ -228,3 +228,13 @@ def test_retries_that_never_get_a_confirmation_leave_the_connection_marked_uncon
     assert last is RevocationOutcome.RETRY_LATER
     assert owner_conn.execute("SELECT status, status_reason FROM connections").fetchone() == (
         "revoked", "revocation_unconfirmed")
+
+
+@responses.activate
+def test_a_renewed_grant_without_a_refresh_token_leaves_no_old_refresh_token_stored(
+        agent_db, vault, client_id, owner_conn):
+    connection_id = google_connect(agent_db, vault, client_id).connection["connection_id"]
+    owner_conn.execute("UPDATE connections SET status = 'needs_reauth'")
+    google_connect(agent_db, vault, client_id, connection_id=connection_id, refresh=False)
+    purposes = owner_conn.execute("SELECT purpose FROM credentials ORDER BY purpose").fetchall()
+    assert purposes == [("access_token",)]
