@@ -678,6 +678,8 @@ def test_a_write_scope_no_automation_uses_any_more_is_named_and_access_can_be_re
     connection_path = answer.headers["Location"]
     assert "Granted but not used" not in me.page(connection_path)
     _only_steps(intake_db, me.client_id, "sheets.read")  # the only writing step was deleted
+    listing = me.page("/connections")
+    assert "Granted but not used by any automation: <code>" + G + "spreadsheets</code>" in listing
     page = html.unescape(me.page(connection_path))
     unused = page[page.index("Granted but not used"):]
     assert G + "spreadsheets" in unused and "Reduce access" in unused
