@@ -132,3 +132,14 @@ def test_notice_recipients_of_another_client_are_not_listed(agent_db, intake_db,
                        [theirs])
     with tenant_transaction(agent_db, mine) as conn:
         assert conn.execute("SELECT count(*) FROM hapex_notice_recipients(%s)", [theirs]).fetchone() == (0,)
+
+
+@pytest.mark.parametrize(("asked", "listed"), [(2**31 - 1, 1000), (0, 1), (-7, 1)])
+def test_pending_notifications_are_listed_at_most_a_thousand_at_a_time(agent_db, intake_db, owner_conn, asked,
+                                                                        listed):
+    client_id = make_client(intake_db)
+    owner_conn.execute(
+        "INSERT INTO notifications (client_id, kind, event_key, budget_percent) "
+        "SELECT %s, 'budget_nearly_used', 'k' || n, 80 FROM generate_series(1, 1001) AS n", [client_id])
+    with agent_db.transaction() as conn:
+        assert conn.execute("SELECT count(*) FROM hapex_pending_notifications(%s)", [asked]).fetchone() == (listed,)
