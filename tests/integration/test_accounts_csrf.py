@@ -26,7 +26,7 @@ def test_the_state_changing_routes_are_the_ones_this_file_covers(intake_app):
         "/chat/new",
         # Forgeries of the connection routes: tests/integration/test_connections_pages.py.
         "/connections/<provider_key>/connect", "/connections/<uuid:connection_id>/disconnect",
-        "/connections/api-key",
+        "/connections/<uuid:connection_id>/reduce-access", "/connections/api-key",
         # Called by other systems with a secret URL; no session, so no CSRF token (see the same file).
         "/hooks/<path:secret>",
         "/login", "/logout", "/signup",

@@ -61,7 +61,9 @@ def test_pages_seen_signed_in_are_never_stored_by_caches(intake_app, signed_up):
         assert "Cookie" in response.headers.get("Vary", ""), path
 
 
-def test_security_txt_follows_rfc_9116(visitor):
+def test_security_txt_follows_rfc_9116(database, intake_db, agent_transport):
+    # Policy and Canonical come from INTAKE_PUBLIC_URL (tests/integration/test_proxy_trust.py).
+    visitor = Visitor(build_intake_app(database, intake_db, agent_transport, public_url=BASE_URL))
     before = datetime.now(UTC)
     response = visitor.get("/.well-known/security.txt")
     assert response.status_code == 200

@@ -311,6 +311,7 @@ def test_forged_connection_forms_change_nothing_and_reach_neither_agent_nor_prov
         "/connections/google/connect": {"automation_id": str(automation_id)},
         "/connections/api-key": {"provider": "webhook", "api_key": "whsec_" + "k" * 24},
         f"/connections/{connection_id}/disconnect": {"confirm": "y"},
+        f"/connections/{connection_id}/reduce-access": {},
     }
     for path, form in forms.items():
         if token is not None:
