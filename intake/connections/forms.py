@@ -47,3 +47,7 @@ class DisconnectForm(FlaskForm):
         "Yes, disconnect it: revoke Hapex's access and delete the stored credentials",
         validators=[InputRequired(message="Tick the box to confirm that you want to disconnect.")],
     )
+
+
+class ReduceAccessForm(FlaskForm):
+    """End a grant and ask again for less: nothing to fill in, the CSRF token is the form."""

@@ -48,6 +48,7 @@ from intake.connections.forms import (
     ApiKeyForm,
     ConnectForm,
     DisconnectForm,
+    ReduceAccessForm,
 )
 from intake.db import get_agent, get_db
 from shared.catalog import CAPABILITIES, AuthKind, Catalog, Provider
@@ -390,7 +391,7 @@ def reduce_access(connection_id: uuid.UUID) -> ResponseReturnValue:
     """End the grant (revoke at the provider) and ask again for only what the saved automations use."""
     row = _found_connection(connection_id)
     provider = _oauth_provider(row["provider"])
-    form = ConnectForm()
+    form = ReduceAccessForm()
     if not form.validate() or row["status"] != "active":
         return _detail_page(row, error="That request was not understood, so nothing was changed.", status=400)
     if not oauth_available(provider, _config()):
