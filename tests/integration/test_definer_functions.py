@@ -22,6 +22,15 @@ REVIEWED: dict[str, tuple[frozenset[str], str]] = {
     "hapex_find_login": (INTAKE, "an exact email; one user's hash to verify a password against"),
     "hapex_find_session": (INTAKE, "an exact hash; the session it names or nothing"),
     "hapex_find_webhook": (INTAKE, "an exact hash; only an enabled webhook automation's ids"),
+    # Migration 0016 (the client's own proof).
+    "hapex_session_proves_client": (AGENT, "yes or no for one secret and client: live, under 30 days"),
+    "hapex_webhook_proves_client": (AGENT, "yes or no for one secret, client and enabled webhook automation"),
+    "hapex_touch_session": (INTAKE, "one session by exact hash, extended within 1 day idle and 30 days in all"),
+    "hapex_end_session": (INTAKE, "one session by exact hash"),
+    "hapex_set_webhook_secret": (INTAKE, "only with a live session secret of the automation's own client"),
+    # Not narrow yet, as docs/client-proof.md says under "What is not closed yet": any client and
+    # user may be named, since the password is checked in the intake (argon2id, in Python).
+    "hapex_start_session": (INTAKE, "expiry capped at 1 day; the client and user are the caller's word"),
     "hapex_prune_expired_sessions": (AGENT, "no argument; its policy admits expired rows only"),
     "hapex_prune_expired_oauth_states": (AGENT, "no argument; its policy admits expired rows only"),
     "hapex_prune_run_records": (AGENT, "refuses an age under 30 days (test below)"),
