@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer
+from authlib.integrations.flask_oauth2.requests import FlaskOAuth2Payload, FlaskOAuth2Request
 from authlib.oauth2.rfc6749 import ClientMixin, grants
 from authlib.oauth2.rfc6749.errors import InvalidRequestError, OAuth2Error
 from authlib.oauth2.rfc6750 import BearerTokenGenerator
@@ -25,10 +26,11 @@ from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oauth2.rfc9207 import IssuerParameter
 from flask import Blueprint, Response, abort, current_app, jsonify, render_template, request
+from werkzeug.datastructures import MultiDict
 
 from hapex.sandbox import wiring
 from hapex.sandbox.state import Code, Grant, Store, Token
-from shared.catalog import PROVIDERS, Provider, Revocation, TokenAuth
+from shared.catalog import PROVIDERS, Provider, Revocation, TokenAuth, TokenRequest
 
 CODE_SECONDS = 300
 TOKEN_PREFIXES = {"google": ("ya29.sbx-", "1//sbx-"), "slack": ("xoxe.xoxb-sbx-", "xoxe-1-sbx-")}
@@ -145,6 +147,36 @@ class TokenRecord:
         return self.token.revoked or self.grant.revoked
 
 
+def _json_parameters() -> MultiDict[str, str]:
+    body = request.get_json(silent=True)
+    return MultiDict({k: str(v) for k, v in body.items()} if isinstance(body, dict) else {})
+
+
+class _JsonPayload(FlaskOAuth2Payload):  # type: ignore[misc]  # Authlib is untyped
+    """A token request's parameters from its JSON body (Notion's shape) rather than a form."""
+
+    @property
+    def data(self) -> MultiDict[str, str]:
+        return _json_parameters()
+
+
+class _JsonTokenRequest(FlaskOAuth2Request):  # type: ignore[misc]
+    def __init__(self) -> None:
+        super().__init__(request)
+        self.payload = _JsonPayload(request)
+
+    @property
+    def form(self) -> MultiDict[str, str]:
+        return _json_parameters()
+
+
+class _JsonTokenServer(AuthorizationServer):  # type: ignore[misc]
+    """A provider whose token endpoint takes JSON: the same checks, the parameters read from the body."""
+
+    def create_oauth2_request(self, given: Any) -> Any:
+        return _JsonTokenRequest() if request.is_json else super().create_oauth2_request(given)
+
+
 class ProviderServer:
     """One provider's authorization server over the shared store."""
 
@@ -154,7 +186,8 @@ class ProviderServer:
         self.client = client
         self.store = store
         self.issuer = issuer
-        server = AuthorizationServer(query_client=self._query_client, save_token=self._save_token)
+        server_class = _JsonTokenServer if provider.token_request is TokenRequest.JSON else AuthorizationServer
+        server = server_class(query_client=self._query_client, save_token=self._save_token)
         server.load_config({})
         access_prefix, refresh_prefix = TOKEN_PREFIXES.get(provider.key, ("sbx-at-", "sbx-rt-"))
         server.register_token_generator("default", BearerTokenGenerator(
@@ -394,16 +427,6 @@ def slack_revoke() -> Response:
         return jsonify(ok=False, error="invalid_auth")
     server.revoke_grant(record.grant)
     return jsonify(ok=True, revoked=True)
-
-
-@bp.route("/hubspot/oauth/refresh-tokens/<token_value>", methods=["DELETE"])
-def hubspot_revoke(token_value: str) -> Response:
-    server = _server("hubspot")
-    record = server.lookup(token_value)
-    if record is None or record.token.kind != "refresh":
-        return Response(status=404)
-    server.revoke_grant(record.grant)
-    return Response(status=204)
 
 
 @bp.route("/<provider>/.well-known/oauth-authorization-server")

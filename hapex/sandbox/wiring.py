@@ -52,8 +52,6 @@ def provider_endpoints(base_url: str, provider: Provider) -> dict[str, str]:
     }
     if provider.revocation is Revocation.SLACK:
         endpoints["revocation_url"] = f"{root}/api/auth.revoke"
-    elif provider.revocation is Revocation.HUBSPOT:
-        endpoints["revocation_url"] = f"{root}/oauth/refresh-tokens"
     elif provider.revocation is not Revocation.NONE:
         endpoints["revocation_url"] = f"{root}/oauth/revoke"
     return endpoints

@@ -207,9 +207,6 @@ def test_a_newcomer_runs_the_invoice_digest_against_the_sandbox_and_sees_it_in_s
         assert token not in output
 
 
-@pytest.mark.xfail(strict=True, reason="Hapex's RFC 7009 revocation sends no client authentication yet (helper C's "
-                                       "issue 19 §2 fix); the sandbox refuses it with 401, which Hapex reads as "
-                                       "'already invalid'. Remove this mark when that fix lands.")
 def test_disconnecting_google_revokes_the_grant_at_the_sandbox(page, made_run):
     page.goto("/signup")
     page.get_by_label("Business name").fill("Crumb & Co")
