@@ -23,11 +23,12 @@ import logging
 import random
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from marshmallow import ValidationError
 
@@ -97,6 +98,8 @@ class RunExecution:
     run_id: uuid.UUID
     execution: int
     clock: Clock
+    # The trigger's fields, for text with fields (trigger.started_at, ...): data, never re-parsed.
+    trigger: Mapping[str, Any] = field(default_factory=dict, repr=False)
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
@@ -131,7 +134,7 @@ def execute_run(rt: AgentRuntime, *, client_id: uuid.UUID, run_id: uuid.UUID, cl
             interrupted = any(step["status"] != "pending" for step in recorded)
             resumed = _resumable_outputs(rt, conn, client_id, run_id, definition, recorded) if interrupted else []
             execution = runs.start_run(conn, run_id=run_id)
-            run = RunExecution(rt, client_id, run_id, execution, clock)
+            run = RunExecution(rt, client_id, run_id, execution, clock, trigger_fields(row, definition))
             # The first step to run begins here too, under the run's lock: one commit fewer.
             first_attempt = StepAttempt.begin_first(conn, run, definition["steps"], resumed)
         log["automation_id"] = row["automation_id"]
@@ -142,6 +145,19 @@ def execute_run(rt: AgentRuntime, *, client_id: uuid.UUID, run_id: uuid.UUID, cl
     finally:
         if first_attempt is not None:
             first_attempt.discard()
+
+
+def trigger_fields(row: Mapping[str, Any], definition: Mapping[str, Any]) -> dict[str, Any]:
+    """The trigger's fields of a run, from its own record (the same on every execution of it)."""
+    trigger = definition.get("trigger") or {}
+    try:
+        zone = ZoneInfo(trigger.get("timezone") or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        zone = ZoneInfo("UTC")
+    values: dict[str, Any] = {"started_at": row["queued_at"].astimezone(zone).isoformat(timespec="seconds")}
+    if row.get("scheduled_for") is not None:
+        values["scheduled_for"] = row["scheduled_for"].astimezone(zone).isoformat(timespec="seconds")
+    return values
 
 
 def _execute(run: RunExecution, definition: dict[str, Any], recorded: list[dict[str, Any]],
@@ -278,7 +294,7 @@ class StepAttempt:
             return None
         index = len(resumed)
         try:
-            data = resolve_step_input(steps[index], resumed)
+            data = resolve_step_input(steps[index], resumed, run.trigger)
         except ValidationError:
             return None  # the step records the failure itself
         capability = CAPABILITIES[steps[index]["capability"]]
@@ -382,7 +398,7 @@ def _run_step(run: RunExecution, index: int, step: dict[str, Any], outputs: list
     http = ProviderHTTP(provider, verify=rt.verify, session=rt.http_session(provider.key))
     if attempt is None:
         try:
-            data = resolve_step_input(step, outputs)
+            data = resolve_step_input(step, outputs, run.trigger)
         except ValidationError:
             _fail(run, index, "input_invalid", "An earlier step's output did not fit this step's input.", started, 1)
     else:

@@ -38,7 +38,7 @@ VALUES (%(client_id)s, %(run_id)s, %(step_index)s, %(capability)s, %(idempotency
 
 -- lock_run --
 -- A run locked by the worker executing it.
-SELECT run_id, automation_id, automation_version, trigger_kind, status, queued_at, started_at
+SELECT run_id, automation_id, automation_version, trigger_kind, status, queued_at, started_at, scheduled_for
 FROM runs
 WHERE run_id = %(run_id)s
 FOR UPDATE

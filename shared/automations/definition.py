@@ -3,7 +3,10 @@
 A step's input is checked by its capability's marshmallow schema. A value may instead be a
 reference to an earlier step's output, `{"$ref": "steps.<index>.<field>"}`; the reference
 must point backwards to a field the earlier step's output schema declares, and the
-referenced value is checked by the schema when the run resolves it.
+referenced value is checked by the schema when the run resolves it. A string value may also
+be text with fields (shared.automations.text_fields): each `{{ ... }}` must name a field of
+the trigger or of an earlier step's output schema, and the filled-in text is checked by the
+schema when the run resolves it.
 """
 
 from __future__ import annotations
@@ -17,7 +20,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 from croniter import croniter
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
+from shared.automations import text_fields
 from shared.catalog import CAPABILITIES
+from shared.catalog.schemas import TRIGGER_FIELDS, TriggerFields
 
 MAX_STEPS = 20
 MIN_SCHEDULE_INTERVAL = timedelta(minutes=5)
@@ -87,15 +92,17 @@ class AutomationSchema(Schema):
     @validates_schema
     def _steps_fit_their_capabilities(self, data: dict[str, Any], **kwargs: Any) -> None:
         errors: dict[int, Any] = {}
+        trigger_kind = (data.get("trigger") or {}).get("kind", "manual")
         for index, step in enumerate(data.get("steps", [])):
-            problems = _step_input_errors(index, step, data["steps"])
+            problems = _step_input_errors(index, step, data["steps"], trigger_kind)
             if problems:
                 errors[index] = {"input": problems}
         if errors:
             raise ValidationError(errors, "steps")
 
 
-def _step_input_errors(index: int, step: Mapping[str, Any], steps: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+def _step_input_errors(index: int, step: Mapping[str, Any], steps: Sequence[Mapping[str, Any]],
+                       trigger_kind: str = "manual") -> dict[str, Any]:
     capability = CAPABILITIES[step["capability"]]
     given = dict(step.get("input") or {})
     problems: dict[str, Any] = {}
@@ -104,6 +111,16 @@ def _step_input_errors(index: int, step: Mapping[str, Any], steps: Sequence[Mapp
         message = _reference_error(index, given[name]["$ref"], steps)
         if message:
             problems[name] = [message]
+    for name, value in list(given.items()):
+        if name in references or not text_fields.has_fields(value):
+            continue
+        messages, uses_fields = _text_field_errors(index, value, steps, trigger_kind)
+        if messages:
+            problems[name] = messages
+        if messages or uses_fields:
+            references.append(name)  # checked by the schema once the run fills it in
+        else:
+            given[name] = text_fields.render_value(value, trigger={}, outputs=[])  # only \{{ escapes
     try:
         capability.input_schema().load({k: v for k, v in given.items() if k not in references},
                                        partial=tuple(references))
@@ -129,6 +146,64 @@ def _reference_error(index: int, reference: Any, steps: Sequence[Mapping[str, An
     return None
 
 
+def trigger_schema(kind: str) -> Schema:
+    """The fields a trigger of this kind gives a run."""
+    return TRIGGER_FIELDS.get(kind, TriggerFields)()
+
+
+def _text_field_errors(index: int, value: Any, steps: Sequence[Mapping[str, Any]],
+                       trigger_kind: str) -> tuple[list[str], bool]:
+    """What is wrong with the fields in a value's texts, and whether it uses any field at all."""
+    messages: list[str] = []
+    uses_fields = False
+    for text in text_fields.strings_in(value):
+        if "{{" not in text:
+            continue
+        try:
+            parsed = text_fields.parse(text)
+        except text_fields.TextFieldError as exc:
+            messages.append(str(exc))
+            continue
+        for reference in parsed.references:
+            uses_fields = True
+            message = field_reference_error(index, reference, steps, trigger_kind)
+            if message:
+                messages.append(f"{reference.written}: {message}")
+    return messages, uses_fields
+
+
+def field_reference_error(index: int, reference: text_fields.FieldReference, steps: Sequence[Mapping[str, Any]],
+                          trigger_kind: str) -> str | None:
+    """None when the reference names a field that step `index` (from 0) can use; else how to fix it."""
+    if reference.source == "trigger":
+        return text_fields.check_path(trigger_schema(trigger_kind), reference.path,
+                                      root=f"a {trigger_kind.replace('_', ' ')} trigger")
+    assert reference.step is not None
+    if reference.step > index:
+        if reference.step == index + 1:
+            return "a step cannot use its own output; use a field of an earlier step."
+        return (f"step {reference.step} comes after this one (step {index + 1}); a step can only use the "
+                "fields of the steps before it.")
+    source = steps[reference.step - 1]
+    capability = CAPABILITIES.get(source.get("capability", ""))
+    if capability is None:
+        return f"step {reference.step} is not a known capability."
+    dict_keys = _asked_keys(source)
+    root = f"step {reference.step} ({capability.title})"
+    problem = text_fields.check_path(capability.output_schema(), reference.path, dict_keys=dict_keys, root=root)
+    if problem and not problem.startswith(root):
+        return f"{root}: {problem}"
+    return problem
+
+
+def _asked_keys(step: Mapping[str, Any]) -> list[str]:
+    """The keys an extract step was asked for: the only keys its values object can hold."""
+    wanted = (step.get("input") or {}).get("fields")
+    if isinstance(wanted, list) and all(isinstance(k, str) for k in wanted):
+        return list(wanted)
+    return []
+
+
 def load_automation(data: Mapping[str, Any]) -> dict[str, Any]:
     """A validated automation definition, or InvalidAutomation with per-field messages."""
     try:
@@ -146,14 +221,22 @@ def next_fire_time(trigger: Mapping[str, Any], after: datetime) -> datetime:
     return croniter(trigger["cron"], after.astimezone(zone)).get_next(datetime)  # type: ignore[no-any-return]  # croniter is untyped
 
 
-def resolve_step_input(step: Mapping[str, Any], outputs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """The step's input with references replaced by earlier outputs, validated in full."""
+def resolve_step_input(step: Mapping[str, Any], outputs: Sequence[Mapping[str, Any]],
+                       trigger: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The step's input with references replaced by earlier outputs and texts' fields filled in
+    (from the trigger's fields and earlier outputs), validated in full. A text that cannot be read
+    (saved before text with fields existed, say) is ValidationError, as an unfit value is."""
     resolved = {}
     for name, value in (step.get("input") or {}).items():
         if _is_ref(value):
             match = _REF.match(value["$ref"])
             assert match is not None
             resolved[name] = outputs[int(match.group(1))][match.group(2)]
+        elif text_fields.has_fields(value):
+            try:
+                resolved[name] = text_fields.render_value(value, trigger=trigger or {}, outputs=outputs)
+            except text_fields.TextFieldError as exc:
+                raise ValidationError({name: [str(exc)]}) from None
         else:
             resolved[name] = value
     schema = CAPABILITIES[step["capability"]].input_schema()

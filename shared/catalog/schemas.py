@@ -190,3 +190,26 @@ class LLMExtractInput(StepInput):
 
 class LLMExtractOutput(StepOutput):
     values = fields.Dict(keys=fields.String(), values=fields.Raw(), required=True)
+
+
+# --- the fields a trigger gives a run (text with fields names them trigger.<field>) -----------
+
+
+class TriggerFields(Schema):
+    """What every run knows about how it started."""
+
+    started_at = fields.String(required=True, metadata={"description": "When the run started, in the "
+                                                                          "automation's time zone (ISO 8601)."})
+
+
+class ScheduleTriggerFields(TriggerFields):
+    scheduled_for = fields.String(required=True, metadata={"description": "The schedule slot the run is for, "
+                                                                             "in the automation's time zone."})
+
+
+# The trigger fields of each trigger kind; a kind not listed has those of every run only.
+TRIGGER_FIELDS: dict[str, type[Schema]] = {
+    "manual": TriggerFields,
+    "schedule": ScheduleTriggerFields,
+    "webhook": TriggerFields,
+}
