@@ -16,7 +16,7 @@ from apispec import APISpec
 from apispec.ext.marshmallow.openapi import OpenAPIConverter
 from marshmallow import RAISE, Schema, fields, missing, validate
 
-from shared.automations.definition import AutomationSchema
+from shared.automations.definition import AutomationSchema, trigger_schema
 from shared.catalog import CAPABILITIES, PROVIDERS, AuthKind, Capability
 
 CHAT_PROMPT_VERSION = "v1"
@@ -192,12 +192,21 @@ def describe_catalog() -> str:
         "",
         "## Triggers",
         "",
-        *[f"- `{kind}`: {_TRIGGERS.get(kind, 'no other fields.')}" for kind in trigger_kinds()],
+        *[f"- `{kind}`: {_TRIGGERS.get(kind, 'no other fields.')} Trigger fields: "
+          + ", ".join(f"`trigger.{name}`" for name in trigger_schema(kind).fields)
+          for kind in trigger_kinds()],
         "",
         "## Capabilities",
         "",
         "An input value may instead take an earlier step's output: {\"$ref\": \"steps.<index>.<output field>\"}, "
         "where <index> counts the steps from 0 and must be smaller than the step's own index.",
+        "",
+        "A text value may also mix words with fields: \"New invoice from {{ steps.1.messages.1.sender }}: "
+        "{{ steps.2.text }}\". In text, steps are numbered from 1 as the client sees them (so {{ steps.1.x }} is "
+        "the first step, the one $ref calls steps.0), a field must come from an earlier step's output or from the "
+        "trigger's fields listed above ({{ trigger.<field> }}), nested fields are joined by dots and a list's item "
+        "by its number from 1 (.1 is the first). Nothing else is allowed inside {{ }}: no filters, no "
+        "expressions, no loops. Write \\{{ for a literal {{.",
         "",
     ]
     for capability in CAPABILITIES.values():

@@ -21,7 +21,8 @@ from zoneinfo import available_timezones
 from marshmallow import fields, missing, validate
 from werkzeug.datastructures import MultiDict
 
-from shared.automations.definition import MAX_STEPS
+from shared.automations import text_fields
+from shared.automations.definition import MAX_STEPS, trigger_schema
 from shared.catalog import CAPABILITIES, Capability
 from shared.request_input import UnreadableJSON, load_json
 
@@ -73,10 +74,13 @@ class AutomationDraft:
 
 @dataclass(frozen=True)
 class Action:
-    """The button pressed: save, add_step, or remove (with the step's index)."""
+    """The button pressed: save, add_step, remove (with the step's index) or insert (a field into
+    one of the step's inputs)."""
 
     kind: str
     index: int | None = None
+    input_name: str | None = None
+    field: str | None = None
 
 
 _LABELS = {"url": "URL", "label_ids": "Label IDs", "message_ids": "Message IDs"}
@@ -196,10 +200,32 @@ def reference_options(draft: AutomationDraft, index: int, into: InputField | Non
     return options
 
 
+# The input kinds that take text with fields (and so get the picker).
+TEXT_KINDS = ("text", "textarea", "lines", "json")
+_INSERT = re.compile(r"^insert:(\d{1,3}):([a-z_][a-z0-9_]{0,40}):((?:trigger|steps)(?:\.[a-z0-9_]{1,41}){1,8})$")
+
+
+def available_fields(draft: AutomationDraft, index: int) -> list[text_fields.AvailableField]:
+    """The fields step `index` (from 0) may insert in its texts: the trigger's, then each earlier
+    step's, from the output schemas, with their types."""
+    result = text_fields.fields_of(trigger_schema(draft.trigger_kind), "trigger", "Trigger")
+    for earlier, step in enumerate(draft.steps[:index]):
+        capability = step.known
+        if capability is None:
+            continue
+        asked = [line.strip() for line in step.values.get("fields", "").splitlines() if line.strip()]
+        result += text_fields.fields_of(capability.output_schema(), f"steps.{earlier + 1}",
+                                        f"Step {earlier + 1} ({capability.title})", dict_keys=asked)
+    return result
+
+
 def parse_action(form: Mapping[str, str]) -> Action:
     value = form.get("action", "save")
     if value.startswith("remove:") and value[7:].isdigit():
         return Action("remove", int(value[7:]))
+    insert = _INSERT.match(value)
+    if insert:
+        return Action("insert", int(insert.group(1)), insert.group(2), insert.group(3))
     if value == "add_step":
         return Action("add_step")
     return Action("save")
@@ -270,13 +296,53 @@ def apply_action(draft: AutomationDraft, action: Action, new_capability: str) ->
     elif action.kind == "remove" and action.index is not None and action.index < len(draft.steps):
         del draft.steps[action.index]
         _renumber_references(draft, action.index)
+    elif action.kind == "insert" and action.index is not None and action.index < len(draft.steps):
+        return _insert_field(draft, action)
     return None
+
+
+NOT_INSERTABLE = "That field is not available at this step; choose one from its list."
+
+
+def _insert_field(draft: AutomationDraft, action: Action) -> str | None:
+    """Append the chosen field, as written in text, to the input's value (the picker without JavaScript)."""
+    assert action.index is not None and action.field is not None
+    step = draft.steps[action.index]
+    written = "{{ " + action.field + " }}"
+    kinds = {f.name: f.kind for f in input_fields(step.capability)}
+    if kinds.get(action.input_name or "") not in TEXT_KINDS or \
+            written not in {f.written for f in available_fields(draft, action.index)}:
+        return NOT_INSERTABLE
+    name = action.input_name or ""
+    current = step.values.get(name, "")
+    separator = "" if not current or current.endswith((" ", "\n")) else " "
+    step.values[name] = current + separator + written
+    step.refs.pop(name, None)  # the text is what the client is now building
+    return None
+
+
+_TEXT_STEP_FIELD = re.compile(r"\{\{(\s*)steps\.(\d{1,3})\.")
+
+
+def _renumber_texts(text: str, removed: int) -> str:
+    """Fields of later steps move down by one; a field of the removed step is marked so saving names it."""
+    def renumber(match: re.Match[str]) -> str:
+        number = int(match.group(2))
+        if number == removed + 1:
+            return "{{" + match.group(1) + "steps.removed."
+        if number > removed + 1:
+            return "{{" + match.group(1) + f"steps.{number - 1}."
+        return match.group(0)
+    return _TEXT_STEP_FIELD.sub(renumber, text)
 
 
 def _renumber_references(draft: AutomationDraft, removed: int) -> None:
     """After removing a step, references to it are dropped and later ones move down by one."""
     pattern = re.compile(r"^steps\.(\d+)\.(.+)$")
     for step in draft.steps:
+        for name, value in list(step.values.items()):
+            if "{{" in value:
+                step.values[name] = _renumber_texts(value, removed)
         for name, reference in list(step.refs.items()):
             match = pattern.match(reference)
             if not match:

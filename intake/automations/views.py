@@ -115,6 +115,8 @@ def _builder(draft: forms.AutomationDraft, *, automation: dict[str, Any] | None,
         notice=notice,
         input_fields=forms.input_fields,
         reference_options=forms.reference_options,
+        available_fields=forms.available_fields,
+        text_kinds=forms.TEXT_KINDS,
         capability_choices=forms.capability_choices(),
         timezones=forms.timezones(),
     ), status
@@ -127,7 +129,10 @@ def _build(automation: dict[str, Any] | None) -> ResponseReturnValue:
     if action.kind != "save":
         problem = forms.apply_action(draft, action, request.form.get("new_capability", ""))
         if problem:
-            return _builder(draft, automation=automation, errors={"new_capability": [problem]}, status=400)
+            key = "new_capability"
+            if action.kind == "insert":
+                key = f"steps.{action.index}.input.{action.input_name}"
+            return _builder(draft, automation=automation, errors={key: [problem]}, status=400)
         return _builder(draft, automation=automation)
     definition, unreadable = forms.definition_from_draft(draft)
     try:

@@ -116,6 +116,8 @@ def _reference(inner: str) -> FieldReference:
         if len(parts) < 2:
             raise TextFieldError(f"{shown} names no field of the trigger, like {{{{ trigger.email.from }}}}.")
         return FieldReference("trigger", None, tuple(parts[1:]))
+    if parts[0] == "steps" and len(parts) > 1 and parts[1] == "removed":
+        raise TextFieldError(f"{shown} was a field of a step that has been removed; choose another field.")
     if parts[0] == "steps":
         if len(parts) < 3 or not parts[1].isdigit() or int(parts[1]) < 1:
             raise TextFieldError(f"{shown}: after steps comes the step's number (from 1) and its field, "
@@ -134,6 +136,11 @@ class AvailableField:
     written: str
     label: str
     type: str
+
+    @property
+    def path(self) -> str:
+        """The reference without its braces, as the builder's insert button posts it."""
+        return self.written[3:-3]
 
 
 def _type_words(f: fields.Field[Any]) -> str:

@@ -42,13 +42,15 @@ def test_the_invoice_alert_with_fields_is_valid_as_saved():
 @pytest.mark.parametrize(
     ("text", "named"),
     [
-        ("{{ steps.2.value.amount }}", "step 2 (Extract fields with Claude) has no field value; its fields are values."),
+        ("{{ steps.2.value.amount }}",
+         "step 2 (Extract fields with Claude) has no field value; its fields are values."),
         ("{{ steps.2.values.total }}", "values has no field total; its fields are amount, vendor."),
         ("{{ steps.3.text }}", "a step cannot use its own output"),
         ("{{ steps.4.text }}", "step 4 comes after this one"),
         ("{{ steps.0.text }}", "the step's number (from 1)"),
         ("{{ steps.1.messages.first.sender }}", "messages is a list: next comes an item's number"),
-        ("{{ trigger.email.from }}", "a schedule trigger has no field email; its fields are started_at, scheduled_for."),
+        ("{{ trigger.email.from }}",
+         "a schedule trigger has no field email; its fields are started_at, scheduled_for."),
         ("{{ env.secret }}", "must start with trigger or steps"),
         ("{{ steps.1.messages | upper }}", "is not a field"),
         ("{{ ''.__class__ }}", "is not a field"),

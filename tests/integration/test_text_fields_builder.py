@@ -1,0 +1,76 @@
+"""The builder's text with fields, without JavaScript: a picker per step, checked on save, renumbered on remove."""
+
+from __future__ import annotations
+
+import html
+import re
+
+from tests.integration.test_automations_pages import count, digest_form, field_is_marked_invalid, press, text_of
+
+
+def picker_buttons(body: str, step: int, name: str) -> dict[str, str]:
+    """The insert buttons of one input's picker: the reference each inserts, and its label with type."""
+    found = re.findall(r'<button type="submit" name="action" value="insert:' + str(step) + ":" + name
+                       + r':([^"]+)" class="link">[^<]*</button>\s*([^<]*)<span class="type">\(([^)]*)\)', body)
+    return {path: f"{label.strip()} ({kind})" for path, label, kind in found}
+
+
+def test_the_picker_lists_the_trigger_and_earlier_steps_fields_with_types_and_no_later_ones(signed_up):
+    visitor, _ = signed_up
+    form = digest_form(visitor)
+    body = text_of(press(visitor, form, "add_step", new_capability="gmail.create_draft"))
+    assert picker_buttons(body, 3, "body_text")["steps.3.ts"] == "Step 3 (Post to Slack): ts (text)"
+    buttons = picker_buttons(body, 2, "text")
+    assert buttons["trigger.started_at"] == "Trigger: started at (text)"
+    assert buttons["steps.1.messages"] == "Step 1 (Search emails): messages (list)"
+    assert buttons["steps.1.messages.1.sender"] == "Step 1 (Search emails): first of messages: sender (text)"
+    assert buttons["steps.2.text"] == "Step 2 (Summarise with Claude): text (text)"
+    assert not any(path.startswith("steps.3") for path in buttons)
+    assert not any(path.startswith(("steps.2", "steps.3")) for path in picker_buttons(body, 1, "text"))
+    assert picker_buttons(body, 0, "max_results") == {}  # a number takes no text
+
+
+def test_pressing_a_field_inserts_it_and_the_automation_saves_with_it(signed_up, owner_conn):
+    visitor, _ = signed_up
+    form = {**digest_form(visitor), "steps-2-ref-text": "", "steps-2-value-text": "From"}
+    page = press(visitor, form, "insert:2:text:steps.1.messages.1.sender")
+    assert page.status_code == 200
+    value = re.search(r'<textarea id="steps-2-value-text"[^>]*>([^<]*)</textarea>', page.get_data(as_text=True))
+    assert html.unescape(value.group(1)) == "From {{ steps.1.messages.1.sender }}"
+    form["steps-2-value-text"] = "From {{ steps.1.messages.1.sender }}: {{ steps.2.text }}"
+    saved = press(visitor, form, "save")
+    assert saved.status_code == 303, text_of(saved)
+    stored = owner_conn.execute("SELECT steps FROM automations").fetchone()[0]
+    assert stored[2]["input"]["text"] == "From {{ steps.1.messages.1.sender }}: {{ steps.2.text }}"
+
+
+def test_a_crafted_insert_of_a_field_not_available_there_is_refused(signed_up):
+    visitor, _ = signed_up
+    form = digest_form(visitor)
+    page = press(visitor, form, "insert:1:text:steps.3.ts")
+    assert page.status_code == 400
+    assert "That field is not available at this step" in text_of(page)
+
+
+def test_an_unknown_field_is_a_form_error_naming_it_and_saves_nothing(signed_up, owner_conn):
+    visitor, _ = signed_up
+    form = {**digest_form(visitor), "steps-2-ref-text": "",
+            "steps-2-value-text": "{{ steps.2.summary }} from {{ trigger.email.from }}"}
+    response = press(visitor, form, "save")
+    body = response.get_data(as_text=True)
+    assert response.status_code == 400
+    text = html.unescape(body)
+    assert ("{{ steps.2.summary }}: step 2 (Summarise with Claude) has no field summary; "
+            "its fields are text.") in text
+    assert "{{ trigger.email.from }}: a manual trigger has no field email; its fields are started_at." in text
+    assert field_is_marked_invalid(body, "steps-2-value-text")
+    assert count(owner_conn, "automations") == 0
+
+
+def test_removing_a_step_renumbers_the_fields_in_texts_and_marks_those_of_the_removed_step(signed_up):
+    visitor, _ = signed_up
+    form = {**digest_form(visitor), "steps-2-ref-text": "",
+            "steps-2-value-text": "{{ steps.1.messages.1.sender }} / {{steps.2.text}}"}
+    page = press(visitor, form, "remove:0")
+    value = re.search(r'<textarea id="steps-1-value-text"[^>]*>([^<]*)</textarea>', page.get_data(as_text=True))
+    assert html.unescape(value.group(1)) == "{{ steps.removed.messages.1.sender }} / {{steps.1.text}}"
