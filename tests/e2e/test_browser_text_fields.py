@@ -1,0 +1,43 @@
+"""The builder's field picker in a real browser with JavaScript off: open the list, press a field, save."""
+
+from __future__ import annotations
+
+import re
+
+from playwright.sync_api import expect
+
+from tests.e2e.test_browser_accounts import new_email, path_of, sign_up
+from tests.e2e.test_browser_automations import add_step
+
+
+def test_a_client_inserts_fields_from_the_picker_without_javascript_and_saves_the_text(no_script_page, owner,
+                                                                                        live_stack):
+    page = no_script_page
+    sign_up(page, new_email())
+    page.goto("/automations/new")
+    page.get_by_label("Name", exact=True).fill("Invoice alert")
+    add_step(page, "gmail.search")
+    page.locator("#steps-0-value-query").fill("subject:invoice")
+    add_step(page, "slack.post_message")
+    page.locator("#steps-1-value-channel").fill("#accounts")
+    page.locator("#steps-1-value-text").fill("New invoice from")
+
+    step = page.get_by_role("group", name="Step 2: Post to Slack")
+    step.get_by_text("Insert a field into text").click()  # <details> opens without JavaScript
+    picker = step.locator("details.field-picker").filter(has_text="Insert a field into text")
+    expect(picker.get_by_text("Step 1 (Search emails): first of messages: sender")).to_be_visible()
+    expect(picker.get_by_text("(list)").first).to_be_visible()
+    picker.get_by_role("button", name="{{ steps.1.messages.1.sender }}").click()
+
+    assert page.locator("#steps-1-value-text").input_value() == "New invoice from {{ steps.1.messages.1.sender }}"
+    assert page.locator("#steps-0-value-query").input_value() == "subject:invoice"  # the round trip kept it
+    page.locator("#steps-1-value-text").fill("From {{ steps.1.messages.1.sendr }}")
+    page.get_by_role("button", name="Save automation").click()
+    expect(page.get_by_text("has no field sendr; its fields are id, thread_id, sender, subject, date.")
+           ).to_be_visible()
+    page.locator("#steps-1-value-text").fill("From {{ steps.1.messages.1.sender }}")
+    page.get_by_role("button", name="Save automation").click()
+    assert re.fullmatch(r"/automations/[0-9a-f-]{36}", path_of(page))
+    steps = owner.execute("SELECT steps FROM automations WHERE automation_id = %s",
+                          [path_of(page).rsplit("/", 1)[1]]).fetchone()[0]
+    assert steps[1]["input"]["text"] == "From {{ steps.1.messages.1.sender }}"
