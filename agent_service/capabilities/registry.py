@@ -6,6 +6,7 @@ from typing import Any
 
 from agent_service.capabilities import (
     anthropic,
+    condition,
     google_calendar,
     google_drive,
     google_gmail,
@@ -40,6 +41,7 @@ IMPLEMENTATIONS: dict[str, CapabilityFunction] = {
     "llm.summarise": anthropic.summarise,
     "llm.classify": anthropic.classify,
     "llm.extract": anthropic.extract,
+    "condition.continue_if": condition.continue_if,
 }
 
 

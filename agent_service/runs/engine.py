@@ -58,12 +58,14 @@ from agent_service.vault import (
     StepSecret,
 )
 from shared.automations import resolve_step_input
-from shared.catalog import CAPABILITIES, AuthKind, Capability, Provider
+from shared.catalog import CAPABILITIES, CONDITION, AuthKind, Capability, Provider
 from shared.db import DatabaseUnavailable, tenant_transaction
 from shared.db.pool import Connection
 
 logger = logging.getLogger(__name__)
-FINAL = ("succeeded", "failed", "cancelled")
+FINAL = ("succeeded", "failed", "cancelled", "stopped")
+# A run whose "continue only if" did not hold: stopped there, which is neither a failure nor a success.
+STOPPED_BY_CONDITION = "by_condition"
 # Runs execute in worker processes: the credential access audit names them so.
 WORKER = "worker"
 
@@ -178,6 +180,9 @@ def _execute(run: RunExecution, definition: dict[str, Any], recorded: list[dict[
             outputs.append(_run_step(run, index, step, outputs, recorded[index]["idempotency_key"], deadline,
                                      last=index == len(steps) - 1, store_output=store,
                                      attempt=first_attempt if index == first else None))
+            if _stops_here(step, outputs[-1]):
+                logger.info("run stopped by condition", extra={**log, "step_index": index})
+                return "stopped"
         except StepError as failure:
             _finish(run, "failed", failure.error_class,
                     f"Step {index + 1} ({step['capability']}): {failure.safe_message}")
@@ -195,6 +200,16 @@ def _execute(run: RunExecution, definition: dict[str, Any], recorded: list[dict[
         _finish(run, "succeeded", None, None)
     logger.info("run succeeded", extra={**log, "count": len(outputs)})
     return "succeeded"
+
+
+def _stops_here(step: Mapping[str, Any], output: Mapping[str, Any]) -> bool:
+    return step["capability"] == CONDITION and output.get("passed") is False
+
+
+def stopped_message(index: int, counts: Mapping[str, int]) -> str:
+    """What the run record says when a condition stops it: the step, and never the values compared."""
+    reason = " (a value was not of the type compared)" if counts.get("unreadable") else ""
+    return f"Step {index + 1} (Continue only if): the condition was not met{reason}, so the run stopped there."
 
 
 def _resumable_outputs(rt: AgentRuntime, conn: Connection, client_id: uuid.UUID, run_id: uuid.UUID,
@@ -460,8 +475,9 @@ def _run_step(run: RunExecution, index: int, step: dict[str, Any], outputs: list
         except CredentialKeyMissing:
             _fail(run, index, "credential_key_missing",
                   "This connection cannot be used right now; Hapex has been alerted.", started, attempts)
-        _record_success(run, index, provider, connection, result, http.calls, started, finish_run=last,
-                        store_output=store_output)
+        stop = _stops_here(step, result.output)
+        _record_success(run, index, provider, connection, result, http.calls, started, finish_run=last or stop,
+                        store_output=store_output, stopped=stop)
         return result.output
 
 
@@ -557,9 +573,11 @@ def _store_output(conn: Connection, run: RunExecution, index: int, output: dict[
 
 
 def _record_success(run: RunExecution, index: int, provider: Provider, connection: dict[str, Any] | None,
-                    result: StepResult, calls: int, started: float, *, finish_run: bool, store_output: bool) -> None:
+                    result: StepResult, calls: int, started: float, *, finish_run: bool, store_output: bool,
+                    stopped: bool = False) -> None:
     """The step's outcome, costs and (when the client stores outputs) its sealed output; after the
-    last step, the run's success too, all in the same commit."""
+    last step, the run's success too, and after a condition that did not hold, the run's stop and
+    its remaining steps skipped, all in the same commit."""
     with run.transaction() as conn:
         runs.finish_step(conn, run_id=run.run_id, step_index=index, status="succeeded",
                          duration_ms=run.elapsed_ms(started), error_class=None, safe_message=None,
@@ -569,5 +587,9 @@ def _record_success(run: RunExecution, index: int, provider: Provider, connectio
         _record_costs(conn, run, index, provider, result.llm_usage, calls)
         if connection is not None:
             connections.touch_connection(conn, connection_id=connection["connection_id"])
-        if finish_run:
+        if stopped:
+            runs.skip_remaining_steps(conn, run_id=run.run_id)
+            runs.finish_run(conn, run_id=run.run_id, status="stopped", error_class=STOPPED_BY_CONDITION,
+                            error_message=stopped_message(index, result.counts))
+        elif finish_run:
             runs.finish_run(conn, run_id=run.run_id, status="succeeded", error_class=None, error_message=None)

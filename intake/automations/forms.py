@@ -47,6 +47,7 @@ class InputField:
     required: bool
     help: str
     accepts: str = "any"  # which earlier outputs fit: any, string, integer, list, dict, boolean
+    choices: tuple[str, ...] = ()  # kind "choice": the values a select offers
 
 
 @dataclass
@@ -118,12 +119,26 @@ def _kind_of(f: fields.Field[Any]) -> str:
         return "json"
     if isinstance(f, fields.Dict | fields.Nested):
         return "json"
+    if isinstance(f, fields.String) and _one_of(f):
+        return "choice"
     if isinstance(f, fields.String | fields.DateTime):
         for validator in f.validators:
             if isinstance(validator, validate.Length) and validator.max and validator.max > 500:
                 return "textarea"
         return "text"
     return "textarea"  # fields.Raw: text a step reads, usually an earlier step's output
+
+
+def _one_of(f: fields.Field[Any]) -> tuple[str, ...]:
+    for validator in f.validators:
+        if isinstance(validator, validate.OneOf):
+            return tuple(str(choice) for choice in validator.choices)
+    return ()
+
+
+def choice_label(value: str) -> str:
+    """An operator or type as the builder's select shows it: greater_than is "greater than"."""
+    return value.replace("_", " ")
 
 
 def _category(f: fields.Field[Any]) -> str:
@@ -164,7 +179,8 @@ def _input_fields(capability_key: str) -> tuple[InputField, ...]:
             notes.append("A date and time with its offset, like 2026-03-02T09:00:00+01:00.")
         if isinstance(f, fields.Url):
             notes.append("An https:// address.")
-        result.append(InputField(name, _humanise(name), kind, bool(f.required), " ".join(notes), _category(f)))
+        result.append(InputField(name, _humanise(name), kind, bool(f.required), " ".join(notes), _category(f),
+                                 _one_of(f)))
     return tuple(result)
 
 

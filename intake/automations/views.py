@@ -117,6 +117,7 @@ def _builder(draft: forms.AutomationDraft, *, automation: dict[str, Any] | None,
         reference_options=forms.reference_options,
         available_fields=forms.available_fields,
         text_kinds=forms.TEXT_KINDS,
+        choice_label=forms.choice_label,
         capability_choices=forms.capability_choices(),
         timezones=forms.timezones(),
     ), status

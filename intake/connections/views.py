@@ -193,6 +193,8 @@ def _list_page(*, error: str | None = None, api_key_form: ApiKeyForm | None = No
         automations = repository.list_automation_steps(conn, client_id=client_id)
     providers = []
     for base in _catalog().providers:
+        if base.built_in:  # nothing to connect: Hapex does these steps itself
+            continue
         provider = _as_deployed(base)
         needed = needed_from(provider, automations) if provider.auth_kind is AuthKind.OAUTH2 else None
         own = [r for r in rows if r["provider"] == provider.key]

@@ -21,8 +21,9 @@ from croniter import croniter
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
 from shared.automations import text_fields
-from shared.catalog import CAPABILITIES
-from shared.catalog.schemas import TRIGGER_FIELDS, TriggerFields
+from shared.automations.conditions import as_date, as_number
+from shared.catalog import CAPABILITIES, CONDITION
+from shared.catalog.schemas import TRIGGER_FIELDS, UNARY_OPERATORS, TriggerFields
 
 MAX_STEPS = 20
 MIN_SCHEDULE_INTERVAL = timedelta(minutes=5)
@@ -97,6 +98,10 @@ class AutomationSchema(Schema):
             problems = _step_input_errors(index, step, data["steps"], trigger_kind)
             if problems:
                 errors[index] = {"input": problems}
+        steps = data.get("steps", [])
+        if steps and steps[-1].get("capability") == CONDITION and len(steps) - 1 not in errors:
+            errors[len(steps) - 1] = ["A “continue only if” step needs a step after it, the one it lets run; "
+                                      "add that step or remove this one."]
         if errors:
             raise ValidationError(errors, "steps")
 
@@ -130,7 +135,30 @@ def _step_input_errors(index: int, step: Mapping[str, Any], steps: Sequence[Mapp
     for name in references:
         if name not in capability.input_schema().fields and name not in problems:
             problems[name] = ["Unknown field."]
+    if capability.key == CONDITION and not problems:
+        problems.update(_condition_errors(given, references))
     return problems
+
+
+def _condition_errors(given: Mapping[str, Any], with_fields: Sequence[str]) -> dict[str, list[str]]:
+    """A comparison needs something to compare with, of the type it compares as."""
+    operator, compare_as = given.get("operator"), given.get("compare_as", "text")
+    compare_to = given.get("compare_to", "")
+    if operator in UNARY_OPERATORS:
+        if isinstance(compare_to, str) and compare_to.strip():
+            return {"compare_to": ["“is empty” compares with nothing: leave this empty."]}
+        return {}
+    if operator in ("contains", "not_contains") and compare_as != "text":
+        return {"operator": ["Only text can contain text: compare as text, or choose another comparison."]}
+    if not isinstance(compare_to, str) or not compare_to.strip():
+        return {"compare_to": ["Enter what to compare with, like 500 or {{ steps.1.text }}."]}
+    if "compare_to" in with_fields:
+        return {}
+    if compare_as == "number" and as_number(compare_to) is None:
+        return {"compare_to": ["Not a number: write it like 500 or 1250.50."]}
+    if compare_as == "date" and as_date(compare_to) is None:
+        return {"compare_to": ["Not a date: write it like 2026-03-02 or 2026-03-02T09:00:00+01:00."]}
+    return {}
 
 
 def _reference_error(index: int, reference: Any, steps: Sequence[Mapping[str, Any]]) -> str | None:

@@ -19,6 +19,7 @@ from shared.catalog.model import (
 from shared.catalog.registry import (
     CAPABILITIES,
     CATALOG,
+    CONDITION,
     PROVIDERS,
     UNCONFIGURED,
     Catalog,
@@ -32,6 +33,7 @@ from shared.catalog.registry import (
 __all__ = [
     "CAPABILITIES",
     "CATALOG",
+    "CONDITION",
     "Catalog",
     "ENDPOINT_FIELDS",
     "PROVIDERS",

@@ -96,6 +96,8 @@ class Provider:
     incremental_authorization_params: Mapping[str, str] = field(default_factory=dict)
     # Headers every call to the provider's API carries (Notion's API version).
     api_headers: Mapping[str, str] = field(default_factory=dict)
+    # Steps Hapex does itself (conditions): no account, no call, nothing sent anywhere.
+    built_in: bool = False
 
     @property
     def env_prefix(self) -> str:

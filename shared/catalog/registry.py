@@ -160,9 +160,19 @@ ANTHROPIC = Provider(
     api_base_url="https://api.anthropic.com",
 )
 
+HAPEX = Provider(
+    key="hapex",
+    name="Hapex (built in)",
+    auth_kind=AuthKind.HAPEX_KEY,
+    description="Steps Hapex does itself, such as “continue only if”: no account, and nothing is sent anywhere.",
+    built_in=True,
+)
+
 PROVIDERS: dict[str, Provider] = {
-    p.key: p for p in (GOOGLE, SLACK, MICROSOFT, NOTION, HUBSPOT, WEBHOOK, ANTHROPIC)
+    p.key: p for p in (GOOGLE, SLACK, MICROSOFT, NOTION, HUBSPOT, WEBHOOK, ANTHROPIC, HAPEX)
 }
+# The key of the "continue only if" step: a run whose condition is not met stops there, not failed.
+CONDITION = "condition.continue_if"
 
 
 CAPABILITIES: dict[str, Capability] = {
@@ -207,6 +217,13 @@ CAPABILITIES: dict[str, Capability] = {
                    R, (), s.LLMClassifyInput, s.LLMClassifyOutput, billable_llm=True),
         Capability("llm.extract", "anthropic", "Extract fields with Claude", "Named values from the input.",
                    R, (), s.LLMExtractInput, s.LLMExtractOutput, billable_llm=True),
+        Capability(CONDITION, "hapex", "Continue only if",
+                   "Compares a value (usually a field of an earlier step) with another; when the comparison "
+                   "does not hold, the run stops here, recorded as stopped by condition, not as a failure. "
+                   "Text compares ignoring case and surrounding spaces; numbers may carry a currency or "
+                   "thousands separators (€1,250.00); dates are ISO 8601 (2026-03-02 or 2026-03-02T09:00:00+01:00) "
+                   "or as in an email's Date header.",
+                   R, (), s.ConditionInput, s.ConditionOutput),
     )
 }
 

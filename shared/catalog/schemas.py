@@ -192,6 +192,25 @@ class LLMExtractOutput(StepOutput):
     values = fields.Dict(keys=fields.String(), values=fields.Raw(), required=True)
 
 
+CONDITION_OPERATORS = ("equals", "not_equals", "contains", "not_contains", "greater_than", "less_than",
+                       "is_empty", "is_not_empty")
+CONDITION_TYPES = ("text", "number", "date")
+# Operators that compare with nothing.
+UNARY_OPERATORS = ("is_empty", "is_not_empty")
+
+
+class ConditionInput(StepInput):
+    value = fields.String(required=True, validate=validate.Length(0, 20_000),
+                          metadata={"description": "What to check, usually a field like {{ steps.2.values.amount }}."})
+    operator = fields.String(required=True, validate=validate.OneOf(CONDITION_OPERATORS))
+    compare_to = fields.String(load_default="", validate=validate.Length(0, 1000))
+    compare_as = fields.String(load_default="text", validate=validate.OneOf(CONDITION_TYPES))
+
+
+class ConditionOutput(StepOutput):
+    passed = fields.Boolean(required=True)
+
+
 # --- the fields a trigger gives a run (text with fields names them trigger.<field>) -----------
 
 

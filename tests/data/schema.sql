@@ -352,7 +352,7 @@ CREATE FUNCTION public.hapex_prune_run_records(p_older_than interval) RETURNS in
         END IF;
         DELETE FROM public.cost_events WHERE occurred_at < now() - p_older_than;
         DELETE FROM public.runs WHERE queued_at < now() - p_older_than
-                                  AND status IN ('succeeded', 'failed', 'cancelled');
+                                  AND status IN ('succeeded', 'failed', 'cancelled', 'stopped');
         GET DIAGNOSTICS n = ROW_COUNT;
         RETURN n;
     END
@@ -1339,7 +1339,7 @@ CREATE TABLE public.runs (
     finished_at timestamp with time zone,
     execution integer DEFAULT 0 NOT NULL,
     CONSTRAINT runs_execution_check CHECK ((execution >= 0)),
-    CONSTRAINT runs_status_check CHECK ((status = ANY (ARRAY['queued'::text, 'running'::text, 'succeeded'::text, 'failed'::text, 'cancelled'::text]))),
+    CONSTRAINT runs_status_check CHECK ((status = ANY (ARRAY['queued'::text, 'running'::text, 'succeeded'::text, 'failed'::text, 'cancelled'::text, 'stopped'::text]))),
     CONSTRAINT runs_trigger_kind_check CHECK ((trigger_kind = ANY (ARRAY['manual'::text, 'schedule'::text, 'webhook'::text])))
 );
 

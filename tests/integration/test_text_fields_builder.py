@@ -74,3 +74,27 @@ def test_removing_a_step_renumbers_the_fields_in_texts_and_marks_those_of_the_re
     page = press(visitor, form, "remove:0")
     value = re.search(r'<textarea id="steps-1-value-text"[^>]*>([^<]*)</textarea>', page.get_data(as_text=True))
     assert html.unescape(value.group(1)) == "{{ steps.removed.messages.1.sender }} / {{steps.1.text}}"
+
+
+def test_a_continue_only_if_step_is_built_with_selects_and_a_field_and_saved(signed_up, owner_conn):
+    visitor, _ = signed_up
+    form = digest_form(visitor)
+    page = press(visitor, form, "add_step", new_capability="condition.continue_if")
+    body = page.get_data(as_text=True)
+    assert '<option value="greater_than">greater than</option>' in body
+    assert '<option value="number">number</option>' in body
+    assert "insert:3:value:steps.2.text" in body
+    form.update({"steps-3-capability": "condition.continue_if", "steps-3-value-value": "{{ steps.2.text }}",
+                 "steps-3-value-operator": "contains", "steps-3-value-compare_to": "urgent",
+                 "steps-3-value-compare_as": ""})
+    refused = press(visitor, form, "save")
+    assert refused.status_code == 400
+    assert "A “continue only if” step needs a step after it" in text_of(refused)
+    press(visitor, form, "add_step", new_capability="slack.post_message")
+    form.update({"steps-4-capability": "slack.post_message", "steps-4-value-channel": "#urgent",
+                 "steps-4-value-text": "Urgent: {{ steps.2.text }}"})
+    saved = press(visitor, form, "save")
+    assert saved.status_code == 303, text_of(saved)
+    steps = owner_conn.execute("SELECT steps FROM automations").fetchone()[0]
+    assert steps[3] == {"capability": "condition.continue_if",
+                        "input": {"value": "{{ steps.2.text }}", "operator": "contains", "compare_to": "urgent"}}
