@@ -49,6 +49,7 @@ NOT_FOUND = "not_found"
 CLIENT_NOT_FOUND = "client_not_found"  # the agent has no such client: the two services disagree
 PROVIDER_NOT_CONFIGURED = "provider_not_configured"  # the code exchange's 409: not on this deployment
 RUN_REFUSED = "run_refused"
+RUN_NOT_RETRYABLE = "run_not_retryable"
 AUTOMATION_PAUSED = "automation_paused"
 BUDGET_EXHAUSTED = "budget_exhausted"
 CHAT_UNAVAILABLE = "chat_unavailable"
@@ -193,6 +194,7 @@ class ConnectionsRevoked:
 class StartedRun:
     run_id: uuid.UUID
     status: str
+    from_step: int = 0
 
 
 @dataclass(frozen=True)
@@ -322,6 +324,10 @@ def _connections_revoked(body: dict[str, Any]) -> ConnectionsRevoked:
 
 def _started_run(body: dict[str, Any]) -> StartedRun:
     return StartedRun(run_id=_uuid(body["run_id"]), status=_str(body["status"]))
+
+
+def _retried_run(body: dict[str, Any]) -> StartedRun:
+    return StartedRun(run_id=_uuid(body["run_id"]), status=_str(body["status"]), from_step=_int(body["from_step"]))
 
 
 def _step_outputs(body: dict[str, Any]) -> tuple[StepOutput, ...]:
@@ -477,6 +483,11 @@ class AgentClient:
     def start_run(self, client_id: uuid.UUID, automation_id: uuid.UUID, *, trigger: str) -> StartedRun:
         return self._call("POST", f"/v1/clients/{client_id}/automations/{automation_id}/runs", _started_run,
                           expect=202, json={"trigger": trigger})
+
+    def retry_run(self, client_id: uuid.UUID, run_id: uuid.UUID) -> StartedRun:
+        """A new run of a failed one, from its failed step when the outputs before it are stored."""
+        return self._call("POST", f"/v1/clients/{client_id}/runs/{run_id}/retry", _retried_run, expect=202,
+                          json={})
 
     def run_outputs(self, client_id: uuid.UUID, run_id: uuid.UUID) -> tuple[StepOutput, ...]:
         return self._call("GET", f"/v1/clients/{client_id}/runs/{run_id}/outputs", _step_outputs, expect=200,

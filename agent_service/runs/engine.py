@@ -150,15 +150,16 @@ def execute_run(rt: AgentRuntime, *, client_id: uuid.UUID, run_id: uuid.UUID, cl
 
 
 def trigger_fields(row: Mapping[str, Any], definition: Mapping[str, Any]) -> dict[str, Any]:
-    """The trigger's fields of a run, from its own record (the same on every execution of it)."""
+    """The trigger's fields of a run, from its own record (the same on every execution of it); a
+    retry's are those of the run it retries."""
     trigger = definition.get("trigger") or {}
     try:
         zone = ZoneInfo(trigger.get("timezone") or "UTC")
     except (ZoneInfoNotFoundError, ValueError):
         zone = ZoneInfo("UTC")
-    values: dict[str, Any] = {"started_at": row["queued_at"].astimezone(zone).isoformat(timespec="seconds")}
-    if row.get("scheduled_for") is not None:
-        values["scheduled_for"] = row["scheduled_for"].astimezone(zone).isoformat(timespec="seconds")
+    values: dict[str, Any] = {"started_at": row["trigger_at"].astimezone(zone).isoformat(timespec="seconds")}
+    if row.get("trigger_scheduled_for") is not None:
+        values["scheduled_for"] = row["trigger_scheduled_for"].astimezone(zone).isoformat(timespec="seconds")
     return values
 
 

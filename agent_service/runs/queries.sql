@@ -31,6 +31,28 @@ VALUES (%(client_id)s, %(run_id)s, %(automation_id)s, %(automation_version)s, %(
 ON CONFLICT (client_id, automation_id, scheduled_for) WHERE trigger_kind = 'schedule' DO NOTHING
 RETURNING run_id
 
+-- get_failed_run --
+-- A run to retry, locked so that two presses of Retry make one new run.
+SELECT run_id, automation_id, automation_version, status
+FROM runs
+WHERE run_id = %(run_id)s
+FOR UPDATE
+
+-- retry_of_run --
+-- The retry already made of a failed run, if any.
+SELECT run_id, status FROM runs WHERE retry_of = %(run_id)s ORDER BY queued_at LIMIT 1
+
+-- insert_retry_run --
+-- A queued run that retries a failed one, of the same automation version.
+INSERT INTO runs (client_id, run_id, automation_id, automation_version, trigger_kind, status, retry_of)
+VALUES (%(client_id)s, %(run_id)s, %(automation_id)s, %(automation_version)s, 'manual', 'queued', %(retry_of)s)
+
+-- reuse_step --
+-- A step a retry does not run again: the failed run finished it, and its output is reused.
+UPDATE run_steps SET status = 'succeeded', attempt_count = 0, counts = '{"reused": 1}'::jsonb,
+                     started_at = now(), finished_at = now(), duration_ms = 0
+WHERE run_id = %(run_id)s AND step_index = %(step_index)s
+
 -- insert_run_step --
 -- One planned step of a run.
 INSERT INTO run_steps (client_id, run_id, step_index, capability, idempotency_key)
@@ -38,10 +60,14 @@ VALUES (%(client_id)s, %(run_id)s, %(step_index)s, %(capability)s, %(idempotency
 
 -- lock_run --
 -- A run locked by the worker executing it.
-SELECT run_id, automation_id, automation_version, trigger_kind, status, queued_at, started_at, scheduled_for
-FROM runs
-WHERE run_id = %(run_id)s
-FOR UPDATE
+-- A retry's trigger fields are those of the run it retries.
+SELECT r.run_id, r.automation_id, r.automation_version, r.trigger_kind, r.status, r.queued_at, r.started_at,
+       r.retry_of, coalesce(o.queued_at, r.queued_at) AS trigger_at,
+       coalesce(r.scheduled_for, o.scheduled_for) AS trigger_scheduled_for
+FROM runs r
+LEFT JOIN runs o ON o.client_id = r.client_id AND o.run_id = r.retry_of
+WHERE r.run_id = %(run_id)s
+FOR UPDATE OF r
 
 -- get_run_definition --
 -- The automation version a run executes.

@@ -121,3 +121,21 @@ def insert_cost_event(conn: Connection, *, client_id: uuid.UUID, run_id: uuid.UU
             source=source, provider=provider, model=model, input_tokens=input_tokens, output_tokens=output_tokens,
             cache_creation_input_tokens=cache_creation_input_tokens, cache_read_input_tokens=cache_read_input_tokens,
             price_version=price_version, amount_microusd=amount_microusd, calls=calls)
+
+
+def lock_failed_run(conn: Connection, *, run_id: uuid.UUID) -> dict[str, Any] | None:
+    return fetch_optional(conn, QUERIES["get_failed_run"], run_id=run_id)
+
+
+def retry_of_run(conn: Connection, *, run_id: uuid.UUID) -> dict[str, Any] | None:
+    return fetch_optional(conn, QUERIES["retry_of_run"], run_id=run_id)
+
+
+def insert_retry_run(conn: Connection, *, client_id: uuid.UUID, run_id: uuid.UUID, automation_id: uuid.UUID,
+                     automation_version: int, retry_of: uuid.UUID) -> None:
+    execute(conn, QUERIES["insert_retry_run"], client_id=client_id, run_id=run_id, automation_id=automation_id,
+            automation_version=automation_version, retry_of=retry_of)
+
+
+def reuse_step(conn: Connection, *, run_id: uuid.UUID, step_index: int) -> None:
+    execute(conn, QUERIES["reuse_step"], run_id=run_id, step_index=step_index)

@@ -25,6 +25,15 @@ class StartedRunSchema(Schema):
     status = fields.String(required=True, validate=validate.OneOf(["queued", "cancelled"]))
 
 
+class RetriedRunSchema(Schema):
+    """The new run retrying a failed one; from_step is its first step to run (from 0), the ones before
+    it reusing the failed run's stored outputs."""
+
+    run_id = fields.UUID(required=True)
+    status = fields.String(required=True)
+    from_step = fields.Integer(required=True, validate=validate.Range(min=0, max=MAX_STEPS - 1))
+
+
 class OutputsPageSchema(Schema):
     """A page of a client's stored outputs: after a (run, step), at most `limit` of them."""
 

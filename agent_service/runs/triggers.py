@@ -42,6 +42,8 @@ class BudgetExhausted(RunRefused):
 class StartedRun:
     run_id: uuid.UUID
     status: str
+    # A retry's first step to run (from 0): the steps before it reuse the failed run's outputs.
+    from_step: int = 0
 
 
 def month_to_date(conn: Connection) -> tuple[int | None, int]:
@@ -91,3 +93,4 @@ def start_run(conn: Connection, *, client_id: uuid.UUID, automation_id: uuid.UUI
     defer(conn, "execute_run", queue="runs", args={"client_id": client_id, "run_id": run_id}, lock=f"run:{run_id}")
     logger.info("run queued", extra={"client_id": client_id, "run_id": run_id, "automation_id": automation_id})
     return StartedRun(run_id, "queued")
+

@@ -11,9 +11,11 @@ from flask import Blueprint
 from agent_service import auth
 from agent_service.contract import contract
 from agent_service.db import get_db
+from agent_service.runs.retry import NotRetryable, RunMissing, retry_run
 from agent_service.runs.schemas import (
     OutputsPageAnswerSchema,
     OutputsPageSchema,
+    RetriedRunSchema,
     RunOutputsSchema,
     RunRequestSchema,
     StartedRunSchema,
@@ -48,6 +50,17 @@ def run_now(client_id: uuid.UUID, automation_id: uuid.UUID, data: dict[str, Any]
 
 class RunNotFound(NotFound):
     message = "This client has no such run."
+
+
+@blueprint.post("/runs/<uuid:run_id>/retry")
+@contract(RetriedRunSchema, status=202, refusals=(RunMissing, NotRetryable, AutomationMissing, AutomationPaused,
+                                                  BudgetExhausted))
+def retry(client_id: uuid.UUID, run_id: uuid.UUID) -> Any:
+    """Retry a failed run: a new run, linked to it, from the failed step when the automation stores
+    outputs (reusing those of the steps before it), otherwise from the start. A second press
+    answers with the retry already made."""
+    with tenant_transaction(get_db(), client_id) as conn:
+        return retry_run(conn, get_vault(), client_id=client_id, run_id=run_id)
 
 
 @blueprint.get("/runs/<uuid:run_id>/outputs")

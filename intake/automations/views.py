@@ -268,8 +268,34 @@ class StoredOutput:
         return f"StoredOutput(<{'unreadable' if self.text is None else f'{len(self.text)} characters'}>)"
 
 
+@blueprint.post("/runs/<uuid:run_id>/retry")
+def retry_run(run_id: uuid.UUID) -> ResponseReturnValue:
+    with _tenant() as conn:
+        _found(repository.get_run(conn, client_id=_client_id(), run_id=run_id))
+    try:
+        started = get_agent().retry_run(_client_id(), run_id)
+    except AgentUnavailable:
+        return _run_page(run_id, status=503, error=AGENT_UNREACHABLE)
+    except AgentRefused as refused:
+        if refused.name == agent_client.NOT_FOUND:
+            abort(404)
+        message = RUN_REFUSED.get(refused.name) or (
+            "Only a failed run can be retried." if refused.name == agent_client.RUN_NOT_RETRYABLE else None)
+        if message is None:
+            logger.warning("run not retried", extra={"error": refused.name})
+            return _run_page(run_id, status=503, error=AGENT_UNREACHABLE)
+        return _run_page(run_id, status=409, error=message)
+    flash(f"Retrying from step {started.from_step + 1}, reusing the outputs of the steps before it."
+          if started.from_step else "Retrying from the first step.")
+    return redirect(url_for("automations.run", run_id=started.run_id), 303)
+
+
 @blueprint.get("/runs/<uuid:run_id>")
 def run(run_id: uuid.UUID) -> ResponseReturnValue:
+    return _run_page(run_id)
+
+
+def _run_page(run_id: uuid.UUID, *, status: int = 200, error: str | None = None) -> ResponseReturnValue:
     with _tenant() as conn:
         row = _found(repository.get_run(conn, client_id=_client_id(), run_id=run_id))
         steps = repository.list_run_steps(conn, client_id=_client_id(), run_id=run_id)
@@ -278,8 +304,8 @@ def run(run_id: uuid.UUID) -> ResponseReturnValue:
     outputs = _stored_outputs(run_id) if stores_outputs else None
     response = make_response(render_template(
         "automations/run.html", run=row, steps=steps, costs=spent, source_labels=costs.SOURCE_LABELS,
-        stores_outputs=stores_outputs, outputs=outputs, step_providers=_step_providers(),
-    ))
+        stores_outputs=stores_outputs, outputs=outputs, step_providers=_step_providers(), error=error,
+    ), status)
     if stores_outputs:
         response.headers["Cache-Control"] = "no-store"
     return response

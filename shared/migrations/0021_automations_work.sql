@@ -23,3 +23,16 @@ CREATE OR REPLACE FUNCTION hapex_prune_run_records(p_older_than interval)
         RETURN n;
     END
     $$;
+
+-- Retry: a new run of a failed one, linked to it. Steps the failed run finished are reused
+-- (recorded as succeeded, their stored outputs sealed again under the new run) when the
+-- automation stores outputs; the link goes when the failed run's record is pruned.
+ALTER TABLE runs ADD COLUMN retry_of uuid;
+ALTER TABLE runs ADD CONSTRAINT runs_retry_of_fkey FOREIGN KEY (client_id, retry_of)
+    REFERENCES runs (client_id, run_id) ON DELETE SET NULL (retry_of);
+CREATE INDEX runs_client_retry_of_idx ON runs (client_id, retry_of) WHERE retry_of IS NOT NULL;
+
+-- "Test this step" opens the client's credential as a run's step does, and says so in the audit.
+ALTER TABLE credential_access DROP CONSTRAINT credential_access_reason_check;
+ALTER TABLE credential_access ADD CONSTRAINT credential_access_reason_check
+    CHECK (reason IN ('run_step', 'token_refresh', 'revocation', 'health_check', 'other', 'step_test'));

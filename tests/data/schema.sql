@@ -1140,7 +1140,7 @@ CREATE TABLE public.credential_access (
     accessed_at timestamp with time zone DEFAULT now() NOT NULL,
     CONSTRAINT credential_access_accessor_check CHECK (((length(accessor) >= 1) AND (length(accessor) <= 200))),
     CONSTRAINT credential_access_purpose_check CHECK ((purpose = ANY (ARRAY['refresh_token'::text, 'access_token'::text, 'api_key'::text]))),
-    CONSTRAINT credential_access_reason_check CHECK ((reason = ANY (ARRAY['run_step'::text, 'token_refresh'::text, 'revocation'::text, 'health_check'::text, 'other'::text]))),
+    CONSTRAINT credential_access_reason_check CHECK ((reason = ANY (ARRAY['run_step'::text, 'token_refresh'::text, 'revocation'::text, 'health_check'::text, 'other'::text, 'step_test'::text]))),
     CONSTRAINT credential_access_service_check CHECK ((service ~ '^[a-z][a-z0-9_-]{0,39}$'::text)),
     CONSTRAINT credential_access_step_index_check CHECK (((step_index IS NULL) OR (step_index >= 0)))
 );
@@ -1338,6 +1338,7 @@ CREATE TABLE public.runs (
     started_at timestamp with time zone,
     finished_at timestamp with time zone,
     execution integer DEFAULT 0 NOT NULL,
+    retry_of uuid,
     CONSTRAINT runs_execution_check CHECK ((execution >= 0)),
     CONSTRAINT runs_status_check CHECK ((status = ANY (ARRAY['queued'::text, 'running'::text, 'succeeded'::text, 'failed'::text, 'cancelled'::text, 'stopped'::text]))),
     CONSTRAINT runs_trigger_kind_check CHECK ((trigger_kind = ANY (ARRAY['manual'::text, 'schedule'::text, 'webhook'::text])))
@@ -1534,6 +1535,8 @@ CREATE INDEX runs_client_automation_idx ON public.runs USING btree (client_id, a
 
 CREATE INDEX runs_client_queued_idx ON public.runs USING btree (client_id, queued_at DESC);
 
+CREATE INDEX runs_client_retry_of_idx ON public.runs USING btree (client_id, retry_of) WHERE (retry_of IS NOT NULL);
+
 CREATE UNIQUE INDEX runs_schedule_slot_key ON public.runs USING btree (client_id, automation_id, scheduled_for) WHERE (trigger_kind = 'schedule'::text);
 
 CREATE INDEX sessions_client_user_idx ON public.sessions USING btree (client_id, user_id);
@@ -1634,6 +1637,9 @@ ALTER TABLE ONLY public.runs
 
 ALTER TABLE ONLY public.runs
     ADD CONSTRAINT runs_client_id_fkey FOREIGN KEY (client_id) REFERENCES public.clients(client_id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.runs
+    ADD CONSTRAINT runs_retry_of_fkey FOREIGN KEY (client_id, retry_of) REFERENCES public.runs(client_id, run_id) ON DELETE SET NULL (retry_of);
 
 ALTER TABLE ONLY public.sessions
     ADD CONSTRAINT sessions_client_id_fkey FOREIGN KEY (client_id) REFERENCES public.clients(client_id) ON DELETE CASCADE;
