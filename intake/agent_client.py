@@ -50,6 +50,9 @@ CLIENT_NOT_FOUND = "client_not_found"  # the agent has no such client: the two s
 PROVIDER_NOT_CONFIGURED = "provider_not_configured"  # the code exchange's 409: not on this deployment
 RUN_REFUSED = "run_refused"
 RUN_NOT_RETRYABLE = "run_not_retryable"
+STEP_TEST_REFUSED = "step_test_refused"
+STEP_TEST_FAILED = "step_test_failed"
+STEP_TEST_INPUT_INVALID = "step_test_input_invalid"
 AUTOMATION_PAUSED = "automation_paused"
 BUDGET_EXHAUSTED = "budget_exhausted"
 CHAT_UNAVAILABLE = "chat_unavailable"
@@ -326,6 +329,10 @@ def _started_run(body: dict[str, Any]) -> StartedRun:
     return StartedRun(run_id=_uuid(body["run_id"]), status=_str(body["status"]))
 
 
+def _tested_output(body: dict[str, Any]) -> dict[str, Any]:
+    return _object(body["output"])
+
+
 def _retried_run(body: dict[str, Any]) -> StartedRun:
     return StartedRun(run_id=_uuid(body["run_id"]), status=_str(body["status"]), from_step=_int(body["from_step"]))
 
@@ -488,6 +495,11 @@ class AgentClient:
         """A new run of a failed one, from its failed step when the outputs before it are stored."""
         return self._call("POST", f"/v1/clients/{client_id}/runs/{run_id}/retry", _retried_run, expect=202,
                           json={})
+
+    def test_step(self, client_id: uuid.UUID, capability: str, given: dict[str, Any]) -> dict[str, Any]:
+        """One read-only step run once on the client's real connection; its output (never stored)."""
+        return self._call("POST", f"/v1/clients/{client_id}/steps/test", _tested_output, expect=200,
+                          json={"capability": capability, "input": given}, max_bytes=MAX_OUTPUTS_BODY_BYTES)
 
     def run_outputs(self, client_id: uuid.UUID, run_id: uuid.UUID) -> tuple[StepOutput, ...]:
         return self._call("GET", f"/v1/clients/{client_id}/runs/{run_id}/outputs", _step_outputs, expect=200,

@@ -271,7 +271,7 @@ def _finish(run: RunExecution, status: str, error_class: str | None, message: st
         runs.finish_run(conn, run_id=run.run_id, status=status, error_class=error_class, error_message=message)
 
 
-def _connection_problem(capability: Capability, provider: Provider,
+def connection_problem(capability: Capability, provider: Provider,
                         connection: dict[str, Any] | None) -> StepError | None:
     if provider.auth_kind is AuthKind.HAPEX_KEY:
         return None
@@ -323,7 +323,7 @@ class StepAttempt:
         connection = None
         if provider.auth_kind is not AuthKind.HAPEX_KEY:
             connection = connections.connection_for_step(conn, provider=provider.key)
-        problem = _connection_problem(capability, provider, connection)
+        problem = connection_problem(capability, provider, connection)
         attempt = cls(run, index, provider, data, connection, problem)
         if problem is not None:
             return attempt

@@ -34,6 +34,22 @@ class RetriedRunSchema(Schema):
     from_step = fields.Integer(required=True, validate=validate.Range(min=0, max=MAX_STEPS - 1))
 
 
+class StepTestSchema(Schema):
+    """One step to test: its capability and its input with every field already filled in with samples."""
+
+    class Meta:
+        unknown = RAISE
+
+    capability = fields.String(required=True, validate=validate.Length(1, 100))
+    input = fields.Dict(keys=fields.String(), required=True)
+
+
+class StepTestAnswerSchema(Schema):
+    """The tested step's output, for the client's eyes only: never stored or logged."""
+
+    output = fields.Dict(required=True)
+
+
 class OutputsPageSchema(Schema):
     """A page of a client's stored outputs: after a (run, step), at most `limit` of them."""
 

@@ -10,7 +10,7 @@ from flask import Blueprint
 
 from agent_service import auth
 from agent_service.contract import contract
-from agent_service.db import get_db
+from agent_service.db import get_db, get_runtime
 from agent_service.runs.retry import NotRetryable, RunMissing, retry_run
 from agent_service.runs.schemas import (
     OutputsPageAnswerSchema,
@@ -19,7 +19,10 @@ from agent_service.runs.schemas import (
     RunOutputsSchema,
     RunRequestSchema,
     StartedRunSchema,
+    StepTestAnswerSchema,
+    StepTestSchema,
 )
+from agent_service.runs.step_test import StepTestFailed, StepTestInputInvalid, StepTestRefused, test_step
 from agent_service.runs.triggers import AutomationMissing, AutomationPaused, BudgetExhausted, RunRefused, start_run
 from agent_service.vault import get_vault, outputs
 from shared.db import tenant_transaction
@@ -46,6 +49,19 @@ def run_now(client_id: uuid.UUID, automation_id: uuid.UUID, data: dict[str, Any]
         started = start_run(conn, client_id=client_id, automation_id=automation_id, trigger_kind=data["trigger"])
     assert started is not None
     return started
+
+
+@blueprint.post("/steps/test")
+@contract(StepTestAnswerSchema, body=StepTestSchema, refusals=(StepTestRefused, StepTestInputInvalid, StepTestFailed),
+          headers=NO_STORE)
+def step_test(client_id: uuid.UUID, data: dict[str, Any]) -> dict[str, Any]:
+    """Run one read-only step once against the client's real connection and answer its output.
+
+    Nothing is stored and no run is recorded; the credential's opening is in the access audit
+    (reason step_test). A step that writes, or a Claude step, is refused.
+    """
+    return {"output": test_step(get_runtime(), client_id=client_id, capability_key=data["capability"],
+                                given=data["input"])}
 
 
 class RunNotFound(NotFound):

@@ -239,6 +239,8 @@ def parse_action(form: Mapping[str, str]) -> Action:
     value = form.get("action", "save")
     if value.startswith("remove:") and value[7:].isdigit():
         return Action("remove", int(value[7:]))
+    if value.startswith("test:") and value[5:].isdigit():
+        return Action("test", int(value[5:]))
     insert = _INSERT.match(value)
     if insert:
         return Action("insert", int(insert.group(1)), insert.group(2), insert.group(3))

@@ -21,7 +21,7 @@ from flask.typing import ResponseReturnValue
 
 from intake import agent_client
 from intake.agent_client import AgentRefused, AgentUnavailable, StepOutput
-from intake.automations import access, costs, forms, hooks, repository
+from intake.automations import access, costs, forms, hooks, repository, step_tests
 from intake.db import get_agent, get_db
 from shared.automations import InvalidAutomation, load_automation
 from shared.automations import repository as definitions
@@ -103,7 +103,7 @@ def automation(automation_id: uuid.UUID) -> ResponseReturnValue:
 
 def _builder(draft: forms.AutomationDraft, *, automation: dict[str, Any] | None,
              errors: dict[str, list[str]] | None = None, notice: str | None = None,
-             status: int = 200) -> ResponseReturnValue:
+             status: int = 200, tested: step_tests.StepTestResult | None = None) -> ResponseReturnValue:
     errors = errors or {}
     placed = forms.placed_keys(draft)
     return render_template(
@@ -118,6 +118,9 @@ def _builder(draft: forms.AutomationDraft, *, automation: dict[str, Any] | None,
         available_fields=forms.available_fields,
         text_kinds=forms.TEXT_KINDS,
         choice_label=forms.choice_label,
+        tested=tested,
+        sample_fields=lambda index: step_tests.sample_fields(draft, index, request.form),
+        test_label=step_tests.button_label,
         capability_choices=forms.capability_choices(),
         timezones=forms.timezones(),
     ), status
@@ -127,6 +130,11 @@ def _build(automation: dict[str, Any] | None) -> ResponseReturnValue:
     """One press of a builder button: add or remove a step and show the form again, or save."""
     draft = forms.draft_from_form(request.form)
     action = forms.parse_action(request.form)
+    if action.kind == "test" and action.index is not None and action.index < len(draft.steps):
+        tested = step_tests.test_step(get_agent(), _client_id(), draft, action.index, request.form)
+        response = make_response(_builder(draft, automation=automation, tested=tested))
+        response.headers["Cache-Control"] = "no-store"  # it may show the client's content
+        return response
     if action.kind != "save":
         problem = forms.apply_action(draft, action, request.form.get("new_capability", ""))
         if problem:

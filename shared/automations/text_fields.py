@@ -48,9 +48,14 @@ class FieldReference:
     path: tuple[str, ...]
 
     @property
-    def written(self) -> str:
+    def name(self) -> str:
+        """The reference without braces: trigger.email.from, steps.2.text."""
         head = "trigger" if self.source == "trigger" else f"steps.{self.step}"
-        return "{{ " + ".".join((head, *self.path)) + " }}"
+        return ".".join((head, *self.path))
+
+    @property
+    def written(self) -> str:
+        return "{{ " + self.name + " }}"
 
 
 @dataclass(frozen=True)
@@ -292,6 +297,36 @@ def render_value(value: Any, *, trigger: Mapping[str, Any], outputs: Sequence[Ma
     if isinstance(value, list | tuple):
         return [render_value(v, trigger=trigger, outputs=outputs) for v in value]
     return value
+
+
+def render_samples(value: Any, samples: Mapping[str, str]) -> Any:
+    """A step input value with each field replaced by the sample text given for its name (a test)."""
+    if isinstance(value, str):
+        if _OPEN not in value:
+            return value
+        pieces = []
+        for segment in parse(value).segments:
+            pieces.append(segment if isinstance(segment, str) else samples.get(segment.name, "")[:MAX_VALUE_CHARS])
+        return "".join(pieces)[:MAX_RENDERED_CHARS]
+    if isinstance(value, Mapping):
+        return {k: render_samples(v, samples) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [render_samples(v, samples) for v in value]
+    return value
+
+
+def references_in(value: Any) -> list[FieldReference]:
+    """Every field a step input value uses, in order, each once; an unreadable text gives none."""
+    found: dict[str, FieldReference] = {}
+    for text in strings_in(value):
+        if _OPEN not in text:
+            continue
+        try:
+            for reference in parse(text).references:
+                found.setdefault(reference.name, reference)
+        except TextFieldError:
+            continue
+    return list(found.values())
 
 
 def strings_in(value: Any) -> list[str]:
