@@ -41,3 +41,33 @@ def test_a_client_inserts_fields_from_the_picker_without_javascript_and_saves_th
     steps = owner.execute("SELECT steps FROM automations WHERE automation_id = %s",
                           [path_of(page).rsplit("/", 1)[1]]).fetchone()[0]
     assert steps[1]["input"]["text"] == "From {{ steps.1.messages.1.sender }}"
+
+
+def test_a_client_tests_steps_without_javascript_a_write_is_only_shown_and_a_condition_worked_out(
+        no_script_page, owner, live_stack):
+    page = no_script_page
+    sign_up(page, new_email())
+    page.goto("/automations/new")
+    page.get_by_label("Name", exact=True).fill("Urgent mail")
+    add_step(page, "llm.summarise")
+    page.locator("#steps-0-value-text").fill("Write one line about urgent invoices.")
+    add_step(page, "condition.continue_if")
+    page.locator("#steps-1-value-value").fill("{{ steps.1.text }}")
+    page.locator("#steps-1-value-operator").select_option("contains")
+    page.locator("#steps-1-value-compare_to").fill("urgent")
+    add_step(page, "slack.post_message")
+    page.locator("#steps-2-value-channel").fill("#urgent")
+    page.locator("#steps-2-value-text").fill("Heads up: {{ steps.1.text }}")
+
+    page.get_by_role("button", name="Show what this step would send").last.click()  # shows its sample fields
+    page.get_by_label("Sample for {{ steps.1.text }}").last.fill("An urgent invoice from ACME")
+    page.get_by_role("button", name="Show what this step would send").last.click()
+    result = page.get_by_role("status", name="Test of step 3")
+    expect(result).to_contain_text("This step writes, so a test never runs it.")
+    expect(result).to_contain_text('"text": "Heads up: An urgent invoice from ACME"')
+
+    page.get_by_label("Sample for {{ steps.1.text }}").first.fill("Nothing much today")
+    page.get_by_role("button", name="Test this step").click()
+    expect(page.get_by_role("status", name="Test of step 2")).to_contain_text(
+        "The condition does not hold: the run would stop here")
+    assert owner.execute("SELECT count(*) FROM automations WHERE name = %s", ["Urgent mail"]).fetchone() == (0,)
