@@ -21,7 +21,7 @@ from flask.typing import ResponseReturnValue
 
 from intake import agent_client
 from intake.agent_client import AgentRefused, AgentUnavailable, StepOutput
-from intake.automations import access, costs, forms, hooks, repository, step_tests
+from intake.automations import access, costs, forms, hooks, repository, starters, step_tests
 from intake.db import get_agent, get_db
 from shared.automations import InvalidAutomation, load_automation
 from shared.automations import repository as definitions
@@ -103,7 +103,8 @@ def automation(automation_id: uuid.UUID) -> ResponseReturnValue:
 
 def _builder(draft: forms.AutomationDraft, *, automation: dict[str, Any] | None,
              errors: dict[str, list[str]] | None = None, notice: str | None = None,
-             status: int = 200, tested: step_tests.StepTestResult | None = None) -> ResponseReturnValue:
+             status: int = 200, tested: step_tests.StepTestResult | None = None,
+             notice_is_error: bool = True) -> ResponseReturnValue:
     errors = errors or {}
     placed = forms.placed_keys(draft)
     return render_template(
@@ -113,6 +114,7 @@ def _builder(draft: forms.AutomationDraft, *, automation: dict[str, Any] | None,
         errors=errors,
         unplaced=[(key, text) for key, texts in errors.items() if key not in placed for text in texts],
         notice=notice,
+        notice_is_error=notice_is_error,
         input_fields=forms.input_fields,
         reference_options=forms.reference_options,
         available_fields=forms.available_fields,
@@ -185,8 +187,18 @@ def _keep_webhook_in_step(conn: Connection, automation_id: uuid.UUID, kind: str,
 @blueprint.route("/automations/new", methods=["GET", "POST"])
 def new_automation() -> ResponseReturnValue:
     if request.method == "GET":
+        starter = starters.BY_KEY.get(request.args.get("starter", ""))
+        if starter is not None:
+            return _builder(forms.draft_from_definition(starter.definition), automation=None,
+                            notice=f"Starting from “{starter.title}”: check each step, fill in what is empty, "
+                                   "then save.", notice_is_error=False)
         return _builder(forms.AutomationDraft(), automation=None)
     return _build(None)
+
+
+@blueprint.get("/automations/gallery")
+def gallery() -> ResponseReturnValue:
+    return render_template("automations/gallery.html", starters=starters.STARTERS)
 
 
 @blueprint.route("/automations/<uuid:automation_id>/edit", methods=["GET", "POST"])

@@ -71,3 +71,24 @@ def test_a_client_tests_steps_without_javascript_a_write_is_only_shown_and_a_con
     expect(page.get_by_role("status", name="Test of step 2")).to_contain_text(
         "The condition does not hold: the run would stop here")
     assert owner.execute("SELECT count(*) FROM automations WHERE name = %s", ["Urgent mail"]).fetchone() == (0,)
+
+
+def test_a_client_opens_a_starter_from_the_gallery_without_javascript_and_saves_it(no_script_page, owner,
+                                                                                   live_stack):
+    page = no_script_page
+    sign_up(page, new_email())
+    page.goto("/automations")
+    page.get_by_role("link", name="Start from a ready-made one").click()
+    assert path_of(page) == "/automations/gallery"
+    page.get_by_role("link", name="Open “Big invoice alert” in the builder").click()
+    expect(page.get_by_text("Starting from “Big invoice alert”")).to_be_visible()
+    assert page.get_by_label("Name", exact=True).input_value() == "Big invoice alert"
+    assert page.locator("#steps-2-value-operator").input_value() == "greater_than"
+    text = page.locator("#steps-3-value-text").input_value()
+    assert text.startswith("New invoice from {{ steps.1.messages.1.sender }}")
+    page.get_by_role("button", name="Save automation").click()
+    assert re.fullmatch(r"/automations/[0-9a-f-]{36}", path_of(page))
+    steps = owner.execute("SELECT steps FROM automations WHERE automation_id = %s",
+                          [path_of(page).rsplit("/", 1)[1]]).fetchone()[0]
+    assert [s["capability"] for s in steps] == ["gmail.search", "llm.extract", "condition.continue_if",
+                                                 "slack.post_message"]
