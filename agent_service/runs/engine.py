@@ -186,7 +186,7 @@ def _execute(run: RunExecution, definition: dict[str, Any], recorded: list[dict[
                 return "stopped"
         except StepError as failure:
             _finish(run, "failed", failure.error_class,
-                    f"Step {index + 1} ({step['capability']}): {failure.safe_message}")
+                    f"Step {index + 1} ({_title(step)}): {failure.safe_message}")
             logger.info("run failed", extra={**log, "step_index": index, "error_class": failure.error_class})
             return "failed"
         except (Superseded, DatabaseUnavailable):
@@ -195,12 +195,18 @@ def _execute(run: RunExecution, definition: dict[str, Any], recorded: list[dict[
             # A defect of ours: the run must not stay 'running' for ever, nor say more than this.
             logger.exception("run failed on an internal error", extra={**log, "step_index": index})
             _finish(run, "failed", "internal_error",
-                    f"Step {index + 1} ({step['capability']}): Hapex hit an internal error; we have been alerted.")
+                    f"Step {index + 1} ({_title(step)}): Hapex hit an internal error; we have been alerted.")
             return "failed"
     if first == len(steps):  # nothing left to run (the last step finishes the run otherwise)
         _finish(run, "succeeded", None, None)
     logger.info("run succeeded", extra={**log, "count": len(outputs)})
     return "succeeded"
+
+
+def _title(step: Mapping[str, Any]) -> str:
+    """The step as the builder names it (Post to Slack), as the run page does."""
+    capability = CAPABILITIES.get(step["capability"])
+    return capability.title if capability else str(step["capability"])
 
 
 def _stops_here(step: Mapping[str, Any], output: Mapping[str, Any]) -> bool:

@@ -21,10 +21,11 @@ from flask.typing import ResponseReturnValue
 
 from intake import agent_client
 from intake.agent_client import AgentRefused, AgentUnavailable, StepOutput
-from intake.automations import access, costs, forms, hooks, repository, starters, step_tests
+from intake.automations import access, costs, forms, hooks, repository, run_fixes, starters, step_tests
 from intake.db import get_agent, get_db
 from shared.automations import InvalidAutomation, load_automation
 from shared.automations import repository as definitions
+from shared.catalog import CAPABILITIES
 from shared.db import tenant_transaction
 from shared.db.pool import Connection
 
@@ -324,6 +325,7 @@ def _run_page(run_id: uuid.UUID, *, status: int = 200, error: str | None = None)
     outputs = _stored_outputs(run_id) if stores_outputs else None
     response = make_response(render_template(
         "automations/run.html", run=row, steps=steps, costs=spent, source_labels=costs.SOURCE_LABELS,
+        titles={key: c.title for key, c in CAPABILITIES.items()}, fix=run_fixes.fix_for,
         stores_outputs=stores_outputs, outputs=outputs, step_providers=_step_providers(), error=error,
     ), status)
     if stores_outputs:

@@ -58,16 +58,21 @@ class TriggerSchema(Schema):
             return
         cron = data.get("cron")
         if not cron:
-            raise ValidationError("A schedule needs a cron expression.", "cron")
+            raise ValidationError("A schedule needs a cron expression: five fields, like 0 8 * * 1-5 "
+                                  "(08:00 on weekdays).", "cron")
         if len(cron.split()) != 5 or not croniter.is_valid(cron):
-            raise ValidationError("Not a valid five-field cron expression.", "cron")
+            raise ValidationError("Not a valid five-field cron expression: a schedule needs five fields (minute, "
+                                  "hour, day of month, month, day of week), like 0 8 * * 1-5 for 08:00 on "
+                                  "weekdays.", "cron")
         zone = data.get("timezone", "UTC")
         if zone not in available_timezones():
-            raise ValidationError("Not a known time zone.", "timezone")
+            raise ValidationError("Not a known time zone: choose one from the list, like Europe/London.",
+                                  "timezone")
         first = next_fire_time(data, datetime(2026, 1, 5, tzinfo=ZoneInfo("UTC")))
         second = next_fire_time(data, first)
         if second - first < MIN_SCHEDULE_INTERVAL:
-            raise ValidationError("A schedule may run at most every five minutes.", "cron")
+            raise ValidationError("A schedule may run at most every five minutes: put */5 or a longer step in "
+                                  "the minute field, like */15 * * * *.", "cron")
 
 
 class StepSchema(Schema):

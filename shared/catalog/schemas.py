@@ -15,7 +15,11 @@ class StepOutput(Schema):
         unknown = RAISE
 
 
-_EMAIL = validate.Email(error="Not a valid email address.")
+_EMAIL = validate.Email(error="Not a valid email address: write it like name@example.com.")
+_SHEET_ID = validate.Regexp(r"^[A-Za-z0-9_-]{10,100}$", error="A spreadsheet ID is the long part of the sheet's "
+                            "address between /d/ and /edit.")
+_DRIVE_ID = validate.Regexp(r"^[A-Za-z0-9_-]{10,100}$", error="A file ID is the long part of the file's address "
+                            "between /d/ and /view.")
 
 
 class MessageSummary(Schema):
@@ -69,7 +73,7 @@ class DraftOutput(StepOutput):
 
 
 class SheetsReadInput(StepInput):
-    spreadsheet_id = fields.String(required=True, validate=validate.Regexp(r"^[A-Za-z0-9_-]{10,100}$"))
+    spreadsheet_id = fields.String(required=True, validate=_SHEET_ID)
     range = fields.String(required=True, validate=validate.Length(1, 100))
 
 
@@ -78,7 +82,7 @@ class RowsOutput(StepOutput):
 
 
 class SheetsAppendInput(StepInput):
-    spreadsheet_id = fields.String(required=True, validate=validate.Regexp(r"^[A-Za-z0-9_-]{10,100}$"))
+    spreadsheet_id = fields.String(required=True, validate=_SHEET_ID)
     range = fields.String(required=True, validate=validate.Length(1, 100))
     rows = fields.List(fields.List(fields.Raw()), required=True, validate=validate.Length(1, 1000))
 
@@ -117,7 +121,7 @@ class CreatedOutput(StepOutput):
 
 
 class DriveReadInput(StepInput):
-    file_id = fields.String(required=True, validate=validate.Regexp(r"^[A-Za-z0-9_-]{10,100}$"))
+    file_id = fields.String(required=True, validate=_DRIVE_ID)
 
 
 class FileOutput(StepOutput):
@@ -127,7 +131,9 @@ class FileOutput(StepOutput):
 
 
 class SlackPostInput(StepInput):
-    channel = fields.String(required=True, validate=validate.Regexp(r"^(#[a-z0-9_-]{1,80}|[CGD][A-Z0-9]{6,20})$"))
+    channel = fields.String(required=True, validate=validate.Regexp(
+        r"^(#[a-z0-9_-]{1,80}|[CGD][A-Z0-9]{6,20})$",
+        error="A Slack channel starts with # and is lowercase, like #accounts, or is a channel ID like C0123456789."))
     text = fields.String(required=True, validate=validate.Length(1, 40_000))
 
 
@@ -142,7 +148,9 @@ class OutlookSearchInput(StepInput):
 
 
 class NotionAppendInput(StepInput):
-    page_id = fields.String(required=True, validate=validate.Regexp(r"^[0-9a-fA-F-]{32,36}$"))
+    page_id = fields.String(required=True, validate=validate.Regexp(
+        r"^[0-9a-fA-F-]{32,36}$", error="A Notion page ID is the 32 letters and digits at the end of the page's "
+                                        "address."))
     text = fields.String(required=True, validate=validate.Length(1, 2000))
 
 

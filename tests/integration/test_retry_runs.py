@@ -77,3 +77,19 @@ def test_a_second_retry_press_gives_the_same_retry_and_a_successful_run_cannot_b
     refused = visitor.post(f"/runs/{retry}/retry", token_from=f"/runs/{retry}")
     assert refused.status_code == 409
     assert "Only a failed run can be retried." in text_of(refused)
+
+
+def test_the_run_page_names_steps_as_the_builder_does_and_links_a_fix_for_each_failure(
+        signed_up, owner_conn, agent_db, agent_service_app):
+    visitor, email = signed_up
+    client_id = client_of(owner_conn, email)
+    automation_id = save_digest(visitor, owner_conn)
+    page = f"/automations/{automation_id}"
+    assert visitor.post(f"{page}/run", token_from=page).status_code == 303
+    run_id = owner_conn.execute("SELECT run_id FROM runs").fetchone()[0]
+    assert execute_run(runtime_of(agent_service_app, agent_db), client_id=client_id, run_id=run_id) == "failed"
+    body = visitor.get(f"/runs/{run_id}").get_data(as_text=True)
+    shown = text_of(visitor.get(f"/runs/{run_id}"))
+    assert "Step 1 (Search emails): Google Workspace is not connected." in shown
+    assert "Post to Slack" in shown and "Summarise with Claude" in shown
+    assert f'<a href="/automations/{automation_id}#access">Connect it</a>' in body
