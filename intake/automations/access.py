@@ -38,6 +38,17 @@ class ProviderNeed:
         return self.connected and not self.missing
 
     @property
+    def problem(self) -> str:
+        """What stands in the way, in the client's words."""
+        if self.connection_status is None:
+            return "not connected"
+        if self.connection_status == "needs_reauth":
+            return "needs reconnecting"
+        if self.connection_status != "active":
+            return f"connection {self.connection_status.replace('_', ' ')}"
+        return "access missing: " + ", ".join(scope.name for scope in self.missing)
+
+    @property
     def action(self) -> str | None:
         """The button to offer: connect, reconnect or grant what is missing; None when ready."""
         if self.connection_status is None:

@@ -39,6 +39,7 @@ RUN_REFUSED = {
     agent_client.BUDGET_EXHAUSTED: "This month's budget is used up, so the run was not started.",
 }
 RUN_NOT_STARTED = "This automation cannot run right now."
+NOT_ENABLED = "Not enabled yet: it needs these connections first. Connect each one below, then enable it again."
 AGENT_UNREACHABLE = "The service that runs automations could not be reached. Nothing was started; try again shortly."
 
 
@@ -68,7 +69,8 @@ def automations() -> ResponseReturnValue:
 
 
 def _automation_page(automation_id: uuid.UUID, *, status: int = 200, error: str | None = None,
-                     webhook_secret: str | None = None) -> ResponseReturnValue:
+                     webhook_secret: str | None = None,
+                     blockers: list[access.ProviderNeed] | None = None) -> ResponseReturnValue:
     with _tenant() as conn:
         row = _automation(conn, automation_id)
         runs = repository.list_runs(conn, client_id=_client_id(), automation_id=automation_id, limit=20)
@@ -83,6 +85,7 @@ def _automation_page(automation_id: uuid.UUID, *, status: int = 200, error: str 
         needs=access.provider_needs(row["steps"] or [], connections, current_app.extensions["hapex_catalog"]),
         runs=runs,
         error=error,
+        blockers=blockers or [],
         webhook_url=webhook_url,
         input_fields=forms.input_fields,
         reference_options=forms.reference_options,
@@ -216,9 +219,14 @@ def enable(automation_id: uuid.UUID) -> ResponseReturnValue:
     secret = None
     with _tenant() as conn:
         row = _automation(conn, automation_id)
-        definitions.set_status(conn, automation_id=automation_id, status="enabled")
-        if row["trigger"].get("kind") == "webhook" and not row["has_webhook_url"]:
+        needs = access.provider_needs(row["steps"] or [], repository.provider_connections(conn, client_id=_client_id()))
+        blockers = [need for need in needs if not need.ready]
+        if not blockers:
+            definitions.set_status(conn, automation_id=automation_id, status="enabled")
+        if not blockers and row["trigger"].get("kind") == "webhook" and not row["has_webhook_url"]:
             secret = hooks.issue_secret(conn, client_id=_client_id(), automation_id=automation_id)
+    if blockers:
+        return _automation_page(automation_id, status=409, error=NOT_ENABLED, blockers=blockers)
     logger.info("automation enabled", extra={"client_id": _client_id(), "automation_id": automation_id})
     if secret is not None:
         return _automation_page(automation_id, webhook_secret=secret)

@@ -47,6 +47,19 @@ def test_a_client_builds_the_digest_without_javascript_enables_it_and_runs_it(no
     expect(page.get_by_role("heading", name="Access it needs")).to_be_visible()
     expect(page.get_by_text("https://www.googleapis.com/auth/gmail.readonly")).to_be_visible()
 
+    # Enabling checks what it needs first: each missing connection is named with a link, and nothing changes.
+    page.get_by_role("button", name="Enable", exact=True).click()
+    needed = page.get_by_role("list", name="Connections it needs")
+    expect(needed).to_contain_text("Google Workspace: not connected")
+    expect(needed).to_contain_text("Slack: not connected")
+    assert owner.execute("SELECT status FROM automations WHERE automation_id = %s",
+                         [automation_id]).fetchone() == ("draft",)
+    needed.get_by_role("link", name="connect Slack").click()
+    assert page.url.endswith("#need-slack")
+    client_id = owner.execute("SELECT client_id FROM users WHERE email = %s", [email]).fetchone()[0]
+    for provider, scope in (("google", "https://www.googleapis.com/auth/gmail.readonly"), ("slack", "chat:write")):
+        owner.execute("INSERT INTO connections (client_id, provider, auth_kind, status, scopes_granted) "
+                      "VALUES (%s, %s, 'oauth2', 'active', %s)", [client_id, provider, [scope]])
     page.get_by_role("button", name="Enable", exact=True).click()
     expect(page.get_by_text("The automation is enabled.")).to_be_visible()
     assert owner.execute("SELECT status FROM automations WHERE automation_id = %s",

@@ -29,7 +29,10 @@ def test_the_state_changing_routes_are_the_ones_this_file_covers(intake_app):
         "/connections/<uuid:connection_id>/reduce-access", "/connections/api-key",
         # Called by other systems with a secret URL; no session, so no CSRF token (see the same file).
         "/hooks/<path:secret>",
-        "/login", "/logout", "/signup",
+        "/login", "/logout",
+        # A forged retry: tests/integration/test_retry_runs.py.
+        "/runs/<uuid:run_id>/retry",
+        "/signup",
     ]
 
 

@@ -62,6 +62,14 @@ def save_digest(visitor: Visitor, owner_conn, **changes: str) -> uuid.UUID:
     return uuid.UUID(response.headers["Location"].rsplit("/", 1)[1])
 
 
+def connect_digest(owner_conn) -> None:
+    """Active Google and Slack connections for the (only) signed-up client, as enabling the digest needs."""
+    client_id = owner_conn.execute("SELECT client_id FROM users").fetchone()[0]
+    for provider, scopes in (("google", [G + "gmail.readonly"]), ("slack", ["chat:write"])):
+        owner_conn.execute("INSERT INTO connections (client_id, provider, auth_kind, status, scopes_granted) "
+                           "VALUES (%s, %s, 'oauth2', 'active', %s)", [client_id, provider, scopes])
+
+
 def field_is_marked_invalid(body: str, field_id: str) -> bool:
     tag = re.search(r'<(?:input|textarea|select)[^>]*\bid="' + re.escape(field_id) + r'"[^>]*>', body)
     return tag is not None and 'aria-invalid="true"' in tag.group(0)
@@ -190,6 +198,7 @@ def test_a_client_enables_and_disables_an_automation(signed_up, owner_conn):
     visitor, _ = signed_up
     automation_id = save_digest(visitor, owner_conn)
     page = f"/automations/{automation_id}"
+    connect_digest(owner_conn)
     response = visitor.post(f"{page}/enable", token_from=page)
     assert response.status_code == 303
     assert status_of(owner_conn, automation_id) == "enabled"
@@ -390,6 +399,7 @@ def test_a_webhook_url_is_shown_once_only_its_hash_is_stored_and_it_queues_runs(
     caplog.set_level(logging.DEBUG)
     draft = hook(intake_app, f"/hooks/{secret}", data=b'{"hello": "world"}', content_type="application/json")
     assert draft.status_code == 404  # not enabled yet
+    connect_digest(owner_conn)
     assert visitor.post(f"{page}/enable", token_from=page).status_code == 303
     started = hook(intake_app, f"/hooks/{secret}", data=b"ignored")
     assert started.status_code == 202
@@ -411,6 +421,7 @@ def test_a_wrong_secret_and_a_disabled_automation_get_the_same_404(signed_up, ow
     secret = HOOK_URL.search(saved.get_data(as_text=True)).group(1)
     automation_id = owner_conn.execute("SELECT automation_id FROM automations").fetchone()[0]
     page = f"/automations/{automation_id}"
+    connect_digest(owner_conn)
     visitor.post(f"{page}/enable", token_from=page)
     wrong = hook(intake_app, f"/hooks/{secret[:-1]}{'A' if secret[-1] != 'A' else 'B'}")
     visitor.post(f"{page}/disable", token_from=page)
@@ -427,6 +438,7 @@ def test_a_new_webhook_url_replaces_the_old_one(signed_up, owner_conn, intake_ap
     old = HOOK_URL.search(saved.get_data(as_text=True)).group(1)
     automation_id = owner_conn.execute("SELECT automation_id FROM automations").fetchone()[0]
     page = f"/automations/{automation_id}"
+    connect_digest(owner_conn)
     visitor.post(f"{page}/enable", token_from=page)
     renewed = visitor.post(f"{page}/webhook", token_from=page)
     new = HOOK_URL.search(renewed.get_data(as_text=True)).group(1)
@@ -443,6 +455,7 @@ def test_a_trigger_that_is_no_longer_a_webhook_forgets_its_url(signed_up, owner_
     edit = f"/automations/{automation_id}/edit"
     assert press(visitor, {**digest_form(visitor), "trigger_kind": "manual"}, "save", path=edit).status_code == 303
     assert owner_conn.execute("SELECT webhook_secret_hash FROM automations").fetchone() == (None,)
+    connect_digest(owner_conn)
     visitor.post(f"/automations/{automation_id}/enable", token_from="/automations")
     assert hook(intake_app, f"/hooks/{secret}").status_code == 404
 
@@ -454,6 +467,7 @@ def test_a_webhook_called_too_often_is_refused_with_429(signed_up, owner_conn, i
     saved = press(visitor, {**digest_form(visitor), "trigger_kind": "webhook"}, "save")
     secret = HOOK_URL.search(saved.get_data(as_text=True)).group(1)
     automation_id = owner_conn.execute("SELECT automation_id FROM automations").fetchone()[0]
+    connect_digest(owner_conn)
     visitor.post(f"/automations/{automation_id}/enable", token_from="/automations")
     for _ in range(RUNS_PER_WINDOW):
         assert hook(intake_app, f"/hooks/{secret}").status_code == 202
@@ -592,3 +606,26 @@ def test_the_webhook_url_is_built_on_the_public_url_not_the_requests_host(databa
     saved = press(visitor, {**digest_form(visitor), "trigger_kind": "webhook"}, "save")
     assert re.search(r"https://app\.hapex\.example/hooks/[A-Za-z0-9_-]{43}<", saved.get_data(as_text=True))
     assert BASE_URL + "/hooks/" not in saved.get_data(as_text=True)
+
+
+def test_enabling_names_each_missing_or_broken_connection_with_a_link_and_refuses_until_they_are_there(
+        signed_up, owner_conn):
+    visitor, _ = signed_up
+    automation_id = save_digest(visitor, owner_conn)
+    client_id = owner_conn.execute("SELECT client_id FROM users").fetchone()[0]
+    owner_conn.execute("INSERT INTO connections (client_id, provider, auth_kind, status, scopes_granted) "
+                       "VALUES (%s, 'slack', 'oauth2', 'needs_reauth', %s)", [client_id, ["chat:write"]])
+    page = f"/automations/{automation_id}"
+    refused = visitor.post(f"{page}/enable", token_from=page)
+    assert refused.status_code == 409
+    body = refused.get_data(as_text=True)
+    text = re.sub(r"<[^>]+>", "", text_of(refused))
+    assert "Not enabled yet: it needs these connections first." in text
+    assert "Google Workspace: not connected — connect Google Workspace" in text
+    assert "Slack: needs reconnecting — reconnect Slack" in text
+    assert 'href="#need-google"' in body and 'id="need-google"' in body
+    assert status_of(owner_conn, automation_id) == "draft"
+    owner_conn.execute("DELETE FROM connections")
+    connect_digest(owner_conn)
+    assert visitor.post(f"{page}/enable", token_from=page).status_code == 303
+    assert status_of(owner_conn, automation_id) == "enabled"

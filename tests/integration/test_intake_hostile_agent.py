@@ -17,7 +17,7 @@ import pytest
 import requests
 
 from tests.integration.conftest import PASSWORD, Visitor, WSGIAdapter, build_intake_app, new_email
-from tests.integration.test_automations_pages import HOOK_URL, digest_form, hook, press, save_digest
+from tests.integration.test_automations_pages import HOOK_URL, connect_digest, digest_form, hook, press, save_digest
 
 CANARY = "CANARY-HOSTILE-AGENT-41c9"
 AGENT_UNREACHABLE = "Nothing was started; try again shortly."
@@ -104,6 +104,7 @@ def test_a_webhook_call_with_a_hostile_agent_answer_gets_the_json_unavailable_er
     secret = HOOK_URL.search(saved.get_data(as_text=True)).group(1)
     automation_id = owner_conn.execute("SELECT automation_id FROM automations").fetchone()[0]
     page = f"/automations/{automation_id}"
+    connect_digest(owner_conn)
     assert visitor.post(f"{page}/enable", token_from=page).status_code == 303
     hostile.answer("POST", r"/v1/clients/[^/]+/automations/[^/]+/runs", status, body)
     response = hook(visitor.app, f"/hooks/{secret}")

@@ -10,6 +10,7 @@ import pytest
 import responses
 
 from agent_service.runs.engine import execute_run
+from tests.integration.conftest import BASE_URL
 from tests.integration.test_automations_pages import client_of, save_digest, text_of
 from tests.run_fixtures import ANTHROPIC, GMAIL, SLACK_POST, G, connect, runtime_of, stand_in_providers
 
@@ -93,3 +94,12 @@ def test_the_run_page_names_steps_as_the_builder_does_and_links_a_fix_for_each_f
     assert "Step 1 (Search emails): Google Workspace is not connected." in shown
     assert "Post to Slack" in shown and "Summarise with Claude" in shown
     assert f'<a href="/automations/{automation_id}#access">Connect it</a>' in body
+
+
+def test_a_forged_retry_without_a_token_starts_nothing(signed_up, owner_conn, agent_db, agent_service_app):
+    visitor, email = signed_up
+    _, _, failed = failed_digest(visitor, email, owner_conn, agent_db, agent_service_app, store_outputs=False)
+    response = visitor.client.post(f"/runs/{failed}/retry", data={}, base_url=BASE_URL,
+                                   headers={"Referer": BASE_URL + "/"})
+    assert response.status_code == 400
+    assert owner_conn.execute("SELECT count(*) FROM runs WHERE retry_of = %s", [failed]).fetchone() == (0,)
