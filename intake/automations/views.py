@@ -16,7 +16,19 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
-from flask import Blueprint, abort, current_app, flash, g, make_response, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    g,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask.typing import ResponseReturnValue
 
 from intake import agent_client
@@ -100,9 +112,29 @@ def _public_url(path: str) -> str:
     return request.host_url.rstrip("/").replace("http://", "https://", 1) + path
 
 
+# The session key under which a new webhook address waits for the one page that shows it.
+REVEAL = "webhook_reveal"
+
+
+def _reveal_webhook(automation_id: uuid.UUID, secret: str) -> ResponseReturnValue:
+    """Post, redirect, get: the new address rides in the signed session cookie (only this
+    browser holds it, never the database or a log) to the page the redirect reaches, which
+    shows it once and drops it, so a reload neither saves twice nor shows it again."""
+    session[REVEAL] = {"automation_id": str(automation_id), "secret": secret}
+    return redirect(url_for("automations.automation", automation_id=automation_id), 303)
+
+
 @blueprint.get("/automations/<uuid:automation_id>")
 def automation(automation_id: uuid.UUID) -> ResponseReturnValue:
-    return _automation_page(automation_id)
+    reveal = session.pop(REVEAL, None)
+    secret = None
+    if isinstance(reveal, dict) and reveal.get("automation_id") == str(automation_id):
+        secret = str(reveal.get("secret") or "") or None
+    if secret is None:
+        return _automation_page(automation_id)
+    response = make_response(_automation_page(automation_id, webhook_secret=secret))
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 def _builder(draft: forms.AutomationDraft, *, automation: dict[str, Any] | None,
@@ -170,9 +202,9 @@ def _build(automation: dict[str, Any] | None) -> ResponseReturnValue:
             errors["steps"] = ["Add at least one step."]
         return _builder(draft, automation=automation, errors=errors, notice=NOT_SAVED, status=400)
     logger.info("automation saved", extra={"client_id": _client_id(), "automation_id": automation_id})
-    if secret is not None:
-        return _automation_page(automation_id, webhook_secret=secret)
     flash("The automation was saved." if automation is None else "Your changes were saved as a new version.")
+    if secret is not None:
+        return _reveal_webhook(automation_id, secret)
     return redirect(url_for("automations.automation", automation_id=automation_id), 303)
 
 
@@ -228,9 +260,9 @@ def enable(automation_id: uuid.UUID) -> ResponseReturnValue:
     if blockers:
         return _automation_page(automation_id, status=409, error=NOT_ENABLED, blockers=blockers)
     logger.info("automation enabled", extra={"client_id": _client_id(), "automation_id": automation_id})
-    if secret is not None:
-        return _automation_page(automation_id, webhook_secret=secret)
     flash("The automation is enabled.")
+    if secret is not None:
+        return _reveal_webhook(automation_id, secret)
     return redirect(url_for("automations.automation", automation_id=automation_id), 303)
 
 
@@ -252,7 +284,7 @@ def new_webhook_url(automation_id: uuid.UUID) -> ResponseReturnValue:
         if row["trigger"].get("kind") != "webhook":
             abort(404)
         secret = hooks.issue_secret(conn, client_id=_client_id(), automation_id=automation_id)
-    return _automation_page(automation_id, webhook_secret=secret)
+    return _reveal_webhook(automation_id, secret)
 
 
 @blueprint.post("/automations/<uuid:automation_id>/run")

@@ -55,6 +55,12 @@ def digest_form(visitor: Visitor) -> dict[str, str]:
     return form
 
 
+def followed(visitor: Visitor, response):
+    """The page a post's redirect reaches (post, redirect, get)."""
+    assert response.status_code == 303, text_of(response)
+    return visitor.get(response.headers["Location"])
+
+
 def save_digest(visitor: Visitor, owner_conn, **changes: str) -> uuid.UUID:
     form = {**digest_form(visitor), **changes}
     response = press(visitor, form, "save")
@@ -381,11 +387,12 @@ def test_a_webhook_url_is_shown_once_only_its_hash_is_stored_and_it_queues_runs(
 ):
     visitor, _ = signed_up
     form = {**digest_form(visitor), "trigger_kind": "webhook"}
-    saved = press(visitor, form, "save")
+    saved = followed(visitor, press(visitor, form, "save"))
     assert saved.status_code == 200
     assert saved.headers["Cache-Control"] == "no-store"
     match = HOOK_URL.search(saved.get_data(as_text=True))
-    assert match, "the URL is shown on saving"
+    assert match, "the URL is shown on the page the save redirects to"
+    assert "/hooks/" not in saved.headers.get("Set-Cookie", "")
     secret = match.group(1)
     automation_id, stored = owner_conn.execute("SELECT automation_id, webhook_secret_hash FROM automations").fetchone()
     assert bytes(stored) == hashlib.sha256(secret.encode()).digest()
@@ -417,7 +424,7 @@ def test_a_webhook_url_is_shown_once_only_its_hash_is_stored_and_it_queues_runs(
 
 def test_a_wrong_secret_and_a_disabled_automation_get_the_same_404(signed_up, owner_conn, intake_app):
     visitor, _ = signed_up
-    saved = press(visitor, {**digest_form(visitor), "trigger_kind": "webhook"}, "save")
+    saved = followed(visitor, press(visitor, {**digest_form(visitor), "trigger_kind": "webhook"}, "save"))
     secret = HOOK_URL.search(saved.get_data(as_text=True)).group(1)
     automation_id = owner_conn.execute("SELECT automation_id FROM automations").fetchone()[0]
     page = f"/automations/{automation_id}"
@@ -434,13 +441,13 @@ def test_a_wrong_secret_and_a_disabled_automation_get_the_same_404(signed_up, ow
 
 def test_a_new_webhook_url_replaces_the_old_one(signed_up, owner_conn, intake_app):
     visitor, _ = signed_up
-    saved = press(visitor, {**digest_form(visitor), "trigger_kind": "webhook"}, "save")
+    saved = followed(visitor, press(visitor, {**digest_form(visitor), "trigger_kind": "webhook"}, "save"))
     old = HOOK_URL.search(saved.get_data(as_text=True)).group(1)
     automation_id = owner_conn.execute("SELECT automation_id FROM automations").fetchone()[0]
     page = f"/automations/{automation_id}"
     connect_digest(owner_conn)
     visitor.post(f"{page}/enable", token_from=page)
-    renewed = visitor.post(f"{page}/webhook", token_from=page)
+    renewed = followed(visitor, visitor.post(f"{page}/webhook", token_from=page))
     new = HOOK_URL.search(renewed.get_data(as_text=True)).group(1)
     assert new != old
     assert hook(intake_app, f"/hooks/{old}").status_code == 404
@@ -449,7 +456,7 @@ def test_a_new_webhook_url_replaces_the_old_one(signed_up, owner_conn, intake_ap
 
 def test_a_trigger_that_is_no_longer_a_webhook_forgets_its_url(signed_up, owner_conn, intake_app):
     visitor, _ = signed_up
-    saved = press(visitor, {**digest_form(visitor), "trigger_kind": "webhook"}, "save")
+    saved = followed(visitor, press(visitor, {**digest_form(visitor), "trigger_kind": "webhook"}, "save"))
     secret = HOOK_URL.search(saved.get_data(as_text=True)).group(1)
     automation_id = owner_conn.execute("SELECT automation_id FROM automations").fetchone()[0]
     edit = f"/automations/{automation_id}/edit"
@@ -464,7 +471,7 @@ def test_a_webhook_called_too_often_is_refused_with_429(signed_up, owner_conn, i
     from intake.automations.hooks import RUNS_PER_WINDOW
 
     visitor, _ = signed_up
-    saved = press(visitor, {**digest_form(visitor), "trigger_kind": "webhook"}, "save")
+    saved = followed(visitor, press(visitor, {**digest_form(visitor), "trigger_kind": "webhook"}, "save"))
     secret = HOOK_URL.search(saved.get_data(as_text=True)).group(1)
     automation_id = owner_conn.execute("SELECT automation_id FROM automations").fetchone()[0]
     connect_digest(owner_conn)
@@ -603,7 +610,7 @@ def test_the_webhook_url_is_built_on_the_public_url_not_the_requests_host(databa
     app = build_intake_app(database, intake_db, agent_transport, public_url="https://app.hapex.example")
     visitor = Visitor(app)
     assert visitor.signup(new_email(), PASSWORD).status_code == 303
-    saved = press(visitor, {**digest_form(visitor), "trigger_kind": "webhook"}, "save")
+    saved = followed(visitor, press(visitor, {**digest_form(visitor), "trigger_kind": "webhook"}, "save"))
     assert re.search(r"https://app\.hapex\.example/hooks/[A-Za-z0-9_-]{43}<", saved.get_data(as_text=True))
     assert BASE_URL + "/hooks/" not in saved.get_data(as_text=True)
 
@@ -629,3 +636,16 @@ def test_enabling_names_each_missing_or_broken_connection_with_a_link_and_refuse
     connect_digest(owner_conn)
     assert visitor.post(f"{page}/enable", token_from=page).status_code == 303
     assert status_of(owner_conn, automation_id) == "enabled"
+
+
+def test_saving_a_webhook_automation_redirects_so_a_reload_neither_saves_twice_nor_shows_the_address_again(
+        signed_up, owner_conn):
+    visitor, _ = signed_up
+    response = press(visitor, {**digest_form(visitor), "trigger_kind": "webhook"}, "save")
+    assert response.status_code == 303
+    assert HOOK_URL.search(response.get_data(as_text=True)) is None
+    first = visitor.get(response.headers["Location"])
+    assert HOOK_URL.search(first.get_data(as_text=True))
+    reloaded = visitor.get(response.headers["Location"])
+    assert HOOK_URL.search(reloaded.get_data(as_text=True)) is None
+    assert count(owner_conn, "automations") == 1

@@ -17,7 +17,15 @@ import pytest
 import requests
 
 from tests.integration.conftest import PASSWORD, Visitor, WSGIAdapter, build_intake_app, new_email
-from tests.integration.test_automations_pages import HOOK_URL, connect_digest, digest_form, hook, press, save_digest
+from tests.integration.test_automations_pages import (
+    HOOK_URL,
+    connect_digest,
+    digest_form,
+    followed,
+    hook,
+    press,
+    save_digest,
+)
 
 CANARY = "CANARY-HOSTILE-AGENT-41c9"
 AGENT_UNREACHABLE = "Nothing was started; try again shortly."
@@ -100,7 +108,7 @@ def test_run_now_with_a_hostile_agent_answer_says_nothing_started_and_echoes_not
 @pytest.mark.parametrize(("status", "body"), HOSTILE_RUN_ANSWERS)
 def test_a_webhook_call_with_a_hostile_agent_answer_gets_the_json_unavailable_error(
         visitor, owner_conn, hostile, status, body):
-    saved = press(visitor, {**digest_form(visitor), "trigger_kind": "webhook"}, "save")
+    saved = followed(visitor, press(visitor, {**digest_form(visitor), "trigger_kind": "webhook"}, "save"))
     secret = HOOK_URL.search(saved.get_data(as_text=True)).group(1)
     automation_id = owner_conn.execute("SELECT automation_id FROM automations").fetchone()[0]
     page = f"/automations/{automation_id}"
