@@ -64,8 +64,12 @@ def start_run(conn: Connection, *, client_id: uuid.UUID, automation_id: uuid.UUI
         automation = automations.get_automation(conn, automation_id=automation_id)
     except NoResult:
         raise AutomationMissing() from None
+    if automation["status"] == "deleted":
+        raise AutomationMissing()
     if automation["status"] == "paused":
         raise AutomationPaused()
+    if automation["status"] == "archived":
+        raise RunRefused("The automation is archived; restore it to run it.")
     if trigger_kind != "manual" and automation["status"] != "enabled":
         raise RunRefused("The automation is not enabled.")
     budget, spent = month_to_date(conn)

@@ -3,15 +3,15 @@
 SELECT automation_id, name, status, paused_reason, version, trigger,
        jsonb_array_length(steps) AS step_count, next_run_at, updated_at
 FROM automations
-WHERE client_id = %(client_id)s
-ORDER BY updated_at DESC, automation_id
+WHERE client_id = %(client_id)s AND status <> 'deleted'
+ORDER BY status = 'archived', updated_at DESC, automation_id
 
 -- get_automation --
 -- One automation of the client by id; whether a webhook URL is set, never its hash.
 SELECT automation_id, name, status, paused_reason, version, trigger, steps, store_outputs,
        next_run_at, created_at, updated_at, webhook_secret_hash IS NOT NULL AS has_webhook_url
 FROM automations
-WHERE client_id = %(client_id)s AND automation_id = %(automation_id)s
+WHERE client_id = %(client_id)s AND automation_id = %(automation_id)s AND status <> 'deleted'
 
 -- set_webhook_secret_hash --
 -- Store the SHA-256 of a new webhook secret, or NULL to forget it, through the definer function that needs the request's live session.
@@ -104,3 +104,7 @@ ORDER BY amount_microusd DESC, source, provider, model
 -- monthly_budget --
 -- The budget the client set for a month, if any.
 SELECT monthly_budget_microusd FROM clients WHERE client_id = %(client_id)s
+
+-- delete_automation --
+-- An automation and, with it, its versions, runs, their steps and stored outputs (their cost events stay).
+DELETE FROM automations WHERE client_id = %(client_id)s AND automation_id = %(automation_id)s

@@ -89,3 +89,7 @@ def costs_this_month(conn: Connection, *, client_id: uuid.UUID) -> list[dict[str
 def monthly_budget(conn: Connection, *, client_id: uuid.UUID) -> int | None:
     row = fetch_optional(conn, QUERIES["monthly_budget"], client_id=client_id)
     return None if row is None else row["monthly_budget_microusd"]
+
+
+def delete_automation(conn: Connection, *, client_id: uuid.UUID, automation_id: uuid.UUID) -> None:
+    execute(conn, QUERIES["delete_automation"], client_id=client_id, automation_id=automation_id)

@@ -266,6 +266,63 @@ def enable(automation_id: uuid.UUID) -> ResponseReturnValue:
     return redirect(url_for("automations.automation", automation_id=automation_id), 303)
 
 
+@blueprint.post("/automations/<uuid:automation_id>/duplicate")
+def duplicate(automation_id: uuid.UUID) -> ResponseReturnValue:
+    """A copy as a new draft (no webhook address until it is enabled, no runs)."""
+    with _tenant() as conn:
+        row = _automation(conn, automation_id)
+        definition = {"name": ("Copy of " + row["name"])[:200], "trigger": row["trigger"], "steps": row["steps"],
+                      "store_outputs": bool(row["store_outputs"])}
+        try:
+            copy_id = definitions.create_automation(conn, client_id=_client_id(), definition=definition)
+        except InvalidAutomation:
+            # Saved before a rule it now breaks: the copy opens in the builder to be corrected.
+            return _builder(forms.draft_from_definition(definition), automation=None,
+                            notice="This copy needs a correction before it can be saved.", status=400)
+    flash(f"This is a copy of {row['name']}, as a draft. Rename it or change it as you like.")
+    return redirect(url_for("automations.automation", automation_id=copy_id), 303)
+
+
+@blueprint.post("/automations/<uuid:automation_id>/archive")
+def archive(automation_id: uuid.UUID) -> ResponseReturnValue:
+    with _tenant() as conn:
+        _automation(conn, automation_id)
+        definitions.set_status(conn, automation_id=automation_id, status="archived")
+    flash("The automation is archived: it does not run, and it is listed last. Restore it to use it again.")
+    return redirect(url_for("automations.automation", automation_id=automation_id), 303)
+
+
+@blueprint.post("/automations/<uuid:automation_id>/restore")
+def restore(automation_id: uuid.UUID) -> ResponseReturnValue:
+    with _tenant() as conn:
+        _automation(conn, automation_id)
+        definitions.set_status(conn, automation_id=automation_id, status="disabled")
+    flash("The automation is restored, disabled: enable it when it should run again.")
+    return redirect(url_for("automations.automation", automation_id=automation_id), 303)
+
+
+@blueprint.post("/automations/<uuid:automation_id>/delete")
+def delete(automation_id: uuid.UUID) -> ResponseReturnValue:
+    """Delete, keeping its run records until the retention period ends or deleting them now; what
+    the runs cost stays on the costs page either way."""
+    choice = request.form.get("records", "")
+    with _tenant() as conn:
+        row = _automation(conn, automation_id)
+        if choice not in ("keep", "delete"):
+            return _automation_page(automation_id, status=400,
+                                    error="Choose whether to keep or delete its run records, then press Delete.")
+        if choice == "keep":
+            definitions.set_status(conn, automation_id=automation_id, status="deleted")
+            repository.clear_webhook_secret_hash(conn, client_id=_client_id(), automation_id=automation_id)
+        else:
+            repository.delete_automation(conn, client_id=_client_id(), automation_id=automation_id)
+    logger.info("automation deleted", extra={"client_id": _client_id(), "automation_id": automation_id})
+    flash(f"{row['name']} is deleted" + (
+        "; its run records stay under Runs until the retention period ends." if choice == "keep" else
+        ", with its run records and stored outputs."))
+    return redirect(url_for("automations.automations"), 303)
+
+
 @blueprint.post("/automations/<uuid:automation_id>/disable")
 def disable(automation_id: uuid.UUID) -> ResponseReturnValue:
     with _tenant() as conn:

@@ -13,7 +13,7 @@ from shared.db import NoResult, QuerySet, execute, fetch_one
 from shared.db.pool import Connection
 
 QUERIES = QuerySet(Path(__file__).with_name("queries.sql"))
-STATUSES = ("draft", "enabled", "disabled")
+STATUSES = ("draft", "enabled", "disabled", "archived", "deleted")
 
 
 def create_automation(conn: Connection, *, client_id: uuid.UUID, definition: dict[str, Any],

@@ -36,3 +36,14 @@ CREATE INDEX runs_client_retry_of_idx ON runs (client_id, retry_of) WHERE retry_
 ALTER TABLE credential_access DROP CONSTRAINT credential_access_reason_check;
 ALTER TABLE credential_access ADD CONSTRAINT credential_access_reason_check
     CHECK (reason IN ('run_step', 'token_refresh', 'revocation', 'health_check', 'other', 'step_test'));
+
+-- Housekeeping: an archived automation is kept but put away (it cannot run until restored); a
+-- deleted one whose run records the client chose to keep stays as a hidden row until they go
+-- with the retention period. Deleting run records never deletes what they cost: a cost event
+-- outlives its run (its run_id becomes null), so this month's spend and budget stay true.
+ALTER TABLE automations DROP CONSTRAINT automations_status_check;
+ALTER TABLE automations ADD CONSTRAINT automations_status_check
+    CHECK (status IN ('draft', 'enabled', 'disabled', 'paused', 'archived', 'deleted'));
+ALTER TABLE cost_events DROP CONSTRAINT cost_events_client_id_run_id_fkey;
+ALTER TABLE cost_events ADD CONSTRAINT cost_events_client_id_run_id_fkey FOREIGN KEY (client_id, run_id)
+    REFERENCES runs (client_id, run_id) ON DELETE SET NULL (run_id);

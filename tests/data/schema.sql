@@ -1007,7 +1007,7 @@ CREATE TABLE public.automations (
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
     webhook_secret_hash bytea,
     CONSTRAINT automations_name_check CHECK (((length(name) >= 1) AND (length(name) <= 200))),
-    CONSTRAINT automations_status_check CHECK ((status = ANY (ARRAY['draft'::text, 'enabled'::text, 'disabled'::text, 'paused'::text]))),
+    CONSTRAINT automations_status_check CHECK ((status = ANY (ARRAY['draft'::text, 'enabled'::text, 'disabled'::text, 'paused'::text, 'archived'::text, 'deleted'::text]))),
     CONSTRAINT automations_version_check CHECK ((version >= 1)),
     CONSTRAINT automations_webhook_secret_hash_check CHECK (((webhook_secret_hash IS NULL) OR (length(webhook_secret_hash) = 32)))
 );
@@ -1594,7 +1594,7 @@ ALTER TABLE ONLY public.cost_events
     ADD CONSTRAINT cost_events_client_id_fkey FOREIGN KEY (client_id) REFERENCES public.clients(client_id) ON DELETE CASCADE;
 
 ALTER TABLE ONLY public.cost_events
-    ADD CONSTRAINT cost_events_client_id_run_id_fkey FOREIGN KEY (client_id, run_id) REFERENCES public.runs(client_id, run_id) ON DELETE CASCADE;
+    ADD CONSTRAINT cost_events_client_id_run_id_fkey FOREIGN KEY (client_id, run_id) REFERENCES public.runs(client_id, run_id) ON DELETE SET NULL (run_id);
 
 ALTER TABLE ONLY public.credential_access
     ADD CONSTRAINT credential_access_client_id_fkey FOREIGN KEY (client_id) REFERENCES public.clients(client_id) ON DELETE CASCADE;

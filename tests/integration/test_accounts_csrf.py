@@ -18,8 +18,11 @@ def test_the_state_changing_routes_are_the_ones_this_file_covers(intake_app):
     assert post_routes(intake_app) == [
         "/account/delete", "/account/password",
         # Forgeries of the automation routes: tests/integration/test_automations_pages.py.
-        "/automations/<uuid:automation_id>/disable", "/automations/<uuid:automation_id>/edit",
-        "/automations/<uuid:automation_id>/enable", "/automations/<uuid:automation_id>/run",
+        "/automations/<uuid:automation_id>/archive", "/automations/<uuid:automation_id>/delete",
+        "/automations/<uuid:automation_id>/disable", "/automations/<uuid:automation_id>/duplicate",
+        "/automations/<uuid:automation_id>/edit",
+        "/automations/<uuid:automation_id>/enable", "/automations/<uuid:automation_id>/restore",
+        "/automations/<uuid:automation_id>/run",
         "/automations/<uuid:automation_id>/webhook", "/automations/new",
         # Forgeries of the build chat's routes: tests/integration/test_chat.py.
         "/chat/<uuid:draft_id>/approve", "/chat/<uuid:draft_id>/ask-again", "/chat/<uuid:draft_id>/messages",

@@ -306,7 +306,8 @@ def test_another_clients_automation_is_404_to_view_edit_enable_and_run(victims_a
     assert not [call for call in agent_transport.calls if "/runs" in call[1]]
 
 
-@pytest.mark.parametrize("action", ["enable", "disable", "run", "webhook", "edit"])
+@pytest.mark.parametrize("action", ["enable", "disable", "run", "webhook", "edit", "duplicate", "archive", "restore",
+                                    "delete"])
 def test_a_forged_automation_post_without_a_token_changes_nothing(signed_up, owner_conn, agent_transport, action):
     visitor, _ = signed_up
     automation_id = save_digest(visitor, owner_conn)

@@ -1,0 +1,64 @@
+"""Duplicate, archive and delete an automation; deleting keeps or deletes its run records, never what they cost."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.integration.test_automations_pages import save_digest, text_of
+
+
+def run_with_cost(owner_conn, automation_id) -> None:
+    """A finished run of the automation and its cost event, as the engine would have left them."""
+    client_id = owner_conn.execute("SELECT client_id FROM automations WHERE automation_id = %s",
+                                   [automation_id]).fetchone()[0]
+    run_id = owner_conn.execute(
+        "INSERT INTO runs (client_id, automation_id, automation_version, trigger_kind, status, finished_at) "
+        "VALUES (%s, %s, 1, 'manual', 'succeeded', now()) RETURNING run_id", [client_id, automation_id]).fetchone()[0]
+    owner_conn.execute("INSERT INTO cost_events (client_id, run_id, step_index, source, provider, model, "
+                       "input_tokens, output_tokens, price_version, amount_microusd) "
+                       "VALUES (%s, %s, 1, 'llm', 'anthropic', 'claude-sonnet-4-5', 10, 5, 'p1', 4200)",
+                       [client_id, run_id])
+
+
+def test_duplicating_makes_a_draft_copy_without_runs(signed_up, owner_conn):
+    visitor, _ = signed_up
+    automation_id = save_digest(visitor, owner_conn)
+    page = f"/automations/{automation_id}"
+    response = visitor.post(f"{page}/duplicate", token_from=page)
+    assert response.status_code == 303
+    copy_id = response.headers["Location"].rsplit("/", 1)[1]
+    rows = owner_conn.execute("SELECT name, status, steps FROM automations ORDER BY created_at").fetchall()
+    assert [(r[0], r[1]) for r in rows] == [("Morning digest", "draft"), ("Copy of Morning digest", "draft")]
+    assert rows[0][2] == rows[1][2]
+    assert "This is a copy of Morning digest" in text_of(visitor.get(f"/automations/{copy_id}"))
+
+
+def test_an_archived_automation_cannot_run_until_restored(signed_up, owner_conn):
+    visitor, _ = signed_up
+    automation_id = save_digest(visitor, owner_conn)
+    page = f"/automations/{automation_id}"
+    assert visitor.post(f"{page}/archive", token_from=page).status_code == 303
+    assert owner_conn.execute("SELECT status FROM automations").fetchone() == ("archived",)
+    refused = visitor.post(f"{page}/run", token_from=page)
+    assert refused.status_code == 409
+    assert owner_conn.execute("SELECT count(*) FROM runs").fetchone() == (0,)
+    assert ">Restore</button>" in visitor.get(page).get_data(as_text=True)
+    assert visitor.post(f"{page}/restore", token_from=page).status_code == 303
+    assert owner_conn.execute("SELECT status FROM automations").fetchone() == ("disabled",)
+
+
+@pytest.mark.parametrize(("records", "runs_left"), [("keep", 1), ("delete", 0)])
+def test_deleting_keeps_or_deletes_the_run_records_as_chosen_and_never_what_they_cost(
+        signed_up, owner_conn, records, runs_left):
+    visitor, _ = signed_up
+    automation_id = save_digest(visitor, owner_conn)
+    run_with_cost(owner_conn, automation_id)
+    page = f"/automations/{automation_id}"
+    assert visitor.post(f"{page}/delete", token_from=page).status_code == 400  # no choice made: nothing done
+    response = visitor.post(f"{page}/delete", {"records": records}, token_from=page)
+    assert response.status_code == 303
+    assert visitor.get(page).status_code == 404
+    assert "Morning digest</a>" not in visitor.get("/automations").get_data(as_text=True)
+    assert owner_conn.execute("SELECT count(*) FROM runs").fetchone() == (runs_left,)
+    assert owner_conn.execute("SELECT sum(amount_microusd) FROM cost_events").fetchone() == (4200,)
+    assert ("Morning digest" in text_of(visitor.get("/runs"))) is (records == "keep")
