@@ -6,6 +6,7 @@ come from classes in hapex.css (the CSP allows no inline style attributes).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -130,3 +131,19 @@ def chart(shown: list[MonthCosts]) -> Chart:
         bars.append(Bar(month, label, round(x, 2), round(width, 2), round(x + width / 2, 2), round(y, 2),
                         tuple(segments)))
     return Chart(CHART_WIDTH, CHART_HEIGHT, PLOT_BOTTOM, tuple(bars), maximum)
+
+
+MAX_BUDGET_USD = 1_000_000
+BUDGET_HOW = "Enter an amount in US dollars, like 50 or 49.99 (at most 1,000,000)."
+
+
+def parse_budget(text: str) -> int:
+    """A budget typed in dollars as micro-USD; ValueError with what to write instead."""
+    cleaned = text.strip().removeprefix("$").replace(",", "").strip()
+    if not re.fullmatch(r"\d{1,7}(\.\d{1,2})?", cleaned):
+        raise ValueError(BUDGET_HOW)
+    dollars, _, cents = cleaned.partition(".")
+    micro = int(dollars) * 1_000_000 + int((cents or "0").ljust(2, "0")) * 10_000
+    if micro <= 0 or micro > MAX_BUDGET_USD * 1_000_000:
+        raise ValueError("A budget is more than 0 and at most 1,000,000 dollars; to have none, press Remove budget.")
+    return micro

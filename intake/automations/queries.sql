@@ -108,3 +108,7 @@ SELECT monthly_budget_microusd FROM clients WHERE client_id = %(client_id)s
 -- delete_automation --
 -- An automation and, with it, its versions, runs, their steps and stored outputs (their cost events stay).
 DELETE FROM automations WHERE client_id = %(client_id)s AND automation_id = %(automation_id)s
+
+-- set_monthly_budget --
+-- The client's monthly budget in micro-USD, or none (null).
+UPDATE clients SET monthly_budget_microusd = %(budget)s, updated_at = now() WHERE client_id = %(client_id)s

@@ -93,3 +93,7 @@ def monthly_budget(conn: Connection, *, client_id: uuid.UUID) -> int | None:
 
 def delete_automation(conn: Connection, *, client_id: uuid.UUID, automation_id: uuid.UUID) -> None:
     execute(conn, QUERIES["delete_automation"], client_id=client_id, automation_id=automation_id)
+
+
+def set_monthly_budget(conn: Connection, *, client_id: uuid.UUID, budget: int | None) -> None:
+    execute(conn, QUERIES["set_monthly_budget"], client_id=client_id, budget=budget)

@@ -448,8 +448,25 @@ def _stored_outputs(run_id: uuid.UUID) -> dict[int, StoredOutput] | None:
     return {step.step_index: StoredOutput.from_step(step) for step in stored}
 
 
+@blueprint.post("/costs/budget")
+def set_budget() -> ResponseReturnValue:
+    """Set, change or remove the monthly budget; the 80% notice and the refusal at 100% follow it."""
+    budget: int | None = None
+    if request.form.get("action") != "remove":
+        try:
+            budget = costs.parse_budget(request.form.get("budget", ""))
+        except ValueError as exc:
+            return costs_page(error=str(exc), status=400)
+    with _tenant() as conn:
+        repository.set_monthly_budget(conn, client_id=_client_id(), budget=budget)
+    logger.info("monthly budget changed", extra={"client_id": _client_id()})
+    flash("The monthly budget is removed: runs are never stopped for cost." if budget is None
+          else "The monthly budget is saved.")
+    return redirect(url_for("automations.costs") + "#budget", 303)
+
+
 @blueprint.get("/costs", endpoint="costs")
-def costs_page() -> ResponseReturnValue:
+def costs_page(error: str | None = None, status: int = 200) -> ResponseReturnValue:
     with _tenant() as conn:
         rows = repository.costs_by_month(conn, client_id=_client_id(), since=costs.first_month_shown())
         lines = repository.costs_this_month(conn, client_id=_client_id())
@@ -464,4 +481,7 @@ def costs_page() -> ResponseReturnValue:
         lines=lines,
         this_month=shown[-1],
         budget=budget,
-    )
+        budget_error=error,
+        budget_text=request.form.get("budget", "") if error else
+        ("" if budget is None else f"{budget / 1_000_000:.2f}"),
+    ), status

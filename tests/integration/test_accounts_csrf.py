@@ -30,6 +30,8 @@ def test_the_state_changing_routes_are_the_ones_this_file_covers(intake_app):
         # Forgeries of the connection routes: tests/integration/test_connections_pages.py.
         "/connections/<provider_key>/connect", "/connections/<uuid:connection_id>/disconnect",
         "/connections/<uuid:connection_id>/reduce-access", "/connections/api-key",
+        # A forged budget change: tests/integration/test_automation_housekeeping.py.
+        "/costs/budget",
         # Called by other systems with a secret URL; no session, so no CSRF token (see the same file).
         "/hooks/<path:secret>",
         "/login", "/logout",

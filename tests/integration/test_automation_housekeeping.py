@@ -62,3 +62,41 @@ def test_deleting_keeps_or_deletes_the_run_records_as_chosen_and_never_what_they
     assert owner_conn.execute("SELECT count(*) FROM runs").fetchone() == (runs_left,)
     assert owner_conn.execute("SELECT sum(amount_microusd) FROM cost_events").fetchone() == (4200,)
     assert ("Morning digest" in text_of(visitor.get("/runs"))) is (records == "keep")
+
+
+def budget_of(owner_conn):
+    return owner_conn.execute("SELECT monthly_budget_microusd FROM clients").fetchone()[0]
+
+
+def test_the_client_sets_changes_and_removes_the_monthly_budget_on_the_costs_page(signed_up, owner_conn):
+    visitor, _ = signed_up
+    assert 'value="set">Set budget</button>' in visitor.get("/costs").get_data(as_text=True)
+    assert visitor.post("/costs/budget", {"budget": "$1,250.5", "action": "set"}, token_from="/costs"
+                        ).status_code == 303
+    assert budget_of(owner_conn) == 1_250_500_000
+    page = text_of(visitor.get("/costs"))
+    assert "The monthly budget is saved." in page and "$1,250.50" in page
+    assert visitor.post("/costs/budget", {"budget": "40", "action": "set"}, token_from="/costs").status_code == 303
+    assert budget_of(owner_conn) == 40_000_000
+    assert visitor.post("/costs/budget", {"budget": "", "action": "remove"}, token_from="/costs").status_code == 303
+    assert budget_of(owner_conn) is None
+
+
+@pytest.mark.parametrize(("typed", "said"), [("fifty", "like 50 or 49.99"), ("0", "more than 0"),
+                                             ("12.345", "like 50 or 49.99"), ("-5", "like 50 or 49.99")])
+def test_a_budget_that_is_not_an_amount_is_refused_saying_how_to_write_it(signed_up, owner_conn, typed, said):
+    visitor, _ = signed_up
+    response = visitor.post("/costs/budget", {"budget": typed, "action": "set"}, token_from="/costs")
+    assert response.status_code == 400
+    assert said in text_of(response)
+    assert budget_of(owner_conn) is None
+
+
+def test_a_forged_budget_change_is_refused(signed_up, owner_conn):
+    from tests.integration.conftest import BASE_URL
+
+    visitor, _ = signed_up
+    response = visitor.client.post("/costs/budget", data={"budget": "1", "action": "set"}, base_url=BASE_URL,
+                                   headers={"Referer": BASE_URL + "/"})
+    assert response.status_code == 400
+    assert budget_of(owner_conn) is None
