@@ -143,6 +143,7 @@ def _builder(draft: forms.AutomationDraft, *, automation: dict[str, Any] | None,
              notice_is_error: bool = True) -> ResponseReturnValue:
     errors = errors or {}
     placed = forms.placed_keys(draft)
+    claude_missing = _claude_missing(draft)
     return render_template(
         "automations/builder.html",
         draft=draft,
@@ -157,11 +158,28 @@ def _builder(draft: forms.AutomationDraft, *, automation: dict[str, Any] | None,
         text_kinds=forms.TEXT_KINDS,
         choice_label=forms.choice_label,
         tested=tested,
+        claude_missing=claude_missing,
+        claude_missing_text=CLAUDE_MISSING,
         sample_fields=lambda index: step_tests.sample_fields(draft, index, request.form),
         test_label=step_tests.button_label,
         capability_choices=forms.capability_choices(),
         timezones=forms.timezones(),
     ), status
+
+
+CLAUDE_MISSING = ("This Hapex installation has no Claude model set up, so this step would fail when it runs. "
+                  "Ask whoever runs Hapex for you to add it, or use another step.")
+
+
+def _claude_missing(draft: forms.AutomationDraft) -> bool:
+    """Whether a Claude step is in the draft on a deployment without the model (asked of the agent,
+    which holds its configuration); unknown when the agent cannot be reached, and then not said."""
+    if not any(step.known is not None and step.known.billable_llm for step in draft.steps):
+        return False
+    try:
+        return not get_agent().chat_status(_client_id()).available
+    except (AgentUnavailable, AgentRefused):
+        return False
 
 
 def _build(automation: dict[str, Any] | None) -> ResponseReturnValue:
