@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flask import Flask
 from flask_wtf.csrf import CSRFProtect
@@ -93,9 +94,17 @@ def format_microusd(amount: int | None) -> str:
     return f"${dollars:,.2f}" if dollars >= 1 or dollars == 0 else f"${dollars:.4f}"
 
 
-def format_when(moment: datetime | None) -> str:
+def format_when(moment: datetime | None, zone: str | None = None) -> str:
+    """A time as the client reads it: in the automation's own time zone when it has one, else UTC."""
     if moment is None:
         return "–"
     if moment.tzinfo is None:
         return moment.strftime("%Y-%m-%d %H:%M")
+    if zone and zone != "UTC":
+        try:
+            local = moment.astimezone(ZoneInfo(zone))
+        except (ZoneInfoNotFoundError, ValueError):
+            local = None
+        if local is not None:
+            return local.strftime("%Y-%m-%d %H:%M ") + (local.tzname() or zone) + f" ({zone})"
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")

@@ -38,7 +38,8 @@ ORDER BY provider, (status = 'active') DESC, updated_at DESC
 -- list_runs --
 -- The client's most recent runs, optionally of one automation.
 SELECT r.run_id, r.automation_id, a.name AS automation_name, r.automation_version,
-       r.trigger_kind, r.status, r.error_class, r.queued_at, r.started_at, r.finished_at
+       r.trigger_kind, r.status, r.error_class, r.queued_at, r.started_at, r.finished_at,
+       a.trigger ->> 'timezone' AS timezone
 FROM runs r
 JOIN automations a ON a.client_id = r.client_id AND a.automation_id = r.automation_id
 WHERE r.client_id = %(client_id)s
@@ -50,7 +51,7 @@ LIMIT %(limit)s
 -- One run of the client by id, with its safe failure message (never step contents).
 SELECT r.run_id, r.automation_id, a.name AS automation_name, a.store_outputs, r.automation_version,
        r.trigger_kind, r.scheduled_for, r.status, r.error_class, r.error_message, r.queued_at,
-       r.started_at, r.finished_at, r.retry_of,
+       r.started_at, r.finished_at, r.retry_of, a.trigger ->> 'timezone' AS timezone,
        (SELECT n.run_id FROM runs n WHERE n.client_id = r.client_id AND n.retry_of = r.run_id
         ORDER BY n.queued_at LIMIT 1) AS retried_as
 FROM runs r

@@ -100,3 +100,17 @@ def test_a_forged_budget_change_is_refused(signed_up, owner_conn):
                                    headers={"Referer": BASE_URL + "/"})
     assert response.status_code == 400
     assert budget_of(owner_conn) is None
+
+
+def test_run_times_are_shown_in_the_automations_time_zone(signed_up, owner_conn):
+    visitor, _ = signed_up
+    automation_id = save_digest(visitor, owner_conn, trigger_kind="schedule", cron="0 8 * * 1-5",
+                                timezone="Europe/Paris")
+    client_id = owner_conn.execute("SELECT client_id FROM automations").fetchone()[0]
+    run_id = owner_conn.execute(
+        "INSERT INTO runs (client_id, automation_id, automation_version, trigger_kind, status, queued_at, "
+        "scheduled_for) VALUES (%s, %s, 1, 'schedule', 'queued', '2026-07-06 06:00:00+00', "
+        "'2026-07-06 06:00:00+00') RETURNING run_id", [client_id, automation_id]).fetchone()[0]
+    page = text_of(visitor.get(f"/runs/{run_id}"))
+    assert "2026-07-06 08:00 CEST (Europe/Paris)" in page
+    assert "2026-07-06 08:00 CEST (Europe/Paris)" in text_of(visitor.get("/runs"))
