@@ -13,7 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from shared.db import QuerySet, fetch_all, fetch_one, fetch_optional
+from shared.db import QuerySet, execute, fetch_all, fetch_one, fetch_optional
 from shared.db.pool import Connection
 
 QUERIES = QuerySet(Path(__file__).with_name("queries.sql"))

@@ -331,7 +331,7 @@ def delete(automation_id: uuid.UUID) -> ResponseReturnValue:
                                     error="Choose whether to keep or delete its run records, then press Delete.")
         if choice == "keep":
             definitions.set_status(conn, automation_id=automation_id, status="deleted")
-            repository.clear_webhook_secret_hash(conn, client_id=_client_id(), automation_id=automation_id)
+            hooks.forget_secret(conn, client_id=_client_id(), automation_id=automation_id)
         else:
             repository.delete_automation(conn, client_id=_client_id(), automation_id=automation_id)
     logger.info("automation deleted", extra={"client_id": _client_id(), "automation_id": automation_id})

@@ -23,7 +23,15 @@ from shared.db import PermissionDenied, tenant_transaction
 from tests.agent_api import SERVICE, bearer, with_proof
 from tests.factories import make_automation, make_client, make_session, make_user
 from tests.integration.conftest import AGENT_URL, PASSWORD, Visitor, WSGIAdapter, build_intake_app, new_email
-from tests.integration.test_automations_pages import HOOK_URL, digest_form, hook, press, save_digest
+from tests.integration.test_automations_pages import (
+    HOOK_URL,
+    connect_digest,
+    digest_form,
+    followed,
+    hook,
+    press,
+    save_digest,
+)
 
 REFUSED = {401: "client_proof_required", 403: "client_proof_refused"}
 
@@ -276,11 +284,12 @@ def test_a_session_that_ends_before_the_agents_check_gets_sign_in_again_and_noth
 
 
 def test_a_webhook_call_carries_its_own_secret_and_no_session(person, recording, owner_conn):
-    saved = press(person, {**digest_form(person), "trigger_kind": "webhook"}, "save")
+    saved = followed(person, press(person, {**digest_form(person), "trigger_kind": "webhook"}, "save"))
     assert saved.status_code == 200
     secret = HOOK_URL.search(saved.get_data(as_text=True)).group(1)
     automation_id = owner_conn.execute("SELECT automation_id FROM automations").fetchone()[0]
     page = f"/automations/{automation_id}"
+    connect_digest(owner_conn)
     assert person.post(f"{page}/enable", token_from=page).status_code == 303
     recording.proofs.clear()
     started = hook(person.app, f"/hooks/{secret}")  # another system: no cookie
