@@ -470,7 +470,7 @@ def _stored_outputs(run_id: uuid.UUID) -> dict[int, StoredOutput] | None:
 def set_budget() -> ResponseReturnValue:
     """Set, change or remove the monthly budget; the 80% notice and the refusal at 100% follow it."""
     budget: int | None = None
-    if request.form.get("action") != "remove":
+    if request.form.get("budget_action") != "remove":
         try:
             budget = costs.parse_budget(request.form.get("budget", ""))
         except ValueError as exc:

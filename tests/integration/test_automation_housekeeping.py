@@ -70,15 +70,17 @@ def budget_of(owner_conn):
 
 def test_the_client_sets_changes_and_removes_the_monthly_budget_on_the_costs_page(signed_up, owner_conn):
     visitor, _ = signed_up
-    assert 'value="set">Set budget</button>' in visitor.get("/costs").get_data(as_text=True)
-    assert visitor.post("/costs/budget", {"budget": "$1,250.5", "action": "set"}, token_from="/costs"
+    assert 'name="budget_action" value="set">Set budget</button>' in visitor.get("/costs").get_data(as_text=True)
+    assert visitor.post("/costs/budget", {"budget": "$1,250.5", "budget_action": "set"}, token_from="/costs"
                         ).status_code == 303
     assert budget_of(owner_conn) == 1_250_500_000
     page = text_of(visitor.get("/costs"))
     assert "The monthly budget is saved." in page and "$1,250.50" in page
-    assert visitor.post("/costs/budget", {"budget": "40", "action": "set"}, token_from="/costs").status_code == 303
+    assert visitor.post("/costs/budget", {"budget": "40", "budget_action": "set"},
+                        token_from="/costs").status_code == 303
     assert budget_of(owner_conn) == 40_000_000
-    assert visitor.post("/costs/budget", {"budget": "", "action": "remove"}, token_from="/costs").status_code == 303
+    assert visitor.post("/costs/budget", {"budget": "", "budget_action": "remove"},
+                        token_from="/costs").status_code == 303
     assert budget_of(owner_conn) is None
 
 
@@ -86,7 +88,7 @@ def test_the_client_sets_changes_and_removes_the_monthly_budget_on_the_costs_pag
                                              ("12.345", "like 50 or 49.99"), ("-5", "like 50 or 49.99")])
 def test_a_budget_that_is_not_an_amount_is_refused_saying_how_to_write_it(signed_up, owner_conn, typed, said):
     visitor, _ = signed_up
-    response = visitor.post("/costs/budget", {"budget": typed, "action": "set"}, token_from="/costs")
+    response = visitor.post("/costs/budget", {"budget": typed, "budget_action": "set"}, token_from="/costs")
     assert response.status_code == 400
     assert said in text_of(response)
     assert budget_of(owner_conn) is None
@@ -96,7 +98,8 @@ def test_a_forged_budget_change_is_refused(signed_up, owner_conn):
     from tests.integration.conftest import BASE_URL
 
     visitor, _ = signed_up
-    response = visitor.client.post("/costs/budget", data={"budget": "1", "action": "set"}, base_url=BASE_URL,
+    response = visitor.client.post("/costs/budget", data={"budget": "1", "budget_action": "set"},
+                                   base_url=BASE_URL,
                                    headers={"Referer": BASE_URL + "/"})
     assert response.status_code == 400
     assert budget_of(owner_conn) is None
