@@ -32,8 +32,7 @@ def big_invoices(compare_to: str) -> dict:
 def stand_in(mock: responses.RequestsMock, amount: str) -> None:
     mock.post(ANTHROPIC, json={
         "id": "msg_01", "type": "message", "role": "assistant", "model": "claude-sonnet-4-5",
-        "content": [{"type": "tool_use", "id": "toolu_01", "name": "record_fields", "input": {"amount": amount}}],
-        "stop_reason": "tool_use",
+        "content": [{"type": "text", "text": json.dumps({"amount": amount})}], "stop_reason": "end_turn",
         "usage": {"input_tokens": 100, "output_tokens": 10}})
     mock.post(SLACK_POST, json={"ok": True, "channel": "C0123456", "ts": "1795900000.000100"})
 
