@@ -346,6 +346,7 @@ CREATE FUNCTION public.hapex_prune_run_records(p_older_than interval) RETURNS in
     DECLARE
         n integer;
     BEGIN
+        -- Migration 0018's floor stays: the function itself keeps every record 30 days at least.
         IF p_older_than IS NULL OR p_older_than < interval '30 days' THEN
             RAISE EXCEPTION 'run records are kept at least 30 days'
                 USING ERRCODE = 'invalid_parameter_value';

@@ -16,6 +16,11 @@ CREATE OR REPLACE FUNCTION hapex_prune_run_records(p_older_than interval)
     DECLARE
         n integer;
     BEGIN
+        -- Migration 0018's floor stays: the function itself keeps every record 30 days at least.
+        IF p_older_than IS NULL OR p_older_than < interval '30 days' THEN
+            RAISE EXCEPTION 'run records are kept at least 30 days'
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
         DELETE FROM public.cost_events WHERE occurred_at < now() - p_older_than;
         DELETE FROM public.runs WHERE queued_at < now() - p_older_than
                                   AND status IN ('succeeded', 'failed', 'cancelled', 'stopped');
