@@ -227,6 +227,25 @@ def send_notifications(timestamp: int) -> int:
     return sum(deliver_notifications(rt.db, rt.smtp).values())
 
 
+@tasks.task(name="send_account_email", queue="maintenance", pass_context=False)
+def send_account_email(client_id: str, email_id: str) -> str:
+    """Send one account email the moment the intake asks for it (deferred by a database trigger)."""
+    from agent_service.notifications.account_emails import deliver_account_email
+
+    rt = runtime()
+    return deliver_account_email(rt.db, rt.smtp, client_id=uuid.UUID(client_id), email_id=uuid.UUID(email_id))
+
+
+@tasks.periodic(cron="* * * * *", periodic_id="send_account_emails")
+@tasks.task(name="send_account_emails", queue="maintenance", pass_context=False)
+def send_account_emails(timestamp: int) -> int:
+    """Retry the account emails a failed send left pending."""
+    from agent_service.notifications.account_emails import deliver_account_emails
+
+    rt = runtime()
+    return sum(deliver_account_emails(rt.db, rt.smtp).values())
+
+
 @tasks.periodic(cron="41 3 * * *", periodic_id="remove_finished_jobs")
 @tasks.task(name="remove_finished_jobs", queue="maintenance", pass_context=True)
 async def remove_finished_jobs(context: procrastinate.JobContext, timestamp: int) -> None:

@@ -29,6 +29,7 @@ def create_app(
     from intake import auth, errors, health, pages, security_headers
     from intake.account_data import blueprint as account_data_blueprint
     from intake.accounts import blueprint as accounts_blueprint
+    from intake.accounts.email_links import LINK_PREFIX, email_unverified
     from intake.accounts.passwords import Passwords
     from intake.accounts.sessions import csrf_cookie_name
     from intake.accounts.throttle import LoginThrottle
@@ -65,7 +66,7 @@ def create_app(
     throttle_key = hmac.new(secret.encode(), b"hapex login throttle", hashlib.sha256).digest()
     app.extensions["hapex_login_throttle"] = LoginThrottle(db, throttle_key)
 
-    access_log.install(app, secret_prefixes=("/hooks/",))
+    access_log.install(app, secret_prefixes=("/hooks/", LINK_PREFIX))
     request_input.install(app)  # first: unusable input is refused before sessions, tokens or CSRF
     auth.install(app)
     csrf = CSRFProtect(app)
@@ -73,6 +74,7 @@ def create_app(
     csrf.exempt(hooks_blueprint)
     security_headers.install(app, hsts=config.secure_cookies)
     errors.install(app)
+    app.jinja_env.globals["email_unverified"] = email_unverified
     app.jinja_env.filters["usd"] = format_microusd
     app.jinja_env.filters["when"] = format_when
     app.register_blueprint(health.blueprint)

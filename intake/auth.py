@@ -21,6 +21,9 @@ OPEN_ENDPOINTS = frozenset(
         "pages.security_txt",
         "accounts.login",
         "accounts.signup",
+        "accounts.forgot_password",
+        # A link from an account email: its single-use token is the proof (intake.accounts.email_links).
+        "accounts.email_link",
         # Another system calling an automation's secret webhook URL (intake.automations.hooks).
         "hooks.trigger",
     }

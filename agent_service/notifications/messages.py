@@ -4,6 +4,7 @@ a percentage at most. Never an automation's name, a connection's label or any co
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from shared.catalog import PROVIDERS
 
@@ -60,3 +61,53 @@ def compose(kind: str, *, provider: str | None = None, budget_percent: int | Non
             "and open Costs to review the spending or change the budget." + FOOTER,
         )
     raise ValueError("unknown notice kind")
+
+
+ACCOUNT_FOOTER = (
+    "\n\nThis message was sent automatically by Hapex because of a request made on its website. "
+    "If you did not make it, you can ignore this email; nothing changes unless the link is used.\n"
+)
+
+
+def _minutes(ttl: timedelta | None) -> str:
+    minutes = int(ttl.total_seconds() // 60) if ttl is not None else 0
+    if minutes >= 120:
+        return f"{minutes // 60} hours"
+    return f"{minutes} minutes"
+
+
+def compose_account_email(kind: str, *, link: str | None, link_ttl: timedelta | None) -> Notice:
+    """An account email: fixed text for its kind and, for some kinds, a single-use link."""
+    if kind == "verify_email":
+        return Notice(
+            "Confirm your email address for Hapex",
+            "Someone, hopefully you, created a Hapex account with this email address. To confirm "
+            f"that it is yours, open this link within {_minutes(link_ttl)}:\n\n{link}\n\n"
+            "Until the address is confirmed, the account cannot connect a service or turn on an "
+            "automation." + ACCOUNT_FOOTER,
+        )
+    if kind == "already_registered":
+        return Notice(
+            "You already have a Hapex account",
+            "Someone, hopefully you, tried to create a Hapex account with this email address, but "
+            "this address already has one, so no new account was made.\n\nIf it was you, sign in "
+            "instead; if you have forgotten your password, use \"Forgot your password?\" on the "
+            "sign-in page." + ACCOUNT_FOOTER,
+        )
+    if kind == "reset_password":
+        return Notice(
+            "Reset your Hapex password",
+            "Someone, hopefully you, asked to reset the password of the Hapex account with this "
+            f"email address. To choose a new password, open this link within {_minutes(link_ttl)}; "
+            f"it works once:\n\n{link}\n\nSetting a new password signs out every session of the "
+            "account." + ACCOUNT_FOOTER,
+        )
+    if kind == "password_changed":
+        return Notice(
+            "Your Hapex password was changed",
+            "The password of your Hapex account was just changed, and every session of the account "
+            "was signed out.\n\nIf you did not do this, reset your password at once with \"Forgot "
+            "your password?\" on the sign-in page, and tell us at the address on Hapex's security page."
+            + FOOTER,
+        )
+    raise ValueError("unknown account email kind")

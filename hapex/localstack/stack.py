@@ -17,7 +17,7 @@ from typing import IO
 import certifi
 import requests
 
-from hapex.localstack import embedded_db
+from hapex.localstack import embedded_db, mail_catcher
 from hapex.localstack.local_secrets import ensure_local_secrets
 from hapex.localstack.local_tls import ensure_local_tls
 from hapex.localstack.paths import data_dir
@@ -65,6 +65,11 @@ def local_environment(database: LocalDatabase, settings: LauncherSettings) -> di
     env.setdefault("HAPEX_BIND_HOST", "127.0.0.1")
     if settings.sandbox:
         env.update(sandbox_environment(settings, env, tls.ca_cert))
+    if "HAPEX_SMTP_HOST" not in env:
+        # No SMTP server of the developer's own: mail is caught locally (hapex.localstack.mail_catcher).
+        env["HAPEX_LOCAL_MAIL_DIR"] = str(data_dir(settings.data_dir) / "mail")
+        env.update(HAPEX_SMTP_HOST="127.0.0.1", HAPEX_SMTP_FROM=mail_catcher.LOCAL_SENDER, HAPEX_SMTP_STARTTLS="false")
+        env.setdefault("HAPEX_SMTP_PORT", str(mail_catcher.DEFAULT_PORT))
     return env
 
 
@@ -104,6 +109,8 @@ SANDBOX_ALLOWED = re.compile(
     r"^(HAPEX_SANDBOX_\w+|INTAKE_PUBLIC_URL|HAPEX_BIND_HOST|TLS_(CERT|KEY)_FILE|LOG_LEVEL"
     r"|PATH|HOME|USER|LANG|LC_\w+|TZ|TMPDIR|PYTHON\w*|VIRTUAL_ENV)$"
 )
+# The mail catcher needs nothing of Hapex's.
+MAIL_ALLOWED = re.compile(r"^(PATH|HOME|USER|LANG|LC_\w+|TZ|TMPDIR|PYTHON\w*|VIRTUAL_ENV)$")
 # Secrets whose mere presence makes `hapex serve intake` refuse to start.
 INTAKE_REFUSES = re.compile(
     r"^(CREDENTIAL_ENCRYPTION_KEY\w*|AGENT_ADMIN_TOKEN|ANTHROPIC_API_KEY|HAPEX_SMTP_PASSWORD"
@@ -117,6 +124,8 @@ def environment_for(service: str, env: dict[str, str]) -> dict[str, str]:
         return {k: v for k, v in env.items() if INTAKE_ALLOWED.match(k)}
     if service == "sandbox":
         return {k: v for k, v in env.items() if SANDBOX_ALLOWED.match(k)}
+    if service == "mail":
+        return {k: v for k, v in env.items() if MAIL_ALLOWED.match(k)}
     return {k: v for k, v in env.items() if k not in AGENT_NEVER}
 
 
@@ -164,6 +173,10 @@ def children(env: dict[str, str], workers: int, *, sandbox: bool = False) -> lis
                 stop_seconds=worker_stop) for n in range(1, workers + 1)),
         *([Child("sandbox", [sys.executable, "-m", "hapex.cli", "sandbox"], environment_for("sandbox", env),
                  health_url=env["HAPEX_SANDBOX_URL"] + "/healthz")] if sandbox else []),
+        # The mail catcher, unless the developer has an SMTP server of their own (local_environment).
+        *([Child("mail", [sys.executable, "-m", "hapex.localstack.mail_catcher",
+                          "--dir", env["HAPEX_LOCAL_MAIL_DIR"], "--port", env["HAPEX_SMTP_PORT"]],
+                 environment_for("mail", env))] if "HAPEX_LOCAL_MAIL_DIR" in env else []),
     ]
 
 

@@ -1,5 +1,6 @@
 """Accounts and sessions: sign up, log in, log out, change password, delete account."""
 
+from intake.accounts import email_views as _email_views  # noqa: F401 - registers its routes
 from intake.accounts.views import blueprint
 
 __all__ = ["blueprint"]

@@ -72,3 +72,19 @@ class ChangePasswordForm(FlaskForm):
 
 class DeleteAccountForm(FlaskForm):
     password = _existing_password("Your password")
+
+
+class ForgotPasswordForm(FlaskForm):
+    email = _email()
+
+
+class ResetPasswordForm(FlaskForm):
+    new_password = _new_password("New password")
+    confirm_password = PasswordField(
+        "New password, again",
+        validators=[InputRequired(), EqualTo("new_password", message="The two new passwords differ.")],
+    )
+
+
+class ConfirmForm(FlaskForm):
+    """A button and its CSRF token: a link in an email changes nothing until its page is submitted."""

@@ -15,7 +15,7 @@ RETURNING user_id
 -- get_account --
 -- The signed-in user and their client.
 SELECT c.client_id, c.name AS client_name, c.created_at AS client_created_at,
-       u.user_id, u.email, u.password_hash, u.password_changed_at
+       u.user_id, u.email, u.password_hash, u.password_changed_at, u.email_verified_at
 FROM users u
 JOIN clients c ON c.client_id = u.client_id
 WHERE u.client_id = %(client_id)s AND u.user_id = %(user_id)s
@@ -110,3 +110,39 @@ DELETE FROM login_throttle WHERE bucket = %(bucket)s
 DELETE FROM login_throttle
 WHERE window_started_at < now() - interval '1 day'
   AND (locked_until IS NULL OR locked_until < now())
+
+-- queue_account_email --
+-- Ask a worker to send an account email (the insert's trigger wakes one), unless this user was sent
+-- `per_window` of this kind within `window` already: a flood of requests is not a flood of email.
+INSERT INTO account_emails (client_id, user_id, kind, link_base, link_ttl)
+SELECT %(client_id)s, %(user_id)s, %(kind)s, %(link_base)s, %(link_ttl)s
+WHERE (SELECT count(*) FROM account_emails
+       WHERE client_id = %(client_id)s AND user_id = %(user_id)s AND kind = %(kind)s
+         AND created_at > now() - %(window)s) < %(per_window)s
+RETURNING email_id
+
+-- find_account_link --
+-- The account email a link's token belongs to (any client), through the pre-tenant definer function.
+SELECT client_id, email_id, user_id, kind, live FROM hapex_find_account_link(%(token_hash)s)
+
+-- use_account_link --
+-- Use a link once: it must still be unused and unexpired; no row means it is not.
+UPDATE account_emails SET used_at = now()
+WHERE client_id = %(client_id)s AND email_id = %(email_id)s AND kind = %(kind)s
+  AND used_at IS NULL AND expires_at > now()
+RETURNING user_id
+
+-- void_account_links --
+-- Every unused link of this kind for this user stops working (the password changed, the address was confirmed).
+UPDATE account_emails SET used_at = now()
+WHERE client_id = %(client_id)s AND user_id = %(user_id)s AND kind = %(kind)s AND used_at IS NULL
+
+-- mark_email_verified --
+-- The user proved they read mail at their address.
+UPDATE users SET email_verified_at = coalesce(email_verified_at, now())
+WHERE client_id = %(client_id)s AND user_id = %(user_id)s
+
+-- email_verified --
+-- Whether the user's address has been confirmed.
+SELECT email_verified_at IS NOT NULL AS verified FROM users
+WHERE client_id = %(client_id)s AND user_id = %(user_id)s

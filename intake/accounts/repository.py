@@ -113,3 +113,36 @@ def throttle_clear(conn: Connection, *, bucket: bytes) -> None:
 def throttle_forget_stale(conn: Connection) -> int:
     return execute(conn, QUERIES["throttle_forget_stale"])
 
+
+
+def queue_account_email(
+    conn: Connection, *, client_id: uuid.UUID, user_id: uuid.UUID, kind: str, link_base: str | None,
+    link_ttl: timedelta | None, per_window: int, window: timedelta,
+) -> uuid.UUID | None:
+    """The new account email's id; None when this user had `per_window` of this kind lately."""
+    row = fetch_optional(conn, QUERIES["queue_account_email"], client_id=client_id, user_id=user_id, kind=kind,
+                         link_base=link_base, link_ttl=link_ttl, per_window=per_window, window=window)
+    return None if row is None else row["email_id"]
+
+
+def find_account_link(conn: Connection, *, token_hash: bytes) -> dict[str, Any] | None:
+    return fetch_optional(conn, QUERIES["find_account_link"], token_hash=token_hash)
+
+
+def use_account_link(conn: Connection, *, client_id: uuid.UUID, email_id: uuid.UUID, kind: str) -> uuid.UUID | None:
+    """The link's user if this use is its first within its lifetime; else None."""
+    row = fetch_optional(conn, QUERIES["use_account_link"], client_id=client_id, email_id=email_id, kind=kind)
+    return None if row is None else row["user_id"]
+
+
+def void_account_links(conn: Connection, *, client_id: uuid.UUID, user_id: uuid.UUID, kind: str) -> int:
+    return execute(conn, QUERIES["void_account_links"], client_id=client_id, user_id=user_id, kind=kind)
+
+
+def mark_email_verified(conn: Connection, *, client_id: uuid.UUID, user_id: uuid.UUID) -> None:
+    execute(conn, QUERIES["mark_email_verified"], client_id=client_id, user_id=user_id)
+
+
+def email_verified(conn: Connection, *, client_id: uuid.UUID, user_id: uuid.UUID) -> bool:
+    row = fetch_optional(conn, QUERIES["email_verified"], client_id=client_id, user_id=user_id)
+    return bool(row and row["verified"])

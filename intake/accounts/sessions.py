@@ -24,6 +24,7 @@ from intake.agent_client import ClientProof, ClientProofRefused, current_proof, 
 from intake.config import IntakeConfig
 from intake.db import get_db
 from shared.db import tenant_transaction
+from shared.db.pool import Connection
 
 logger = logging.getLogger(__name__)
 
@@ -104,6 +105,11 @@ def end_current_session() -> None:
         repository.delete_session(conn, session_hash=identity.session_hash)
     g.identity = None
     use_proof(None)
+
+
+def end_user_sessions(conn: Connection, *, client_id: uuid.UUID, user_id: uuid.UUID) -> int:
+    """End every session of one user (a new password, a removed member), inside the caller's transaction."""
+    return repository.delete_user_sessions(conn, client_id=client_id, user_id=user_id)
 
 
 def clear_cookie(response: Response) -> None:

@@ -42,9 +42,11 @@ class LoginThrottle:
     def _bucket(self, kind: str, value: str) -> bytes:
         return hmac.new(self._key, f"{kind}\x00{value}".encode(), hashlib.sha256).digest()
 
-    def buckets(self, *, email: str | None, address: str | None) -> Buckets:
-        account = self._bucket("account", email.strip().lower()) if email else None
-        return Buckets(account=account, address=self._bucket("address", address_key(address)))
+    def buckets(self, *, email: str | None, address: str | None, purpose: str = "login") -> Buckets:
+        """Login's buckets, or another purpose's (a reset request, a resent email) counted apart from them."""
+        prefix = "" if purpose == "login" else purpose + ":"
+        account = self._bucket(prefix + "account", email.strip().lower()) if email else None
+        return Buckets(account=account, address=self._bucket(prefix + "address", address_key(address)))
 
     def is_locked(self, buckets: Buckets) -> bool:
         with self._db.transaction() as conn:

@@ -20,7 +20,7 @@ from flask import (
 )
 from flask.typing import ResponseReturnValue
 
-from intake.accounts import repository, sessions
+from intake.accounts import email_links, repository, sessions
 from intake.accounts.forms import ChangePasswordForm, DeleteAccountForm, LoginForm, SignupForm
 from intake.accounts.passwords import Passwords
 from intake.accounts.throttle import LoginThrottle
@@ -36,9 +36,10 @@ blueprint = Blueprint("accounts", __name__)
 WRONG_CREDENTIALS = "The email or password is incorrect."
 WRONG_PASSWORD = "That password is not correct."  # noqa: S105 - a message, not a password
 TOO_MANY_ATTEMPTS = "Too many failed attempts. Wait 15 minutes, then try again."
-SIGNUP_REFUSED = (
-    "We could not create an account with these details. "
-    "If you already have an account, log in instead."
+SIGNUP_SENT = (
+    "Thank you. We sent an email to the address you gave: follow its link to confirm the address. "
+    "You can log in now with the password you chose; until the address is confirmed you can look "
+    "around, but not connect a service or turn on an automation."
 )
 AGENT_UNREACHABLE = (
     "We could not reach the service that holds your connections, so nothing was deleted. "
@@ -68,6 +69,8 @@ def _signed_in(client_id: uuid.UUID, user_id: uuid.UUID, target: str) -> Respons
 
 @blueprint.route("/signup", methods=["GET", "POST"])
 def signup() -> ResponseReturnValue:
+    """A new address gets an account and a link to confirm it; a taken one gets an email saying so.
+    Both answer with the same page, so sign-up does not tell anyone which addresses have accounts."""
     if g.get("identity"):
         return _home()
     form = SignupForm()
@@ -89,11 +92,21 @@ def signup() -> ResponseReturnValue:
             )
     except AlreadyExists:
         throttle().record_failure(buckets)
-        return render_template("accounts/signup.html", form=form, error=SIGNUP_REFUSED), 400
+        with get_db().transaction() as conn:
+            existing = repository.find_login(conn, email=form.email.data)
+        if existing is not None:
+            email_links.queue_email(get_db(), client_id=existing["client_id"], user_id=existing["user_id"],
+                                    kind="already_registered")
+        return _signup_sent()
+    email_links.queue_email(get_db(), client_id=client_id, user_id=user_id, kind="verify_email")
     logger.info("client signed up", extra={"client_id": client_id})
-    response = _signed_in(client_id, user_id, url_for("automations.automations"))
-    flash("Welcome to Hapex. Your account is ready.")
-    return response
+    return _signup_sent()
+
+
+def _signup_sent() -> ResponseReturnValue:
+    session.clear()
+    flash(SIGNUP_SENT)
+    return redirect(url_for("accounts.login"), 303)
 
 
 @blueprint.route("/login", methods=["GET", "POST"])
@@ -199,7 +212,11 @@ def change_password() -> ResponseReturnValue:
         repository.change_password(
             conn, client_id=identity.client_id, user_id=identity.user_id, password_hash=new_hash
         )
-        ended = repository.delete_user_sessions(conn, client_id=identity.client_id, user_id=identity.user_id)
+        ended = sessions.end_user_sessions(conn, client_id=identity.client_id, user_id=identity.user_id)
+        repository.void_account_links(conn, client_id=identity.client_id, user_id=identity.user_id,
+                                      kind="reset_password")
+    email_links.queue_email(get_db(), client_id=identity.client_id, user_id=identity.user_id,
+                            kind="password_changed")
     g.identity = None
     logger.info("password changed", extra={"client_id": identity.client_id, "count": ended})
     response = _signed_in(identity.client_id, identity.user_id, url_for("accounts.account"))

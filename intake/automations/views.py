@@ -32,6 +32,7 @@ from flask import (
 from flask.typing import ResponseReturnValue
 
 from intake import agent_client
+from intake.accounts.email_links import UNVERIFIED_REFUSAL, email_unverified
 from intake.agent_client import AgentRefused, AgentUnavailable, StepOutput
 from intake.automations import access, costs, forms, hooks, repository, run_fixes, starters, step_tests
 from intake.db import get_agent, get_db
@@ -266,6 +267,8 @@ def edit_automation(automation_id: uuid.UUID) -> ResponseReturnValue:
 
 @blueprint.post("/automations/<uuid:automation_id>/enable")
 def enable(automation_id: uuid.UUID) -> ResponseReturnValue:
+    if email_unverified():
+        return _automation_page(automation_id, status=403, error=UNVERIFIED_REFUSAL)
     secret = None
     with _tenant() as conn:
         row = _automation(conn, automation_id)

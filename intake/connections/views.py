@@ -22,6 +22,7 @@ from flask import Blueprint, abort, current_app, flash, g, redirect, render_temp
 from flask.typing import ResponseReturnValue
 
 from intake import agent_client
+from intake.accounts.email_links import UNVERIFIED_REFUSAL, email_unverified
 from intake.agent_client import AgentRefused, AgentUnavailable, Connected
 from intake.config import IntakeConfig
 from intake.connections import repository
@@ -366,6 +367,8 @@ def connect(provider_key: str) -> ResponseReturnValue:
     form = ConnectForm()
     if not form.validate():
         return _list_page(error="That request was not understood, so nothing was asked.", status=400)
+    if email_unverified():
+        return _list_page(error=UNVERIFIED_REFUSAL, status=403)
     if not oauth_available(provider, config):
         return _list_page(error=UNAVAILABLE.format(name=provider.name), status=409)
     client_id = _client_id()
@@ -490,6 +493,8 @@ def _exchange_refused(provider: Provider, refused: AgentRefused) -> ResponseRetu
 @blueprint.post("/connections/api-key")
 def connect_api_key() -> ResponseReturnValue:
     """Forward the key to the agent in this same request; it is never kept or shown here."""
+    if email_unverified():
+        return _list_page(error=UNVERIFIED_REFUSAL, status=403)
     form = ApiKeyForm()
     if not form.validate():
         return _list_page(api_key_form=form, status=400)

@@ -39,6 +39,15 @@ CREATE TYPE public.procrastinate_job_to_defer_v1 AS (
 
 ALTER TYPE public.procrastinate_job_to_defer_v1 OWNER TO migrator;
 
+CREATE FUNCTION public.hapex_account_email_recipient(p_client_id uuid, p_user_id uuid) RETURNS text
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $$ SELECT u.email::text FROM public.users u
+          WHERE u.client_id = p_client_id AND u.user_id = p_user_id
+            AND p_client_id = (SELECT nullif(current_setting('app.client_id', true), '')::uuid) $$;
+
+ALTER FUNCTION public.hapex_account_email_recipient(p_client_id uuid, p_user_id uuid) OWNER TO hapex_definer;
+
 CREATE FUNCTION public.hapex_admin_client_report(p_since timestamp with time zone, p_until timestamp with time zone) RETURNS TABLE(client_id uuid, name text, runs bigint, failed_runs bigint, cost_microusd bigint)
     LANGUAGE sql STABLE SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'public', 'pg_temp'
@@ -155,6 +164,21 @@ CREATE FUNCTION public.hapex_credentials_bump_revision() RETURNS trigger
 
 ALTER FUNCTION public.hapex_credentials_bump_revision() OWNER TO migrator;
 
+CREATE FUNCTION public.hapex_defer_account_email() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $$
+    BEGIN
+        PERFORM public.procrastinate_defer_jobs_v1(ARRAY[ROW(
+            'maintenance', 'hapex:send_account_email', 0, NULL, NULL,
+            jsonb_build_object('client_id', NEW.client_id::text, 'email_id', NEW.email_id::text),
+            NULL)::public.procrastinate_job_to_defer_v1]);
+        RETURN NULL;
+    END
+    $$;
+
+ALTER FUNCTION public.hapex_defer_account_email() OWNER TO hapex_definer;
+
 CREATE FUNCTION public.hapex_due_schedules(p_now timestamp with time zone, p_limit integer) RETURNS TABLE(client_id uuid, automation_id uuid, next_run_at timestamp with time zone)
     LANGUAGE sql STABLE SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'public', 'pg_temp'
@@ -175,6 +199,16 @@ CREATE FUNCTION public.hapex_end_session(p_session_hash bytea) RETURNS void
     AS $$ DELETE FROM public.sessions WHERE session_hash = p_session_hash $$;
 
 ALTER FUNCTION public.hapex_end_session(p_session_hash bytea) OWNER TO hapex_definer;
+
+CREATE FUNCTION public.hapex_find_account_link(p_token_hash bytea) RETURNS TABLE(client_id uuid, email_id uuid, user_id uuid, kind text, live boolean)
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $$ SELECT e.client_id, e.email_id, e.user_id, e.kind,
+                 e.used_at IS NULL AND e.expires_at > now()
+          FROM public.account_emails e
+          WHERE e.token_hash = p_token_hash AND p_token_hash IS NOT NULL $$;
+
+ALTER FUNCTION public.hapex_find_account_link(p_token_hash bytea) OWNER TO hapex_definer;
 
 CREATE FUNCTION public.hapex_find_login(p_email text) RETURNS TABLE(client_id uuid, user_id uuid, password_hash text)
     LANGUAGE sql STABLE SECURITY DEFINER
@@ -296,6 +330,14 @@ CREATE FUNCTION public.hapex_notice_recipients(p_client_id uuid) RETURNS TABLE(e
     $$;
 
 ALTER FUNCTION public.hapex_notice_recipients(p_client_id uuid) OWNER TO hapex_definer;
+
+CREATE FUNCTION public.hapex_pending_account_emails(p_limit integer) RETURNS TABLE(client_id uuid, email_id uuid)
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $$ SELECT e.client_id, e.email_id FROM public.account_emails e
+          WHERE e.status = 'pending' ORDER BY e.created_at LIMIT least(greatest(p_limit, 0), 1000) $$;
+
+ALTER FUNCTION public.hapex_pending_account_emails(p_limit integer) OWNER TO hapex_definer;
 
 CREATE FUNCTION public.hapex_pending_notifications(p_limit integer) RETURNS TABLE(client_id uuid, notification_id uuid)
     LANGUAGE sql STABLE SECURITY DEFINER
@@ -980,6 +1022,33 @@ $$;
 
 ALTER FUNCTION public.procrastinate_update_heartbeat_v1(worker_id bigint) OWNER TO migrator;
 
+CREATE TABLE public.account_emails (
+    client_id uuid NOT NULL,
+    email_id uuid DEFAULT gen_random_uuid() NOT NULL,
+    user_id uuid NOT NULL,
+    kind text NOT NULL,
+    link_base text,
+    token_hash bytea,
+    link_ttl interval,
+    expires_at timestamp with time zone,
+    used_at timestamp with time zone,
+    status text DEFAULT 'pending'::text NOT NULL,
+    attempts integer DEFAULT 0 NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    sent_at timestamp with time zone,
+    CONSTRAINT account_emails_attempts_check CHECK ((attempts >= 0)),
+    CONSTRAINT account_emails_check CHECK (((link_base IS NULL) = (link_ttl IS NULL))),
+    CONSTRAINT account_emails_kind_check CHECK ((kind = ANY (ARRAY['verify_email'::text, 'already_registered'::text, 'reset_password'::text, 'password_changed'::text]))),
+    CONSTRAINT account_emails_link_base_check CHECK (((link_base IS NULL) OR ((link_base ~~ 'http%'::text) AND (length(link_base) <= 300)))),
+    CONSTRAINT account_emails_link_ttl_check CHECK (((link_ttl IS NULL) OR ((link_ttl >= '00:01:00'::interval) AND (link_ttl <= '7 days'::interval)))),
+    CONSTRAINT account_emails_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'sent'::text, 'failed'::text, 'no_smtp'::text]))),
+    CONSTRAINT account_emails_token_hash_check CHECK (((token_hash IS NULL) OR (length(token_hash) = 32)))
+);
+
+ALTER TABLE ONLY public.account_emails FORCE ROW LEVEL SECURITY;
+
+ALTER TABLE public.account_emails OWNER TO migrator;
+
 CREATE TABLE public.automation_versions (
     client_id uuid NOT NULL,
     automation_id uuid NOT NULL,
@@ -1370,6 +1439,7 @@ CREATE TABLE public.users (
     password_hash text NOT NULL,
     password_changed_at timestamp with time zone DEFAULT now() NOT NULL,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
+    email_verified_at timestamp with time zone,
     CONSTRAINT users_email_check CHECK (((length((email)::text) >= 3) AND (length((email)::text) <= 254)))
 );
 
@@ -1393,6 +1463,12 @@ ALTER TABLE ONLY public.procrastinate_events ALTER COLUMN id SET DEFAULT nextval
 ALTER TABLE ONLY public.procrastinate_jobs ALTER COLUMN id SET DEFAULT nextval('public.procrastinate_jobs_id_seq'::regclass);
 
 ALTER TABLE ONLY public.procrastinate_periodic_defers ALTER COLUMN id SET DEFAULT nextval('public.procrastinate_periodic_defers_id_seq'::regclass);
+
+ALTER TABLE ONLY public.account_emails
+    ADD CONSTRAINT account_emails_pkey PRIMARY KEY (email_id);
+
+ALTER TABLE ONLY public.account_emails
+    ADD CONSTRAINT account_emails_token_hash_key UNIQUE (token_hash);
 
 ALTER TABLE ONLY public.automation_versions
     ADD CONSTRAINT automation_versions_pkey PRIMARY KEY (client_id, automation_id, version);
@@ -1490,6 +1566,10 @@ ALTER TABLE ONLY public.users
 ALTER TABLE ONLY public.vault_key_usage
     ADD CONSTRAINT vault_key_usage_pkey PRIMARY KEY (key_id);
 
+CREATE INDEX account_emails_client_user_idx ON public.account_emails USING btree (client_id, user_id, kind, created_at);
+
+CREATE INDEX account_emails_pending_idx ON public.account_emails USING btree (created_at) WHERE (status = 'pending'::text);
+
 CREATE INDEX automations_due_idx ON public.automations USING btree (next_run_at) WHERE (status = 'enabled'::text);
 
 CREATE INDEX chat_drafts_client_updated_idx ON public.chat_drafts USING btree (client_id, updated_at DESC);
@@ -1546,6 +1626,8 @@ CREATE INDEX sessions_expires_idx ON public.sessions USING btree (expires_at);
 
 CREATE UNIQUE INDEX users_email_key ON public.users USING btree (email);
 
+CREATE TRIGGER account_emails_defer AFTER INSERT ON public.account_emails FOR EACH ROW EXECUTE FUNCTION public.hapex_defer_account_email();
+
 CREATE TRIGGER automations_forget_step_outputs AFTER UPDATE OF store_outputs ON public.automations FOR EACH ROW WHEN ((old.store_outputs AND (NOT new.store_outputs))) EXECUTE FUNCTION public.hapex_forget_step_outputs();
 
 CREATE TRIGGER automations_notice_paused AFTER UPDATE OF status ON public.automations FOR EACH ROW WHEN (((new.status = 'paused'::text) AND (old.status IS DISTINCT FROM 'paused'::text))) EXECUTE FUNCTION public.hapex_notice_automation_paused();
@@ -1569,6 +1651,12 @@ CREATE TRIGGER procrastinate_trigger_scheduled_events_v1 AFTER INSERT OR UPDATE 
 CREATE TRIGGER procrastinate_trigger_status_events_insert_v1 AFTER INSERT ON public.procrastinate_jobs FOR EACH ROW WHEN ((new.status = 'todo'::public.procrastinate_job_status)) EXECUTE FUNCTION public.procrastinate_trigger_function_status_events_insert_v1();
 
 CREATE TRIGGER procrastinate_trigger_status_events_update_v1 AFTER UPDATE OF status ON public.procrastinate_jobs FOR EACH ROW EXECUTE FUNCTION public.procrastinate_trigger_function_status_events_update_v1();
+
+ALTER TABLE ONLY public.account_emails
+    ADD CONSTRAINT account_emails_client_id_fkey FOREIGN KEY (client_id) REFERENCES public.clients(client_id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.account_emails
+    ADD CONSTRAINT account_emails_client_id_user_id_fkey FOREIGN KEY (client_id, user_id) REFERENCES public.users(client_id, user_id) ON DELETE CASCADE;
 
 ALTER TABLE ONLY public.automation_versions
     ADD CONSTRAINT automation_versions_client_id_automation_id_fkey FOREIGN KEY (client_id, automation_id) REFERENCES public.automations(client_id, automation_id) ON DELETE CASCADE;
@@ -1651,6 +1739,8 @@ ALTER TABLE ONLY public.sessions
 ALTER TABLE ONLY public.users
     ADD CONSTRAINT users_client_id_fkey FOREIGN KEY (client_id) REFERENCES public.clients(client_id) ON DELETE CASCADE;
 
+ALTER TABLE public.account_emails ENABLE ROW LEVEL SECURITY;
+
 ALTER TABLE public.automation_versions ENABLE ROW LEVEL SECURITY;
 
 ALTER TABLE public.automations ENABLE ROW LEVEL SECURITY;
@@ -1679,11 +1769,15 @@ CREATE POLICY definer_due_schedules ON public.automations FOR SELECT TO hapex_de
 
 CREATE POLICY definer_find_webhook ON public.automations FOR SELECT TO hapex_definer USING ((webhook_secret_hash IS NOT NULL));
 
+CREATE POLICY definer_link_lookup ON public.account_emails FOR SELECT TO hapex_definer USING (true);
+
 CREATE POLICY definer_login_lookup ON public.users FOR SELECT TO hapex_definer USING (true);
 
 CREATE POLICY definer_only_forgets_outputs ON public.run_steps AS RESTRICTIVE FOR UPDATE TO hapex_definer USING (true) WITH CHECK (((output_ciphertext IS NULL) AND (output_nonce IS NULL) AND (output_key_id IS NULL)));
 
 CREATE POLICY definer_output_census ON public.run_steps FOR SELECT TO hapex_definer USING (true);
+
+CREATE POLICY definer_pending_account_emails ON public.account_emails FOR SELECT TO hapex_definer USING (true);
 
 CREATE POLICY definer_pending_notices ON public.notifications FOR SELECT TO hapex_definer USING ((email_status = 'pending'::text));
 
@@ -1723,6 +1817,8 @@ ALTER TABLE public.runs ENABLE ROW LEVEL SECURITY;
 
 ALTER TABLE public.sessions ENABLE ROW LEVEL SECURITY;
 
+CREATE POLICY tenant_isolation ON public.account_emails USING ((client_id = ( SELECT (NULLIF(current_setting('app.client_id'::text, true), ''::text))::uuid AS "nullif"))) WITH CHECK ((client_id = ( SELECT (NULLIF(current_setting('app.client_id'::text, true), ''::text))::uuid AS "nullif")));
+
 CREATE POLICY tenant_isolation ON public.automation_versions USING ((client_id = ( SELECT (NULLIF(current_setting('app.client_id'::text, true), ''::text))::uuid AS "nullif"))) WITH CHECK ((client_id = ( SELECT (NULLIF(current_setting('app.client_id'::text, true), ''::text))::uuid AS "nullif")));
 
 CREATE POLICY tenant_isolation ON public.automations USING ((client_id = ( SELECT (NULLIF(current_setting('app.client_id'::text, true), ''::text))::uuid AS "nullif"))) WITH CHECK ((client_id = ( SELECT (NULLIF(current_setting('app.client_id'::text, true), ''::text))::uuid AS "nullif")));
@@ -1759,6 +1855,9 @@ GRANT USAGE ON SCHEMA public TO hapex_intake;
 GRANT USAGE ON SCHEMA public TO hapex_agent;
 GRANT USAGE ON SCHEMA public TO hapex_definer;
 
+REVOKE ALL ON FUNCTION public.hapex_account_email_recipient(p_client_id uuid, p_user_id uuid) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.hapex_account_email_recipient(p_client_id uuid, p_user_id uuid) TO hapex_agent;
+
 REVOKE ALL ON FUNCTION public.hapex_admin_client_report(p_since timestamp with time zone, p_until timestamp with time zone) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.hapex_admin_client_report(p_since timestamp with time zone, p_until timestamp with time zone) TO hapex_agent;
 
@@ -1776,11 +1875,16 @@ GRANT ALL ON FUNCTION public.hapex_connections_due_for_check(p_expiring_before t
 
 REVOKE ALL ON FUNCTION public.hapex_credentials_bump_revision() FROM PUBLIC;
 
+REVOKE ALL ON FUNCTION public.hapex_defer_account_email() FROM PUBLIC;
+
 REVOKE ALL ON FUNCTION public.hapex_due_schedules(p_now timestamp with time zone, p_limit integer) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.hapex_due_schedules(p_now timestamp with time zone, p_limit integer) TO hapex_agent;
 
 REVOKE ALL ON FUNCTION public.hapex_end_session(p_session_hash bytea) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.hapex_end_session(p_session_hash bytea) TO hapex_intake;
+
+REVOKE ALL ON FUNCTION public.hapex_find_account_link(p_token_hash bytea) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.hapex_find_account_link(p_token_hash bytea) TO hapex_intake;
 
 REVOKE ALL ON FUNCTION public.hapex_find_login(p_email text) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.hapex_find_login(p_email text) TO hapex_intake;
@@ -1801,6 +1905,9 @@ REVOKE ALL ON FUNCTION public.hapex_notice_connection_needs_reauth() FROM PUBLIC
 
 REVOKE ALL ON FUNCTION public.hapex_notice_recipients(p_client_id uuid) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.hapex_notice_recipients(p_client_id uuid) TO hapex_agent;
+
+REVOKE ALL ON FUNCTION public.hapex_pending_account_emails(p_limit integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.hapex_pending_account_emails(p_limit integer) TO hapex_agent;
 
 REVOKE ALL ON FUNCTION public.hapex_pending_notifications(p_limit integer) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.hapex_pending_notifications(p_limit integer) TO hapex_agent;
@@ -1850,10 +1957,14 @@ GRANT ALL ON FUNCTION public.hapex_webhook_proves_client(p_client_id uuid, p_aut
 GRANT ALL ON FUNCTION public.procrastinate_cancel_job_v1(job_id bigint, abort boolean, delete_job boolean) TO hapex_agent;
 
 GRANT ALL ON FUNCTION public.procrastinate_defer_jobs_v1(jobs public.procrastinate_job_to_defer_v1[]) TO hapex_agent;
+GRANT ALL ON FUNCTION public.procrastinate_defer_jobs_v1(jobs public.procrastinate_job_to_defer_v1[]) TO hapex_definer;
 
 GRANT ALL ON FUNCTION public.procrastinate_defer_periodic_job_v2(_queue_name character varying, _lock character varying, _queueing_lock character varying, _task_name character varying, _priority integer, _periodic_id character varying, _defer_timestamp bigint, _args jsonb) TO hapex_agent;
 
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.procrastinate_jobs TO hapex_agent;
+GRANT INSERT ON TABLE public.procrastinate_jobs TO hapex_definer;
+
+GRANT SELECT(id) ON TABLE public.procrastinate_jobs TO hapex_definer;
 
 GRANT SELECT(queueing_lock) ON TABLE public.procrastinate_jobs TO hapex_definer;
 
@@ -1888,6 +1999,47 @@ GRANT ALL ON FUNCTION public.procrastinate_unlink_periodic_defers_v1() TO hapex_
 GRANT ALL ON FUNCTION public.procrastinate_unregister_worker_v1(worker_id bigint) TO hapex_agent;
 
 GRANT ALL ON FUNCTION public.procrastinate_update_heartbeat_v1(worker_id bigint) TO hapex_agent;
+
+GRANT DELETE ON TABLE public.account_emails TO hapex_intake;
+GRANT SELECT ON TABLE public.account_emails TO hapex_agent;
+
+GRANT SELECT(client_id),INSERT(client_id) ON TABLE public.account_emails TO hapex_intake;
+GRANT SELECT(client_id) ON TABLE public.account_emails TO hapex_definer;
+
+GRANT SELECT(email_id) ON TABLE public.account_emails TO hapex_intake;
+GRANT SELECT(email_id) ON TABLE public.account_emails TO hapex_definer;
+
+GRANT SELECT(user_id),INSERT(user_id) ON TABLE public.account_emails TO hapex_intake;
+GRANT SELECT(user_id) ON TABLE public.account_emails TO hapex_definer;
+
+GRANT SELECT(kind),INSERT(kind) ON TABLE public.account_emails TO hapex_intake;
+GRANT SELECT(kind) ON TABLE public.account_emails TO hapex_definer;
+
+GRANT INSERT(link_base) ON TABLE public.account_emails TO hapex_intake;
+
+GRANT UPDATE(token_hash) ON TABLE public.account_emails TO hapex_agent;
+GRANT SELECT(token_hash) ON TABLE public.account_emails TO hapex_definer;
+
+GRANT INSERT(link_ttl) ON TABLE public.account_emails TO hapex_intake;
+
+GRANT SELECT(expires_at) ON TABLE public.account_emails TO hapex_intake;
+GRANT UPDATE(expires_at) ON TABLE public.account_emails TO hapex_agent;
+GRANT SELECT(expires_at) ON TABLE public.account_emails TO hapex_definer;
+
+GRANT SELECT(used_at),UPDATE(used_at) ON TABLE public.account_emails TO hapex_intake;
+GRANT SELECT(used_at) ON TABLE public.account_emails TO hapex_definer;
+
+GRANT SELECT(status) ON TABLE public.account_emails TO hapex_intake;
+GRANT UPDATE(status) ON TABLE public.account_emails TO hapex_agent;
+GRANT SELECT(status) ON TABLE public.account_emails TO hapex_definer;
+
+GRANT UPDATE(attempts) ON TABLE public.account_emails TO hapex_agent;
+
+GRANT SELECT(created_at) ON TABLE public.account_emails TO hapex_intake;
+GRANT SELECT(created_at) ON TABLE public.account_emails TO hapex_definer;
+
+GRANT SELECT(sent_at) ON TABLE public.account_emails TO hapex_intake;
+GRANT UPDATE(sent_at) ON TABLE public.account_emails TO hapex_agent;
 
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.automation_versions TO hapex_intake;
 GRANT SELECT ON TABLE public.automation_versions TO hapex_agent;
@@ -2060,10 +2212,13 @@ GRANT DELETE ON TABLE public.oauth_states TO hapex_definer;
 GRANT SELECT(expires_at) ON TABLE public.oauth_states TO hapex_definer;
 
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.procrastinate_events TO hapex_agent;
+GRANT INSERT ON TABLE public.procrastinate_events TO hapex_definer;
 
 GRANT SELECT,USAGE ON SEQUENCE public.procrastinate_events_id_seq TO hapex_agent;
+GRANT USAGE ON SEQUENCE public.procrastinate_events_id_seq TO hapex_definer;
 
 GRANT SELECT,USAGE ON SEQUENCE public.procrastinate_jobs_id_seq TO hapex_agent;
+GRANT USAGE ON SEQUENCE public.procrastinate_jobs_id_seq TO hapex_definer;
 
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.procrastinate_periodic_defers TO hapex_agent;
 
@@ -2159,6 +2314,8 @@ GRANT SELECT(password_hash) ON TABLE public.users TO hapex_definer;
 GRANT UPDATE(password_changed_at) ON TABLE public.users TO hapex_intake;
 
 GRANT SELECT(created_at) ON TABLE public.users TO hapex_definer;
+
+GRANT UPDATE(email_verified_at) ON TABLE public.users TO hapex_intake;
 
 GRANT SELECT ON TABLE public.vault_key_usage TO hapex_agent;
 GRANT SELECT,INSERT ON TABLE public.vault_key_usage TO hapex_definer;

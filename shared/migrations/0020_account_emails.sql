@@ -1,0 +1,113 @@
+-- Email that reaches a person: verified addresses and account emails (verification, password
+-- reset, "you already have an account", "your password was changed").
+--
+-- The intake writes an account email as a row (which user, which kind, how long a link in it
+-- may live); an agent worker sends it through the SMTP settings the notices use. A link's token
+-- is drawn by the worker at send time, and only its SHA-256 is written back: the token exists in
+-- the email and nowhere else, so neither a database reader nor the intake's role can use a link
+-- it did not receive. A row says nothing but ids, a kind and times; the address is read from
+-- users when the email goes out.
+
+-- Accounts made before this migration keep working as they did: their addresses count as verified.
+ALTER TABLE users ADD COLUMN email_verified_at timestamptz;
+UPDATE users SET email_verified_at = created_at;
+GRANT UPDATE (email_verified_at) ON users TO hapex_intake;
+
+CREATE TABLE account_emails (
+    client_id uuid NOT NULL REFERENCES clients ON DELETE CASCADE,
+    email_id uuid NOT NULL DEFAULT gen_random_uuid() PRIMARY KEY,
+    user_id uuid NOT NULL,
+    kind text NOT NULL CHECK (kind IN ('verify_email', 'already_registered', 'reset_password',
+                                       'password_changed')),
+    -- Where the link in the email points, before its token (the intake's own URL for the kind).
+    link_base text CHECK (link_base IS NULL OR (link_base LIKE 'http%' AND length(link_base) <= 300)),
+    -- SHA-256 of the link's token; NULL until the worker has drawn it and sent the email.
+    token_hash bytea UNIQUE CHECK (token_hash IS NULL OR length(token_hash) = 32),
+    link_ttl interval CHECK (link_ttl IS NULL OR link_ttl BETWEEN interval '1 minute' AND interval '7 days'),
+    expires_at timestamptz,
+    used_at timestamptz,
+    status text NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'sent', 'failed', 'no_smtp')),
+    attempts integer NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+    created_at timestamptz NOT NULL DEFAULT now(),
+    sent_at timestamptz,
+    CHECK ((link_base IS NULL) = (link_ttl IS NULL)),
+    FOREIGN KEY (client_id, user_id) REFERENCES users (client_id, user_id) ON DELETE CASCADE
+);
+CREATE INDEX account_emails_client_user_idx ON account_emails (client_id, user_id, kind, created_at);
+CREATE INDEX account_emails_pending_idx ON account_emails (created_at) WHERE status = 'pending';
+
+ALTER TABLE account_emails ENABLE ROW LEVEL SECURITY;
+ALTER TABLE account_emails FORCE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON account_emails
+    USING (client_id = (SELECT nullif(current_setting('app.client_id', true), '')::uuid))
+    WITH CHECK (client_id = (SELECT nullif(current_setting('app.client_id', true), '')::uuid));
+
+-- The intake asks for an email and uses (or voids) a link; it never sees or sets a token.
+GRANT SELECT (client_id, email_id, user_id, kind, expires_at, used_at, status, created_at, sent_at),
+      INSERT (client_id, user_id, kind, link_base, link_ttl), DELETE
+    ON account_emails TO hapex_intake;
+GRANT UPDATE (used_at) ON account_emails TO hapex_intake;
+-- The agent sends them: it draws the token and records the outcome.
+GRANT SELECT, UPDATE (token_hash, expires_at, status, attempts, sent_at) ON account_emails TO hapex_agent;
+
+-- Pre-tenant: the account email a link's token belongs to (a link is opened without a session).
+GRANT SELECT (client_id, email_id, user_id, kind, token_hash, expires_at, used_at, status, created_at)
+    ON account_emails TO hapex_definer;
+CREATE POLICY definer_link_lookup ON account_emails FOR SELECT TO hapex_definer USING (true);
+CREATE FUNCTION hapex_find_account_link(p_token_hash bytea)
+    RETURNS TABLE (client_id uuid, email_id uuid, user_id uuid, kind text, live boolean)
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path = pg_catalog, public, pg_temp
+    AS $$ SELECT e.client_id, e.email_id, e.user_id, e.kind,
+                 e.used_at IS NULL AND e.expires_at > now()
+          FROM public.account_emails e
+          WHERE e.token_hash = p_token_hash AND p_token_hash IS NOT NULL $$;
+
+-- Pending account emails across clients, ids only, for the sweep that retries what failed.
+CREATE POLICY definer_pending_account_emails ON account_emails FOR SELECT TO hapex_definer USING (true);
+CREATE FUNCTION hapex_pending_account_emails(p_limit integer)
+    RETURNS TABLE (client_id uuid, email_id uuid)
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path = pg_catalog, public, pg_temp
+    AS $$ SELECT e.client_id, e.email_id FROM public.account_emails e
+          WHERE e.status = 'pending' ORDER BY e.created_at LIMIT least(greatest(p_limit, 0), 1000) $$;
+
+-- The address an account email goes to: only inside that client's own tenant transaction.
+CREATE FUNCTION hapex_account_email_recipient(p_client_id uuid, p_user_id uuid)
+    RETURNS text
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path = pg_catalog, public, pg_temp
+    AS $$ SELECT u.email::text FROM public.users u
+          WHERE u.client_id = p_client_id AND u.user_id = p_user_id
+            AND p_client_id = (SELECT nullif(current_setting('app.client_id', true), '')::uuid) $$;
+
+-- A new account email wakes a worker at once (procrastinate's NOTIFY) with its ids only.
+GRANT INSERT, SELECT (id) ON procrastinate_jobs TO hapex_definer;
+GRANT INSERT ON procrastinate_events TO hapex_definer;
+GRANT USAGE ON SEQUENCE procrastinate_jobs_id_seq, procrastinate_events_id_seq TO hapex_definer;
+GRANT EXECUTE ON FUNCTION procrastinate_defer_jobs_v1(procrastinate_job_to_defer_v1[]) TO hapex_definer;
+CREATE FUNCTION hapex_defer_account_email()
+    RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, public, pg_temp
+    AS $$
+    BEGIN
+        PERFORM public.procrastinate_defer_jobs_v1(ARRAY[ROW(
+            'maintenance', 'hapex:send_account_email', 0, NULL, NULL,
+            jsonb_build_object('client_id', NEW.client_id::text, 'email_id', NEW.email_id::text),
+            NULL)::public.procrastinate_job_to_defer_v1]);
+        RETURN NULL;
+    END
+    $$;
+CREATE TRIGGER account_emails_defer AFTER INSERT ON account_emails
+    FOR EACH ROW EXECUTE FUNCTION hapex_defer_account_email();
+
+ALTER FUNCTION hapex_find_account_link(bytea) OWNER TO hapex_definer;
+ALTER FUNCTION hapex_pending_account_emails(integer) OWNER TO hapex_definer;
+ALTER FUNCTION hapex_account_email_recipient(uuid, uuid) OWNER TO hapex_definer;
+ALTER FUNCTION hapex_defer_account_email() OWNER TO hapex_definer;
+REVOKE EXECUTE ON FUNCTION hapex_find_account_link(bytea), hapex_pending_account_emails(integer),
+    hapex_account_email_recipient(uuid, uuid), hapex_defer_account_email() FROM PUBLIC, hapex_agent, hapex_intake;
+GRANT EXECUTE ON FUNCTION hapex_find_account_link(bytea) TO hapex_intake;
+GRANT EXECUTE ON FUNCTION hapex_pending_account_emails(integer), hapex_account_email_recipient(uuid, uuid)
+    TO hapex_agent;
