@@ -17,6 +17,8 @@ def post_routes(app) -> list[str]:
 def test_the_state_changing_routes_are_the_ones_this_file_covers(intake_app):
     assert post_routes(intake_app) == [
         "/account/delete", "/account/password",
+        # Forgeries of the account email routes: tests/integration/test_accounts_email_links.py.
+        "/account/verify/resend",
         # Forgeries of the automation routes: tests/integration/test_automations_pages.py.
         "/automations/<uuid:automation_id>/archive", "/automations/<uuid:automation_id>/delete",
         "/automations/<uuid:automation_id>/disable", "/automations/<uuid:automation_id>/duplicate",
@@ -32,9 +34,10 @@ def test_the_state_changing_routes_are_the_ones_this_file_covers(intake_app):
         "/connections/<uuid:connection_id>/reduce-access", "/connections/api-key",
         # A forged budget change: tests/integration/test_automation_housekeeping.py.
         "/costs/budget",
+        "/email-link/<token>",
         # Called by other systems with a secret URL; no session, so no CSRF token (see the same file).
         "/hooks/<path:secret>",
-        "/login", "/logout",
+        "/login", "/logout", "/password/forgot",
         # A forged retry: tests/integration/test_retry_runs.py.
         "/runs/<uuid:run_id>/retry",
         "/signup",

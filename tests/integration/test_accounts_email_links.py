@@ -229,3 +229,16 @@ def test_no_token_or_address_reaches_a_log(intake_app, mailbox, caplog):
     logged = "\n".join(f"{r.getMessage()} {r.__dict__}" for r in caplog.records)
     assert token not in logged and address not in logged
     assert "/email-link/<secret>" in logged
+
+
+def test_forged_posts_to_the_account_email_routes_change_nothing(intake_app, mailbox, owner_conn):
+    address = new_email()
+    visitor = Visitor(intake_app)
+    visitor.signup(address, PASSWORD, verified=False)
+    path = mailbox.link_path(address, VERIFY)
+    for route in (path, "/account/verify/resend", "/password/forgot"):
+        answer = visitor.client.post(route, data={"email": address}, base_url=BASE_URL,
+                                     headers={"Referer": BASE_URL + "/"})
+        assert answer.status_code == 400, route
+    assert owner_conn.execute("SELECT email_verified_at FROM users").fetchone() == (None,)
+    assert owner_conn.execute("SELECT count(*) FROM account_emails").fetchone() == (1,)

@@ -10,7 +10,9 @@ import pytest
 from tests.integration.conftest import PASSWORD, Visitor, new_email
 
 OPEN_PAGES = {"/", "/security", "/data-and-privacy", "/.well-known/security.txt", "/login",
-              "/signup", "/healthz", "/readyz",
+              "/signup", "/healthz", "/readyz", "/password/forgot",
+              # A link from an account email: its token is the proof (test_accounts_email_links.py).
+              "/email-link/<token>",
               # An automation's webhook trigger, /hooks/<secret>: called by other systems, no session.
               "/hooks/hapex.css"}
 

@@ -79,15 +79,16 @@ def test_the_throttle_table_holds_keyed_hashes_not_emails_or_addresses(
     database, intake_db, agent_transport, intake_app, signed_up, owner_conn
 ):
     _, email = signed_up
+    before = {bytes(r[0]) for r in owner_conn.execute("SELECT bucket FROM login_throttle")}
     guess(intake_app, email, address="192.0.2.123")
-    first = {bytes(r[0]) for r in owner_conn.execute("SELECT bucket FROM login_throttle")}
+    first = {bytes(r[0]) for r in owner_conn.execute("SELECT bucket FROM login_throttle")} - before
     assert len(first) == 2
     plain = {hashlib.sha256(v.encode()).digest() for v in (email, email.lower(), "192.0.2.123")}
     assert not first & plain
     # Keyed with the app's secret: another secret files the same email elsewhere.
     other = build_intake_app(database, intake_db, agent_transport)
     guess(other, email, address="192.0.2.123")
-    every = {bytes(r[0]) for r in owner_conn.execute("SELECT bucket FROM login_throttle")}
+    every = {bytes(r[0]) for r in owner_conn.execute("SELECT bucket FROM login_throttle")} - before
     assert len(every) == 4
 
 
@@ -104,6 +105,7 @@ def test_wrong_passwords_on_the_account_page_count_towards_the_lock(intake_app, 
 def test_repeated_sign_ups_with_taken_emails_lock_the_address(intake_app, signed_up):
     _, taken = signed_up
     for _ in range(ADDRESS_LIMIT):
-        assert Visitor(intake_app, address="203.0.113.80").signup(taken, PASSWORD).status_code == 400
-    probe = Visitor(intake_app, address="203.0.113.80").signup(new_email(), PASSWORD)
+        # Answered as a new address is (tests/integration/test_accounts_email_links.py), yet counted.
+        assert Visitor(intake_app, address="203.0.113.80").signup_form(taken, PASSWORD).status_code == 303
+    probe = Visitor(intake_app, address="203.0.113.80").signup_form(new_email(), PASSWORD)
     assert probe.status_code == 429

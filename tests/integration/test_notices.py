@@ -6,11 +6,11 @@ from tests.integration.conftest import PASSWORD, new_email
 
 
 def test_a_notice_is_not_used_up_by_a_404_in_between(visitor):
-    response = visitor.signup(new_email(), PASSWORD)
+    response = visitor.signup_form(new_email(), PASSWORD)
     assert response.status_code == 303
     assert visitor.get("/favicon.ico").status_code == 404
     page = visitor.get(response.headers["Location"]).get_data(as_text=True)
-    assert "Welcome to Hapex" in page
+    assert "We sent an email to the address you gave" in page
 
 
 def test_every_page_names_our_own_icon_so_browsers_ask_for_nothing_else(visitor):
