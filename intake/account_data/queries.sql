@@ -5,8 +5,13 @@ FROM clients WHERE client_id = %(client_id)s
 
 -- export_users --
 -- The client's users, without their password hashes.
-SELECT user_id, email, password_changed_at, created_at
+SELECT user_id, email, email_verified_at, password_changed_at, created_at
 FROM users WHERE client_id = %(client_id)s ORDER BY created_at, user_id
+
+-- export_account_emails --
+-- Every account email Hapex sent the client's users: kind and times, never a token or its hash.
+SELECT email_id, user_id, kind, status, created_at, sent_at, expires_at, used_at
+FROM account_emails WHERE client_id = %(client_id)s ORDER BY created_at, email_id
 
 -- export_automations --
 -- The client's automations as defined now (the webhook secret's hash is left out).

@@ -14,6 +14,7 @@ QUERIES = QuerySet(Path(__file__).with_name("queries.sql"))
 # The export's sections, in order: (key in the archive, query).
 EXPORT_SECTIONS = (
     ("users", "export_users"),
+    ("account_emails", "export_account_emails"),
     ("automations", "export_automations"),
     ("automation_versions", "export_automation_versions"),
     ("connections", "export_connections"),

@@ -288,3 +288,22 @@ def owner(live_stack):  # type: ignore[no-untyped-def]
 
     with psycopg.connect(live_stack.database.owner_dsn, autocommit=True) as conn:
         yield conn
+
+
+def sign_up_and_log_in(page, owner_dsn: str, *, email: str, password: str, business: str = "Crumb & Co",
+                       confirm: bool = True) -> None:
+    """Sign up in the browser, then log in as the notice says to; `confirm` marks the address confirmed
+    as following the emailed link does (tests/e2e/test_browser_account_emails.py follows the real link)."""
+    import psycopg
+
+    page.goto("/signup")
+    page.get_by_label("Business name").fill(business)
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Create account").click()
+    if confirm:
+        with psycopg.connect(owner_dsn, autocommit=True) as conn:
+            conn.execute("UPDATE users SET email_verified_at = now() WHERE email = %s", [email])
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Log in").click()

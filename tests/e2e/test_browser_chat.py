@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 from playwright.sync_api import expect
 
 from shared.catalog import required_scopes
+from tests.e2e.conftest import sign_up_and_log_in
 from tests.factories import client_of
 
 PASSWORD = "correct horse battery staple"
@@ -43,11 +44,7 @@ def test_a_client_describes_an_automation_in_words_and_approves_the_proposal(
                      answer("propose_automation", {"automation": DIGEST,
                                                    "message": "Each weekday at 8:00 this posts the summary."}))
 
-    page.goto("/signup")
-    page.get_by_label("Business name").fill("Crumb & Co")
-    page.get_by_label("Email").fill(email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Create account").click()
+    sign_up_and_log_in(page, live_stack.database.owner_dsn, email=email, password=PASSWORD)
     page.get_by_role("link", name="Build chat").click()
     page.get_by_role("link", name="Describe it in words").click()
     page.get_by_label("Your message").fill(f"Every weekday at 8 in Paris, summarise customer emails ({canary}).")

@@ -13,6 +13,7 @@ from playwright.sync_api import expect
 
 from shared.automations.repository import create_automation, set_status
 from shared.db import Database, tenant_transaction
+from tests.e2e.conftest import sign_up_and_log_in
 from tests.factories import client_of
 
 PASSWORD = "correct horse battery staple"
@@ -27,12 +28,8 @@ INBOX_SUMMARY = {
 }
 
 
-def sign_up(page, email: str) -> None:
-    page.goto("/signup")
-    page.get_by_label("Business name").fill("Crumb & Co")
-    page.get_by_label("Email").fill(email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Create account").click()
+def sign_up(page, email: str, owner_dsn: str) -> None:
+    sign_up_and_log_in(page, owner_dsn, email=email, password=PASSWORD)
     assert urlsplit(page.url).path == "/automations"
 
 
@@ -53,7 +50,7 @@ def test_a_client_connects_google_through_its_consent_page_and_disconnects_it(
     page = no_script_page
     standin = provider_standin
     email = f"e2e-{uuid.uuid4().hex[:10]}@example.com"
-    sign_up(page, email)
+    sign_up(page, email, live_stack.database.owner_dsn)
     client_id = client_of(owner, email)
     automation_id = save_enabled_automation(live_stack, client_id, INBOX_SUMMARY)
     tokens_before = standin.state.calls["POST /token"]

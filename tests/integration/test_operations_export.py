@@ -20,6 +20,7 @@ from tests.run_fixtures import DIGEST, G, automation, connect, runtime_of, stand
 # Archive section -> (table, id column) it must hold every row of.
 SECTIONS = {
     "users": ("users", "user_id"),
+    "account_emails": ("account_emails", "email_id"),
     "automations": ("automations", "automation_id"),
     "automation_versions": ("automation_versions", "automation_id::text || ':' || version"),
     "connections": ("connections", "connection_id"),
