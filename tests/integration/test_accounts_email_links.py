@@ -242,3 +242,38 @@ def test_forged_posts_to_the_account_email_routes_change_nothing(intake_app, mai
         assert answer.status_code == 400, route
     assert owner_conn.execute("SELECT email_verified_at FROM users").fetchone() == (None,)
     assert owner_conn.execute("SELECT count(*) FROM account_emails").fetchone() == (1,)
+
+
+def test_asking_for_an_email_wakes_a_worker_with_ids_only(intake_app, owner_conn):
+    address = new_email()
+    Visitor(intake_app).signup(address, PASSWORD, verified=False, log_in=False)
+    jobs = owner_conn.execute(
+        "SELECT queue_name, args FROM procrastinate_jobs WHERE task_name = 'hapex:send_account_email'").fetchall()
+    [(queue, args)] = jobs
+    email_id, client_id = owner_conn.execute("SELECT email_id, client_id FROM account_emails").fetchone()
+    assert queue == "maintenance" and args == {"client_id": str(client_id), "email_id": str(email_id)}
+
+
+def test_without_smtp_settings_an_account_email_is_kept_unsent_with_no_link(intake_app, agent_db, owner_conn):
+    Visitor(intake_app).signup(new_email(), PASSWORD, verified=False, log_in=False)
+    assert deliver_account_emails(agent_db, None) == {"no_smtp": 1}
+    assert owner_conn.execute("SELECT status, token_hash FROM account_emails").fetchone() == ("no_smtp", None)
+
+
+def test_a_failed_send_leaves_no_usable_link_and_is_retried(intake_app, agent_db, owner_conn, tmp_path):
+    Visitor(intake_app).signup(new_email(), PASSWORD, verified=False, log_in=False)
+    nowhere = SMTPSettings(host="127.0.0.1", port=free_port(), sender="x@localhost", starttls=False)
+    assert deliver_account_emails(agent_db, nowhere) == {"pending": 1}
+    assert owner_conn.execute("SELECT status, token_hash, attempts FROM account_emails").fetchone() == (
+        "pending", None, 1)
+
+
+def test_the_intake_role_can_neither_read_nor_set_a_link_hash(database):
+    import psycopg
+
+    with psycopg.connect(database.intake_dsn) as conn:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("SELECT token_hash FROM account_emails")
+    with psycopg.connect(database.intake_dsn) as conn:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("UPDATE account_emails SET token_hash = NULL")
