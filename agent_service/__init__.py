@@ -21,6 +21,7 @@ def create_app(config: AgentConfig, *, database: Database | None = None) -> Flas
     from agent_service.connections import views as connections
     from agent_service.runs import views as runs
     from agent_service.runtime import AgentRuntime
+    from agent_service.second_factor import views as second_factor
     from agent_service.vault import startup as vault_startup
 
     app = Flask(__name__)
@@ -43,4 +44,5 @@ def create_app(config: AgentConfig, *, database: Database | None = None) -> Flas
     app.register_blueprint(runs.blueprint)
     app.register_blueprint(chat.blueprint)
     app.register_blueprint(admin.blueprint)
+    app.register_blueprint(second_factor.blueprint)
     return app

@@ -383,6 +383,17 @@ def _chat_reply(body: dict[str, Any]) -> ChatReply:
     raise _Malformed("neither a question nor a proposal")
 
 
+def _provisioning_uri(body: dict[str, Any]) -> Secret:
+    uri = _str(body["provisioning_uri"])
+    if not uri.startswith("otpauth://totp/"):
+        raise ValueError("not a TOTP provisioning URI")
+    return Secret(uri)
+
+
+def _accepted(body: dict[str, Any]) -> bool:
+    return body.get("accepted") is True
+
+
 def _nothing(body: dict[str, Any]) -> None:
     return None
 
@@ -484,6 +495,21 @@ class AgentClient:
 
     def revoke_all_connections(self, client_id: uuid.UUID) -> ConnectionsRevoked:
         return self._call("DELETE", f"/v1/clients/{client_id}/connections", _connections_revoked, expect=200)
+
+    # a user's second factor: the agent seals and checks the secret; the intake sees it once, to draw the QR
+
+    def enrol_totp(self, client_id: uuid.UUID, user_id: uuid.UUID, *, account_name: str) -> Secret:
+        """A fresh secret's otpauth:// URI (held as a Secret: it is shown once and never kept)."""
+        return self._call("POST", f"/v1/clients/{client_id}/users/{user_id}/totp", _provisioning_uri, expect=201,
+                          json={"account_name": account_name})
+
+    def check_totp(self, client_id: uuid.UUID, user_id: uuid.UUID, *, code: str, confirm: bool) -> bool:
+        """Whether the code is good and unused (the agent spends it); `confirm` for an enrolment's first."""
+        return self._call("POST", f"/v1/clients/{client_id}/users/{user_id}/totp/check", _accepted, expect=200,
+                          json={"code": code, "confirm": confirm})
+
+    def remove_totp(self, client_id: uuid.UUID, user_id: uuid.UUID) -> None:
+        self._call("DELETE", f"/v1/clients/{client_id}/users/{user_id}/totp", _nothing, expect=200)
 
     # runs and their stored outputs
 

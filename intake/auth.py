@@ -22,6 +22,8 @@ OPEN_ENDPOINTS = frozenset(
         "accounts.login",
         "accounts.signup",
         "accounts.forgot_password",
+        # The code step of a sign-in: its proof so far is the signed note the password step left.
+        "accounts.second_factor_login",
         # A link from an account email: its single-use token is the proof (intake.accounts.email_links).
         "accounts.email_link",
         # Another system calling an automation's secret webhook URL (intake.automations.hooks).

@@ -110,4 +110,14 @@ def compose_account_email(kind: str, *, link: str | None, link_ttl: timedelta | 
             "your password?\" on the sign-in page, and tell us at the address on Hapex's security page."
             + FOOTER,
         )
+    if kind in ("second_factor_on", "second_factor_off"):
+        on = kind == "second_factor_on"
+        return Notice(
+            f"Two-step sign-in was turned {'on' if on else 'off'} for your Hapex account",
+            f"Two-step sign-in was just turned {'on' if on else 'off'} for your Hapex account"
+            + (": signing in now also asks for a code from your authenticator app." if on else
+               ": signing in now needs only your password.")
+            + "\n\nIf you did not do this, reset your password at once with \"Forgot your password?\" on the "
+            "sign-in page, and tell us at the address on Hapex's security page." + FOOTER,
+        )
     raise ValueError("unknown account email kind")

@@ -29,6 +29,7 @@ RETIRED_VARIABLE = "CREDENTIAL_ENCRYPTION_KEYS_RETIRED"
 # and being different they keep a credential from ever opening as a step output or back.
 _AAD_CONTEXT = b"hapex/credential/v1"
 _OUTPUT_AAD_CONTEXT = b"hapex/step-output/v1"
+_TOTP_AAD_CONTEXT = b"hapex/totp-secret/v1"
 
 
 def _length_prefixed(*fields: bytes) -> bytes:
@@ -111,6 +112,21 @@ class OutputBinding:
             self.step_index.to_bytes(4, "big"),
             key_id.encode(),
         )
+
+
+@dataclass(frozen=True)
+class SecondFactorBinding:
+    """A user's TOTP secret belongs to that user of that client. Sealed under a per-client subkey,
+    so enrolments never draw on the credential key's own nonce budget."""
+
+    client_id: uuid.UUID
+    user_id: uuid.UUID
+
+    def key_context(self) -> bytes:
+        return _length_prefixed(_TOTP_AAD_CONTEXT, self.client_id.bytes)
+
+    def associated_data(self, key_id: str) -> bytes:
+        return _length_prefixed(_TOTP_AAD_CONTEXT, self.client_id.bytes, self.user_id.bytes, key_id.encode())
 
 
 @dataclass(frozen=True)

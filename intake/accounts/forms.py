@@ -88,3 +88,29 @@ class ResetPasswordForm(FlaskForm):
 
 class ConfirmForm(FlaskForm):
     """A button and its CSRF token: a link in an email changes nothing until its page is submitted."""
+
+
+class SecondFactorForm(FlaskForm):
+    """A code from the authenticator app, or one of the recovery codes."""
+
+    code = StringField(
+        "Code",
+        validators=[InputRequired(), Length(min=6, max=32)],
+        filters=[lambda value: value.strip().replace(" ", "").replace("-", "") if isinstance(value, str) else value],
+        description="The 6 digits your authenticator app shows now, or one of your recovery codes.",
+    )
+
+
+class EnrolConfirmForm(FlaskForm):
+    code = StringField(
+        "The 6-digit code your app shows",
+        validators=[InputRequired(), Regexp(r"^[0-9]{6}$", message="Enter the 6 digits your app shows.")],
+        filters=[lambda value: value.strip().replace(" ", "") if isinstance(value, str) else value],
+    )
+
+
+class TurnOffSecondFactorForm(FlaskForm):
+    password = _existing_password("Your password")
+    code = StringField("A code from your app, or a recovery code", validators=[InputRequired(), Length(min=6, max=32)],
+                       filters=[lambda value: value.strip().replace(" ", "").replace("-", "")
+                                if isinstance(value, str) else value])

@@ -146,3 +146,27 @@ WHERE client_id = %(client_id)s AND user_id = %(user_id)s
 -- Whether the user's address has been confirmed.
 SELECT email_verified_at IS NOT NULL AS verified FROM users
 WHERE client_id = %(client_id)s AND user_id = %(user_id)s
+
+-- has_second_factor --
+-- Whether the user has a confirmed TOTP factor (the intake never reads its sealed secret).
+SELECT EXISTS (SELECT 1 FROM user_totp WHERE client_id = %(client_id)s AND user_id = %(user_id)s
+               AND confirmed_at IS NOT NULL) AS enrolled
+
+-- delete_recovery_codes --
+-- Forget every recovery code of the user (new codes replace them, or the factor was removed).
+DELETE FROM recovery_codes WHERE client_id = %(client_id)s AND user_id = %(user_id)s
+
+-- insert_recovery_code --
+-- One recovery code, as its SHA-256.
+INSERT INTO recovery_codes (client_id, user_id, code_hash) VALUES (%(client_id)s, %(user_id)s, %(code_hash)s)
+
+-- use_recovery_code --
+-- Spend a recovery code once; no row means it is not one of the user's unused codes.
+UPDATE recovery_codes SET used_at = now()
+WHERE client_id = %(client_id)s AND user_id = %(user_id)s AND code_hash = %(code_hash)s AND used_at IS NULL
+RETURNING created_at
+
+-- unused_recovery_codes --
+-- How many recovery codes the user has left.
+SELECT count(*) AS unused FROM recovery_codes
+WHERE client_id = %(client_id)s AND user_id = %(user_id)s AND used_at IS NULL

@@ -146,3 +146,27 @@ def mark_email_verified(conn: Connection, *, client_id: uuid.UUID, user_id: uuid
 def email_verified(conn: Connection, *, client_id: uuid.UUID, user_id: uuid.UUID) -> bool:
     row = fetch_optional(conn, QUERIES["email_verified"], client_id=client_id, user_id=user_id)
     return bool(row and row["verified"])
+
+
+def has_second_factor(conn: Connection, *, client_id: uuid.UUID, user_id: uuid.UUID) -> bool:
+    return bool(fetch_one(conn, QUERIES["has_second_factor"], client_id=client_id, user_id=user_id)["enrolled"])
+
+
+def replace_recovery_codes(conn: Connection, *, client_id: uuid.UUID, user_id: uuid.UUID,
+                           code_hashes: list[bytes]) -> None:
+    execute(conn, QUERIES["delete_recovery_codes"], client_id=client_id, user_id=user_id)
+    for code_hash in code_hashes:
+        execute(conn, QUERIES["insert_recovery_code"], client_id=client_id, user_id=user_id, code_hash=code_hash)
+
+
+def delete_recovery_codes(conn: Connection, *, client_id: uuid.UUID, user_id: uuid.UUID) -> int:
+    return execute(conn, QUERIES["delete_recovery_codes"], client_id=client_id, user_id=user_id)
+
+
+def use_recovery_code(conn: Connection, *, client_id: uuid.UUID, user_id: uuid.UUID, code_hash: bytes) -> bool:
+    return fetch_optional(conn, QUERIES["use_recovery_code"], client_id=client_id, user_id=user_id,
+                          code_hash=code_hash) is not None
+
+
+def unused_recovery_codes(conn: Connection, *, client_id: uuid.UUID, user_id: uuid.UUID) -> int:
+    return int(fetch_one(conn, QUERIES["unused_recovery_codes"], client_id=client_id, user_id=user_id)["unused"])

@@ -137,6 +137,10 @@ def login() -> ResponseReturnValue:
                 conn, client_id=client_id, user_id=user_id,
                 password_hash=passwords().hash(form.password.data),
             )
+    from intake.accounts import second_factor
+
+    if second_factor.enrolled(client_id, user_id):
+        return second_factor.begin_pending_sign_in(client_id, user_id)
     logger.info("login", extra={"client_id": client_id, "user_id": user_id})
     return _signed_in(client_id, user_id, url_for("automations.automations"))
 
@@ -166,10 +170,18 @@ def _account_page(
     delete_form: DeleteAccountForm | None = None,
     password_error: str | None = None,
     delete_error: str | None = None,
+    second_factor_form: Any = None,
+    second_factor_error: str | None = None,
 ) -> str:
+    from intake.accounts import second_factor
+    from intake.accounts.forms import TurnOffSecondFactorForm
+
     return render_template(
         "accounts/account.html",
         account=account,
+        **second_factor.account_page_facts(account["client_id"], account["user_id"]),
+        second_factor_form=second_factor_form or TurnOffSecondFactorForm(formdata=None),
+        second_factor_error=second_factor_error,
         password_form=password_form or ChangePasswordForm(formdata=None),
         delete_form=delete_form or DeleteAccountForm(formdata=None),
         password_error=password_error,

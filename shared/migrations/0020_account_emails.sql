@@ -18,7 +18,7 @@ CREATE TABLE account_emails (
     email_id uuid NOT NULL DEFAULT gen_random_uuid() PRIMARY KEY,
     user_id uuid NOT NULL,
     kind text NOT NULL CHECK (kind IN ('verify_email', 'already_registered', 'reset_password',
-                                       'password_changed')),
+                                       'password_changed', 'second_factor_on', 'second_factor_off')),
     -- Where the link in the email points, before its token (the intake's own URL for the kind).
     link_base text CHECK (link_base IS NULL OR (link_base LIKE 'http%' AND length(link_base) <= 300)),
     -- SHA-256 of the link's token; NULL until the worker has drawn it and sent the email.
@@ -111,3 +111,46 @@ REVOKE EXECUTE ON FUNCTION hapex_find_account_link(bytea), hapex_pending_account
 GRANT EXECUTE ON FUNCTION hapex_find_account_link(bytea) TO hapex_intake;
 GRANT EXECUTE ON FUNCTION hapex_pending_account_emails(integer), hapex_account_email_recipient(uuid, uuid)
     TO hapex_agent;
+
+-- A second factor: TOTP (RFC 6238). The secret is a credential, so the agent's vault seals it
+-- (AES-256-GCM under a per-client subkey of the credential key, bound to client and user) and
+-- only the agent opens it, to check a code: the intake, which may not hold the key, never reads
+-- the ciphertext. last_step is the time step of the last code accepted: a code is good once.
+CREATE TABLE user_totp (
+    client_id uuid NOT NULL REFERENCES clients ON DELETE CASCADE,
+    user_id uuid NOT NULL,
+    key_id text NOT NULL,
+    nonce bytea NOT NULL CHECK (length(nonce) = 12),
+    ciphertext bytea NOT NULL,
+    confirmed_at timestamptz,
+    last_step bigint,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (client_id, user_id),
+    FOREIGN KEY (client_id, user_id) REFERENCES users (client_id, user_id) ON DELETE CASCADE
+);
+-- Ten single-use codes for when the authenticator is lost: SHA-256 of each (80 random bits), nothing else.
+CREATE TABLE recovery_codes (
+    client_id uuid NOT NULL REFERENCES clients ON DELETE CASCADE,
+    user_id uuid NOT NULL,
+    code_hash bytea NOT NULL CHECK (length(code_hash) = 32),
+    used_at timestamptz,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (client_id, user_id, code_hash),
+    FOREIGN KEY (client_id, user_id) REFERENCES users (client_id, user_id) ON DELETE CASCADE
+);
+ALTER TABLE user_totp ENABLE ROW LEVEL SECURITY;
+ALTER TABLE user_totp FORCE ROW LEVEL SECURITY;
+ALTER TABLE recovery_codes ENABLE ROW LEVEL SECURITY;
+ALTER TABLE recovery_codes FORCE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON user_totp
+    USING (client_id = (SELECT nullif(current_setting('app.client_id', true), '')::uuid))
+    WITH CHECK (client_id = (SELECT nullif(current_setting('app.client_id', true), '')::uuid));
+CREATE POLICY tenant_isolation ON recovery_codes
+    USING (client_id = (SELECT nullif(current_setting('app.client_id', true), '')::uuid))
+    WITH CHECK (client_id = (SELECT nullif(current_setting('app.client_id', true), '')::uuid));
+-- The intake sees whether a user has a confirmed factor and may remove it (after a fresh proof);
+-- the agent alone writes and reads the sealed secret.
+GRANT SELECT (client_id, user_id, confirmed_at, created_at), DELETE ON user_totp TO hapex_intake;
+GRANT SELECT, INSERT, UPDATE, DELETE ON user_totp TO hapex_agent;
+GRANT SELECT, INSERT, DELETE ON recovery_codes TO hapex_intake;
+GRANT UPDATE (used_at) ON recovery_codes TO hapex_intake;

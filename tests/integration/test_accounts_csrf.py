@@ -17,6 +17,8 @@ def post_routes(app) -> list[str]:
 def test_the_state_changing_routes_are_the_ones_this_file_covers(intake_app):
     assert post_routes(intake_app) == [
         "/account/delete", "/account/password",
+        # Forgeries of the second-factor routes: tests/integration/test_accounts_second_factor.py.
+        "/account/second-factor/confirm", "/account/second-factor/enrol", "/account/second-factor/off",
         # Forgeries of the account email routes: tests/integration/test_accounts_email_links.py.
         "/account/verify/resend",
         # Forgeries of the automation routes: tests/integration/test_automations_pages.py.
@@ -37,7 +39,7 @@ def test_the_state_changing_routes_are_the_ones_this_file_covers(intake_app):
         "/email-link/<token>",
         # Called by other systems with a secret URL; no session, so no CSRF token (see the same file).
         "/hooks/<path:secret>",
-        "/login", "/logout", "/password/forgot",
+        "/login", "/login/code", "/logout", "/password/forgot",
         # A forged retry: tests/integration/test_retry_runs.py.
         "/runs/<uuid:run_id>/retry",
         "/signup",

@@ -11,6 +11,8 @@ from tests.integration.conftest import PASSWORD, Visitor, new_email
 
 OPEN_PAGES = {"/", "/security", "/data-and-privacy", "/.well-known/security.txt", "/login",
               "/signup", "/healthz", "/readyz", "/password/forgot",
+              # The code step of a sign-in: without the password step's note it sends to /login too.
+              "/login/code",
               # A link from an account email: its token is the proof (test_accounts_email_links.py).
               "/email-link/<token>",
               # An automation's webhook trigger, /hooks/<secret>: called by other systems, no session.

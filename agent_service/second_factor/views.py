@@ -1,0 +1,101 @@
+"""/v1/clients/<client_id>/users/<user_id>/totp: enrol, check a code, remove; the secret never leaves sealed."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pyotp
+from flask import Blueprint
+
+from agent_service.contract import contract
+from agent_service.db import get_runtime
+from agent_service.second_factor.schemas import CheckedSchema, CodeSchema, EnrolledSchema, EnrolSchema, RemovedSchema
+from agent_service.vault.keyring import Sealed, SecondFactorBinding
+from shared.db import QuerySet, execute, fetch_optional, tenant_transaction
+from shared.db.errors import ReferencedRowMissing
+from shared.errors import HapexError, NotFound
+
+logger = logging.getLogger(__name__)
+QUERIES = QuerySet(Path(__file__).with_name("queries.sql"))
+blueprint = Blueprint("second_factor", __name__, url_prefix="/v1/clients/<uuid:client_id>/users/<uuid:user_id>")
+
+ISSUER = "Hapex"
+STEP_SECONDS = 30
+# A code of the step before or after the current one is accepted too (clock drift), once.
+DRIFT_STEPS = 1
+
+
+class UserNotFound(NotFound):
+    name = "user_not_found"
+    message = "No such user."
+
+
+class AlreadyEnrolled(HapexError):
+    name = "already_enrolled"
+    status = 409
+    message = "This user already has a confirmed second factor; remove it first."
+
+
+def matching_step(totp: pyotp.TOTP, code: str, now: float) -> int | None:
+    """The time step whose code this is (current, or one either side), else None."""
+    current = int(now // STEP_SECONDS)
+    for step in (current, current - DRIFT_STEPS, current + DRIFT_STEPS):
+        if pyotp.utils.strings_equal(totp.at(step * STEP_SECONDS), code):
+            return step
+    return None
+
+
+@blueprint.post("/totp")
+@contract(EnrolledSchema, status=201, body=EnrolSchema, refusals=(UserNotFound, AlreadyEnrolled))
+def enrol(client_id: uuid.UUID, user_id: uuid.UUID, data: dict[str, Any]) -> dict[str, Any]:
+    """Draw and seal a new secret (unconfirmed until its first code); its URI is answered this once."""
+    rt = get_runtime()
+    secret = pyotp.random_base32(length=32)
+    sealed = rt.vault.keyring.encrypt(secret.encode("ascii"), SecondFactorBinding(client_id, user_id))
+    try:
+        with tenant_transaction(rt.db, client_id) as conn:
+            row = fetch_optional(conn, QUERIES["upsert_pending"], client_id=client_id, user_id=user_id,
+                                 key_id=sealed.key_id, nonce=sealed.nonce, ciphertext=sealed.ciphertext)
+    except ReferencedRowMissing:
+        raise UserNotFound() from None
+    if row is None:
+        raise AlreadyEnrolled()
+    logger.info("second factor enrolment started", extra={"client_id": client_id, "user_id": user_id})
+    uri = pyotp.TOTP(secret).provisioning_uri(name=data["account_name"], issuer_name=ISSUER)
+    return {"provisioning_uri": uri}
+
+
+@blueprint.post("/totp/check")
+@contract(CheckedSchema, body=CodeSchema, refusals=(UserNotFound,))
+def check(client_id: uuid.UUID, user_id: uuid.UUID, data: dict[str, Any]) -> dict[str, Any]:
+    """Whether the code is good now and was not used before; a good code is spent."""
+    rt = get_runtime()
+    with tenant_transaction(rt.db, client_id) as conn:
+        row = fetch_optional(conn, QUERIES["lock_secret"], client_id=client_id, user_id=user_id)
+        if row is None:
+            raise UserNotFound()
+        if (row["confirmed_at"] is None) != data["confirm"]:
+            return {"accepted": False}
+        sealed = Sealed(row["key_id"], bytes(row["nonce"]), bytes(row["ciphertext"]))
+        secret = rt.vault.keyring.decrypt(sealed, SecondFactorBinding(client_id, user_id)).decode("ascii")
+        step = matching_step(pyotp.TOTP(secret), data["code"], time.time())
+        if step is None or (row["last_step"] is not None and step <= row["last_step"]):
+            logger.info("second factor code refused", extra={"client_id": client_id, "user_id": user_id})
+            return {"accepted": False}
+        execute(conn, QUERIES["accept_step"], client_id=client_id, user_id=user_id, step=step,
+                confirm=data["confirm"])
+    return {"accepted": True}
+
+
+@blueprint.delete("/totp")
+@contract(RemovedSchema)
+def remove(client_id: uuid.UUID, user_id: uuid.UUID) -> dict[str, Any]:
+    """Forget the user's sealed secret (the intake has checked a fresh proof first)."""
+    rt = get_runtime()
+    with tenant_transaction(rt.db, client_id) as conn:
+        removed = execute(conn, QUERIES["delete_secret"], client_id=client_id, user_id=user_id)
+    return {"removed": bool(removed)}

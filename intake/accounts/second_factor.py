@@ -1,0 +1,203 @@
+"""A second factor: an authenticator app (TOTP) with ten single-use recovery codes.
+
+The TOTP secret is a credential, and the intake may not hold the key that seals credentials: the
+agent draws it, seals it with its vault and checks codes (agent_service/second_factor). The intake
+sees the secret once, inside the otpauth:// URI it draws as a QR code for enrolment, and keeps
+nothing of it. Recovery codes are 80 random bits each, shown once and kept as SHA-256 hashes.
+
+Sign-in with a factor is two steps: the password starts no session, only a signed note in this
+browser's own cookie (which user, when), good for PENDING_FOR; the code then starts the session
+through intake.accounts.sessions like any sign-in.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+import secrets
+import time
+import uuid
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import segno
+from flask import flash, g, redirect, render_template, request, session, url_for
+from flask.typing import ResponseReturnValue
+from markupsafe import Markup
+
+from intake.accounts import email_links, repository
+from intake.accounts.forms import EnrolConfirmForm, SecondFactorForm, TurnOffSecondFactorForm
+from intake.accounts.views import (
+    TOO_MANY_ATTEMPTS,
+    _account_page,
+    _check_password,
+    _current_account,
+    _signed_in,
+    _status_for,
+    blueprint,
+    throttle,
+)
+from intake.agent_client import AgentError
+from intake.db import get_agent, get_db
+from shared.db import tenant_transaction
+
+logger = logging.getLogger(__name__)
+
+PENDING_KEY = "second_factor"
+PENDING_FOR = 300  # seconds between the password and the code
+RECOVERY_CODES = 10
+WRONG_CODE = "That code is not right, or was already used. Try the code your app shows now."
+AGENT_UNREACHABLE = "We could not check the code just now; nothing was changed. Please try again in a moment."
+
+
+def hash_recovery_code(code: str) -> bytes:
+    return hashlib.sha256(code.strip().upper().replace("-", "").encode("ascii", "replace")).digest()
+
+
+def new_recovery_codes() -> list[str]:
+    """Ten codes of 80 random bits, in base32 groups easy to copy: XXXX-XXXX-XXXX-XXXX."""
+    codes = []
+    for _ in range(RECOVERY_CODES):
+        raw = base64.b32encode(secrets.token_bytes(10)).decode("ascii")
+        codes.append("-".join(raw[i:i + 4] for i in range(0, 16, 4)))
+    return codes
+
+
+def enrolled(client_id: uuid.UUID, user_id: uuid.UUID) -> bool:
+    with tenant_transaction(get_db(), client_id) as conn:
+        return repository.has_second_factor(conn, client_id=client_id, user_id=user_id)
+
+
+def begin_pending_sign_in(client_id: uuid.UUID, user_id: uuid.UUID) -> ResponseReturnValue:
+    """The password was right and the user has a factor: ask for a code before any session starts."""
+    session.clear()
+    session[PENDING_KEY] = {"client_id": str(client_id), "user_id": str(user_id), "at": int(time.time())}
+    return redirect(url_for("accounts.second_factor_login"), 303)
+
+
+def _pending() -> tuple[uuid.UUID, uuid.UUID] | None:
+    note = session.get(PENDING_KEY)
+    if not isinstance(note, dict) or int(note.get("at", 0)) < time.time() - PENDING_FOR:
+        return None
+    try:
+        return uuid.UUID(note["client_id"]), uuid.UUID(note["user_id"])
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def proves_second_factor(client_id: uuid.UUID, user_id: uuid.UUID, code: str) -> bool:
+    """A current, unused TOTP code (spent by the agent), or an unused recovery code (spent here)."""
+    if code.isdigit() and len(code) == 6:
+        return get_agent().check_totp(client_id, user_id, code=code, confirm=False)
+    with tenant_transaction(get_db(), client_id) as conn:
+        return repository.use_recovery_code(conn, client_id=client_id, user_id=user_id,
+                                            code_hash=hash_recovery_code(code))
+
+
+@blueprint.route("/login/code", methods=["GET", "POST"])
+def second_factor_login() -> ResponseReturnValue:
+    pending = _pending()
+    if pending is None:
+        flash("Log in again: the step for your code has expired.")
+        return redirect(url_for("accounts.login"), 303)
+    client_id, user_id = pending
+    form = SecondFactorForm()
+    if not form.is_submitted():
+        return render_template("accounts/second_factor_login.html", form=form)
+    if not form.validate():
+        return render_template("accounts/second_factor_login.html", form=form), 400
+    buckets = throttle().buckets(email=str(user_id), address=request.remote_addr, purpose="second-factor")
+    if not throttle().begin_attempt(buckets):
+        return render_template("accounts/second_factor_login.html", form=form, error=TOO_MANY_ATTEMPTS), 429
+    try:
+        proved = proves_second_factor(client_id, user_id, form.code.data)
+    except AgentError:
+        return render_template("accounts/second_factor_login.html", form=form, error=AGENT_UNREACHABLE), 503
+    if not proved:
+        logger.info("login refused", extra={"status": "wrong_second_factor", "client_id": client_id})
+        return render_template("accounts/second_factor_login.html", form=form, error=WRONG_CODE), 400
+    throttle().record_success(buckets)
+    logger.info("login", extra={"client_id": client_id, "user_id": user_id})
+    return _signed_in(client_id, user_id, url_for("automations.automations"))
+
+
+def _qr_svg(uri: str) -> Markup:
+    # segno's SVG is markup it builds itself from the URI's bits: no script, no external reference.
+    return Markup(segno.make(uri, error="m").svg_inline(scale=5, border=2))  # noqa: S704
+
+
+@blueprint.post("/account/second-factor/enrol")
+def enrol_second_factor() -> ResponseReturnValue:
+    account = _current_account()
+    identity = g.identity
+    try:
+        uri = get_agent().enrol_totp(identity.client_id, identity.user_id, account_name=account["email"])
+    except AgentError:
+        return _account_page(account, second_factor_error=AGENT_UNREACHABLE), 503
+    revealed = uri.reveal()
+    secret = parse_qs(urlsplit(revealed).query).get("secret", [""])[0]
+    return render_template("accounts/second_factor_enrol.html", qr=_qr_svg(revealed), secret=secret,
+                           form=EnrolConfirmForm(formdata=None))
+
+
+@blueprint.post("/account/second-factor/confirm")
+def confirm_second_factor() -> ResponseReturnValue:
+    account = _current_account()
+    identity = g.identity
+    form = EnrolConfirmForm()
+    if not form.validate():
+        return _account_page(account, second_factor_error="Enter the 6 digits your app shows, then start again."), 400
+    try:
+        accepted = get_agent().check_totp(identity.client_id, identity.user_id, code=form.code.data, confirm=True)
+    except AgentError:
+        return _account_page(account, second_factor_error=AGENT_UNREACHABLE), 503
+    if not accepted:
+        return _account_page(account, second_factor_error="That code did not match. Set up the app again."), 400
+    codes = new_recovery_codes()
+    with tenant_transaction(get_db(), identity.client_id) as conn:
+        repository.replace_recovery_codes(conn, client_id=identity.client_id, user_id=identity.user_id,
+                                          code_hashes=[hash_recovery_code(c) for c in codes])
+    email_links.queue_email(get_db(), client_id=identity.client_id, user_id=identity.user_id,
+                            kind="second_factor_on")
+    logger.info("second factor turned on", extra={"client_id": identity.client_id, "user_id": identity.user_id})
+    return render_template("accounts/recovery_codes.html", codes=codes)
+
+
+@blueprint.post("/account/second-factor/off")
+def turn_off_second_factor() -> ResponseReturnValue:
+    """Needs a fresh proof of both: the password and a code (or a recovery code)."""
+    account = _current_account()
+    identity = g.identity
+    form = TurnOffSecondFactorForm()
+    if not form.validate():
+        return _account_page(account, second_factor_form=form), 400
+    problem = _check_password(account, form.password.data)
+    if problem:
+        return _account_page(account, second_factor_form=form, second_factor_error=problem), _status_for(problem)
+    buckets = throttle().buckets(email=str(identity.user_id), address=request.remote_addr, purpose="second-factor")
+    if not throttle().begin_attempt(buckets):
+        return _account_page(account, second_factor_form=form, second_factor_error=TOO_MANY_ATTEMPTS), 429
+    try:
+        proved = proves_second_factor(identity.client_id, identity.user_id, form.code.data)
+        if proved:
+            get_agent().remove_totp(identity.client_id, identity.user_id)
+    except AgentError:
+        return _account_page(account, second_factor_error=AGENT_UNREACHABLE), 503
+    if not proved:
+        return _account_page(account, second_factor_form=form, second_factor_error=WRONG_CODE), 400
+    throttle().record_success(buckets)
+    with tenant_transaction(get_db(), identity.client_id) as conn:
+        repository.delete_recovery_codes(conn, client_id=identity.client_id, user_id=identity.user_id)
+    email_links.queue_email(get_db(), client_id=identity.client_id, user_id=identity.user_id,
+                            kind="second_factor_off")
+    logger.info("second factor turned off", extra={"client_id": identity.client_id, "user_id": identity.user_id})
+    flash("Two-step sign-in is off. We emailed you about the change.")
+    return redirect(url_for("accounts.account"), 303)
+
+
+def account_page_facts(client_id: uuid.UUID, user_id: uuid.UUID) -> dict[str, Any]:
+    with tenant_transaction(get_db(), client_id) as conn:
+        on = repository.has_second_factor(conn, client_id=client_id, user_id=user_id)
+        left = repository.unused_recovery_codes(conn, client_id=client_id, user_id=user_id) if on else 0
+    return {"second_factor_on": on, "recovery_codes_left": left}

@@ -1,0 +1,135 @@
+"""Two-step sign-in with an authenticator app (TOTP) and recovery codes, through the real agent,
+which alone seals and checks the secret; an attacker's tries: a replayed code, a recovery code used
+twice, a reset that would skip the factor, a turn-off without a fresh proof."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import psycopg
+import pyotp
+import pytest
+
+from tests.integration.conftest import PASSWORD, Visitor
+from tests.integration.test_accounts_email_links import NEW_PASSWORD, mailbox  # noqa: F401, F811 - a fixture
+
+KEY = re.compile(r'<code id="totp-key">([A-Z2-7]+)</code>')
+CODES = re.compile(r"<li><code>([A-Z2-7]{4}-[A-Z2-7]{4}-[A-Z2-7]{4}-[A-Z2-7]{4})</code></li>")
+
+
+def fresh_code(totp: pyotp.TOTP, used: set[str]) -> str:
+    """The app's current code, waiting for the next step if this one was already spent."""
+    while True:
+        code = totp.now()
+        if code not in used:
+            used.add(code)
+            return code
+        time.sleep(0.5)
+
+
+def enrol(visitor: Visitor) -> tuple[pyotp.TOTP, list[str], set[str]]:
+    page = visitor.post("/account/second-factor/enrol", {}, token_from="/account").get_data(as_text=True)
+    assert "<svg" in page and "<script" not in page
+    totp = pyotp.TOTP(KEY.search(page).group(1))  # type: ignore[union-attr]
+    used: set[str] = set()
+    done = visitor.post("/account/second-factor/confirm", {"code": fresh_code(totp, used)}, token_from="/account")
+    assert done.status_code == 200
+    codes = CODES.findall(done.get_data(as_text=True))
+    assert len(codes) == 10 and len(set(codes)) == 10
+    return totp, codes, used
+
+
+def log_in_with_code(app, email: str, password: str, code: str, address: str = "192.0.2.90"):
+    visitor = Visitor(app, address=address)
+    first = visitor.login(email, password)
+    assert first.status_code == 303 and first.headers["Location"] == "/login/code"
+    assert visitor.session_cookie() is None  # no session before the code
+    return visitor, visitor.post("/login/code", {"code": code})
+
+
+def test_turning_on_stores_only_a_sealed_secret_and_hashed_codes(signed_up, owner_conn, database):
+    visitor, email = signed_up
+    totp, codes, _ = enrol(visitor)
+    ciphertext, confirmed = owner_conn.execute("SELECT ciphertext, confirmed_at FROM user_totp").fetchone()
+    assert confirmed is not None and totp.secret.encode() not in bytes(ciphertext)
+    stored = [bytes(r[0]) for r in owner_conn.execute("SELECT code_hash FROM recovery_codes")]
+    assert len(stored) == 10 and not any(c.encode() in b"".join(stored) for c in codes)
+    with psycopg.connect(database.intake_dsn) as conn, pytest.raises(psycopg.errors.InsufficientPrivilege):
+        conn.execute("SELECT ciphertext FROM user_totp")
+    assert "unused recovery codes" in visitor.get("/account").get_data(as_text=True)
+    kinds = [r[0] for r in owner_conn.execute("SELECT kind FROM account_emails ORDER BY created_at")]
+    assert "second_factor_on" in kinds
+
+
+def test_sign_in_asks_for_the_code_and_refuses_a_replayed_one(intake_app, signed_up):
+    visitor, email = signed_up
+    totp, _, used = enrol(visitor)
+    _, wrong = log_in_with_code(intake_app, email, PASSWORD, "000000" if totp.now() != "000000" else "111111")
+    assert wrong.status_code == 400
+    code = fresh_code(totp, used)
+    browser, right = log_in_with_code(intake_app, email, PASSWORD, code)
+    assert right.status_code == 303 and browser.get("/account").status_code == 200
+    _, replayed = log_in_with_code(intake_app, email, PASSWORD, code, address="192.0.2.91")
+    assert replayed.status_code == 400
+
+
+def test_a_recovery_code_signs_in_once(intake_app, signed_up):
+    visitor, email = signed_up
+    _, codes, _ = enrol(visitor)
+    _, first = log_in_with_code(intake_app, email, PASSWORD, codes[3].lower())
+    assert first.status_code == 303
+    _, second = log_in_with_code(intake_app, email, PASSWORD, codes[3])
+    assert second.status_code == 400
+
+
+def test_the_code_step_needs_the_password_step_first(intake_app):
+    answer = Visitor(intake_app).post("/login/code", {"code": "123456"}, token_from="/login")
+    assert answer.status_code == 303 and answer.headers["Location"] == "/login"
+
+
+def test_a_password_reset_still_asks_for_the_second_factor(intake_app, signed_up, mailbox):  # noqa: F811
+    visitor, email = signed_up
+    totp, _, used = enrol(visitor)
+    stranger = Visitor(intake_app, address="198.51.100.9")
+    stranger.post("/password/forgot", {"email": email})
+    path = mailbox.link_path(email, "Reset your Hapex password")
+    stranger.post(path, {"new_password": NEW_PASSWORD, "confirm_password": NEW_PASSWORD}, token_from=path)
+    after = Visitor(intake_app, address="198.51.100.10").login(email, NEW_PASSWORD)
+    assert after.status_code == 303 and after.headers["Location"] == "/login/code"
+    _, signed_in = log_in_with_code(intake_app, email, NEW_PASSWORD, fresh_code(totp, used))
+    assert signed_in.status_code == 303 and signed_in.headers["Location"] == "/automations"
+
+
+def test_turning_off_needs_the_password_and_a_code(intake_app, signed_up, owner_conn):
+    visitor, email = signed_up
+    totp, codes, used = enrol(visitor)
+    no_code = visitor.post("/account/second-factor/off", {"password": PASSWORD, "code": "123456" if
+                                                            totp.now() != "123456" else "654321"},
+                           token_from="/account")
+    assert no_code.status_code == 400
+    bad_password = visitor.post("/account/second-factor/off", {"password": "not my password", "code": codes[0]},
+                                token_from="/account")
+    assert bad_password.status_code == 400
+    assert owner_conn.execute("SELECT count(*) FROM user_totp").fetchone() == (1,)
+    off = visitor.post("/account/second-factor/off", {"password": PASSWORD, "code": fresh_code(totp, used)},
+                       token_from="/account")
+    assert off.status_code == 303
+    assert owner_conn.execute("SELECT count(*) FROM user_totp").fetchone() == (0,)
+    assert owner_conn.execute("SELECT count(*) FROM recovery_codes").fetchone() == (0,)
+    assert Visitor(intake_app).login(email, PASSWORD).headers["Location"] == "/automations"
+    kinds = [r[0] for r in owner_conn.execute("SELECT kind FROM account_emails")]
+    assert "second_factor_off" in kinds
+
+
+def test_forged_posts_to_the_second_factor_routes_change_nothing(intake_app, signed_up, owner_conn):
+    from tests.integration.conftest import BASE_URL
+
+    visitor, _ = signed_up
+    totp, _, used = enrol(visitor)
+    for route in ("/account/second-factor/enrol", "/account/second-factor/confirm", "/account/second-factor/off",
+                  "/login/code"):
+        answer = visitor.client.post(route, data={"password": PASSWORD, "code": totp.now()}, base_url=BASE_URL,
+                                     headers={"Referer": BASE_URL + "/"})
+        assert answer.status_code == 400, route
+    assert owner_conn.execute("SELECT count(*) FROM user_totp WHERE confirmed_at IS NOT NULL").fetchone() == (1,)
