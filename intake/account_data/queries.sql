@@ -13,6 +13,16 @@ FROM users WHERE client_id = %(client_id)s ORDER BY created_at, user_id
 SELECT email_id, user_id, kind, status, created_at, sent_at, expires_at, used_at
 FROM account_emails WHERE client_id = %(client_id)s ORDER BY created_at, email_id
 
+-- export_second_factors --
+-- Which users turned on two-step sign-in, and when; never the sealed secret.
+SELECT user_id, confirmed_at, created_at
+FROM user_totp WHERE client_id = %(client_id)s ORDER BY created_at, user_id
+
+-- export_recovery_codes --
+-- Each user's recovery codes by when they were made and used; never a code or its hash.
+SELECT user_id, created_at, used_at
+FROM recovery_codes WHERE client_id = %(client_id)s ORDER BY user_id, created_at, used_at
+
 -- export_automations --
 -- The client's automations as defined now (the webhook secret's hash is left out).
 SELECT automation_id, name, status, paused_reason, version, trigger, steps, store_outputs, next_run_at,

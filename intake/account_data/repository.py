@@ -15,6 +15,8 @@ QUERIES = QuerySet(Path(__file__).with_name("queries.sql"))
 EXPORT_SECTIONS = (
     ("users", "export_users"),
     ("account_emails", "export_account_emails"),
+    ("second_factors", "export_second_factors"),
+    ("recovery_codes", "export_recovery_codes"),
     ("automations", "export_automations"),
     ("automation_versions", "export_automation_versions"),
     ("connections", "export_connections"),

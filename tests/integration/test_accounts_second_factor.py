@@ -133,3 +133,17 @@ def test_forged_posts_to_the_second_factor_routes_change_nothing(intake_app, sig
                                      headers={"Referer": BASE_URL + "/"})
         assert answer.status_code == 400, route
     assert owner_conn.execute("SELECT count(*) FROM user_totp WHERE confirmed_at IS NOT NULL").fetchone() == (1,)
+
+
+def test_the_export_says_two_step_sign_in_is_on_without_its_secret_or_codes(signed_up, owner_conn):
+    import json
+
+    visitor, _ = signed_up
+    totp, codes, _ = enrol(visitor)
+    text = visitor.get("/account/export").get_data(as_text=True)
+    archive = json.loads(text)
+    assert len(archive["second_factors"]) == 1 and archive["second_factors"][0]["confirmed_at"]
+    assert len(archive["recovery_codes"]) == 10
+    assert totp.secret not in text and not any(c in text for c in codes)
+    ciphertext = bytes(owner_conn.execute("SELECT ciphertext FROM user_totp").fetchone()[0])
+    assert ciphertext.hex() not in text
