@@ -71,6 +71,8 @@ ACCOUNT_FOOTER = (
 
 def _minutes(ttl: timedelta | None) -> str:
     minutes = int(ttl.total_seconds() // 60) if ttl is not None else 0
+    if minutes >= 48 * 60:
+        return f"{minutes // (24 * 60)} days"
     if minutes >= 120:
         return f"{minutes // 60} hours"
     return f"{minutes} minutes"
@@ -109,6 +111,20 @@ def compose_account_email(kind: str, *, link: str | None, link_ttl: timedelta | 
             "was signed out.\n\nIf you did not do this, reset your password at once with \"Forgot "
             "your password?\" on the sign-in page, and tell us at the address on Hapex's security page."
             + FOOTER,
+        )
+    if kind == "invitation":
+        return Notice(
+            "You are invited to join a team on Hapex",
+            "Someone who runs a business's automations on Hapex invited you to join their account with this "
+            f"email address. To accept, open this link within {_minutes(link_ttl)} and choose your password; "
+            f"it works once:\n\n{link}" + ACCOUNT_FOOTER,
+        )
+    if kind == "invitation_taken":
+        return Notice(
+            "An invitation to Hapex could not be used",
+            "Someone invited this email address to join their business on Hapex, but the address already has "
+            "a Hapex account, and one address belongs to one business. Nothing changed in your account. If you "
+            "should join them, ask them to invite another address." + ACCOUNT_FOOTER,
         )
     if kind in ("second_factor_on", "second_factor_off"):
         on = kind == "second_factor_on"

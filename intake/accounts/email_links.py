@@ -29,7 +29,8 @@ PER_WINDOW = 3
 WINDOW = timedelta(minutes=15)
 _TOKEN_SHAPE = re.compile(r"^[A-Za-z0-9_-]{43}$")
 
-LINK_KINDS = {"verify_email": VERIFY_TTL, "reset_password": RESET_TTL}
+INVITATION_TTL = timedelta(days=7)
+LINK_KINDS = {"verify_email": VERIFY_TTL, "reset_password": RESET_TTL, "invitation": INVITATION_TTL}
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,10 @@ LINK_UNUSABLE = (
     "This link has expired, was already used, or was replaced by a newer one, so nothing was changed. "
     "Ask for a new email and use its link."
 )
+SIGNED_IN_AS_ANOTHER = (
+    "This invitation is for someone else than the account you are signed in with, so nothing was changed. "
+    "Log out, then open the link again."
+)
 RESEND_SENT = "We sent the confirmation email again. It can take a minute to arrive."
 RESEND_LIMIT = "We already sent several confirmation emails lately. Wait 15 minutes, then ask again."
 
@@ -65,7 +69,7 @@ def email_link(token: str) -> ResponseReturnValue:
         return _unusable()
     if link.kind == "verify_email":
         return _verify_email(link, token)
-    if link.kind == "reset_password":
+    if link.kind in ("reset_password", "invitation"):
         return _reset_password(link, token)
     return _unusable()
 
@@ -90,11 +94,17 @@ def _verify_email(link: AccountLink, token: str) -> ResponseReturnValue:
 
 
 def _reset_password(link: AccountLink, token: str) -> ResponseReturnValue:
+    """A reset link, or an invitation's (whose user has no password anyone knows yet): choose one."""
+    invitation = link.kind == "invitation"
+    identity = g.get("identity")
+    if invitation and identity is not None and identity.user_id != link.user_id:
+        # An invitation is for the person it was sent to: it never joins another signed-in account to the business.
+        return render_template("accounts/link_unusable.html", message=SIGNED_IN_AS_ANOTHER), 409
     form = ResetPasswordForm()
     if not form.is_submitted():
-        return render_template("accounts/reset_password.html", form=form, token=token)
+        return render_template("accounts/reset_password.html", form=form, token=token, invitation=invitation)
     if not form.validate():
-        return render_template("accounts/reset_password.html", form=form, token=token), 400
+        return render_template("accounts/reset_password.html", form=form, token=token, invitation=invitation), 400
     new_hash = passwords().hash(form.new_password.data)
     with tenant_transaction(get_db(), link.client_id) as conn:
         user_id = repository.use_account_link(conn, client_id=link.client_id, email_id=link.email_id,
@@ -103,9 +113,15 @@ def _reset_password(link: AccountLink, token: str) -> ResponseReturnValue:
             return _unusable()
         repository.change_password(conn, client_id=link.client_id, user_id=user_id, password_hash=new_hash)
         ended = sessions.end_user_sessions(conn, client_id=link.client_id, user_id=user_id)
-        repository.void_account_links(conn, client_id=link.client_id, user_id=user_id, kind=link.kind)
+        repository.void_account_links(conn, client_id=link.client_id, user_id=user_id, kind="reset_password")
+        repository.void_account_links(conn, client_id=link.client_id, user_id=user_id, kind="invitation")
         # Reading the email proves the address too.
         repository.mark_email_verified(conn, client_id=link.client_id, user_id=user_id)
+    if invitation:
+        logger.info("invitation accepted", extra={"client_id": link.client_id, "user_id": user_id})
+        session.clear()
+        flash("Welcome to Hapex. Log in with the password you chose.")
+        return redirect(url_for("accounts.login"), 303)
     email_links.queue_email(get_db(), client_id=link.client_id, user_id=user_id, kind="password_changed")
     logger.info("password reset", extra={"client_id": link.client_id, "user_id": user_id, "count": ended})
     g.identity = None

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import EmailField, PasswordField, StringField
+from wtforms import EmailField, PasswordField, SelectField, StringField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import EqualTo, InputRequired, Length, Regexp
 
 from intake.accounts.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
@@ -114,3 +115,14 @@ class TurnOffSecondFactorForm(FlaskForm):
     code = StringField("A code from your app, or a recovery code", validators=[InputRequired(), Length(min=6, max=32)],
                        filters=[lambda value: value.strip().replace(" ", "").replace("-", "")
                                 if isinstance(value, str) else value])
+
+
+class InviteForm(FlaskForm):
+    email = _email()
+    role = SelectField("Role", choices=[SelectChoice("member", "Member: automations, connections and runs"),
+                                        SelectChoice("owner", "Owner: also members and deleting the business")],
+                       default="member")
+
+
+class MemberRoleForm(FlaskForm):
+    role = SelectField("Role", choices=[SelectChoice("member", "Member"), SelectChoice("owner", "Owner")])

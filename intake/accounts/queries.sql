@@ -15,7 +15,7 @@ RETURNING user_id
 -- get_account --
 -- The signed-in user and their client.
 SELECT c.client_id, c.name AS client_name, c.created_at AS client_created_at,
-       u.user_id, u.email, u.password_hash, u.password_changed_at, u.email_verified_at
+       u.user_id, u.email, u.password_hash, u.password_changed_at, u.email_verified_at, u.role
 FROM users u
 JOIN clients c ON c.client_id = u.client_id
 WHERE u.client_id = %(client_id)s AND u.user_id = %(user_id)s
@@ -170,3 +170,26 @@ RETURNING created_at
 -- How many recovery codes the user has left.
 SELECT count(*) AS unused FROM recovery_codes
 WHERE client_id = %(client_id)s AND user_id = %(user_id)s AND used_at IS NULL
+
+-- list_members --
+-- The client's users, owners first, with whether each has confirmed their address and turned on a second factor.
+SELECT u.user_id, u.email, u.role, u.created_at, u.email_verified_at IS NOT NULL AS confirmed,
+       EXISTS (SELECT 1 FROM user_totp t WHERE t.client_id = u.client_id AND t.user_id = u.user_id
+               AND t.confirmed_at IS NOT NULL) AS second_factor
+FROM users u WHERE u.client_id = %(client_id)s
+ORDER BY u.role = 'owner' DESC, u.created_at, u.user_id
+
+-- insert_member --
+-- An invited user of an existing client; the email is unique across all clients.
+INSERT INTO users (client_id, email, password_hash, role, email_verified_at)
+VALUES (%(client_id)s, %(email)s, %(password_hash)s, %(role)s, NULL)
+RETURNING user_id
+
+-- delete_member --
+-- Remove a user of the client other than the one acting; their sessions, links and factor go with them.
+DELETE FROM users WHERE client_id = %(client_id)s AND user_id = %(user_id)s AND user_id <> %(acting_user_id)s
+
+-- set_member_role --
+-- Change another user's role.
+UPDATE users SET role = %(role)s
+WHERE client_id = %(client_id)s AND user_id = %(user_id)s AND user_id <> %(acting_user_id)s

@@ -11,7 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from shared.db import QuerySet, execute, fetch_one, fetch_optional
+from shared.db import QuerySet, execute, fetch_all, fetch_one, fetch_optional
 from shared.db.pool import Connection
 
 QUERIES = QuerySet(Path(__file__).with_name("queries.sql"))
@@ -170,3 +170,25 @@ def use_recovery_code(conn: Connection, *, client_id: uuid.UUID, user_id: uuid.U
 
 def unused_recovery_codes(conn: Connection, *, client_id: uuid.UUID, user_id: uuid.UUID) -> int:
     return int(fetch_one(conn, QUERIES["unused_recovery_codes"], client_id=client_id, user_id=user_id)["unused"])
+
+
+def list_members(conn: Connection, *, client_id: uuid.UUID) -> list[dict[str, Any]]:
+    return fetch_all(conn, QUERIES["list_members"], client_id=client_id)
+
+
+def insert_member(conn: Connection, *, client_id: uuid.UUID, email: str, password_hash: str, role: str) -> uuid.UUID:
+    """AlreadyExists if the address has an account (in this client or another)."""
+    row = fetch_one(conn, QUERIES["insert_member"], client_id=client_id, email=email, password_hash=password_hash,
+                    role=role)
+    return row["user_id"]  # type: ignore[no-any-return]  # psycopg's dict rows hold Any
+
+
+def delete_member(conn: Connection, *, client_id: uuid.UUID, user_id: uuid.UUID, acting_user_id: uuid.UUID) -> int:
+    return execute(conn, QUERIES["delete_member"], client_id=client_id, user_id=user_id,
+                   acting_user_id=acting_user_id)
+
+
+def set_member_role(conn: Connection, *, client_id: uuid.UUID, user_id: uuid.UUID, acting_user_id: uuid.UUID,
+                    role: str) -> int:
+    return execute(conn, QUERIES["set_member_role"], client_id=client_id, user_id=user_id,
+                   acting_user_id=acting_user_id, role=role)

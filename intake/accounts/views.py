@@ -239,6 +239,8 @@ def change_password() -> ResponseReturnValue:
 @blueprint.post("/account/delete")
 def delete_account() -> ResponseReturnValue:
     account = _current_account()
+    if account["role"] != "owner":
+        abort(403)  # deleting the business is its owners' decision
     form = DeleteAccountForm()
     if not form.validate():
         return _account_page(account, delete_form=form), 400

@@ -18,7 +18,8 @@ CREATE TABLE account_emails (
     email_id uuid NOT NULL DEFAULT gen_random_uuid() PRIMARY KEY,
     user_id uuid NOT NULL,
     kind text NOT NULL CHECK (kind IN ('verify_email', 'already_registered', 'reset_password',
-                                       'password_changed', 'second_factor_on', 'second_factor_off')),
+                                       'password_changed', 'second_factor_on', 'second_factor_off',
+                                       'invitation', 'invitation_taken')),
     -- Where the link in the email points, before its token (the intake's own URL for the kind).
     link_base text CHECK (link_base IS NULL OR (link_base LIKE 'http%' AND length(link_base) <= 300)),
     -- SHA-256 of the link's token; NULL until the worker has drawn it and sent the email.
@@ -154,3 +155,9 @@ GRANT SELECT (client_id, user_id, confirmed_at, created_at), DELETE ON user_totp
 GRANT SELECT, INSERT, UPDATE, DELETE ON user_totp TO hapex_agent;
 GRANT SELECT, INSERT, DELETE ON recovery_codes TO hapex_intake;
 GRANT UPDATE (used_at) ON recovery_codes TO hapex_intake;
+
+-- Team members: every user of a client is an owner (members, deleting the business) or a member
+-- (automations, connections, runs). An invited person is a user whose password is unknown to
+-- anyone until they follow the invitation's link and choose one.
+ALTER TABLE users ADD COLUMN role text NOT NULL DEFAULT 'owner' CHECK (role IN ('owner', 'member'));
+GRANT UPDATE (role) ON users TO hapex_intake;

@@ -1038,7 +1038,7 @@ CREATE TABLE public.account_emails (
     sent_at timestamp with time zone,
     CONSTRAINT account_emails_attempts_check CHECK ((attempts >= 0)),
     CONSTRAINT account_emails_check CHECK (((link_base IS NULL) = (link_ttl IS NULL))),
-    CONSTRAINT account_emails_kind_check CHECK ((kind = ANY (ARRAY['verify_email'::text, 'already_registered'::text, 'reset_password'::text, 'password_changed'::text, 'second_factor_on'::text, 'second_factor_off'::text]))),
+    CONSTRAINT account_emails_kind_check CHECK ((kind = ANY (ARRAY['verify_email'::text, 'already_registered'::text, 'reset_password'::text, 'password_changed'::text, 'second_factor_on'::text, 'second_factor_off'::text, 'invitation'::text, 'invitation_taken'::text]))),
     CONSTRAINT account_emails_link_base_check CHECK (((link_base IS NULL) OR ((link_base ~~ 'http%'::text) AND (length(link_base) <= 300)))),
     CONSTRAINT account_emails_link_ttl_check CHECK (((link_ttl IS NULL) OR ((link_ttl >= '00:01:00'::interval) AND (link_ttl <= '7 days'::interval)))),
     CONSTRAINT account_emails_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'sent'::text, 'failed'::text, 'no_smtp'::text]))),
@@ -1469,7 +1469,9 @@ CREATE TABLE public.users (
     password_changed_at timestamp with time zone DEFAULT now() NOT NULL,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     email_verified_at timestamp with time zone,
-    CONSTRAINT users_email_check CHECK (((length((email)::text) >= 3) AND (length((email)::text) <= 254)))
+    role text DEFAULT 'owner'::text NOT NULL,
+    CONSTRAINT users_email_check CHECK (((length((email)::text) >= 3) AND (length((email)::text) <= 254))),
+    CONSTRAINT users_role_check CHECK ((role = ANY (ARRAY['owner'::text, 'member'::text])))
 );
 
 ALTER TABLE ONLY public.users FORCE ROW LEVEL SECURITY;
@@ -2386,6 +2388,8 @@ GRANT UPDATE(password_changed_at) ON TABLE public.users TO hapex_intake;
 GRANT SELECT(created_at) ON TABLE public.users TO hapex_definer;
 
 GRANT UPDATE(email_verified_at) ON TABLE public.users TO hapex_intake;
+
+GRANT UPDATE(role) ON TABLE public.users TO hapex_intake;
 
 GRANT SELECT ON TABLE public.vault_key_usage TO hapex_agent;
 GRANT SELECT,INSERT ON TABLE public.vault_key_usage TO hapex_definer;
