@@ -42,8 +42,9 @@ SELECT client_id, user_id,
 FROM hapex_find_session(%(session_hash)s)
 
 -- insert_session --
--- A new session for a user, through the definer function (the intake cannot write session rows); the cookie value itself is never stored.
-SELECT hapex_start_session(%(client_id)s, %(user_id)s, %(session_hash)s, %(idle)s, %(absolute)s)
+-- A new session for a user, through the definer function (the intake cannot write session rows); the cookie
+-- value itself is never stored, only its hash and the device label.
+SELECT hapex_start_session(%(client_id)s, %(user_id)s, %(session_hash)s, %(idle)s, %(absolute)s, %(device)s)
 
 -- touch_session --
 -- Extend a session still within its idle and absolute limits; no row means it has ended.
@@ -193,3 +194,9 @@ DELETE FROM users WHERE client_id = %(client_id)s AND user_id = %(user_id)s AND 
 -- Change another user's role.
 UPDATE users SET role = %(role)s
 WHERE client_id = %(client_id)s AND user_id = %(user_id)s AND user_id <> %(acting_user_id)s
+
+-- list_user_sessions --
+-- The user's live sessions for their account page: the device label and times, never a hash.
+SELECT device, created_at, last_seen_at
+FROM sessions WHERE client_id = %(client_id)s AND user_id = %(user_id)s AND expires_at > now()
+ORDER BY last_seen_at DESC

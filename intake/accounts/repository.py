@@ -63,10 +63,10 @@ def find_session(conn: Connection, *, session_hash: bytes, idle: timedelta, abso
 
 def insert_session(
     conn: Connection, *, client_id: uuid.UUID, user_id: uuid.UUID, session_hash: bytes,
-    idle: timedelta, absolute: timedelta,
+    idle: timedelta, absolute: timedelta, device: str = "Unknown device",
 ) -> None:
     execute(conn, QUERIES["insert_session"], client_id=client_id, user_id=user_id,
-            session_hash=session_hash, idle=idle, absolute=absolute)
+            session_hash=session_hash, idle=idle, absolute=absolute, device=device)
 
 
 def touch_session(conn: Connection, *, session_hash: bytes, idle: timedelta,
@@ -192,3 +192,7 @@ def set_member_role(conn: Connection, *, client_id: uuid.UUID, user_id: uuid.UUI
                     role: str) -> int:
     return execute(conn, QUERIES["set_member_role"], client_id=client_id, user_id=user_id,
                    acting_user_id=acting_user_id, role=role)
+
+
+def list_user_sessions(conn: Connection, *, client_id: uuid.UUID, user_id: uuid.UUID) -> list[dict[str, Any]]:
+    return fetch_all(conn, QUERIES["list_user_sessions"], client_id=client_id, user_id=user_id)

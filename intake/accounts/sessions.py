@@ -15,6 +15,7 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from flask import current_app, g, request
 from werkzeug.wrappers import Response
@@ -79,6 +80,7 @@ def start_session(response: Response, *, client_id: uuid.UUID, user_id: uuid.UUI
         repository.insert_session(
             conn, client_id=client_id, user_id=user_id, session_hash=hash_token(token),
             idle=idle_timeout(config), absolute=absolute_timeout(config),
+            device=device_label(request.headers.get("User-Agent", "")),
         )
     response.set_cookie(
         cookie_name(config), token, path="/", secure=config.secure_cookies, httponly=True,
@@ -94,6 +96,27 @@ def current_secret(client_id: uuid.UUID) -> str:
         raise ClientProofRefused("client_proof_required")
     secret: str = proof.secret.reveal()
     return secret
+
+
+_BROWSERS = (("Edg/", "Edge"), ("Firefox/", "Firefox"), ("Chrome/", "Chrome"), ("Chromium/", "Chromium"),
+             ("Safari/", "Safari"))
+_SYSTEMS = (("Android", "Android"), ("iPhone", "iOS"), ("iPad", "iPadOS"), ("Windows", "Windows"),
+            ("Mac OS X", "macOS"), ("CrOS", "ChromeOS"), ("Linux", "Linux"))
+
+
+def device_label(user_agent: str) -> str:
+    """A short label for the account page ("Firefox on Linux"); the header itself is never stored."""
+    browser = next((name for marker, name in _BROWSERS if marker in user_agent), None)
+    system = next((name for marker, name in _SYSTEMS if marker in user_agent), None)
+    if browser and system:
+        return f"{browser} on {system}"
+    return browser or system or "Unknown device"
+
+
+def list_sessions(client_id: uuid.UUID, user_id: uuid.UUID) -> list[dict[str, Any]]:
+    """The user's live sessions: device, when started and last seen (the intake may not read their hashes)."""
+    with tenant_transaction(get_db(), client_id) as conn:
+        return repository.list_user_sessions(conn, client_id=client_id, user_id=user_id)
 
 
 def end_current_session() -> None:

@@ -180,6 +180,7 @@ def _account_page(
         "accounts/account.html",
         account=account,
         **second_factor.account_page_facts(account["client_id"], account["user_id"]),
+        sessions=sessions.list_sessions(account["client_id"], account["user_id"]),
         second_factor_form=second_factor_form or TurnOffSecondFactorForm(formdata=None),
         second_factor_error=second_factor_error,
         password_form=password_form or ChangePasswordForm(formdata=None),
@@ -233,6 +234,21 @@ def change_password() -> ResponseReturnValue:
     logger.info("password changed", extra={"client_id": identity.client_id, "count": ended})
     response = _signed_in(identity.client_id, identity.user_id, url_for("accounts.account"))
     flash("Your password was changed, and every other session of your account was signed out.")
+    return response
+
+
+@blueprint.post("/account/sessions/end-all")
+def sign_out_everywhere() -> ResponseReturnValue:
+    """End every session of this user, this browser's included."""
+    identity = g.identity
+    with tenant_transaction(get_db(), identity.client_id) as conn:
+        ended = sessions.end_user_sessions(conn, client_id=identity.client_id, user_id=identity.user_id)
+    g.identity = None
+    logger.info("signed out everywhere", extra={"client_id": identity.client_id, "count": ended})
+    session.clear()
+    flash("Every session of your account was signed out, this one included.")
+    response = redirect(url_for("accounts.login"), 303)
+    sessions.clear_cookie(response)
     return response
 
 

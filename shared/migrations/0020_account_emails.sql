@@ -161,3 +161,23 @@ GRANT UPDATE (used_at) ON recovery_codes TO hapex_intake;
 -- anyone until they follow the invitation's link and choose one.
 ALTER TABLE users ADD COLUMN role text NOT NULL DEFAULT 'owner' CHECK (role IN ('owner', 'member'));
 GRANT UPDATE (role) ON users TO hapex_intake;
+
+-- Which kind of device a session was started on ("Firefox on Linux"), for the account page's list of
+-- sessions: a label read from the User-Agent at sign-in, never the header itself or an address.
+ALTER TABLE sessions ADD COLUMN device text NOT NULL DEFAULT 'Unknown device' CHECK (length(device) <= 60);
+GRANT SELECT (device) ON sessions TO hapex_intake;
+GRANT INSERT (device) ON sessions TO hapex_definer;
+-- hapex_start_session (0016) with the device label; the intake still writes no session row itself.
+CREATE FUNCTION hapex_start_session(p_client_id uuid, p_user_id uuid, p_session_hash bytea,
+                                    p_idle interval, p_absolute interval, p_device text)
+    RETURNS void
+    LANGUAGE sql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, public, pg_temp
+    AS $$
+    INSERT INTO public.sessions (client_id, session_hash, user_id, expires_at, device)
+    VALUES (p_client_id, p_session_hash, p_user_id,
+            now() + least(p_idle, p_absolute, interval '1 day', interval '30 days'), left(p_device, 60))
+    $$;
+ALTER FUNCTION hapex_start_session(uuid, uuid, bytea, interval, interval, text) OWNER TO hapex_definer;
+REVOKE EXECUTE ON FUNCTION hapex_start_session(uuid, uuid, bytea, interval, interval, text) FROM PUBLIC, hapex_agent;
+GRANT EXECUTE ON FUNCTION hapex_start_session(uuid, uuid, bytea, interval, interval, text) TO hapex_intake;

@@ -449,6 +449,17 @@ CREATE FUNCTION public.hapex_start_session(p_client_id uuid, p_user_id uuid, p_s
 
 ALTER FUNCTION public.hapex_start_session(p_client_id uuid, p_user_id uuid, p_session_hash bytea, p_idle interval, p_absolute interval) OWNER TO hapex_definer;
 
+CREATE FUNCTION public.hapex_start_session(p_client_id uuid, p_user_id uuid, p_session_hash bytea, p_idle interval, p_absolute interval, p_device text) RETURNS void
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $$
+    INSERT INTO public.sessions (client_id, session_hash, user_id, expires_at, device)
+    VALUES (p_client_id, p_session_hash, p_user_id,
+            now() + least(p_idle, p_absolute, interval '1 day', interval '30 days'), left(p_device, 60))
+    $$;
+
+ALTER FUNCTION public.hapex_start_session(p_client_id uuid, p_user_id uuid, p_session_hash bytea, p_idle interval, p_absolute interval, p_device text) OWNER TO hapex_definer;
+
 CREATE FUNCTION public.hapex_touch_session(p_session_hash bytea, p_idle interval, p_absolute interval) RETURNS TABLE(user_id uuid)
     LANGUAGE sql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'public', 'pg_temp'
@@ -1438,6 +1449,8 @@ CREATE TABLE public.sessions (
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     last_seen_at timestamp with time zone DEFAULT now() NOT NULL,
     expires_at timestamp with time zone NOT NULL,
+    device text DEFAULT 'Unknown device'::text NOT NULL,
+    CONSTRAINT sessions_device_check CHECK ((length(device) <= 60)),
     CONSTRAINT sessions_session_hash_check CHECK ((length(session_hash) = 32))
 );
 
@@ -1987,6 +2000,9 @@ GRANT ALL ON FUNCTION public.hapex_set_webhook_secret(p_session_secret text, p_a
 REVOKE ALL ON FUNCTION public.hapex_start_session(p_client_id uuid, p_user_id uuid, p_session_hash bytea, p_idle interval, p_absolute interval) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.hapex_start_session(p_client_id uuid, p_user_id uuid, p_session_hash bytea, p_idle interval, p_absolute interval) TO hapex_intake;
 
+REVOKE ALL ON FUNCTION public.hapex_start_session(p_client_id uuid, p_user_id uuid, p_session_hash bytea, p_idle interval, p_absolute interval, p_device text) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.hapex_start_session(p_client_id uuid, p_user_id uuid, p_session_hash bytea, p_idle interval, p_absolute interval, p_device text) TO hapex_intake;
+
 REVOKE ALL ON FUNCTION public.hapex_touch_session(p_session_hash bytea, p_idle interval, p_absolute interval) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.hapex_touch_session(p_session_hash bytea, p_idle interval, p_absolute interval) TO hapex_intake;
 
@@ -2360,6 +2376,9 @@ GRANT UPDATE(last_seen_at) ON TABLE public.sessions TO hapex_definer;
 
 GRANT SELECT(expires_at) ON TABLE public.sessions TO hapex_intake;
 GRANT INSERT(expires_at),UPDATE(expires_at) ON TABLE public.sessions TO hapex_definer;
+
+GRANT SELECT(device) ON TABLE public.sessions TO hapex_intake;
+GRANT INSERT(device) ON TABLE public.sessions TO hapex_definer;
 
 GRANT DELETE ON TABLE public.user_totp TO hapex_intake;
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.user_totp TO hapex_agent;

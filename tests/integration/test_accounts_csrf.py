@@ -22,6 +22,8 @@ def test_the_state_changing_routes_are_the_ones_this_file_covers(intake_app):
         "/account/password",
         # Forgeries of the second-factor routes: tests/integration/test_accounts_second_factor.py.
         "/account/second-factor/confirm", "/account/second-factor/enrol", "/account/second-factor/off",
+        # Sign out everywhere: a forgery would only end sessions, and still cannot (test_accounts_members.py).
+        "/account/sessions/end-all",
         # Forgeries of the account email routes: tests/integration/test_accounts_email_links.py.
         "/account/verify/resend",
         # Forgeries of the automation routes: tests/integration/test_automations_pages.py.

@@ -117,8 +117,26 @@ def test_forged_posts_to_the_team_routes_change_nothing(intake_app, signed_up, o
 
     owner, _ = signed_up
     me = owner_conn.execute("SELECT user_id FROM users").fetchone()[0]
-    for route in ("/account/members/invite", f"/account/members/{me}/remove", f"/account/members/{me}/role"):
+    for route in ("/account/members/invite", f"/account/members/{me}/remove", f"/account/members/{me}/role",
+                  "/account/sessions/end-all"):
         answer = owner.client.post(route, data={"email": new_email(), "role": "member"}, base_url=BASE_URL,
                                    headers={"Referer": BASE_URL + "/"})
         assert answer.status_code == 400, route
     assert owner_conn.execute("SELECT count(*), min(role) FROM users").fetchone() == (1, "owner")
+    assert owner.get("/account").status_code == 200  # the session survived the forged sign-out
+
+
+def test_the_account_page_lists_my_sessions_and_signs_out_everywhere(intake_app, signed_up, owner_conn):
+    browser, email = signed_up
+    phone = Visitor(intake_app, address="192.0.2.180")
+    phone.client.environ_base["HTTP_USER_AGENT"] = (
+        "Mozilla/5.0 (Linux; Android 14) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0 Mobile Safari/537.36")
+    assert phone.login(email, PASSWORD).status_code == 303
+    page = browser.get("/account").get_data(as_text=True)
+    assert "Chrome on Android" in page
+    assert "Mozilla/5.0" not in page
+    assert owner_conn.execute("SELECT device FROM sessions WHERE device LIKE %s", ["%Mozilla%"]).fetchall() == []
+    ended = browser.post("/account/sessions/end-all", {}, token_from="/account")
+    assert ended.status_code == 303 and ended.headers["Location"] == "/login"
+    assert phone.get("/account").status_code == 303 and browser.get("/account").status_code == 303
+    assert owner_conn.execute("SELECT count(*) FROM sessions").fetchone() == (0,)
