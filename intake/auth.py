@@ -6,7 +6,7 @@ from flask import Flask, current_app, g, redirect, request, url_for
 from flask.typing import ResponseReturnValue
 from werkzeug.wrappers import Response
 
-from intake.accounts import sessions
+from intake.accounts import email_links, sessions
 from intake.agent_client import use_proof
 
 # Views anyone may open. Everything else redirects to the login page.
@@ -32,6 +32,13 @@ OPEN_ENDPOINTS = frozenset(
 )
 
 
+# What a user owing a second factor (the business requires one) may still open: enrolment and leaving.
+ENROLMENT_ENDPOINTS = frozenset(
+    {"accounts.second_factor_required", "accounts.enrol_second_factor", "accounts.confirm_second_factor",
+     "accounts.logout"}
+)
+
+
 def install(app: Flask) -> None:
     @app.before_request
     def require_session() -> ResponseReturnValue | None:
@@ -46,6 +53,9 @@ def install(app: Flask) -> None:
             return None
         if g.identity is None:
             return redirect(url_for("accounts.login"), 303)
+        if request.endpoint not in ENROLMENT_ENDPOINTS and email_links.account_state()["second_factor_owed"]:
+            # The business requires a second factor and this user has none yet: enrolment first.
+            return redirect(url_for("accounts.second_factor_required"), 303)
         return None
 
     @app.after_request

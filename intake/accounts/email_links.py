@@ -82,13 +82,19 @@ UNVERIFIED_REFUSAL = (
 )
 
 
-def email_unverified() -> bool:
-    """Whether the signed-in user has yet to confirm their address (read once per request)."""
+def account_state() -> dict[str, bool]:
+    """The signed-in user's confirmed address and owed second factor, read once per request."""
     identity = g.get("identity")
     if identity is None:
-        return False
-    if "email_unverified" not in g:
+        return {"verified": True, "second_factor_owed": False}
+    if "account_state" not in g:
         with tenant_transaction(current_app.extensions["hapex_db"], identity.client_id) as conn:
-            g.email_unverified = not repository.email_verified(conn, client_id=identity.client_id,
-                                                               user_id=identity.user_id)
-    return bool(g.email_unverified)
+            row = repository.account_state(conn, client_id=identity.client_id, user_id=identity.user_id)
+        g.account_state = {"verified": bool(row and row["verified"]),
+                           "second_factor_owed": bool(row and row["second_factor_owed"])}
+    return g.account_state  # type: ignore[no-any-return]  # Flask's g holds Any
+
+
+def email_unverified() -> bool:
+    """Whether the signed-in user has yet to confirm their address."""
+    return not account_state()["verified"]

@@ -48,10 +48,12 @@ def _page(*, form: InviteForm | None = None, error: str | None = None, status: i
     identity = g.identity
     with tenant_transaction(get_db(), identity.client_id) as conn:
         members = repository.list_members(conn, client_id=identity.client_id)
+        account = repository.get_account(conn, client_id=identity.client_id, user_id=identity.user_id)
     me: dict[str, Any] = next(m for m in members if m["user_id"] == identity.user_id)
     return render_template("accounts/members.html", members=members, me=me, is_owner=me["role"] == "owner",
                            form=form or InviteForm(formdata=None), role_form=MemberRoleForm(formdata=None),
-                           error=error), status
+                           error=error,
+                           require_second_factor=bool(account and account["require_second_factor"])), status
 
 
 @blueprint.get("/account/members")

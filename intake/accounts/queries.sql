@@ -14,7 +14,7 @@ RETURNING user_id
 
 -- get_account --
 -- The signed-in user and their client.
-SELECT c.client_id, c.name AS client_name, c.created_at AS client_created_at,
+SELECT c.client_id, c.name AS client_name, c.created_at AS client_created_at, c.require_second_factor,
        u.user_id, u.email, u.password_hash, u.password_changed_at, u.email_verified_at, u.role
 FROM users u
 JOIN clients c ON c.client_id = u.client_id
@@ -147,6 +147,19 @@ WHERE client_id = %(client_id)s AND user_id = %(user_id)s
 -- Whether the user's address has been confirmed.
 SELECT email_verified_at IS NOT NULL AS verified FROM users
 WHERE client_id = %(client_id)s AND user_id = %(user_id)s
+
+-- account_state --
+-- What every page needs to know of the signed-in user: confirmed address, and a second factor owed.
+SELECT u.email_verified_at IS NOT NULL AS verified,
+       c.require_second_factor AND NOT EXISTS (
+           SELECT 1 FROM user_totp t WHERE t.client_id = u.client_id AND t.user_id = u.user_id
+             AND t.confirmed_at IS NOT NULL) AS second_factor_owed
+FROM users u JOIN clients c ON c.client_id = u.client_id
+WHERE u.client_id = %(client_id)s AND u.user_id = %(user_id)s
+
+-- set_require_second_factor --
+-- The owner's choice for the whole business.
+UPDATE clients SET require_second_factor = %(required)s, updated_at = now() WHERE client_id = %(client_id)s
 
 -- has_second_factor --
 -- Whether the user has a confirmed TOTP factor (the intake never reads its sealed secret).

@@ -196,3 +196,11 @@ def set_member_role(conn: Connection, *, client_id: uuid.UUID, user_id: uuid.UUI
 
 def list_user_sessions(conn: Connection, *, client_id: uuid.UUID, user_id: uuid.UUID) -> list[dict[str, Any]]:
     return fetch_all(conn, QUERIES["list_user_sessions"], client_id=client_id, user_id=user_id)
+
+
+def account_state(conn: Connection, *, client_id: uuid.UUID, user_id: uuid.UUID) -> dict[str, Any] | None:
+    return fetch_optional(conn, QUERIES["account_state"], client_id=client_id, user_id=user_id)
+
+
+def set_require_second_factor(conn: Connection, *, client_id: uuid.UUID, required: bool) -> None:
+    execute(conn, QUERIES["set_require_second_factor"], client_id=client_id, required=required)

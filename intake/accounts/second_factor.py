@@ -201,3 +201,31 @@ def account_page_facts(client_id: uuid.UUID, user_id: uuid.UUID) -> dict[str, An
         on = repository.has_second_factor(conn, client_id=client_id, user_id=user_id)
         left = repository.unused_recovery_codes(conn, client_id=client_id, user_id=user_id) if on else 0
     return {"second_factor_on": on, "recovery_codes_left": left}
+
+
+@blueprint.get("/account/second-factor/required")
+def second_factor_required() -> ResponseReturnValue:
+    """Where a user is walked when their business requires a second factor they do not have yet."""
+    if not email_links.account_state()["second_factor_owed"]:
+        return redirect(url_for("accounts.account"), 303)
+    return render_template("accounts/second_factor_required.html")
+
+
+@blueprint.post("/account/members/require-second-factor")
+def require_second_factor() -> ResponseReturnValue:
+    """An owner's switch for everyone in the business (their own factor first, so they are not locked out)."""
+    from intake.accounts.members import require_owner
+
+    require_owner()
+    identity = g.identity
+    required = request.form.get("required") == "on"
+    if required and not enrolled(identity.client_id, identity.user_id):
+        flash("Turn on two-step sign-in for your own account first, then require it of everyone.")
+        return redirect(url_for("accounts.members"), 303)
+    with tenant_transaction(get_db(), identity.client_id) as conn:
+        repository.set_require_second_factor(conn, client_id=identity.client_id, required=required)
+    logger.info("second factor requirement changed", extra={"client_id": identity.client_id,
+                                                            "status": "on" if required else "off"})
+    flash("Everyone in the business now needs two-step sign-in." if required
+          else "Two-step sign-in is now each person's own choice.")
+    return redirect(url_for("accounts.members"), 303)

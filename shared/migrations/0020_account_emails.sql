@@ -181,3 +181,8 @@ CREATE FUNCTION hapex_start_session(p_client_id uuid, p_user_id uuid, p_session_
 ALTER FUNCTION hapex_start_session(uuid, uuid, bytea, interval, interval, text) OWNER TO hapex_definer;
 REVOKE EXECUTE ON FUNCTION hapex_start_session(uuid, uuid, bytea, interval, interval, text) FROM PUBLIC, hapex_agent;
 GRANT EXECUTE ON FUNCTION hapex_start_session(uuid, uuid, bytea, interval, interval, text) TO hapex_intake;
+
+-- An owner can require a second factor of everyone in the business: a user without one is walked
+-- through enrolment before any other page opens.
+ALTER TABLE clients ADD COLUMN require_second_factor boolean NOT NULL DEFAULT false;
+GRANT UPDATE (require_second_factor) ON clients TO hapex_intake;

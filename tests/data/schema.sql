@@ -1137,6 +1137,7 @@ CREATE TABLE public.clients (
     monthly_budget_microusd bigint,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    require_second_factor boolean DEFAULT false NOT NULL,
     CONSTRAINT clients_monthly_budget_microusd_check CHECK ((monthly_budget_microusd >= 0)),
     CONSTRAINT clients_name_check CHECK (((length(name) >= 1) AND (length(name) <= 200))),
     CONSTRAINT clients_status_check CHECK ((status = ANY (ARRAY['active'::text, 'suspended'::text])))
@@ -2190,6 +2191,8 @@ GRANT UPDATE(monthly_budget_microusd) ON TABLE public.clients TO hapex_intake;
 GRANT SELECT(monthly_budget_microusd) ON TABLE public.clients TO hapex_definer;
 
 GRANT UPDATE(updated_at) ON TABLE public.clients TO hapex_intake;
+
+GRANT UPDATE(require_second_factor) ON TABLE public.clients TO hapex_intake;
 
 GRANT SELECT ON TABLE public.connections TO hapex_intake;
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.connections TO hapex_agent;

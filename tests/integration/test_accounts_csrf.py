@@ -19,6 +19,7 @@ def test_the_state_changing_routes_are_the_ones_this_file_covers(intake_app):
         "/account/delete",
         # Forgeries of the team routes: tests/integration/test_accounts_members.py.
         "/account/members/<uuid:user_id>/remove", "/account/members/<uuid:user_id>/role", "/account/members/invite",
+        "/account/members/require-second-factor",
         "/account/password",
         # Forgeries of the second-factor routes: tests/integration/test_accounts_second_factor.py.
         "/account/second-factor/confirm", "/account/second-factor/enrol", "/account/second-factor/off",

@@ -11,7 +11,7 @@ import psycopg
 import pyotp
 import pytest
 
-from tests.integration.conftest import PASSWORD, Visitor
+from tests.integration.conftest import PASSWORD, Visitor, new_email
 from tests.integration.test_accounts_email_links import NEW_PASSWORD, mailbox  # noqa: F401, F811 - a fixture
 
 KEY = re.compile(r'<code id="totp-key">([A-Z2-7]+)</code>')
@@ -147,3 +147,37 @@ def test_the_export_says_two_step_sign_in_is_on_without_its_secret_or_codes(sign
     assert totp.secret not in text and not any(c in text for c in codes)
     ciphertext = bytes(owner_conn.execute("SELECT ciphertext FROM user_totp").fetchone()[0])
     assert ciphertext.hex() not in text
+
+
+def test_an_owner_can_require_a_second_factor_of_everyone(intake_app, signed_up, mailbox, owner_conn):  # noqa: F811
+    from tests.integration.test_accounts_members import MEMBER_PASSWORD, invite, join
+
+    owner, _ = signed_up
+    refused = owner.post("/account/members/require-second-factor", {"required": "on"}, token_from="/account/members")
+    assert refused.status_code == 303
+    assert owner_conn.execute("SELECT require_second_factor FROM clients").fetchone() == (False,)
+    enrol(owner)
+    owner.post("/account/members/require-second-factor", {"required": "on"}, token_from="/account/members")
+    assert owner_conn.execute("SELECT require_second_factor FROM clients").fetchone() == (True,)
+
+    member_email = new_email()
+    invite(owner, member_email)
+    member = join(intake_app, mailbox, member_email)
+    for page in ("/automations", "/connections", "/account"):
+        answer = member.get(page)
+        assert answer.status_code == 303 and answer.headers["Location"] == "/account/second-factor/required"
+    member_totp, _, used = enrol_from(member, "/account/second-factor/required")
+    assert member.get("/automations").status_code == 200
+    again = Visitor(intake_app, address="192.0.2.190")
+    assert again.login(member_email, MEMBER_PASSWORD).headers["Location"] == "/login/code"
+    assert again.post("/login/code", {"code": fresh_code(member_totp, used)}).status_code == 303
+
+
+def enrol_from(visitor: Visitor, page: str) -> tuple[pyotp.TOTP, list[str], set[str]]:
+    """Enrolment as a member walked to it does: the token comes from the page they are sent to."""
+    html = visitor.post("/account/second-factor/enrol", {}, token_from=page).get_data(as_text=True)
+    totp = pyotp.TOTP(KEY.search(html).group(1))  # type: ignore[union-attr]
+    used: set[str] = set()
+    done = visitor.post("/account/second-factor/confirm", {"code": fresh_code(totp, used)}, token_from=page)
+    assert done.status_code == 200
+    return totp, CODES.findall(done.get_data(as_text=True)), used
