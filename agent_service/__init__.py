@@ -45,4 +45,5 @@ def create_app(config: AgentConfig, *, database: Database | None = None) -> Flas
     app.register_blueprint(chat.blueprint)
     app.register_blueprint(admin.blueprint)
     app.register_blueprint(second_factor.blueprint)
+    app.register_blueprint(second_factor.sign_in_blueprint)
     return app

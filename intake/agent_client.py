@@ -505,8 +505,9 @@ class AgentClient:
 
     def check_totp(self, client_id: uuid.UUID, user_id: uuid.UUID, *, code: str, confirm: bool) -> bool:
         """Whether the code is good and unused (the agent spends it); `confirm` for an enrolment's first."""
-        return self._call("POST", f"/v1/clients/{client_id}/users/{user_id}/totp/check", _accepted, expect=200,
-                          json={"code": code, "confirm": confirm})
+        return self._call("POST", "/v1/second-factor/check", _accepted, expect=200,
+                          json={"client_id": str(client_id), "user_id": str(user_id), "code": code,
+                                "confirm": confirm})
 
     def remove_totp(self, client_id: uuid.UUID, user_id: uuid.UUID) -> None:
         self._call("DELETE", f"/v1/clients/{client_id}/users/{user_id}/totp", _nothing, expect=200)

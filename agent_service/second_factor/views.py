@@ -22,6 +22,10 @@ from shared.errors import HapexError, NotFound
 logger = logging.getLogger(__name__)
 QUERIES = QuerySet(Path(__file__).with_name("queries.sql"))
 blueprint = Blueprint("second_factor", __name__, url_prefix="/v1/clients/<uuid:client_id>/users/<uuid:user_id>")
+# Checking a code is how a sign-in that is half done (the password was right) is finished, so it
+# comes before any session exists and carries no client's proof (docs/accounts.md says why that is
+# safe: it answers yes or no, spends the code, and opens nothing).
+sign_in_blueprint = Blueprint("second_factor_check", __name__, url_prefix="/v1/second-factor")
 
 ISSUER = "Hapex"
 STEP_SECONDS = 30
@@ -69,11 +73,12 @@ def enrol(client_id: uuid.UUID, user_id: uuid.UUID, data: dict[str, Any]) -> dic
     return {"provisioning_uri": uri}
 
 
-@blueprint.post("/totp/check")
+@sign_in_blueprint.post("/check")
 @contract(CheckedSchema, body=CodeSchema, refusals=(UserNotFound,))
-def check(client_id: uuid.UUID, user_id: uuid.UUID, data: dict[str, Any]) -> dict[str, Any]:
+def check(data: dict[str, Any]) -> dict[str, Any]:
     """Whether the code is good now and was not used before; a good code is spent."""
     rt = get_runtime()
+    client_id, user_id = data["client_id"], data["user_id"]
     with tenant_transaction(rt.db, client_id) as conn:
         row = fetch_optional(conn, QUERIES["lock_secret"], client_id=client_id, user_id=user_id)
         if row is None:
