@@ -55,7 +55,8 @@ def deliver_account_email(db: Database, settings: SMTPSettings | None, *, client
         if email is None:
             return "busy"
         status, attempted, token_hash = "no_smtp", 0, None
-        recipient = fetch_one(conn, QUERIES["recipient"], client_id=client_id, user_id=email["user_id"])["email"]
+        recipient = email["to_address"] or fetch_one(conn, QUERIES["recipient"], client_id=client_id,
+                                                     user_id=email["user_id"])["email"]
         if settings is not None and recipient:
             link = None
             if email["link_base"]:

@@ -4,7 +4,7 @@ SELECT client_id, email_id FROM hapex_pending_account_emails(%(limit)s)
 
 -- lock_pending_account_email --
 -- One pending account email of the transaction's client, locked so that one worker alone sends it.
-SELECT email_id, user_id, kind, link_base, link_ttl, attempts
+SELECT email_id, user_id, kind, link_base, link_ttl, attempts, to_address::text AS to_address
 FROM account_emails
 WHERE email_id = %(email_id)s AND status = 'pending'
 FOR UPDATE SKIP LOCKED

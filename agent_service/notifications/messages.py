@@ -112,6 +112,20 @@ def compose_account_email(kind: str, *, link: str | None, link_ttl: timedelta | 
             "your password?\" on the sign-in page, and tell us at the address on Hapex's security page."
             + FOOTER,
         )
+    if kind == "verify_new_email":
+        return Notice(
+            "Confirm your new email address for Hapex",
+            "Someone, hopefully you, asked to use this email address for their Hapex account instead of the "
+            f"one it has. To confirm, open this link within {_minutes(link_ttl)}; it works once:\n\n{link}"
+            + ACCOUNT_FOOTER,
+        )
+    if kind == "email_changed":
+        return Notice(
+            "The email address of your Hapex account was changed",
+            "The email address of your Hapex account was just changed from this one to another, confirmed "
+            "at the new address. Hapex will write to the new address from now on.\n\nIf you did not do this, "
+            "tell us at once at the address on Hapex's security page." + FOOTER,
+        )
     if kind == "invitation":
         return Notice(
             "You are invited to join a team on Hapex",

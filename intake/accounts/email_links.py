@@ -30,7 +30,8 @@ WINDOW = timedelta(minutes=15)
 _TOKEN_SHAPE = re.compile(r"^[A-Za-z0-9_-]{43}$")
 
 INVITATION_TTL = timedelta(days=7)
-LINK_KINDS = {"verify_email": VERIFY_TTL, "reset_password": RESET_TTL, "invitation": INVITATION_TTL}
+LINK_KINDS = {"verify_email": VERIFY_TTL, "reset_password": RESET_TTL, "invitation": INVITATION_TTL,
+              "verify_new_email": VERIFY_TTL}
 
 
 @dataclass(frozen=True)
@@ -44,14 +45,15 @@ class AccountLink:
     live: bool
 
 
-def queue_email(db: Database, *, client_id: uuid.UUID, user_id: uuid.UUID, kind: str) -> bool:
+def queue_email(db: Database, *, client_id: uuid.UUID, user_id: uuid.UUID, kind: str,
+                to_address: str | None = None) -> bool:
     """Ask for an account email; False when this user has had enough of this kind lately."""
     ttl = LINK_KINDS.get(kind)
     link_base = link_origin() + LINK_PREFIX if ttl is not None else None
     with tenant_transaction(db, client_id) as conn:
         email_id = repository.queue_account_email(
             conn, client_id=client_id, user_id=user_id, kind=kind, link_base=link_base, link_ttl=ttl,
-            per_window=PER_WINDOW, window=WINDOW,
+            per_window=PER_WINDOW, window=WINDOW, to_address=to_address,
         )
     return email_id is not None
 

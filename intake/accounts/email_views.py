@@ -9,10 +9,10 @@ from flask.typing import ResponseReturnValue
 
 from intake.accounts import email_links, repository, sessions
 from intake.accounts.email_links import AccountLink
-from intake.accounts.forms import ConfirmForm, ForgotPasswordForm, ResetPasswordForm
+from intake.accounts.forms import ChangeEmailForm, ConfirmForm, ForgotPasswordForm, ResetPasswordForm
 from intake.accounts.views import TOO_MANY_ATTEMPTS, blueprint, passwords, throttle
 from intake.db import get_db
-from shared.db import tenant_transaction
+from shared.db import AlreadyExists, tenant_transaction
 
 logger = logging.getLogger(__name__)
 
@@ -28,6 +28,9 @@ SIGNED_IN_AS_ANOTHER = (
     "This invitation is for someone else than the account you are signed in with, so nothing was changed. "
     "Log out, then open the link again."
 )
+ADDRESS_TAKEN = "That address now belongs to another Hapex account, so your address was not changed."
+CHANGE_SENT = ("We sent a link to {email}. Your account keeps its current address until that link is used, "
+               "within 24 hours.")
 RESEND_SENT = "We sent the confirmation email again. It can take a minute to arrive."
 RESEND_LIMIT = "We already sent several confirmation emails lately. Wait 15 minutes, then ask again."
 
@@ -71,7 +74,32 @@ def email_link(token: str) -> ResponseReturnValue:
         return _verify_email(link, token)
     if link.kind in ("reset_password", "invitation"):
         return _reset_password(link, token)
+    if link.kind == "verify_new_email":
+        return _confirm_new_email(link, token)
     return _unusable()
+
+
+def _confirm_new_email(link: AccountLink, token: str) -> ResponseReturnValue:
+    """The new address is the account's once its own link is used; the old one is told."""
+    form = ConfirmForm()
+    if not form.is_submitted():
+        return render_template("accounts/verify_email.html", form=form, token=token, new_address=True)
+    if not form.validate():
+        return render_template("accounts/verify_email.html", form=form, token=token, new_address=True), 400
+    try:
+        with tenant_transaction(get_db(), link.client_id) as conn:
+            account = repository.get_account(conn, client_id=link.client_id, user_id=link.user_id)
+            used = repository.use_new_email_link(conn, client_id=link.client_id, email_id=link.email_id)
+            if used is None or account is None:
+                return _unusable()
+            repository.change_email(conn, client_id=link.client_id, user_id=used["user_id"], email=used["to_address"])
+    except AlreadyExists:
+        return render_template("accounts/link_unusable.html", message=ADDRESS_TAKEN), 409
+    email_links.queue_email(get_db(), client_id=link.client_id, user_id=link.user_id, kind="email_changed",
+                            to_address=account["email"])
+    logger.info("email address changed", extra={"client_id": link.client_id, "user_id": link.user_id})
+    flash("Your new email address is confirmed and is now your account's.")
+    return redirect(url_for("accounts.account" if g.get("identity") else "accounts.login"), 303)
 
 
 def _verify_email(link: AccountLink, token: str) -> ResponseReturnValue:
@@ -131,6 +159,26 @@ def _reset_password(link: AccountLink, token: str) -> ResponseReturnValue:
     response = redirect(url_for("accounts.login"), 303)
     sessions.clear_cookie(response)
     return response
+
+
+@blueprint.post("/account/email")
+def change_email() -> ResponseReturnValue:
+    """Ask to move the account to a new address: nothing changes until the link sent there is used."""
+    from intake.accounts.views import _account_page, _check_password, _current_account, _status_for
+
+    account = _current_account()
+    form = ChangeEmailForm()
+    if not form.validate():
+        return _account_page(account, email_form=form), 400
+    problem = _check_password(account, form.password.data)
+    if problem:
+        return _account_page(account, email_form=form, email_error=problem), _status_for(problem)
+    identity = g.identity
+    # Sent whether or not the address has an account: the answer does not tell (the link then says so).
+    queued = email_links.queue_email(get_db(), client_id=identity.client_id, user_id=identity.user_id,
+                                     kind="verify_new_email", to_address=form.new_email.data)
+    flash(CHANGE_SENT.format(email=form.new_email.data) if queued else RESEND_LIMIT)
+    return redirect(url_for("accounts.account"), 303)
 
 
 @blueprint.post("/account/verify/resend")

@@ -30,9 +30,9 @@ def _new_password(label: str) -> PasswordField:
     )
 
 
-def _email() -> EmailField:
+def _email(label: str = "Email") -> EmailField:
     return EmailField(
-        "Email",
+        label,
         validators=[
             InputRequired(),
             Length(min=3, max=254),
@@ -126,3 +126,8 @@ class InviteForm(FlaskForm):
 
 class MemberRoleForm(FlaskForm):
     role = SelectField("Role", choices=[SelectChoice("member", "Member"), SelectChoice("owner", "Owner")])
+
+
+class ChangeEmailForm(FlaskForm):
+    new_email = _email("New email address")
+    password = _existing_password("Your password")

@@ -115,8 +115,8 @@ WHERE window_started_at < now() - interval '1 day'
 -- queue_account_email --
 -- Ask a worker to send an account email (the insert's trigger wakes one), unless this user was sent
 -- `per_window` of this kind within `window` already: a flood of requests is not a flood of email.
-INSERT INTO account_emails (client_id, user_id, kind, link_base, link_ttl)
-SELECT %(client_id)s, %(user_id)s, %(kind)s, %(link_base)s, %(link_ttl)s
+INSERT INTO account_emails (client_id, user_id, kind, link_base, link_ttl, to_address)
+SELECT %(client_id)s, %(user_id)s, %(kind)s, %(link_base)s, %(link_ttl)s, %(to_address)s
 WHERE (SELECT count(*) FROM account_emails
        WHERE client_id = %(client_id)s AND user_id = %(user_id)s AND kind = %(kind)s
          AND created_at > now() - %(window)s) < %(per_window)s
@@ -213,3 +213,15 @@ WHERE client_id = %(client_id)s AND user_id = %(user_id)s AND user_id <> %(actin
 SELECT device, created_at, last_seen_at
 FROM sessions WHERE client_id = %(client_id)s AND user_id = %(user_id)s AND expires_at > now()
 ORDER BY last_seen_at DESC
+
+-- use_new_email_link --
+-- Use an address-change link once; its new address comes back.
+UPDATE account_emails SET used_at = now()
+WHERE client_id = %(client_id)s AND email_id = %(email_id)s AND kind = 'verify_new_email'
+  AND used_at IS NULL AND expires_at > now()
+RETURNING user_id, to_address::text AS to_address
+
+-- change_email --
+-- The user's confirmed new address (AlreadyExists if another account took it meanwhile).
+UPDATE users SET email = %(email)s, email_verified_at = now()
+WHERE client_id = %(client_id)s AND user_id = %(user_id)s

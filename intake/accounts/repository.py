@@ -117,11 +117,12 @@ def throttle_forget_stale(conn: Connection) -> int:
 
 def queue_account_email(
     conn: Connection, *, client_id: uuid.UUID, user_id: uuid.UUID, kind: str, link_base: str | None,
-    link_ttl: timedelta | None, per_window: int, window: timedelta,
+    link_ttl: timedelta | None, per_window: int, window: timedelta, to_address: str | None = None,
 ) -> uuid.UUID | None:
     """The new account email's id; None when this user had `per_window` of this kind lately."""
     row = fetch_optional(conn, QUERIES["queue_account_email"], client_id=client_id, user_id=user_id, kind=kind,
-                         link_base=link_base, link_ttl=link_ttl, per_window=per_window, window=window)
+                         link_base=link_base, link_ttl=link_ttl, per_window=per_window, window=window,
+                         to_address=to_address)
     return None if row is None else row["email_id"]
 
 
@@ -204,3 +205,11 @@ def account_state(conn: Connection, *, client_id: uuid.UUID, user_id: uuid.UUID)
 
 def set_require_second_factor(conn: Connection, *, client_id: uuid.UUID, required: bool) -> None:
     execute(conn, QUERIES["set_require_second_factor"], client_id=client_id, required=required)
+
+
+def use_new_email_link(conn: Connection, *, client_id: uuid.UUID, email_id: uuid.UUID) -> dict[str, Any] | None:
+    return fetch_optional(conn, QUERIES["use_new_email_link"], client_id=client_id, email_id=email_id)
+
+
+def change_email(conn: Connection, *, client_id: uuid.UUID, user_id: uuid.UUID, email: str) -> None:
+    execute(conn, QUERIES["change_email"], client_id=client_id, user_id=user_id, email=email)

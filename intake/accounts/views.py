@@ -21,7 +21,7 @@ from flask import (
 from flask.typing import ResponseReturnValue
 
 from intake.accounts import email_links, repository, sessions
-from intake.accounts.forms import ChangePasswordForm, DeleteAccountForm, LoginForm, SignupForm
+from intake.accounts.forms import ChangeEmailForm, ChangePasswordForm, DeleteAccountForm, LoginForm, SignupForm
 from intake.accounts.passwords import Passwords
 from intake.accounts.throttle import LoginThrottle
 from intake.agent_client import AgentError
@@ -172,6 +172,8 @@ def _account_page(
     delete_error: str | None = None,
     second_factor_form: Any = None,
     second_factor_error: str | None = None,
+    email_form: Any = None,
+    email_error: str | None = None,
 ) -> str:
     from intake.accounts import second_factor
     from intake.accounts.forms import TurnOffSecondFactorForm
@@ -183,6 +185,8 @@ def _account_page(
         sessions=sessions.list_sessions(account["client_id"], account["user_id"]),
         second_factor_form=second_factor_form or TurnOffSecondFactorForm(formdata=None),
         second_factor_error=second_factor_error,
+        email_form=email_form or ChangeEmailForm(formdata=None),
+        email_error=email_error,
         password_form=password_form or ChangePasswordForm(formdata=None),
         delete_form=delete_form or DeleteAccountForm(formdata=None),
         password_error=password_error,

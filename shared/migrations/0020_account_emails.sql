@@ -19,7 +19,11 @@ CREATE TABLE account_emails (
     user_id uuid NOT NULL,
     kind text NOT NULL CHECK (kind IN ('verify_email', 'already_registered', 'reset_password',
                                        'password_changed', 'second_factor_on', 'second_factor_off',
-                                       'invitation', 'invitation_taken')),
+                                       'invitation', 'invitation_taken', 'verify_new_email',
+                                       'email_changed')),
+    -- Where it goes when that is not the user's address: the new address to confirm (verify_new_email),
+    -- or the old one, told of the change (email_changed).
+    to_address citext CHECK (to_address IS NULL OR length(to_address) BETWEEN 3 AND 254),
     -- Where the link in the email points, before its token (the intake's own URL for the kind).
     link_base text CHECK (link_base IS NULL OR (link_base LIKE 'http%' AND length(link_base) <= 300)),
     -- SHA-256 of the link's token; NULL until the worker has drawn it and sent the email.
@@ -44,8 +48,8 @@ CREATE POLICY tenant_isolation ON account_emails
     WITH CHECK (client_id = (SELECT nullif(current_setting('app.client_id', true), '')::uuid));
 
 -- The intake asks for an email and uses (or voids) a link; it never sees or sets a token.
-GRANT SELECT (client_id, email_id, user_id, kind, expires_at, used_at, status, created_at, sent_at),
-      INSERT (client_id, user_id, kind, link_base, link_ttl), DELETE
+GRANT SELECT (client_id, email_id, user_id, kind, expires_at, used_at, status, created_at, sent_at, to_address),
+      INSERT (client_id, user_id, kind, link_base, link_ttl, to_address), DELETE
     ON account_emails TO hapex_intake;
 GRANT UPDATE (used_at) ON account_emails TO hapex_intake;
 -- The agent sends them: it draws the token and records the outcome.
@@ -186,3 +190,6 @@ GRANT EXECUTE ON FUNCTION hapex_start_session(uuid, uuid, bytea, interval, inter
 -- through enrolment before any other page opens.
 ALTER TABLE clients ADD COLUMN require_second_factor boolean NOT NULL DEFAULT false;
 GRANT UPDATE (require_second_factor) ON clients TO hapex_intake;
+
+-- Changing one's address: the new address is set when its confirmation link is used.
+GRANT UPDATE (email) ON users TO hapex_intake;

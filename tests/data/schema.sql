@@ -1038,6 +1038,7 @@ CREATE TABLE public.account_emails (
     email_id uuid DEFAULT gen_random_uuid() NOT NULL,
     user_id uuid NOT NULL,
     kind text NOT NULL,
+    to_address public.citext,
     link_base text,
     token_hash bytea,
     link_ttl interval,
@@ -1049,10 +1050,11 @@ CREATE TABLE public.account_emails (
     sent_at timestamp with time zone,
     CONSTRAINT account_emails_attempts_check CHECK ((attempts >= 0)),
     CONSTRAINT account_emails_check CHECK (((link_base IS NULL) = (link_ttl IS NULL))),
-    CONSTRAINT account_emails_kind_check CHECK ((kind = ANY (ARRAY['verify_email'::text, 'already_registered'::text, 'reset_password'::text, 'password_changed'::text, 'second_factor_on'::text, 'second_factor_off'::text, 'invitation'::text, 'invitation_taken'::text]))),
+    CONSTRAINT account_emails_kind_check CHECK ((kind = ANY (ARRAY['verify_email'::text, 'already_registered'::text, 'reset_password'::text, 'password_changed'::text, 'second_factor_on'::text, 'second_factor_off'::text, 'invitation'::text, 'invitation_taken'::text, 'verify_new_email'::text, 'email_changed'::text]))),
     CONSTRAINT account_emails_link_base_check CHECK (((link_base IS NULL) OR ((link_base ~~ 'http%'::text) AND (length(link_base) <= 300)))),
     CONSTRAINT account_emails_link_ttl_check CHECK (((link_ttl IS NULL) OR ((link_ttl >= '00:01:00'::interval) AND (link_ttl <= '7 days'::interval)))),
     CONSTRAINT account_emails_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'sent'::text, 'failed'::text, 'no_smtp'::text]))),
+    CONSTRAINT account_emails_to_address_check CHECK (((to_address IS NULL) OR ((length((to_address)::text) >= 3) AND (length((to_address)::text) <= 254)))),
     CONSTRAINT account_emails_token_hash_check CHECK (((token_hash IS NULL) OR (length(token_hash) = 32)))
 );
 
@@ -2089,6 +2091,8 @@ GRANT SELECT(user_id) ON TABLE public.account_emails TO hapex_definer;
 GRANT SELECT(kind),INSERT(kind) ON TABLE public.account_emails TO hapex_intake;
 GRANT SELECT(kind) ON TABLE public.account_emails TO hapex_definer;
 
+GRANT SELECT(to_address),INSERT(to_address) ON TABLE public.account_emails TO hapex_intake;
+
 GRANT INSERT(link_base) ON TABLE public.account_emails TO hapex_intake;
 
 GRANT UPDATE(token_hash) ON TABLE public.account_emails TO hapex_agent;
@@ -2401,6 +2405,7 @@ GRANT SELECT(client_id) ON TABLE public.users TO hapex_definer;
 GRANT SELECT(user_id) ON TABLE public.users TO hapex_definer;
 
 GRANT SELECT(email) ON TABLE public.users TO hapex_definer;
+GRANT UPDATE(email) ON TABLE public.users TO hapex_intake;
 
 GRANT UPDATE(password_hash) ON TABLE public.users TO hapex_intake;
 GRANT SELECT(password_hash) ON TABLE public.users TO hapex_definer;

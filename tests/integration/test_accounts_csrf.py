@@ -17,6 +17,8 @@ def post_routes(app) -> list[str]:
 def test_the_state_changing_routes_are_the_ones_this_file_covers(intake_app):
     assert post_routes(intake_app) == [
         "/account/delete",
+        # Forgery of an address change: test_accounts_email_links.py (it needs the password, and the new link).
+        "/account/email",
         # Forgeries of the team routes: tests/integration/test_accounts_members.py.
         "/account/members/<uuid:user_id>/remove", "/account/members/<uuid:user_id>/role", "/account/members/invite",
         "/account/members/require-second-factor",
