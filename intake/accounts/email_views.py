@@ -170,7 +170,7 @@ def change_email() -> ResponseReturnValue:
     form = ChangeEmailForm()
     if not form.validate():
         return _account_page(account, email_form=form), 400
-    problem = _check_password(account, form.password.data)
+    problem = _check_password(account, form.email_password.data)
     if problem:
         return _account_page(account, email_form=form, email_error=problem), _status_for(problem)
     identity = g.identity

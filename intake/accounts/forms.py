@@ -111,7 +111,7 @@ class EnrolConfirmForm(FlaskForm):
 
 
 class TurnOffSecondFactorForm(FlaskForm):
-    password = _existing_password("Your password")
+    factor_password = _existing_password("Your password, to turn it off")
     code = StringField("A code from your app, or a recovery code", validators=[InputRequired(), Length(min=6, max=32)],
                        filters=[lambda value: value.strip().replace(" ", "").replace("-", "")
                                 if isinstance(value, str) else value])
@@ -130,4 +130,5 @@ class MemberRoleForm(FlaskForm):
 
 class ChangeEmailForm(FlaskForm):
     new_email = _email("New email address")
-    password = _existing_password("Your password")
+    # Its own name (so its own id and label): the account page holds other password fields.
+    email_password = _existing_password("Password, to confirm the change")

@@ -172,7 +172,7 @@ def turn_off_second_factor() -> ResponseReturnValue:
     form = TurnOffSecondFactorForm()
     if not form.validate():
         return _account_page(account, second_factor_form=form), 400
-    problem = _check_password(account, form.password.data)
+    problem = _check_password(account, form.factor_password.data)
     if problem:
         return _account_page(account, second_factor_form=form, second_factor_error=problem), _status_for(problem)
     buckets = throttle().buckets(email=str(identity.user_id), address=request.remote_addr, purpose="second-factor")

@@ -282,9 +282,10 @@ def test_the_intake_role_can_neither_read_nor_set_a_link_hash(database):
 def test_changing_the_address_needs_its_link_and_tells_the_old_one(intake_app, signed_up, mailbox, owner_conn):
     browser, old = signed_up
     new = new_email()
-    wrong = browser.post("/account/email", {"new_email": new, "password": "not my password"}, token_from="/account")
+    wrong = browser.post("/account/email", {"new_email": new, "email_password": "not my password"},
+                         token_from="/account")
     assert wrong.status_code == 400
-    asked = browser.post("/account/email", {"new_email": new, "password": PASSWORD}, token_from="/account")
+    asked = browser.post("/account/email", {"new_email": new, "email_password": PASSWORD}, token_from="/account")
     assert asked.status_code == 303
     assert owner_conn.execute("SELECT email FROM users").fetchone() == (old,)  # nothing changes yet
     found = [m for m in mailbox.to(new) if m["Subject"] == "Confirm your new email address for Hapex"]
@@ -300,7 +301,7 @@ def test_an_address_change_cannot_take_another_accounts_address(intake_app, sign
     browser, mine = signed_up
     theirs = new_email()
     Visitor(intake_app, address="192.0.2.200").signup(theirs, PASSWORD, business_name="Theirs")
-    browser.post("/account/email", {"new_email": theirs, "password": PASSWORD}, token_from="/account")
+    browser.post("/account/email", {"new_email": theirs, "email_password": PASSWORD}, token_from="/account")
     found = [m for m in mailbox.to(theirs) if m["Subject"] == "Confirm your new email address for Hapex"]
     path = urlsplit(LINK.search(found[-1].get_content()).group(0)).path  # type: ignore[union-attr]
     taken = follow(Visitor(intake_app), path)

@@ -104,15 +104,15 @@ def test_a_password_reset_still_asks_for_the_second_factor(intake_app, signed_up
 def test_turning_off_needs_the_password_and_a_code(intake_app, signed_up, owner_conn):
     visitor, email = signed_up
     totp, codes, used = enrol(visitor)
-    no_code = visitor.post("/account/second-factor/off", {"password": PASSWORD, "code": "123456" if
+    no_code = visitor.post("/account/second-factor/off", {"factor_password": PASSWORD, "code": "123456" if
                                                             totp.now() != "123456" else "654321"},
                            token_from="/account")
     assert no_code.status_code == 400
-    bad_password = visitor.post("/account/second-factor/off", {"password": "not my password", "code": codes[0]},
+    bad_password = visitor.post("/account/second-factor/off", {"factor_password": "not my password", "code": codes[0]},
                                 token_from="/account")
     assert bad_password.status_code == 400
     assert owner_conn.execute("SELECT count(*) FROM user_totp").fetchone() == (1,)
-    off = visitor.post("/account/second-factor/off", {"password": PASSWORD, "code": fresh_code(totp, used)},
+    off = visitor.post("/account/second-factor/off", {"factor_password": PASSWORD, "code": fresh_code(totp, used)},
                        token_from="/account")
     assert off.status_code == 303
     assert owner_conn.execute("SELECT count(*) FROM user_totp").fetchone() == (0,)
@@ -129,7 +129,7 @@ def test_forged_posts_to_the_second_factor_routes_change_nothing(intake_app, sig
     totp, _, used = enrol(visitor)
     for route in ("/account/second-factor/enrol", "/account/second-factor/confirm", "/account/second-factor/off",
                   "/login/code"):
-        answer = visitor.client.post(route, data={"password": PASSWORD, "code": totp.now()}, base_url=BASE_URL,
+        answer = visitor.client.post(route, data={"factor_password": PASSWORD, "code": totp.now()}, base_url=BASE_URL,
                                      headers={"Referer": BASE_URL + "/"})
         assert answer.status_code == 400, route
     assert owner_conn.execute("SELECT count(*) FROM user_totp WHERE confirmed_at IS NOT NULL").fetchone() == (1,)
