@@ -78,6 +78,8 @@ _TOKEN_PATTERNS = [
     re.compile(r"\bC[A-Z][A-Za-z0-9_-]{40,}"),
     # An inbound webhook's secret URL.
     re.compile(r"(/hooks/)(?!<secret>)[^\s?#\"']+"),
+    # An account email's single-use link (intake.accounts.email_links).
+    re.compile(r"(/email-link/)(?!<secret>)[^\s?#\"']+"),
     # A client's proof on an agent call (Hapex-Client-Proof): a session's or a webhook's secret.
     re.compile(r"(?i)\b((?:session|webhook)\s+)[A-Za-z0-9_-]{32,}"),
     re.compile(

@@ -80,6 +80,7 @@ PROVIDER_TOKEN_SHAPES = {
     "anthropic api key": "sk-ant-api03-CanaryCanaryCanary-0123456789",
     "oauth state": "https://localhost:8443/connections/oauth/google/callback?state=Zm9vCanaryState&iss=x",
     "webhook url": "POST /hooks/Q2FuYXJ5V2ViaG9va1NlY3JldA0123456789abcdef",
+    "account email link": "GET /email-link/Q2FuYXJ5TGluaw-_0123456789abcdefghijklmnopq HTTP/1.1",
     "long random secret": "webhook signing key kF9sQ2pLm8XzR4vN7bT1yW6cJ3hD5gA0eU",
 }
 SECRET_PARTS = {
