@@ -188,7 +188,8 @@ def test_a_tampered_link_gets_a_clear_page_never_a_500(intake_app, signed_up, ma
     path = tamper(mailbox.link_path(address, RESET))
     visitor = Visitor(intake_app)
     answer = visitor.get(path)
-    assert answer.status_code in (404, 410)
+    # A NUL byte is refused at the input boundary (400) before any route; the rest reach the link page.
+    assert answer.status_code in (400, 404, 410)
     posted = visitor.client.post(path, data={}, base_url=BASE_URL)
     assert 400 <= posted.status_code < 500
 
