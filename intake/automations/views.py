@@ -472,6 +472,9 @@ def _stored_outputs(run_id: uuid.UUID) -> dict[int, StoredOutput] | None:
 @blueprint.post("/costs/budget")
 def set_budget() -> ResponseReturnValue:
     """Set, change or remove the monthly budget; the 80% notice and the refusal at 100% follow it."""
+    from intake.accounts.members import require_owner
+
+    require_owner()  # the budget is the business owners' decision (members get 403)
     budget: int | None = None
     if request.form.get("budget_action") != "remove":
         try:

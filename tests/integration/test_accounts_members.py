@@ -52,8 +52,9 @@ def test_a_member_gets_403_for_every_owner_action(intake_app, signed_up, mailbox
         member.post(f"/account/members/{owner_id}/remove", {}, token_from="/account"),
         member.post(f"/account/members/{owner_id}/role", {"role": "member"}, token_from="/account"),
         member.post("/account/delete", {"password": MEMBER_PASSWORD}, token_from="/account"),
+        member.post("/costs/budget", {"budget": "50"}, token_from="/account"),
     ]
-    assert [t.status_code for t in tries] == [403] * 4
+    assert [t.status_code for t in tries] == [403] * 5
     assert owner_conn.execute("SELECT count(*), count(*) FILTER (WHERE role = 'owner') FROM users").fetchone() == (2, 1)
     assert owner_conn.execute("SELECT count(*) FROM clients").fetchone() == (1,)
 
