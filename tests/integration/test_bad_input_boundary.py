@@ -123,6 +123,8 @@ def signed_in(intake_app, owner_conn, intake_db, agent_db) -> tuple[Visitor, dic
         "run_id": str(uuid.uuid4()),
         "provider_key": "google",
         "secret": "S" * 43,
+        "token": "T" * 43,
+        "user_id": str(uuid.uuid4()),
     }
     return visitor, ids
 
@@ -249,7 +251,7 @@ def test_every_agent_route_refuses_unstorable_json_and_query_integers_whole(agen
     client_id = make_client(intake_db)
     ids = {"client_id": str(client_id), "automation_id": str(make_automation(intake_db, client_id)),
            "connection_id": str(make_connection(agent_db, client_id)), "run_id": str(uuid.uuid4()),
-           "draft_id": str(uuid.uuid4())}
+           "draft_id": str(uuid.uuid4()), "user_id": str(uuid.uuid4())}
     routes = agent_routes(agent_app)
     statuses: dict[str, set[int]] = {}
     for method, rule, endpoint in routes:

@@ -52,6 +52,11 @@ REVIEWED: dict[str, tuple[frozenset[str], str]] = {
     "hapex_notice_automation_paused": (NOBODY, "a trigger: NEW row only"),
     "hapex_notice_budget_nearly_used": (NOBODY, "a trigger: NEW row's client only"),
     "hapex_forget_step_outputs": (NOBODY, "a trigger, refused outside the row's own tenant transaction"),
+    # Migration 0020 (account emails); hapex_start_session gained a device-label overload, capped as above.
+    "hapex_find_account_link": (INTAKE, "an exact token hash; ids and whether the link is live, nothing else"),
+    "hapex_pending_account_emails": (AGENT, "ids only, LIMIT clamped to 0..1000"),
+    "hapex_account_email_recipient": (AGENT, "one address, only in the named client's own tenant transaction"),
+    "hapex_defer_account_email": (NOBODY, "a trigger: NEW row's ids only"),
 }
 
 
