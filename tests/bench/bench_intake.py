@@ -56,20 +56,28 @@ UNIT_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 
 
 def _sign_up(base: str, ca_file: str) -> tuple[str, str]:
-    """A new client's session cookie and the path of the page it lands on."""
+    """A new client's session cookie and the path of the page it lands on: sign up, then log in
+    (sign-up answers a new and a taken address alike, so it starts no session of its own)."""
     browser = requests.Session()
-    form = browser.get(f"{base}/signup", verify=ca_file, timeout=30)
-    match = _CSRF.search(form.text)
-    if form.status_code != 200 or not match:
-        raise RuntimeError(f"the sign-up form did not load ({form.status_code})")
-    # A browser's Referer: Flask-WTF checks it on HTTPS.
-    answer = browser.post(f"{base}/signup", verify=ca_file, timeout=60, allow_redirects=False,
-                          headers={"Referer": f"{base}/signup"}, data={
-        "csrf_token": match.group(1) or match.group(2), "business_name": "Bench Bakery",
-        "email": f"bench-{uuid.uuid4().hex[:10]}@example.com", "password": "a long bench passphrase " + new_token()})
+    email, password = f"bench-{uuid.uuid4().hex[:10]}@example.com", "a long bench passphrase " + new_token()
+
+    def submit(path: str, fields: dict[str, str]) -> requests.Response:
+        form = browser.get(f"{base}{path}", verify=ca_file, timeout=30)
+        match = _CSRF.search(form.text)
+        if form.status_code != 200 or not match:
+            raise RuntimeError(f"the {path} form did not load ({form.status_code})")
+        # A browser's Referer: Flask-WTF checks it on HTTPS.
+        return browser.post(f"{base}{path}", verify=ca_file, timeout=60, allow_redirects=False,
+                            headers={"Referer": f"{base}{path}"},
+                            data={"csrf_token": match.group(1) or match.group(2), **fields})
+
+    answer = submit("/signup", {"business_name": "Bench Bakery", "email": email, "password": password})
+    if answer.status_code != 303:
+        raise RuntimeError(f"sign-up failed ({answer.status_code})")
+    answer = submit("/login", {"email": email, "password": password})
     cookie = browser.cookies.get(SESSION_COOKIE)
     if answer.status_code != 303 or not cookie:
-        raise RuntimeError(f"sign-up did not sign in ({answer.status_code})")
+        raise RuntimeError(f"log-in after sign-up did not sign in ({answer.status_code})")
     return cookie, urlsplit(answer.headers["Location"]).path
 
 

@@ -20,7 +20,7 @@ def add_step(page, capability: str) -> None:
 def test_a_client_builds_the_digest_without_javascript_enables_it_and_runs_it(no_script_page, owner, live_stack):
     page = no_script_page
     email = new_email()
-    sign_up(page, email)
+    sign_up(page, email, owner_dsn=live_stack.database.owner_dsn)
     page.get_by_role("link", name="New automation").click()
     assert path_of(page) == "/automations/new"
 
@@ -82,7 +82,7 @@ def test_a_client_builds_the_digest_without_javascript_enables_it_and_runs_it(no
 def test_a_webhook_address_shown_once_starts_a_run_over_tls_and_never_reaches_a_log(no_script_page, owner,
                                                                                      live_stack):
     page = no_script_page
-    sign_up(page, new_email())
+    sign_up(page, new_email(), owner_dsn=live_stack.database.owner_dsn)
     page.goto("/automations/new")
     page.get_by_label("Name", exact=True).fill("Form to Slack")
     page.get_by_label("When its secret web address is called").check()

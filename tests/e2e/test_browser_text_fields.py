@@ -13,7 +13,7 @@ from tests.e2e.test_browser_automations import add_step
 def test_a_client_inserts_fields_from_the_picker_without_javascript_and_saves_the_text(no_script_page, owner,
                                                                                         live_stack):
     page = no_script_page
-    sign_up(page, new_email())
+    sign_up(page, new_email(), owner_dsn=live_stack.database.owner_dsn)
     page.goto("/automations/new")
     page.get_by_label("Name", exact=True).fill("Invoice alert")
     add_step(page, "gmail.search")
@@ -46,7 +46,7 @@ def test_a_client_inserts_fields_from_the_picker_without_javascript_and_saves_th
 def test_a_client_tests_steps_without_javascript_a_write_is_only_shown_and_a_condition_worked_out(
         no_script_page, owner, live_stack):
     page = no_script_page
-    sign_up(page, new_email())
+    sign_up(page, new_email(), owner_dsn=live_stack.database.owner_dsn)
     page.goto("/automations/new")
     page.get_by_label("Name", exact=True).fill("Urgent mail")
     add_step(page, "llm.summarise")
@@ -76,7 +76,7 @@ def test_a_client_tests_steps_without_javascript_a_write_is_only_shown_and_a_con
 def test_a_client_opens_a_starter_from_the_gallery_without_javascript_and_saves_it(no_script_page, owner,
                                                                                    live_stack):
     page = no_script_page
-    sign_up(page, new_email())
+    sign_up(page, new_email(), owner_dsn=live_stack.database.owner_dsn)
     page.goto("/automations")
     page.get_by_role("link", name="Start from a ready-made one").click()
     assert path_of(page) == "/automations/gallery"

@@ -57,7 +57,7 @@ def stack(database, stack_tls, tmp_path):
                HAPEX_GOOGLE_CLIENT_ID="g", HAPEX_GOOGLE_CLIENT_SECRET="gs",
                HAPEX_SLACK_CLIENT_ID="s", HAPEX_SLACK_CLIENT_SECRET="ss",
                # Its providers are the stand-in above; the sandbox would only take a fixed port.
-               HAPEX_SANDBOX="0")
+               HAPEX_SANDBOX="0", HAPEX_SMTP_PORT=str(free_port()))
     s = Stack()
     s.database, s.standin, s.output = database, standin, tmp_path / "stack.log"
     s.intake_url, s.agent_url = f"https://localhost:{intake_port}", f"https://localhost:{agent_port}"

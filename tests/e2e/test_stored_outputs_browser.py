@@ -14,7 +14,7 @@ def test_a_client_turns_on_storing_outputs_without_javascript_and_the_automation
     no_script_page, owner, live_stack
 ):
     page = no_script_page
-    sign_up(page, new_email())
+    sign_up(page, new_email(), owner_dsn=live_stack.database.owner_dsn)
     page.goto("/automations/new")
     switch = page.get_by_label("Store step outputs")
     expect(switch).to_be_visible()
