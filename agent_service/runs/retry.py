@@ -55,8 +55,12 @@ def retry_run(conn: Connection, vault: Vault, *, client_id: uuid.UUID, run_id: u
         automation = automations.get_automation(conn, automation_id=failed["automation_id"])
     except NoResult:
         raise AutomationMissing() from None
+    if automation["status"] == "deleted":
+        raise AutomationMissing()  # deleted keeping its records: they are kept to read, never to run again
     if automation["status"] == "paused":
         raise AutomationPaused()
+    if automation["status"] == "archived":
+        raise RunRefused("The automation is archived; restore it to run it.")
     budget, spent = month_to_date(conn)
     if budget is not None and spent >= budget:
         raise BudgetExhausted()

@@ -70,11 +70,12 @@ class RunNotFound(NotFound):
 
 @blueprint.post("/runs/<uuid:run_id>/retry")
 @contract(RetriedRunSchema, status=202, refusals=(RunMissing, NotRetryable, AutomationMissing, AutomationPaused,
-                                                  BudgetExhausted))
+                                                  BudgetExhausted, RunRefused))
 def retry(client_id: uuid.UUID, run_id: uuid.UUID) -> Any:
     """Retry a failed run: a new run, linked to it, from the failed step when the automation stores
     outputs (reusing those of the steps before it), otherwise from the start. A second press
-    answers with the retry already made."""
+    answers with the retry already made. A run of an archived automation is refused, and one of a
+    deleted automation (its records kept) is not found: neither runs again."""
     with tenant_transaction(get_db(), client_id) as conn:
         return retry_run(conn, get_vault(), client_id=client_id, run_id=run_id)
 

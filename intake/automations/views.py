@@ -419,7 +419,8 @@ def retry_run(run_id: uuid.UUID) -> ResponseReturnValue:
         if refused.name == agent_client.NOT_FOUND:
             abort(404)
         message = RUN_REFUSED.get(refused.name) or (
-            "Only a failed run can be retried." if refused.name == agent_client.RUN_NOT_RETRYABLE else None)
+            "Only a failed run can be retried." if refused.name == agent_client.RUN_NOT_RETRYABLE else
+            RUN_NOT_STARTED if refused.name == agent_client.RUN_REFUSED else None)
         if message is None:
             logger.warning("run not retried", extra={"error": refused.name})
             return _run_page(run_id, status=503, error=AGENT_UNREACHABLE)

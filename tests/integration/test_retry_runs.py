@@ -103,3 +103,17 @@ def test_a_forged_retry_without_a_token_starts_nothing(signed_up, owner_conn, ag
                                    headers={"Referer": BASE_URL + "/"})
     assert response.status_code == 400
     assert owner_conn.execute("SELECT count(*) FROM runs WHERE retry_of = %s", [failed]).fetchone() == (0,)
+
+
+@pytest.mark.parametrize("status", ["archived", "deleted"])
+def test_a_failed_run_of_an_archived_or_deleted_automation_is_not_retried(
+        signed_up, owner_conn, agent_db, agent_service_app, status):
+    """Archive and delete-keeping-records say the automation never runs again; Retry must not run it."""
+    visitor, email = signed_up
+    _, _, failed = failed_digest(visitor, email, owner_conn, agent_db, agent_service_app, store_outputs=False)
+    owner_conn.execute("UPDATE automations SET status = %s", [status])
+    response = visitor.post(f"/runs/{failed}/retry", token_from=f"/runs/{failed}")
+    assert response.status_code in (404, 409)
+    assert owner_conn.execute("SELECT count(*) FROM runs WHERE retry_of = %s", [failed]).fetchone() == (0,)
+    assert owner_conn.execute("SELECT count(*) FROM procrastinate_jobs WHERE task_name = 'hapex:execute_run'"
+                              ).fetchone() == (1,)
