@@ -23,6 +23,7 @@ from intake.automations.forms import AutomationDraft, definition_from_draft
 from shared.automations import text_fields
 from shared.automations.conditions import evaluate
 from shared.catalog import CONDITION, PROVIDERS, AuthKind, Capability
+from shared.request_input import UnreadableJSON, load_json
 
 MAX_SAMPLE_CHARS = 5_000
 SAMPLE_PREFIX = "steps-{index}-sample-"
@@ -91,7 +92,9 @@ def _sampled_input(step: Mapping[str, Any], samples: Mapping[str, str]) -> dict[
             sample = samples.get(f"steps.{int(parts[1]) + 1}.{parts[2]}", "") if len(parts) == 3 and \
                 parts[1].isdigit() else ""
             try:
-                given[key] = json.loads(sample)
+                given[key] = load_json(sample)  # the door's limits: json.loads alone recursed into a 500
+            except UnreadableJSON:
+                raise
             except ValueError:
                 given[key] = sample
         else:
@@ -113,6 +116,8 @@ def test_step(agent: AgentClient, client_id: Any, draft: AutomationDraft, index:
         given = _sampled_input(definition["steps"][index], samples)
     except text_fields.TextFieldError as exc:
         return StepTestResult(index, "error", note=str(exc))
+    except UnreadableJSON as exc:
+        return StepTestResult(index, "error", note=f"A sample value cannot be used: {exc}")
     try:
         data = capability.input_schema().load(given)
     except ValidationError as exc:

@@ -90,3 +90,14 @@ def test_slack_connection_unused_by_a_test(signed_up, owner_conn, agent_db, agen
             ["chat:write"], expires_in=timedelta(days=365))
     press(visitor, digest_form(visitor), "test:2")
     assert count(owner_conn, "credential_access") == 0
+
+
+def test_a_sample_of_deeply_nested_json_is_refused_in_words_not_a_500(signed_up):
+    """A whole earlier output's sample is read as JSON through the door's load_json (depth and text bounded):
+    Python's json.loads on 2,500 nested brackets raised RecursionError, a 500."""
+    visitor, _ = signed_up
+    form = {**digest_form(visitor), "steps-1-sample-steps.1.messages": "[" * 2500 + "]" * 2500}
+    page = press(visitor, form, "test:1")
+    assert page.status_code == 200
+    shown = result_of(page.get_data(as_text=True), 2)
+    assert "nest at most 32 levels" in shown
