@@ -80,8 +80,13 @@ _TOKEN_PATTERNS = [
     re.compile(r"(/hooks/)(?!<secret>)[^\s?#\"']+"),
     # An account email's single-use link (intake.accounts.email_links).
     re.compile(r"(/email-link/)(?!<secret>)[^\s?#\"']+"),
-    # A client's proof on an agent call (Hapex-Client-Proof): a session's or a webhook's secret.
+    # A client's proof on an agent call (Hapex-Client-Proof): a session's or a webhook's secret, and
+    # the header's whole value wherever the header is named (the agent accepts secrets of any length).
     re.compile(r"(?i)\b((?:session|webhook)\s+)[A-Za-z0-9_-]{32,}"),
+    re.compile(r"(?i)(hapex[-_]client[-_]proof[\"']?\s*[=:]\s*[\"']?)[^\"',}\r\n]+"),
+    # The local sandbox's own tokens (hapex/sandbox): access and refresh tokens, client secrets.
+    re.compile(r"\bsbx-(?:at|rt)-[A-Za-z0-9_-]{8,}"),
+    re.compile(r"\bsbx-[0-9a-f]{16,}"),
     re.compile(
         r"(?i)((?:access_token|refresh_token|id_token|client_secret|code|code_verifier|api_key|password|token"
         r"|state|nonce|secret|assertion|signature)"

@@ -82,6 +82,12 @@ PROVIDER_TOKEN_SHAPES = {
     "webhook url": "POST /hooks/Q2FuYXJ5V2ViaG9va1NlY3JldA0123456789abcdef",
     "account email link": "GET /email-link/Q2FuYXJ5TGluaw-_0123456789abcdefghijklmnopq HTTP/1.1",
     "long random secret": "webhook signing key kF9sQ2pLm8XzR4vN7bT1yW6cJ3hD5gA0eU",
+    # The local sandbox's tokens (token_urlsafe after a prefix: now and then without a digit) and secrets.
+    "sandbox access token": "sbx-at-CanaryCanaryCanaryCanaryCanaryCanary_Can",
+    "sandbox refresh token": "sbx-rt-CanaryCanaryCanary-CanaryCanaryCanaryCan",
+    # The client's proof header however it is written, whatever the secret's length.
+    "client proof header": "{'Hapex-Client-Proof': 'session CanaryShortSecret'}",
+    "client proof header encoded": "hapex_client_proof=webhook%20CanaryShortSecret&x=1",
 }
 SECRET_PARTS = {
     "hubspot refresh token": "6f18f21e-a743-4509-b7fd-1a5e632fffa1",
