@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
-from shared.config import Environment, log_format
+from shared.config import ConfigError, Environment, is_loopback_host, log_format
 
 DEFAULT_PORTS = {"intake": 8443, "agent": 8444, "sandbox": 8445}
 PORT_VARIABLES = {"intake": "INTAKE_PORT", "agent": "AGENT_PORT", "sandbox": "HAPEX_SANDBOX_PORT"}
@@ -70,6 +70,16 @@ class LauncherSettings:
         )
 
 
+def sandbox_bind_host(env: Environment) -> str:
+    """The sandbox serves this machine only: it hands out tokens to whoever consents on its pages and
+    answers as Claude to its derived key, so it never listens on an address another machine reaches."""
+    host = env.get("HAPEX_BIND_HOST", "127.0.0.1") or "127.0.0.1"
+    if not is_loopback_host(host):
+        raise ConfigError("HAPEX_BIND_HOST", "must be a loopback address for the sandbox (127.0.0.1, ::1 or "
+                                             "localhost): it serves only this machine")
+    return host
+
+
 @dataclass(frozen=True)
 class SandboxSettings:
     """What `hapex sandbox` (started by `hapex run`) reads: where it serves, whom it serves, its secret."""
@@ -104,7 +114,7 @@ class SandboxSettings:
             secret=secret.reveal(),
             base_url=env.https_url("HAPEX_SANDBOX_URL", required=False) or f"https://localhost:{port}",
             intake_url=env.https_url("INTAKE_PUBLIC_URL") or "",
-            bind=f"{env.get('HAPEX_BIND_HOST', '127.0.0.1') or '127.0.0.1'}:{port}",
+            bind=f"{sandbox_bind_host(env)}:{port}",
             tls_cert_file=env.existing_file("TLS_CERT_FILE") or "",
             tls_key_file=env.existing_file("TLS_KEY_FILE") or "",
             state_file=Path(state_file) if state_file else None,

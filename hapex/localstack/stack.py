@@ -123,7 +123,8 @@ def environment_for(service: str, env: dict[str, str]) -> dict[str, str]:
     if service == "intake":
         return {k: v for k, v in env.items() if INTAKE_ALLOWED.match(k)}
     if service == "sandbox":
-        return {k: v for k, v in env.items() if SANDBOX_ALLOWED.match(k)}
+        # Whatever host the intake and agent are bound to, the sandbox listens on this machine only.
+        return {**{k: v for k, v in env.items() if SANDBOX_ALLOWED.match(k)}, "HAPEX_BIND_HOST": "127.0.0.1"}
     if service == "mail":
         return {k: v for k, v in env.items() if MAIL_ALLOWED.match(k)}
     return {k: v for k, v in env.items() if k not in AGENT_NEVER}

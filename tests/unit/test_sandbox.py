@@ -403,3 +403,17 @@ def test_an_operators_own_outbound_ca_bundle_is_kept_beside_the_local_ca(tmp_pat
     env = local_environment(embedded_db_stub(), launcher(tmp_path, HAPEX_OUTBOUND_CA_BUNDLE=str(own)))
     bundle = Path(env["HAPEX_OUTBOUND_CA_BUNDLE"]).read_text()
     assert "corporate" in bundle and (tmp_path / "tls" / "ca.pem").read_text() in bundle
+
+
+def test_the_sandbox_listens_on_this_machine_only_whatever_the_services_bind_to(tmp_path):
+    """HAPEX_BIND_HOST=0.0.0.0 (the intake on a LAN) used to put the sandbox, which issues tokens to whoever
+    consents and answers as Claude, on every interface too."""
+    settings = launcher(tmp_path, HAPEX_BIND_HOST="0.0.0.0")  # noqa: S104
+    env = local_environment(embedded_db_stub(), settings)
+    sandbox_env = environment_for("sandbox", env)
+    assert sandbox_env["HAPEX_BIND_HOST"] == "127.0.0.1"
+    assert SandboxSettings.from_env(sandbox_env).bind.startswith("127.0.0.1:")
+    with pytest.raises(ConfigError) as refused:
+        SandboxSettings.from_env({**sandbox_env, "HAPEX_BIND_HOST": "0.0.0.0"})  # noqa: S104
+    assert refused.value.variable == "HAPEX_BIND_HOST"
+    assert SandboxSettings.from_env({**sandbox_env, "HAPEX_BIND_HOST": "::1"}).bind == "::1:8445"
