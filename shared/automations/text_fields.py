@@ -25,6 +25,8 @@ MAX_TEXT_CHARS = 50_000
 MAX_REFERENCES = 50
 MAX_VALUE_CHARS = 20_000
 MAX_RENDERED_CHARS = 100_000
+# What every text of one step input adds up to once filled in (sheet rows, a webhook's payload).
+MAX_VALUE_RENDERED_CHARS = 1_000_000
 MAX_DEPTH = 6
 TRUNCATED = "…"
 
@@ -289,13 +291,30 @@ def render(parsed: TextWithFields, *, trigger: Mapping[str, Any], outputs: Seque
 
 
 def render_value(value: Any, *, trigger: Mapping[str, Any], outputs: Sequence[Mapping[str, Any]]) -> Any:
-    """A step input value with every string's fields filled in (inside lists and objects too)."""
+    """A step input value with every string's fields filled in (inside lists and objects too).
+
+    Each text is bounded (MAX_RENDERED_CHARS), and so is what all of them add up to in one value
+    (MAX_VALUE_RENDERED_CHARS): a thousand sheet cells or webhook keys each naming a long earlier
+    output would otherwise fill a worker's memory. Beyond it the value is TextFieldError."""
+    budget = [MAX_VALUE_RENDERED_CHARS]
+    return _render_within(value, trigger, outputs, budget)
+
+
+def _render_within(value: Any, trigger: Mapping[str, Any], outputs: Sequence[Mapping[str, Any]],
+                   budget: list[int]) -> Any:
     if isinstance(value, str):
-        return render(parse(value), trigger=trigger, outputs=outputs) if _OPEN in value else value
+        if _OPEN not in value:
+            return value
+        text = render(parse(value), trigger=trigger, outputs=outputs)
+        budget[0] -= len(text)
+        if budget[0] < 0:
+            raise TextFieldError(f"Filled in, this input would be more than {MAX_VALUE_RENDERED_CHARS:,} characters; "
+                                 "use fewer or shorter fields.")
+        return text
     if isinstance(value, Mapping):
-        return {k: render_value(v, trigger=trigger, outputs=outputs) for k, v in value.items()}
+        return {k: _render_within(v, trigger, outputs, budget) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [render_value(v, trigger=trigger, outputs=outputs) for v in value]
+        return [_render_within(v, trigger, outputs, budget) for v in value]
     return value
 
 

@@ -103,6 +103,19 @@ def test_a_huge_value_is_cut_and_the_result_is_bounded():
     assert len(tf.as_text("y" * 1_000_000)) == tf.MAX_VALUE_CHARS
 
 
+def test_what_all_texts_of_one_input_fill_in_to_is_bounded_too():
+    """1,000 sheet rows of cells each naming a 20,000-character output filled in to 1 GB before the schema saw it
+    (each text was bounded, their sum was not): now the step's input is refused past a million characters."""
+    step = {"capability": "sheets.append", "input": {"spreadsheet_id": "1AbCdEfGhIjK", "range": "A1",
+                                                     "rows": [["{{ steps.1.text }}"] * 50] * 1000}}
+    with pytest.raises(ValidationError) as refused:
+        resolve_step_input(step, [{"text": "x" * tf.MAX_VALUE_CHARS}])
+    assert "1,000,000 characters" in str(refused.value.messages)
+    small = resolve_step_input({**step, "input": {**step["input"], "rows": [["{{ steps.1.text }}"] * 50] * 10}},
+                               [{"text": "x" * 1000}])
+    assert sum(len(cell) for row in small["rows"] for cell in row) == 500_000
+
+
 def test_a_filled_in_text_still_meets_the_step_schema():
     step = {"capability": "slack.post_message", "input": {"channel": "{{ steps.1.text }}", "text": "hi"}}
     with pytest.raises(ValidationError):
