@@ -17,7 +17,7 @@ import procrastinate
 import procrastinate.exceptions
 import psycopg
 
-from agent_service.queue import dead_worker_ids
+from agent_service.queue import dead_worker_ids, succeeded_but_taken_lately
 from shared.db import DatabaseUnavailable
 
 if TYPE_CHECKING:
@@ -97,13 +97,21 @@ def execute_run(client_id: str, run_id: str) -> str:
 LOST_RUN_AFTER_SECONDS = 5.0
 
 
+# A job marked succeeded whose run is not final may still be carried out by the worker that took it
+# last (see queue.succeeded_but_taken_lately): the run is left to it for its time limit and this margin.
+TAKEN_OVER_MARGIN_SECONDS = 120.0
+
+
 def reconcile_runs(rt: AgentRuntime) -> int:
-    """Every run reaches a final state: one whose job is gone is failed, its steps settled."""
+    """Every run reaches a final state: one whose job is gone is failed, its steps settled; never one
+    that a worker may still be carrying out."""
     from agent_service.runs import repository as runs
     from agent_service.runs.engine import settle_lost_run
 
+    within = rt.limits.run_seconds + TAKEN_OVER_MARGIN_SECONDS
     with rt.db.transaction() as conn:
-        lost = runs.unfinished_runs(conn, older_than_seconds=LOST_RUN_AFTER_SECONDS)
+        lost = [row for row in runs.unfinished_runs(conn, older_than_seconds=LOST_RUN_AFTER_SECONDS)
+                if not succeeded_but_taken_lately(conn, lock=f"run:{row['run_id']}", within_seconds=within)]
     settled = sum(settle_lost_run(rt, client_id=row["client_id"], run_id=row["run_id"]) for row in lost)
     if settled:
         logger.warning("runs whose job was gone settled as failed", extra={"count": settled})

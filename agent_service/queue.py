@@ -29,6 +29,18 @@ def defer(conn: Connection, task: str, *, queue: str, args: dict[str, Any], lock
     return int(row["job_ids"][0])
 
 
+def succeeded_but_taken_lately(conn: Connection, *, lock: str, within_seconds: float) -> bool:
+    """Whether the job under `lock` is marked succeeded though a worker took it within `within_seconds`.
+
+    procrastinate lets any worker finish a job by its id: a worker that stalled, whose job was
+    requeued and taken by another, marks that job succeeded when its own (superseded) execution
+    stops, while the other worker is still carrying the run out. Only the run's time limit after
+    that last take tells the two apart.
+    """
+    row = fetch_one(conn, QUERIES["job_taken_lately"], lock=lock, within_seconds=within_seconds)
+    return bool(row["taken_lately"])
+
+
 # Each live worker holds the advisory lock (LIVENESS_NAMESPACE, its worker id) on a connection of its
 # own: a worker whose lock nobody holds has died, which PostgreSQL knows the moment its process is gone,
 # long before its heartbeat goes stale. A new worker takes its lock within this many seconds.

@@ -16,3 +16,12 @@ WHERE w.last_heartbeat < now() - make_interval(secs => %(settle_seconds)s)
   AND NOT EXISTS (SELECT 1 FROM pg_locks l
                   WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
                     AND l.classid = %(namespace)s::integer::oid AND l.objid = w.id::oid)
+
+-- job_taken_lately --
+-- Whether the latest job under this queueing lock is marked succeeded yet was taken by a worker (started) within the given seconds: a superseded execution finishing the job another worker took over marks it so while that one still carries the run out.
+SELECT coalesce((SELECT j.status = 'succeeded'
+                        AND EXISTS (SELECT 1 FROM procrastinate_events e
+                                    WHERE e.job_id = j.id AND e.type = 'started'
+                                      AND e.at > now() - make_interval(secs => %(within_seconds)s))
+                 FROM procrastinate_jobs j WHERE j.queueing_lock = %(lock)s ORDER BY j.id DESC LIMIT 1),
+                false) AS taken_lately

@@ -97,3 +97,25 @@ def test_a_run_failed_by_an_internal_error_mid_step_leaves_no_step_running(
     assert run_row(owner_conn, run_id)[1] == "internal_error"
     assert [(s[1], s[3]) for s in steps_of(owner_conn, run_id)] == [
         ("failed", "outcome_unknown"), ("skipped", None), ("skipped", None)]
+
+
+def test_a_run_whose_job_a_superseded_worker_marked_succeeded_is_left_to_the_worker_that_took_it_over(
+        rt, intake_db, agent_db, owner_conn):
+    """A stalled worker's job is requeued and taken by another; when the stalled one's execution stops
+    (superseded) procrastinate lets it mark the shared job succeeded. The sweep used to fail the run five
+    seconds later while the second worker was still carrying it out."""
+    t = tenant(rt, intake_db, agent_db)
+    run_id = start(rt, t.client_id, automation(intake_db, t.client_id)).run_id
+    _interrupted_at_step_two(owner_conn, run_id)
+    job = _job_of(owner_conn, run_id)
+    owner_conn.execute("UPDATE procrastinate_jobs SET status = 'succeeded' WHERE id = %s", [job])
+    owner_conn.execute("INSERT INTO procrastinate_events (job_id, type) VALUES (%s, 'started')", [job])
+    jobs.build_queue(rt.db.pool.conninfo, rt)
+
+    assert jobs.reconcile_runs(rt) == 0
+    assert run_row(owner_conn, run_id)[0] == "running"
+    # Once the run's time limit has passed since that worker took it, nobody can still be carrying it out.
+    owner_conn.execute("UPDATE procrastinate_events SET at = now() - make_interval(secs => %s) WHERE job_id = %s",
+                       [rt.limits.run_seconds + jobs.TAKEN_OVER_MARGIN_SECONDS + 1, job])
+    assert jobs.reconcile_runs(rt) == 1
+    assert run_row(owner_conn, run_id)[:2] == ("failed", "run_lost")
