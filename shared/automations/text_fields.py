@@ -319,18 +319,28 @@ def _render_within(value: Any, trigger: Mapping[str, Any], outputs: Sequence[Map
 
 
 def render_samples(value: Any, samples: Mapping[str, str]) -> Any:
-    """A step input value with each field replaced by the sample text given for its name (a test)."""
+    """A step input value with each field replaced by the sample text given for its name (a test),
+    bounded as render_value is (each text, and all of them together)."""
+    return _samples_within(value, samples, [MAX_VALUE_RENDERED_CHARS])
+
+
+def _samples_within(value: Any, samples: Mapping[str, str], budget: list[int]) -> Any:
     if isinstance(value, str):
         if _OPEN not in value:
             return value
         pieces = []
         for segment in parse(value).segments:
             pieces.append(segment if isinstance(segment, str) else samples.get(segment.name, "")[:MAX_VALUE_CHARS])
-        return "".join(pieces)[:MAX_RENDERED_CHARS]
+        text = "".join(pieces)[:MAX_RENDERED_CHARS]
+        budget[0] -= len(text)
+        if budget[0] < 0:
+            raise TextFieldError(f"Filled in, this input would be more than {MAX_VALUE_RENDERED_CHARS:,} characters; "
+                                 "use fewer or shorter fields.")
+        return text
     if isinstance(value, Mapping):
-        return {k: render_samples(v, samples) for k, v in value.items()}
+        return {k: _samples_within(v, samples, budget) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [render_samples(v, samples) for v in value]
+        return [_samples_within(v, samples, budget) for v in value]
     return value
 
 

@@ -116,6 +116,13 @@ def test_what_all_texts_of_one_input_fill_in_to_is_bounded_too():
     assert sum(len(cell) for row in small["rows"] for cell in row) == 500_000
 
 
+def test_a_tests_samples_are_bounded_across_the_whole_input_too():
+    rows = [["{{ steps.1.text }}"] * 50] * 1000
+    with pytest.raises(tf.TextFieldError, match="1,000,000 characters"):
+        tf.render_samples({"rows": rows}, {"steps.1.text": "x" * 5000})
+    assert tf.render_samples({"rows": rows[:2]}, {"steps.1.text": "ab"})["rows"][1][49] == "ab"
+
+
 def test_a_filled_in_text_still_meets_the_step_schema():
     step = {"capability": "slack.post_message", "input": {"channel": "{{ steps.1.text }}", "text": "hi"}}
     with pytest.raises(ValidationError):
