@@ -13,6 +13,7 @@ DRAIN_LIMIT) so that the client reads the 4xx instead of a connection reset mid-
 
 from __future__ import annotations
 
+import io
 import json
 import re
 from collections.abc import Callable, Iterable
@@ -113,6 +114,28 @@ def _check_texts(texts: Iterable[str]) -> None:
         raise UnstorableText()
 
 
+def _bound_unsized_body(limit: int) -> None:
+    """A body without a Content-Length (chunked) is read here, up to one byte past the limit: over it
+    is 413, as a declared length is. Werkzeug would cut such a body at the limit without a word, so
+    a view read its first MAX_CONTENT_LENGTH bytes as the whole body (a form losing its last fields,
+    JSON followed by anything accepted as that JSON). What was read becomes the body, now sized."""
+    environ = request.environ
+    if "wsgi.input_terminated" not in environ:
+        return  # the server does not end the stream: Werkzeug reads no body at all
+    stream = environ["wsgi.input"]
+    data = b""
+    while len(data) <= limit:
+        chunk = stream.read(min(65536, limit + 1 - len(data)))
+        if not chunk:
+            break
+        data += chunk
+    if len(data) > limit:
+        raise RequestEntityTooLarge()
+    if data:
+        environ["wsgi.input"] = io.BytesIO(data)
+        environ["CONTENT_LENGTH"] = str(len(data))
+
+
 def _refuse_unusable_input() -> None:
     args = request.args
     _check_texts(text for pair in args.items(multi=True) for text in pair)
@@ -124,6 +147,8 @@ def _refuse_unusable_input() -> None:
     limit = current_app.config.get("MAX_CONTENT_LENGTH")
     if limit is not None and (request.content_length or 0) > limit:
         raise RequestEntityTooLarge()
+    if limit is not None and request.content_length is None:
+        _bound_unsized_body(limit)
     view = current_app.view_functions.get(request.endpoint or "")
     if getattr(view, "hapex_body_ignored", False):
         return

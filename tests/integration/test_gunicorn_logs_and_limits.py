@@ -130,3 +130,12 @@ def test_a_body_of_a_few_mib_is_answered_413_not_cut_off(debug_stack):
                                      verify=debug_stack.ca_file, timeout=60)
             assert response.status_code == 413, (url, response.status_code)
             assert response.headers["Content-Type"].startswith(answered_as)
+    # Sent chunked (no Content-Length), the same body is 413 too, not cut at the limit and read as its first MiB.
+    chunks = [body[at:at + 65536] for at in range(0, len(body), 65536)]
+    for url, headers, answered_as in targets:
+        response = requests.post(url, data=iter(chunks), headers={**headers, "Content-Type": "application/json"},
+                                 verify=debug_stack.ca_file, timeout=60)
+        assert response.status_code == 413, (url, response.status_code)
+    small = requests.post(debug_stack.intake_url + "/signup", data=iter([b"email=a"]), verify=debug_stack.ca_file,
+                          headers={"Content-Type": "application/x-www-form-urlencoded"}, timeout=60)
+    assert small.status_code == 400  # read whole and answered by the form (no CSRF token), not 413
