@@ -77,13 +77,15 @@ def approve(conn: Connection, *, client_id: uuid.UUID, draft_id: uuid.UUID, revi
     automation_id = draft["automation_id"]
     if automation_id is not None and draft["approved_revision"] == revision:
         return automation_id, False
-    if automation_id is None:
+    current = None if automation_id is None else definitions.get_automation(conn, automation_id=automation_id)
+    if current is None or current["status"] == "deleted":
+        # Deleted since its last approval (its run records kept, hidden): a new automation, never a
+        # new version of the deleted one, which would stay hidden and could not be opened.
         automation_id = definitions.create_automation(conn, client_id=client_id, definition=draft["proposal"])
         created = True
     else:
         # The chat never decides whether outputs are stored: the client's own switch stands
         # (saving it off would also forget every output stored so far).
-        current = definitions.get_automation(conn, automation_id=automation_id)
         definitions.update_automation(conn, client_id=client_id, automation_id=automation_id,
                                       definition={**draft["proposal"], "store_outputs": current["store_outputs"]})
         created = False

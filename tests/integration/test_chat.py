@@ -333,6 +333,29 @@ def test_only_the_revision_the_page_showed_can_be_approved_and_a_later_one_updat
                               ).fetchall() == [(automation_id, "Digest on demand", 2, {"kind": "manual"}, True)]
 
 
+def test_a_proposal_approved_after_its_automation_was_deleted_saves_a_new_one_not_a_hidden_version(
+    signed_up, owner_conn, anthropic
+):
+    """Deleted keeping its run records, the automation is hidden for good; approving the chat's next
+    proposal used to write version 2 into it, hidden, and redirect to a page that answers 404."""
+    visitor, _ = signed_up
+    anthropic.post(ANTHROPIC_URL, json=proposal(DIGEST))
+    anthropic.post(ANTHROPIC_URL, json=proposal({**DIGEST, "name": "Digest on demand", "trigger": {"kind": "manual"}}))
+    draft_id = draft_id_of(start_chat(visitor, "Summarise customer emails to #support"))
+    assert approve(visitor, draft_id).status_code == 303
+    deleted = owner_conn.execute("SELECT automation_id FROM automations").fetchone()[0]
+    owner_conn.execute("UPDATE automations SET status = 'deleted'")
+    send(visitor, draft_id, "Actually I will start it myself")
+    response = approve(visitor, draft_id, revision="2")
+    assert response.status_code == 303
+    assert owner_conn.execute("SELECT name, version, status FROM automations WHERE automation_id = %s",
+                              [deleted]).fetchone() == ("Customer email digest", 1, "deleted")
+    (fresh,) = owner_conn.execute("SELECT automation_id FROM automations WHERE name = 'Digest on demand'").fetchone()
+    assert fresh != deleted
+    assert owner_conn.execute("SELECT automation_id FROM chat_drafts WHERE draft_id = %s",
+                              [draft_id]).fetchone() == (fresh,)
+
+
 def test_an_empty_message_is_a_form_error_and_asks_nothing(signed_up, owner_conn, anthropic):
     visitor, _ = signed_up
     response = start_chat(visitor, "   ")
