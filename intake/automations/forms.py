@@ -303,14 +303,20 @@ def draft_from_definition(automation: Mapping[str, Any]) -> AutomationDraft:
     return draft
 
 
-def apply_action(draft: AutomationDraft, action: Action, new_capability: str) -> str | None:
-    """Add or remove a step in place; a message when the button cannot be honoured."""
+def apply_action(draft: AutomationDraft, action: Action, new_capability: str, new_position: str = "") -> str | None:
+    """Add or remove a step in place; a message when the button cannot be honoured.
+
+    A new step goes at the end, or before the step whose index new_position holds (a condition
+    before the step it guards); fields and references of the steps after it move up by one."""
     if action.kind == "add_step":
         if new_capability not in CAPABILITIES:
             return UNKNOWN_CAPABILITY
         if len(draft.steps) >= MAX_STEPS:
             return f"An automation has at most {MAX_STEPS} steps."
-        draft.steps.append(StepDraft(new_capability))
+        position = int(new_position) if new_position.isdigit() and int(new_position) < len(draft.steps) \
+            else len(draft.steps)
+        _renumber_for_insert(draft, position)
+        draft.steps.insert(position, StepDraft(new_capability))
     elif action.kind == "remove" and action.index is not None and action.index < len(draft.steps):
         del draft.steps[action.index]
         _renumber_references(draft, action.index)
@@ -352,6 +358,22 @@ def _renumber_texts(text: str, removed: int) -> str:
             return "{{" + match.group(1) + f"steps.{number - 1}."
         return match.group(0)
     return _TEXT_STEP_FIELD.sub(renumber, text)
+
+
+def _renumber_for_insert(draft: AutomationDraft, inserted: int) -> None:
+    """Before a step is inserted at this index, fields and references of it and later steps move up by one."""
+    def renumber(match: re.Match[str]) -> str:
+        number = int(match.group(2))
+        return "{{" + match.group(1) + f"steps.{number + 1}." if number > inserted else match.group(0)
+    pattern = re.compile(r"^steps\.(\d+)\.(.+)$")
+    for step in draft.steps:
+        for name, value in list(step.values.items()):
+            if "{{" in value:
+                step.values[name] = _TEXT_STEP_FIELD.sub(renumber, value)
+        for name, reference in list(step.refs.items()):
+            match = pattern.match(reference)
+            if match and int(match.group(1)) >= inserted:
+                step.refs[name] = f"steps.{int(match.group(1)) + 1}.{match.group(2)}"
 
 
 def _renumber_references(draft: AutomationDraft, removed: int) -> None:

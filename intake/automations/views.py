@@ -193,7 +193,8 @@ def _build(automation: dict[str, Any] | None) -> ResponseReturnValue:
         response.headers["Cache-Control"] = "no-store"  # it may show the client's content
         return response
     if action.kind != "save":
-        problem = forms.apply_action(draft, action, request.form.get("new_capability", ""))
+        problem = forms.apply_action(draft, action, request.form.get("new_capability", ""),
+                                     request.form.get("new_position", ""))
         if problem:
             key = "new_capability"
             if action.kind == "insert":

@@ -98,3 +98,29 @@ def test_a_continue_only_if_step_is_built_with_selects_and_a_field_and_saved(sig
     steps = owner_conn.execute("SELECT steps FROM automations").fetchone()[0]
     assert steps[3] == {"capability": "condition.continue_if",
                         "input": {"value": "{{ steps.2.text }}", "operator": "contains", "compare_to": "urgent"}}
+
+
+def test_a_new_step_can_go_before_an_existing_one_and_later_fields_move_up(signed_up, owner_conn):
+    visitor, _ = signed_up
+    form = {**digest_form(visitor), "steps-2-ref-text": "", "steps-2-value-text": "Digest: {{ steps.2.text }}"}
+    assert '<option value="1">Before step 2</option>' in press(visitor, form, "save", name="").get_data(as_text=True)
+    body = press(visitor, form, "add_step", new_capability="condition.continue_if", new_position="1") \
+        .get_data(as_text=True)
+    assert re.search(r'name="steps-1-capability" value="condition.continue_if"', body)
+    assert re.search(r'name="steps-2-capability" value="llm.summarise"', body)
+    assert "Digest: {{ steps.3.text }}" in html.unescape(body)  # Slack, now step 4, still reads the summary
+    assert '<option value="steps.0.messages" selected>' in body  # the summary still reads step 1
+
+    body = press(visitor, form, "add_step", new_capability="condition.continue_if", new_position="2") \
+        .get_data(as_text=True)
+    assert re.search(r'name="steps-2-capability" value="condition.continue_if"', body)
+    form.update({"steps-3-capability": "slack.post_message", "steps-3-value-channel": "#support",
+                 "steps-3-value-text": "Digest: {{ steps.2.text }}",
+                 "steps-2-capability": "condition.continue_if", "steps-2-value-value": "{{ steps.2.text }}",
+                 "steps-2-value-operator": "is_not_empty", "steps-2-value-compare_to": "",
+                 "steps-2-value-compare_as": ""})
+    saved = press(visitor, form, "save")
+    assert saved.status_code == 303, text_of(saved)
+    steps = owner_conn.execute("SELECT steps FROM automations").fetchone()[0]
+    assert [s["capability"] for s in steps] == ["gmail.search", "llm.summarise", "condition.continue_if",
+                                                 "slack.post_message"]
