@@ -124,3 +124,21 @@ def test_a_new_step_can_go_before_an_existing_one_and_later_fields_move_up(signe
     steps = owner_conn.execute("SELECT steps FROM automations").fetchone()[0]
     assert [s["capability"] for s in steps] == ["gmail.search", "llm.summarise", "condition.continue_if",
                                                  "slack.post_message"]
+
+
+def test_a_condition_s_operator_is_picked_not_taken_from_a_step_and_shows_in_words(signed_up):
+    visitor, _ = signed_up
+    form = digest_form(visitor)
+    body = press(visitor, form, "add_step", new_capability="condition.continue_if", new_position="2") \
+        .get_data(as_text=True)
+    assert 'name="steps-2-ref-value"' in body  # the value may come from a step
+    assert 'name="steps-2-ref-operator"' not in body and 'name="steps-2-ref-compare_as"' not in body
+    form.update({"steps-3-capability": "slack.post_message", "steps-3-value-channel": "#support",
+                 "steps-3-value-text": "", "steps-3-ref-text": "steps.1.text",
+                 "steps-2-capability": "condition.continue_if", "steps-2-value-value": "{{ steps.2.text }}",
+                 "steps-2-value-operator": "is_not_empty", "steps-2-value-compare_to": "",
+                 "steps-2-value-compare_as": ""})
+    saved = press(visitor, form, "save")
+    assert saved.status_code == 303, text_of(saved)
+    page = text_of(visitor.get(saved.headers["Location"]))
+    assert "is not empty" in page and "is_not_empty" not in page
