@@ -14,6 +14,7 @@ import logging
 import uuid
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from flask import (
@@ -36,7 +37,7 @@ from intake.accounts.email_links import UNVERIFIED_REFUSAL, email_unverified
 from intake.agent_client import AgentRefused, AgentUnavailable, StepOutput
 from intake.automations import access, costs, forms, hooks, repository, run_fixes, starters, step_tests
 from intake.db import get_agent, get_db
-from shared.automations import InvalidAutomation, load_automation
+from shared.automations import InvalidAutomation, load_automation, next_fire_time
 from shared.automations import repository as definitions
 from shared.catalog import CAPABILITIES
 from shared.db import tenant_transaction
@@ -88,6 +89,10 @@ def _automation_page(automation_id: uuid.UUID, *, status: int = 200, error: str 
         row = _automation(conn, automation_id)
         runs = repository.list_runs(conn, client_id=_client_id(), automation_id=automation_id, limit=20)
         connections = repository.provider_connections(conn, client_id=_client_id())
+    trigger = row["trigger"] or {}
+    if row["status"] == "enabled" and trigger.get("kind") == "schedule" and row["next_run_at"] is None:
+        # Just enabled or changed: the scheduler plans the slot on its next tick; show that slot, not a dash.
+        row = {**row, "next_run_at": next_fire_time(trigger, datetime.now(UTC))}
     webhook_url = None
     if webhook_secret is not None:
         webhook_url = _public_url(url_for("hooks.trigger", secret=webhook_secret))

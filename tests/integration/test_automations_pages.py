@@ -650,3 +650,16 @@ def test_saving_a_webhook_automation_redirects_so_a_reload_neither_saves_twice_n
     reloaded = visitor.get(response.headers["Location"])
     assert HOOK_URL.search(reloaded.get_data(as_text=True)) is None
     assert count(owner_conn, "automations") == 1
+
+
+def test_a_schedule_just_enabled_shows_its_next_run_before_the_scheduler_plans_it(signed_up, owner_conn):
+    visitor, _ = signed_up
+    form = {**digest_form(visitor), "trigger_kind": "schedule", "cron": "0 8 * * *", "timezone": "UTC"}
+    followed(visitor, press(visitor, form, "save"))
+    automation_id = owner_conn.execute("SELECT automation_id FROM automations").fetchone()[0]
+    page = f"/automations/{automation_id}"
+    connect_digest(owner_conn)
+    assert visitor.post(f"{page}/enable", token_from=page).status_code == 303
+    assert owner_conn.execute("SELECT next_run_at FROM automations").fetchone() == (None,)
+    shown = re.search(r"<dt>Next run</dt><dd>([^<]*)</dd>", visitor.get(page).get_data(as_text=True))
+    assert shown and "08:00" in shown.group(1), shown
