@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 BUSINESS = "Crumb & Co Bakery"
-CHANNELS = {"C0SANDBOX1": "general", "C0SANDBOX2": "finance"}
+CHANNELS = {"C0SANDBOX1": "general", "C0SANDBOX2": "finance", "C0SANDBOX3": "accounts"}  # accounts: the starters post there
 SPREADSHEET_ID = "sandbox-sheet-0001"
 
 

@@ -417,3 +417,12 @@ def test_the_sandbox_listens_on_this_machine_only_whatever_the_services_bind_to(
         SandboxSettings.from_env({**sandbox_env, "HAPEX_BIND_HOST": "0.0.0.0"})  # noqa: S104
     assert refused.value.variable == "HAPEX_BIND_HOST"
     assert SandboxSettings.from_env({**sandbox_env, "HAPEX_BIND_HOST": "::1"}).bind == "::1:8445"
+
+
+def test_every_slack_channel_a_starter_names_exists_in_the_sandbox():
+    from hapex.sandbox.state import CHANNELS
+    from intake.automations.starters import STARTERS
+
+    named = {step["input"]["channel"] for starter in STARTERS for step in starter.definition["steps"]
+             if step["capability"] == "slack.post_message"}
+    assert named and named <= {f"#{name}" for name in CHANNELS.values()}
