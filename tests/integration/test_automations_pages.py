@@ -663,3 +663,15 @@ def test_a_schedule_just_enabled_shows_its_next_run_before_the_scheduler_plans_i
     assert owner_conn.execute("SELECT next_run_at FROM automations").fetchone() == (None,)
     shown = re.search(r"<dt>Next run</dt><dd>([^<]*)</dd>", visitor.get(page).get_data(as_text=True))
     assert shown and "08:00" in shown.group(1), shown
+
+
+def test_a_paused_schedule_shows_no_next_run(signed_up, owner_conn):
+    visitor, _ = signed_up
+    form = {**digest_form(visitor), "trigger_kind": "schedule", "cron": "0 8 * * *", "timezone": "UTC"}
+    followed(visitor, press(visitor, form, "save"))
+    automation_id = owner_conn.execute("SELECT automation_id FROM automations").fetchone()[0]
+    owner_conn.execute("UPDATE automations SET status = 'paused', paused_reason = 'Slack was disconnected.', "
+                       "next_run_at = now() + interval '1 day' WHERE automation_id = %s", [automation_id])
+    shown = re.search(r"<dt>Next run</dt><dd>([^<]*)</dd>", visitor.get(f"/automations/{automation_id}")
+                      .get_data(as_text=True))
+    assert shown and shown.group(1) == "none while it is paused", shown
