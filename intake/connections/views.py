@@ -556,5 +556,7 @@ def disconnect(connection_id: uuid.UUID) -> ResponseReturnValue:
         now = repository.automation_statuses(conn, client_id=client_id, automation_ids=dependents)
     paused = [a["name"] for a in now if a["status"] == "paused"]
     if paused:
-        flash(f"Paused because they used {name}: {', '.join(paused)}. Connect {name} again to resume them.")
+        # Reconnecting does not resume them by itself: each is enabled again from its page.
+        flash(f"Paused because they used {name}: {', '.join(paused)}. "
+              f"Connect {name} again, then enable each one again to resume it.")
     return redirect(url_for("connections.connection", connection_id=connection_id), 303)

@@ -524,7 +524,8 @@ def test_disconnecting_revokes_at_the_provider_deletes_the_ciphertext_and_names_
     page = me.page(connection_path)
     assert "status-revoked" in page
     assert "confirmed that Hapex&#39;s access is revoked" in page
-    assert "Paused because they used Google Workspace: Inbox digest. Connect Google Workspace again" in page
+    assert ("Paused because they used Google Workspace: Inbox digest. Connect Google Workspace again, "
+            "then enable each one again to resume it.") in page
     statuses = dict(owner_conn.execute("SELECT name, status FROM automations").fetchall())
     assert statuses == {"Inbox digest": "paused", "Slack only": "enabled"}
     assert "Disconnect Google Workspace" not in page
