@@ -441,15 +441,41 @@ def _typed(raw: str, kind: str) -> Any:
     return text
 
 
-def form_errors(messages: Mapping[str, Any]) -> dict[str, list[str]]:
-    """Validation messages keyed as the form's fields are: name, trigger.cron, steps.0.input.query, ..."""
+_MARSHMALLOW_LENGTH = re.compile(r"^Length must be between (\d+) and (\d+)\.$")
+_STEP_INPUT_KEY = re.compile(r"^steps\.(\d+)\.input\.(\w+)$")
+
+
+def _in_words(text: str, counts_characters: bool) -> str:
+    """Marshmallow's wording as a person reads it: "This is required.", "Write at most 40,000 characters."."""
+    if text == _MARSHMALLOW_REQUIRED:
+        return REQUIRED
+    length = _MARSHMALLOW_LENGTH.match(text)
+    if length and counts_characters:
+        low, high = int(length.group(1)), int(length.group(2))
+        return f"Write at most {high:,} characters." if low <= 1 else f"Write {low:,} to {high:,} characters."
+    return text
+
+
+def form_errors(messages: Mapping[str, Any], draft: AutomationDraft | None = None) -> dict[str, list[str]]:
+    """Validation messages keyed as the form's fields are: name, trigger.cron, steps.0.input.query, ...
+
+    With the draft, a length message on a text input says how many characters it may hold."""
     errors: dict[str, list[str]] = {}
+
+    def counts_characters(key: str) -> bool:
+        if key == "name":
+            return True
+        step_input = _STEP_INPUT_KEY.match(key)
+        if draft is None or not step_input or int(step_input.group(1)) >= len(draft.steps):
+            return False
+        kinds = {f.name: f.kind for f in input_fields(draft.steps[int(step_input.group(1))].capability)}
+        return kinds.get(step_input.group(2)) in ("text", "textarea")
 
     def put(key: str, value: Any) -> None:
         texts = _flatten(value)
         if key.endswith(".capability"):
             texts = [UNKNOWN_CAPABILITY]
-        errors.setdefault(key, []).extend(REQUIRED if t == _MARSHMALLOW_REQUIRED else t for t in texts)
+        errors.setdefault(key, []).extend(_in_words(t, counts_characters(key)) for t in texts)
 
     for top, value in messages.items():
         if top == "steps" and isinstance(value, Mapping):

@@ -220,7 +220,7 @@ def _build(automation: dict[str, Any] | None) -> ResponseReturnValue:
                                               definition=definition)
             secret = _keep_webhook_in_step(conn, automation_id, definition["trigger"]["kind"], automation)
     except InvalidAutomation as invalid:
-        errors = forms.form_errors(invalid.messages)
+        errors = forms.form_errors(invalid.messages, draft)
         for key, texts in unreadable.items():
             errors[key] = texts
         if not draft.steps:

@@ -142,3 +142,13 @@ def test_a_condition_s_operator_is_picked_not_taken_from_a_step_and_shows_in_wor
     assert saved.status_code == 303, text_of(saved)
     page = text_of(visitor.get(saved.headers["Location"]))
     assert "is not empty" in page and "is_not_empty" not in page
+
+
+def test_a_text_over_its_limit_says_how_many_characters_it_may_hold(signed_up, owner_conn):
+    visitor, _ = signed_up
+    form = {**digest_form(visitor), "steps-2-ref-text": "", "steps-2-value-text": "A" * 40_001}
+    refused = press(visitor, form, "save")
+    assert refused.status_code == 400
+    assert "Write at most 40,000 characters." in text_of(refused)
+    assert "Length must be between" not in text_of(refused)
+    assert count(owner_conn, "automations") == 0
