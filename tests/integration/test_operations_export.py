@@ -237,3 +237,15 @@ def test_a_connection_never_used_says_so(two_accounts, owner_conn):
     unused = owner_conn.execute("INSERT INTO connections (client_id, provider, auth_kind) VALUES (%s, 'notion', "
                                 "'oauth2') RETURNING connection_id", [mine]).fetchone()[0]
     assert "Not used yet." in visitor.get(f"/connections/{unused}").get_data(as_text=True)
+
+
+def test_a_step_test_s_use_is_named_in_words_not_by_its_key(two_accounts, owner_conn):
+    visitor, mine, rows = two_accounts["mine"]
+    owner_conn.execute(
+        "INSERT INTO credential_access (client_id, connection_id, purpose, reason, service, accessor) "
+        "VALUES (%s, %s, 'access_token', 'token_refresh', 'agent', 'step_test'), "
+        "(%s, %s, 'access_token', 'step_test', 'agent', 'step_test')", [mine, rows["google"]] * 2)
+    page = visitor.get(f"/connections/{rows['google']}").get_data(as_text=True)
+    assert "<td>You tested a step with it</td>" in page
+    assert "<td>Renewed its access</td>" in page  # no run: not "for a run"
+    assert "<td>step_test</td>" not in page
