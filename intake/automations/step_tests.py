@@ -147,5 +147,5 @@ def test_step(agent: AgentClient, client_id: Any, draft: AutomationDraft, index:
             return StepTestResult(index, "error", note=refused.message)
         return StepTestResult(index, "error", note=AGENT_UNREACHABLE)
     return StepTestResult(index, "output", json.dumps(output, indent=2, ensure_ascii=False),
-                          note=f"What {capability.title.lower()} gave just now, from your real connection. "
+                          note=f"What “{capability.title}” returned just now, from your real connection. "
                                "It is not stored.")
