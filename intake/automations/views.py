@@ -509,6 +509,7 @@ def costs_page(error: str | None = None, status: int = 200) -> ResponseReturnVal
         chart=costs.chart(shown),
         sources=costs.source_totals(rows),
         source_labels=costs.SOURCE_LABELS,
+        provider_names={p.key: p.name for p in current_app.extensions["hapex_catalog"].providers},
         lines=lines,
         this_month=shown[-1],
         budget=budget,

@@ -540,6 +540,8 @@ def test_the_costs_page_sums_cost_events_per_month_and_source_and_draws_an_svg_c
     bars = re.findall(r'<rect class="chart-bar chart-(\w+)"[^>]*height="([\d.]+)"', body)
     assert sorted(bars) == sorted([("llm", "166.0"), ("llm", str(round(166 * 1.75 / 3, 2)))])
     assert "Spent this month</dt><dd>$1.75" in body
+    detail = body.split('id="this-month"')[1]
+    assert "<td>Google Workspace</td>" in detail and "<td>google</td>" not in detail  # named, not by key
 
 
 def test_the_run_pages_show_metadata_and_no_content(signed_up, owner_conn, agent_db, intake_db):
