@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 BUSINESS = "Crumb & Co Bakery"
-CHANNELS = {"C0SANDBOX1": "general", "C0SANDBOX2": "finance", "C0SANDBOX3": "accounts"}  # accounts: the starters post there
+# #accounts is where the gallery's starters post.
+CHANNELS = {"C0SANDBOX1": "general", "C0SANDBOX2": "finance", "C0SANDBOX3": "accounts"}
 SPREADSHEET_ID = "sandbox-sheet-0001"
 
 

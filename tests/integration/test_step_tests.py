@@ -36,7 +36,8 @@ def test_testing_a_reading_step_runs_it_on_the_real_connection_shows_the_output_
     assert page.status_code == 200
     assert page.headers["Cache-Control"] == "no-store"
     shown = result_of(page.get_data(as_text=True), 1)
-    assert "What “Search emails” returned just now, from your real connection. It is not stored." in html.unescape(shown)
+    assert "What “Search emails” returned just now, from your real connection. It is not stored." \
+        in html.unescape(shown)
     assert f"Order problem {CANARY}" in shown
     assert f"{GMAIL}/messages" in called
     assert ANTHROPIC not in called and SLACK_POST not in called
