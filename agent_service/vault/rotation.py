@@ -1,5 +1,5 @@
-"""`hapex credentials rotate`: re-encrypt every credential, and every stored step output,
-still under a retired key.
+"""`hapex credentials rotate`: re-encrypt every credential, every stored step output and every
+sealed TOTP secret still under a retired key.
 
 Rows are listed in batches by credential_id through a SECURITY DEFINER function that
 returns ids only; each client's rows are then read and rewritten in that client's tenant
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from itertools import groupby
 from typing import TYPE_CHECKING, TextIO
 
-from agent_service.vault import outputs, repository
+from agent_service.vault import outputs, repository, totp
 from agent_service.vault.aead import AuthenticationFailed, UnsupportedParameters
 from agent_service.vault.keyring import CredentialBinding, Keyring
 from agent_service.vault.repository import ListedCredential
@@ -49,6 +49,8 @@ class RotationProgress:
     remaining: int = 0
     outputs_rotated: int = 0
     outputs_dropped: int = 0
+    secrets_rotated: int = 0
+    secrets_unreadable: int = 0
 
 
 @dataclass(frozen=True)
@@ -100,13 +102,51 @@ def rotate_credentials(
         if changed_this_pass == 0:
             break
     _rotate_outputs(database, keyring, batch_size, progress, on_batch)
+    _rotate_totp_secrets(database, keyring, batch_size, progress, on_batch)
     with database.transaction() as conn:
-        census = repository.key_census(conn)
-        output_census = outputs.key_census(conn)
-    progress.remaining = sum(n for kid, n in census.items() if kid != keyring.primary_key_id) + sum(
-        n for kid, n in output_census.items() if kid != keyring.primary_key_id
-    )
+        censuses = (repository.key_census(conn), outputs.key_census(conn), totp.key_census(conn))
+    progress.remaining = sum(n for census in censuses for kid, n in census.items() if kid != keyring.primary_key_id)
     return progress
+
+
+def _rotate_totp_secrets(database: Database, keyring: Keyring, batch_size: int, progress: RotationProgress,
+                         on_batch: Callable[[RotationProgress], None] | None) -> None:
+    """Sealed TOTP secrets last, the same way: ids in batches, each client's rows in its tenant
+    transaction, a compare-and-swap per row. A secret that no longer decrypts stays (and keeps its
+    key from being dropped): its user signs in with a recovery code and enrols again."""
+    given_up: set[tuple[uuid.UUID, uuid.UUID]] = set()
+    for _ in range(MAX_PASSES):
+        changed_this_pass = 0
+        after: tuple[uuid.UUID, uuid.UUID] | None = None
+        while True:
+            with database.transaction() as conn:
+                batch = totp.rotation_batch(conn, primary_key_id=keyring.primary_key_id, after=after,
+                                            limit=batch_size)
+            if not batch:
+                break
+            after = (batch[-1].client_id, batch[-1].user_id)
+            todo = [row for row in batch if (row.client_id, row.user_id) not in given_up]
+            for client_id, rows in groupby(todo, key=lambda row: row.client_id):  # already by client
+                listed = list(rows)
+                with tenant_transaction(database, client_id) as conn:  # per-client subkeys: nothing to count
+                    results = [(row, totp.rotate(conn, keyring, row)) for row in listed]
+                for row, result in results:
+                    if result == "rotated":
+                        progress.secrets_rotated += 1
+                    elif result == "changed":
+                        changed_this_pass += 1
+                        progress.changed_meanwhile += 1
+                    else:
+                        if result == "unreadable":
+                            progress.secrets_unreadable += 1
+                        else:
+                            progress.unknown_key += 1
+                        given_up.add((row.client_id, row.user_id))
+            progress.batches += 1
+            if on_batch is not None:
+                on_batch(progress)
+        if changed_this_pass == 0:
+            break
 
 
 def _rotate_outputs(database: Database, keyring: Keyring, batch_size: int, progress: RotationProgress,
@@ -194,10 +234,13 @@ def run_rotate_command(
         with database.transaction() as conn:
             census = repository.key_census(conn)
             output_census = outputs.key_census(conn)
+            totp_census = totp.key_census(conn)
         to_move = sum(n for kid, n in census.items() if kid != keyring.primary_key_id)
         outputs_to_move = sum(n for kid, n in output_census.items() if kid != keyring.primary_key_id)
+        secrets_to_move = sum(n for kid, n in totp_census.items() if kid != keyring.primary_key_id)
         print(
-            f"{to_move} credential(s) and {outputs_to_move} stored step output(s) to re-encrypt under"
+            f"{to_move} credential(s), {outputs_to_move} stored step output(s) and {secrets_to_move}"
+            f" TOTP secret(s) to re-encrypt under"
             f" primary key {keyring.primary_key_id} in batches of {batch_size}",
             file=out,
             flush=True,
@@ -207,6 +250,7 @@ def run_rotate_command(
             print(
                 f"batch {progress.batches}: {progress.rotated} rotated,"
                 f" {progress.outputs_rotated} stored output(s) rotated,"
+                f" {progress.secrets_rotated} TOTP secret(s) rotated,"
                 f" {progress.changed_meanwhile} changed meanwhile (retried),"
                 f" {progress.unreadable} unreadable, {progress.unknown_key} under unknown keys",
                 file=out,
@@ -218,18 +262,20 @@ def run_rotate_command(
         database.close()
     if progress.remaining:
         print(
-            f"{progress.remaining} credential(s) or stored output(s) are still not under the primary key"
-            f" ({progress.unreadable} failed to decrypt and their connections now need"
-            f" reconnecting; {progress.unknown_key} are under keys this command was not given)."
+            f"{progress.remaining} credential(s), stored output(s) or TOTP secret(s) are still not under the"
+            f" primary key ({progress.unreadable} credential(s) failed to decrypt and their connections now need"
+            f" reconnecting; {progress.secrets_unreadable} TOTP secret(s) failed to decrypt and their users"
+            f" must enrol again; {progress.unknown_key} are under keys this command was not given)."
             " Keep the retired keys until they are gone.",
             file=out,
             flush=True,
         )
         return 1
     print(
-        f"done: {progress.rotated} credential(s) and {progress.outputs_rotated} stored output(s) rotated"
+        f"done: {progress.rotated} credential(s), {progress.outputs_rotated} stored output(s) and"
+        f" {progress.secrets_rotated} TOTP secret(s) rotated"
         f"{f', {progress.outputs_dropped} undecryptable output(s) dropped' if progress.outputs_dropped else ''};"
-        f" every credential and stored output is under {keyring.primary_key_id};"
+        f" every credential, stored output and TOTP secret is under {keyring.primary_key_id};"
         " the retired keys can be removed from CREDENTIAL_ENCRYPTION_KEYS_RETIRED",
         file=out,
         flush=True,

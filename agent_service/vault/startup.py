@@ -10,7 +10,7 @@ import psycopg
 from flask import Flask, current_app
 from psycopg_pool import PoolTimeout
 
-from agent_service.vault import outputs, repository
+from agent_service.vault import outputs, repository, totp
 from agent_service.vault.keyring import RETIRED_VARIABLE, Keyring
 from agent_service.vault.service import Vault
 from agent_service.vault.usage import USAGE_WARNING_AT, warn_about_usage
@@ -39,15 +39,18 @@ class MissingCredentialKeys(VaultStartupError):
     message = "The database holds credentials under key ids this agent does not have"
 
     def __init__(self, missing: Mapping[str, int], keyring: Keyring,
-                 missing_outputs: Mapping[str, int] | None = None) -> None:
+                 missing_outputs: Mapping[str, int] | None = None,
+                 missing_secrets: Mapping[str, int] | None = None) -> None:
         missing_outputs = dict(missing_outputs or {})
-        self.missing = {kid: missing.get(kid, 0) + missing_outputs.get(kid, 0)
-                        for kid in sorted(set(missing) | set(missing_outputs))}
+        missing_secrets = dict(missing_secrets or {})
+        self.missing = {kid: missing.get(kid, 0) + missing_outputs.get(kid, 0) + missing_secrets.get(kid, 0)
+                        for kid in sorted(set(missing) | set(missing_outputs) | set(missing_secrets))}
         listed = ", ".join(
             f"{kid} ("
             + ", ".join(part for part in (
                 _rows(missing[kid], "credential") if missing.get(kid) else "",
                 _rows(missing_outputs[kid], "stored output") if missing_outputs.get(kid) else "",
+                _rows(missing_secrets[kid], "TOTP secret") if missing_secrets.get(kid) else "",
             ) if part)
             + ")"
             for kid in self.missing
@@ -69,12 +72,13 @@ class VaultSchemaMissing(VaultStartupError):
 
 
 def check_credential_keys(database: Database, keyring: Keyring) -> dict[str, int]:
-    """Sealed rows (credentials and stored step outputs) per key id; MissingCredentialKeys if
-    any key id is not held."""
+    """Sealed rows (credentials, stored step outputs and TOTP secrets) per key id;
+    MissingCredentialKeys if any key id is not held."""
     try:
         with database.transaction() as conn:
             credentials = repository.key_census(conn)
             stored_outputs = outputs.key_census(conn)
+            secrets = totp.key_census(conn)
             usage = repository.key_usage(conn, key_id=keyring.primary_key_id)
     except psycopg.errors.UndefinedFunction:
         raise VaultSchemaMissing() from None
@@ -82,14 +86,15 @@ def check_credential_keys(database: Database, keyring: Keyring) -> dict[str, int
         raise KeyCheckUnavailable() from None
     missing = {kid: count for kid, count in credentials.items() if kid not in keyring.key_ids}
     missing_outputs = {kid: count for kid, count in stored_outputs.items() if kid not in keyring.key_ids}
-    if missing or missing_outputs:
-        raise MissingCredentialKeys(missing, keyring, missing_outputs)
-    census = {kid: credentials.get(kid, 0) + stored_outputs.get(kid, 0)
-              for kid in set(credentials) | set(stored_outputs)}
+    missing_secrets = {kid: count for kid, count in secrets.items() if kid not in keyring.key_ids}
+    if missing or missing_outputs or missing_secrets:
+        raise MissingCredentialKeys(missing, keyring, missing_outputs, missing_secrets)
+    census = {kid: credentials.get(kid, 0) + stored_outputs.get(kid, 0) + secrets.get(kid, 0)
+              for kid in set(credentials) | set(stored_outputs) | set(secrets)}
     for kid in keyring.retired_key_ids:
         if census.get(kid):
             logger.info(
-                "credentials or stored outputs still under a retired key; run `hapex credentials rotate`",
+                "credentials, stored outputs or TOTP secrets still under a retired key; run `hapex credentials rotate`",
                 extra={"key_id": kid, "count": census[kid]},
             )
         else:

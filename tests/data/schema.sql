@@ -556,6 +556,29 @@ CREATE FUNCTION public.hapex_vault_rotation_batch(p_primary_key_id text, p_after
 
 ALTER FUNCTION public.hapex_vault_rotation_batch(p_primary_key_id text, p_after uuid, p_limit integer) OWNER TO hapex_definer;
 
+CREATE FUNCTION public.hapex_vault_totp_key_census() RETURNS TABLE(key_id text, secrets bigint)
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $$
+    SELECT t.key_id, count(*) FROM public.user_totp t GROUP BY t.key_id ORDER BY 1
+    $$;
+
+ALTER FUNCTION public.hapex_vault_totp_key_census() OWNER TO hapex_definer;
+
+CREATE FUNCTION public.hapex_vault_totp_rotation_batch(p_primary_key_id text, p_after_client uuid, p_after_user uuid, p_limit integer) RETURNS TABLE(client_id uuid, user_id uuid, key_id text)
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $$
+    SELECT t.client_id, t.user_id, t.key_id
+    FROM public.user_totp t
+    WHERE t.key_id <> p_primary_key_id
+      AND (p_after_client IS NULL OR (t.client_id, t.user_id) > (p_after_client, p_after_user))
+    ORDER BY t.client_id, t.user_id
+    LIMIT least(greatest(p_limit, 1), 1000)
+    $$;
+
+ALTER FUNCTION public.hapex_vault_totp_rotation_batch(p_primary_key_id text, p_after_client uuid, p_after_user uuid, p_limit integer) OWNER TO hapex_definer;
+
 CREATE FUNCTION public.hapex_webhook_proves_client(p_client_id uuid, p_automation_id uuid, p_webhook_secret text) RETURNS boolean
     LANGUAGE sql STABLE SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'public', 'pg_temp'
@@ -1870,6 +1893,8 @@ CREATE POLICY definer_state_prune_read ON public.oauth_states FOR SELECT TO hape
 
 CREATE POLICY definer_vault_key_ids ON public.credentials FOR SELECT TO hapex_definer USING (true);
 
+CREATE POLICY definer_vault_key_ids ON public.user_totp FOR SELECT TO hapex_definer USING (true);
+
 CREATE POLICY definer_write_notice ON public.notifications FOR INSERT TO hapex_definer WITH CHECK (true);
 
 ALTER TABLE public.notifications ENABLE ROW LEVEL SECURITY;
@@ -2026,6 +2051,12 @@ GRANT ALL ON FUNCTION public.hapex_vault_output_rotation_batch(p_primary_key_id 
 
 REVOKE ALL ON FUNCTION public.hapex_vault_rotation_batch(p_primary_key_id text, p_after uuid, p_limit integer) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.hapex_vault_rotation_batch(p_primary_key_id text, p_after uuid, p_limit integer) TO hapex_agent;
+
+REVOKE ALL ON FUNCTION public.hapex_vault_totp_key_census() FROM PUBLIC;
+GRANT ALL ON FUNCTION public.hapex_vault_totp_key_census() TO hapex_agent;
+
+REVOKE ALL ON FUNCTION public.hapex_vault_totp_rotation_batch(p_primary_key_id text, p_after_client uuid, p_after_user uuid, p_limit integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.hapex_vault_totp_rotation_batch(p_primary_key_id text, p_after_client uuid, p_after_user uuid, p_limit integer) TO hapex_agent;
 
 REVOKE ALL ON FUNCTION public.hapex_webhook_proves_client(p_client_id uuid, p_automation_id uuid, p_webhook_secret text) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.hapex_webhook_proves_client(p_client_id uuid, p_automation_id uuid, p_webhook_secret text) TO hapex_agent;
@@ -2391,8 +2422,12 @@ GRANT DELETE ON TABLE public.user_totp TO hapex_intake;
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.user_totp TO hapex_agent;
 
 GRANT SELECT(client_id) ON TABLE public.user_totp TO hapex_intake;
+GRANT SELECT(client_id) ON TABLE public.user_totp TO hapex_definer;
 
 GRANT SELECT(user_id) ON TABLE public.user_totp TO hapex_intake;
+GRANT SELECT(user_id) ON TABLE public.user_totp TO hapex_definer;
+
+GRANT SELECT(key_id) ON TABLE public.user_totp TO hapex_definer;
 
 GRANT SELECT(confirmed_at) ON TABLE public.user_totp TO hapex_intake;
 

@@ -4,6 +4,7 @@ twice, a reset that would skip the factor, a turn-off without a fresh proof."""
 
 from __future__ import annotations
 
+import os
 import re
 import time
 
@@ -11,8 +12,12 @@ import psycopg
 import pyotp
 import pytest
 
-from tests.integration.conftest import PASSWORD, Visitor, new_email
+from agent_service.vault import Keyring
+from agent_service.vault.startup import MissingCredentialKeys, check_credential_keys
+from tests.agent_api import build_agent_app
+from tests.integration.conftest import AGENT_TOKEN, PASSWORD, Visitor, WSGIAdapter, build_intake_app, new_email
 from tests.integration.test_accounts_email_links import NEW_PASSWORD, mailbox  # noqa: F401, F811 - a fixture
+from tests.integration.test_vault_rotation import rotate_cli
 
 KEY = re.compile(r'<code id="totp-key">([A-Z2-7]+)</code>')
 CODES = re.compile(r"<li><code>([A-Z2-7]{4}-[A-Z2-7]{4}-[A-Z2-7]{4}-[A-Z2-7]{4})</code></li>")
@@ -181,3 +186,37 @@ def enrol_from(visitor: Visitor, page: str) -> tuple[pyotp.TOTP, list[str], set[
     done = visitor.post("/account/second-factor/confirm", {"code": fresh_code(totp, used)}, token_from=page)
     assert done.status_code == 200
     return totp, CODES.findall(done.get_data(as_text=True)), used
+
+
+def intake_with_agent_key(database, intake_db, agent_db, key: bytes):
+    """The intake in front of an agent that holds only `key` as its credential key."""
+    agent = build_agent_app(database, agent_db, service_token=AGENT_TOKEN, key=key)
+    return build_intake_app(database, intake_db, WSGIAdapter(agent))
+
+
+def test_key_rotation_re_seals_totp_secrets_so_the_retired_key_can_be_dropped(
+    database, intake_db, agent_db, owner_conn, monkeypatch, capsys
+):
+    old_key, new_key = os.urandom(32), os.urandom(32)
+    old_id, new_id = Keyring(old_key).primary_key_id, Keyring(new_key).primary_key_id
+    before = Visitor(intake_with_agent_key(database, intake_db, agent_db, old_key))
+    email = new_email()
+    assert before.signup(email, PASSWORD).status_code == 303
+    totp, _, used = enrol(before)
+    assert owner_conn.execute("SELECT key_id FROM user_totp").fetchone() == (old_id,)
+
+    # Without the old key the agent refuses to start: the sealed secret still needs it.
+    with pytest.raises(MissingCredentialKeys, match=r"1 TOTP secret\)"):
+        check_credential_keys(agent_db, Keyring(new_key))
+
+    code, out = rotate_cli(monkeypatch, capsys, database, primary=new_key, retired=[old_key])
+    assert code == 0, out
+    assert "0 credential(s), 0 stored step output(s) and 1 TOTP secret(s) to re-encrypt" in out
+    assert "and 1 TOTP secret(s) rotated" in out and totp.secret not in out
+    assert owner_conn.execute("SELECT key_id FROM user_totp").fetchone() == (new_id,)
+    assert check_credential_keys(agent_db, Keyring(new_key)) == {new_id: 1}
+
+    # The retired key is dropped: the agent holds only the new one, and a code still verifies.
+    after = intake_with_agent_key(database, intake_db, agent_db, new_key)
+    _, answer = log_in_with_code(after, email, PASSWORD, fresh_code(totp, used))
+    assert answer.status_code == 303 and answer.headers["Location"] != "/login/code"

@@ -57,6 +57,9 @@ REVIEWED: dict[str, tuple[frozenset[str], str]] = {
     "hapex_pending_account_emails": (AGENT, "ids only, LIMIT clamped to 0..1000"),
     "hapex_account_email_recipient": (AGENT, "one address, only in the named client's own tenant transaction"),
     "hapex_defer_account_email": (NOBODY, "a trigger: NEW row's ids only"),
+    # Migration 0021 (key rotation covers TOTP secrets).
+    "hapex_vault_totp_key_census": (AGENT, "no argument; key ids and counts"),
+    "hapex_vault_totp_rotation_batch": (AGENT, "ids only, LIMIT clamped to 1..1000"),
 }
 
 

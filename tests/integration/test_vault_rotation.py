@@ -95,9 +95,9 @@ def test_rotation_moves_every_row_to_the_new_key_and_the_old_key_can_then_be_dro
 
     code, out = rotate_cli(monkeypatch, capsys, database, primary=KEY_2, retired=[KEY_1], batch_size=2)
     assert code == 0, out
-    assert "7 credential(s) and 0 stored step output(s) to re-encrypt" in out
+    assert "7 credential(s), 0 stored step output(s) and 0 TOTP secret(s) to re-encrypt" in out
     assert "batch 4: 7 rotated" in out  # 7 rows in batches of 2
-    assert f"every credential and stored output is under {k2}" in out
+    assert f"every credential, stored output and TOTP secret is under {k2}" in out
     assert key_ids(owner_conn) == {k2: 7}
     assert KEY_1.hex() not in out and b64(KEY_1) not in out and b64(KEY_2) not in out
 
@@ -106,8 +106,8 @@ def test_rotation_moves_every_row_to_the_new_key_and_the_old_key_can_then_be_dro
     usage_before = owner_conn.execute("SELECT * FROM vault_key_usage ORDER BY 1").fetchall()
     code, out = rotate_cli(monkeypatch, capsys, database, primary=KEY_2, retired=[KEY_1])
     assert code == 0
-    assert "0 credential(s) and 0 stored step output(s) to re-encrypt" in out
-    assert "done: 0 credential(s) and 0 stored output(s) rotated" in out
+    assert "0 credential(s), 0 stored step output(s) and 0 TOTP secret(s) to re-encrypt" in out
+    assert "done: 0 credential(s), 0 stored output(s) and 0 TOTP secret(s) rotated" in out
     assert snapshot(owner_conn) == before
     assert owner_conn.execute("SELECT * FROM vault_key_usage ORDER BY 1").fetchall() == usage_before
 
@@ -200,8 +200,8 @@ def test_a_tampered_row_is_reported_its_connection_marked_and_the_rest_rotated(
     )
     code, out = rotate_cli(monkeypatch, capsys, database, primary=KEY_2, retired=[KEY_1], batch_size=2)
     assert code == 1
-    assert "1 credential(s) or stored output(s) are still not under the primary key" in out
-    assert "1 failed to decrypt" in out
+    assert "1 credential(s), stored output(s) or TOTP secret(s) are still not under the primary key" in out
+    assert "1 credential(s) failed to decrypt" in out
     k1, k2 = Keyring(KEY_1).primary_key_id, Keyring(KEY_2).primary_key_id
     assert key_ids(owner_conn) == {k1: 1, k2: 6}
     status = owner_conn.execute("SELECT status, status_reason FROM connections WHERE connection_id = %s",
