@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from pathlib import Path
 from typing import Any
 
 import pyotp
@@ -13,14 +12,14 @@ from flask import Blueprint
 
 from agent_service.contract import contract
 from agent_service.db import get_runtime
+from agent_service.second_factor import repository
 from agent_service.second_factor.schemas import CheckedSchema, CodeSchema, EnrolledSchema, EnrolSchema, RemovedSchema
 from agent_service.vault.keyring import Sealed, SecondFactorBinding
-from shared.db import QuerySet, execute, fetch_optional, tenant_transaction
+from shared.db import tenant_transaction
 from shared.db.errors import ReferencedRowMissing
 from shared.errors import HapexError, NotFound
 
 logger = logging.getLogger(__name__)
-QUERIES = QuerySet(Path(__file__).with_name("queries.sql"))
 blueprint = Blueprint("second_factor", __name__, url_prefix="/v1/clients/<uuid:client_id>/users/<uuid:user_id>")
 # Checking a code is how a sign-in that is half done (the password was right) is finished, so it
 # comes before any session exists and carries no client's proof (docs/accounts.md says why that is
@@ -62,8 +61,8 @@ def enrol(client_id: uuid.UUID, user_id: uuid.UUID, data: dict[str, Any]) -> dic
     sealed = rt.vault.keyring.encrypt(secret.encode("ascii"), SecondFactorBinding(client_id, user_id))
     try:
         with tenant_transaction(rt.db, client_id) as conn:
-            row = fetch_optional(conn, QUERIES["upsert_pending"], client_id=client_id, user_id=user_id,
-                                 key_id=sealed.key_id, nonce=sealed.nonce, ciphertext=sealed.ciphertext)
+            row = repository.upsert_pending(conn, client_id=client_id, user_id=user_id, key_id=sealed.key_id,
+                                            nonce=sealed.nonce, ciphertext=sealed.ciphertext)
     except ReferencedRowMissing:
         raise UserNotFound() from None
     if row is None:
@@ -80,7 +79,7 @@ def check(data: dict[str, Any]) -> dict[str, Any]:
     rt = get_runtime()
     client_id, user_id = data["client_id"], data["user_id"]
     with tenant_transaction(rt.db, client_id) as conn:
-        row = fetch_optional(conn, QUERIES["lock_secret"], client_id=client_id, user_id=user_id)
+        row = repository.lock_secret(conn, client_id=client_id, user_id=user_id)
         if row is None:
             raise UserNotFound()
         if (row["confirmed_at"] is None) != data["confirm"]:
@@ -91,8 +90,7 @@ def check(data: dict[str, Any]) -> dict[str, Any]:
         if step is None or (row["last_step"] is not None and step <= row["last_step"]):
             logger.info("second factor code refused", extra={"client_id": client_id, "user_id": user_id})
             return {"accepted": False}
-        execute(conn, QUERIES["accept_step"], client_id=client_id, user_id=user_id, step=step,
-                confirm=data["confirm"])
+        repository.accept_step(conn, client_id=client_id, user_id=user_id, step=step, confirm=data["confirm"])
     return {"accepted": True}
 
 
@@ -102,5 +100,5 @@ def remove(client_id: uuid.UUID, user_id: uuid.UUID) -> dict[str, Any]:
     """Forget the user's sealed secret (the intake has checked a fresh proof first)."""
     rt = get_runtime()
     with tenant_transaction(rt.db, client_id) as conn:
-        removed = execute(conn, QUERIES["delete_secret"], client_id=client_id, user_id=user_id)
-    return {"removed": bool(removed)}
+        removed = repository.delete_secret(conn, client_id=client_id, user_id=user_id)
+    return {"removed": removed}
