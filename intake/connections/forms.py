@@ -14,6 +14,9 @@ MIN_API_KEY_LENGTH = 16
 MAX_API_KEY_LENGTH = 4096
 
 
+BACK_TO_AUTOMATION = "automation"
+
+
 def _stripped(value: object) -> object:
     return value.strip() if isinstance(value, str) else value
 
@@ -25,6 +28,8 @@ class ConnectForm(FlaskForm):
                                 filters=[_stripped])
     connection_id = HiddenField(validators=[Optional(), UUID(message="Not a known connection.")],
                                 filters=[_stripped])
+    # "automation" when the automation's own page asked: the client is brought back to it afterwards.
+    back = HiddenField(validators=[Optional(), AnyOf([BACK_TO_AUTOMATION], message="Not a known page.")])
 
 
 class ApiKeyForm(FlaskForm):

@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, session, url_for
 from flask.typing import ResponseReturnValue
 
 from intake import agent_client
@@ -44,6 +44,7 @@ from intake.connections.consent_scopes import (
     unused_scopes,
 )
 from intake.connections.forms import (
+    BACK_TO_AUTOMATION,
     MAX_API_KEY_LENGTH,
     MIN_API_KEY_LENGTH,
     ApiKeyForm,
@@ -62,6 +63,8 @@ logger = logging.getLogger(__name__)
 blueprint = Blueprint("connections", __name__)
 
 PKCE_KEY_LABEL = b"hapex oauth pkce verifier key"
+# Where a connection started from an automation's page brings the client back: {"provider", "automation_id"}.
+COME_BACK_TO = "connect_back"
 
 UNAVAILABLE = "{name} is not available on this Hapex deployment, so it cannot be connected."
 NOTHING_NEEDS_IT = (
@@ -372,18 +375,23 @@ def connect(provider_key: str) -> ResponseReturnValue:
     if not oauth_available(provider, config):
         return _list_page(error=UNAVAILABLE.format(name=provider.name), status=409)
     client_id = _client_id()
+    automation_id = uuid.UUID(form.automation_id.data) if form.automation_id.data else None
     try:
         with tenant_transaction(get_db(), client_id) as conn:
             wanted = _consent_request(
-                conn, provider, client_id=client_id,
-                automation_id=uuid.UUID(form.automation_id.data) if form.automation_id.data else None,
+                conn, provider, client_id=client_id, automation_id=automation_id,
                 connection_id=uuid.UUID(form.connection_id.data) if form.connection_id.data else None,
             )
     except Refused as refused:
         return _list_page(error=refused.message, status=refused.status)
     except AlreadyGranted as granted:
         flash(f"{provider.name} already grants everything your automations need; nothing was asked.")
+        if automation_id is not None and form.back.data == BACK_TO_AUTOMATION:
+            return _back_to_automation(provider, automation_id)
         return redirect(url_for("connections.connection", connection_id=granted.connection_id), 303)
+    session.pop(COME_BACK_TO, None)
+    if automation_id is not None and form.back.data == BACK_TO_AUTOMATION:
+        session[COME_BACK_TO] = {"provider": provider.key, "automation_id": str(automation_id)}
     if wanted.end_grant_first and wanted.connection_id is not None:
         problem = _end_grant(provider, wanted.connection_id)
         if problem is not None:
@@ -471,7 +479,16 @@ def _exchange_outcome(provider: Provider, connected: Connected,
               f"Not granted: {', '.join(missing)}.")
     else:
         flash(f"{provider.name} is connected.")
+    back = session.pop(COME_BACK_TO, None)
+    if isinstance(back, dict) and back.get("provider") == provider.key:
+        return _back_to_automation(provider, uuid.UUID(str(back["automation_id"])))
     return redirect(url_for("connections.connection", connection_id=connected.connection_id), 303)
+
+
+def _back_to_automation(provider: Provider, automation_id: uuid.UUID) -> ResponseReturnValue:
+    """The automation's page, at what it needs from this provider (its page 404s for anyone else's id)."""
+    return redirect(url_for("automations.automation", automation_id=automation_id,
+                            _anchor=f"need-{provider.key}"), 303)
 
 
 def _exchange_refused(provider: Provider, refused: AgentRefused) -> ResponseReturnValue:

@@ -740,3 +740,26 @@ def test_widening_google_access_while_an_unused_write_scope_is_granted_ends_the_
     assert len([c for c in provider.calls if c.request.url == GOOGLE_REVOKE_URL]) == 1
     ended = html.unescape(response.get_data(as_text=True))
     assert "Hapex ended its earlier access" in ended and G + "spreadsheets" in ended
+
+
+# --- back to the automation ------------------------------------------------------------
+
+
+def test_connecting_from_an_automations_page_brings_the_client_back_to_it(me, intake_db, provider, owner_conn):
+    automation_id = save_automation(intake_db, me.client_id, "gmail.search")
+    answer, _, _ = connect_google(me, intake_db, provider, automation_id=str(automation_id), back="automation")
+    assert answer.status_code == 303
+    assert answer.headers["Location"] == f"/automations/{automation_id}#need-google"
+    page = me.page(f"/automations/{automation_id}")
+    assert "Google Workspace is connected." in page
+    # The next connection started from the connections page lands on the connection again.
+    again, _, _ = connect_google(me, intake_db, provider, capabilities=("sheets.append",))
+    connection_id = owner_conn.execute("SELECT connection_id FROM connections WHERE status = 'active'").fetchone()[0]
+    assert again.headers["Location"] == f"/connections/{connection_id}"
+
+
+def test_an_unknown_back_page_is_refused_and_nothing_is_asked(me, intake_db, provider):
+    automation_id = save_automation(intake_db, me.client_id, "gmail.search")
+    response = me.connect("google", automation_id=str(automation_id), back="https://evil.example/")
+    assert response.status_code == 400
+    assert token_requests(provider) == []
