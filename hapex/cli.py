@@ -6,6 +6,7 @@
     hapex credentials rotate [--batch-size N]
     hapex admin clients|reauth|failing|queue [--since DATE] [--until DATE] [--json]
     hapex doctor [intake|agent|worker]
+    hapex site build OUT/ [--site-url URL] [--privacy FILE] [--terms FILE]
     hapex run            (the whole local stack, as `make run` starts it)
     hapex sandbox        (the local provider sandbox, as `hapex run` starts it)
 """
@@ -187,6 +188,19 @@ def _local_stack_environment(settings: LauncherSettings) -> dict[str, str] | Non
     return local_environment(database, settings)
 
 
+def cmd_site_build(args: argparse.Namespace) -> int:
+    from intake.config import IntakeConfig
+    from intake.public_site import SiteBuildError, build_site
+
+    config = IntakeConfig.for_public_site(args.settings.environ)
+    try:
+        built = build_site(config, Path(args.out), site_url=args.site_url, privacy=args.privacy, terms=args.terms)
+    except SiteBuildError as exc:
+        return _fail(f"site build: {exc}", 1)
+    print(f"wrote {len(built.files)} files to {built.out} (serve them with the headers in {built.out}/_headers)")
+    return 0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from hapex.localstack.stack import run_stack
 
@@ -261,6 +275,15 @@ def build_parser() -> argparse.ArgumentParser:
     doctor.add_argument("service", nargs="?", choices=["intake", "agent", "worker"],
                         help="the service whose environment this is (default: guessed from it)")
     doctor.set_defaults(handler=cmd_doctor)
+
+    site = commands.add_parser("site", help="the public site").add_subparsers(dest="site_command", required=True)
+    build = site.add_parser("build", help="render the public pages to static files for a CDN (INTAKE_PUBLIC_URL: "
+                                          "where their sign-up and log-in links go)")
+    build.add_argument("out", help="the directory to write the site into")
+    build.add_argument("--site-url", help="the site's own https:// origin (security.txt's Policy and Canonical)")
+    build.add_argument("--privacy", type=Path, help="your privacy notice, an HTML fragment (else a placeholder)")
+    build.add_argument("--terms", type=Path, help="your terms of service, an HTML fragment (else a placeholder)")
+    build.set_defaults(handler=cmd_site_build)
 
     run = commands.add_parser("run", help="the whole local stack, in the foreground")
     run.add_argument("--workers", type=int, default=None, help="how many workers (default: HAPEX_WORKERS, else 1)")

@@ -19,6 +19,8 @@ OPEN_ENDPOINTS = frozenset(
         "pages.security",
         "pages.data_and_privacy",
         "pages.security_txt",
+        "pages.privacy",
+        "pages.terms",
         "accounts.login",
         "accounts.signup",
         "accounts.forgot_password",

@@ -5,6 +5,7 @@ Of the providers' settings it reads endpoint overrides and client ids, never a c
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import ClassVar
@@ -99,6 +100,35 @@ class IntakeConfig:
             log_level=env.get("LOG_LEVEL", "INFO") or "INFO",
             log_format=log_format(env),
             password_hash_profile=profile,
+            session_idle_minutes=env.integer("INTAKE_SESSION_IDLE_MINUTES", 30, minimum=1, maximum=24 * 60),
+            session_absolute_hours=env.integer("INTAKE_SESSION_ABSOLUTE_HOURS", 12, minimum=1, maximum=24 * 30),
+            public_url=public_url,
+            providers=providers,
+        )
+
+    # What `hapex site build` reads: the pages state these settings of the intake they link to.
+    PUBLIC_SITE_VARIABLES: ClassVar[tuple[str, ...]] = (
+        "INTAKE_PUBLIC_URL", "INTAKE_SECURE_COOKIES", "INTAKE_SESSION_IDLE_MINUTES", "INTAKE_SESSION_ABSOLUTE_HOURS",
+    )
+
+    @classmethod
+    def for_public_site(cls, environ: Mapping[str, str] | None = None) -> IntakeConfig:
+        """The intake's settings as its public pages state them, for rendering them to static files.
+
+        The build serves nothing and connects to nothing: no database, agent or secret of the intake's
+        is read, and the signing secret and token are throwaway values nothing outside the build sees.
+        """
+        env = Environment(environ, declared=cls.PUBLIC_SITE_VARIABLES + provider_variables())
+        public_url = env.https_url("INTAKE_PUBLIC_URL")
+        providers = resolve_catalog(env)
+        refuse_loopback_providers(providers, public_url, env)
+        return cls(
+            database_url="",
+            session_secret=Secret(secrets.token_urlsafe(32)),
+            agent_service_url="https://agent.invalid",
+            agent_service_ca=None,
+            agent_service_token=Secret(secrets.token_urlsafe(32)),
+            secure_cookies=env.boolean("INTAKE_SECURE_COOKIES", True),
             session_idle_minutes=env.integer("INTAKE_SESSION_IDLE_MINUTES", 30, minimum=1, maximum=24 * 60),
             session_absolute_hours=env.integer("INTAKE_SESSION_ABSOLUTE_HOURS", 12, minimum=1, maximum=24 * 30),
             public_url=public_url,

@@ -1,11 +1,17 @@
-"""Public pages: home, the security statement, data and privacy, security.txt."""
+"""Public pages: home, the security statement, data and privacy, security.txt, privacy and terms.
+
+The intake serves them, and `hapex site build` renders the same views to static files for a CDN
+(intake/public_site.py); nothing here may depend on a database, a session or a script.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from flask import Blueprint, Response, current_app, render_template, url_for
 from flask.typing import ResponseReturnValue
+from markupsafe import Markup
 
 from intake.accounts import sessions, throttle
 from intake.accounts.passwords import (
@@ -22,6 +28,22 @@ blueprint = Blueprint("pages", __name__)
 SECURITY_CONTACT = "mailto:security@hapex.ai"
 # RFC 9116 asks for an Expires under a year ahead; computed per request, it never lapses.
 SECURITY_TXT_LIFETIME = timedelta(days=180)
+
+
+@dataclass(frozen=True)
+class StaticSite:
+    """Present (app.extensions["hapex_static_site"]) only while `hapex site build` renders these pages."""
+
+    # Where the static site is served: security.txt's Policy and Canonical name it, not the intake.
+    origin: str | None = None
+    # The operator's own privacy notice and terms (HTML fragments, checked by the build); None: the placeholder.
+    privacy: Markup | None = None
+    terms: Markup | None = None
+
+
+def static_site() -> StaticSite | None:
+    site: StaticSite | None = current_app.extensions.get("hapex_static_site")
+    return site
 
 
 @blueprint.get("/")
@@ -71,14 +93,30 @@ def security_txt() -> ResponseReturnValue:
     X-Forwarded-Host: a forged header must not make Hapex publish someone else's address; without
     a configured public URL they are left out (both are optional)."""
     config: IntakeConfig = current_app.config["HAPEX"]
+    site = static_site()
+    public_origin = site.origin if site is not None else config.public_url
     expires = (datetime.now(UTC) + SECURITY_TXT_LIFETIME).replace(microsecond=0)
     lines = [
         f"Contact: {SECURITY_CONTACT}",
         f"Expires: {expires.strftime('%Y-%m-%dT%H:%M:%SZ')}",
     ]
-    if config.public_url:
-        origin = config.public_url.rstrip("/")
+    if public_origin:
+        origin = public_origin.rstrip("/")
         lines += [f"Policy: {origin}{url_for('pages.security')}",
                   f"Canonical: {origin}{url_for('pages.security_txt')}"]
     lines.append("Preferred-Languages: en")
     return Response("\n".join(lines) + "\n", content_type="text/plain; charset=utf-8")
+
+
+@blueprint.get("/privacy")
+def privacy() -> ResponseReturnValue:
+    site = static_site()
+    return render_template("legal.html", title="Privacy notice", kind="privacy notice",
+                           text=site.privacy if site is not None else None)
+
+
+@blueprint.get("/terms")
+def terms() -> ResponseReturnValue:
+    site = static_site()
+    return render_template("legal.html", title="Terms of service", kind="terms of service",
+                           text=site.terms if site is not None else None)
