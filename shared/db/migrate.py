@@ -17,6 +17,18 @@ _FILE_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 # Any fixed number: it only has to be the same for every process that migrates.
 _ADVISORY_LOCK_KEY = 0x4841504558
 
+# A managed PostgreSQL's owner is no superuser, and PostgreSQL lets it hand a function to
+# hapex_definer (ALTER FUNCTION ... OWNER TO) only while that role may create in the function's
+# schema. So, for a non-superuser owner and only inside each migration's own transaction, PUBLIC
+# may create in schema public (the default before PostgreSQL 15); the grant is revoked before the
+# commit, so no other session ever sees it and no role keeps it.
+_LEND_CREATE_ON_PUBLIC = """
+SELECT NOT rolsuper
+       AND NOT EXISTS (SELECT 1 FROM pg_namespace n, aclexplode(coalesce(n.nspacl, acldefault('n', n.nspowner))) a
+                       WHERE n.nspname = 'public' AND a.grantee = 0 AND a.privilege_type = 'CREATE')
+FROM pg_roles WHERE rolname = current_user
+"""
+
 
 class MigrationError(RuntimeError):
     """The migrations on disk and the ones recorded in the database disagree."""
@@ -79,7 +91,12 @@ def apply_migrations(conninfo: str, directory: Path = MIGRATIONS_DIR) -> list[Mi
                         )
                     continue
                 with conn.transaction():
+                    lend = conn.execute(_LEND_CREATE_ON_PUBLIC).fetchone()
+                    if lend and lend[0]:
+                        conn.execute("GRANT CREATE ON SCHEMA public TO PUBLIC")
                     conn.execute(migration.sql)
+                    if lend and lend[0]:
+                        conn.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
                     conn.execute(
                         "INSERT INTO hapex_migrations (version, name, checksum) VALUES (%s, %s, %s)",
                         [migration.version, migration.name, migration.checksum],
