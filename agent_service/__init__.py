@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask
 
 from agent_service.config import AgentConfig
-from shared import access_log, request_input
+from shared import access_log, forwarded, request_input
 from shared.db import Database
 from shared.errors import register_json_errors
 
@@ -35,6 +35,8 @@ def create_app(config: AgentConfig, *, database: Database | None = None) -> Flas
     app.extensions["hapex_runtime"] = AgentRuntime.build(db, vault, config)
 
     access_log.install(app)
+    forwarded.install(app, trusted_proxy_count=config.transport.trusted_proxy_count,
+                      tls_by_proxy=config.transport.tls_by_proxy)
     request_input.install(app)  # first: unusable input is refused before sessions, tokens or CSRF
     register_json_errors(app)
     auth.install(app, config)

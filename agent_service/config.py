@@ -22,6 +22,7 @@ from shared.config import (
     ConfigError,
     Environment,
     PoolSettings,
+    TransportSettings,
     is_local_host,
     log_format,
     provider_variables,
@@ -133,6 +134,8 @@ class AgentConfig:
     credential_encryption_key: Secret
     credential_encryption_keys_retired: Secret | None
     pool: PoolSettings = PoolSettings()
+    # Who serves the API's TLS (TLS_TERMINATION) and the proxies trusted for X-Forwarded-* in front of it.
+    transport: TransportSettings = TransportSettings()
     log_level: str = "INFO"
     log_format: str = "auto"
     # The catalog's providers as this deployment sets them up, and Hapex's client at each.
@@ -156,7 +159,7 @@ class AgentConfig:
         *KEY_VARIABLES, "LOG_LEVEL", "LOG_FORMAT", *PoolSettings.variables("AGENT"), "ANTHROPIC_API_KEY",
         "HAPEX_LLM_MODEL", "HAPEX_OUTBOUND_CA_BUNDLE", *RunLimits.VARIABLES, *SMTP_VARIABLES,
         "HAPEX_BENCH_ALLOW_LOOPBACK_WEBHOOKS", "HAPEX_TEST_MODE", "WORKER_CONCURRENCY", "WORKER_GRACE_SECONDS",
-        "INTAKE_PUBLIC_URL",
+        "INTAKE_PUBLIC_URL", *TransportSettings.VARIABLES,
     )
 
     # Read (and so validated) by the API too, but used by the workers only.
@@ -194,6 +197,7 @@ class AgentConfig:
             credential_encryption_key=key,
             credential_encryption_keys_retired=retired,
             pool=PoolSettings.from_env(env, "AGENT"),
+            transport=TransportSettings.from_env(env),
             log_level=env.get("LOG_LEVEL", "INFO") or "INFO",
             log_format=log_format(env),
             providers=providers,

@@ -1,4 +1,4 @@
-"""gunicorn settings for both services: TLS always, JSON logs, no query strings logged.
+"""gunicorn settings for both services: TLS in-process unless TLS_TERMINATION=proxy, JSON logs, no query strings.
 
 `hapex serve intake|agent` points gunicorn here and sets HAPEX_SERVICE, HAPEX_BIND,
 TLS_CERT_FILE and TLS_KEY_FILE. Access lines are written by the apps themselves
@@ -55,11 +55,18 @@ def ssl_context(conf, default_ssl_context_factory):  # type: ignore[no-untyped-d
     return context
 
 
-certfile = settings.tls_cert_file
-keyfile = settings.tls_key_file
-if not certfile or not keyfile:
-    sys.stderr.write("hapex: TLS_CERT_FILE and TLS_KEY_FILE must be set: Hapex serves HTTPS only\n")
-    raise SystemExit(2)
+if settings.tls_by_proxy:
+    # TLS_TERMINATION=proxy: the platform's balancer serves TLS and forwards plain HTTP to HAPEX_BIND, which
+    # `hapex serve` allowed only on a private address; the apps refuse what the balancer did not get over HTTPS.
+    certfile = keyfile = None
+    del ssl_context
+else:
+    certfile = settings.tls_cert_file
+    keyfile = settings.tls_key_file
+    if not certfile or not keyfile:
+        sys.stderr.write("hapex: TLS_CERT_FILE and TLS_KEY_FILE must be set: Hapex serves HTTPS only "
+                         "(unless TLS_TERMINATION=proxy)\n")
+        raise SystemExit(2)
 
 # Only the number of proxies the operator declared may set X-Forwarded-*; the app applies
 # ProxyFix with TRUSTED_PROXY_COUNT, so gunicorn itself trusts none.

@@ -102,6 +102,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             if value and INTAKE_REFUSES.match(name):
                 return _fail(f"configuration error: {name} must not be given to the intake (it never decrypts)")
     try:
+        # Contradictory transport settings are refused before anything else is looked at.
+        bind = settings.served_bind(service) if service != "worker" else ""
         config = _read_config(service, settings.environ)
         _check_database_credentials(service, config.database_url)
     except ConfigError as exc:
@@ -122,13 +124,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
             return _fail(f"configuration error: {exc.variable} {exc.problem}")
         return 0
     for name, path in (("TLS_CERT_FILE", settings.tls_cert_file), ("TLS_KEY_FILE", settings.tls_key_file)):
+        if settings.tls_by_proxy:
+            break  # the balancer serves TLS: served_bind refused files given anyway
         if not path:
-            return _fail(f"configuration error: {name} must be set (Hapex serves HTTPS only)")
+            return _fail(f"configuration error: {name} must be set (Hapex serves HTTPS only, unless "
+                         "TLS_TERMINATION=proxy says the platform's balancer does)")
         if not os.path.isfile(path):
             return _fail(f"configuration error: {name} must name a readable file")
     env = dict(settings.environ)
     env["HAPEX_SERVICE"] = service
-    env["HAPEX_BIND"] = settings.bind or f"{settings.bind_host}:{settings.ports[service]}"
+    env["HAPEX_BIND"] = bind
     module = "intake.wsgi:app" if service == "intake" else "agent_service.wsgi:app"
     argv = [sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONFIG), module]
     os.execve(sys.executable, argv, env)  # noqa: S606 - replaces this process with gunicorn

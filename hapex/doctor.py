@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TextIO
 
-from shared.config import ConfigError, Environment
+from hapex.settings import LauncherSettings
+from shared.config import ConfigError, Environment, tls_terminated_by_proxy
 
 SERVICES = ("intake", "agent", "worker")
 CERT_WARNING = timedelta(days=14)
@@ -213,6 +214,16 @@ def _check_tls(report: Report, environ: dict[str, str]) -> None:
     from cryptography.hazmat.primitives import serialization
 
     env = Environment(environ)
+    try:
+        by_proxy = tls_terminated_by_proxy(env)
+        if by_proxy:
+            LauncherSettings.from_env(environ).served_bind("intake")
+    except ConfigError as exc:
+        report.fail(f"{exc.variable} {exc.problem}", "see TLS_TERMINATION in .env.example and deploy/README.md")
+        return
+    if by_proxy:
+        report.ok("TLS served by the platform's balancer (TLS_TERMINATION=proxy), plain HTTP on a private address only")
+        return
     cert_path, key_path = env.get("TLS_CERT_FILE"), env.get("TLS_KEY_FILE")
     for name, path in (("TLS_CERT_FILE", cert_path), ("TLS_KEY_FILE", key_path)):
         if path is None:

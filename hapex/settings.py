@@ -7,13 +7,14 @@ theirs through IntakeConfig and AgentConfig) and reads only these few settings i
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
-from shared.config import ConfigError, Environment, is_loopback_host, log_format
+from shared.config import ConfigError, Environment, is_loopback_host, log_format, tls_terminated_by_proxy
 
 DEFAULT_PORTS = {"intake": 8443, "agent": 8444, "sandbox": 8445}
 PORT_VARIABLES = {"intake": "INTAKE_PORT", "agent": "AGENT_PORT", "sandbox": "HAPEX_SANDBOX_PORT"}
@@ -33,6 +34,8 @@ class LauncherSettings:
     ports: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_PORTS))
     tls_cert_file: str | None = None
     tls_key_file: str | None = None
+    # TLS_TERMINATION=proxy: the platform's balancer serves TLS, the service plain HTTP on HAPEX_BIND only.
+    tls_by_proxy: bool = False
     # The local provider sandbox beside `hapex run` (HAPEX_SANDBOX=0 turns it off); never in production.
     sandbox: bool = True
     # The command's own logging (`hapex credentials rotate`, `hapex admin`, ...), as the services'.
@@ -41,12 +44,26 @@ class LauncherSettings:
 
     VARIABLES: ClassVar[tuple[str, ...]] = (
         "DATABASE_URL", "HAPEX_DATA_DIR", "HAPEX_WORKERS", "HAPEX_BIND_HOST", "HAPEX_BIND", *PORT_VARIABLES.values(),
-        "TLS_CERT_FILE", "TLS_KEY_FILE", "HAPEX_SANDBOX", "LOG_LEVEL", "LOG_FORMAT",
+        "TLS_CERT_FILE", "TLS_KEY_FILE", "HAPEX_SANDBOX", "LOG_LEVEL", "LOG_FORMAT", "TLS_TERMINATION",
     )
 
     @classmethod
     def variables(cls) -> tuple[str, ...]:
         return cls.VARIABLES
+
+    def served_bind(self, service: str) -> str:
+        """Where `hapex serve` listens: HAPEX_BIND, else the bind host and the service's port.
+
+        Behind a TLS-terminating balancer the service speaks plain HTTP, so only on an address the
+        operator named that the internet cannot reach: a private or loopback IP, or a unix socket.
+        """
+        if not self.tls_by_proxy:
+            return self.bind or f"{self.bind_host}:{self.ports[service]}"
+        for name, value in (("TLS_CERT_FILE", self.tls_cert_file), ("TLS_KEY_FILE", self.tls_key_file)):
+            if value:
+                raise ConfigError(name, "must not be set when TLS_TERMINATION=proxy (the balancer serves TLS; "
+                                        "unset one of the two)")
+        return private_bind(self.bind)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> LauncherSettings:
@@ -64,10 +81,32 @@ class LauncherSettings:
                    for service, variable in PORT_VARIABLES.items()},
             tls_cert_file=env.get("TLS_CERT_FILE"),
             tls_key_file=env.get("TLS_KEY_FILE"),
+            tls_by_proxy=tls_terminated_by_proxy(env),
             sandbox=env.boolean("HAPEX_SANDBOX", True),
             log_level=(env.get("LOG_LEVEL", "INFO") or "INFO").upper(),
             log_format=log_format(env),
         )
+
+
+def private_bind(bind: str | None) -> str:
+    """HAPEX_BIND as host:port on a private, loopback or link-local IP address, or unix:/path."""
+    usage = "the balancer forwards to (10.0.0.5:8443, [fd00::5]:8443 or unix:/run/hapex.sock)"
+    if not bind:
+        raise ConfigError("HAPEX_BIND", f"must be set when TLS_TERMINATION=proxy: the private address {usage}")
+    if bind.startswith("unix:"):
+        return bind
+    host, _, port = bind.rpartition(":")
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        raise ConfigError("HAPEX_BIND", f"must be an IP address and port when TLS_TERMINATION=proxy: the private "
+                                        f"address {usage}") from None
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError("HAPEX_BIND", "must end with a port, like 10.0.0.5:8443")
+    if address.is_unspecified or address.is_global or address.is_multicast:
+        raise ConfigError("HAPEX_BIND", "must be a private address when TLS_TERMINATION=proxy, not all interfaces "
+                                        "or a public one: the service speaks plain HTTP there")
+    return bind
 
 
 def sandbox_bind_host(env: Environment) -> str:
@@ -132,12 +171,13 @@ class GunicornSettings:
     threads: int = 4
     tls_cert_file: str | None = None
     tls_key_file: str | None = None
+    tls_by_proxy: bool = False
     log_level: str = "info"
     log_format: str = "auto"
 
     VARIABLES: ClassVar[tuple[str, ...]] = (
         "HAPEX_SERVICE", "HAPEX_BIND", "WEB_CONCURRENCY", "GUNICORN_THREADS", "TLS_CERT_FILE", "TLS_KEY_FILE",
-        "LOG_LEVEL", "LOG_FORMAT",
+        "LOG_LEVEL", "LOG_FORMAT", "TLS_TERMINATION",
     )
 
     @classmethod
@@ -154,6 +194,7 @@ class GunicornSettings:
             threads=env.integer("GUNICORN_THREADS", 4, minimum=1, maximum=256),
             tls_cert_file=env.get("TLS_CERT_FILE"),
             tls_key_file=env.get("TLS_KEY_FILE"),
+            tls_by_proxy=tls_terminated_by_proxy(env),
             log_level=(env.get("LOG_LEVEL", "info") or "info").lower(),
             log_format=log_format(env),
         )

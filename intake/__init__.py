@@ -9,11 +9,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flask import Flask
 from flask_wtf.csrf import CSRFProtect
-from werkzeug.middleware.proxy_fix import ProxyFix
 
 from intake.agent_client import AgentClient
 from intake.config import IntakeConfig
-from shared import access_log, request_input
+from shared import access_log, forwarded, request_input
 from shared.catalog import CATALOG, Catalog
 from shared.db import Database
 
@@ -54,9 +53,6 @@ def create_app(
         SESSION_COOKIE_PATH="/",
         WTF_CSRF_TIME_LIMIT=config.session_absolute_hours * 3600,
     )
-    if config.trusted_proxy_count:
-        n = config.trusted_proxy_count
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]  # Flask's documented way to add middleware
     db = database or Database(config.database_url, config.pool, name="hapex-intake").open()
     app.extensions["hapex_db"] = db
     app.extensions["hapex_agent"] = agent or AgentClient(config)
@@ -67,6 +63,8 @@ def create_app(
     app.extensions["hapex_login_throttle"] = LoginThrottle(db, throttle_key)
 
     access_log.install(app, secret_prefixes=("/hooks/", LINK_PREFIX))
+    forwarded.install(app, trusted_proxy_count=config.trusted_proxy_count, tls_by_proxy=config.tls_by_proxy,
+                      https_origin=config.public_url)
     request_input.install(app)  # first: unusable input is refused before sessions, tokens or CSRF
     auth.install(app)
     csrf = CSRFProtect(app)

@@ -16,6 +16,7 @@ from shared.config import (
     ConfigError,
     Environment,
     PoolSettings,
+    TransportSettings,
     log_format,
     provider_variables,
     refuse_loopback_providers,
@@ -37,6 +38,8 @@ class IntakeConfig:
     agent_service_ca: str | None
     agent_service_token: Secret
     trusted_proxy_count: int = 0
+    # TLS_TERMINATION=proxy: the platform's balancer serves TLS; requests it did not receive over HTTPS are refused.
+    tls_by_proxy: bool = False
     secure_cookies: bool = True
     pool: PoolSettings = PoolSettings()
     log_level: str = "INFO"
@@ -52,7 +55,7 @@ class IntakeConfig:
 
     OWN_VARIABLES: ClassVar[tuple[str, ...]] = (
         "INTAKE_DATABASE_URL", "INTAKE_SESSION_SECRET", "AGENT_SERVICE_URL", "AGENT_SERVICE_CA",
-        "AGENT_SERVICE_TOKEN", "TRUSTED_PROXY_COUNT", "INTAKE_SECURE_COOKIES", "LOG_LEVEL", "LOG_FORMAT",
+        "AGENT_SERVICE_TOKEN", *TransportSettings.VARIABLES, "INTAKE_SECURE_COOKIES", "LOG_LEVEL", "LOG_FORMAT",
         "INTAKE_PASSWORD_HASH_PROFILE", "HAPEX_TEST_MODE", "INTAKE_SESSION_IDLE_MINUTES",
         "INTAKE_SESSION_ABSOLUTE_HOURS", "INTAKE_PUBLIC_URL", *PoolSettings.variables("INTAKE"),
     )
@@ -88,14 +91,20 @@ class IntakeConfig:
             # Consent needs exact redirect URIs; guessing them from the Host header would let
             # a forged header choose where a provider sends the authorization code.
             raise ConfigError("INTAKE_PUBLIC_URL", "must be set when an OAuth provider's client id is set")
+        transport = TransportSettings.from_env(env)
+        secure_cookies = env.boolean("INTAKE_SECURE_COOKIES", True)
+        if transport.tls_by_proxy and not secure_cookies:
+            raise ConfigError("INTAKE_SECURE_COOKIES", "must be true when TLS_TERMINATION=proxy: browsers reach "
+                                                       "the intake over HTTPS only, at the balancer")
         return cls(
             database_url=env.database_url("INTAKE_DATABASE_URL"),
             session_secret=session_secret,
             agent_service_url=env.https_url("AGENT_SERVICE_URL") or "",
             agent_service_ca=env.existing_file("AGENT_SERVICE_CA", required=False),
             agent_service_token=token,
-            trusted_proxy_count=env.integer("TRUSTED_PROXY_COUNT", 0, minimum=0, maximum=5),
-            secure_cookies=env.boolean("INTAKE_SECURE_COOKIES", True),
+            trusted_proxy_count=transport.trusted_proxy_count,
+            tls_by_proxy=transport.tls_by_proxy,
+            secure_cookies=secure_cookies,
             pool=PoolSettings.from_env(env, "INTAKE"),
             log_level=env.get("LOG_LEVEL", "INFO") or "INFO",
             log_format=log_format(env),

@@ -12,6 +12,7 @@ import ipaddress
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
+from typing import ClassVar
 from urllib.parse import urlsplit
 
 import psycopg
@@ -174,6 +175,49 @@ class PoolSettings:
     @staticmethod
     def variables(prefix: str) -> tuple[str, ...]:
         return (f"{prefix}_DB_POOL_MAX", f"{prefix}_DB_POOL_MIN", f"{prefix}_DB_POOL_TIMEOUT")
+
+
+TLS_TERMINATION_MODES = ("hapex", "proxy")
+
+
+@dataclass(frozen=True)
+class TransportSettings:
+    """Who serves TLS, and how many proxies in front of the service may set X-Forwarded-*.
+
+    By default ("hapex") the service serves TLS itself, behind a balancer or not. "proxy" (the platform's
+    load balancer terminates TLS and forwards plain HTTP on a private network) must be said explicitly
+    with TLS_TERMINATION: TRUSTED_PROXY_COUNT alone is set by deployments whose balancer re-encrypts to
+    the service's own TLS, and must not silently turn those into plain HTTP. It still names the hops,
+    which proxy mode needs to read X-Forwarded-Proto from the balancer and from nobody else.
+    """
+
+    tls_by_proxy: bool = False
+    trusted_proxy_count: int = 0
+
+    VARIABLES: ClassVar[tuple[str, ...]] = ("TLS_TERMINATION", "TRUSTED_PROXY_COUNT")
+
+    @classmethod
+    def from_env(cls, env: Environment) -> TransportSettings:
+        return cls(tls_by_proxy=tls_terminated_by_proxy(env),
+                   trusted_proxy_count=trusted_proxy_count(env))
+
+
+def tls_terminated_by_proxy(env: Environment) -> bool:
+    """TLS_TERMINATION: hapex (the default: the service serves TLS itself) or proxy (the platform's balancer)."""
+    mode = (env.get("TLS_TERMINATION", "hapex") or "hapex").lower()
+    if mode not in TLS_TERMINATION_MODES:
+        raise ConfigError("TLS_TERMINATION", "must be hapex (the service serves TLS itself, the default) "
+                                             "or proxy (the platform's load balancer terminates it)")
+    return mode == "proxy"
+
+
+def trusted_proxy_count(env: Environment) -> int:
+    """TRUSTED_PROXY_COUNT: the proxies in front of the service; at least one when TLS_TERMINATION=proxy."""
+    count = env.integer("TRUSTED_PROXY_COUNT", 0, minimum=0, maximum=5)
+    if count == 0 and tls_terminated_by_proxy(env):
+        raise ConfigError("TRUSTED_PROXY_COUNT", "must be 1 or more when TLS_TERMINATION=proxy: the balancer's "
+                                                 "hops, the only ones whose X-Forwarded-Proto counts")
+    return count
 
 
 def log_format(env: Environment) -> str:
