@@ -164,17 +164,29 @@ class PoolSettings:
     # Seconds a request waits for a working connection before answering "briefly unavailable":
     # short, so an outage is a quick 503 rather than a page that hangs.
     checkout_timeout: float = 2.0
+    # Seconds a connection is kept before it is replaced (psycopg_pool's default, an hour): shorter
+    # behind a managed server or pooler that drops long-lived connections, or to follow a failover.
+    max_lifetime: float = 3600.0
+    # The URL points at a pooler in transaction mode (PgBouncer pool_mode=transaction): each transaction
+    # may run on another server connection, so no server-side prepared statements (psycopg prepares a
+    # query after its fifth run on a connection). Tenant isolation needs nothing more: app.client_id is
+    # transaction-local (tests/integration/test_pgbouncer.py).
+    transaction_pooler: bool = False
 
     @classmethod
     def from_env(cls, env: Environment, prefix: str) -> PoolSettings:
         max_size = env.integer(f"{prefix}_DB_POOL_MAX", 10, minimum=1, maximum=200)
         min_size = env.integer(f"{prefix}_DB_POOL_MIN", 1, minimum=0, maximum=max_size)
         checkout_timeout = env.integer(f"{prefix}_DB_POOL_TIMEOUT", 2, minimum=1, maximum=120)
-        return cls(min_size=min_size, max_size=max_size, checkout_timeout=float(checkout_timeout))
+        max_lifetime = env.integer(f"{prefix}_DB_POOL_MAX_LIFETIME", 3600, minimum=60, maximum=86400)
+        return cls(min_size=min_size, max_size=max_size, checkout_timeout=float(checkout_timeout),
+                   max_lifetime=float(max_lifetime),
+                   transaction_pooler=env.boolean(f"{prefix}_DB_TRANSACTION_POOLER", False))
 
     @staticmethod
     def variables(prefix: str) -> tuple[str, ...]:
-        return (f"{prefix}_DB_POOL_MAX", f"{prefix}_DB_POOL_MIN", f"{prefix}_DB_POOL_TIMEOUT")
+        return (f"{prefix}_DB_POOL_MAX", f"{prefix}_DB_POOL_MIN", f"{prefix}_DB_POOL_TIMEOUT",
+                f"{prefix}_DB_POOL_MAX_LIFETIME", f"{prefix}_DB_TRANSACTION_POOLER")
 
 
 TLS_TERMINATION_MODES = ("hapex", "proxy")
