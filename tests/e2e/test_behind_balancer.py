@@ -234,7 +234,9 @@ def test_a_persons_first_visit_works_with_each_step_on_the_other_intake(stack):
     assert allow
     back = person.get(html.unescape(allow.group(1)))
     assert back.status_code == 303, back.text
-    assert re.fullmatch(r"/connections/[0-9a-f-]{36}", urlsplit(back.headers["Location"]).path), back.headers
+    # Back where the person started: the automation (or the connection's own page).
+    assert re.fullmatch(rf"/(automations/{automation_id}|connections/[0-9a-f-]{{36}})",
+                        urlsplit(back.headers["Location"]).path), back.headers
     assert "Google" in person.get(back.headers["Location"]).text
 
     with psycopg.connect(stack.database.owner_dsn) as conn:
