@@ -21,6 +21,7 @@ from shared.config import (
     provider_variables,
     refuse_loopback_providers,
     resolve_catalog,
+    tls_terminated_by_proxy,
 )
 from shared.secret import Secret
 
@@ -118,6 +119,7 @@ class IntakeConfig:
     # What `hapex site build` reads: the pages state these settings of the intake they link to.
     PUBLIC_SITE_VARIABLES: ClassVar[tuple[str, ...]] = (
         "INTAKE_PUBLIC_URL", "INTAKE_SECURE_COOKIES", "INTAKE_SESSION_IDLE_MINUTES", "INTAKE_SESSION_ABSOLUTE_HOURS",
+        "TLS_TERMINATION",
     )
 
     @classmethod
@@ -138,6 +140,7 @@ class IntakeConfig:
             agent_service_ca=None,
             agent_service_token=Secret(secrets.token_urlsafe(32)),
             secure_cookies=env.boolean("INTAKE_SECURE_COOKIES", True),
+            tls_by_proxy=tls_terminated_by_proxy(env),
             session_idle_minutes=env.integer("INTAKE_SESSION_IDLE_MINUTES", 30, minimum=1, maximum=24 * 60),
             session_absolute_hours=env.integer("INTAKE_SESSION_ABSOLUTE_HOURS", 12, minimum=1, maximum=24 * 30),
             public_url=public_url,

@@ -71,6 +71,7 @@ def security_facts() -> dict[str, object]:
         "session_bits": sessions.TOKEN_BYTES * 8,
         "session_cookie": sessions.cookie_name(config),
         "secure_cookies": config.secure_cookies,
+        "tls_by_proxy": config.tls_by_proxy,
         "idle_minutes": config.session_idle_minutes,
         "absolute_hours": config.session_absolute_hours,
     }

@@ -111,6 +111,9 @@ def test_pages_through_the_balancer_keep_hsts_and_secure_cookies(stack):
     assert response.headers["Strict-Transport-Security"].startswith("max-age=")
     cookies = response.headers.get("Set-Cookie", "")
     assert cookies and "Secure" in cookies and "HttpOnly" in cookies
+    security = requests.get(stack.intake.url + "/security", verify=stack.ca, timeout=20).text
+    # The page tells the truth of this deployment: the balancer holds the certificate, and what that costs.
+    assert "load balancer holds the" in security and "travel unencrypted" in security
 
 
 def test_a_request_that_did_not_reach_the_balancer_over_https_is_refused(stack):

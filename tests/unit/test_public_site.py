@@ -108,3 +108,22 @@ def test_without_the_intakes_public_url_the_build_says_so(tmp_path, monkeypatch,
     monkeypatch.delenv("INTAKE_PUBLIC_URL", raising=False)
     assert main(["site", "build", str(tmp_path / "out")]) == 2
     assert "INTAKE_PUBLIC_URL must be set" in capsys.readouterr().err
+
+
+def test_the_security_page_says_where_each_part_runs_and_what_makes_it_so(site):
+    text = html.unescape((site / "security" / "index.html").read_text())
+    assert "Where Hapex runs" in text
+    for piece in ("hapex site build", "The intake's part of the deployment notes",
+                  "The agent's and workers' part of the deployment notes", "The database part of the deployment notes"):
+        assert piece in text
+    # Built for an intake serving its own TLS, the page does not claim a balancer in front of it.
+    assert "This web app serves HTTPS itself" in text and "travel unencrypted" not in text.split("agent service")[0]
+
+
+def test_built_for_an_intake_behind_a_tls_balancer_the_page_states_the_trade_off(tmp_path, monkeypatch):
+    monkeypatch.setenv("INTAKE_PUBLIC_URL", INTAKE)
+    monkeypatch.setenv("TLS_TERMINATION", "proxy")
+    assert main(["site", "build", str(tmp_path / "out")]) == 0
+    text = (tmp_path / "out" / "security" / "index.html").read_text()
+    assert "load balancer holds the" in text and "travel unencrypted" in text
+    assert "This web app serves HTTPS itself" not in text
