@@ -19,6 +19,7 @@ def create_app(config: AgentConfig, *, database: Database | None = None) -> Flas
     from agent_service.admin import views as admin
     from agent_service.chat import views as chat
     from agent_service.connections import views as connections
+    from agent_service.passkeys import views as passkeys
     from agent_service.runs import views as runs
     from agent_service.runtime import AgentRuntime
     from agent_service.second_factor import views as second_factor
@@ -48,4 +49,6 @@ def create_app(config: AgentConfig, *, database: Database | None = None) -> Flas
     app.register_blueprint(admin.blueprint)
     app.register_blueprint(second_factor.blueprint)
     app.register_blueprint(second_factor.sign_in_blueprint)
+    app.register_blueprint(passkeys.blueprint)
+    app.register_blueprint(passkeys.sign_in_blueprint)
     return app

@@ -33,7 +33,9 @@ ADMIN_PREFIX = "/v1/admin/"
 PROOF_HEADER = "Hapex-Client-Proof"
 # Service-token routes that act for no client (so need no client's proof).
 # The second-factor check finishes a sign-in, before any session exists (agent_service/second_factor).
-CLIENTLESS_ENDPOINTS = frozenset({"openapi.openapi_document", "second_factor_check.check"})
+# So do the passkey sign-in's options and check (agent_service/passkeys), for the same reason.
+CLIENTLESS_ENDPOINTS = frozenset({"openapi.openapi_document", "second_factor_check.check",
+                                  "passkey_sign_in.sign_in_options", "passkey_sign_in.check"})
 # Routes a webhook's secret may prove: starting a run of the automation the URL names.
 WEBHOOK_ENDPOINTS = frozenset({"runs.run_now"})
 _SECRET_SHAPE = re.compile(r"[A-Za-z0-9_-]{1,256}")

@@ -153,6 +153,9 @@ class AgentConfig:
     # Seconds a stopping worker lets the step in flight finish before handing its job back: longer
     # than one provider call may take (connect 5 s + read 30 s), so a normal stop interrupts nothing.
     worker_grace_seconds: float = 45.0
+    # Where clients reach the intake: the origin and relying party id passkeys are verified against
+    # (never a Host header). None (local and test stacks without it): passkeys are unavailable.
+    intake_public_url: str | None = None
 
     OWN_VARIABLES: ClassVar[tuple[str, ...]] = (
         "AGENT_DATABASE_URL", "AGENT_SERVICE_TOKEN", "AGENT_SERVICE_TOKEN_PREVIOUS", "AGENT_ADMIN_TOKEN",
@@ -182,7 +185,8 @@ class AgentConfig:
         key, retired = _credential_keys(env)
         providers = resolve_catalog(env)
         # The agent is told where clients reach Hapex only to refuse a local provider in a public deployment.
-        refuse_loopback_providers(providers, env.https_url("INTAKE_PUBLIC_URL", required=False), env)
+        intake_public_url = env.https_url("INTAKE_PUBLIC_URL", required=False)
+        refuse_loopback_providers(providers, intake_public_url, env)
         llm_key = env.get("ANTHROPIC_API_KEY")
         allow_loopback = env.boolean("HAPEX_BENCH_ALLOW_LOOPBACK_WEBHOOKS", False)
         test_mode = env.boolean("HAPEX_TEST_MODE", False)
@@ -210,6 +214,7 @@ class AgentConfig:
             allow_loopback_webhooks=allow_loopback,
             worker_concurrency=env.integer("WORKER_CONCURRENCY", 4, minimum=1, maximum=256),
             worker_grace_seconds=float(env.integer("WORKER_GRACE_SECONDS", 45, minimum=1, maximum=3600)),
+            intake_public_url=intake_public_url.rstrip("/") if intake_public_url else None,
         )
 
 

@@ -259,6 +259,17 @@ CREATE FUNCTION public.hapex_forget_step_outputs() RETURNS trigger
 
 ALTER FUNCTION public.hapex_forget_step_outputs() OWNER TO hapex_definer;
 
+CREATE FUNCTION public.hapex_issue_passkey_sign_in_challenge(p_challenge_hash bytea) RETURNS void
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $$
+    DELETE FROM public.passkey_sign_in_challenges WHERE expires_at < now();
+    INSERT INTO public.passkey_sign_in_challenges (challenge_hash, expires_at)
+    VALUES (p_challenge_hash, now() + interval '5 minutes')
+    $$;
+
+ALTER FUNCTION public.hapex_issue_passkey_sign_in_challenge(p_challenge_hash bytea) OWNER TO hapex_definer;
+
 CREATE FUNCTION public.hapex_notice_automation_paused() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'public', 'pg_temp'
@@ -437,6 +448,20 @@ CREATE FUNCTION public.hapex_set_webhook_secret(p_session_secret text, p_automat
     $$;
 
 ALTER FUNCTION public.hapex_set_webhook_secret(p_session_secret text, p_automation_id uuid, p_secret_hash bytea) OWNER TO hapex_definer;
+
+CREATE FUNCTION public.hapex_spend_passkey_sign_in_challenge(p_challenge_hash bytea) RETURNS boolean
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $$
+    WITH spent AS (
+        DELETE FROM public.passkey_sign_in_challenges
+        WHERE challenge_hash = p_challenge_hash
+        RETURNING expires_at
+    )
+    SELECT coalesce((SELECT expires_at > now() FROM spent), false)
+    $$;
+
+ALTER FUNCTION public.hapex_spend_passkey_sign_in_challenge(p_challenge_hash bytea) OWNER TO hapex_definer;
 
 CREATE FUNCTION public.hapex_start_session(p_client_id uuid, p_user_id uuid, p_session_hash bytea, p_idle interval, p_absolute interval) RETURNS void
     LANGUAGE sql SECURITY DEFINER
@@ -1073,7 +1098,7 @@ CREATE TABLE public.account_emails (
     sent_at timestamp with time zone,
     CONSTRAINT account_emails_attempts_check CHECK ((attempts >= 0)),
     CONSTRAINT account_emails_check CHECK (((link_base IS NULL) = (link_ttl IS NULL))),
-    CONSTRAINT account_emails_kind_check CHECK ((kind = ANY (ARRAY['verify_email'::text, 'already_registered'::text, 'reset_password'::text, 'password_changed'::text, 'second_factor_on'::text, 'second_factor_off'::text, 'invitation'::text, 'invitation_taken'::text, 'verify_new_email'::text, 'email_changed'::text]))),
+    CONSTRAINT account_emails_kind_check CHECK ((kind = ANY (ARRAY['verify_email'::text, 'already_registered'::text, 'reset_password'::text, 'password_changed'::text, 'second_factor_on'::text, 'second_factor_off'::text, 'invitation'::text, 'invitation_taken'::text, 'verify_new_email'::text, 'email_changed'::text, 'passkey_added'::text, 'passkey_removed'::text]))),
     CONSTRAINT account_emails_link_base_check CHECK (((link_base IS NULL) OR ((link_base ~~ 'http%'::text) AND (length(link_base) <= 300)))),
     CONSTRAINT account_emails_link_ttl_check CHECK (((link_ttl IS NULL) OR ((link_ttl >= '00:01:00'::interval) AND (link_ttl <= '7 days'::interval)))),
     CONSTRAINT account_emails_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'sent'::text, 'failed'::text, 'no_smtp'::text]))),
@@ -1337,6 +1362,30 @@ ALTER TABLE ONLY public.oauth_states FORCE ROW LEVEL SECURITY;
 
 ALTER TABLE public.oauth_states OWNER TO migrator;
 
+CREATE TABLE public.passkey_challenges (
+    client_id uuid NOT NULL,
+    challenge_hash bytea NOT NULL,
+    user_id uuid NOT NULL,
+    purpose text NOT NULL,
+    expires_at timestamp with time zone DEFAULT (now() + '00:05:00'::interval) NOT NULL,
+    CONSTRAINT passkey_challenges_challenge_hash_check CHECK ((length(challenge_hash) = 32)),
+    CONSTRAINT passkey_challenges_purpose_check CHECK ((purpose = ANY (ARRAY['register'::text, 'second_factor'::text])))
+);
+
+ALTER TABLE ONLY public.passkey_challenges FORCE ROW LEVEL SECURITY;
+
+ALTER TABLE public.passkey_challenges OWNER TO migrator;
+
+CREATE TABLE public.passkey_sign_in_challenges (
+    challenge_hash bytea NOT NULL,
+    expires_at timestamp with time zone NOT NULL,
+    CONSTRAINT passkey_sign_in_challenges_challenge_hash_check CHECK ((length(challenge_hash) = 32))
+);
+
+ALTER TABLE ONLY public.passkey_sign_in_challenges FORCE ROW LEVEL SECURITY;
+
+ALTER TABLE public.passkey_sign_in_challenges OWNER TO migrator;
+
 CREATE TABLE public.procrastinate_events (
     id bigint NOT NULL,
     job_id bigint NOT NULL,
@@ -1484,6 +1533,28 @@ ALTER TABLE ONLY public.sessions FORCE ROW LEVEL SECURITY;
 
 ALTER TABLE public.sessions OWNER TO migrator;
 
+CREATE TABLE public.user_passkeys (
+    client_id uuid NOT NULL,
+    passkey_id uuid DEFAULT gen_random_uuid() NOT NULL,
+    user_id uuid NOT NULL,
+    credential_id bytea NOT NULL,
+    public_key bytea NOT NULL,
+    sign_count bigint DEFAULT 0 NOT NULL,
+    transports text[] DEFAULT '{}'::text[] NOT NULL,
+    label text NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    last_used_at timestamp with time zone,
+    CONSTRAINT user_passkeys_credential_id_check CHECK (((length(credential_id) >= 16) AND (length(credential_id) <= 1023))),
+    CONSTRAINT user_passkeys_label_check CHECK (((length(label) >= 1) AND (length(label) <= 60))),
+    CONSTRAINT user_passkeys_public_key_check CHECK (((length(public_key) >= 16) AND (length(public_key) <= 2048))),
+    CONSTRAINT user_passkeys_sign_count_check CHECK ((sign_count >= 0)),
+    CONSTRAINT user_passkeys_transports_check CHECK ((cardinality(transports) <= 8))
+);
+
+ALTER TABLE ONLY public.user_passkeys FORCE ROW LEVEL SECURITY;
+
+ALTER TABLE public.user_passkeys OWNER TO migrator;
+
 CREATE TABLE public.user_totp (
     client_id uuid NOT NULL,
     user_id uuid NOT NULL,
@@ -1600,6 +1671,12 @@ ALTER TABLE ONLY public.notifications
 ALTER TABLE ONLY public.oauth_states
     ADD CONSTRAINT oauth_states_pkey PRIMARY KEY (state_hash);
 
+ALTER TABLE ONLY public.passkey_challenges
+    ADD CONSTRAINT passkey_challenges_pkey PRIMARY KEY (client_id, challenge_hash);
+
+ALTER TABLE ONLY public.passkey_sign_in_challenges
+    ADD CONSTRAINT passkey_sign_in_challenges_pkey PRIMARY KEY (challenge_hash);
+
 ALTER TABLE ONLY public.procrastinate_events
     ADD CONSTRAINT procrastinate_events_pkey PRIMARY KEY (id);
 
@@ -1629,6 +1706,12 @@ ALTER TABLE ONLY public.runs
 
 ALTER TABLE ONLY public.sessions
     ADD CONSTRAINT sessions_pkey PRIMARY KEY (session_hash);
+
+ALTER TABLE ONLY public.user_passkeys
+    ADD CONSTRAINT user_passkeys_client_id_credential_id_key UNIQUE (client_id, credential_id);
+
+ALTER TABLE ONLY public.user_passkeys
+    ADD CONSTRAINT user_passkeys_pkey PRIMARY KEY (client_id, passkey_id);
 
 ALTER TABLE ONLY public.user_totp
     ADD CONSTRAINT user_totp_pkey PRIMARY KEY (client_id, user_id);
@@ -1672,6 +1755,8 @@ CREATE INDEX oauth_states_client_idx ON public.oauth_states USING btree (client_
 
 CREATE INDEX oauth_states_session_idx ON public.oauth_states USING btree (session_hash);
 
+CREATE INDEX passkey_sign_in_challenges_expiry_idx ON public.passkey_sign_in_challenges USING btree (expires_at);
+
 CREATE INDEX procrastinate_events_job_id_fkey_v1 ON public.procrastinate_events USING btree (job_id);
 
 CREATE INDEX procrastinate_jobs_id_lock_idx_v1 ON public.procrastinate_jobs USING btree (id, lock) WHERE (status = ANY (ARRAY['todo'::public.procrastinate_job_status, 'doing'::public.procrastinate_job_status]));
@@ -1699,6 +1784,8 @@ CREATE UNIQUE INDEX runs_schedule_slot_key ON public.runs USING btree (client_id
 CREATE INDEX sessions_client_user_idx ON public.sessions USING btree (client_id, user_id);
 
 CREATE INDEX sessions_expires_idx ON public.sessions USING btree (expires_at);
+
+CREATE INDEX user_passkeys_user_idx ON public.user_passkeys USING btree (client_id, user_id);
 
 CREATE UNIQUE INDEX users_email_key ON public.users USING btree (email);
 
@@ -1782,6 +1869,12 @@ ALTER TABLE ONLY public.oauth_states
 ALTER TABLE ONLY public.oauth_states
     ADD CONSTRAINT oauth_states_session_hash_fkey FOREIGN KEY (session_hash) REFERENCES public.sessions(session_hash) ON DELETE CASCADE;
 
+ALTER TABLE ONLY public.passkey_challenges
+    ADD CONSTRAINT passkey_challenges_client_id_fkey FOREIGN KEY (client_id) REFERENCES public.clients(client_id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.passkey_challenges
+    ADD CONSTRAINT passkey_challenges_client_id_user_id_fkey FOREIGN KEY (client_id, user_id) REFERENCES public.users(client_id, user_id) ON DELETE CASCADE;
+
 ALTER TABLE ONLY public.procrastinate_events
     ADD CONSTRAINT procrastinate_events_job_id_fkey FOREIGN KEY (job_id) REFERENCES public.procrastinate_jobs(id) ON DELETE CASCADE;
 
@@ -1817,6 +1910,12 @@ ALTER TABLE ONLY public.sessions
 
 ALTER TABLE ONLY public.sessions
     ADD CONSTRAINT sessions_client_id_user_id_fkey FOREIGN KEY (client_id, user_id) REFERENCES public.users(client_id, user_id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.user_passkeys
+    ADD CONSTRAINT user_passkeys_client_id_fkey FOREIGN KEY (client_id) REFERENCES public.clients(client_id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.user_passkeys
+    ADD CONSTRAINT user_passkeys_client_id_user_id_fkey FOREIGN KEY (client_id, user_id) REFERENCES public.users(client_id, user_id) ON DELETE CASCADE;
 
 ALTER TABLE ONLY public.user_totp
     ADD CONSTRAINT user_totp_client_id_fkey FOREIGN KEY (client_id) REFERENCES public.clients(client_id) ON DELETE CASCADE;
@@ -1887,6 +1986,8 @@ CREATE POLICY definer_session_touch ON public.sessions FOR UPDATE TO hapex_defin
 
 CREATE POLICY definer_set_webhook ON public.automations FOR UPDATE TO hapex_definer USING (true) WITH CHECK (true);
 
+CREATE POLICY definer_sign_in_challenges ON public.passkey_sign_in_challenges TO hapex_definer USING (true) WITH CHECK (true);
+
 CREATE POLICY definer_state_prune ON public.oauth_states FOR DELETE TO hapex_definer USING ((expires_at <= now()));
 
 CREATE POLICY definer_state_prune_read ON public.oauth_states FOR SELECT TO hapex_definer USING ((expires_at <= now()));
@@ -1900,6 +2001,10 @@ CREATE POLICY definer_write_notice ON public.notifications FOR INSERT TO hapex_d
 ALTER TABLE public.notifications ENABLE ROW LEVEL SECURITY;
 
 ALTER TABLE public.oauth_states ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE public.passkey_challenges ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE public.passkey_sign_in_challenges ENABLE ROW LEVEL SECURITY;
 
 ALTER TABLE public.recovery_codes ENABLE ROW LEVEL SECURITY;
 
@@ -1933,6 +2038,8 @@ CREATE POLICY tenant_isolation ON public.notifications USING ((client_id = ( SEL
 
 CREATE POLICY tenant_isolation ON public.oauth_states USING ((client_id = ( SELECT (NULLIF(current_setting('app.client_id'::text, true), ''::text))::uuid AS "nullif"))) WITH CHECK ((client_id = ( SELECT (NULLIF(current_setting('app.client_id'::text, true), ''::text))::uuid AS "nullif")));
 
+CREATE POLICY tenant_isolation ON public.passkey_challenges USING ((client_id = ( SELECT (NULLIF(current_setting('app.client_id'::text, true), ''::text))::uuid AS "nullif"))) WITH CHECK ((client_id = ( SELECT (NULLIF(current_setting('app.client_id'::text, true), ''::text))::uuid AS "nullif")));
+
 CREATE POLICY tenant_isolation ON public.recovery_codes USING ((client_id = ( SELECT (NULLIF(current_setting('app.client_id'::text, true), ''::text))::uuid AS "nullif"))) WITH CHECK ((client_id = ( SELECT (NULLIF(current_setting('app.client_id'::text, true), ''::text))::uuid AS "nullif")));
 
 CREATE POLICY tenant_isolation ON public.run_steps USING ((client_id = ( SELECT (NULLIF(current_setting('app.client_id'::text, true), ''::text))::uuid AS "nullif"))) WITH CHECK ((client_id = ( SELECT (NULLIF(current_setting('app.client_id'::text, true), ''::text))::uuid AS "nullif")));
@@ -1941,9 +2048,13 @@ CREATE POLICY tenant_isolation ON public.runs USING ((client_id = ( SELECT (NULL
 
 CREATE POLICY tenant_isolation ON public.sessions USING ((client_id = ( SELECT (NULLIF(current_setting('app.client_id'::text, true), ''::text))::uuid AS "nullif"))) WITH CHECK ((client_id = ( SELECT (NULLIF(current_setting('app.client_id'::text, true), ''::text))::uuid AS "nullif")));
 
+CREATE POLICY tenant_isolation ON public.user_passkeys USING ((client_id = ( SELECT (NULLIF(current_setting('app.client_id'::text, true), ''::text))::uuid AS "nullif"))) WITH CHECK ((client_id = ( SELECT (NULLIF(current_setting('app.client_id'::text, true), ''::text))::uuid AS "nullif")));
+
 CREATE POLICY tenant_isolation ON public.user_totp USING ((client_id = ( SELECT (NULLIF(current_setting('app.client_id'::text, true), ''::text))::uuid AS "nullif"))) WITH CHECK ((client_id = ( SELECT (NULLIF(current_setting('app.client_id'::text, true), ''::text))::uuid AS "nullif")));
 
 CREATE POLICY tenant_isolation ON public.users USING ((client_id = ( SELECT (NULLIF(current_setting('app.client_id'::text, true), ''::text))::uuid AS "nullif"))) WITH CHECK ((client_id = ( SELECT (NULLIF(current_setting('app.client_id'::text, true), ''::text))::uuid AS "nullif")));
+
+ALTER TABLE public.user_passkeys ENABLE ROW LEVEL SECURITY;
 
 ALTER TABLE public.user_totp ENABLE ROW LEVEL SECURITY;
 
@@ -1995,6 +2106,9 @@ GRANT ALL ON FUNCTION public.hapex_find_webhook(p_secret_hash bytea) TO hapex_in
 
 REVOKE ALL ON FUNCTION public.hapex_forget_step_outputs() FROM PUBLIC;
 
+REVOKE ALL ON FUNCTION public.hapex_issue_passkey_sign_in_challenge(p_challenge_hash bytea) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.hapex_issue_passkey_sign_in_challenge(p_challenge_hash bytea) TO hapex_agent;
+
 REVOKE ALL ON FUNCTION public.hapex_notice_automation_paused() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION public.hapex_notice_budget_nearly_used() FROM PUBLIC;
@@ -2024,6 +2138,9 @@ GRANT ALL ON FUNCTION public.hapex_session_proves_client(p_client_id uuid, p_ses
 
 REVOKE ALL ON FUNCTION public.hapex_set_webhook_secret(p_session_secret text, p_automation_id uuid, p_secret_hash bytea) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.hapex_set_webhook_secret(p_session_secret text, p_automation_id uuid, p_secret_hash bytea) TO hapex_intake;
+
+REVOKE ALL ON FUNCTION public.hapex_spend_passkey_sign_in_challenge(p_challenge_hash bytea) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.hapex_spend_passkey_sign_in_challenge(p_challenge_hash bytea) TO hapex_agent;
 
 REVOKE ALL ON FUNCTION public.hapex_start_session(p_client_id uuid, p_user_id uuid, p_session_hash bytea, p_idle interval, p_absolute interval) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.hapex_start_session(p_client_id uuid, p_user_id uuid, p_session_hash bytea, p_idle interval, p_absolute interval) TO hapex_intake;
@@ -2322,6 +2439,10 @@ GRANT DELETE ON TABLE public.oauth_states TO hapex_definer;
 
 GRANT SELECT(expires_at) ON TABLE public.oauth_states TO hapex_definer;
 
+GRANT SELECT,INSERT,DELETE ON TABLE public.passkey_challenges TO hapex_agent;
+
+GRANT SELECT,INSERT,DELETE ON TABLE public.passkey_sign_in_challenges TO hapex_definer;
+
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.procrastinate_events TO hapex_agent;
 GRANT INSERT ON TABLE public.procrastinate_events TO hapex_definer;
 
@@ -2417,6 +2538,23 @@ GRANT INSERT(expires_at),UPDATE(expires_at) ON TABLE public.sessions TO hapex_de
 
 GRANT SELECT(device) ON TABLE public.sessions TO hapex_intake;
 GRANT INSERT(device) ON TABLE public.sessions TO hapex_definer;
+
+GRANT SELECT,INSERT,DELETE ON TABLE public.user_passkeys TO hapex_agent;
+
+GRANT SELECT(client_id) ON TABLE public.user_passkeys TO hapex_intake;
+
+GRANT SELECT(passkey_id) ON TABLE public.user_passkeys TO hapex_intake;
+
+GRANT SELECT(user_id) ON TABLE public.user_passkeys TO hapex_intake;
+
+GRANT UPDATE(sign_count) ON TABLE public.user_passkeys TO hapex_agent;
+
+GRANT SELECT(label) ON TABLE public.user_passkeys TO hapex_intake;
+
+GRANT SELECT(created_at) ON TABLE public.user_passkeys TO hapex_intake;
+
+GRANT SELECT(last_used_at) ON TABLE public.user_passkeys TO hapex_intake;
+GRANT UPDATE(last_used_at) ON TABLE public.user_passkeys TO hapex_agent;
 
 GRANT DELETE ON TABLE public.user_totp TO hapex_intake;
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.user_totp TO hapex_agent;

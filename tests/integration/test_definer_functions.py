@@ -60,6 +60,9 @@ REVIEWED: dict[str, tuple[frozenset[str], str]] = {
     # Migration 0021 (key rotation covers TOTP secrets).
     "hapex_vault_totp_key_census": (AGENT, "no argument; key ids and counts"),
     "hapex_vault_totp_rotation_batch": (AGENT, "ids only, LIMIT clamped to 1..1000"),
+    # Migration 0023 (passkeys): a sign-in challenge before anyone is named.
+    "hapex_issue_passkey_sign_in_challenge": (AGENT, "one hash, always five minutes from now (test below)"),
+    "hapex_spend_passkey_sign_in_challenge": (AGENT, "an exact hash; true once while live (test below)"),
 }
 
 
@@ -160,3 +163,27 @@ def test_pending_notifications_are_listed_at_most_a_thousand_at_a_time(agent_db,
         "SELECT %s, 'budget_nearly_used', 'k' || n, 80 FROM generate_series(1, 1001) AS n", [client_id])
     with agent_db.transaction() as conn:
         assert conn.execute("SELECT count(*) FROM hapex_pending_notifications(%s)", [asked]).fetchone() == (listed,)
+
+
+def test_a_sign_in_challenge_lives_five_minutes_whatever_is_asked_and_is_spent_once(agent_db, owner_conn):
+    live, expired = bytes(range(32)), bytes(32)
+    with agent_db.transaction() as conn:
+        conn.execute("SELECT hapex_issue_passkey_sign_in_challenge(%s)", [live])
+        conn.execute("SELECT hapex_issue_passkey_sign_in_challenge(%s)", [expired])
+    lives = owner_conn.execute("SELECT max(expires_at - now()) <= interval '5 minutes' FROM passkey_sign_in_challenges"
+                               ).fetchone()
+    assert lives == (True,)
+    owner_conn.execute("UPDATE passkey_sign_in_challenges SET expires_at = now() - interval '1 second' "
+                       "WHERE challenge_hash = %s", [expired])
+    with agent_db.transaction() as conn:
+        spend = "SELECT hapex_spend_passkey_sign_in_challenge(%s)"
+        assert conn.execute(spend, [expired]).fetchone() == (False,)
+        assert conn.execute(spend, [live[:16]]).fetchone() == (False,)  # a prefix is not the hash: exact only
+        assert conn.execute(spend, [live]).fetchone() == (True,)
+        assert conn.execute(spend, [live]).fetchone() == (False,)
+    # Issuing sweeps what has expired; a hash of the wrong length is refused outright.
+    with agent_db.transaction() as conn:
+        conn.execute("SELECT hapex_issue_passkey_sign_in_challenge(%s)", [bytes([7]) * 32])
+    assert owner_conn.execute("SELECT count(*) FROM passkey_sign_in_challenges").fetchone() == (1,)
+    with agent_db.transaction() as conn, pytest.raises(psycopg.errors.CheckViolation):
+        conn.execute("SELECT hapex_issue_passkey_sign_in_challenge(%s)", [b"short"])
