@@ -398,6 +398,32 @@ def _nothing(body: dict[str, Any]) -> None:
     return None
 
 
+@dataclass(frozen=True)
+class PasskeyVerdict:
+    """The agent's answer to a passkey's assertion: accepted, and then whose it proved to be."""
+
+    accepted: bool
+    client_id: uuid.UUID | None = None
+    user_id: uuid.UUID | None = None
+
+
+def _passkey_options(body: dict[str, Any]) -> dict[str, Any]:
+    options = _object(body["options"])
+    if not isinstance(options.get("challenge"), str):
+        raise ValueError("no challenge")
+    return options
+
+
+def _passkey_id(body: dict[str, Any]) -> uuid.UUID:
+    return uuid.UUID(_str(body["passkey_id"]))
+
+
+def _passkey_verdict(body: dict[str, Any]) -> PasskeyVerdict:
+    if body.get("accepted") is not True:
+        return PasskeyVerdict(False)
+    return PasskeyVerdict(True, uuid.UUID(_str(body["client_id"])), uuid.UUID(_str(body["user_id"])))
+
+
 class _TooLarge(Exception):
     """The agent's answer is longer than the intake reads."""
 
@@ -511,6 +537,37 @@ class AgentClient:
 
     def remove_totp(self, client_id: uuid.UUID, user_id: uuid.UUID) -> None:
         self._call("DELETE", f"/v1/clients/{client_id}/users/{user_id}/totp", _nothing, expect=200)
+
+    # passkeys: the agent draws every challenge and verifies every answer; the intake renders the pages
+
+    def passkey_registration_options(self, client_id: uuid.UUID, user_id: uuid.UUID, *,
+                                     account_name: str) -> dict[str, Any]:
+        """Options for navigator.credentials.create() (the agent keeps the challenge's hash)."""
+        return self._call("POST", f"/v1/clients/{client_id}/users/{user_id}/passkeys/registration-options",
+                          _passkey_options, expect=200, json={"account_name": account_name})
+
+    def register_passkey(self, client_id: uuid.UUID, user_id: uuid.UUID, *, credential: dict[str, Any],
+                         label: str) -> uuid.UUID:
+        """The new passkey's id; AgentRefused (passkey_refused, passkey_already_registered) otherwise."""
+        return self._call("POST", f"/v1/clients/{client_id}/users/{user_id}/passkeys", _passkey_id, expect=201,
+                          json={"credential": credential, "label": label})
+
+    def remove_passkey(self, client_id: uuid.UUID, user_id: uuid.UUID, passkey_id: uuid.UUID) -> None:
+        self._call("DELETE", f"/v1/clients/{client_id}/users/{user_id}/passkeys/{passkey_id}", _nothing,
+                   expect=200)
+
+    def passkey_sign_in_options(self, client_id: uuid.UUID | None = None,
+                                user_id: uuid.UUID | None = None) -> dict[str, Any]:
+        """Options for navigator.credentials.get(): the named user's passkeys, or (naming no one) any."""
+        named = {} if client_id is None or user_id is None else {"client_id": str(client_id), "user_id": str(user_id)}
+        return self._call("POST", "/v1/passkeys/options", _passkey_options, expect=200, json=named)
+
+    def check_passkey(self, credential: dict[str, Any], client_id: uuid.UUID | None = None,
+                      user_id: uuid.UUID | None = None) -> PasskeyVerdict:
+        """The agent's verdict on an assertion (it spends the challenge and moves the counter)."""
+        named = {} if client_id is None or user_id is None else {"client_id": str(client_id), "user_id": str(user_id)}
+        return self._call("POST", "/v1/passkeys/check", _passkey_verdict, expect=200,
+                          json={"credential": credential, **named})
 
     # runs and their stored outputs
 

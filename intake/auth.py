@@ -26,6 +26,12 @@ OPEN_ENDPOINTS = frozenset(
         "accounts.forgot_password",
         # The code step of a sign-in: its proof so far is the signed note the password step left.
         "accounts.second_factor_login",
+        # A passkey in place of the code: the same signed note (intake.accounts.passkeys).
+        "accounts.second_factor_passkey",
+        "accounts.second_factor_passkey_finish",
+        # A passkey in place of the password: the agent's verdict on its assertion is the proof.
+        "accounts.passkey_login",
+        "accounts.passkey_login_finish",
         # A link from an account email: its single-use token is the proof (intake.accounts.email_links).
         "accounts.email_link",
         # Another system calling an automation's secret webhook URL (intake.automations.hooks).
@@ -37,7 +43,7 @@ OPEN_ENDPOINTS = frozenset(
 # What a user owing a second factor (the business requires one) may still open: enrolment and leaving.
 ENROLMENT_ENDPOINTS = frozenset(
     {"accounts.second_factor_required", "accounts.enrol_second_factor", "accounts.confirm_second_factor",
-     "accounts.logout"}
+     "accounts.new_passkey", "accounts.register_passkey", "accounts.logout"}
 )
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from flask import Flask, Response, request
+import secrets
+
+from flask import Flask, Response, g, request
 
 CONTENT_SECURITY_POLICY = "; ".join(
     [
@@ -14,8 +16,16 @@ CONTENT_SECURITY_POLICY = "; ".join(
         "img-src 'self' data:",
     ]
 )
+# Every page is script-free but the passkey pages, which allow their one script by a nonce (allow_script).
+NO_SCRIPT = "script-src 'none'"
 # Pages whose URL or referrer could carry OAuth codes or state.
 NO_REFERRER_PREFIXES = ("/connections/oauth",)
+
+
+def allow_script() -> str:
+    """A nonce for this response's one <script> (static/passkeys.js); only the page that asks gets one."""
+    nonce: str = g.setdefault("script_nonce", secrets.token_urlsafe(18))
+    return nonce
 
 
 def install(app: Flask, *, hsts: bool) -> None:
@@ -24,7 +34,9 @@ def install(app: Flask, *, hsts: bool) -> None:
         headers = response.headers
         if hsts:
             headers["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"
-        headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+        nonce = g.get("script_nonce")
+        script = f"script-src 'nonce-{nonce}'" if nonce else NO_SCRIPT
+        headers["Content-Security-Policy"] = f"{CONTENT_SECURITY_POLICY}; {script}"
         headers["X-Content-Type-Options"] = "nosniff"
         headers["X-Frame-Options"] = "DENY"
         headers["Cross-Origin-Opener-Policy"] = "same-origin"

@@ -150,4 +150,14 @@ def compose_account_email(kind: str, *, link: str | None, link_ttl: timedelta | 
             + "\n\nIf you did not do this, reset your password at once with \"Forgot your password?\" on the "
             "sign-in page, and tell us at the address on Hapex's security page." + FOOTER,
         )
+    if kind in ("passkey_added", "passkey_removed"):
+        added = kind == "passkey_added"
+        return Notice(
+            f"A passkey was {'added to' if added else 'removed from'} your Hapex account",
+            f"A passkey was just {'added to' if added else 'removed from'} your Hapex account"
+            + (": it can now sign you in, instead of your password or as the second step after it." if added
+               else ": it can no longer sign you in.")
+            + "\n\nIf you did not do this, reset your password at once with \"Forgot your password?\" on the "
+            "sign-in page, and tell us at the address on Hapex's security page." + FOOTER,
+        )
     raise ValueError("unknown account email kind")

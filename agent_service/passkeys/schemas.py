@@ -16,7 +16,7 @@ class RegistrationOptionsRequestSchema(Schema):
     account_name = fields.String(required=True, validate=[validate.Length(3, 254), NO_CONTROL])
 
 
-class OptionsSchema(Schema):
+class PasskeyOptionsSchema(Schema):
     """PublicKeyCredentialCreationOptions or ...RequestOptions in their JSON form, for the browser."""
 
     options = fields.Dict(required=True)
@@ -45,7 +45,7 @@ class SignInOptionsRequestSchema(Schema):
     user_id = fields.UUID(load_default=None)
 
 
-class CheckSchema(Schema):
+class PasskeyCheckSchema(Schema):
     class Meta:
         unknown = RAISE
 
@@ -55,12 +55,12 @@ class CheckSchema(Schema):
     user_id = fields.UUID(load_default=None)
 
 
-class CheckedSchema(Schema):
+class PasskeyCheckedSchema(Schema):
     accepted = fields.Boolean(required=True)
     # Who the passkey proved to be, when accepted.
     client_id = fields.UUID(allow_none=True)
     user_id = fields.UUID(allow_none=True)
 
 
-class RemovedSchema(Schema):
+class PasskeyRemovedSchema(Schema):
     removed = fields.Boolean(required=True)

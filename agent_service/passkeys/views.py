@@ -45,15 +45,16 @@ from agent_service.contract import contract
 from agent_service.db import get_db
 from agent_service.passkeys import repository
 from agent_service.passkeys.schemas import (
-    CheckedSchema,
-    CheckSchema,
-    OptionsSchema,
+    PasskeyCheckedSchema,
+    PasskeyCheckSchema,
+    PasskeyOptionsSchema,
+    PasskeyRemovedSchema,
     RegisteredSchema,
     RegisterSchema,
     RegistrationOptionsRequestSchema,
-    RemovedSchema,
     SignInOptionsRequestSchema,
 )
+from agent_service.second_factor.views import UserNotFound
 from shared.db import tenant_transaction
 from shared.db.errors import ReferencedRowMissing
 from shared.errors import HapexError, NotFound, ValidationFailed
@@ -71,11 +72,6 @@ class PasskeysUnavailable(HapexError):
     name = "passkeys_unavailable"
     status = 409
     message = "Passkeys need INTAKE_PUBLIC_URL, the origin they are bound to; this deployment has none."
-
-
-class UserNotFound(NotFound):
-    name = "user_not_found"
-    message = "No such user."
 
 
 class NoPasskeys(NotFound):
@@ -142,7 +138,7 @@ def _options_dict(options: Any) -> dict[str, Any]:
 
 
 @blueprint.post("/registration-options")
-@contract(OptionsSchema, body=RegistrationOptionsRequestSchema, refusals=(PasskeysUnavailable, UserNotFound))
+@contract(PasskeyOptionsSchema, body=RegistrationOptionsRequestSchema, refusals=(PasskeysUnavailable, UserNotFound))
 def registration_options(client_id: uuid.UUID, user_id: uuid.UUID, data: dict[str, Any]) -> dict[str, Any]:
     """Options for navigator.credentials.create(): a discoverable credential with user verification."""
     rp = _relying_party()
@@ -165,7 +161,7 @@ def registration_options(client_id: uuid.UUID, user_id: uuid.UUID, data: dict[st
 
 @blueprint.post("")
 @contract(RegisteredSchema, status=201, body=RegisterSchema,
-          refusals=(PasskeysUnavailable, RegistrationRefused, AlreadyRegistered))
+          refusals=(PasskeysUnavailable, UserNotFound, RegistrationRefused, AlreadyRegistered))
 def register(client_id: uuid.UUID, user_id: uuid.UUID, data: dict[str, Any]) -> dict[str, Any]:
     """Verify the browser's new credential against this user's live registration challenge, then keep it."""
     rp = _relying_party()
@@ -192,11 +188,14 @@ def register(client_id: uuid.UUID, user_id: uuid.UUID, data: dict[str, Any]) -> 
     known = {t.value for t in AuthenticatorTransport}
     transports = sorted({t.value if isinstance(t, AuthenticatorTransport) else str(t)
                          for t in (credential.response.transports or [])} & known)
-    with tenant_transaction(get_db(), client_id) as conn:
-        passkey_id = repository.insert_passkey(
-            conn, client_id=client_id, user_id=user_id, credential_id=verified.credential_id,
-            public_key=verified.credential_public_key, sign_count=verified.sign_count, transports=transports,
-            label=data["label"].strip() or "Passkey")
+    try:
+        with tenant_transaction(get_db(), client_id) as conn:
+            passkey_id = repository.insert_passkey(
+                conn, client_id=client_id, user_id=user_id, credential_id=verified.credential_id,
+                public_key=verified.credential_public_key, sign_count=verified.sign_count, transports=transports,
+                label=data["label"].strip() or "Passkey")
+    except ReferencedRowMissing:
+        raise UserNotFound() from None  # removed meanwhile
     if passkey_id is None:
         raise AlreadyRegistered()
     logger.info("passkey registered", extra=log)
@@ -204,7 +203,7 @@ def register(client_id: uuid.UUID, user_id: uuid.UUID, data: dict[str, Any]) -> 
 
 
 @blueprint.delete("/<uuid:passkey_id>")
-@contract(RemovedSchema)
+@contract(PasskeyRemovedSchema, refusals=(UserNotFound,))
 def remove(client_id: uuid.UUID, user_id: uuid.UUID, passkey_id: uuid.UUID) -> dict[str, Any]:
     """Forget one passkey of the user (the intake has checked a fresh proof first)."""
     with tenant_transaction(get_db(), client_id) as conn:
@@ -222,7 +221,7 @@ def _named_user(data: dict[str, Any]) -> tuple[uuid.UUID, uuid.UUID] | None:
 
 
 @sign_in_blueprint.post("/options")
-@contract(OptionsSchema, body=SignInOptionsRequestSchema, refusals=(PasskeysUnavailable, NoPasskeys))
+@contract(PasskeyOptionsSchema, body=SignInOptionsRequestSchema, refusals=(PasskeysUnavailable, NoPasskeys))
 def sign_in_options(data: dict[str, Any]) -> dict[str, Any]:
     """Options for navigator.credentials.get(): the named user's passkeys, or any passkey of this site."""
     rp = _relying_party()
@@ -249,7 +248,7 @@ def sign_in_options(data: dict[str, Any]) -> dict[str, Any]:
 
 
 @sign_in_blueprint.post("/check")
-@contract(CheckedSchema, body=CheckSchema, refusals=(PasskeysUnavailable,))
+@contract(PasskeyCheckedSchema, body=PasskeyCheckSchema, refusals=(PasskeysUnavailable,))
 def check(data: dict[str, Any]) -> dict[str, Any]:
     """Whether the assertion answers a live challenge with a passkey of the user it names; spends both."""
     rp = _relying_party()

@@ -23,6 +23,11 @@ FROM user_totp WHERE client_id = %(client_id)s ORDER BY created_at, user_id
 SELECT user_id, created_at, used_at
 FROM recovery_codes WHERE client_id = %(client_id)s ORDER BY user_id, created_at, used_at
 
+-- export_passkeys --
+-- Each user's passkeys: name and times (their public keys and counters are the agent's to read).
+SELECT passkey_id, user_id, label, created_at, last_used_at
+FROM user_passkeys WHERE client_id = %(client_id)s ORDER BY user_id, created_at, passkey_id
+
 -- export_automations --
 -- The client's automations as defined now (the webhook secret's hash is left out).
 SELECT automation_id, name, status, paused_reason, version, trigger, steps, store_outputs, next_run_at,

@@ -17,6 +17,7 @@ EXPORT_SECTIONS = (
     ("account_emails", "export_account_emails"),
     ("second_factors", "export_second_factors"),
     ("recovery_codes", "export_recovery_codes"),
+    ("passkeys", "export_passkeys"),
     ("automations", "export_automations"),
     ("automation_versions", "export_automation_versions"),
     ("connections", "export_connections"),

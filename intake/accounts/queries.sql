@@ -153,7 +153,9 @@ WHERE client_id = %(client_id)s AND user_id = %(user_id)s
 SELECT u.email_verified_at IS NOT NULL AS verified,
        c.require_second_factor AND NOT EXISTS (
            SELECT 1 FROM user_totp t WHERE t.client_id = u.client_id AND t.user_id = u.user_id
-             AND t.confirmed_at IS NOT NULL) AS second_factor_owed
+             AND t.confirmed_at IS NOT NULL) AND NOT EXISTS (
+           SELECT 1 FROM user_passkeys p WHERE p.client_id = u.client_id AND p.user_id = u.user_id)
+           AS second_factor_owed
 FROM users u JOIN clients c ON c.client_id = u.client_id
 WHERE u.client_id = %(client_id)s AND u.user_id = %(user_id)s
 
@@ -162,9 +164,22 @@ WHERE u.client_id = %(client_id)s AND u.user_id = %(user_id)s
 UPDATE clients SET require_second_factor = %(required)s, updated_at = now() WHERE client_id = %(client_id)s
 
 -- has_second_factor --
+-- Whether the user has a second factor: a confirmed TOTP secret (never read here) or a passkey.
+SELECT EXISTS (SELECT 1 FROM user_totp WHERE client_id = %(client_id)s AND user_id = %(user_id)s
+               AND confirmed_at IS NOT NULL)
+       OR EXISTS (SELECT 1 FROM user_passkeys WHERE client_id = %(client_id)s AND user_id = %(user_id)s)
+       AS enrolled
+
+-- has_totp --
 -- Whether the user has a confirmed TOTP factor (the intake never reads its sealed secret).
 SELECT EXISTS (SELECT 1 FROM user_totp WHERE client_id = %(client_id)s AND user_id = %(user_id)s
                AND confirmed_at IS NOT NULL) AS enrolled
+
+-- list_passkeys --
+-- The user's passkeys as the account page lists them: label and times (their keys stay with the agent).
+SELECT passkey_id, label, created_at, last_used_at FROM user_passkeys
+WHERE client_id = %(client_id)s AND user_id = %(user_id)s
+ORDER BY created_at, passkey_id
 
 -- delete_recovery_codes --
 -- Forget every recovery code of the user (new codes replace them, or the factor was removed).
@@ -189,7 +204,9 @@ WHERE client_id = %(client_id)s AND user_id = %(user_id)s AND used_at IS NULL
 -- The client's users, owners first, with whether each has confirmed their address and turned on a second factor.
 SELECT u.user_id, u.email, u.role, u.created_at, u.email_verified_at IS NOT NULL AS confirmed,
        EXISTS (SELECT 1 FROM user_totp t WHERE t.client_id = u.client_id AND t.user_id = u.user_id
-               AND t.confirmed_at IS NOT NULL) AS second_factor
+               AND t.confirmed_at IS NOT NULL)
+       OR EXISTS (SELECT 1 FROM user_passkeys p WHERE p.client_id = u.client_id AND p.user_id = u.user_id)
+       AS second_factor
 FROM users u WHERE u.client_id = %(client_id)s
 ORDER BY u.role = 'owner' DESC, u.created_at, u.user_id
 

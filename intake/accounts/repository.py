@@ -150,7 +150,16 @@ def email_verified(conn: Connection, *, client_id: uuid.UUID, user_id: uuid.UUID
 
 
 def has_second_factor(conn: Connection, *, client_id: uuid.UUID, user_id: uuid.UUID) -> bool:
+    """A confirmed TOTP secret or a passkey."""
     return bool(fetch_one(conn, QUERIES["has_second_factor"], client_id=client_id, user_id=user_id)["enrolled"])
+
+
+def has_totp(conn: Connection, *, client_id: uuid.UUID, user_id: uuid.UUID) -> bool:
+    return bool(fetch_one(conn, QUERIES["has_totp"], client_id=client_id, user_id=user_id)["enrolled"])
+
+
+def list_passkeys(conn: Connection, *, client_id: uuid.UUID, user_id: uuid.UUID) -> list[dict[str, Any]]:
+    return fetch_all(conn, QUERIES["list_passkeys"], client_id=client_id, user_id=user_id)
 
 
 def replace_recovery_codes(conn: Connection, *, client_id: uuid.UUID, user_id: uuid.UUID,

@@ -38,7 +38,7 @@ from intake.accounts.views import (
     blueprint,
     throttle,
 )
-from intake.agent_client import AgentError
+from intake.agent_client import AgentError, AgentRefused
 from intake.db import get_agent, get_db
 from shared.db import tenant_transaction
 
@@ -89,7 +89,10 @@ def _pending() -> tuple[uuid.UUID, uuid.UUID] | None:
 def proves_second_factor(client_id: uuid.UUID, user_id: uuid.UUID, code: str) -> bool:
     """A current, unused TOTP code (spent by the agent), or an unused recovery code (spent here)."""
     if code.isdigit() and len(code) == 6:
-        return get_agent().check_totp(client_id, user_id, code=code, confirm=False)
+        try:
+            return get_agent().check_totp(client_id, user_id, code=code, confirm=False)
+        except AgentRefused:
+            return False  # no authenticator app (a user with passkeys only)
     with tenant_transaction(get_db(), client_id) as conn:
         return repository.use_recovery_code(conn, client_id=client_id, user_id=user_id,
                                             code_hash=hash_recovery_code(code))
@@ -104,7 +107,9 @@ def second_factor_login() -> ResponseReturnValue:
     client_id, user_id = pending
     form = SecondFactorForm()
     if not form.is_submitted():
-        return render_template("accounts/second_factor_login.html", form=form)
+        with tenant_transaction(get_db(), client_id) as conn:
+            has_passkeys = bool(repository.list_passkeys(conn, client_id=client_id, user_id=user_id))
+        return render_template("accounts/second_factor_login.html", form=form, has_passkeys=has_passkeys)
     if not form.validate():
         return render_template("accounts/second_factor_login.html", form=form), 400
     buckets = throttle().buckets(email=str(user_id), address=request.remote_addr, purpose="second-factor")
@@ -187,8 +192,7 @@ def turn_off_second_factor() -> ResponseReturnValue:
     if not proved:
         return _account_page(account, second_factor_form=form, second_factor_error=WRONG_CODE), 400
     throttle().record_success(buckets)
-    with tenant_transaction(get_db(), identity.client_id) as conn:
-        repository.delete_recovery_codes(conn, client_id=identity.client_id, user_id=identity.user_id)
+    forget_recovery_codes_if_no_factor(identity.client_id, identity.user_id)
     email_links.queue_email(get_db(), client_id=identity.client_id, user_id=identity.user_id,
                             kind="second_factor_off")
     logger.info("second factor turned off", extra={"client_id": identity.client_id, "user_id": identity.user_id})
@@ -196,11 +200,19 @@ def turn_off_second_factor() -> ResponseReturnValue:
     return redirect(url_for("accounts.account"), 303)
 
 
+def forget_recovery_codes_if_no_factor(client_id: uuid.UUID, user_id: uuid.UUID) -> None:
+    """Recovery codes stand in for a factor; with none left (no app, no passkey) they go too."""
+    with tenant_transaction(get_db(), client_id) as conn:
+        if not repository.has_second_factor(conn, client_id=client_id, user_id=user_id):
+            repository.delete_recovery_codes(conn, client_id=client_id, user_id=user_id)
+
+
 def account_page_facts(client_id: uuid.UUID, user_id: uuid.UUID) -> dict[str, Any]:
     with tenant_transaction(get_db(), client_id) as conn:
-        on = repository.has_second_factor(conn, client_id=client_id, user_id=user_id)
-        left = repository.unused_recovery_codes(conn, client_id=client_id, user_id=user_id) if on else 0
-    return {"second_factor_on": on, "recovery_codes_left": left}
+        on = repository.has_totp(conn, client_id=client_id, user_id=user_id)
+        passkeys = repository.list_passkeys(conn, client_id=client_id, user_id=user_id)
+        left = repository.unused_recovery_codes(conn, client_id=client_id, user_id=user_id) if on or passkeys else 0
+    return {"second_factor_on": on, "recovery_codes_left": left, "passkeys": passkeys}
 
 
 @blueprint.get("/account/second-factor/required")

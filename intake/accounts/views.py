@@ -174,6 +174,7 @@ def _account_page(
     second_factor_error: str | None = None,
     email_form: Any = None,
     email_error: str | None = None,
+    passkey_error: str | None = None,
 ) -> str:
     from intake.accounts import second_factor
     from intake.accounts.forms import TurnOffSecondFactorForm
@@ -187,6 +188,8 @@ def _account_page(
         second_factor_error=second_factor_error,
         email_form=email_form or ChangeEmailForm(formdata=None),
         email_error=email_error,
+        passkey_error=passkey_error,
+        passkeys_available=current_app.config["HAPEX"].public_url is not None,
         password_form=password_form or ChangePasswordForm(formdata=None),
         delete_form=delete_form or DeleteAccountForm(formdata=None),
         password_error=password_error,

@@ -22,6 +22,8 @@ def test_the_state_changing_routes_are_the_ones_this_file_covers(intake_app):
         # Forgeries of the team routes: tests/integration/test_accounts_members.py.
         "/account/members/<uuid:user_id>/remove", "/account/members/<uuid:user_id>/role", "/account/members/invite",
         "/account/members/require-second-factor",
+        # Forgeries of the passkey routes: tests/integration/test_accounts_passkeys.py.
+        "/account/passkeys", "/account/passkeys/<uuid:passkey_id>/remove", "/account/passkeys/new",
         "/account/password",
         # Forgeries of the second-factor routes: tests/integration/test_accounts_second_factor.py.
         "/account/second-factor/confirm", "/account/second-factor/enrol", "/account/second-factor/off",
@@ -47,7 +49,8 @@ def test_the_state_changing_routes_are_the_ones_this_file_covers(intake_app):
         "/email-link/<token>",
         # Called by other systems with a secret URL; no session, so no CSRF token (see the same file).
         "/hooks/<path:secret>",
-        "/login", "/login/code", "/logout", "/password/forgot",
+        "/login", "/login/code", "/login/code/passkey", "/login/code/passkey/finish", "/login/passkey",
+        "/login/passkey/finish", "/logout", "/password/forgot",
         # A forged retry: tests/integration/test_retry_runs.py.
         "/runs/<uuid:run_id>/retry",
         "/signup",
