@@ -11,6 +11,7 @@ import re
 import pytest
 
 from tests.integration.conftest import BASE_URL, PASSWORD, Visitor, build_intake_app, new_email
+from tests.integration.test_accounts_email_links import mailbox  # noqa: F401 - a fixture
 from tests.passkey_authenticator import SoftAuthenticator, b64url
 
 OPTIONS = re.compile(r'data-options="([^"]*)"')
@@ -182,3 +183,22 @@ def test_the_export_lists_passkeys_by_name_and_dates_without_their_keys(signed_u
     archive = json.loads(text)
     assert [p["label"] for p in archive["passkeys"]] == ["Work laptop"]
     assert b64url(device.credential_id) not in text and "public_key" not in text
+
+
+def test_a_member_walked_to_enrolment_can_add_a_passkey_there(intake_app, signed_up, device, mailbox):  # noqa: F811
+    from tests.integration.test_accounts_members import invite, join
+
+    owner, _ = signed_up
+    add_passkey(owner, device)
+    owner.post("/account/members/require-second-factor", {"required": "on"}, token_from="/account/members")
+    member_email = new_email()
+    invite(owner, member_email)
+    member = join(intake_app, mailbox, member_email)
+    assert member.get("/automations").headers["Location"] == "/account/second-factor/required"
+    phone = SoftAuthenticator(rp_id="intake.test", origin=BASE_URL)
+    page = "/account/second-factor/required"
+    options = ceremony(member.post("/account/passkeys/new", {"label": "Phone"}, token_from=page))
+    done = member.post("/account/passkeys", {"label": "Phone", "credential": json.dumps(phone.register(options))},
+                       token_from=page)
+    assert done.status_code == 200 and len(CODES.findall(done.get_data(as_text=True))) == 10
+    assert member.get("/automations").status_code == 200
