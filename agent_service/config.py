@@ -154,7 +154,7 @@ class AgentConfig:
     # than one provider call may take (connect 5 s + read 30 s), so a normal stop interrupts nothing.
     worker_grace_seconds: float = 45.0
     # Where clients reach the intake: the origin and relying party id passkeys are verified against
-    # (never a Host header). None (local and test stacks without it): passkeys are unavailable.
+    # (never a Host header). None (test stacks without it): passkeys are unavailable.
     intake_public_url: str | None = None
 
     OWN_VARIABLES: ClassVar[tuple[str, ...]] = (

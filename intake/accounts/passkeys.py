@@ -52,7 +52,7 @@ UNAVAILABLE = "Passkeys are not available on this deployment."
 
 
 def available() -> bool:
-    """Passkeys are bound to INTAKE_PUBLIC_URL; without it (a local stack) they are not offered."""
+    """Passkeys are bound to INTAKE_PUBLIC_URL (`make run` sets it); without it they are not offered."""
     config: IntakeConfig = current_app.config["HAPEX"]
     return config.public_url is not None
 
