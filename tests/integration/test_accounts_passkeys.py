@@ -202,3 +202,15 @@ def test_a_member_walked_to_enrolment_can_add_a_passkey_there(intake_app, signed
                        token_from=page)
     assert done.status_code == 200 and len(CODES.findall(done.get_data(as_text=True))) == 10
     assert member.get("/automations").status_code == 200
+
+
+def test_adding_and_removing_a_passkey_are_emailed_to_the_user(signed_up, device, owner_conn, mailbox):  # noqa: F811
+    visitor, email = signed_up
+    codes = CODES.findall(add_passkey(visitor, device).get_data(as_text=True))
+    passkey_id = owner_conn.execute("SELECT passkey_id FROM user_passkeys").fetchone()[0]
+    visitor.post(f"/account/passkeys/{passkey_id}/remove", {"password": PASSWORD, "code": codes[0]})
+    subjects = [m["Subject"] for m in mailbox.to(email)]
+    assert "A passkey was added to your Hapex account" in subjects
+    assert "A passkey was removed from your Hapex account" in subjects
+    bodies = "\n".join(m.get_content() for m in mailbox.to(email))
+    assert b64url(device.credential_id) not in bodies and "Work laptop" not in bodies
