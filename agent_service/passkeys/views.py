@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Blueprint
+from flask import Blueprint, current_app
 from webauthn import (
     generate_authentication_options,
     generate_registration_options,
@@ -27,6 +27,7 @@ from webauthn import (
     verify_registration_response,
 )
 from webauthn.helpers import (
+    base64url_to_bytes,
     parse_authentication_credential_json,
     parse_client_data_json,
     parse_registration_credential_json,
@@ -108,8 +109,6 @@ class RelyingParty:
 
 
 def _relying_party() -> RelyingParty:
-    from flask import current_app
-
     return RelyingParty.of(current_app.config["HAPEX"])
 
 
@@ -126,8 +125,6 @@ def _answered_challenge(client_data_b64: Any) -> bytes:
     """The challenge the browser says it signed (checked against a live one before anything else)."""
     if not isinstance(client_data_b64, str) or len(client_data_b64) > 4096:
         raise ValueError("clientDataJSON")
-    from webauthn.helpers import base64url_to_bytes
-
     challenge: bytes = parse_client_data_json(base64url_to_bytes(client_data_b64)).challenge
     return challenge
 

@@ -144,9 +144,10 @@ def _removal_page(passkey: dict[str, Any], *, error: str | None = None, status: 
     try:
         options = get_agent().passkey_sign_in_options(identity.client_id, identity.user_id)
     except AgentError:
+        # The code still works without the agent's options; the passkey button is not offered.
         return render_template("accounts/passkey_remove.html", passkey=passkey, error=error or AGENT_UNREACHABLE,
-                               options=None, mode="get", action=url_for("accounts.remove_passkey",
-                                                                        passkey_id=passkey["passkey_id"])), 503
+                               options=None, mode="get", script_nonce=allow_script(),
+                               action=url_for("accounts.remove_passkey", passkey_id=passkey["passkey_id"])), 503
     return _ceremony("accounts/passkey_remove.html", mode="get", options=options,
                      action=url_for("accounts.remove_passkey", passkey_id=passkey["passkey_id"]),
                      passkey=passkey, error=error, status=status)
