@@ -60,7 +60,7 @@ REVIEWED: dict[str, tuple[frozenset[str], str]] = {
     # Migration 0021 (key rotation covers TOTP secrets).
     "hapex_vault_totp_key_census": (AGENT, "no argument; key ids and counts"),
     "hapex_vault_totp_rotation_batch": (AGENT, "ids only, LIMIT clamped to 1..1000"),
-    # Migration 0023 (passkeys): a sign-in challenge before anyone is named.
+    # Migration 0022 (passkeys): a sign-in challenge before anyone is named.
     "hapex_issue_passkey_sign_in_challenge": (AGENT, "one hash, always five minutes from now (test below)"),
     "hapex_spend_passkey_sign_in_challenge": (AGENT, "an exact hash; true once while live (test below)"),
 }
