@@ -138,6 +138,15 @@ def fire_due_schedules(timestamp: int) -> int:
     return fire(runtime(), datetime.now(UTC))
 
 
+@tasks.periodic(cron="* * * * *", periodic_id="poll_new_items")
+@tasks.task(name="poll_new_items", queue="maintenance", pass_context=False)
+def poll_new_items(timestamp: int) -> int:
+    """Poll the due "when something new arrives" triggers; each new item starts one run across all workers."""
+    from agent_service.polls.poller import poll_due_automations
+
+    return poll_due_automations(runtime(), datetime.now(UTC))
+
+
 # procrastinate's stalled_worker_timeout: a worker that has sent no heartbeat for this long is dead.
 STALLED_AFTER_SECONDS = 30
 

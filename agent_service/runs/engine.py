@@ -25,7 +25,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -46,6 +46,7 @@ from agent_service.capabilities.registry import run_capability
 from agent_service.connections import repository as connections
 from agent_service.connections.lifecycle import pause_dependents
 from agent_service.connections.tokens import ReconnectNeeded, ensure_access_token
+from agent_service.polls.sources import SOURCES
 from agent_service.runs import repository as runs
 from agent_service.runs.prices import PRICE_VERSION, llm_cost_microusd
 from agent_service.runtime import AgentRuntime
@@ -58,7 +59,7 @@ from agent_service.vault import (
     StepSecret,
 )
 from shared.automations import resolve_step_input
-from shared.catalog import CAPABILITIES, CONDITION, AuthKind, Capability, Provider
+from shared.catalog import CAPABILITIES, CONDITION, AuthKind, Capability, PollTrigger, Provider, poll_trigger_of
 from shared.db import DatabaseUnavailable, tenant_transaction
 from shared.db.pool import Connection
 
@@ -122,6 +123,7 @@ def execute_run(rt: AgentRuntime, *, client_id: uuid.UUID, run_id: uuid.UUID, cl
     execution took it over meanwhile)."""
     clock = clock or Clock()
     first_attempt: StepAttempt | None = None
+    poll: PollTrigger | None = None
     log: dict[str, Any] = {"client_id": client_id, "run_id": run_id}
     try:
         with tenant_transaction(rt.db, client_id) as conn:
@@ -137,9 +139,20 @@ def execute_run(rt: AgentRuntime, *, client_id: uuid.UUID, run_id: uuid.UUID, cl
             resumed = _resumable_outputs(rt, conn, client_id, run_id, definition, recorded) if interrupted else []
             execution = runs.start_run(conn, run_id=run_id)
             run = RunExecution(rt, client_id, run_id, execution, clock, trigger_fields(row, definition))
-            # The first step to run begins here too, under the run's lock: one commit fewer.
-            first_attempt = StepAttempt.begin_first(conn, run, definition["steps"], resumed)
+            poll = poll_trigger_of(definition["trigger"]) if row.get("trigger_item") else None
+            # The first step to run begins here too, under the run's lock: one commit fewer (a poll's run
+            # reads its item first, which its first step's input may use).
+            if poll is None:
+                first_attempt = StepAttempt.begin_first(conn, run, definition["steps"], resumed)
         log["automation_id"] = row["automation_id"]
+        if poll is not None and resumed is not None:
+            try:
+                item = _trigger_item_fields(run, poll, definition["trigger"], str(row["trigger_item"]))
+            except StepError as failure:
+                _finish(run, "failed", failure.error_class, f"The new item could not be read: {failure.safe_message}")
+                logger.info("run failed reading its item", extra={**log, "error_class": failure.error_class})
+                return "failed"
+            run = replace(run, trigger={**run.trigger, **item})
         return _execute(run, definition, recorded, resumed, interrupted, log, first_attempt)
     except Superseded:
         logger.warning("run taken over by another execution; this one stopped", extra=log)
@@ -161,6 +174,46 @@ def trigger_fields(row: Mapping[str, Any], definition: Mapping[str, Any]) -> dic
     if row.get("trigger_scheduled_for") is not None:
         values["scheduled_for"] = row["trigger_scheduled_for"].astimezone(zone).isoformat(timespec="seconds")
     return values
+
+
+def _trigger_item_fields(run: RunExecution, poll: PollTrigger, trigger: Mapping[str, Any],
+                         item_key: str) -> dict[str, Any]:
+    """The fields of the new item a poll started this run for, read from the provider now: the run's
+    record holds only the item's id. The credential is opened as a step's is, audited as trigger_item."""
+    rt = run.rt
+    provider = rt.provider(poll.provider)
+    with tenant_transaction(rt.db, run.client_id) as conn:
+        connection = connections.connection_for_step(conn, provider=provider.key)
+    if connection is None:
+        raise StepError("not_connected", f"{provider.name} is not connected.")
+    if connection["status"] != "active":
+        raise StepError("needs_reauth", f"{provider.name} needs to be reconnected.")
+    if set(poll.scopes) - provider.granted_closure(connection["scopes_granted"]):
+        raise StepError("missing_scope", f"{provider.name} has not granted what this trigger needs; connect it "
+                                         "again to add the missing access.")
+    http = ProviderHTTP(provider, verify=rt.verify, session=rt.http_session(provider.key))
+    ctx = StepContext(client_id=run.client_id, run_id=run.run_id, step_index=0, http=http, llm=rt.llm,
+                      idempotency_key=f"{run.run_id}:trigger")
+    connection_id = connection["connection_id"]
+    try:
+        ensure_access_token(rt, client_id=run.client_id, connection_id=connection_id, provider=provider,
+                            accessor=Accessor(WORKER, run.run_id, reason="token_refresh"))
+        with rt.vault.open_for_step(client_id=run.client_id, connection_id=connection_id,
+                                    purpose=Purpose.ACCESS_TOKEN,
+                                    accessor=Accessor(WORKER, run.run_id, reason="trigger_item")) as token:
+            return SOURCES[poll.key].item(ctx, token, trigger.get("options") or {}, item_key)
+    except StepFailed as exc:
+        raise StepError(exc.error_class, exc.safe_message) from None
+    except ReconnectNeeded:
+        _pause_for(rt, run.client_id, provider)
+        raise StepError("needs_reauth", f"{provider.name} no longer accepts Hapex's access; reconnect it to "
+                                        "resume.") from None
+    except (CredentialUnreadable, CredentialNotFound):
+        _pause_for(rt, run.client_id, provider)
+        raise StepError("needs_reauth", f"{provider.name} needs to be reconnected.") from None
+    except CredentialKeyMissing:
+        raise StepError("credential_key_missing",
+                        "This connection cannot be used right now; Hapex has been alerted.") from None
 
 
 def _execute(run: RunExecution, definition: dict[str, Any], recorded: list[dict[str, Any]],

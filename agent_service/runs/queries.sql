@@ -22,13 +22,13 @@ SELECT c.monthly_budget_microusd AS budget,
 FROM clients c
 
 -- insert_run --
--- A queued run of one automation version.
-INSERT INTO runs (client_id, run_id, automation_id, automation_version, trigger_kind, scheduled_for, status,
-                  error_class, error_message, finished_at)
+-- A queued run of one automation version; nothing when its schedule slot or its poll item already has one.
+INSERT INTO runs (client_id, run_id, automation_id, automation_version, trigger_kind, scheduled_for, trigger_item,
+                  status, error_class, error_message, finished_at)
 VALUES (%(client_id)s, %(run_id)s, %(automation_id)s, %(automation_version)s, %(trigger_kind)s,
-        %(scheduled_for)s, %(status)s, %(error_class)s, %(error_message)s,
+        %(scheduled_for)s, %(trigger_item)s, %(status)s, %(error_class)s, %(error_message)s,
         CASE WHEN %(status)s = 'queued' THEN NULL ELSE now() END)
-ON CONFLICT (client_id, automation_id, scheduled_for) WHERE trigger_kind = 'schedule' DO NOTHING
+ON CONFLICT DO NOTHING
 RETURNING run_id
 
 -- get_failed_run --
@@ -63,7 +63,8 @@ VALUES (%(client_id)s, %(run_id)s, %(step_index)s, %(capability)s, %(idempotency
 -- A retry's trigger fields are those of the run it retries.
 SELECT r.run_id, r.automation_id, r.automation_version, r.trigger_kind, r.status, r.queued_at, r.started_at,
        r.retry_of, coalesce(o.queued_at, r.queued_at) AS trigger_at,
-       coalesce(r.scheduled_for, o.scheduled_for) AS trigger_scheduled_for
+       coalesce(r.scheduled_for, o.scheduled_for) AS trigger_scheduled_for,
+       coalesce(r.trigger_item, o.trigger_item) AS trigger_item
 FROM runs r
 LEFT JOIN runs o ON o.client_id = r.client_id AND o.run_id = r.retry_of
 WHERE r.run_id = %(run_id)s

@@ -1,4 +1,4 @@
-"""Starting runs: manual, scheduled or webhook, each queued in the same transaction as its record."""
+"""Starting runs: manual, scheduled, webhook or poll, each queued in the same transaction as its record."""
 
 from __future__ import annotations
 
@@ -54,8 +54,8 @@ def month_to_date(conn: Connection) -> tuple[int | None, int]:
 
 
 def start_run(conn: Connection, *, client_id: uuid.UUID, automation_id: uuid.UUID, trigger_kind: str,
-              scheduled_for: datetime | None = None) -> StartedRun | None:
-    """Record a run and queue its job atomically; None when this schedule slot already ran.
+              scheduled_for: datetime | None = None, trigger_item: str | None = None) -> StartedRun | None:
+    """Record a run and queue its job atomically; None when this schedule slot (or poll item) already ran.
 
     Over budget, a manual start is refused (BudgetExhausted) and a scheduled one is
     recorded as cancelled with the reason, so the client sees why it did not run.
@@ -80,7 +80,8 @@ def start_run(conn: Connection, *, client_id: uuid.UUID, automation_id: uuid.UUI
     values: dict[str, Any] = {
         "client_id": client_id, "run_id": run_id, "automation_id": automation_id,
         "automation_version": automation["version"], "trigger_kind": trigger_kind,
-        "scheduled_for": scheduled_for, "status": "queued", "error_class": None, "error_message": None,
+        "scheduled_for": scheduled_for, "trigger_item": trigger_item, "status": "queued", "error_class": None,
+        "error_message": None,
     }
     if over_budget:
         values.update(status="cancelled", error_class="budget_exhausted",

@@ -38,7 +38,8 @@ logger = logging.getLogger(__name__)
 
 MAX_PLAINTEXT_BYTES = 64 * 1024
 UNREADABLE_REASON = "credential_unreadable"
-ACCESS_REASONS = ("run_step", "token_refresh", "revocation", "health_check", "other", "step_test")
+ACCESS_REASONS = ("run_step", "token_refresh", "revocation", "health_check", "other", "step_test", "poll",
+                  "trigger_item")
 
 
 def this_process() -> str:

@@ -22,7 +22,7 @@ from marshmallow import RAISE, Schema, ValidationError, fields, validate, valida
 
 from shared.automations import text_fields
 from shared.automations.conditions import as_date, as_number
-from shared.catalog import CAPABILITIES, CONDITION
+from shared.catalog import CAPABILITIES, CONDITION, POLL_MAX_MINUTES, POLL_MIN_MINUTES, POLL_TRIGGERS
 from shared.catalog.schemas import TRIGGER_FIELDS, UNARY_OPERATORS, TriggerFields
 
 MAX_STEPS = 20
@@ -46,14 +46,47 @@ class TriggerSchema(Schema):
     class Meta:
         unknown = RAISE
 
-    kind = fields.String(required=True, validate=validate.OneOf(["manual", "schedule", "webhook"]))
+    kind = fields.String(required=True, validate=validate.OneOf(["manual", "schedule", "webhook", "poll"]))
     cron = fields.String(validate=validate.Length(1, 100))
     timezone = fields.String(validate=validate.Length(1, 64))
+    # A poll ("when something new arrives"): what to watch, how often, and its options.
+    source = fields.String(validate=validate.OneOf(sorted(POLL_TRIGGERS), error=(
+        "Choose what to watch: " + ", ".join(t.title.lower() for t in POLL_TRIGGERS.values()) + ".")))
+    every_minutes = fields.Integer(strict=False)
+    options = fields.Dict(keys=fields.String())
+
+    @validates_schema
+    def _poll_needs_source(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if data.get("kind") != "poll":
+            if {"source", "every_minutes", "options"} & set(data):
+                raise ValidationError("Only a “when something new arrives” trigger has a source to watch.",
+                                      "source")
+            return
+        if "cron" in data:
+            raise ValidationError("A “when something new arrives” trigger has no cron expression; it checks "
+                                  "every few minutes (every_minutes).", "cron")
+        if not data.get("source"):
+            raise ValidationError("Choose what to watch: " + ", ".join(
+                t.title.lower() for t in POLL_TRIGGERS.values()) + ".", "source")
+        every = data.setdefault("every_minutes", 15)
+        if not POLL_MIN_MINUTES <= every <= POLL_MAX_MINUTES:
+            raise ValidationError(f"Checking for new items can happen every {POLL_MIN_MINUTES} minutes at the "
+                                  f"finest and once a day ({POLL_MAX_MINUTES} minutes) at the coarsest: write a "
+                                  f"number of minutes between {POLL_MIN_MINUTES} and {POLL_MAX_MINUTES}, like 15.",
+                                  "every_minutes")
+        zone = data.get("timezone", "UTC")
+        if zone not in available_timezones():
+            raise ValidationError("Not a known time zone: choose one from the list, like Europe/London.",
+                                  "timezone")
+        try:
+            data["options"] = POLL_TRIGGERS[data["source"]].options_schema().load(data.get("options") or {})
+        except ValidationError as exc:
+            raise ValidationError({"options": exc.normalized_messages()}) from None
 
     @validates_schema
     def _schedule_needs_cron(self, data: dict[str, Any], **kwargs: Any) -> None:
         if data.get("kind") != "schedule":
-            if "cron" in data or "timezone" in data:
+            if "cron" in data or ("timezone" in data and data.get("kind") != "poll"):
                 raise ValidationError("Only a schedule has a cron expression and a time zone.", "cron")
             return
         cron = data.get("cron")
@@ -98,7 +131,7 @@ class AutomationSchema(Schema):
     @validates_schema
     def _steps_fit_their_capabilities(self, data: dict[str, Any], **kwargs: Any) -> None:
         errors: dict[int, Any] = {}
-        trigger_kind = (data.get("trigger") or {}).get("kind", "manual")
+        trigger_kind = trigger_key(data.get("trigger") or {})
         for index, step in enumerate(data.get("steps", [])):
             problems = _step_input_errors(index, step, data["steps"], trigger_kind)
             if problems:
@@ -179,8 +212,18 @@ def _reference_error(index: int, reference: Any, steps: Sequence[Mapping[str, An
     return None
 
 
+def trigger_key(trigger: Mapping[str, Any]) -> str:
+    """What decides a trigger's fields: its kind, or for a poll its source (gmail.new_email)."""
+    kind = str(trigger.get("kind", "manual"))
+    if kind == "poll" and trigger.get("source") in POLL_TRIGGERS:
+        return str(trigger["source"])
+    return kind
+
+
 def trigger_schema(kind: str) -> Schema:
-    """The fields a trigger of this kind gives a run."""
+    """The fields a trigger of this kind (or poll source, see trigger_key) gives a run."""
+    if kind in POLL_TRIGGERS:
+        return POLL_TRIGGERS[kind].item_fields()
     return TRIGGER_FIELDS.get(kind, TriggerFields)()
 
 
@@ -209,8 +252,9 @@ def field_reference_error(index: int, reference: text_fields.FieldReference, ste
                           trigger_kind: str) -> str | None:
     """None when the reference names a field that step `index` (from 0) can use; else how to fix it."""
     if reference.source == "trigger":
-        return text_fields.check_path(trigger_schema(trigger_kind), reference.path,
-                                      root=f"a {trigger_kind.replace('_', ' ')} trigger")
+        root = (f"a “{POLL_TRIGGERS[trigger_kind].title}” trigger" if trigger_kind in POLL_TRIGGERS
+                else f"a {trigger_kind.replace('_', ' ')} trigger")
+        return text_fields.check_path(trigger_schema(trigger_kind), reference.path, root=root)
     assert reference.step is not None
     if reference.step > index:
         if reference.step == index + 1:

@@ -187,3 +187,20 @@ class Capability:
     @property
     def summary(self) -> str:
         return self.title
+
+
+@dataclass(frozen=True)
+class PollTrigger:
+    """"When something new arrives": a provider source polled for new items, one run per item.
+
+    The scopes are read-only and the narrowest the poll and the item's fields need; `options` is
+    what the client sets (a search, a sheet), `item_fields` what a run gets as trigger.<field>.
+    """
+
+    key: str
+    provider: str
+    title: str
+    description: str
+    scopes: tuple[str, ...]
+    options_schema: type[Schema]
+    item_fields: type[Schema]

@@ -10,6 +10,7 @@ from shared.catalog.model import (
     Access,
     AuthKind,
     Capability,
+    PollTrigger,
     Provider,
     ResolvedCatalog,
     Revocation,
@@ -228,6 +229,37 @@ CAPABILITIES: dict[str, Capability] = {
 }
 
 
+# "When something new arrives": sources polled for new items, each new item one run. Read-only
+# scopes only: the poll lists ids and the run reads the item's fields through the same scope.
+POLL_TRIGGERS: dict[str, PollTrigger] = {
+    t.key: t
+    for t in (
+        PollTrigger("gmail.new_email", "google", "New email in Gmail",
+                    "Starts a run for each new email matching a Gmail search (users.history since the last "
+                    "poll); its sender, subject, date and text are trigger.email.<field>.",
+                    (_G + "gmail.readonly",), s.NewEmailOptions, s.NewEmailFields),
+        PollTrigger("sheets.new_row", "google", "New row in a Google Sheet",
+                    "Starts a run for each row added at the end of a sheet; trigger.row.<column> is a cell by "
+                    "the column's name in the first row, lowercase with _ for spaces (trigger.row.email_address).",
+                    (_G + "spreadsheets.readonly",), s.NewRowOptions, s.NewRowFields),
+        PollTrigger("calendar.new_event", "google", "New Google Calendar event",
+                    "Starts a run for each event created on a calendar; trigger.event.<field> are its title "
+                    "(summary), times, place and description.",
+                    (_G + "calendar.events.readonly",), s.NewEventOptions, s.NewEventFields),
+    )
+}
+# The finest poll interval, and the coarsest.
+POLL_MIN_MINUTES = 5
+POLL_MAX_MINUTES = 1440
+
+
+def poll_trigger_of(trigger: Any) -> PollTrigger | None:
+    """The poll source of an automation's trigger, if it is a poll of a known source."""
+    if not isinstance(trigger, Mapping) or trigger.get("kind") != "poll":
+        return None
+    return POLL_TRIGGERS.get(str(trigger.get("source", "")))
+
+
 class Catalog:
     """A view of providers and capabilities, as the pages render it."""
 
@@ -282,18 +314,24 @@ def _capability_keys(steps: Iterable[Any]) -> list[str]:
     return keys
 
 
-def required_scopes(steps: Iterable[Any]) -> dict[str, tuple[str, ...]]:
-    """The minimal scopes per OAuth provider that these steps (or capability keys) need."""
+def required_scopes(steps: Iterable[Any], trigger: Any = None) -> dict[str, tuple[str, ...]]:
+    """The minimal scopes per OAuth provider that these steps (or capability keys) and the trigger need."""
     needed: dict[str, set[str]] = {}
     for key in _capability_keys(steps):
         capability = CAPABILITIES[key]
         if PROVIDERS[capability.provider].auth_kind is not AuthKind.OAUTH2:
             continue
         needed.setdefault(capability.provider, set()).update(capability.scopes)
+    poll = poll_trigger_of(trigger)
+    if poll is not None:
+        needed.setdefault(poll.provider, set()).update(poll.scopes)
     return {provider: minimal_scopes(provider, scopes) for provider, scopes in sorted(needed.items())}
 
 
-def required_providers(steps: Iterable[Any]) -> tuple[str, ...]:
-    """Every provider the steps use that the client must connect (not Hapex's own)."""
+def required_providers(steps: Iterable[Any], trigger: Any = None) -> tuple[str, ...]:
+    """Every provider the steps and the trigger use that the client must connect (not Hapex's own)."""
     providers = {CAPABILITIES[key].provider for key in _capability_keys(steps)}
+    poll = poll_trigger_of(trigger)
+    if poll is not None:
+        providers.add(poll.provider)
     return tuple(sorted(p for p in providers if PROVIDERS[p].auth_kind is not AuthKind.HAPEX_KEY))

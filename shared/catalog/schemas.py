@@ -234,9 +234,73 @@ class ScheduleTriggerFields(TriggerFields):
                                                                              "in the automation's time zone."})
 
 
-# The trigger fields of each trigger kind; a kind not listed has those of every run only.
+# The trigger fields of each trigger kind; a kind not listed has those of every run only. A poll
+# trigger's fields depend on its source (POLL_TRIGGERS' item_fields, below).
 TRIGGER_FIELDS: dict[str, type[Schema]] = {
     "manual": TriggerFields,
     "schedule": ScheduleTriggerFields,
     "webhook": TriggerFields,
 }
+
+
+# --- "when something new arrives": what the client sets, and what each new item gives a run ---
+
+
+class PollOptions(StepInput):
+    pass
+
+
+class NewEmailOptions(PollOptions):
+    query = fields.String(load_default="in:inbox", validate=validate.Length(1, 500), metadata={
+        "description": "A Gmail search the new email must match, like from:billing@example.com has:attachment."})
+
+
+class NewRowOptions(PollOptions):
+    spreadsheet_id = fields.String(required=True, validate=_SHEET_ID)
+    sheet = fields.String(load_default="Sheet1", validate=validate.Regexp(
+        r"^[^'!:\[\]*?/\\]{1,100}$", error="A sheet's name is the tab's name at the bottom, like Sheet1 "
+                                               "(without ! or quotes)."), metadata={
+        "description": "The tab whose new rows start runs; its first row names the columns."})
+
+
+class NewEventOptions(PollOptions):
+    calendar_id = fields.String(load_default="primary", validate=validate.Length(1, 200), metadata={
+        "description": "primary, or a calendar's ID from its settings."})
+
+
+class EmailFields(Schema):
+    id = fields.String(required=True)
+    thread_id = fields.String(required=True)
+    sender = fields.String(required=True, data_key="from")
+    to = fields.String(required=True)
+    subject = fields.String(required=True)
+    date = fields.String(required=True)
+    snippet = fields.String(required=True)
+    body_text = fields.String(required=True)
+
+
+class NewEmailFields(TriggerFields):
+    email = fields.Nested(EmailFields, required=True)
+
+
+class NewRowFields(TriggerFields):
+    row_number = fields.Integer(required=True, metadata={"description": "The row's number in the sheet."})
+    row = fields.Dict(keys=fields.String(), values=fields.String(), required=True, metadata={
+        "description": "The row's cells by the column names in the sheet's first row, in lowercase with _ for spaces "
+                       "(Email address is trigger.row.email_address; a column without a name is its letter, a)."})
+    values = fields.List(fields.String(), required=True)
+
+
+class EventFields(Schema):
+    id = fields.String(required=True)
+    summary = fields.String(required=True)
+    description = fields.String(required=True)
+    location = fields.String(required=True)
+    start = fields.String(required=True)
+    end = fields.String(required=True)
+    organizer = fields.String(required=True)
+    link = fields.String(required=True)
+
+
+class NewEventFields(TriggerFields):
+    event = fields.Nested(EventFields, required=True)

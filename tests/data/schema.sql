@@ -179,6 +179,20 @@ CREATE FUNCTION public.hapex_defer_account_email() RETURNS trigger
 
 ALTER FUNCTION public.hapex_defer_account_email() OWNER TO hapex_definer;
 
+CREATE FUNCTION public.hapex_due_polls(p_now timestamp with time zone, p_limit integer) RETURNS TABLE(client_id uuid, automation_id uuid, next_run_at timestamp with time zone)
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $$
+    SELECT a.client_id, a.automation_id, a.next_run_at
+    FROM public.automations a
+    WHERE a.status = 'enabled' AND a.trigger ->> 'kind' = 'poll'
+      AND (a.next_run_at IS NULL OR a.next_run_at <= least(p_now, now()))
+    ORDER BY a.next_run_at NULLS FIRST
+    LIMIT least(greatest(p_limit, 1), 1000)
+    $$;
+
+ALTER FUNCTION public.hapex_due_polls(p_now timestamp with time zone, p_limit integer) OWNER TO hapex_definer;
+
 CREATE FUNCTION public.hapex_due_schedules(p_now timestamp with time zone, p_limit integer) RETURNS TABLE(client_id uuid, automation_id uuid, next_run_at timestamp with time zone)
     LANGUAGE sql STABLE SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'public', 'pg_temp'
@@ -1272,7 +1286,7 @@ CREATE TABLE public.credential_access (
     accessed_at timestamp with time zone DEFAULT now() NOT NULL,
     CONSTRAINT credential_access_accessor_check CHECK (((length(accessor) >= 1) AND (length(accessor) <= 200))),
     CONSTRAINT credential_access_purpose_check CHECK ((purpose = ANY (ARRAY['refresh_token'::text, 'access_token'::text, 'api_key'::text]))),
-    CONSTRAINT credential_access_reason_check CHECK ((reason = ANY (ARRAY['run_step'::text, 'token_refresh'::text, 'revocation'::text, 'health_check'::text, 'other'::text, 'step_test'::text]))),
+    CONSTRAINT credential_access_reason_check CHECK ((reason = ANY (ARRAY['run_step'::text, 'token_refresh'::text, 'revocation'::text, 'health_check'::text, 'other'::text, 'step_test'::text, 'poll'::text, 'trigger_item'::text]))),
     CONSTRAINT credential_access_service_check CHECK ((service ~ '^[a-z][a-z0-9_-]{0,39}$'::text)),
     CONSTRAINT credential_access_step_index_check CHECK (((step_index IS NULL) OR (step_index >= 0)))
 );
@@ -1385,6 +1399,43 @@ CREATE TABLE public.passkey_sign_in_challenges (
 ALTER TABLE ONLY public.passkey_sign_in_challenges FORCE ROW LEVEL SECURITY;
 
 ALTER TABLE public.passkey_sign_in_challenges OWNER TO migrator;
+
+CREATE TABLE public.poll_seen (
+    client_id uuid NOT NULL,
+    automation_id uuid NOT NULL,
+    item_key text NOT NULL,
+    "position" bigint NOT NULL,
+    seen_at timestamp with time zone DEFAULT now() NOT NULL,
+    started_at timestamp with time zone,
+    run_id uuid,
+    CONSTRAINT poll_seen_item_key_check CHECK (((length(item_key) >= 1) AND (length(item_key) <= 300)))
+);
+
+ALTER TABLE ONLY public.poll_seen FORCE ROW LEVEL SECURITY;
+
+ALTER TABLE public.poll_seen OWNER TO migrator;
+
+ALTER TABLE public.poll_seen ALTER COLUMN "position" ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME public.poll_seen_position_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+CREATE TABLE public.poll_states (
+    client_id uuid NOT NULL,
+    automation_id uuid NOT NULL,
+    automation_version integer NOT NULL,
+    cursor jsonb DEFAULT '{}'::jsonb NOT NULL,
+    primed_at timestamp with time zone DEFAULT now() NOT NULL,
+    polled_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
+ALTER TABLE ONLY public.poll_states FORCE ROW LEVEL SECURITY;
+
+ALTER TABLE public.poll_states OWNER TO migrator;
 
 CREATE TABLE public.procrastinate_events (
     id bigint NOT NULL,
@@ -1508,9 +1559,12 @@ CREATE TABLE public.runs (
     finished_at timestamp with time zone,
     execution integer DEFAULT 0 NOT NULL,
     retry_of uuid,
+    trigger_item text,
     CONSTRAINT runs_execution_check CHECK ((execution >= 0)),
+    CONSTRAINT runs_poll_has_item CHECK (((trigger_kind <> 'poll'::text) OR (trigger_item IS NOT NULL))),
     CONSTRAINT runs_status_check CHECK ((status = ANY (ARRAY['queued'::text, 'running'::text, 'succeeded'::text, 'failed'::text, 'cancelled'::text, 'stopped'::text]))),
-    CONSTRAINT runs_trigger_kind_check CHECK ((trigger_kind = ANY (ARRAY['manual'::text, 'schedule'::text, 'webhook'::text])))
+    CONSTRAINT runs_trigger_item_check CHECK (((length(trigger_item) >= 1) AND (length(trigger_item) <= 300))),
+    CONSTRAINT runs_trigger_kind_check CHECK ((trigger_kind = ANY (ARRAY['manual'::text, 'schedule'::text, 'webhook'::text, 'poll'::text])))
 );
 
 ALTER TABLE ONLY public.runs FORCE ROW LEVEL SECURITY;
@@ -1677,6 +1731,12 @@ ALTER TABLE ONLY public.passkey_challenges
 ALTER TABLE ONLY public.passkey_sign_in_challenges
     ADD CONSTRAINT passkey_sign_in_challenges_pkey PRIMARY KEY (challenge_hash);
 
+ALTER TABLE ONLY public.poll_seen
+    ADD CONSTRAINT poll_seen_pkey PRIMARY KEY (client_id, automation_id, item_key);
+
+ALTER TABLE ONLY public.poll_states
+    ADD CONSTRAINT poll_states_pkey PRIMARY KEY (client_id, automation_id);
+
 ALTER TABLE ONLY public.procrastinate_events
     ADD CONSTRAINT procrastinate_events_pkey PRIMARY KEY (id);
 
@@ -1757,6 +1817,8 @@ CREATE INDEX oauth_states_session_idx ON public.oauth_states USING btree (sessio
 
 CREATE INDEX passkey_sign_in_challenges_expiry_idx ON public.passkey_sign_in_challenges USING btree (expires_at);
 
+CREATE INDEX poll_seen_waiting_idx ON public.poll_seen USING btree (client_id, automation_id, "position") WHERE (started_at IS NULL);
+
 CREATE INDEX procrastinate_events_job_id_fkey_v1 ON public.procrastinate_events USING btree (job_id);
 
 CREATE INDEX procrastinate_jobs_id_lock_idx_v1 ON public.procrastinate_jobs USING btree (id, lock) WHERE (status = ANY (ARRAY['todo'::public.procrastinate_job_status, 'doing'::public.procrastinate_job_status]));
@@ -1778,6 +1840,8 @@ CREATE INDEX runs_client_automation_idx ON public.runs USING btree (client_id, a
 CREATE INDEX runs_client_queued_idx ON public.runs USING btree (client_id, queued_at DESC);
 
 CREATE INDEX runs_client_retry_of_idx ON public.runs USING btree (client_id, retry_of) WHERE (retry_of IS NOT NULL);
+
+CREATE UNIQUE INDEX runs_poll_item_key ON public.runs USING btree (client_id, automation_id, trigger_item) WHERE (trigger_kind = 'poll'::text);
 
 CREATE UNIQUE INDEX runs_schedule_slot_key ON public.runs USING btree (client_id, automation_id, scheduled_for) WHERE (trigger_kind = 'schedule'::text);
 
@@ -1874,6 +1938,18 @@ ALTER TABLE ONLY public.passkey_challenges
 
 ALTER TABLE ONLY public.passkey_challenges
     ADD CONSTRAINT passkey_challenges_client_id_user_id_fkey FOREIGN KEY (client_id, user_id) REFERENCES public.users(client_id, user_id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.poll_seen
+    ADD CONSTRAINT poll_seen_client_id_automation_id_fkey FOREIGN KEY (client_id, automation_id) REFERENCES public.automations(client_id, automation_id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.poll_seen
+    ADD CONSTRAINT poll_seen_client_id_fkey FOREIGN KEY (client_id) REFERENCES public.clients(client_id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.poll_states
+    ADD CONSTRAINT poll_states_client_id_automation_id_fkey FOREIGN KEY (client_id, automation_id) REFERENCES public.automations(client_id, automation_id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.poll_states
+    ADD CONSTRAINT poll_states_client_id_fkey FOREIGN KEY (client_id) REFERENCES public.clients(client_id) ON DELETE CASCADE;
 
 ALTER TABLE ONLY public.procrastinate_events
     ADD CONSTRAINT procrastinate_events_job_id_fkey FOREIGN KEY (job_id) REFERENCES public.procrastinate_jobs(id) ON DELETE CASCADE;
@@ -2006,6 +2082,10 @@ ALTER TABLE public.passkey_challenges ENABLE ROW LEVEL SECURITY;
 
 ALTER TABLE public.passkey_sign_in_challenges ENABLE ROW LEVEL SECURITY;
 
+ALTER TABLE public.poll_seen ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE public.poll_states ENABLE ROW LEVEL SECURITY;
+
 ALTER TABLE public.recovery_codes ENABLE ROW LEVEL SECURITY;
 
 ALTER TABLE public.run_steps ENABLE ROW LEVEL SECURITY;
@@ -2039,6 +2119,10 @@ CREATE POLICY tenant_isolation ON public.notifications USING ((client_id = ( SEL
 CREATE POLICY tenant_isolation ON public.oauth_states USING ((client_id = ( SELECT (NULLIF(current_setting('app.client_id'::text, true), ''::text))::uuid AS "nullif"))) WITH CHECK ((client_id = ( SELECT (NULLIF(current_setting('app.client_id'::text, true), ''::text))::uuid AS "nullif")));
 
 CREATE POLICY tenant_isolation ON public.passkey_challenges USING ((client_id = ( SELECT (NULLIF(current_setting('app.client_id'::text, true), ''::text))::uuid AS "nullif"))) WITH CHECK ((client_id = ( SELECT (NULLIF(current_setting('app.client_id'::text, true), ''::text))::uuid AS "nullif")));
+
+CREATE POLICY tenant_isolation ON public.poll_seen USING ((client_id = ( SELECT (NULLIF(current_setting('app.client_id'::text, true), ''::text))::uuid AS "nullif"))) WITH CHECK ((client_id = ( SELECT (NULLIF(current_setting('app.client_id'::text, true), ''::text))::uuid AS "nullif")));
+
+CREATE POLICY tenant_isolation ON public.poll_states USING ((client_id = ( SELECT (NULLIF(current_setting('app.client_id'::text, true), ''::text))::uuid AS "nullif"))) WITH CHECK ((client_id = ( SELECT (NULLIF(current_setting('app.client_id'::text, true), ''::text))::uuid AS "nullif")));
 
 CREATE POLICY tenant_isolation ON public.recovery_codes USING ((client_id = ( SELECT (NULLIF(current_setting('app.client_id'::text, true), ''::text))::uuid AS "nullif"))) WITH CHECK ((client_id = ( SELECT (NULLIF(current_setting('app.client_id'::text, true), ''::text))::uuid AS "nullif")));
 
@@ -2085,6 +2169,9 @@ GRANT ALL ON FUNCTION public.hapex_connections_due_for_check(p_expiring_before t
 REVOKE ALL ON FUNCTION public.hapex_credentials_bump_revision() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION public.hapex_defer_account_email() FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.hapex_due_polls(p_now timestamp with time zone, p_limit integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.hapex_due_polls(p_now timestamp with time zone, p_limit integer) TO hapex_agent;
 
 REVOKE ALL ON FUNCTION public.hapex_due_schedules(p_now timestamp with time zone, p_limit integer) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.hapex_due_schedules(p_now timestamp with time zone, p_limit integer) TO hapex_agent;
@@ -2442,6 +2529,16 @@ GRANT SELECT(expires_at) ON TABLE public.oauth_states TO hapex_definer;
 GRANT SELECT,INSERT,DELETE ON TABLE public.passkey_challenges TO hapex_agent;
 
 GRANT SELECT,INSERT,DELETE ON TABLE public.passkey_sign_in_challenges TO hapex_definer;
+
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.poll_seen TO hapex_agent;
+
+GRANT SELECT(client_id) ON TABLE public.poll_seen TO hapex_intake;
+
+GRANT SELECT(automation_id) ON TABLE public.poll_seen TO hapex_intake;
+
+GRANT SELECT(started_at) ON TABLE public.poll_seen TO hapex_intake;
+
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.poll_states TO hapex_agent;
 
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.procrastinate_events TO hapex_agent;
 GRANT INSERT ON TABLE public.procrastinate_events TO hapex_definer;

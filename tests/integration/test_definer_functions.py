@@ -63,6 +63,8 @@ REVIEWED: dict[str, tuple[frozenset[str], str]] = {
     # Migration 0022 (passkeys): a sign-in challenge before anyone is named.
     "hapex_issue_passkey_sign_in_challenge": (AGENT, "one hash, always five minutes from now (test below)"),
     "hapex_spend_passkey_sign_in_challenge": (AGENT, "an exact hash; true once while live (test below)"),
+    # Migration 0024 (poll triggers).
+    "hapex_due_polls": (AGENT, "ids and times only, never past the database's clock, at most 1000 (test below)"),
 }
 
 
@@ -144,6 +146,26 @@ def test_due_schedules_never_include_ones_due_after_the_databases_clock(agent_db
         due = conn.execute("SELECT count(*) FROM hapex_due_schedules(now() + interval '7 days', 2147483647)"
                            ).fetchone()
     assert due == (1,)
+
+
+def test_due_polls_never_include_ones_due_after_the_databases_clock_nor_more_than_a_thousand(agent_db, intake_db,
+                                                                                             owner_conn):
+    client_id = make_client(intake_db)
+    poll = Jsonb({"kind": "poll", "source": "gmail.new_email"})
+    owner_conn.execute(
+        "INSERT INTO automations (client_id, name, status, steps, trigger, next_run_at) VALUES "
+        "(%s, 'tomorrow', 'enabled', '[]', %s, now() + interval '1 day'), "
+        "(%s, 'schedule', 'enabled', '[]', %s, now() - interval '1 minute'), "
+        "(%s, 'disabled', 'disabled', '[]', %s, now() - interval '1 minute')",
+        [client_id, poll, client_id, Jsonb({"kind": "schedule"}), client_id, poll])
+    owner_conn.execute(
+        "INSERT INTO automations (client_id, name, status, steps, trigger, next_run_at) "
+        "SELECT %s, 'past ' || n, 'enabled', '[]', %s, now() - interval '1 minute' FROM generate_series(1, 1001) n",
+        [client_id, poll])
+    with agent_db.transaction() as conn:
+        assert conn.execute("SELECT count(*) FROM hapex_due_polls(now() + interval '7 days', 2147483647)"
+                            ).fetchone() == (1000,)
+        assert conn.execute("SELECT count(*) FROM hapex_due_polls(now(), -3)").fetchone() == (1,)
 
 
 def test_notice_recipients_of_another_client_are_not_listed(agent_db, intake_db, owner_conn):

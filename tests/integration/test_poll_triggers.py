@@ -1,0 +1,289 @@
+"""'When something new arrives': one run per new item, the first poll taking the state, cursors reset by
+the provider, the cap per poll, and the run reading its item's fields from the provider.
+
+Google is mocked with `responses` in the shapes of its discovery documents: gmail v1 users.getProfile
+(historyId), users.history.list (startHistoryId, historyTypes; history[].messagesAdded[].message,
+historyId, nextPageToken; 404 for a history id it no longer keeps), users.messages.list (q; messages[],
+nextPageToken) and .get (format=full); sheets v4 spreadsheets.values.get (values); calendar v3
+events.list (syncToken, timeMin; items[], nextSyncToken, nextPageToken; 410 Gone) and events.get.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from datetime import UTC, datetime, timedelta
+
+import responses
+
+from agent_service.polls import poller
+from agent_service.runs.engine import execute_run
+from shared.db import tenant_transaction
+from tests.factories import make_client
+from tests.run_fixtures import GMAIL, SLACK_POST, G, automation, connect
+
+SHEETS = "https://sheets.googleapis.com/v4/spreadsheets/1AbCdEfGhIjKlMnOpQrStUv/values/"
+EVENTS = "https://www.googleapis.com/calendar/v3/calendars/primary/events"
+
+
+def definition(source, options=None, text="New: {{ trigger.started_at }}"):
+    return {"name": "When new", "trigger": {"kind": "poll", "source": source, "every_minutes": 5,
+                                            "options": options or {}},
+            "steps": [{"capability": "slack.post_message", "input": {"channel": "#accounts", "text": text}}]}
+
+
+EMAIL = definition("gmail.new_email", {"query": "subject:invoice"},
+                   "Invoice from {{ trigger.email.from }}: {{ trigger.email.subject }}")
+ROW = definition("sheets.new_row", {"spreadsheet_id": "1AbCdEfGhIjKlMnOpQrStUv", "sheet": "Leads"},
+                 "New lead {{ trigger.row.full_name }} (row {{ trigger.row_number }})")
+EVENT = definition("calendar.new_event", {}, "New event {{ trigger.event.summary }} at {{ trigger.event.start }}")
+
+
+def poll_tenant(rt, intake_db, agent_db, scopes, the_definition):
+    client_id = make_client(intake_db)
+    connect(rt, agent_db, client_id, "google", scopes)
+    connect(rt, agent_db, client_id, "slack", ["chat:write"], expires_in=timedelta(days=365))
+    return client_id, automation(intake_db, client_id, the_definition)
+
+
+def poll(rt, client_id, automation_id):
+    """Poll now, as the periodic job does once the automation is due."""
+    with tenant_transaction(rt.db, client_id) as conn:
+        conn.execute("UPDATE automations SET next_run_at = CASE WHEN next_run_at IS NULL THEN NULL "
+                     "ELSE now() - interval '1 second' END "
+                     "WHERE automation_id = %s", [automation_id])
+    return poller.poll_automation(rt, client_id=client_id, automation_id=automation_id, now=datetime.now(UTC))
+
+
+def poll_runs(owner_conn, automation_id):
+    return owner_conn.execute("SELECT trigger_item FROM runs WHERE automation_id = %s AND trigger_kind = 'poll' "
+                              "ORDER BY queued_at, trigger_item", [automation_id]).fetchall()
+
+
+def gmail_profile(mock, history_id):
+    mock.get(f"{GMAIL}/profile", json={"emailAddress": "owner@example.com", "messagesTotal": 5000,
+                                       "threadsTotal": 4000, "historyId": history_id})
+
+
+def gmail_history(mock, start, added, history_id):
+    mock.get(f"{GMAIL}/history", match=[responses.matchers.query_param_matcher(
+        {"startHistoryId": start, "historyTypes": "messageAdded", "maxResults": "500"})],
+        json={"history": [{"id": str(int(start) + n + 1), "messages": [{"id": m, "threadId": "t" + m}],
+                           "messagesAdded": [{"message": {"id": m, "threadId": "t" + m, "labelIds": ["INBOX"]}}]}
+                          for n, m in enumerate(added)], "historyId": history_id})
+
+
+def gmail_search(mock, ids):
+    mock.get(f"{GMAIL}/messages", json={"messages": [{"id": m, "threadId": "t" + m} for m in reversed(ids)],
+                                        "resultSizeEstimate": len(ids)})
+
+
+@responses.activate
+def test_the_first_poll_takes_the_mailbox_as_seen_and_starts_nothing(rt, intake_db, agent_db, owner_conn):
+    client_id, automation_id = poll_tenant(rt, intake_db, agent_db, [G + "gmail.readonly"], EMAIL)
+    gmail_profile(responses.mock, "1000")
+
+    outcome = poll(rt, client_id, automation_id)
+
+    assert outcome.primed and outcome.started == 0
+    assert poll_runs(owner_conn, automation_id) == []
+    assert owner_conn.execute("SELECT cursor FROM poll_states WHERE automation_id = %s",
+                              [automation_id]).fetchone() == ({"history_id": "1000"},)
+    assert not any("/history" in call.request.url for call in responses.calls)
+
+
+@responses.activate
+def test_each_new_matching_email_starts_one_run_whose_fields_come_from_gmail(rt, intake_db, agent_db, owner_conn):
+    client_id, automation_id = poll_tenant(rt, intake_db, agent_db, [G + "gmail.readonly"], EMAIL)
+    gmail_profile(responses.mock, "1000")
+    poll(rt, client_id, automation_id)
+    gmail_history(responses.mock, "1000", ["m1", "m2", "m3"], "1010")
+    gmail_search(responses.mock, ["m1", "m3"])  # m2 does not match the search
+
+    outcome = poll(rt, client_id, automation_id)
+
+    assert outcome.started == 2
+    assert poll_runs(owner_conn, automation_id) == [("m1",), ("m3",)]
+    search = next(c.request for c in responses.calls if c.request.url.startswith(f"{GMAIL}/messages?"))
+    assert re.search(r"q=%28subject%3Ainvoice%29\+after%3A\d+", search.url)
+    # The seen record holds ids, never contents; the run holds only the item's id.
+    assert owner_conn.execute("SELECT item_key FROM poll_seen WHERE automation_id = %s ORDER BY position",
+                              [automation_id]).fetchall() == [("m1",), ("m3",)]
+    responses.mock.get(f"{GMAIL}/messages/m1", json={
+        "id": "m1", "threadId": "tm1", "snippet": "Please find attached",
+        "payload": {"mimeType": "text/plain", "headers": [{"name": "From", "value": "billing@supplier.example"},
+                                                          {"name": "Subject", "value": "Invoice 42"}],
+                    "body": {"data": "UGxlYXNlIHBheQ"}}})
+    slack = responses.mock.post(SLACK_POST, json={"ok": True, "channel": "C0123456", "ts": "1795900000.000100"})
+    run_id = owner_conn.execute("SELECT run_id FROM runs WHERE trigger_item = 'm1'").fetchone()[0]
+
+    assert execute_run(rt, client_id=client_id, run_id=run_id) == "succeeded"
+
+    assert b"Invoice from billing@supplier.example: Invoice 42" in slack.calls[0].request.body
+    assert owner_conn.execute("SELECT reason FROM credential_access WHERE run_id = %s ORDER BY accessed_at",
+                              [run_id]).fetchall()[0] == ("trigger_item",)
+
+
+@responses.activate
+def test_a_poll_that_finds_nothing_writes_no_run_and_no_seen_record(rt, intake_db, agent_db, owner_conn):
+    client_id, automation_id = poll_tenant(rt, intake_db, agent_db, [G + "gmail.readonly"], EMAIL)
+    gmail_profile(responses.mock, "1000")
+    poll(rt, client_id, automation_id)
+    gmail_history(responses.mock, "1000", [], "1000")
+    before = owner_conn.execute("SELECT polled_at FROM poll_states WHERE automation_id = %s",
+                                [automation_id]).fetchone()
+
+    outcome = poll(rt, client_id, automation_id)
+
+    assert outcome.started == 0 and not outcome.primed and not outcome.skipped
+    assert owner_conn.execute("SELECT count(*) FROM runs WHERE automation_id = %s", [automation_id]).fetchone() == (0,)
+    assert owner_conn.execute("SELECT count(*) FROM poll_seen WHERE automation_id = %s",
+                              [automation_id]).fetchone() == (0,)
+    assert owner_conn.execute("SELECT polled_at FROM poll_states WHERE automation_id = %s",
+                              [automation_id]).fetchone() == before
+
+
+@responses.activate
+def test_a_history_id_gmail_no_longer_keeps_falls_back_to_the_search_without_doubling(rt, intake_db, agent_db,
+                                                                                    owner_conn):
+    client_id, automation_id = poll_tenant(rt, intake_db, agent_db, [G + "gmail.readonly"], EMAIL)
+    gmail_profile(responses.mock, "1000")
+    poll(rt, client_id, automation_id)
+    gmail_history(responses.mock, "1000", ["m1"], "1005")
+    gmail_search(responses.mock, ["m1"])
+    poll(rt, client_id, automation_id)
+    responses.mock.replace(responses.GET, f"{GMAIL}/history", status=404, json={
+        "error": {"code": 404, "message": "Requested entity was not found.", "status": "NOT_FOUND"}})
+    responses.mock.replace(responses.GET, f"{GMAIL}/messages", json={
+        "messages": [{"id": "m2", "threadId": "tm2"}, {"id": "m1", "threadId": "tm1"}], "resultSizeEstimate": 2})
+    responses.mock.replace(responses.GET, f"{GMAIL}/profile", json={"historyId": "2000"})
+
+    outcome = poll(rt, client_id, automation_id)
+
+    assert outcome.started == 1  # m2 only: m1 had its run already
+    assert poll_runs(owner_conn, automation_id) == [("m1",), ("m2",)]
+    assert owner_conn.execute("SELECT cursor FROM poll_states WHERE automation_id = %s",
+                              [automation_id]).fetchone() == ({"history_id": "2000"},)
+
+
+@responses.activate
+def test_a_burst_starts_at_most_the_cap_per_poll_and_the_rest_over_the_next_polls(rt, intake_db, agent_db,
+                                                                                 owner_conn):
+    client_id, automation_id = poll_tenant(rt, intake_db, agent_db, [G + "gmail.readonly"], EMAIL)
+    gmail_profile(responses.mock, "1000")
+    poll(rt, client_id, automation_id)
+    burst = [f"m{n:03}" for n in range(60)]
+    gmail_history(responses.mock, "1000", burst, "1100")
+    gmail_search(responses.mock, burst)
+
+    first = poll(rt, client_id, automation_id)
+
+    assert (first.started, first.waiting) == (poller.PER_POLL_CAP, 60 - poller.PER_POLL_CAP)
+    assert [r[0] for r in poll_runs(owner_conn, automation_id)] == burst[:poller.PER_POLL_CAP]
+    gmail_history(responses.mock, "1100", [], "1100")
+    second = poll(rt, client_id, automation_id)
+    third = poll(rt, client_id, automation_id)
+    assert (second.started, third.started, third.waiting) == (25, 10, 0)
+    assert sorted(r[0] for r in poll_runs(owner_conn, automation_id)) == burst
+
+
+@responses.activate
+def test_two_pollers_at_once_start_each_new_email_once(rt, intake_db, agent_db, owner_conn):
+    client_id, automation_id = poll_tenant(rt, intake_db, agent_db, [G + "gmail.readonly"], EMAIL)
+    gmail_profile(responses.mock, "1000")
+    poll(rt, client_id, automation_id)
+    entered, release = threading.Event(), threading.Event()
+
+    def slow_history(request):
+        entered.set()
+        release.wait(60)
+        return 200, {}, ('{"history": [{"id": "1001", "messagesAdded": [{"message": {"id": "m1", "threadId": "t"}}]}],'
+                         ' "historyId": "1001"}')
+
+    responses.mock.add_callback(responses.GET, f"{GMAIL}/history", callback=slow_history)
+    gmail_search(responses.mock, ["m1"])
+    outcomes = []
+    first = threading.Thread(target=lambda: outcomes.append(poll(rt, client_id, automation_id)))
+    first.start()
+    assert entered.wait(60)
+    # The state is locked by the first poll: the second passes it by.
+    second = poller.poll_automation(rt, client_id=client_id, automation_id=automation_id, now=datetime.now(UTC))
+    release.set()
+    first.join(600)
+
+    assert second.skipped and outcomes[0].started == 1
+    assert poll_runs(owner_conn, automation_id) == [("m1",)]
+
+
+@responses.activate
+def test_new_rows_of_a_sheet_start_one_run_each_with_cells_by_column_name(rt, intake_db, agent_db, owner_conn):
+    client_id, automation_id = poll_tenant(rt, intake_db, agent_db, [G + "spreadsheets.readonly"], ROW)
+    whole = f"{SHEETS}%27Leads%27"
+    rows = [["Full name", "Email"], ["Ada", "ada@example.com"]]
+    responses.mock.get(whole, json={"range": "Leads!A1:B2", "majorDimension": "ROWS", "values": rows})
+    assert poll(rt, client_id, automation_id).primed
+    responses.mock.replace(responses.GET, whole, json={"range": "Leads!A1:B4", "majorDimension": "ROWS",
+                                                       "values": rows + [["Bob", "bob@example.com"],
+                                                                         ["Cy", "cy@example.com"]]})
+
+    assert poll(rt, client_id, automation_id).started == 2
+    items = [r[0] for r in poll_runs(owner_conn, automation_id)]
+    assert [item.split(":")[:2] for item in items] == [["row", "3"], ["row", "4"]]
+    assert not any("Bob" in item for item in items)
+    responses.mock.get(f"{whole}%211%3A1", json={"range": "Leads!A1:B1", "values": [["Full name", "Email"]]})
+    responses.mock.get(f"{whole}%213%3A3", json={"range": "Leads!A3:B3", "values": [["Bob", "bob@example.com"]]})
+    slack = responses.mock.post(SLACK_POST, json={"ok": True, "channel": "C0123456", "ts": "1795900000.000100"})
+    run_id = owner_conn.execute("SELECT run_id FROM runs WHERE trigger_item = %s", [items[0]]).fetchone()[0]
+    assert execute_run(rt, client_id=client_id, run_id=run_id) == "succeeded"
+    assert b"New lead Bob (row 3)" in slack.calls[0].request.body
+
+
+def event(event_id, created, summary="Call"):
+    return {"kind": "calendar#event", "id": event_id, "status": "confirmed", "summary": summary,
+            "created": created, "updated": created, "start": {"dateTime": "2026-12-10T09:00:00Z"},
+            "end": {"dateTime": "2026-12-10T10:00:00Z"}}
+
+
+@responses.activate
+def test_a_calendar_sync_token_answered_410_is_replaced_by_a_full_sync_without_doubling(rt, intake_db, agent_db,
+                                                                                      owner_conn):
+    client_id, automation_id = poll_tenant(rt, intake_db, agent_db, [G + "calendar.events.readonly"], EVENT)
+    old = (datetime.now(UTC) - timedelta(days=30)).isoformat().replace("+00:00", "Z")
+    responses.mock.get(EVENTS, json={"kind": "calendar#events", "items": [event("old1", old)],
+                                     "nextSyncToken": "sync-1"})
+    assert poll(rt, client_id, automation_id).primed
+    now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    responses.mock.replace(responses.GET, EVENTS, match=[responses.matchers.query_param_matcher(
+        {"syncToken": "sync-1", "maxResults": "250"})], json={
+        "kind": "calendar#events", "items": [event("new1", now), {**event("old1", old), "updated": now}],
+        "nextSyncToken": "sync-2"})
+    assert poll(rt, client_id, automation_id).started == 1  # old1 only changed: not new
+    responses.mock.replace(responses.GET, EVENTS, status=410, json={
+        "error": {"code": 410, "message": "Sync token is no longer valid, a full sync is required.",
+                  "errors": [{"domain": "calendar", "reason": "fullSyncRequired"}]}})
+    responses.mock.get(EVENTS, json={"kind": "calendar#events", "items": [
+        event("old1", old), event("new1", now), event("new2", now)], "nextSyncToken": "sync-3"})
+
+    outcome = poll(rt, client_id, automation_id)
+
+    assert outcome.started == 1
+    assert sorted(r[0] for r in poll_runs(owner_conn, automation_id)) == ["new1", "new2"]
+    assert owner_conn.execute("SELECT cursor FROM poll_states WHERE automation_id = %s",
+                              [automation_id]).fetchone() == ({"sync_token": "sync-3"},)
+
+
+@responses.activate
+def test_editing_the_trigger_takes_the_state_again_instead_of_running_for_the_backlog(rt, intake_db, agent_db,
+                                                                                    owner_conn):
+    client_id, automation_id = poll_tenant(rt, intake_db, agent_db, [G + "gmail.readonly"], EMAIL)
+    gmail_profile(responses.mock, "1000")
+    poll(rt, client_id, automation_id)
+    with tenant_transaction(intake_db, client_id) as conn:
+        conn.execute("UPDATE automations SET status = 'disabled' WHERE automation_id = %s", [automation_id])
+        conn.execute("UPDATE automations SET status = 'enabled', next_run_at = NULL WHERE automation_id = %s",
+                     [automation_id])
+    responses.mock.replace(responses.GET, f"{GMAIL}/profile", json={"historyId": "5000"})
+
+    assert poll(rt, client_id, automation_id).primed
+    assert owner_conn.execute("SELECT cursor FROM poll_states WHERE automation_id = %s",
+                              [automation_id]).fetchone() == ({"history_id": "5000"},)
