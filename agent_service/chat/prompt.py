@@ -16,8 +16,9 @@ from apispec import APISpec
 from apispec.ext.marshmallow.openapi import OpenAPIConverter
 from marshmallow import RAISE, Schema, fields, missing, validate
 
+from shared.automations import text_fields
 from shared.automations.definition import AutomationSchema, trigger_schema
-from shared.catalog import CAPABILITIES, PROVIDERS, AuthKind, Capability
+from shared.catalog import CAPABILITIES, POLL_TRIGGERS, PROVIDERS, AuthKind, Capability, PollTrigger
 
 CHAT_PROMPT_VERSION = "v1"
 PROMPTS_DIR = Path(__file__).with_name("prompts")
@@ -31,6 +32,10 @@ _TRIGGERS = {
                  "day-of-week); `timezone`: an IANA time zone such as Europe/Paris (UTC when left out). "
                  "At most once every five minutes."),
     "webhook": "runs when the automation's own webhook address is called. No other fields.",
+    "poll": ("when something new arrives: one run for each new item of a source listed under \"Poll sources\" "
+             "below. `source`: the source's key; `every_minutes`: how often to check, from 5 to 1440 (15 when "
+             "left out); `options`: the source's options; `timezone` as for a schedule. The first check after "
+             "enabling takes what is already there as seen. The item's fields depend on the source."),
 }
 
 
@@ -183,6 +188,20 @@ def _capability_section(capability: Capability) -> list[str]:
     return lines
 
 
+def _poll_section(poll: PollTrigger) -> list[str]:
+    provider = PROVIDERS[poll.provider]
+    needs = "; ".join(f"{scope} ({provider.scope(scope).access})" for scope in poll.scopes)
+    return [
+        f"### {poll.key}: {poll.title} ({provider.name})",
+        f"{poll.description} It reads; access it needs: {needs}.",
+        "Options:",
+        *_schema_lines(poll.options_schema),
+        "Trigger fields: " + ", ".join(f.written.strip("{} ") for f in text_fields.fields_of(
+            poll.item_fields(), "trigger", "Trigger")) + ".",
+        "",
+    ]
+
+
 def describe_catalog() -> str:
     """Every trigger and capability with its input and output fields and the scopes it needs."""
     lines = [
@@ -196,6 +215,9 @@ def describe_catalog() -> str:
           + ", ".join(f"`trigger.{name}`" for name in trigger_schema(kind).fields)
           for kind in trigger_kinds()],
         "",
+        "## Poll sources",
+        "",
+        *[line for poll in POLL_TRIGGERS.values() for line in _poll_section(poll)],
         "## Capabilities",
         "",
         "An input value may instead take an earlier step's output: {\"$ref\": \"steps.<index>.<output field>\"}, "

@@ -16,7 +16,7 @@ from typing import Any
 
 from agent_service.chat.prompt import MAX_MESSAGE_CHARACTERS
 from shared.automations import InvalidAutomation, load_automation
-from shared.catalog import CAPABILITIES, PROVIDERS, AuthKind, required_providers, required_scopes
+from shared.catalog import CAPABILITIES, PROVIDERS, AuthKind, poll_trigger_of, required_providers, required_scopes
 
 _PROPOSAL_KEYS = {"automation", "message", "scopes"}
 _AUTOMATION_KEYS = {"name", "trigger", "steps"}
@@ -55,17 +55,17 @@ def check_proposal(tool_input: Any) -> CheckedProposal:
         loaded = load_automation(automation)
     except InvalidAutomation as invalid:
         return CheckedProposal(None, message, list(_flatten(invalid.messages)))
-    problems = scope_problems(tool_input.get("scopes"), loaded["steps"])
+    problems = scope_problems(tool_input.get("scopes"), loaded["steps"], loaded.get("trigger"))
     if problems:
         return CheckedProposal(None, message, problems)
     return CheckedProposal(loaded, message)
 
 
-def scope_problems(named: Any, steps: list[dict[str, Any]]) -> list[str]:
+def scope_problems(named: Any, steps: list[dict[str, Any]], trigger: Any = None) -> list[str]:
     """Any scope the model names beyond the catalog's minimal set for these steps, as refusals."""
     if named is None:
         return []
-    minimal = required_scopes(steps)
+    minimal = required_scopes(steps, trigger)
     wanted: list[tuple[str, str]] = []
     if isinstance(named, Mapping):
         for provider, scopes in named.items():
@@ -103,10 +103,10 @@ def _flatten(messages: Any, path: str = "") -> list[str]:
     return [f"{path}: {messages}"]
 
 
-def scopes_by_provider(steps: list[dict[str, Any]]) -> dict[str, list[dict[str, str]]]:
+def scopes_by_provider(steps: list[dict[str, Any]], trigger: Any = None) -> dict[str, list[dict[str, str]]]:
     """What consent each OAuth provider will ask for, from the catalog: scope, read/write, purpose."""
     shown: dict[str, list[dict[str, str]]] = {}
-    for provider_key, scopes in required_scopes(steps).items():
+    for provider_key, scopes in required_scopes(steps, trigger).items():
         provider = PROVIDERS[provider_key]
         shown[provider_key] = [
             {"scope": name, "access": str(provider.scope(name).access), "purpose": provider.scope(name).purpose}
@@ -115,9 +115,9 @@ def scopes_by_provider(steps: list[dict[str, Any]]) -> dict[str, list[dict[str, 
     return shown
 
 
-def providers_to_connect(steps: list[dict[str, Any]]) -> list[str]:
+def providers_to_connect(steps: list[dict[str, Any]], trigger: Any = None) -> list[str]:
     """The providers the client must connect before the automation can run."""
-    return [key for key in required_providers(steps) if PROVIDERS[key].auth_kind is not AuthKind.HAPEX_KEY]
+    return [key for key in required_providers(steps, trigger) if PROVIDERS[key].auth_kind is not AuthKind.HAPEX_KEY]
 
 
 def plain_words(automation: Mapping[str, Any]) -> str:
@@ -139,6 +139,10 @@ def _trigger_sentence(trigger: Mapping[str, Any]) -> str:
     kind = trigger.get("kind")
     if kind == "webhook":
         return "Runs when its webhook address is called, once you enable it."
+    poll = poll_trigger_of(trigger)
+    if poll is not None:
+        return (f"Runs once for each {poll.title[4:].lower() if poll.title.startswith('New ') else poll.title}, "
+                f"checked every {trigger.get('every_minutes', 15)} minutes, once you enable it.")
     if kind != "schedule":
         return "Runs when you start it."
     zone = trigger.get("timezone", "UTC")

@@ -221,9 +221,9 @@ def _interpret(answer: ModelAnswer, calls: int) -> tuple[Question | Proposal | N
         checked = check_proposal(tool_input)
         if checked.automation is None:
             return None, checked.problems
-        steps = checked.automation["steps"]
-        return Proposal(checked.automation, checked.message, calls, scopes=scopes_by_provider(steps),
-                        providers=providers_to_connect(steps), summary=plain_words(checked.automation)), []
+        steps, trigger = checked.automation["steps"], checked.automation.get("trigger")
+        return Proposal(checked.automation, checked.message, calls, scopes=scopes_by_provider(steps, trigger),
+                        providers=providers_to_connect(steps, trigger), summary=plain_words(checked.automation)), []
     return None, [f"Answer with {PROPOSE} or {ASK}; there is no other tool."]
 
 

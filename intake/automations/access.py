@@ -61,12 +61,12 @@ class ProviderNeed:
 
 
 def provider_needs(steps: Iterable[Mapping[str, Any]], connections: Mapping[str, Mapping[str, Any]],
-                   catalog: Catalog = CATALOG) -> list[ProviderNeed]:
-    """Per provider the steps use (not Hapex's own), the minimal scopes and what is granted."""
+                   catalog: Catalog = CATALOG, trigger: Mapping[str, Any] | None = None) -> list[ProviderNeed]:
+    """Per provider the steps and the trigger use (not Hapex's own), the minimal scopes and what is granted."""
     steps = list(steps)
-    scopes_by_provider = required_scopes(steps)
+    scopes_by_provider = required_scopes(steps, trigger)
     needs = []
-    for key in required_providers(steps):
+    for key in required_providers(steps, trigger):
         provider = catalog.provider(key)
         connection = connections.get(key)
         granted = provider.granted_closure(connection["scopes_granted"]) if connection else set()

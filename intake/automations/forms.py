@@ -22,8 +22,8 @@ from marshmallow import fields, missing, validate
 from werkzeug.datastructures import MultiDict
 
 from shared.automations import text_fields
-from shared.automations.definition import MAX_STEPS, trigger_schema
-from shared.catalog import CAPABILITIES, Capability
+from shared.automations.definition import MAX_STEPS, trigger_key, trigger_schema
+from shared.catalog import CAPABILITIES, POLL_TRIGGERS, Capability, PollTrigger
 from shared.request_input import UnreadableJSON, load_json
 
 TRIGGER_KINDS = ("manual", "schedule", "webhook")
@@ -71,6 +71,20 @@ class AutomationDraft:
     timezone: str = "UTC"
     steps: list[StepDraft] = field(default_factory=list)
     store_outputs: bool = False
+    # "When something new arrives": the source watched, how often, and each source's options as typed.
+    poll_source: str = ""
+    every_minutes: str = "15"
+    poll_options: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    @property
+    def trigger_choice(self) -> str:
+        """The trigger radio's value: a kind, or poll:<source> for a poll."""
+        return f"poll:{self.poll_source}" if self.trigger_kind == "poll" else self.trigger_kind
+
+    @property
+    def fields_key(self) -> str:
+        """What decides the trigger's fields (shared.automations.definition.trigger_key)."""
+        return trigger_key({"kind": self.trigger_kind, "source": self.poll_source})
 
 
 @dataclass(frozen=True)
@@ -158,6 +172,33 @@ _KIND_HELP = {
 }
 
 
+@dataclass(frozen=True)
+class PollChoice:
+    """A poll source as the builder offers it: its radio value and its option inputs."""
+
+    source: PollTrigger
+    options: tuple[InputField, ...]
+
+    @property
+    def value(self) -> str:
+        return f"poll:{self.source.key}"
+
+
+@cache
+def poll_choices() -> tuple[PollChoice, ...]:
+    """Every poll source with its options, from the catalog."""
+    result = []
+    for source in POLL_TRIGGERS.values():
+        options = []
+        for attribute, f in source.options_schema().fields.items():
+            name = f.data_key or attribute
+            notes = [str(f.metadata.get("description", ""))] + ([] if f.required else [_default_help(f)])
+            options.append(InputField(name, _humanise(name), "text", bool(f.required),
+                                      " ".join(n for n in notes if n)))
+        result.append(PollChoice(source, tuple(options)))
+    return tuple(result)
+
+
 def input_fields(capability_key: str) -> tuple[InputField, ...]:
     """The capability's inputs in schema order, named by the keys its schema loads.
 
@@ -224,7 +265,7 @@ _INSERT = re.compile(r"^insert:(\d{1,3}):([a-z_][a-z0-9_]{0,40}):((?:trigger|ste
 def available_fields(draft: AutomationDraft, index: int) -> list[text_fields.AvailableField]:
     """The fields step `index` (from 0) may insert in its texts: the trigger's, then each earlier
     step's, from the output schemas, with their types."""
-    result = text_fields.fields_of(trigger_schema(draft.trigger_kind), "trigger", "Trigger")
+    result = text_fields.fields_of(trigger_schema(draft.fields_key), "trigger", "Trigger")
     for earlier, step in enumerate(draft.steps[:index]):
         capability = step.known
         if capability is None:
@@ -251,13 +292,19 @@ def parse_action(form: Mapping[str, str]) -> Action:
 
 def draft_from_form(form: MultiDict[str, str]) -> AutomationDraft:
     """The draft as posted; unknown keys are ignored, values are kept as typed."""
+    choice = form.get("trigger_kind", "manual")
     draft = AutomationDraft(
         name=form.get("name", "").strip(),
-        trigger_kind=form.get("trigger_kind", "manual"),
+        trigger_kind="poll" if choice.startswith("poll:") else choice,
         cron=" ".join(form.get("cron", "").split()),
         timezone=form.get("timezone", "UTC"),
         store_outputs=form.get("store_outputs") == "on",
+        poll_source=choice[5:] if choice.startswith("poll:") else "",
+        every_minutes=form.get("every_minutes", "15").strip(),
     )
+    for poll in poll_choices():
+        draft.poll_options[poll.source.key] = {
+            option.name: form.get(f"poll-{poll.source.key}-{option.name}", "").strip() for option in poll.options}
     indices = sorted(int(m.group(1)) for key in form if (m := _STEP_KEY.match(key)))
     for index in indices[:_MAX_PARSED_STEPS]:
         capability = form.get(f"steps-{index}-capability", "")
@@ -290,7 +337,11 @@ def draft_from_definition(automation: Mapping[str, Any]) -> AutomationDraft:
         cron=trigger.get("cron", ""),
         timezone=trigger.get("timezone", "UTC"),
         store_outputs=bool(automation.get("store_outputs")),
+        poll_source=str(trigger.get("source", "")) if trigger.get("kind") == "poll" else "",
+        every_minutes=str(trigger.get("every_minutes", 15)),
     )
+    if draft.poll_source:
+        draft.poll_options[draft.poll_source] = {str(k): str(v) for k, v in (trigger.get("options") or {}).items()}
     for saved in automation.get("steps") or []:
         step = StepDraft(saved.get("capability", ""))
         kinds = {f.name: f.kind for f in input_fields(step.capability)}
@@ -400,6 +451,10 @@ def definition_from_draft(draft: AutomationDraft) -> tuple[dict[str, Any], dict[
     trigger: dict[str, Any] = {"kind": draft.trigger_kind}
     if draft.trigger_kind == "schedule":
         trigger.update(cron=draft.cron, timezone=draft.timezone)
+    if draft.trigger_kind == "poll":
+        options = {k: v for k, v in draft.poll_options.get(draft.poll_source, {}).items() if v}
+        every: Any = int(draft.every_minutes) if draft.every_minutes.isdigit() else draft.every_minutes
+        trigger.update(source=draft.poll_source, every_minutes=every, options=options)
     steps = []
     for index, step in enumerate(draft.steps):
         given: dict[str, Any] = {}
@@ -491,6 +546,10 @@ def form_errors(messages: Mapping[str, Any], draft: AutomationDraft | None = Non
                         put(f"steps.{index}.{key}", message)
         elif top == "trigger" and isinstance(value, Mapping):
             for key, message in value.items():
+                if key == "options" and isinstance(message, Mapping):
+                    for name, text in message.items():
+                        put(f"trigger.options.{name}", text)
+                    continue
                 put("trigger" if key == "_schema" else f"trigger.{key}", message)
         else:
             put(str(top), value)
@@ -513,7 +572,11 @@ def _flatten(value: Any) -> list[str]:
 
 def placed_keys(draft: AutomationDraft) -> set[str]:
     """Every error key the builder shows next to a field; others are listed at the top."""
-    keys = {"name", "trigger", "trigger.kind", "trigger.cron", "trigger.timezone", "steps", "store_outputs"}
+    keys = {"name", "trigger", "trigger.kind", "trigger.cron", "trigger.timezone", "trigger.source",
+            "trigger.every_minutes", "steps", "store_outputs"}
+    if draft.poll_source in POLL_TRIGGERS:
+        keys |= {f"trigger.options.{option.name}" for poll in poll_choices() if poll.source.key == draft.poll_source
+                 for option in poll.options}
     for index, step in enumerate(draft.steps):
         keys |= {f"steps.{index}", f"steps.{index}.capability", f"steps.{index}.input"}
         keys |= {f"steps.{index}.input.{f.name}" for f in input_fields(step.capability)}

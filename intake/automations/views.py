@@ -100,7 +100,8 @@ def _automation_page(automation_id: uuid.UUID, *, status: int = 200, error: str 
         "automations/automation.html",
         automation=row,
         draft=forms.draft_from_definition(row),
-        needs=access.provider_needs(row["steps"] or [], connections, current_app.extensions["hapex_catalog"]),
+        needs=access.provider_needs(row["steps"] or [], connections, current_app.extensions["hapex_catalog"],
+                                    trigger=row["trigger"]),
         runs=runs,
         error=error,
         blockers=blockers or [],
@@ -170,6 +171,7 @@ def _builder(draft: forms.AutomationDraft, *, automation: dict[str, Any] | None,
         test_label=step_tests.button_label,
         capability_choices=forms.capability_choices(),
         timezones=forms.timezones(),
+        poll_choices=forms.poll_choices(),
     ), status
 
 
@@ -278,7 +280,8 @@ def enable(automation_id: uuid.UUID) -> ResponseReturnValue:
     secret = None
     with _tenant() as conn:
         row = _automation(conn, automation_id)
-        needs = access.provider_needs(row["steps"] or [], repository.provider_connections(conn, client_id=_client_id()))
+        needs = access.provider_needs(row["steps"] or [], repository.provider_connections(conn, client_id=_client_id()),
+                                      trigger=row["trigger"])
         blockers = [need for need in needs if not need.ready]
         if not blockers:
             definitions.set_status(conn, automation_id=automation_id, status="enabled")

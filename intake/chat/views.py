@@ -55,11 +55,11 @@ def form_builder_url(automation_id: uuid.UUID | None = None) -> str:
     return _path_if_served("/automations/new", "/automations")
 
 
-def consent_for(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def consent_for(steps: list[dict[str, Any]], trigger: Any = None) -> list[dict[str, Any]]:
     """Per provider to connect: its name and the scopes consent will ask for, from the catalog."""
-    scopes = required_scopes(steps)
+    scopes = required_scopes(steps, trigger)
     shown = []
-    for key in required_providers(steps):
+    for key in required_providers(steps, trigger):
         provider = current_app.extensions["hapex_catalog"].provider(key)
         shown.append({
             "key": key,
@@ -123,7 +123,7 @@ def _draft_page(draft_id: uuid.UUID, *, status: int = 200, error: str | None = N
         messages=messages,
         proposal=proposal,
         summary_lines=(row["proposal_summary"] or "").splitlines(),
-        consent=consent_for(proposal["steps"]) if proposal is not None else [],
+        consent=consent_for(proposal["steps"], proposal.get("trigger")) if proposal is not None else [],
         approved_now=approved_now,
         awaiting=awaiting,
         error=error,

@@ -54,7 +54,7 @@ def needed_from(provider: Provider, automations: Iterable[Mapping[str, Any]]) ->
     needed: set[str] = set()
     used = False
     for automation in automations:
-        per_provider = required_scopes(steps_of(automation))
+        per_provider = required_scopes(steps_of(automation), automation.get("trigger"))
         if provider.key in per_provider:
             used = True
             needed.update(per_provider[provider.key])

@@ -53,7 +53,7 @@ from intake.connections.forms import (
     ReduceAccessForm,
 )
 from intake.db import get_agent, get_db
-from shared.catalog import CAPABILITIES, AuthKind, Catalog, Provider
+from shared.catalog import CAPABILITIES, AuthKind, Catalog, Provider, poll_trigger_of
 from shared.db import tenant_transaction
 from shared.db.pool import Connection
 from shared.secret import Secret
@@ -167,7 +167,9 @@ def describe_scopes(provider: Provider | None, names: list[str] | tuple[str, ...
 
 
 def _uses(provider_key: str, automation: Mapping[str, Any]) -> bool:
-    return any(CAPABILITIES[s["capability"]].provider == provider_key for s in steps_of(automation))
+    poll = poll_trigger_of(automation.get("trigger"))
+    return (poll is not None and poll.provider == provider_key) or any(
+        CAPABILITIES[s["capability"]].provider == provider_key for s in steps_of(automation))
 
 
 def _connection_view(row: dict[str, Any], provider: Provider | None,

@@ -52,7 +52,8 @@ class TriggerSchema(Schema):
     # A poll ("when something new arrives"): what to watch, how often, and its options.
     source = fields.String(validate=validate.OneOf(sorted(POLL_TRIGGERS), error=(
         "Choose what to watch: " + ", ".join(t.title.lower() for t in POLL_TRIGGERS.values()) + ".")))
-    every_minutes = fields.Integer(strict=False)
+    every_minutes = fields.Integer(strict=False, error_messages={
+        "invalid": "Write how often to check as a whole number of minutes, like 15 (5 at the finest)."})
     options = fields.Dict(keys=fields.String())
 
     @validates_schema

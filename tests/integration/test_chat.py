@@ -20,7 +20,7 @@ import responses
 
 from agent_service.chat.service import AFTER_REPAIRS, MAX_REPAIRS
 from agent_service.runs.prices import PRICE_VERSION, llm_cost_microusd
-from shared.catalog import CAPABILITIES, required_scopes
+from shared.catalog import CAPABILITIES, POLL_TRIGGERS, required_scopes
 from shared.structured_logging import JSONFormatter
 from tests.agent_api import build_agent_app, with_proof
 from tests.factories import client_of
@@ -204,7 +204,8 @@ def test_the_model_is_called_with_the_stored_conversation_and_tools_bound_to_the
     assert set(tools) == {"propose_automation", "ask_question"}
     automation = tools["propose_automation"]["properties"]["automation"]["properties"]
     assert automation["steps"]["items"]["properties"]["capability"]["enum"] == sorted(CAPABILITIES)
-    assert automation["trigger"]["properties"]["kind"]["enum"] == ["manual", "schedule", "webhook"]
+    assert automation["trigger"]["properties"]["kind"]["enum"] == ["manual", "schedule", "webhook", "poll"]
+    assert automation["trigger"]["properties"]["source"]["enum"] == sorted(POLL_TRIGGERS)
     system = "\n".join(block["text"] for block in body["system"])
     assert "### slack.post_message: Post to Slack (Slack)" in system
     assert "`channel`: string; required" in system
@@ -578,3 +579,32 @@ def test_deleting_the_account_deletes_its_drafts_and_messages(signed_up, owner_c
     for table in ("chat_drafts", "chat_messages", "cost_events"):
         assert owner_conn.execute(f"SELECT count(*) FROM {table} WHERE client_id = %s",  # noqa: S608 - fixed names
                                   [client_id]).fetchone() == (0,), table
+
+
+NEW_ROW_TO_SLACK = {
+    "name": "New lead to Slack",
+    "trigger": {"kind": "poll", "source": "sheets.new_row", "every_minutes": 10,
+                "options": {"spreadsheet_id": "1AbCdEfGhIjKlMnOpQrStUv", "sheet": "Leads"}},
+    "steps": [{"capability": "slack.post_message",
+               "input": {"channel": "#sales", "text": "New lead: {{ trigger.row.full_name }}"}}],
+}
+
+
+def test_the_chat_proposes_a_poll_trigger_with_its_read_only_scope_and_a_too_frequent_one_is_repaired(
+        signed_up, owner_conn, anthropic):
+    visitor, email = signed_up
+    too_often = {**NEW_ROW_TO_SLACK, "trigger": {**NEW_ROW_TO_SLACK["trigger"], "every_minutes": 1}}
+    anthropic.post(ANTHROPIC_URL, json=proposal(too_often))
+    anthropic.post(ANTHROPIC_URL, json=proposal(NEW_ROW_TO_SLACK))
+
+    draft_id = draft_id_of(start_chat(visitor, "Tell #sales about each new lead in my sheet"))
+
+    refusal = sent_bodies(anthropic)[1]["messages"][-1]["content"][0]
+    assert refusal["is_error"] is True and "every 5 minutes at the finest" in refusal["content"]
+    shown = proposal_section(html_of(visitor.get(f"/chat/{draft_id}")))
+    assert "Runs once for each row in a google sheet, checked every 10 minutes" in shown
+    assert set(_CODE.findall(shown)) == {G + "spreadsheets.readonly", "chat:write"}
+    assert approve(visitor, draft_id).status_code == 303
+    trigger = owner_conn.execute("SELECT trigger FROM automations WHERE client_id = %s",
+                                 [client_of(owner_conn, email)]).fetchone()[0]
+    assert trigger["kind"] == "poll" and trigger["source"] == "sheets.new_row"

@@ -1,0 +1,64 @@
+"""The builder's "when something new arrives" triggers, without JavaScript: chosen by a radio, their options
+checked on save with a message that says how to fix them, their item fields offered by the picker, and the
+read-only scope they need shown before enabling."""
+
+from __future__ import annotations
+
+from tests.integration.test_automations_pages import field_is_marked_invalid, press, text_of
+from tests.integration.test_text_fields_builder import picker_buttons
+from tests.run_fixtures import G
+
+
+def sheet_form(visitor, **overrides):
+    form = {"name": "New lead to Slack", "trigger_kind": "poll:sheets.new_row", "cron": "", "timezone": "UTC",
+            "every_minutes": "10", "poll-sheets.new_row-spreadsheet_id": "1AbCdEfGhIjKlMnOpQrStUv",
+            "poll-sheets.new_row-sheet": "Leads", "poll-gmail.new_email-query": "", **overrides}
+    page = press(visitor, form, "add_step", new_capability="slack.post_message")
+    assert page.status_code == 200
+    form.update({"steps-0-capability": "slack.post_message", "steps-0-value-channel": "#sales",
+                 "steps-0-value-text": "New lead {{ trigger.row.full_name }} in row {{ trigger.row_number }}"})
+    return form, text_of(page)
+
+
+def test_choosing_new_row_in_a_sheet_offers_its_fields_in_the_picker_and_saves_the_poll(signed_up, owner_conn):
+    visitor, _ = signed_up
+    form, body = sheet_form(visitor)
+    assert 'value="poll:sheets.new_row" checked' in body
+    buttons = picker_buttons(body, 0, "text")
+    assert buttons["trigger.row_number"] == "Trigger: row number (number)"
+    assert buttons["trigger.row"].startswith("Trigger: row (")
+    email = picker_buttons(text_of(press(visitor, {**form, "trigger_kind": "poll:gmail.new_email"}, "add_step",
+                                         new_capability="")), 0, "text")
+    assert email["trigger.email.from"] == "Trigger: email: from (text)"
+    assert "trigger.row_number" not in email
+
+    saved = press(visitor, form, "save")
+
+    assert saved.status_code == 303, text_of(saved)
+    assert owner_conn.execute("SELECT trigger FROM automations").fetchone()[0] == {
+        "kind": "poll", "source": "sheets.new_row", "every_minutes": 10,
+        "options": {"spreadsheet_id": "1AbCdEfGhIjKlMnOpQrStUv", "sheet": "Leads"}}
+    page = text_of(visitor.get(saved.headers["Location"]))
+    assert G + "spreadsheets.readonly" in page
+
+
+def test_checking_more_often_than_every_five_minutes_is_a_message_that_says_how_to_fix_it(signed_up, owner_conn):
+    visitor, _ = signed_up
+    form, _ = sheet_form(visitor, every_minutes="2")
+    response = press(visitor, form, "save")
+    body = text_of(response)
+    assert response.status_code == 400
+    assert "every 5 minutes at the finest" in body and "like 15" in body
+    assert field_is_marked_invalid(body, "every_minutes")
+    assert owner_conn.execute("SELECT count(*) FROM automations").fetchone() == (0,)
+
+
+def test_a_sheet_poll_without_its_spreadsheet_is_a_message_next_to_that_option(signed_up, owner_conn):
+    visitor, _ = signed_up
+    form, _ = sheet_form(visitor)
+    form["poll-sheets.new_row-spreadsheet_id"] = ""
+    response = press(visitor, form, "save")
+    body = text_of(response)
+    assert response.status_code == 400
+    assert field_is_marked_invalid(body, "poll-sheets.new_row-spreadsheet_id")
+    assert owner_conn.execute("SELECT count(*) FROM automations").fetchone() == (0,)
