@@ -35,6 +35,11 @@ FROM connections
 WHERE client_id = %(client_id)s AND status IN ('active', 'needs_reauth')
 ORDER BY provider, (status = 'active') DESC, updated_at DESC
 
+-- poll_waiting --
+-- How many new items a poll trigger has seen and not yet started (the cap per poll): a count only.
+SELECT count(*) AS waiting FROM poll_seen
+WHERE client_id = %(client_id)s AND automation_id = %(automation_id)s AND started_at IS NULL
+
 -- list_runs --
 -- The client's most recent runs, optionally of one automation.
 SELECT r.run_id, r.automation_id, a.name AS automation_name, r.automation_version,

@@ -58,6 +58,11 @@ def provider_connections(conn: Connection, *, client_id: uuid.UUID) -> dict[str,
     return {row["provider"]: row for row in rows}
 
 
+def poll_waiting(conn: Connection, *, client_id: uuid.UUID, automation_id: uuid.UUID) -> int:
+    """New items a poll has seen and will start over its next polls (at most 25 a poll)."""
+    return int(fetch_one(conn, QUERIES["poll_waiting"], client_id=client_id, automation_id=automation_id)["waiting"])
+
+
 def list_runs(
     conn: Connection, *, client_id: uuid.UUID, automation_id: uuid.UUID | None = None,
     limit: int = RECENT_RUNS,

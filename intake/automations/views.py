@@ -39,7 +39,7 @@ from intake.automations import access, costs, forms, hooks, repository, run_fixe
 from intake.db import get_agent, get_db
 from shared.automations import InvalidAutomation, load_automation, next_fire_time
 from shared.automations import repository as definitions
-from shared.catalog import CAPABILITIES
+from shared.catalog import CAPABILITIES, poll_trigger_of
 from shared.db import tenant_transaction
 from shared.db.pool import Connection
 
@@ -89,6 +89,8 @@ def _automation_page(automation_id: uuid.UUID, *, status: int = 200, error: str 
         row = _automation(conn, automation_id)
         runs = repository.list_runs(conn, client_id=_client_id(), automation_id=automation_id, limit=20)
         connections = repository.provider_connections(conn, client_id=_client_id())
+        waiting = (repository.poll_waiting(conn, client_id=_client_id(), automation_id=automation_id)
+                   if (row["trigger"] or {}).get("kind") == "poll" else 0)
     trigger = row["trigger"] or {}
     if row["status"] == "enabled" and trigger.get("kind") == "schedule" and row["next_run_at"] is None:
         # Just enabled or changed: the scheduler plans the slot on its next tick; show that slot, not a dash.
@@ -99,6 +101,8 @@ def _automation_page(automation_id: uuid.UUID, *, status: int = 200, error: str 
     return render_template(
         "automations/automation.html",
         automation=row,
+        poll_source=poll_trigger_of(trigger),
+        poll_waiting=waiting,
         draft=forms.draft_from_definition(row),
         needs=access.provider_needs(row["steps"] or [], connections, current_app.extensions["hapex_catalog"],
                                     trigger=row["trigger"]),

@@ -62,3 +62,18 @@ def test_a_sheet_poll_without_its_spreadsheet_is_a_message_next_to_that_option(s
     assert response.status_code == 400
     assert field_is_marked_invalid(body, "poll-sheets.new_row-spreadsheet_id")
     assert owner_conn.execute("SELECT count(*) FROM automations").fetchone() == (0,)
+
+
+def test_the_automation_page_says_how_many_new_items_wait_for_the_next_polls(signed_up, owner_conn):
+    visitor, _ = signed_up
+    form, _ = sheet_form(visitor)
+    saved = press(visitor, form, "save")
+    automation_id, client_id = owner_conn.execute("SELECT automation_id, client_id FROM automations").fetchone()
+    page = text_of(visitor.get(saved.headers["Location"]))
+    assert "once for each new row in a google sheet (checked every 10 minutes)" in page
+    assert "waiting" not in page
+    owner_conn.execute("INSERT INTO poll_seen (client_id, automation_id, item_key, started_at) "
+                       "SELECT %s, %s, 'row:' || n, CASE WHEN n <= 25 THEN now() END "
+                       "FROM generate_series(1, 72) n", [client_id, automation_id])
+    page = text_of(visitor.get(saved.headers["Location"]))
+    assert "47 new items waiting; they will run over the next polls" in page
