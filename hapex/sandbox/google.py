@@ -1,4 +1,9 @@
-"""Google-shaped APIs: exactly the Gmail, Sheets, Calendar and Drive calls Hapex's capabilities make.
+"""Google-shaped APIs: exactly the Gmail, Sheets, Calendar and Drive calls Hapex's capabilities and polls make.
+
+Polls ("when something new arrives") read Gmail's profile and history (a history id older than the
+sample mail is answered 404, as Gmail does for one it no longer keeps), a sheet's rows, and Calendar's
+events with sync tokens (one it cannot read is answered 410 Gone). The sandbox's own pages deliver a new
+email, add a row and add an event, so that a poll has something new to find on `make run`.
 
 Each answers only a live sandbox access token for Google whose scopes cover the call (a
 read-only token gets 403 on a write), with Google's error shape.
@@ -16,7 +21,7 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request
 
 from hapex.sandbox import oauth
-from hapex.sandbox.state import SPREADSHEET_ID, encoded_body
+from hapex.sandbox.state import SPREADSHEET_ID, encoded_body, rfc3339
 from hapex.sandbox.views import store
 
 bp = Blueprint("google", __name__, url_prefix="/google")
@@ -45,9 +50,13 @@ def _guard(*any_of: str) -> Response | None:
 
 def _matches(message: dict[str, Any], query: str) -> bool:
     """A small Gmail search: every term must appear (subject:, from: narrow it; a plural finds its singular)."""
-    for term in re.findall(r'(?:\w+:)?"[^"]*"|\S+', query.lower()):
+    for term in re.findall(r'(?:\w+:)?"[^"]*"|\S+', query.lower().replace("(", " ").replace(")", " ")):
         field, _, value = term.partition(":") if ":" in term else ("", "", term)
         value = value.strip('"')
+        if field == "after" and value.isdigit():
+            if int(message["internalDate"]) // 1000 <= int(value):
+                return False
+            continue
         if field in ("newer_than", "older_than", "is", "in", "label", "has"):
             continue
         haystack = {"subject": message["subject"], "from": message["from"]}.get(
@@ -75,6 +84,70 @@ def gmail_list() -> Response:
     if found:
         answer["messages"] = [{"id": m["id"], "threadId": m["threadId"]} for m in found]
     return jsonify(answer)
+
+
+# The history id of the sample mail: an older start is one Gmail no longer keeps (404).
+HISTORY_FLOOR = 1000
+
+
+@bp.get("/gmail/v1/users/me/profile")
+def gmail_profile() -> Response:
+    denied = _guard(G + "gmail.readonly", G + "gmail.metadata")
+    if denied:
+        return denied
+    state = store().state
+    return jsonify(emailAddress="owner@bakery.example", messagesTotal=len(state.mailbox),
+                   threadsTotal=len(state.mailbox), historyId=str(state.history_id))
+
+
+@bp.get("/gmail/v1/users/me/history")
+def gmail_history() -> Response:
+    """users.history.list: the messages added after startHistoryId, oldest first."""
+    denied = _guard(G + "gmail.readonly", G + "gmail.metadata")
+    if denied:
+        return denied
+    start = request.args.get("startHistoryId", "")
+    if not start.isdigit():
+        return _error(400, "invalidArgument", "Invalid startHistoryId.")
+    if int(start) < HISTORY_FLOOR:
+        return _error(404, "notFound", "Requested entity was not found.")
+    with store().lock:
+        added = sorted((m for m in store().state.mailbox if int(m.get("historyId", 0)) > int(start)),
+                       key=lambda m: int(m["historyId"]))
+        store().state.count("google.gmail.history")
+        current = store().state.history_id
+    records = [{"id": str(m["historyId"]), "messages": [{"id": m["id"], "threadId": m["threadId"]}],
+                "messagesAdded": [{"message": {"id": m["id"], "threadId": m["threadId"], "labelIds": m["labelIds"]}}]}
+               for m in added]
+    answer: dict[str, Any] = {"historyId": str(current)}
+    if records:
+        answer["history"] = records
+    return jsonify(answer)
+
+
+ARRIVING = [
+    ("Bakehouse Supplies <billing@bakehouse.example>", "Invoice BS-{n} for baking paper",
+     "Invoice BS-{n}: 20 rolls of baking paper.\nTotal due: EUR 96.00 within 14 days.\n"),
+    ("Sam Keller <sam@example.org>", "Order for Friday",
+     "Hello, could I order two sourdough loaves for Friday morning? Sam"),
+]
+
+
+def deliver_sample_email() -> dict[str, Any]:
+    """A new email arrives at the top of the mailbox, one history id later (the sandbox page's button)."""
+    with store().lock:
+        state = store().state
+        state.history_id += 1
+        sender, subject, body = ARRIVING[state.history_id % len(ARRIVING)]
+        number = state.history_id
+        message = {"id": f"m-{number:04d}", "threadId": f"t-{number:04d}", "from": sender,
+                   "subject": subject.format(n=number), "body": body.format(n=number),
+                   "internalDate": str(int(time.time() * 1000)), "labelIds": ["INBOX", "UNREAD"],
+                   "historyId": number}
+        state.mailbox.insert(0, message)
+        state.count("google.gmail.arrived")
+        store().save()
+    return message
 
 
 @bp.get("/gmail/v1/users/me/messages/<message_id>")
@@ -139,7 +212,14 @@ def sheets_values(spreadsheet_id: str, rest: str) -> Response:
         return _error(404, "notFound", "Requested entity was not found.")
     sheet = store().state.sheet
     if not appending:
-        return jsonify(range=cell_range, majorDimension="ROWS", values=sheet["rows"])
+        rows = sheet["rows"]
+        only = re.search(r"!(\d+):(\d+)$", cell_range)  # a poll's row range, like 'Sheet1'!3:3
+        if only:
+            rows = rows[int(only.group(1)) - 1:int(only.group(2))]
+        answer: dict[str, Any] = {"range": cell_range, "majorDimension": "ROWS"}
+        if rows:
+            answer["values"] = rows
+        return jsonify(answer)
     rows = (request.get_json(silent=True) or {}).get("values")
     if not isinstance(rows, list) or not all(isinstance(r, list) for r in rows):
         return _error(400, "invalidArgument", "Invalid values.")
@@ -165,18 +245,38 @@ def calendar_events(calendar_id: str) -> Response:
         return _error(404, "notFound", "Not Found")
     events = store().state.events
     if not write:
+        sync_token = request.args.get("syncToken")
+        if sync_token is not None:
+            # events.list with a sync token: what was added since (the sandbox only adds), and the next token.
+            if not re.fullmatch(r"sync-\d+", sync_token) or int(sync_token[5:]) > len(events):
+                return _error(410, "fullSyncRequired", "Sync token is no longer valid, a full sync is required.")
+            return jsonify(kind="calendar#events", items=events[int(sync_token[5:]):],
+                           nextSyncToken=f"sync-{len(events)}")
         items = sorted(events, key=lambda e: e["start"].get("dateTime", ""))
-        return jsonify(kind="calendar#events", items=items[: int(request.args.get("maxResults", "250") or 250)])
+        return jsonify(kind="calendar#events", items=items[: int(request.args.get("maxResults", "250") or 250)],
+                       nextSyncToken=f"sync-{len(events)}")
     body = request.get_json(silent=True) or {}
     with store().lock:
         if any(e["id"] == body.get("id") for e in events):
             return _error(409, "duplicate", "The requested identifier already exists.")
         event = {"id": str(body.get("id") or f"ev{len(events) + 1:04d}"), "summary": str(body.get("summary", "")),
                  "description": str(body.get("description", "")), "start": body.get("start") or {},
-                 "end": body.get("end") or {}, "status": "confirmed", "created_by_hapex": True}
+                 "end": body.get("end") or {}, "status": "confirmed", "created_by_hapex": True,
+                 "created": rfc3339(time.time())}
         events.append(event)
         store().state.count("google.calendar.create")
         store().save()
+    return jsonify(event)
+
+
+@bp.get("/calendar/v3/calendars/<calendar_id>/events/<event_id>")
+def calendar_event(calendar_id: str, event_id: str) -> Response:
+    denied = _guard(G + "calendar.events", G + "calendar.events.readonly")
+    if denied:
+        return denied
+    event = next((e for e in store().state.events if e["id"] == event_id), None)
+    if calendar_id != "primary" or event is None:
+        return _error(404, "notFound", "Not Found")
     return jsonify(event)
 
 

@@ -82,14 +82,18 @@ def sample_mailbox(now: float) -> list[dict[str, Any]]:
             for mid, sender, subject, body, age in mails]
 
 
+def rfc3339(ts: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+
+
 def sample_events(now: float) -> list[dict[str, Any]]:
     start = time.gmtime(now + 86_400)
     day = time.strftime("%Y-%m-%d", start)
     return [
         {"id": "ev0001", "summary": "Flour delivery", "start": {"dateTime": f"{day}T07:00:00Z"},
-         "end": {"dateTime": f"{day}T07:30:00Z"}, "status": "confirmed"},
+         "end": {"dateTime": f"{day}T07:30:00Z"}, "status": "confirmed", "created": rfc3339(now - 86_400)},
         {"id": "ev0002", "summary": "Call with Lena about the cake", "start": {"dateTime": f"{day}T15:00:00Z"},
-         "end": {"dateTime": f"{day}T15:15:00Z"}, "status": "confirmed"},
+         "end": {"dateTime": f"{day}T15:15:00Z"}, "status": "confirmed", "created": rfc3339(now - 86_400)},
     ]
 
 
@@ -109,6 +113,8 @@ class SandboxState:
     cached_prefixes: dict[str, int] = field(default_factory=dict)
     # What happened, for tests and the index page: counts by event name (never a token).
     events_seen: dict[str, int] = field(default_factory=dict)
+    # Gmail's history id: the sample mail is at HISTORY_FLOOR, each email that arrives later one more.
+    history_id: int = 1000
 
     @classmethod
     def fresh(cls) -> SandboxState:

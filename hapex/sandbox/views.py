@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import time
 
-from flask import Blueprint, current_app, render_template
+from flask import Blueprint, current_app, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
 
 from hapex.sandbox.state import BUSINESS, CHANNELS, Store
 
@@ -55,6 +56,23 @@ def gmail() -> str:
     state = store().state
     return render_template("gmail.html", mailbox=state.mailbox, drafts=list(reversed(state.drafts)),
                            when=lambda ms: _when(int(ms) / 1000))
+
+
+def _same_origin() -> bool:
+    """The sandbox's own buttons post from its own pages; a cross-site form is refused."""
+    origin = request.headers.get("Origin")
+    return origin is None or origin.rstrip("/") == request.host_url.rstrip("/")
+
+
+@bp.post("/google/gmail/arrive")
+def gmail_arrive() -> ResponseReturnValue:
+    """A new email arrives, for a "new email in Gmail" automation to find at its next check."""
+    from hapex.sandbox.google import deliver_sample_email
+
+    if not _same_origin():
+        return render_template("error.html", error="cross_site", description="Refused."), 403
+    deliver_sample_email()
+    return redirect(url_for("pages.gmail"), 303)
 
 
 @bp.get("/google/calendar")

@@ -14,6 +14,7 @@ import re
 import secrets
 import ssl
 import threading
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -426,3 +427,53 @@ def test_every_slack_channel_a_starter_names_exists_in_the_sandbox():
     named = {step["input"]["channel"] for starter in STARTERS for step in starter.definition["steps"]
              if step["capability"] == "slack.post_message"}
     assert named and named <= {f"#{name}" for name in CHANNELS.values()}
+
+
+def test_the_poll_sources_find_a_new_email_row_and_event_in_the_sandbox_and_read_their_fields(sandbox):
+    from datetime import UTC, datetime, timedelta
+
+    from agent_service.capabilities import LLMSettings, ProviderHTTP, StepContext
+    from agent_service.polls.sources import SOURCES
+
+    tokens = connect(sandbox, "google", [G + "gmail.readonly", G + "spreadsheets", G + "calendar.events"])
+    http = ProviderHTTP(sandbox.provider("google"), verify=sandbox.ca)
+    ctx = StepContext(client_id=uuid.uuid4(), run_id=uuid.uuid4(), step_index=0, http=http,
+                      llm=LLMSettings(api_key=None), idempotency_key="poll:test")
+    token, before = tokens.access_token, datetime.now(UTC) - timedelta(minutes=1)
+    mailbox, rows = list(sandbox.store.state.mailbox), [list(r) for r in sandbox.store.state.sheet["rows"]]
+    events, history_id = list(sandbox.store.state.events), sandbox.store.state.history_id
+    try:
+        gmail = SOURCES["gmail.new_email"]
+        cursor = gmail.prime(ctx, token, {"query": "in:inbox"})
+        assert gmail.poll(ctx, token, {"query": "in:inbox"}, cursor, before, before).items == []
+        assert sandbox.post("/google/gmail/arrive").status_code == 303
+        found = gmail.poll(ctx, token, {"query": "in:inbox"}, cursor, before, before)
+        assert len(found.items) == 1 and not found.reset
+        fields = gmail.item(ctx, token, {}, found.items[0])["email"]
+        assert fields["from"] and fields["subject"] and fields["body_text"]
+        assert gmail.poll(ctx, token, {}, {"history_id": "7"}, before, before).reset  # 404: too old
+
+        sheet = SOURCES["sheets.new_row"]
+        options = {"spreadsheet_id": "sandbox-sheet-0001", "sheet": "Sheet1"}
+        cursor = sheet.prime(ctx, token, options)
+        sandbox.post("/google/v4/spreadsheets/sandbox-sheet-0001/values/Sheet1%21A1%3AD:append",
+                     json={"values": [["2026-12-01", "Sam Keller", "Two loaves", "9.00"]]}, headers=bearer(tokens))
+        found = sheet.poll(ctx, token, options, cursor, before, before)
+        assert len(found.items) == 1
+        assert sheet.item(ctx, token, options, found.items[0])["row"]["customer"] == "Sam Keller"
+
+        calendar = SOURCES["calendar.new_event"]
+        cursor = calendar.prime(ctx, token, {})
+        sandbox.post("/google/calendar/v3/calendars/primary/events", headers=bearer(tokens), json={
+            "summary": "Tasting", "start": {"dateTime": "2026-12-12T10:00:00Z"},
+            "end": {"dateTime": "2026-12-12T11:00:00Z"}})
+        found = calendar.poll(ctx, token, {}, cursor, before, before)
+        assert len(found.items) == 1
+        assert calendar.item(ctx, token, {}, found.items[0])["event"]["summary"] == "Tasting"
+        assert calendar.poll(ctx, token, {}, {"sync_token": "forged"}, before, before).reset  # 410 Gone
+    finally:
+        with sandbox.store.lock:
+            sandbox.store.state.mailbox[:] = mailbox
+            sandbox.store.state.sheet["rows"] = rows
+            sandbox.store.state.events[:] = events
+            sandbox.store.state.history_id = history_id
