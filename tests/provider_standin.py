@@ -39,6 +39,16 @@ class StandInState:
     llm_api_keys: list[str] = field(default_factory=list)
     # Paths (e.g. "POST /chat.postMessage") whose answers wait until released, to catch a worker mid-call.
     holds: dict[str, threading.Event] = field(default_factory=dict)
+    # Gmail for polls: the mailbox's history id, and the emails that arrived after it began (oldest first).
+    gmail_history_start: int = 100
+    arrived: list[str] = field(default_factory=list)
+
+    def arrive(self, count: int) -> list[str]:
+        """New emails, each one history id later."""
+        with self.lock:
+            new = [f"new{len(self.arrived) + n:05d}" for n in range(count)]
+            self.arrived.extend(new)
+        return new
 
     def hold(self, key: str) -> None:
         """Answer calls to key only once release(key) is called (or after HOLD_LIMIT seconds)."""
@@ -92,7 +102,23 @@ class _Handler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         state = self.server.state
         state.record(f"GET {url.path}", b"", self.headers.get("Authorization"))
-        if url.path == "/gmail/v1/users/me/messages":
+        held = state.holds.get(f"GET {url.path}")
+        if held is not None:
+            held.wait(HOLD_LIMIT)
+        query = {k: v[0] for k, v in parse_qs(url.query).items()}
+        if url.path == "/gmail/v1/users/me/profile":
+            self._send(200, {"emailAddress": "owner@example.com",
+                             "historyId": str(state.gmail_history_start + len(state.arrived))})
+        elif url.path == "/gmail/v1/users/me/history":
+            start = int(query.get("startHistoryId", "0"))
+            records = [{"id": str(state.gmail_history_start + n + 1),
+                        "messagesAdded": [{"message": {"id": mid, "threadId": "t" + mid, "labelIds": ["INBOX"]}}]}
+                       for n, mid in enumerate(list(state.arrived)) if state.gmail_history_start + n + 1 > start]
+            self._send(200, {"history": records, "historyId": str(state.gmail_history_start + len(state.arrived))})
+        elif url.path == "/gmail/v1/users/me/messages" and "after:" in query.get("q", ""):
+            found = [{"id": mid, "threadId": "t" + mid} for mid in reversed(state.arrived)]
+            self._send(200, {"messages": found, "resultSizeEstimate": len(found)})
+        elif url.path == "/gmail/v1/users/me/messages":
             self._send(200, {"messages": [{"id": "m1", "threadId": "t1"}], "resultSizeEstimate": 1})
         elif url.path.startswith("/gmail/v1/users/me/messages/"):
             now_ms = str(int(time.time() * 1000))
