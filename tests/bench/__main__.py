@@ -24,12 +24,13 @@ from tests.bench import (
     bench_engine,
     bench_intake,
     bench_isolation,
+    bench_polls,
     bench_rush,
     bench_vault,
 )
 from tests.bench.bench_setup import BENCH_DIR, BenchServer, git_commit, git_dirty
 
-BENCHMARKS = ("engine", "intake", "isolation", "vault", "commits", "rush", "chat")
+BENCHMARKS = ("engine", "intake", "isolation", "vault", "commits", "rush", "polls", "chat")
 
 # The targets for this 2-core machine: (label, where in the report, comparison, bound, unit).
 TARGETS: tuple[tuple[str, tuple[str, ...], str, float, str], ...] = (
@@ -52,6 +53,8 @@ TARGETS: tuple[tuple[str, tuple[str, ...], str, float, str], ...] = (
     ("08:00 rush: intake signed-in page p99 meanwhile", ("rush", "intake_during_rush", "latency_ms_p99"),
      "<", 100, "ms"),
     ("ten-turn chat: cost with prompt caching / without", ("chat", "after_to_before"), "<", 1, "x"),
+    ("poll cycle: new items doubled", ("polls", "doubled"), "<=", 0, ""),
+    ("poll cycle: new items missed", ("polls", "missed"), "<=", 0, ""),
 )
 
 
@@ -135,6 +138,17 @@ def print_table(report: dict[str, Any]) -> None:
         out.write(f"intake meanwhile ({intake_load['connections']} connections): "
                   f"{_cell(intake_load['requests_per_s'])} req/s, p50 {_cell(intake_load['latency_ms_p50'])} ms, "
                   f"p99 {_cell(intake_load['latency_ms_p99'])} ms, errors {intake_load['errors']}\n")
+    polls = report.get("polls") or {}
+    if polls.get("empty_cycle"):
+        out.write(f"\nPoll cycle ({polls['automations']:,} Gmail poll automations over {polls['clients']} clients, "
+                  f"{polls['threads']} poller threads, loopback stand-in)\n")
+        for name, label in (("first_cycle_takes_the_state", "first (takes the state)"),
+                            ("cycle_with_one_new_email_each", "one new email each"), ("empty_cycle", "nothing new")):
+            f = polls[name]
+            cpu = f["cpu_ms_per_poll"]
+            out.write(f"{label}: {_cell(f['polls_per_s'])} polls/s, CPU per poll {_cell(cpu['poller'])} + "
+                      f"{_cell(cpu['postgres'])} ms (PostgreSQL), runs started {f['runs_started']}\n")
+        out.write(f"automations with the new email missed {polls['missed']}, doubled {polls['doubled']}\n")
     chat = report.get("chat") or {}
     if chat.get("before"):
         out.write(f"\nTen-turn build chat on {chat['model']} (stand-in counting usage as the API does): "
@@ -229,6 +243,10 @@ def main(argv: list[str] | None = None) -> int:
             if args.rush_schedules:
                 rush = dataclasses.replace(rush, schedules=args.rush_schedules)
             report["rush"] = bench_rush.run(server, rush, log_dir, progress)
+        if "polls" in selected:
+            progress("polls")
+            report["polls"] = bench_polls.run(server, bench_polls.QUICK if quick else bench_polls.FULL, log_dir,
+                                              progress)
         if "engine" in selected:
             size = dataclasses.replace(bench_engine.QUICK if quick else bench_engine.FULL, ca_bundle=args.ca_bundle)
             report["engine"] = bench_engine.run(server, size, log_dir, progress)

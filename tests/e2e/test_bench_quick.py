@@ -99,5 +99,14 @@ def test_the_quick_benchmark_reports_every_figure_of_every_benchmark(pg_server, 
     assert chat["turns"] == 10 and chat["before"]["cache_read_input_tokens"] == 0
     assert chat["after"]["cache_read_input_tokens"] > 0 and chat["after"]["microusd"] < chat["before"]["microusd"]
 
-    assert len(report["targets"]) == 13
+    polls = report["polls"]
+    assert polls["missed"] == 0 and polls["doubled"] == 0
+    assert polls["first_cycle_takes_the_state"]["runs_started"] == 0
+    assert polls["cycle_with_one_new_email_each"]["runs_started"] == polls["automations"] == 40
+    assert polls["empty_cycle"]["runs_started"] == 0 and polls["runs_after_empty_cycle"] == 40
+    for cycle in ("first_cycle_takes_the_state", "cycle_with_one_new_email_each", "empty_cycle"):
+        assert not numbers(polls[cycle], ("polls_per_s", "seconds")), cycle
+        assert not numbers(polls[cycle]["cpu_ms_per_poll"], ("poller", "postgres", "total")), cycle
+
+    assert len(report["targets"]) == 15
     assert all(isinstance(check["value"], Number) for check in report["targets"]), report["targets"]
