@@ -83,3 +83,40 @@ CREATE FUNCTION hapex_due_polls(p_now timestamptz, p_limit integer)
 ALTER FUNCTION hapex_due_polls(timestamptz, integer) OWNER TO hapex_definer;
 REVOKE EXECUTE ON FUNCTION hapex_due_polls(timestamptz, integer) FROM PUBLIC, hapex_intake;
 GRANT EXECUTE ON FUNCTION hapex_due_polls(timestamptz, integer) TO hapex_agent;
+
+-- Retention also sweeps what outlives its runs: an automation deleted with "keep records" stays as a
+-- hidden 'deleted' row until its run records have gone with the retention period, and then goes too;
+-- and a poll's record of an item it started is kept as long as a run record would be.
+GRANT SELECT (updated_at) ON automations TO hapex_definer;
+GRANT DELETE ON automations TO hapex_definer;
+GRANT SELECT (automation_id) ON runs TO hapex_definer;
+GRANT SELECT (started_at, seen_at), DELETE ON poll_seen TO hapex_definer;
+CREATE POLICY definer_prune_deleted_automations ON automations FOR DELETE TO hapex_definer
+    USING (status = 'deleted');
+CREATE POLICY definer_prune_seen ON poll_seen FOR SELECT TO hapex_definer USING (true);
+CREATE POLICY definer_prune_seen_delete ON poll_seen FOR DELETE TO hapex_definer USING (started_at IS NOT NULL);
+
+CREATE OR REPLACE FUNCTION hapex_prune_run_records(p_older_than interval)
+    RETURNS integer
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, public, pg_temp
+    AS $$
+    DECLARE
+        n integer;
+    BEGIN
+        -- Migration 0018's floor stays: the function itself keeps every record 30 days at least.
+        IF p_older_than IS NULL OR p_older_than < interval '30 days' THEN
+            RAISE EXCEPTION 'run records are kept at least 30 days'
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        DELETE FROM public.cost_events WHERE occurred_at < now() - p_older_than;
+        DELETE FROM public.runs WHERE queued_at < now() - p_older_than
+                                  AND status IN ('succeeded', 'failed', 'cancelled', 'stopped');
+        GET DIAGNOSTICS n = ROW_COUNT;
+        DELETE FROM public.poll_seen WHERE started_at IS NOT NULL AND started_at < now() - p_older_than;
+        DELETE FROM public.automations a
+        WHERE a.status = 'deleted' AND a.updated_at < now() - p_older_than
+          AND NOT EXISTS (SELECT 1 FROM public.runs r WHERE r.automation_id = a.automation_id);
+        RETURN n;
+    END
+    $$;

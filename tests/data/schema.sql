@@ -422,6 +422,10 @@ CREATE FUNCTION public.hapex_prune_run_records(p_older_than interval) RETURNS in
         DELETE FROM public.runs WHERE queued_at < now() - p_older_than
                                   AND status IN ('succeeded', 'failed', 'cancelled', 'stopped');
         GET DIAGNOSTICS n = ROW_COUNT;
+        DELETE FROM public.poll_seen WHERE started_at IS NOT NULL AND started_at < now() - p_older_than;
+        DELETE FROM public.automations a
+        WHERE a.status = 'deleted' AND a.updated_at < now() - p_older_than
+          AND NOT EXISTS (SELECT 1 FROM public.runs r WHERE r.automation_id = a.automation_id);
         RETURN n;
     END
     $$;
@@ -2048,7 +2052,13 @@ CREATE POLICY definer_prune_costs ON public.cost_events FOR SELECT TO hapex_defi
 
 CREATE POLICY definer_prune_costs_delete ON public.cost_events FOR DELETE TO hapex_definer USING (true);
 
+CREATE POLICY definer_prune_deleted_automations ON public.automations FOR DELETE TO hapex_definer USING ((status = 'deleted'::text));
+
 CREATE POLICY definer_prune_runs ON public.runs FOR DELETE TO hapex_definer USING (true);
+
+CREATE POLICY definer_prune_seen ON public.poll_seen FOR SELECT TO hapex_definer USING (true);
+
+CREATE POLICY definer_prune_seen_delete ON public.poll_seen FOR DELETE TO hapex_definer USING ((started_at IS NOT NULL));
 
 CREATE POLICY definer_session_end ON public.sessions FOR DELETE TO hapex_definer USING (true);
 
@@ -2359,6 +2369,7 @@ GRANT SELECT ON TABLE public.automation_versions TO hapex_agent;
 
 GRANT SELECT,DELETE ON TABLE public.automations TO hapex_intake;
 GRANT SELECT ON TABLE public.automations TO hapex_agent;
+GRANT DELETE ON TABLE public.automations TO hapex_definer;
 
 GRANT SELECT(client_id) ON TABLE public.automations TO hapex_definer;
 GRANT INSERT(client_id) ON TABLE public.automations TO hapex_intake;
@@ -2531,12 +2542,16 @@ GRANT SELECT,INSERT,DELETE ON TABLE public.passkey_challenges TO hapex_agent;
 GRANT SELECT,INSERT,DELETE ON TABLE public.passkey_sign_in_challenges TO hapex_definer;
 
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.poll_seen TO hapex_agent;
+GRANT DELETE ON TABLE public.poll_seen TO hapex_definer;
 
 GRANT SELECT(client_id) ON TABLE public.poll_seen TO hapex_intake;
 
 GRANT SELECT(automation_id) ON TABLE public.poll_seen TO hapex_intake;
 
+GRANT SELECT(seen_at) ON TABLE public.poll_seen TO hapex_definer;
+
 GRANT SELECT(started_at) ON TABLE public.poll_seen TO hapex_intake;
+GRANT SELECT(started_at) ON TABLE public.poll_seen TO hapex_definer;
 
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.poll_states TO hapex_agent;
 

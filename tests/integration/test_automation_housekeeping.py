@@ -117,3 +117,34 @@ def test_run_times_are_shown_in_the_automations_time_zone(signed_up, owner_conn)
     page = text_of(visitor.get(f"/runs/{run_id}"))
     assert "2026-07-06 08:00 CEST (Europe/Paris)" in page
     assert "2026-07-06 08:00 CEST (Europe/Paris)" in text_of(visitor.get("/runs"))
+
+
+def test_an_automation_deleted_keeping_its_records_goes_once_retention_has_pruned_its_runs(
+        signed_up, owner_conn, agent_db):
+    visitor, _ = signed_up
+    kept = save_digest(visitor, owner_conn)
+    run_with_cost(owner_conn, kept)
+    page = f"/automations/{kept}"
+    assert visitor.post(f"{page}/delete", {"records": "keep"}, token_from=page).status_code == 303
+    prune = "SELECT hapex_prune_run_records(interval '30 days')"
+    with agent_db.transaction() as conn:
+        conn.execute(prune)
+    assert owner_conn.execute("SELECT status FROM automations").fetchall() == [("deleted",)]  # its run is recent
+
+    owner_conn.execute("UPDATE runs SET queued_at = now() - interval '31 days'")
+    owner_conn.execute("UPDATE automations SET updated_at = now() - interval '31 days'")
+    with agent_db.transaction() as conn:
+        assert conn.execute(prune).fetchone() == (1,)
+
+    assert owner_conn.execute("SELECT count(*) FROM automations").fetchone() == (0,)
+    assert owner_conn.execute("SELECT count(*) FROM automation_versions").fetchone() == (0,)
+    assert owner_conn.execute("SELECT sum(amount_microusd) FROM cost_events").fetchone() == (4200,)
+
+
+def test_retention_never_removes_an_automation_that_is_not_deleted(signed_up, owner_conn, agent_db):
+    visitor, _ = signed_up
+    automation_id = save_digest(visitor, owner_conn)
+    owner_conn.execute("UPDATE automations SET updated_at = now() - interval '400 days'")
+    with agent_db.transaction() as conn:
+        conn.execute("SELECT hapex_prune_run_records(interval '30 days')")
+    assert owner_conn.execute("SELECT automation_id FROM automations").fetchall() == [(automation_id,)]
