@@ -23,7 +23,7 @@ from agent_service.connections.provider_oauth import (
 )
 from agent_service.queue import defer
 from agent_service.vault import Accessor, CredentialNotFound, CredentialUnreadable, Purpose, Vault
-from shared.catalog import CAPABILITIES, AuthKind, Provider, Revocation
+from shared.catalog import CAPABILITIES, POLL_TRIGGERS, AuthKind, Provider, Revocation
 from shared.db import Database, QuerySet, execute, fetch_all, fetch_one, fetch_optional, tenant_transaction
 from shared.db.pool import Connection
 from shared.errors import NotFound
@@ -152,6 +152,7 @@ def capabilities_of(provider_key: str) -> list[str]:
 def pause_dependents(conn: Connection, provider: Provider, reason: str | None = None) -> list[dict[str, Any]]:
     """Pause the client's enabled automations that use this provider; the ids paused."""
     return fetch_all(conn, QUERIES["pause_automations_using"], capabilities=capabilities_of(provider.key),
+                     poll_sources=sorted(k for k, t in POLL_TRIGGERS.items() if t.provider == provider.key),
                      reason=reason or f"{provider.name} needs to be reconnected.")
 
 

@@ -36,12 +36,14 @@ DELETE FROM credentials WHERE connection_id = %(connection_id)s
 SELECT purpose FROM credentials WHERE connection_id = %(connection_id)s
 
 -- pause_automations_using --
--- Pause this client's running automations whose steps use any of these capabilities.
+-- Pause this client's running automations whose steps use any of these capabilities, or whose poll
+-- trigger watches one of these sources.
 UPDATE automations
 SET status = 'paused', paused_reason = %(reason)s, updated_at = now()
 WHERE status = 'enabled'
-  AND EXISTS (SELECT 1 FROM jsonb_array_elements(steps) AS step
-              WHERE step ->> 'capability' = ANY(%(capabilities)s))
+  AND (EXISTS (SELECT 1 FROM jsonb_array_elements(steps) AS step
+               WHERE step ->> 'capability' = ANY(%(capabilities)s))
+       OR (trigger ->> 'kind' = 'poll' AND trigger ->> 'source' = ANY(%(poll_sources)s)))
 RETURNING automation_id
 
 -- mark_access_reduced --

@@ -287,3 +287,16 @@ def test_editing_the_trigger_takes_the_state_again_instead_of_running_for_the_ba
     assert poll(rt, client_id, automation_id).primed
     assert owner_conn.execute("SELECT cursor FROM poll_states WHERE automation_id = %s",
                               [automation_id]).fetchone() == ({"history_id": "5000"},)
+
+
+def test_a_google_connection_needing_reconnection_pauses_an_automation_that_only_polls_gmail(rt, intake_db,
+                                                                                            agent_db, owner_conn):
+    from agent_service.connections.lifecycle import pause_dependents
+    from shared.catalog import get_provider
+
+    client_id, automation_id = poll_tenant(rt, intake_db, agent_db, [G + "gmail.readonly"], EMAIL)
+    with tenant_transaction(agent_db, client_id) as conn:
+        paused = pause_dependents(conn, get_provider("google"))
+    assert [row["automation_id"] for row in paused] == [automation_id]
+    assert owner_conn.execute("SELECT status FROM automations WHERE automation_id = %s",
+                              [automation_id]).fetchone() == ("paused",)
