@@ -41,6 +41,7 @@ class ItemGone(StepFailed):
     """The new item was removed at the provider before its run read it."""
 
     error_class = "trigger_item_gone"
+    safe_message = "The new item was removed before this run could read it."
 
 
 @dataclass
