@@ -51,7 +51,7 @@ class PollSize:
     clients: int
 
 
-QUICK = PollSize(automations=40, clients=4)
+QUICK = PollSize(automations=20, clients=2)
 FULL = PollSize(automations=1000, clients=20)
 
 

@@ -102,8 +102,8 @@ def test_the_quick_benchmark_reports_every_figure_of_every_benchmark(pg_server, 
     polls = report["polls"]
     assert polls["missed"] == 0 and polls["doubled"] == 0
     assert polls["first_cycle_takes_the_state"]["runs_started"] == 0
-    assert polls["cycle_with_one_new_email_each"]["runs_started"] == polls["automations"] == 40
-    assert polls["empty_cycle"]["runs_started"] == 0 and polls["runs_after_empty_cycle"] == 40
+    assert polls["cycle_with_one_new_email_each"]["runs_started"] == polls["automations"] == 20
+    assert polls["empty_cycle"]["runs_started"] == 0 and polls["runs_after_empty_cycle"] == 20
     for cycle in ("first_cycle_takes_the_state", "cycle_with_one_new_email_each", "empty_cycle"):
         assert not numbers(polls[cycle], ("polls_per_s", "seconds")), cycle
         assert not numbers(polls[cycle]["cpu_ms_per_poll"], ("poller", "postgres", "total")), cycle
