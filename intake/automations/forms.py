@@ -26,7 +26,7 @@ from shared.automations.definition import MAX_STEPS, trigger_key, trigger_schema
 from shared.catalog import CAPABILITIES, POLL_TRIGGERS, Capability, PollTrigger
 from shared.request_input import UnreadableJSON, load_json
 
-TRIGGER_KINDS = ("manual", "schedule", "webhook")
+TRIGGER_KINDS = ("manual", "schedule", "webhook", "poll")
 # Indices above this in a posted form are ignored rather than parsed: MAX_STEPS is the real limit,
 # checked on save with a message; this only bounds how much a crafted form can make us parse.
 _MAX_PARSED_STEPS = MAX_STEPS + 5
