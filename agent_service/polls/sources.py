@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from agent_service.capabilities.base import OutputInvalid, StepContext, StepFailed, path_segment
+from agent_service.capabilities.base import OutputInvalid, StepContext, StepFailed, path_segment, response_json
 from agent_service.capabilities.google_api import api_root, google_json, google_request
 from agent_service.capabilities.google_calendar import _events_path
 from agent_service.capabilities.google_gmail import GMAIL, body_text
@@ -87,7 +87,7 @@ def gmail_poll(ctx: StepContext, token: Secret, options: Mapping[str, Any], curs
         response = google_request(ctx, "GET", f"{GMAIL}/history", token, params=params, tolerate=frozenset({404}))
         if response.status_code == 404:
             return _gmail_reset(ctx, token, options, since)
-        answer = _object(response.json(), "Gmail")
+        answer = _object(response_json(ctx.http.provider, response), "Gmail")
         for record in answer.get("history") or []:
             if not isinstance(record, dict):
                 continue
@@ -134,7 +134,7 @@ def gmail_item(ctx: StepContext, token: Secret, options: Mapping[str, Any], key:
                               params={"format": "full"}, tolerate=frozenset({404}))
     if response.status_code == 404:
         raise ItemGone("The new email was deleted from Gmail before this run could read it.")
-    message = _object(response.json(), "Gmail")
+    message = _object(response_json(ctx.http.provider, response), "Gmail")
     payload: dict[str, Any] = message["payload"] if isinstance(message.get("payload"), dict) else {}
     headers: dict[str, str] = {}
     for header in payload.get("headers") or []:
@@ -233,7 +233,7 @@ def _calendar_list(ctx: StepContext, token: Secret, options: Mapping[str, Any],
                                   params=params, tolerate=frozenset({410}))
         if response.status_code == 410:
             return [], "", True
-        answer = _object(response.json(), "Google Calendar")
+        answer = _object(response_json(ctx.http.provider, response), "Google Calendar")
         items += [item for item in answer.get("items") or [] if isinstance(item, dict) and "id" in item]
         if answer.get("nextSyncToken"):
             return items, str(answer["nextSyncToken"]), False
@@ -284,7 +284,7 @@ def calendar_item(ctx: StepContext, token: Secret, options: Mapping[str, Any], k
     response = google_request(ctx, "GET", path, token, tolerate=frozenset({404, 410}))
     if response.status_code in (404, 410):
         raise ItemGone("The new event was deleted before this run could read it.")
-    event = _object(response.json(), "Google Calendar")
+    event = _object(response_json(ctx.http.provider, response), "Google Calendar")
     if event.get("status") == "cancelled":
         raise ItemGone("The new event was cancelled before this run could read it.")
     organizer: dict[str, Any] = event["organizer"] if isinstance(event.get("organizer"), dict) else {}

@@ -300,3 +300,41 @@ def test_a_google_connection_needing_reconnection_pauses_an_automation_that_only
     assert [row["automation_id"] for row in paused] == [automation_id]
     assert owner_conn.execute("SELECT status FROM automations WHERE automation_id = %s",
                               [automation_id]).fetchone() == ("paused",)
+
+
+@responses.activate
+def test_an_email_deleted_before_its_run_reads_it_fails_the_run_saying_so_and_runs_no_step(rt, intake_db, agent_db,
+                                                                                          owner_conn):
+    client_id, automation_id = poll_tenant(rt, intake_db, agent_db, [G + "gmail.readonly"], EMAIL)
+    gmail_profile(responses.mock, "1000")
+    poll(rt, client_id, automation_id)
+    gmail_history(responses.mock, "1000", ["m9"], "1001")
+    gmail_search(responses.mock, ["m9"])
+    poll(rt, client_id, automation_id)
+    responses.mock.get(f"{GMAIL}/messages/m9", status=404, json={"error": {"code": 404, "message": "Not Found"}})
+    slack = responses.mock.post(SLACK_POST, json={"ok": True, "channel": "C0123456", "ts": "1.2"})
+    run_id = owner_conn.execute("SELECT run_id FROM runs WHERE trigger_item = 'm9'").fetchone()[0]
+
+    assert execute_run(rt, client_id=client_id, run_id=run_id) == "failed"
+
+    assert owner_conn.execute("SELECT error_class, error_message FROM runs WHERE run_id = %s", [run_id]).fetchone() == (
+        "trigger_item_gone", "The new item could not be read: The new email was deleted from Gmail before this run "
+                             "could read it.")
+    assert owner_conn.execute("SELECT status FROM run_steps WHERE run_id = %s", [run_id]).fetchall() == [("skipped",)]
+    assert slack.call_count == 0
+
+
+@responses.activate
+def test_a_poll_gmail_fails_keeps_nothing_and_waits_for_the_next_interval(rt, intake_db, agent_db, owner_conn):
+    client_id, automation_id = poll_tenant(rt, intake_db, agent_db, [G + "gmail.readonly"], EMAIL)
+    gmail_profile(responses.mock, "1000")
+    poll(rt, client_id, automation_id)
+    responses.mock.get(f"{GMAIL}/history", status=503, json={"error": {"code": 503, "message": "Backend Error"}})
+
+    outcome = poll(rt, client_id, automation_id)
+
+    assert outcome.skipped and outcome.started == 0
+    assert owner_conn.execute("SELECT cursor FROM poll_states WHERE automation_id = %s",
+                              [automation_id]).fetchone() == ({"history_id": "1000"},)
+    assert owner_conn.execute("SELECT next_run_at > now() + interval '4 minutes' FROM automations "
+                              "WHERE automation_id = %s", [automation_id]).fetchone() == (True,)
