@@ -10,6 +10,8 @@ keeps an item's contents beyond the call that read it.
   404: then the search alone, over the time since the last poll, finds them (developers.google.com/
   workspace/gmail/api/guides/sync, "partial synchronization").
 - Sheets: the number of rows of the sheet (spreadsheets.values.get); rows past it are new.
+- HubSpot: the newest contact's createdate (CRM search, sorted by createdate); contacts created since
+  (less a margin for the search index's lag, the seen keys dropping what already ran) are new.
 - Calendar: events.list's nextSyncToken; a token Google no longer accepts is answered 410 Gone, and a
   full list (a fresh token) replaces it (developers.google.com/calendar/api/guides/sync).
 """
@@ -19,12 +21,20 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from agent_service.capabilities.base import OutputInvalid, StepContext, StepFailed, path_segment, response_json
+from agent_service.capabilities.base import (
+    OutputInvalid,
+    StepContext,
+    StepFailed,
+    check_status,
+    path_segment,
+    response_json,
+)
 from agent_service.capabilities.google_api import api_root, google_json, google_request
 from agent_service.capabilities.google_calendar import _events_path
 from agent_service.capabilities.google_gmail import GMAIL, body_text
@@ -294,8 +304,78 @@ def calendar_item(ctx: StepContext, token: Secret, options: Mapping[str, Any], k
                       "organizer": str(organizer.get("email", "")), "link": str(event.get("htmlLink", ""))}}
 
 
+# --- HubSpot ------------------------------------------------------------------------------------
+
+CONTACTS = "crm/v3/objects/contacts"
+# HubSpot's search index may show a new contact some seconds late: each poll looks back this far.
+INDEX_LAG_MS = 5 * 60 * 1000
+
+
+def _contacts_search(ctx: StepContext, token: Secret, body: dict[str, Any]) -> dict[str, Any]:
+    response = ctx.http.request("POST", f"{CONTACTS}/search", token=token, check=False, json=body)
+    check_status(ctx.http.provider, response)
+    return _object(response_json(ctx.http.provider, response), "HubSpot")
+
+
+def _created_ms(contact: Mapping[str, Any]) -> int | None:
+    value = str((contact.get("properties") or {}).get("createdate") or "")
+    if value.isdigit():
+        return int(value)
+    try:
+        return int(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp() * 1000)
+    except ValueError:
+        return None
+
+
+def hubspot_prime(ctx: StepContext, token: Secret, options: Mapping[str, Any]) -> dict[str, Any]:
+    answer = _contacts_search(ctx, token, {"sorts": [{"propertyName": "createdate", "direction": "DESCENDING"}],
+                                           "properties": ["createdate"], "limit": 1})
+    newest = [_created_ms(c) for c in answer.get("results") or [] if isinstance(c, dict)]
+    return {"created_ms": str(newest[0] if newest and newest[0] is not None else int(time.time() * 1000))}
+
+
+def hubspot_poll(ctx: StepContext, token: Secret, options: Mapping[str, Any], cursor: Mapping[str, Any],
+                 since: datetime, primed_at: datetime) -> PollAnswer:
+    """Contacts created at or after the cursor (less the index lag), oldest first; never one created before
+    the state was taken."""
+    after_ms = max(int(cursor.get("created_ms", 0)) - INDEX_LAG_MS, int(primed_at.timestamp() * 1000))
+    body: dict[str, Any] = {
+        "filterGroups": [{"filters": [{"propertyName": "createdate", "operator": "GTE", "value": str(after_ms)}]}],
+        "sorts": [{"propertyName": "createdate", "direction": "ASCENDING"}], "properties": ["createdate"],
+        "limit": 100}
+    found: list[tuple[int, str]] = []
+    for _ in range(MAX_PAGES):
+        answer = _contacts_search(ctx, token, body)
+        for contact in answer.get("results") or []:
+            created = _created_ms(contact) if isinstance(contact, dict) else None
+            if created is not None and "id" in contact:
+                found.append((created, str(contact["id"])))
+        following = ((answer.get("paging") or {}).get("next") or {}).get("after")
+        if not following:
+            break
+        body["after"] = str(following)
+    newest = max([created for created, _ in found], default=int(cursor.get("created_ms", 0)))
+    return PollAnswer({"created_ms": str(newest)}, [contact_id for _, contact_id in sorted(found)])
+
+
+def hubspot_item(ctx: StepContext, token: Secret, options: Mapping[str, Any], key: str) -> dict[str, Any]:
+    response = ctx.http.request("GET", f"{CONTACTS}/{path_segment(key, 'contact id')}", token=token, check=False,
+                                params={"properties": "email,firstname,lastname,company,createdate"})
+    if response.status_code == 404:
+        raise ItemGone("The new contact was deleted from HubSpot before this run could read it.")
+    check_status(ctx.http.provider, response)
+    contact = _object(response_json(ctx.http.provider, response), "HubSpot")
+    properties: dict[str, Any] = contact["properties"] if isinstance(contact.get("properties"), dict) else {}
+    return {"contact": {"id": str(contact.get("id", key)), "email": str(properties.get("email") or ""),
+                        "first_name": str(properties.get("firstname") or ""),
+                        "last_name": str(properties.get("lastname") or ""),
+                        "company": str(properties.get("company") or ""),
+                        "created_at": str(properties.get("createdate") or "")}}
+
+
 SOURCES: dict[str, Source] = {
     "gmail.new_email": Source(gmail_prime, gmail_poll, gmail_item),
     "sheets.new_row": Source(sheets_prime, sheets_poll, sheets_item),
     "calendar.new_event": Source(calendar_prime, calendar_poll, calendar_item),
+    "hubspot.new_contact": Source(hubspot_prime, hubspot_poll, hubspot_item),
 }

@@ -102,6 +102,59 @@ def notion_append(page_id: str) -> Response:
     return jsonify(object="list", results=made)
 
 
+def _hubspot_reader() -> Response | None:
+    """401 without a live HubSpot token, 403 without the contacts read scope."""
+    access = oauth.bearer_access("hubspot")
+    if access is None:
+        return _error(401, {"status": "error", "category": "INVALID_AUTHENTICATION", "message": "Authentication "
+                            "credentials not found."})
+    if "crm.objects.contacts.read" not in access.scopes:
+        return _error(403, {"status": "error", "category": "MISSING_SCOPES", "message": "This app hasn't been "
+                            "granted all required scopes."})
+    return None
+
+
+def _as_found(contact: dict[str, Any]) -> dict[str, Any]:
+    created = str(int(contact["created_at"] * 1000))
+    return {"id": contact["id"], "properties": {**contact["properties"], "createdate": created,
+                                                "hs_object_id": contact["id"]}, "archived": False}
+
+
+@bp.post("/hubspot/crm/v3/objects/contacts/search")
+def hubspot_search() -> Response:
+    """CRM search as polls use it: a createdate GTE filter, sorted by createdate, paged by `after`."""
+    denied = _hubspot_reader()
+    if denied:
+        return denied
+    body = request.get_json(silent=True) or {}
+    floor = 0
+    for group in body.get("filterGroups") or []:
+        for f in group.get("filters") or []:
+            if f.get("propertyName") == "createdate" and f.get("operator") == "GTE":
+                floor = int(f.get("value") or 0)
+    found = sorted((_as_found(c) for c in store().state.contacts), key=lambda c: int(c["properties"]["createdate"]))
+    found = [c for c in found if int(c["properties"]["createdate"]) >= floor]
+    sorts = body.get("sorts") or []
+    if sorts and sorts[0].get("direction") == "DESCENDING":
+        found.reverse()
+    start, limit = int(body.get("after") or 0), min(int(body.get("limit") or 10), 200)
+    answer: dict[str, Any] = {"total": len(found), "results": found[start:start + limit]}
+    if start + limit < len(found):
+        answer["paging"] = {"next": {"after": str(start + limit)}}
+    return jsonify(answer)
+
+
+@bp.get("/hubspot/crm/v3/objects/contacts/<contact_id>")
+def hubspot_get_contact(contact_id: str) -> Response:
+    denied = _hubspot_reader()
+    if denied:
+        return denied
+    contact = next((c for c in store().state.contacts if c["id"] == contact_id), None)
+    if contact is None:
+        return _error(404, {"status": "error", "category": "OBJECT_NOT_FOUND", "message": "Object not found."})
+    return jsonify(_as_found(contact))
+
+
 @bp.post("/hubspot/crm/v3/objects/contacts")
 def hubspot_contact() -> Response:
     access = oauth.bearer_access("hubspot")

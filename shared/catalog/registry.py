@@ -140,6 +140,8 @@ HUBSPOT = Provider(
     revocation=Revocation.RFC7009,
     scopes=(
         Scope("crm.objects.contacts.write", W, "Create contacts in your HubSpot CRM."),
+        Scope("crm.objects.contacts.read", R, "See the new contacts in your HubSpot CRM, for an automation that "
+              "starts when one is added."),
     ),
 )
 
@@ -246,6 +248,10 @@ POLL_TRIGGERS: dict[str, PollTrigger] = {
                     "Starts a run for each event created on a calendar; trigger.event.<field> are its title "
                     "(summary), times, place and description.",
                     (_G + "calendar.events.readonly",), s.NewEventOptions, s.NewEventFields),
+        PollTrigger("hubspot.new_contact", "hubspot", "New HubSpot contact",
+                    "Starts a run for each contact added to your HubSpot CRM (CRM search by create date); its "
+                    "email, name and company are trigger.contact.<field>.",
+                    ("crm.objects.contacts.read",), s.NewContactOptions, s.NewContactFields),
     )
 }
 # The finest poll interval, and the coarsest.

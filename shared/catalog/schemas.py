@@ -268,6 +268,10 @@ class NewEventOptions(PollOptions):
         "description": "primary, or a calendar's ID from its settings."})
 
 
+class NewContactOptions(PollOptions):
+    pass
+
+
 class EmailFields(Schema):
     id = fields.String(required=True)
     thread_id = fields.String(required=True)
@@ -304,3 +308,16 @@ class EventFields(Schema):
 
 class NewEventFields(TriggerFields):
     event = fields.Nested(EventFields, required=True)
+
+
+class ContactFields(Schema):
+    id = fields.String(required=True)
+    email = fields.String(required=True)
+    first_name = fields.String(required=True)
+    last_name = fields.String(required=True)
+    company = fields.String(required=True)
+    created_at = fields.String(required=True)
+
+
+class NewContactFields(TriggerFields):
+    contact = fields.Nested(ContactFields, required=True)

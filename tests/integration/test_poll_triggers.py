@@ -10,6 +10,7 @@ events.list (syncToken, timeMin; items[], nextSyncToken, nextPageToken; 410 Gone
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 from datetime import UTC, datetime, timedelta
@@ -338,3 +339,38 @@ def test_a_poll_gmail_fails_keeps_nothing_and_waits_for_the_next_interval(rt, in
                               [automation_id]).fetchone() == ({"history_id": "1000"},)
     assert owner_conn.execute("SELECT next_run_at > now() + interval '4 minutes' FROM automations "
                               "WHERE automation_id = %s", [automation_id]).fetchone() == (True,)
+
+
+HUBSPOT = "https://api.hubapi.com/crm/v3/objects/contacts"
+CONTACT = definition("hubspot.new_contact", {},
+                     "Welcome {{ trigger.contact.first_name }} ({{ trigger.contact.email }})")
+
+
+@responses.activate
+def test_each_new_hubspot_contact_starts_one_run_with_its_fields_and_the_search_looks_back_for_late_ones(
+        rt, intake_db, agent_db, owner_conn):
+    client_id = make_client(intake_db)
+    connect(rt, agent_db, client_id, "hubspot", ["crm.objects.contacts.read"])
+    connect(rt, agent_db, client_id, "slack", ["chat:write"], expires_in=timedelta(days=365))
+    automation_id = automation(intake_db, client_id, CONTACT)
+    now_ms = int(datetime.now(UTC).timestamp() * 1000)
+    responses.mock.post(f"{HUBSPOT}/search", json={"total": 1, "results": [
+        {"id": "501", "properties": {"createdate": str(now_ms - 86_400_000)}, "archived": False}]})
+    assert poll(rt, client_id, automation_id).primed
+    search = responses.mock.replace(responses.POST, f"{HUBSPOT}/search", json={"total": 2, "results": [
+        {"id": "601", "properties": {"createdate": str(now_ms + 1000)}, "archived": False},
+        {"id": "602", "properties": {"createdate": str(now_ms + 2000)}, "archived": False}]})
+
+    assert poll(rt, client_id, automation_id).started == 2
+    body = json.loads(search.calls[-1].request.body)
+    assert body["filterGroups"][0]["filters"][0]["propertyName"] == "createdate"
+    assert body["filterGroups"][0]["filters"][0]["operator"] == "GTE"
+    assert body["sorts"] == [{"propertyName": "createdate", "direction": "ASCENDING"}]
+    assert poll(rt, client_id, automation_id).started == 0  # the look-back finds them again: seen, not doubled
+    assert poll_runs(owner_conn, automation_id) == [("601",), ("602",)]
+    responses.mock.get(f"{HUBSPOT}/601", json={"id": "601", "properties": {
+        "email": "ada@example.com", "firstname": "Ada", "lastname": "Lovelace", "createdate": str(now_ms + 1000)}})
+    slack = responses.mock.post(SLACK_POST, json={"ok": True, "channel": "C0123456", "ts": "1.2"})
+    run_id = owner_conn.execute("SELECT run_id FROM runs WHERE trigger_item = '601'").fetchone()[0]
+    assert execute_run(rt, client_id=client_id, run_id=run_id) == "succeeded"
+    assert b"Welcome Ada (ada@example.com)" in slack.calls[0].request.body

@@ -442,6 +442,7 @@ def test_the_poll_sources_find_a_new_email_row_and_event_in_the_sandbox_and_read
     token, before = tokens.access_token, datetime.now(UTC) - timedelta(minutes=1)
     mailbox, rows = list(sandbox.store.state.mailbox), [list(r) for r in sandbox.store.state.sheet["rows"]]
     events, history_id = list(sandbox.store.state.events), sandbox.store.state.history_id
+    contacts = list(sandbox.store.state.contacts)
     try:
         gmail = SOURCES["gmail.new_email"]
         cursor = gmail.prime(ctx, token, {"query": "in:inbox"})
@@ -471,9 +472,25 @@ def test_the_poll_sources_find_a_new_email_row_and_event_in_the_sandbox_and_read
         assert len(found.items) == 1
         assert calendar.item(ctx, token, {}, found.items[0])["event"]["summary"] == "Tasting"
         assert calendar.poll(ctx, token, {}, {"sync_token": "forged"}, before, before).reset  # 410 Gone
+
+        hub_tokens = connect(sandbox, "hubspot", ["crm.objects.contacts.read", "crm.objects.contacts.write"])
+        hub_ctx = StepContext(client_id=uuid.uuid4(), run_id=uuid.uuid4(), step_index=0,
+                              http=ProviderHTTP(sandbox.provider("hubspot"), verify=sandbox.ca),
+                              llm=LLMSettings(api_key=None), idempotency_key="poll:test")
+        hubspot = SOURCES["hubspot.new_contact"]
+        primed_at = datetime.now(UTC)  # contacts an earlier test made are older than the state taken here
+        cursor = hubspot.prime(hub_ctx, hub_tokens.access_token, {})
+        made = sandbox.post("/hubspot/crm/v3/objects/contacts", headers=bearer(hub_tokens), json={
+            "properties": {"email": "poll-test@example.com", "firstname": "Poll"}})
+        assert made.status_code == 201
+        found = hubspot.poll(hub_ctx, hub_tokens.access_token, {}, cursor, before, primed_at)
+        assert found.items == [made.json()["id"]]
+        fields = hubspot.item(hub_ctx, hub_tokens.access_token, {}, found.items[0])["contact"]
+        assert (fields["email"], fields["first_name"]) == ("poll-test@example.com", "Poll")
     finally:
         with sandbox.store.lock:
             sandbox.store.state.mailbox[:] = mailbox
             sandbox.store.state.sheet["rows"] = rows
             sandbox.store.state.events[:] = events
             sandbox.store.state.history_id = history_id
+            sandbox.store.state.contacts[:] = contacts
