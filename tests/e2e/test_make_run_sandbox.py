@@ -112,9 +112,13 @@ def connect_through_consent(page: Page, made_run: MadeRun, provider: str, name: 
     assert boxes.count() >= 1 and all(boxes.nth(i).is_checked() for i in range(boxes.count()))
     expect(page.get_by_role("button", name="Deny")).to_be_visible()
     page.get_by_role("button", name="Allow").click()
-    page.wait_for_url(made_run.intake_url + "/connections/*")
+    # Back on the automation's page, at what it needs from this provider.
+    page.wait_for_url(re.compile(re.escape(made_run.intake_url) + rf"/automations/[0-9a-f-]+#need-{provider}$"))
     expect(page.get_by_text(f"{name} (sandbox) is connected.")).to_be_visible()
-    return page.url
+    page.goto("/connections")
+    section = page.locator("section", has=page.locator(f"#provider-{provider}"))
+    active = section.locator("tr", has=page.locator(".status-active")).first
+    return made_run.intake_url + str(active.get_by_role("link").first.get_attribute("href"))
 
 
 def run_now_and_wait(page: Page, automation_url: str) -> str:

@@ -63,7 +63,7 @@ REVIEWED: dict[str, tuple[frozenset[str], str]] = {
     # Migration 0022 (passkeys): a sign-in challenge before anyone is named.
     "hapex_issue_passkey_sign_in_challenge": (AGENT, "one hash, always five minutes from now (test below)"),
     "hapex_spend_passkey_sign_in_challenge": (AGENT, "an exact hash; true once while live (test below)"),
-    # Migration 0024 (poll triggers).
+    # Migration 0023 (poll triggers).
     "hapex_due_polls": (AGENT, "ids and times only, never past the database's clock, at most 1000 (test below)"),
 }
 
