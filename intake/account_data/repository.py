@@ -7,7 +7,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from shared.db import QuerySet, fetch_all, fetch_optional
+from shared.db import QuerySet, fetch_all
 from shared.db.pool import Connection
 
 QUERIES = QuerySet(Path(__file__).with_name("queries.sql"))
@@ -32,14 +32,6 @@ EXPORT_SECTIONS = (
 NOTICE_DAYS = 30
 NOTICE_LIMIT = 10
 USAGE_LIMIT = 50
-
-
-def export_account(conn: Connection, *, client_id: uuid.UUID) -> dict[str, Any]:
-    """The client's rows, section by section; credentials appear only as metadata of connections."""
-    archive: dict[str, Any] = {"client": fetch_optional(conn, QUERIES["export_client"], client_id=client_id)}
-    for key, query in EXPORT_SECTIONS:
-        archive[key] = fetch_all(conn, QUERIES[query], client_id=client_id)
-    return archive
 
 
 def recent_notices(conn: Connection, *, client_id: uuid.UUID) -> list[dict[str, Any]]:

@@ -27,10 +27,11 @@ from tests.bench import (
     bench_polls,
     bench_rush,
     bench_vault,
+    bench_year,
 )
 from tests.bench.bench_setup import BENCH_DIR, BenchServer, git_commit, git_dirty
 
-BENCHMARKS = ("engine", "intake", "isolation", "vault", "commits", "rush", "polls", "chat")
+BENCHMARKS = ("engine", "intake", "isolation", "vault", "commits", "rush", "polls", "chat", "year")
 
 # The targets for this 2-core machine: (label, where in the report, comparison, bound, unit).
 TARGETS: tuple[tuple[str, tuple[str, ...], str, float, str], ...] = (
@@ -55,6 +56,13 @@ TARGETS: tuple[tuple[str, tuple[str, ...], str, float, str], ...] = (
     ("ten-turn chat: cost with prompt caching / without", ("chat", "after_to_before"), "<", 1, "x"),
     ("poll cycle: new items doubled", ("polls", "doubled"), "<=", 0, ""),
     ("poll cycle: new items missed", ("polls", "missed"), "<=", 0, ""),
+    ("a year of records: RLS / explicit WHERE, worst page or agent query and client", ("year", "worst_ratio"),
+     "<=", 1.05, "x"),
+    ("a year of records: prune's longest transaction (lock hold)", ("year", "prune", "longest_transaction_ms"),
+     "<=", 100, "ms"),
+    ("a year of records: run inserts that waited on a lock during the prune", ("year", "prune", "lock_waits_seen"),
+     "<=", 0, ""),
+    ("a year of records: export of the largest client, peak RSS", ("year", "export", "peak_rss_mb"), "<=", 200, "MB"),
 )
 
 
@@ -149,6 +157,31 @@ def print_table(report: dict[str, Any]) -> None:
             out.write(f"{label}: {_cell(f['polls_per_s'])} polls/s, CPU per poll {_cell(cpu['poller'])} + "
                       f"{_cell(cpu['postgres'])} ms (PostgreSQL), runs started {f['runs_started']}\n")
         out.write(f"automations with the new email missed {polls['missed']}, doubled {polls['doubled']}\n")
+    year = report.get("year") or {}
+    if year.get("queries"):
+        generation = year["generation"]
+        out.write(f"\nA year of records ({year['runs']:,} runs over {year['clients']:,} clients, the largest "
+                  f"{year['largest_client_runs']:,}; {sum(generation['rows'].values()):,} rows by COPY in "
+                  f"{_cell(generation['copy_seconds'])} s + vacuum {_cell(generation['vacuum_analyze_seconds'])} s, "
+                  f"{generation['database_mb']:,} MB)\n")
+        out.write("query: largest client RLS p50/p99 ms, ratio | ordinary clients RLS p50/p99 ms, ratio\n")
+        for name, q in year["queries"].items():
+            big, usual = q["largest_client"], q["ordinary_clients"]
+            out.write(f"{name}: {_cell(big['rls_ms_p50'])}/{_cell(big['rls_ms_p99'])}, {_cell(big['ratio'])} | "
+                      f"{_cell(usual['rls_ms_p50'])}/{_cell(usual['rls_ms_p99'])}, {_cell(usual['ratio'])}\n")
+        prune, export = year["prune"], year["export"]
+        out.write(f"prune of the oldest day ({prune['runs_older_than_retention']:,} runs): "
+                  f"{prune['records_deleted']:,} runs and cost events in {prune['transactions']} transactions "
+                  f"of {prune['batch']}, "
+                  f"longest {_cell(prune['longest_transaction_ms'])} ms; {prune['concurrent_inserts']} run inserts "
+                  f"meanwhile p99 {_cell(prune['concurrent_insert_ms_p99'])} ms max "
+                  f"{_cell(prune['concurrent_insert_ms_max'])} ms, lock waits seen {prune['lock_waits_seen']}\n")
+        if "error" in export:
+            out.write(f"export: failed ({export['error'][-300:]})\n")
+        else:
+            out.write(f"export of the largest client: {export['bytes'] / 2**20:,.0f} MB in "
+                      f"{_cell(export['seconds'])} s, peak RSS {_cell(export['peak_rss_mb'])} MB "
+                      f"(before {_cell(export['rss_before_export_mb'])})\n")
     chat = report.get("chat") or {}
     if chat.get("before"):
         out.write(f"\nTen-turn build chat on {chat['model']} (stand-in counting usage as the API does): "
@@ -186,6 +219,8 @@ def main(argv: list[str] | None = None) -> int:
                              "other work on a shared machine takes less of the cores; recorded in the output")
     parser.add_argument("--rush-schedules", type=int, default=None,
                         help="schedules due at once in the 08:00 rush (default 10,000; 100 with --quick)")
+    parser.add_argument("--scale", type=bench_year.parse_scale, default=bench_year.parse_scale("1M"),
+                        help="runs in the year of records (1M by default, 10M as the issue's year; tiny with --quick)")
     parser.add_argument("--huge-rush", action="store_true", help="the 08:00 rush with 50,000 schedules")
     parser.add_argument("--ca-bundle", choices=("certifi", "standin"), default="certifi",
                         help="what the workers trust outbound: certifi's bundle plus the stand-in's CA (as in "
@@ -247,6 +282,8 @@ def main(argv: list[str] | None = None) -> int:
             progress("polls")
             report["polls"] = bench_polls.run(server, bench_polls.QUICK if quick else bench_polls.FULL, log_dir,
                                               progress)
+        if "year" in selected:
+            report["year"] = bench_year.run(server, bench_year.size_for(args.scale, quick=quick), progress)
         if "engine" in selected:
             size = dataclasses.replace(bench_engine.QUICK if quick else bench_engine.FULL, ca_bundle=args.ca_bundle)
             report["engine"] = bench_engine.run(server, size, log_dir, progress)

@@ -33,7 +33,7 @@ REVIEWED: dict[str, tuple[frozenset[str], str]] = {
     "hapex_start_session": (INTAKE, "expiry capped at 1 day; the client and user are the caller's word"),
     "hapex_prune_expired_sessions": (AGENT, "no argument; its policy admits expired rows only"),
     "hapex_prune_expired_oauth_states": (AGENT, "no argument; its policy admits expired rows only"),
-    "hapex_prune_run_records": (AGENT, "refuses an age under 30 days (test below)"),
+    "hapex_prune_run_records": (AGENT, "refuses an age under 30 days and a batch over 5000 (tests below)"),
     "hapex_unfinished_runs": (AGENT, "ids only, of runs with no live job whatever the age"),
     "hapex_due_schedules": (AGENT, "never past the database's clock, at most 1000 (test below)"),
     "hapex_vault_count_encryptions": (AGENT, "adds 1 to 1000 a call, never lowers (test below)"),
@@ -110,7 +110,7 @@ def test_pruning_run_records_younger_than_the_minimum_retention_is_refused(agent
     client_id = make_client(intake_db)
     _finished_run(owner_conn, client_id, age="1 hour")
     with pytest.raises(psycopg.errors.InvalidParameterValue), agent_db.transaction() as conn:
-        conn.execute("SELECT hapex_prune_run_records(%s::interval)", [age])
+        conn.execute("SELECT hapex_prune_run_records(%s::interval, 1000)", [age])
     assert owner_conn.execute("SELECT count(*) FROM runs").fetchone() == (1,)
 
 
@@ -119,8 +119,33 @@ def test_pruning_at_the_minimum_retention_deletes_only_older_runs(agent_db, inta
     _finished_run(owner_conn, client_id, age="1 hour")
     _finished_run(owner_conn, client_id, age="31 days")
     with agent_db.transaction() as conn:
-        assert conn.execute("SELECT hapex_prune_run_records(interval '30 days')").fetchone() == (1,)
+        assert conn.execute("SELECT hapex_prune_run_records(interval '30 days', 1000)").fetchone() == (1,)
     assert owner_conn.execute("SELECT count(*) FROM runs").fetchone() == (1,)
+
+
+@pytest.mark.parametrize("batch", [None, 0, -1, 5001, 2**31 - 1])
+def test_a_prune_batch_outside_1_to_5000_is_refused(agent_db, intake_db, owner_conn, batch):
+    client_id = make_client(intake_db)
+    _finished_run(owner_conn, client_id, age="31 days")
+    with pytest.raises(psycopg.errors.InvalidParameterValue), agent_db.transaction() as conn:
+        conn.execute("SELECT hapex_prune_run_records(interval '30 days', %s::integer)", [batch])
+    assert owner_conn.execute("SELECT count(*) FROM runs").fetchone() == (1,)
+
+
+def test_a_prune_batch_deletes_at_most_its_size_of_runs_and_of_cost_events(agent_db, intake_db, owner_conn):
+    client_id = make_client(intake_db)
+    for _ in range(3):
+        _finished_run(owner_conn, client_id, age="40 days")
+    owner_conn.execute("INSERT INTO cost_events (client_id, source, provider, occurred_at) "
+                       "SELECT %s, 'provider_call', 'slack', now() - interval '40 days' FROM generate_series(1, 3)",
+                       [client_id])
+    with agent_db.transaction() as conn:
+        assert conn.execute("SELECT hapex_prune_run_records(interval '30 days', 2)").fetchone() == (4,)
+    assert owner_conn.execute("SELECT (SELECT count(*) FROM runs), (SELECT count(*) FROM cost_events)"
+                              ).fetchone() == (1, 1)
+    with agent_db.transaction() as conn:
+        assert conn.execute("SELECT hapex_prune_run_records(interval '30 days', 2)").fetchone() == (2,)
+        assert conn.execute("SELECT hapex_prune_run_records(interval '30 days', 2)").fetchone() == (0,)
 
 
 def test_an_encryption_count_cannot_be_pushed_by_a_huge_increment(agent_db, owner_conn):
