@@ -276,11 +276,22 @@ def queries() -> list[Query]:
 _TIMES = re.compile(r"(Planning|Execution) Time: ([0-9.]+) ms")
 
 
-def _explain(conn: psycopg.Connection[Any], query: str, params: dict[str, Any]) -> tuple[float, list[str]]:
+def _explain(conn: psycopg.Connection[Any], query: str, params: dict[str, Any]) -> tuple[float, float, list[str]]:
+    """(planning + execution ms, execution ms, plan) of one EXPLAIN ANALYZE on the server."""
     rows = conn.execute("EXPLAIN (ANALYZE, BUFFERS, TIMING OFF, COSTS OFF) " + query, params).fetchall()
     lines = [row[0] for row in rows]
     times = {m.group(1): float(m.group(2)) for line in lines if (m := _TIMES.search(line))}
-    return times.get("Planning", 0.0) + times.get("Execution", 0.0), lines
+    return times.get("Planning", 0.0) + times.get("Execution", 0.0), times.get("Execution", 0.0), lines
+
+
+def _prepared_ms(conn: psycopg.Connection[Any], query: str, params: dict[str, Any], times: int = 3) -> list[float]:
+    """Wall milliseconds of the query as a service runs it over and over: prepared, rows fetched."""
+    spent = []
+    for _ in range(times):
+        began = time.perf_counter()
+        conn.execute(query, params, prepare=True).fetchall()
+        spent.append((time.perf_counter() - began) * 1000)
+    return spent
 
 
 def _summary(rls: list[float], explicit: list[float]) -> dict[str, Any]:
@@ -306,36 +317,55 @@ def measure_queries(database: Any, size: YearSize, progress: Callable[[str], Non
                 "version": 1, "limit": 50, "seconds": 3600, "since": since}
 
     roles = {"intake": Database(database.intake_dsn, name="bench-year-intake").open(),
-             "agent": Database(database.agent_dsn, name="bench-year-agent").open()}
+             "agent": Database(database.agent_dsn, name="bench-year-agent").open(),
+             # The owner through the same pool code as the services, so that only RLS differs.
+             "owner": Database(database.owner_dsn, name="bench-year-owner").open()}
     results: dict[str, Any] = {}
     try:
-        with psycopg.connect(database.owner_dsn, autocommit=True) as owner:
-            for query in queries():
-                of_automation = query.name in ("page.list_runs_of_automation", "page.get_automation",
-                                               "page.recent_webhook_runs", "agent.get_run_definition")
-                figures: dict[str, Any] = {}
-                for kind, pick in (("largest_client", lambda: biggest),
-                                   ("ordinary_clients", lambda: rng.randrange(size.big_clients + 1,
-                                                                              size.clients + 1))):
-                    rls_ms: list[float] = []
-                    explicit_ms: list[float] = []
-                    plans: dict[str, list[str]] = {}
-                    for i in range(size.rounds):
-                        p = params(pick(), of_automation)
-                        for rls_turn in ((True, False) if i % 2 else (False, True)):
-                            if rls_turn:
-                                with tenant_transaction(roles[query.role], p["client_id"]) as conn:
-                                    ms, plans["rls"] = _explain(conn, query.rls, p)
-                                rls_ms.append(ms)
-                            else:
-                                ms, plans["explicit"] = _explain(owner, query.explicit, p)
-                                explicit_ms.append(ms)
-                    figures[kind] = {**_summary(rls_ms, explicit_ms), "rls_plan": plans["rls"],
-                                     "explicit_plan": plans["explicit"]}
-                results[query.name] = figures
-                progress(f"year: {query.name} largest client RLS {figures['largest_client']['rls_ms_p50']} ms, "
-                         f"ratio {figures['largest_client']['ratio']}, ordinary "
-                         f"{figures['ordinary_clients']['ratio']}")
+        for query in queries():
+            of_automation = query.name in ("page.list_runs_of_automation", "page.get_automation",
+                                           "page.recent_webhook_runs", "agent.get_run_definition")
+            figures: dict[str, Any] = {}
+            for kind, pick in (("largest_client", lambda: biggest),
+                               ("ordinary_clients", lambda: rng.randrange(size.big_clients + 1,
+                                                                          size.clients + 1))):
+                rls_ms: list[float] = []
+                explicit_ms: list[float] = []
+                plans: dict[str, list[str]] = {}
+                rls_exec: list[float] = []
+                explicit_exec: list[float] = []
+                rls_wall: list[float] = []
+                explicit_wall: list[float] = []
+                for i in range(size.rounds):
+                    p = params(pick(), of_automation)
+                    for rls_turn in ((True, False) if i % 2 else (False, True)):
+                        if rls_turn:
+                            with tenant_transaction(roles[query.role], p["client_id"]) as conn:
+                                ms, execution, plans["rls"] = _explain(conn, query.rls, p)
+                                rls_wall += _prepared_ms(conn, query.rls, p)
+                            rls_ms.append(ms)
+                            rls_exec.append(execution)
+                        else:
+                            with roles["owner"].transaction() as owner:
+                                ms, execution, plans["explicit"] = _explain(owner, query.explicit, p)
+                                explicit_wall += _prepared_ms(owner, query.explicit, p)
+                            explicit_ms.append(ms)
+                            explicit_exec.append(execution)
+                rls_wall_p50, explicit_wall_p50 = statistics.median(rls_wall), statistics.median(explicit_wall)
+                figures[kind] = {
+                    **_summary(rls_ms, explicit_ms),
+                    "difference_us_p50": rounded((statistics.median(rls_ms) - statistics.median(explicit_ms))
+                                                 * 1000, 1),
+                    "execution_ratio": rounded(statistics.median(rls_exec) / statistics.median(explicit_exec), 3)
+                    if statistics.median(explicit_exec) else None,
+                    "prepared_rls_ms_p50": rounded(rls_wall_p50, 4),
+                    "prepared_explicit_ms_p50": rounded(explicit_wall_p50, 4),
+                    "prepared_ratio": rounded(rls_wall_p50 / explicit_wall_p50, 3),
+                    "rls_plan": plans["rls"], "explicit_plan": plans["explicit"]}
+            results[query.name] = figures
+            progress(f"year: {query.name} largest client RLS {figures['largest_client']['rls_ms_p50']} ms, "
+                     f"ratio {figures['largest_client']['ratio']}, ordinary "
+                     f"{figures['ordinary_clients']['ratio']}")
     finally:
         for db in roles.values():
             db.close()
@@ -486,6 +516,9 @@ def run(server: BenchServer, size: YearSize, progress: Callable[[str], None]) ->
     ratios = [(figures[kind]["ratio"], name, kind) for name, figures in measured.items()
               for kind in ("largest_client", "ordinary_clients") if figures[kind]["ratio"] is not None]
     worst = max(ratios) if ratios else (None, None, None)
+    prepared = [(figures[kind]["prepared_ratio"], name, kind) for name, figures in measured.items()
+                for kind in ("largest_client", "ordinary_clients")]
+    worst_prepared = max(prepared) if prepared else (None, None, None)
     return {
         "runs": size.runs,
         "clients": size.clients,
@@ -496,6 +529,10 @@ def run(server: BenchServer, size: YearSize, progress: Callable[[str], None]) ->
         "queries": measured,
         "worst_ratio": worst[0],
         "worst_query": f"{worst[1]} ({worst[2]})" if worst[1] else None,
+        "worst_difference_us": max(figures[kind]["difference_us_p50"] for figures in measured.values()
+                                   for kind in ("largest_client", "ordinary_clients")),
+        "worst_prepared_ratio": worst_prepared[0],
+        "worst_prepared_query": f"{worst_prepared[1]} ({worst_prepared[2]})" if worst_prepared[1] else None,
         "slowest_largest_client_p99_ms": max((f["largest_client"]["rls_ms_p99"] for f in measured.values()),
                                              default=None),
         "prune": prune,
