@@ -148,6 +148,31 @@ def test_a_prune_batch_deletes_at_most_its_size_of_runs_and_of_cost_events(agent
         assert conn.execute("SELECT hapex_prune_run_records(interval '30 days', 2)").fetchone() == (0,)
 
 
+def test_the_prune_job_deletes_every_old_record_a_batch_per_transaction(database, agent_db, intake_db, owner_conn,
+                                                                          monkeypatch):
+    from agent_service import jobs
+    from tests.run_fixtures import runtime_for
+
+    client_id = make_client(intake_db)
+    for _ in range(5):
+        _finished_run(owner_conn, client_id, age="500 days")
+    _finished_run(owner_conn, client_id, age="1 day")
+    jobs.build_queue(database.agent_dsn, runtime_for(agent_db))
+    monkeypatch.setattr(jobs, "PRUNE_BATCH", 2)
+    calls = []
+    transaction = agent_db.transaction
+
+    def counted_transaction():  # type: ignore[no-untyped-def]
+        calls.append(1)
+        return transaction()
+
+    monkeypatch.setattr(agent_db, "transaction", counted_transaction)
+
+    assert jobs.prune_run_records.func(timestamp=0) == 5
+    assert len(calls) == 4  # 2 + 2 + 1, and one that found nothing
+    assert owner_conn.execute("SELECT count(*) FROM runs").fetchone() == (1,)
+
+
 def test_an_encryption_count_cannot_be_pushed_by_a_huge_increment(agent_db, owner_conn):
     key_id = "k1:" + uuid.uuid4().hex[:16]
     for count in (1001, 2**31 - 1):

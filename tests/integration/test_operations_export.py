@@ -249,3 +249,20 @@ def test_a_step_test_s_use_is_named_in_words_not_by_its_key(two_accounts, owner_
     assert "<td>You tested a step with it</td>" in page
     assert "<td>Renewed its access</td>" in page  # no run: not "for a run"
     assert "<td>step_test</td>" not in page
+
+
+def test_an_export_larger_than_one_fetch_holds_every_row_once(two_accounts, owner_conn, monkeypatch):
+    from intake.account_data import export
+
+    visitor, mine, _ = two_accounts["mine"]
+    automation_id = owner_conn.execute("SELECT automation_id FROM automations WHERE client_id = %s LIMIT 1",
+                                       [mine]).fetchone()[0]
+    owner_conn.execute("INSERT INTO runs (client_id, automation_id, automation_version, trigger_kind, status) "
+                       "SELECT %s, %s, 1, 'manual', 'succeeded' FROM generate_series(1, 7)", [mine, automation_id])
+    monkeypatch.setattr(export, "ROWS_PER_FETCH", 2)  # the rows of a section arrive in several fetches
+
+    archive = json.loads(visitor.get("/account/export").get_data(as_text=True))
+
+    runs = [row["run_id"] for row in archive["runs"]]
+    assert len(runs) == len(set(runs)) == 8
+    assert set(runs) == table_ids(owner_conn, "runs", mine)
