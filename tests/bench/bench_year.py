@@ -73,7 +73,7 @@ def size_for(scale: int, *, quick: bool) -> YearSize:
     if quick:
         return QUICK
     return YearSize(runs=scale, clients=10_000 if scale >= 1_000_000 else max(100, scale // 100), big_clients=3,
-                    rounds=60)
+                    rounds=60 if scale < 5_000_000 else 30)
 
 
 def parse_scale(text: str) -> int:
