@@ -42,7 +42,8 @@ class IntakeConfig:
     # TLS_TERMINATION=proxy: the platform's balancer serves TLS; requests it did not receive over HTTPS are refused.
     tls_by_proxy: bool = False
     secure_cookies: bool = True
-    pool: PoolSettings = PoolSettings()
+    # The pages' queries are planned for the client at hand (see PoolSettings.custom_plans).
+    pool: PoolSettings = PoolSettings(custom_plans=True)
     log_level: str = "INFO"
     log_format: str = "auto"
     password_hash_profile: str = "owasp"  # noqa: S105 - a cost profile, not a password
@@ -106,7 +107,7 @@ class IntakeConfig:
             trusted_proxy_count=transport.trusted_proxy_count,
             tls_by_proxy=transport.tls_by_proxy,
             secure_cookies=secure_cookies,
-            pool=PoolSettings.from_env(env, "INTAKE"),
+            pool=PoolSettings.from_env(env, "INTAKE", custom_plans=True),
             log_level=env.get("LOG_LEVEL", "INFO") or "INFO",
             log_format=log_format(env),
             password_hash_profile=profile,

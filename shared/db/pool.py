@@ -59,7 +59,8 @@ class Database:
             min_size=settings.min_size,
             max_size=settings.max_size,
             kwargs={"autocommit": True, "application_name": name, "connect_timeout": CONNECT_TIMEOUT,
-                    **({"prepare_threshold": None} if settings.transaction_pooler else {})},
+                    **({"prepare_threshold": None}
+                       if settings.transaction_pooler or settings.custom_plans else {})},
             max_lifetime=settings.max_lifetime,
             # A connection the server dropped (restart, failover, AdminShutdown) is found and
             # replaced on checkout, so the first request after an outage does not get it.

@@ -33,9 +33,11 @@ from typing import Any
 
 import psycopg
 
+from agent_service.config import AgentConfig
 from agent_service.jobs import PRUNE_BATCH
 from agent_service.runs.repository import QUERIES as AGENT_RUNS
 from intake.automations.repository import QUERIES as INTAKE_AUTOMATIONS
+from intake.config import IntakeConfig
 from shared.db import Database, tenant_transaction
 from tests.bench.bench_setup import REPO_ROOT, BenchServer
 from tests.bench.bench_stats import percentile, rounded
@@ -285,11 +287,12 @@ def _explain(conn: psycopg.Connection[Any], query: str, params: dict[str, Any]) 
 
 
 def _prepared_ms(conn: psycopg.Connection[Any], query: str, params: dict[str, Any], times: int = 3) -> list[float]:
-    """Wall milliseconds of the query as a service runs it over and over: prepared, rows fetched."""
+    """Wall milliseconds of the query as a service runs it over and over (prepared after five runs on
+    a connection, unless its pool never prepares), rows fetched."""
     spent = []
     for _ in range(times):
         began = time.perf_counter()
-        conn.execute(query, params, prepare=True).fetchall()
+        conn.execute(query, params).fetchall()
         spent.append((time.perf_counter() - began) * 1000)
     return spent
 
@@ -316,10 +319,11 @@ def measure_queries(database: Any, size: YearSize, progress: Callable[[str], Non
                 "automation_id": uuid.UUID(automation_uuid(c, 0)) if of_automation else None,
                 "version": 1, "limit": 50, "seconds": 3600, "since": since}
 
-    roles = {"intake": Database(database.intake_dsn, name="bench-year-intake").open(),
-             "agent": Database(database.agent_dsn, name="bench-year-agent").open(),
-             # The owner through the same pool code as the services, so that only RLS differs.
-             "owner": Database(database.owner_dsn, name="bench-year-owner").open()}
+    roles = {"intake": Database(database.intake_dsn, IntakeConfig.pool, name="bench-year-intake").open(),
+             "agent": Database(database.agent_dsn, AgentConfig.pool, name="bench-year-agent").open()}
+    # The owner through the same pool code and settings as each service, so that only RLS differs.
+    owners = {"intake": Database(database.owner_dsn, IntakeConfig.pool, name="bench-year-owner-intake").open(),
+              "agent": Database(database.owner_dsn, AgentConfig.pool, name="bench-year-owner-agent").open()}
     results: dict[str, Any] = {}
     try:
         for query in queries():
@@ -346,7 +350,7 @@ def measure_queries(database: Any, size: YearSize, progress: Callable[[str], Non
                             rls_ms.append(ms)
                             rls_exec.append(execution)
                         else:
-                            with roles["owner"].transaction() as owner:
+                            with owners[query.role].transaction() as owner:
                                 ms, execution, plans["explicit"] = _explain(owner, query.explicit, p)
                                 explicit_wall += _prepared_ms(owner, query.explicit, p)
                             explicit_ms.append(ms)
@@ -367,7 +371,7 @@ def measure_queries(database: Any, size: YearSize, progress: Callable[[str], Non
                      f"ratio {figures['largest_client']['ratio']}, ordinary "
                      f"{figures['ordinary_clients']['ratio']}")
     finally:
-        for db in roles.values():
+        for db in (*roles.values(), *owners.values()):
             db.close()
     return results
 

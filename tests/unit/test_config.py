@@ -257,3 +257,10 @@ def test_loopback_webhooks_are_refused_outside_test_mode(test_mode):
     with pytest.raises(ConfigError) as refused:
         AgentConfig.from_env(environ)
     assert refused.value.variable == "HAPEX_BENCH_ALLOW_LOOPBACK_WEBHOOKS"
+
+
+def test_the_intake_plans_each_query_for_its_client_and_the_agent_keeps_generic_plans(tmp_path):
+    # A big client's runs page under a generic plan made for an average client read all its runs.
+    assert IntakeConfig.from_env(intake_env(tmp_path)).pool.custom_plans is True
+    assert IntakeConfig.pool.custom_plans is True
+    assert AgentConfig.pool.custom_plans is False
