@@ -190,11 +190,11 @@ async def settle_stalled_jobs_at_start(app: procrastinate.App) -> int:
                              ).defer_async(timestamp=int(time.time()))
     return count
 
-# Runs (and as many cost events) each prune transaction deletes at most. A run costs ~0.1 to 0.3 ms
+# Runs (and as many cost events) each prune transaction deletes at most. A run costs ~0.1 to 0.4 ms
 # to delete (its steps cascade, its cost events and retries are unlinked by foreign-key triggers):
-# 1000 took 0.3 to 1.6 s on a busy 2-core machine, 200 stays under the 100 ms a lock may be held
-# (`make bench`, a year of records).
-PRUNE_BATCH = 200
+# on a busy 2-core machine 1000 took up to 1.6 s and 200 up to 155 ms; 100 keeps each transaction,
+# and so every lock it takes, under 100 ms (`make bench`, a year of records).
+PRUNE_BATCH = 100
 
 
 @tasks.periodic(cron="17 3 * * *", periodic_id="prune_run_records")

@@ -81,19 +81,17 @@ GROUP BY source
 ORDER BY source
 
 -- costs_by_month --
--- The client's spending per calendar month (UTC) and source since a month's first day (grouped by the month's timestamp and named after: a text key per row made a big client's year sort on disk).
-SELECT to_char(month, 'YYYY-MM') AS month, source, events, calls, input_tokens, output_tokens,
-       cache_creation_input_tokens, cache_read_input_tokens, amount_microusd
-FROM (SELECT date_trunc('month', occurred_at AT TIME ZONE 'UTC') AS month, source,
-             count(*) AS events, coalesce(sum(calls), 0) AS calls,
-             coalesce(sum(input_tokens), 0) AS input_tokens, coalesce(sum(output_tokens), 0) AS output_tokens,
-             coalesce(sum(cache_creation_input_tokens), 0) AS cache_creation_input_tokens,
-             coalesce(sum(cache_read_input_tokens), 0) AS cache_read_input_tokens,
-             coalesce(sum(amount_microusd), 0) AS amount_microusd
-      FROM cost_events
-      WHERE client_id = %(client_id)s AND occurred_at >= %(since)s
-      GROUP BY 1, 2) AS months
-ORDER BY months.month, source
+-- The client's spending per calendar month (UTC) and source since a month's first day.
+SELECT to_char(date_trunc('month', occurred_at AT TIME ZONE 'UTC'), 'YYYY-MM') AS month, source,
+       count(*) AS events, coalesce(sum(calls), 0) AS calls,
+       coalesce(sum(input_tokens), 0) AS input_tokens, coalesce(sum(output_tokens), 0) AS output_tokens,
+       coalesce(sum(cache_creation_input_tokens), 0) AS cache_creation_input_tokens,
+       coalesce(sum(cache_read_input_tokens), 0) AS cache_read_input_tokens,
+       coalesce(sum(amount_microusd), 0) AS amount_microusd
+FROM cost_events
+WHERE client_id = %(client_id)s AND occurred_at >= %(since)s
+GROUP BY 1, 2
+ORDER BY 1, 2
 
 -- costs_this_month --
 -- The client's spending since the start of this calendar month (UTC), by source and model.
