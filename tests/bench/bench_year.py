@@ -68,7 +68,7 @@ class YearSize:
         return rest // others + (1 if client - self.big_clients <= rest % others else 0)
 
 
-QUICK = YearSize(runs=20_000, clients=200, big_clients=3, rounds=8)
+QUICK = YearSize(runs=10_000, clients=100, big_clients=3, rounds=5)
 
 
 def size_for(scale: int, *, quick: bool) -> YearSize:

@@ -109,7 +109,7 @@ def test_the_quick_benchmark_reports_every_figure_of_every_benchmark(pg_server, 
         assert not numbers(polls[cycle]["cpu_ms_per_poll"], ("poller", "postgres", "total")), cycle
 
     year = report["year"]
-    assert year["generation"]["rows"]["runs"] == year["runs"] == 20_000
+    assert year["generation"]["rows"]["runs"] == year["runs"] == 10_000
     assert year["generation"]["rows"]["run_steps"] > year["runs"] == year["generation"]["rows"]["cost_events"]
     for name, query in year["queries"].items():
         for kind in ("largest_client", "ordinary_clients"):
