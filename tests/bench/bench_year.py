@@ -241,10 +241,10 @@ class Query:
     explicit: str
 
 
-def _explicit(sql: str, where: str, alias: str = "") -> str:
-    """The agent's query with `client_id = %(client_id)s AND` added to its first WHERE."""
+def _explicit(sql: str, alias: str = "") -> str:
+    """The agent's query (which leaves the client to RLS) with `client_id = %(client_id)s AND` in its WHERE."""
     prefix = f"{alias}." if alias else ""
-    return sql.replace("WHERE ", f"WHERE {prefix}client_id = %(client_id)s AND ", 1) if where == "first" else sql
+    return sql.replace("WHERE ", f"WHERE {prefix}client_id = %(client_id)s AND ", 1)
 
 
 MONTH_SPEND_EXPLICIT = """SELECT c.monthly_budget_microusd AS budget,
@@ -263,11 +263,11 @@ def queries() -> list[Query]:
     found.append(Query("page.list_runs_of_automation", "intake", INTAKE_AUTOMATIONS["list_runs"],
                        INTAKE_AUTOMATIONS["list_runs"]))
     agent = {
-        "lock_run": _explicit(AGENT_RUNS["lock_run"], "first", "r"),
-        "get_run_definition": _explicit(AGENT_RUNS["get_run_definition"], "first", "v"),
-        "recorded_steps": _explicit(AGENT_RUNS["recorded_steps"], "first"),
-        "fence_run": _explicit(AGENT_RUNS["fence_run"], "first"),
-        "retry_of_run": _explicit(AGENT_RUNS["retry_of_run"], "first"),
+        "lock_run": _explicit(AGENT_RUNS["lock_run"], "r"),
+        "get_run_definition": _explicit(AGENT_RUNS["get_run_definition"], "v"),
+        "recorded_steps": _explicit(AGENT_RUNS["recorded_steps"]),
+        "fence_run": _explicit(AGENT_RUNS["fence_run"]),
+        "retry_of_run": _explicit(AGENT_RUNS["retry_of_run"]),
     }
     found += [Query(f"agent.{name}", "agent", AGENT_RUNS[name], explicit) for name, explicit in agent.items()]
     found.append(Query("agent.month_to_date_spend", "agent", AGENT_RUNS["month_to_date_spend"],
