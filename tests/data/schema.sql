@@ -179,6 +179,20 @@ CREATE FUNCTION public.hapex_defer_account_email() RETURNS trigger
 
 ALTER FUNCTION public.hapex_defer_account_email() OWNER TO hapex_definer;
 
+CREATE FUNCTION public.hapex_due_polls(p_now timestamp with time zone, p_limit integer) RETURNS TABLE(client_id uuid, automation_id uuid, next_run_at timestamp with time zone)
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $$
+    SELECT a.client_id, a.automation_id, a.next_run_at
+    FROM public.automations a
+    WHERE a.status = 'enabled' AND a.trigger ->> 'kind' = 'poll'
+      AND (a.next_run_at IS NULL OR a.next_run_at <= least(p_now, now()))
+    ORDER BY a.next_run_at NULLS FIRST
+    LIMIT least(greatest(p_limit, 1), 1000)
+    $$;
+
+ALTER FUNCTION public.hapex_due_polls(p_now timestamp with time zone, p_limit integer) OWNER TO hapex_definer;
+
 CREATE FUNCTION public.hapex_due_schedules(p_now timestamp with time zone, p_limit integer) RETURNS TABLE(client_id uuid, automation_id uuid, next_run_at timestamp with time zone)
     LANGUAGE sql STABLE SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'public', 'pg_temp'
@@ -400,6 +414,8 @@ CREATE FUNCTION public.hapex_prune_run_records(p_older_than interval, p_limit in
         cutoff timestamptz;
         costs integer;
         n integer;
+        seen integer;
+        gone integer;
     BEGIN
         IF p_older_than IS NULL OR p_older_than < interval '30 days' THEN
             RAISE EXCEPTION 'run records are kept at least 30 days'
@@ -421,7 +437,22 @@ CREATE FUNCTION public.hapex_prune_run_records(p_older_than interval, p_limit in
                                         AND status IN ('succeeded', 'failed', 'cancelled', 'stopped')
                                       ORDER BY queued_at LIMIT p_limit);
         GET DIAGNOSTICS n = ROW_COUNT;
-        RETURN n + costs;
+        -- Migration 0023's housekeeping, a batch at a time as well: the seen records of items that
+        -- started their run long ago, and automations deleted with their records kept, once no run is left.
+        DELETE FROM public.poll_seen
+        WHERE (client_id, automation_id, item_key) IN (
+            SELECT client_id, automation_id, item_key FROM public.poll_seen
+            WHERE started_at IS NOT NULL AND started_at < cutoff
+            ORDER BY started_at LIMIT p_limit);
+        GET DIAGNOSTICS seen = ROW_COUNT;
+        DELETE FROM public.automations a
+        WHERE (a.client_id, a.automation_id) IN (
+            SELECT d.client_id, d.automation_id FROM public.automations d
+            WHERE d.status = 'deleted' AND d.updated_at < cutoff
+              AND NOT EXISTS (SELECT 1 FROM public.runs r WHERE r.automation_id = d.automation_id)
+            LIMIT p_limit);
+        GET DIAGNOSTICS gone = ROW_COUNT;
+        RETURN n + costs + seen + gone;
     END
     $$;
 
@@ -1285,7 +1316,7 @@ CREATE TABLE public.credential_access (
     accessed_at timestamp with time zone DEFAULT now() NOT NULL,
     CONSTRAINT credential_access_accessor_check CHECK (((length(accessor) >= 1) AND (length(accessor) <= 200))),
     CONSTRAINT credential_access_purpose_check CHECK ((purpose = ANY (ARRAY['refresh_token'::text, 'access_token'::text, 'api_key'::text]))),
-    CONSTRAINT credential_access_reason_check CHECK ((reason = ANY (ARRAY['run_step'::text, 'token_refresh'::text, 'revocation'::text, 'health_check'::text, 'other'::text, 'step_test'::text]))),
+    CONSTRAINT credential_access_reason_check CHECK ((reason = ANY (ARRAY['run_step'::text, 'token_refresh'::text, 'revocation'::text, 'health_check'::text, 'other'::text, 'step_test'::text, 'poll'::text, 'trigger_item'::text]))),
     CONSTRAINT credential_access_service_check CHECK ((service ~ '^[a-z][a-z0-9_-]{0,39}$'::text)),
     CONSTRAINT credential_access_step_index_check CHECK (((step_index IS NULL) OR (step_index >= 0)))
 );
@@ -1398,6 +1429,43 @@ CREATE TABLE public.passkey_sign_in_challenges (
 ALTER TABLE ONLY public.passkey_sign_in_challenges FORCE ROW LEVEL SECURITY;
 
 ALTER TABLE public.passkey_sign_in_challenges OWNER TO migrator;
+
+CREATE TABLE public.poll_seen (
+    client_id uuid NOT NULL,
+    automation_id uuid NOT NULL,
+    item_key text NOT NULL,
+    "position" bigint NOT NULL,
+    seen_at timestamp with time zone DEFAULT now() NOT NULL,
+    started_at timestamp with time zone,
+    run_id uuid,
+    CONSTRAINT poll_seen_item_key_check CHECK (((length(item_key) >= 1) AND (length(item_key) <= 300)))
+);
+
+ALTER TABLE ONLY public.poll_seen FORCE ROW LEVEL SECURITY;
+
+ALTER TABLE public.poll_seen OWNER TO migrator;
+
+ALTER TABLE public.poll_seen ALTER COLUMN "position" ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME public.poll_seen_position_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+CREATE TABLE public.poll_states (
+    client_id uuid NOT NULL,
+    automation_id uuid NOT NULL,
+    automation_version integer NOT NULL,
+    cursor jsonb DEFAULT '{}'::jsonb NOT NULL,
+    primed_at timestamp with time zone DEFAULT now() NOT NULL,
+    polled_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
+ALTER TABLE ONLY public.poll_states FORCE ROW LEVEL SECURITY;
+
+ALTER TABLE public.poll_states OWNER TO migrator;
 
 CREATE TABLE public.procrastinate_events (
     id bigint NOT NULL,
@@ -1521,9 +1589,12 @@ CREATE TABLE public.runs (
     finished_at timestamp with time zone,
     execution integer DEFAULT 0 NOT NULL,
     retry_of uuid,
+    trigger_item text,
     CONSTRAINT runs_execution_check CHECK ((execution >= 0)),
+    CONSTRAINT runs_poll_has_item CHECK (((trigger_kind <> 'poll'::text) OR (trigger_item IS NOT NULL))),
     CONSTRAINT runs_status_check CHECK ((status = ANY (ARRAY['queued'::text, 'running'::text, 'succeeded'::text, 'failed'::text, 'cancelled'::text, 'stopped'::text]))),
-    CONSTRAINT runs_trigger_kind_check CHECK ((trigger_kind = ANY (ARRAY['manual'::text, 'schedule'::text, 'webhook'::text])))
+    CONSTRAINT runs_trigger_item_check CHECK (((length(trigger_item) >= 1) AND (length(trigger_item) <= 300))),
+    CONSTRAINT runs_trigger_kind_check CHECK ((trigger_kind = ANY (ARRAY['manual'::text, 'schedule'::text, 'webhook'::text, 'poll'::text])))
 );
 
 ALTER TABLE ONLY public.runs FORCE ROW LEVEL SECURITY;
@@ -1690,6 +1761,12 @@ ALTER TABLE ONLY public.passkey_challenges
 ALTER TABLE ONLY public.passkey_sign_in_challenges
     ADD CONSTRAINT passkey_sign_in_challenges_pkey PRIMARY KEY (challenge_hash);
 
+ALTER TABLE ONLY public.poll_seen
+    ADD CONSTRAINT poll_seen_pkey PRIMARY KEY (client_id, automation_id, item_key);
+
+ALTER TABLE ONLY public.poll_states
+    ADD CONSTRAINT poll_states_pkey PRIMARY KEY (client_id, automation_id);
+
 ALTER TABLE ONLY public.procrastinate_events
     ADD CONSTRAINT procrastinate_events_pkey PRIMARY KEY (id);
 
@@ -1774,6 +1851,10 @@ CREATE INDEX oauth_states_session_idx ON public.oauth_states USING btree (sessio
 
 CREATE INDEX passkey_sign_in_challenges_expiry_idx ON public.passkey_sign_in_challenges USING btree (expires_at);
 
+CREATE INDEX poll_seen_started_idx ON public.poll_seen USING btree (started_at) WHERE (started_at IS NOT NULL);
+
+CREATE INDEX poll_seen_waiting_idx ON public.poll_seen USING btree (client_id, automation_id, "position") WHERE (started_at IS NULL);
+
 CREATE INDEX procrastinate_events_job_id_fkey_v1 ON public.procrastinate_events USING btree (job_id);
 
 CREATE INDEX procrastinate_jobs_id_lock_idx_v1 ON public.procrastinate_jobs USING btree (id, lock) WHERE (status = ANY (ARRAY['todo'::public.procrastinate_job_status, 'doing'::public.procrastinate_job_status]));
@@ -1795,6 +1876,8 @@ CREATE INDEX runs_client_automation_idx ON public.runs USING btree (client_id, a
 CREATE INDEX runs_client_queued_idx ON public.runs USING btree (client_id, queued_at DESC);
 
 CREATE INDEX runs_client_retry_of_idx ON public.runs USING btree (client_id, retry_of) WHERE (retry_of IS NOT NULL);
+
+CREATE UNIQUE INDEX runs_poll_item_key ON public.runs USING btree (client_id, automation_id, trigger_item) WHERE (trigger_kind = 'poll'::text);
 
 CREATE INDEX runs_queued_idx ON public.runs USING btree (queued_at);
 
@@ -1894,6 +1977,18 @@ ALTER TABLE ONLY public.passkey_challenges
 ALTER TABLE ONLY public.passkey_challenges
     ADD CONSTRAINT passkey_challenges_client_id_user_id_fkey FOREIGN KEY (client_id, user_id) REFERENCES public.users(client_id, user_id) ON DELETE CASCADE;
 
+ALTER TABLE ONLY public.poll_seen
+    ADD CONSTRAINT poll_seen_client_id_automation_id_fkey FOREIGN KEY (client_id, automation_id) REFERENCES public.automations(client_id, automation_id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.poll_seen
+    ADD CONSTRAINT poll_seen_client_id_fkey FOREIGN KEY (client_id) REFERENCES public.clients(client_id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.poll_states
+    ADD CONSTRAINT poll_states_client_id_automation_id_fkey FOREIGN KEY (client_id, automation_id) REFERENCES public.automations(client_id, automation_id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.poll_states
+    ADD CONSTRAINT poll_states_client_id_fkey FOREIGN KEY (client_id) REFERENCES public.clients(client_id) ON DELETE CASCADE;
+
 ALTER TABLE ONLY public.procrastinate_events
     ADD CONSTRAINT procrastinate_events_job_id_fkey FOREIGN KEY (job_id) REFERENCES public.procrastinate_jobs(id) ON DELETE CASCADE;
 
@@ -1991,7 +2086,13 @@ CREATE POLICY definer_prune_costs ON public.cost_events FOR SELECT TO hapex_defi
 
 CREATE POLICY definer_prune_costs_delete ON public.cost_events FOR DELETE TO hapex_definer USING (true);
 
+CREATE POLICY definer_prune_deleted_automations ON public.automations FOR DELETE TO hapex_definer USING ((status = 'deleted'::text));
+
 CREATE POLICY definer_prune_runs ON public.runs FOR DELETE TO hapex_definer USING (true);
+
+CREATE POLICY definer_prune_seen ON public.poll_seen FOR SELECT TO hapex_definer USING (true);
+
+CREATE POLICY definer_prune_seen_delete ON public.poll_seen FOR DELETE TO hapex_definer USING ((started_at IS NOT NULL));
 
 CREATE POLICY definer_session_end ON public.sessions FOR DELETE TO hapex_definer USING (true);
 
@@ -2024,6 +2125,10 @@ ALTER TABLE public.oauth_states ENABLE ROW LEVEL SECURITY;
 ALTER TABLE public.passkey_challenges ENABLE ROW LEVEL SECURITY;
 
 ALTER TABLE public.passkey_sign_in_challenges ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE public.poll_seen ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE public.poll_states ENABLE ROW LEVEL SECURITY;
 
 ALTER TABLE public.recovery_codes ENABLE ROW LEVEL SECURITY;
 
@@ -2058,6 +2163,10 @@ CREATE POLICY tenant_isolation ON public.notifications USING ((client_id = ( SEL
 CREATE POLICY tenant_isolation ON public.oauth_states USING ((client_id = ( SELECT (NULLIF(current_setting('app.client_id'::text, true), ''::text))::uuid AS "nullif"))) WITH CHECK ((client_id = ( SELECT (NULLIF(current_setting('app.client_id'::text, true), ''::text))::uuid AS "nullif")));
 
 CREATE POLICY tenant_isolation ON public.passkey_challenges USING ((client_id = ( SELECT (NULLIF(current_setting('app.client_id'::text, true), ''::text))::uuid AS "nullif"))) WITH CHECK ((client_id = ( SELECT (NULLIF(current_setting('app.client_id'::text, true), ''::text))::uuid AS "nullif")));
+
+CREATE POLICY tenant_isolation ON public.poll_seen USING ((client_id = ( SELECT (NULLIF(current_setting('app.client_id'::text, true), ''::text))::uuid AS "nullif"))) WITH CHECK ((client_id = ( SELECT (NULLIF(current_setting('app.client_id'::text, true), ''::text))::uuid AS "nullif")));
+
+CREATE POLICY tenant_isolation ON public.poll_states USING ((client_id = ( SELECT (NULLIF(current_setting('app.client_id'::text, true), ''::text))::uuid AS "nullif"))) WITH CHECK ((client_id = ( SELECT (NULLIF(current_setting('app.client_id'::text, true), ''::text))::uuid AS "nullif")));
 
 CREATE POLICY tenant_isolation ON public.recovery_codes USING ((client_id = ( SELECT (NULLIF(current_setting('app.client_id'::text, true), ''::text))::uuid AS "nullif"))) WITH CHECK ((client_id = ( SELECT (NULLIF(current_setting('app.client_id'::text, true), ''::text))::uuid AS "nullif")));
 
@@ -2104,6 +2213,9 @@ GRANT ALL ON FUNCTION public.hapex_connections_due_for_check(p_expiring_before t
 REVOKE ALL ON FUNCTION public.hapex_credentials_bump_revision() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION public.hapex_defer_account_email() FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.hapex_due_polls(p_now timestamp with time zone, p_limit integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.hapex_due_polls(p_now timestamp with time zone, p_limit integer) TO hapex_agent;
 
 REVOKE ALL ON FUNCTION public.hapex_due_schedules(p_now timestamp with time zone, p_limit integer) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.hapex_due_schedules(p_now timestamp with time zone, p_limit integer) TO hapex_agent;
@@ -2291,6 +2403,7 @@ GRANT SELECT ON TABLE public.automation_versions TO hapex_agent;
 
 GRANT SELECT,DELETE ON TABLE public.automations TO hapex_intake;
 GRANT SELECT ON TABLE public.automations TO hapex_agent;
+GRANT DELETE ON TABLE public.automations TO hapex_definer;
 
 GRANT SELECT(client_id) ON TABLE public.automations TO hapex_definer;
 GRANT INSERT(client_id) ON TABLE public.automations TO hapex_intake;
@@ -2463,6 +2576,24 @@ GRANT SELECT(expires_at) ON TABLE public.oauth_states TO hapex_definer;
 GRANT SELECT,INSERT,DELETE ON TABLE public.passkey_challenges TO hapex_agent;
 
 GRANT SELECT,INSERT,DELETE ON TABLE public.passkey_sign_in_challenges TO hapex_definer;
+
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.poll_seen TO hapex_agent;
+GRANT DELETE ON TABLE public.poll_seen TO hapex_definer;
+
+GRANT SELECT(client_id) ON TABLE public.poll_seen TO hapex_intake;
+GRANT SELECT(client_id) ON TABLE public.poll_seen TO hapex_definer;
+
+GRANT SELECT(automation_id) ON TABLE public.poll_seen TO hapex_intake;
+GRANT SELECT(automation_id) ON TABLE public.poll_seen TO hapex_definer;
+
+GRANT SELECT(item_key) ON TABLE public.poll_seen TO hapex_definer;
+
+GRANT SELECT(seen_at) ON TABLE public.poll_seen TO hapex_definer;
+
+GRANT SELECT(started_at) ON TABLE public.poll_seen TO hapex_intake;
+GRANT SELECT(started_at) ON TABLE public.poll_seen TO hapex_definer;
+
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.poll_states TO hapex_agent;
 
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.procrastinate_events TO hapex_agent;
 GRANT INSERT ON TABLE public.procrastinate_events TO hapex_definer;

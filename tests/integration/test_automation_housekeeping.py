@@ -126,7 +126,7 @@ def test_an_automation_deleted_keeping_its_records_goes_once_retention_has_prune
     run_with_cost(owner_conn, kept)
     page = f"/automations/{kept}"
     assert visitor.post(f"{page}/delete", {"records": "keep"}, token_from=page).status_code == 303
-    prune = "SELECT hapex_prune_run_records(interval '30 days')"
+    prune = "SELECT hapex_prune_run_records(interval '30 days', 1000)"
     with agent_db.transaction() as conn:
         conn.execute(prune)
     assert owner_conn.execute("SELECT status FROM automations").fetchall() == [("deleted",)]  # its run is recent
@@ -134,7 +134,7 @@ def test_an_automation_deleted_keeping_its_records_goes_once_retention_has_prune
     owner_conn.execute("UPDATE runs SET queued_at = now() - interval '31 days'")
     owner_conn.execute("UPDATE automations SET updated_at = now() - interval '31 days'")
     with agent_db.transaction() as conn:
-        assert conn.execute(prune).fetchone() == (1,)
+        assert conn.execute(prune).fetchone() == (2,)  # its run, then the automation itself
 
     assert owner_conn.execute("SELECT count(*) FROM automations").fetchone() == (0,)
     assert owner_conn.execute("SELECT count(*) FROM automation_versions").fetchone() == (0,)
@@ -146,5 +146,5 @@ def test_retention_never_removes_an_automation_that_is_not_deleted(signed_up, ow
     automation_id = save_digest(visitor, owner_conn)
     owner_conn.execute("UPDATE automations SET updated_at = now() - interval '400 days'")
     with agent_db.transaction() as conn:
-        conn.execute("SELECT hapex_prune_run_records(interval '30 days')")
+        conn.execute("SELECT hapex_prune_run_records(interval '30 days', 1000)")
     assert owner_conn.execute("SELECT automation_id FROM automations").fetchall() == [(automation_id,)]

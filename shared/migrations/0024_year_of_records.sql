@@ -12,10 +12,14 @@ CREATE INDEX cost_events_occurred_idx ON cost_events (occurred_at);
 
 -- The prune deletes a batch at a time, each its own short transaction, so that no lock it
 -- takes is held for the time a whole day's deletion needs; the caller repeats until a batch
--- deletes nothing. The 30-day floor stays and the batch is at most 5000 of each table.
+-- deletes nothing. The 30-day floor stays and the batch is at most 5000 of each table. It keeps
+-- what migration 0023 added to the prune (seen poll items, automations deleted with records kept).
 DROP FUNCTION hapex_prune_run_records(interval);
--- Ids only: the batch names the cost events it deletes by their key.
+-- Ids only: the batch names the cost events and seen items it deletes by their keys.
 GRANT SELECT (client_id, cost_event_id) ON cost_events TO hapex_definer;
+GRANT SELECT (client_id, automation_id, item_key) ON poll_seen TO hapex_definer;
+-- The seen records of items that started a run, found by age without reading the table whole.
+CREATE INDEX poll_seen_started_idx ON poll_seen (started_at) WHERE started_at IS NOT NULL;
 
 CREATE FUNCTION hapex_prune_run_records(p_older_than interval, p_limit integer)
     RETURNS integer
@@ -26,6 +30,8 @@ CREATE FUNCTION hapex_prune_run_records(p_older_than interval, p_limit integer)
         cutoff timestamptz;
         costs integer;
         n integer;
+        seen integer;
+        gone integer;
     BEGIN
         IF p_older_than IS NULL OR p_older_than < interval '30 days' THEN
             RAISE EXCEPTION 'run records are kept at least 30 days'
@@ -47,7 +53,22 @@ CREATE FUNCTION hapex_prune_run_records(p_older_than interval, p_limit integer)
                                         AND status IN ('succeeded', 'failed', 'cancelled', 'stopped')
                                       ORDER BY queued_at LIMIT p_limit);
         GET DIAGNOSTICS n = ROW_COUNT;
-        RETURN n + costs;
+        -- Migration 0023's housekeeping, a batch at a time as well: the seen records of items that
+        -- started their run long ago, and automations deleted with their records kept, once no run is left.
+        DELETE FROM public.poll_seen
+        WHERE (client_id, automation_id, item_key) IN (
+            SELECT client_id, automation_id, item_key FROM public.poll_seen
+            WHERE started_at IS NOT NULL AND started_at < cutoff
+            ORDER BY started_at LIMIT p_limit);
+        GET DIAGNOSTICS seen = ROW_COUNT;
+        DELETE FROM public.automations a
+        WHERE (a.client_id, a.automation_id) IN (
+            SELECT d.client_id, d.automation_id FROM public.automations d
+            WHERE d.status = 'deleted' AND d.updated_at < cutoff
+              AND NOT EXISTS (SELECT 1 FROM public.runs r WHERE r.automation_id = d.automation_id)
+            LIMIT p_limit);
+        GET DIAGNOSTICS gone = ROW_COUNT;
+        RETURN n + costs + seen + gone;
     END
     $$;
 
