@@ -26,6 +26,7 @@ from psycopg import sql
 
 from hapex.localstack import embedded_db
 from shared.db.migrate import apply_migrations
+from tests.conftest import embedded_server_pgdata, ensure_test_server
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SNAPSHOT = REPO_ROOT / "tests" / "data" / "schema.sql"
@@ -87,11 +88,10 @@ def main() -> int:
     if configured:
         SNAPSHOT.write_text(migrated_schema(configured), encoding="utf-8")
     else:
-        pgdata = REPO_ROOT / ".data" / "test-postgres"
+        pgdata = embedded_server_pgdata()
         was_running = (pgdata / "postmaster.pid").exists()
         try:
-            SNAPSHOT.write_text(migrated_schema(embedded_db.ensure_running(pgdata, database="postgres")),
-                                encoding="utf-8")
+            SNAPSHOT.write_text(migrated_schema(ensure_test_server(pgdata)), encoding="utf-8")
         finally:
             if not was_running:
                 embedded_db.stop(pgdata)
