@@ -77,14 +77,36 @@ def ensure_test_server(pgdata: Path) -> str:
     return dsn
 
 
+def _embedded_pgdata() -> Path | None:
+    return None if os.environ.get("TEST_DATABASE_URL", "").strip() else embedded_server_pgdata()
+
+
+_started_by_controller = pytest.StashKey[bool]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist the controller starts the embedded server (and stops it at the end if it
+    started it), so that no worker stops it while another still uses it."""
+    pgdata = _embedded_pgdata()
+    if pgdata is None or hasattr(config, "workerinput") or not getattr(config.option, "numprocesses", None):
+        return
+    config.stash[_started_by_controller] = not (pgdata / "postmaster.pid").exists()
+    ensure_test_server(pgdata)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    pgdata = _embedded_pgdata()
+    if pgdata is not None and config.stash.get(_started_by_controller, False):
+        embedded_db.stop(pgdata)
+
+
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[str]:
     """The owner's DSN on the test server (the embedded one unless TEST_DATABASE_URL)."""
-    configured = os.environ.get("TEST_DATABASE_URL", "").strip()
-    if configured:
-        yield configured
+    pgdata = _embedded_pgdata()
+    if pgdata is None:
+        yield os.environ["TEST_DATABASE_URL"].strip()
         return
-    pgdata = embedded_server_pgdata()
     was_running = (pgdata / "postmaster.pid").exists()
     yield ensure_test_server(pgdata)
     if not was_running:
