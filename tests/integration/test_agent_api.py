@@ -35,6 +35,8 @@ def test_every_client_route_without_a_token_gets_401_in_the_error_shape(api, age
         "bearer",
         SERVICE,
     ],
+    # Stable ids, never the random token: every pytest-xdist worker must collect the same names.
+    ids=["wrong-token", "token-cut-short", "basic-scheme", "scheme-alone", "token-without-scheme"],
 )
 def test_a_wrong_or_malformed_token_is_refused(api, header):
     response = api.get("/v1/openapi.json", headers={"Authorization": header})
