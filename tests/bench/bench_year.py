@@ -397,7 +397,8 @@ def measure_prune(database: Any, size: YearSize) -> dict[str, Any]:
                     rid = uuid.uuid4()
                     conn.execute(AGENT_RUNS["insert_run"], {
                         "client_id": cid, "run_id": rid, "automation_id": aid, "automation_version": 1,
-                        "trigger_kind": "manual", "scheduled_for": None, "status": "queued", "error_class": None,
+                        "trigger_kind": "manual", "scheduled_for": None, "trigger_item": None, "status": "queued",
+                        "error_class": None,
                         "error_message": None})
                     conn.execute(AGENT_RUNS["insert_run_step"], {"client_id": cid, "run_id": rid, "step_index": 0,
                                                                  "capability": "webhook.post",
@@ -453,6 +454,7 @@ def measure_prune(database: Any, size: YearSize) -> dict[str, Any]:
         "concurrent_insert_ms_p99": rounded(percentile(insert_ms, 99), 2),
         "concurrent_insert_ms_max": rounded(max(insert_ms), 2) if insert_ms else None,
         "concurrent_insert_errors": len(errors),
+        "concurrent_insert_error_kinds": sorted(set(errors)),
         "lock_waits_seen": len(lock_waits),
         "lock_wait_samples": lock_waits[:5],
     }
