@@ -259,6 +259,7 @@ def reference_options(draft: AutomationDraft, index: int, into: InputField | Non
 
 # The input kinds that take text with fields (and so get the picker).
 TEXT_KINDS = ("text", "textarea", "lines", "json")
+_MINUTES = re.compile(r"[0-9]{1,6}")
 _INSERT = re.compile(r"^insert:(\d{1,3}):([a-z_][a-z0-9_]{0,40}):((?:trigger|steps)(?:\.[a-z0-9_]{1,41}){1,8})$")
 
 
@@ -453,7 +454,8 @@ def definition_from_draft(draft: AutomationDraft) -> tuple[dict[str, Any], dict[
         trigger.update(cron=draft.cron, timezone=draft.timezone)
     if draft.trigger_kind == "poll":
         options = {k: v for k, v in draft.poll_options.get(draft.poll_source, {}).items() if v}
-        every: Any = int(draft.every_minutes) if draft.every_minutes.isdigit() else draft.every_minutes
+        # ASCII digits only, and few: str.isdigit() also says yes to "²" and to 5000 digits, which int() refuses.
+        every: Any = int(draft.every_minutes) if _MINUTES.fullmatch(draft.every_minutes) else draft.every_minutes
         trigger.update(source=draft.poll_source, every_minutes=every, options=options)
     steps = []
     for index, step in enumerate(draft.steps):

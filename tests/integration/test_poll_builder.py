@@ -77,3 +77,13 @@ def test_the_automation_page_says_how_many_new_items_wait_for_the_next_polls(sig
                        "FROM generate_series(1, 72) n", [client_id, automation_id])
     page = text_of(visitor.get(saved.headers["Location"]))
     assert "47 new items waiting; they will run over the next polls" in page
+
+
+def test_an_interval_of_digits_python_cannot_read_as_a_number_is_a_message_not_a_server_error(signed_up, owner_conn):
+    visitor, _ = signed_up
+    form, _ = sheet_form(visitor)
+    for every in ("²", "1" * 5000):  # str.isdigit() says yes to both; int() refuses both
+        response = press(visitor, {**form, "every_minutes": every}, "save")
+        assert response.status_code == 400, every[:10]
+        assert field_is_marked_invalid(text_of(response), "every_minutes")
+    assert owner_conn.execute("SELECT count(*) FROM automations").fetchone() == (0,)
