@@ -87,6 +87,12 @@ def new_passkey() -> ResponseReturnValue:
         return _account_page(account, passkey_error=UNAVAILABLE), 409
     if not 1 <= len(label) <= 60 or any(ord(c) < 32 for c in label):
         return _account_page(account, passkey_error="Name the passkey (up to 60 characters), e.g. “Work laptop”."), 400
+    # A passkey signs in without the password and outlives a password reset: a session alone (a stolen
+    # cookie) must not add one, so the password comes first, as for removing one. Without this step's
+    # challenge, the agent refuses any registration.
+    problem = _check_password(account, request.form.get("password", "")[:1024])
+    if problem:
+        return _account_page(account, passkey_error=problem), _status_for(problem)
     try:
         options = get_agent().passkey_registration_options(identity.client_id, identity.user_id,
                                                            account_name=account["email"])

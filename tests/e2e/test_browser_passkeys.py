@@ -29,6 +29,7 @@ def test_a_passkey_is_registered_then_signs_in_instead_of_the_password_and_as_th
         sign_up_and_log_in(page, live_stack.database.owner_dsn, email=email, password=PASSWORD)
         page.goto("/account")
         page.get_by_label("Name for the new passkey").fill("Test laptop")
+        page.get_by_label("Your password, to add a passkey").fill(PASSWORD)
         page.get_by_role("button", name="Add a passkey").click()
         page.get_by_role("button", name="Create the passkey “Test laptop”").click()
         expect(page.get_by_role("heading", name="Two-step sign-in is on")).to_be_visible()

@@ -44,8 +44,9 @@ def ceremony(response) -> dict:
     return json.loads(html.unescape(OPTIONS.search(page).group(1)))  # type: ignore[union-attr]
 
 
-def add_passkey(visitor: Visitor, device: SoftAuthenticator, label: str = "Work laptop"):
-    options = ceremony(visitor.post("/account/passkeys/new", {"label": label}, token_from="/account"))
+def add_passkey(visitor: Visitor, device: SoftAuthenticator, label: str = "Work laptop", password: str = PASSWORD):
+    options = ceremony(visitor.post("/account/passkeys/new", {"label": label, "password": password},
+                                    token_from="/account"))
     return visitor.post("/account/passkeys", {"label": label, "credential": json.dumps(device.register(options))},
                         token_from="/account")
 
@@ -186,7 +187,7 @@ def test_the_export_lists_passkeys_by_name_and_dates_without_their_keys(signed_u
 
 
 def test_a_member_walked_to_enrolment_can_add_a_passkey_there(intake_app, signed_up, device, mailbox):  # noqa: F811
-    from tests.integration.test_accounts_members import invite, join
+    from tests.integration.test_accounts_members import MEMBER_PASSWORD, invite, join
 
     owner, _ = signed_up
     add_passkey(owner, device)
@@ -197,7 +198,8 @@ def test_a_member_walked_to_enrolment_can_add_a_passkey_there(intake_app, signed
     assert member.get("/automations").headers["Location"] == "/account/second-factor/required"
     phone = SoftAuthenticator(rp_id="intake.test", origin=BASE_URL)
     page = "/account/second-factor/required"
-    options = ceremony(member.post("/account/passkeys/new", {"label": "Phone"}, token_from=page))
+    options = ceremony(member.post("/account/passkeys/new", {"label": "Phone", "password": MEMBER_PASSWORD},
+                                   token_from=page))
     done = member.post("/account/passkeys", {"label": "Phone", "credential": json.dumps(phone.register(options))},
                        token_from=page)
     assert done.status_code == 200 and len(CODES.findall(done.get_data(as_text=True))) == 10
@@ -214,3 +216,15 @@ def test_adding_and_removing_a_passkey_are_emailed_to_the_user(signed_up, device
     assert "A passkey was removed from your Hapex account" in subjects
     bodies = "\n".join(m.get_content() for m in mailbox.to(email))
     assert b64url(device.credential_id) not in bodies and "Work laptop" not in bodies
+
+
+def test_a_stolen_session_alone_cannot_add_a_passkey_that_would_sign_in_without_the_password(signed_up, owner_conn):
+    """A passkey signs in without the password and outlives a password reset, so adding one asks for the
+    password as removing one does: a session cookie alone must not buy a lasting way in."""
+    thief, _ = signed_up
+    for given in ({"label": "Thief"}, {"label": "Thief", "password": "not the password at all"}):
+        refused = thief.post("/account/passkeys/new", given, token_from="/account")
+        assert refused.status_code == 400
+        assert "<script" not in refused.get_data(as_text=True)
+    assert owner_conn.execute("SELECT count(*) FROM passkey_challenges").fetchone() == (0,)
+    assert owner_conn.execute("SELECT count(*) FROM user_passkeys").fetchone() == (0,)
