@@ -15,11 +15,12 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Blueprint, Response, current_app, g, render_template, stream_with_context
+from flask import Blueprint, Response, current_app, g, render_template, request
 from flask.typing import ResponseReturnValue
+from werkzeug.wsgi import wrap_file
 
 from intake.account_data import repository
-from intake.account_data.export import stream_export
+from intake.account_data.export import spool_export
 from intake.agent_client import AgentError, OutputsCursor
 from intake.db import get_agent, get_db
 from shared.db import fetch_all, tenant_transaction
@@ -45,10 +46,10 @@ def export() -> ResponseReturnValue:
                                        "made. Try again in a minute."), 503
     exported_at = datetime.now(UTC)
     logger.info("account data exported", extra={"client_id": client_id, "user_id": g.identity.user_id})
-    # Streamed: the rows are read and written a batch at a time, so a client with a million runs
-    # costs the intake no more memory than one with ten.
-    chunks = stream_export(get_db(), client_id, exported_at=exported_at, stored_outputs=stored_outputs)
-    response = Response(stream_with_context(chunks), mimetype="application/json")
+    # Streamed into a spooled file a batch of rows at a time, so a client with a million runs costs the
+    # intake no more memory than one with ten; the download reads the file, holding no connection.
+    spool = spool_export(get_db(), client_id, exported_at=exported_at, stored_outputs=stored_outputs)
+    response = Response(wrap_file(request.environ, spool), mimetype="application/json", direct_passthrough=True)
     response.headers["Content-Disposition"] = f'attachment; filename="hapex-export-{exported_at:%Y-%m-%d}.json"'
     response.headers["Cache-Control"] = "no-store"
     return response

@@ -266,3 +266,23 @@ def test_an_export_larger_than_one_fetch_holds_every_row_once(two_accounts, owne
     runs = [row["run_id"] for row in archive["runs"]]
     assert len(runs) == len(set(runs)) == 8
     assert set(runs) == table_ids(owner_conn, "runs", mine)
+
+
+def test_a_download_read_slowly_holds_no_database_connection_or_open_transaction(two_accounts, owner_conn):
+    """A client that stops reading its export (or never reads it) must not keep a pooled connection and an
+    open snapshot: ten such downloads would otherwise take every connection of the intake's pool."""
+    visitor, _, _, = two_accounts["mine"][:3]
+    response = visitor.get("/account/export", buffered=False)
+    try:
+        assert response.status_code == 200
+        first = next(iter(response.response))
+        assert first
+        held = owner_conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE usename = 'hapex_intake' "
+            "AND state LIKE 'idle in transaction%%' AND datname = current_database()").fetchone()
+        assert held == (0,)
+        archive = json.loads(first + b"".join(response.response)
+                             if isinstance(first, bytes) else first + "".join(response.response))
+        assert archive["format"] == "hapex-account-export/1" and archive["runs"]
+    finally:
+        response.close()
