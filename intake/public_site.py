@@ -40,7 +40,10 @@ SITE_PAGES: tuple[tuple[str, str, str], ...] = (
 # cannot say frame-ancestors): written to _headers, the format Netlify and Cloudflare Pages read.
 SITE_HEADERS = ("Content-Security-Policy", "Strict-Transport-Security", "X-Content-Type-Options",
                 "X-Frame-Options", "Referrer-Policy", "Cross-Origin-Opener-Policy", "Permissions-Policy")
-_URL_ATTRIBUTES = {"href", "src", "action", "srcset", "formaction", "poster", "data"}
+# Every attribute a browser fetches, follows or pings (ping sends a POST to each URL it lists on a click).
+_URL_ATTRIBUTES = {"href", "src", "action", "srcset", "formaction", "poster", "data", "ping", "xlink:href", "cite",
+                   "background", "longdesc", "manifest", "icon", "lowsrc", "dynsrc", "codebase", "archive",
+                   "itemtype", "profile"}
 
 
 class SiteBuildError(RuntimeError):
@@ -147,13 +150,18 @@ class _PageLinks(HTMLParser):
         self.forbidden: list[str] = []
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in ("script", "style", "iframe", "object", "embed", "base"):
+        if tag in ("script", "style", "iframe", "object", "embed", "base", "frame", "frameset", "applet", "portal"):
             self.forbidden.append(f"<{tag}>")
+        if tag == "meta" and any(name == "http-equiv" and (value or "").strip().lower() == "refresh"
+                                 for name, value in attrs):
+            self.forbidden.append('<meta http-equiv="refresh"> (it sends the reader elsewhere)')
         for name, value in attrs:
             if name.startswith("on") or name == "style":
                 self.forbidden.append(f"{name}= on <{tag}>")
             elif name in _URL_ATTRIBUTES and value is not None:
-                self.urls.append(value)
+                # ping, archive and srcset may list several URLs; each must land inside the site or the intake.
+                self.urls += ([part.strip().split(" ")[0] for part in value.split(",") if part.strip()]
+                              if name == "srcset" else value.split() if name in ("ping", "archive") else [value])
 
 
 def site_problems(out: Path, intake_url: str, files: Iterable[str]) -> list[str]:

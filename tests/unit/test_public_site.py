@@ -127,3 +127,21 @@ def test_built_for_an_intake_behind_a_tls_balancer_the_page_states_the_trade_off
     text = (tmp_path / "out" / "security" / "index.html").read_text()
     assert "load balancer holds the" in text and "travel unencrypted" in text
     assert "This web app serves HTTPS itself" not in text
+
+
+@pytest.mark.parametrize("fragment", [
+    '<p><a href="/security/" ping="https://tracker.example/p">Our security</a></p>',
+    '<meta http-equiv="refresh" content="0; url=https://tracker.example/">',
+    '<svg><a xlink:href="https://tracker.example/">x</a></svg>',
+    '<blockquote cite="https://tracker.example/q">Quoted.</blockquote>',
+    '<table background="https://tracker.example/b.png"><tr><td>x</td></tr></table>',
+], ids=["ping", "meta-refresh", "xlink-href", "cite", "background"])
+def test_an_operators_page_that_sends_the_reader_or_a_ping_elsewhere_is_refused(tmp_path, monkeypatch, capsys,
+                                                                                 fragment):
+    terms = tmp_path / "terms.html"
+    terms.write_text(f"<p>These terms.</p>{fragment}")
+    out = tmp_path / "out"
+    monkeypatch.setenv("INTAKE_PUBLIC_URL", INTAKE)
+    assert main(["site", "build", str(out), "--terms", str(terms)]) == 1
+    assert "terms/index.html" in capsys.readouterr().err
+    assert not out.exists()
