@@ -64,7 +64,9 @@ class RunLimits:
             run_seconds=float(env.integer("HAPEX_RUN_TIME_LIMIT_SECONDS", 900, minimum=10, maximum=86400)),
             step_attempts=env.integer("HAPEX_STEP_MAX_ATTEMPTS", 4, minimum=1, maximum=10),
             backoff_base_seconds=env.integer("HAPEX_RETRY_BASE_MS", 1000, minimum=0, maximum=60000) / 1000,
-            retention_days=env.integer("HAPEX_RUN_RETENTION_DAYS", 400, minimum=30, maximum=3650),
+            # 31 at least: the prune also deletes cost events, and a shorter age would reach into the current
+            # (UTC) month on its 31st, so the month's spend and its budget would read low.
+            retention_days=env.integer("HAPEX_RUN_RETENTION_DAYS", 400, minimum=31, maximum=3650),
         )
 
 

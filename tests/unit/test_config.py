@@ -264,3 +264,12 @@ def test_the_intake_plans_each_query_for_its_client_and_the_agent_keeps_generic_
     assert IntakeConfig.from_env(intake_env(tmp_path)).pool.custom_plans is True
     assert IntakeConfig.pool.custom_plans is True
     assert AgentConfig.pool.custom_plans is False
+
+
+def test_a_retention_shorter_than_the_longest_month_is_refused_so_this_months_costs_are_never_pruned():
+    """At 30 days, the prune on the 31st deletes the 1st's cost events: the month's spend and its budget
+    would read low. 31 days always reaches back before the start of the current (UTC) month."""
+    with pytest.raises(ConfigError) as raised:
+        AgentConfig.from_env(agent_env(HAPEX_RUN_RETENTION_DAYS="30"))
+    assert "HAPEX_RUN_RETENTION_DAYS" in str(raised.value)
+    assert AgentConfig.from_env(agent_env(HAPEX_RUN_RETENTION_DAYS="31")).limits.retention_days == 31
