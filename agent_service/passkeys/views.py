@@ -67,6 +67,10 @@ sign_in_blueprint = Blueprint("passkey_sign_in", __name__, url_prefix="/v1/passk
 RP_NAME = "Hapex"
 TIMEOUT_MS = 120_000  # what the browser is told; the challenge itself is good for five minutes
 REFUSED: dict[str, Any] = {"accepted": False, "client_id": None, "user_id": None}
+# What user_passkeys keeps (migration 0022): a credential id within WebAuthn's bound (at most 1023
+# bytes; 16 at least, as the spec asks of an authenticator) and a COSE public key of sane size.
+CREDENTIAL_ID_BYTES = range(16, 1024)
+PUBLIC_KEY_BYTES = range(16, 2049)
 
 
 class PasskeysUnavailable(HapexError):
@@ -182,6 +186,10 @@ def register(client_id: uuid.UUID, user_id: uuid.UUID, data: dict[str, Any]) -> 
     except (WebAuthnException, ValueError, TypeError, KeyError):
         logger.info("passkey registration refused", extra={**log, "status": "unverified"})
         raise RegistrationRefused() from None
+    if (len(verified.credential_id) not in CREDENTIAL_ID_BYTES
+            or len(verified.credential_public_key) not in PUBLIC_KEY_BYTES):
+        logger.info("passkey registration refused", extra={**log, "status": "out_of_bounds"})
+        raise RegistrationRefused()
     known = {t.value for t in AuthenticatorTransport}
     transports = sorted({t.value if isinstance(t, AuthenticatorTransport) else str(t)
                          for t in (credential.response.transports or [])} & known)

@@ -233,6 +233,20 @@ def test_malformed_answers_are_refused_in_the_error_shape(api, intake_db):
     assert none.status_code == 404 and none.get_json()["error"] == "no_passkeys"
 
 
+@pytest.mark.parametrize("length", [8, 15, 1024, 1500], ids=lambda n: f"{n}-byte-id")
+def test_a_verified_passkey_whose_credential_id_no_browser_may_send_is_refused_not_a_server_error(
+        api, intake_db, owner_conn, length):
+    """WebAuthn bounds a credential id to 16..1023 bytes (the table says so too); an authenticator that
+    signs for a longer or shorter one is refused in the error shape, with nothing stored."""
+    alice = Person(intake_db)
+    alice.device.credential_id = bytes(length)
+    options = registration_options(api, alice).get_json()["options"]
+    answer = api.post(alice.base, json={"credential": alice.device.register(options), "label": "Odd key"},
+                      headers=alice.headers())
+    assert answer.status_code == 400 and answer.get_json()["error"] == "passkey_refused"
+    assert owner_conn.execute("SELECT count(*) FROM user_passkeys").fetchone() == (0,)
+
+
 def test_without_a_configured_origin_passkeys_are_unavailable(database, agent_db, intake_db):
     api = build_agent_app(database, agent_db).test_client()
     alice = Person(intake_db)
