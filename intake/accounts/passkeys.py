@@ -43,6 +43,7 @@ from intake.config import IntakeConfig
 from intake.db import get_agent, get_db
 from intake.security_headers import allow_script
 from shared.db import tenant_transaction
+from shared.request_input import load_json
 
 logger = logging.getLogger(__name__)
 
@@ -63,8 +64,8 @@ def _credential() -> dict[str, Any] | None:
     if not raw or len(raw) > MAX_CREDENTIAL_CHARS:
         return None
     try:
-        value = json.loads(raw)
-    except ValueError:
+        value = load_json(raw)  # deep nesting is refused there (json.loads raises RecursionError, not ValueError)
+    except ValueError:  # UnreadableJSON is one
         return None
     return value if isinstance(value, dict) else None
 

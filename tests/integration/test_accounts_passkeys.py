@@ -228,3 +228,18 @@ def test_a_stolen_session_alone_cannot_add_a_passkey_that_would_sign_in_without_
         assert "<script" not in refused.get_data(as_text=True)
     assert owner_conn.execute("SELECT count(*) FROM passkey_challenges").fetchone() == (0,)
     assert owner_conn.execute("SELECT count(*) FROM user_passkeys").fetchone() == (0,)
+
+
+def test_a_deeply_nested_answer_is_a_refusal_not_a_server_error(intake_app, signed_up, device):
+    """json.loads raises RecursionError (not ValueError) past ~1000 levels, well within the field's 16 KB."""
+    visitor, _ = signed_up
+    add_passkey(visitor, device)
+    deep = "[" * 8000 + "]" * 8000
+    stranger = Visitor(intake_app, address="192.0.2.11")
+    ceremony(stranger.post("/login/passkey", {}, token_from="/login"))
+    refused = stranger.post("/login/passkey/finish", {"credential": deep}, token_from="/login")
+    assert refused.status_code == 303 and refused.headers["Location"] == "/login"
+    passkey_id = visitor.get("/account").get_data(as_text=True).split("/account/passkeys/")[1].split("/")[0]
+    path = f"/account/passkeys/{passkey_id}/remove"
+    removal = visitor.post(path, {"password": PASSWORD, "credential": deep}, token_from=path)
+    assert removal.status_code == 400
