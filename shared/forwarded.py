@@ -10,6 +10,7 @@ balancers probe their targets directly, without the header.
 from __future__ import annotations
 
 import logging
+from urllib.parse import quote
 
 from flask import Flask, jsonify, redirect, request
 from flask.typing import ResponseReturnValue
@@ -21,6 +22,8 @@ logger = logging.getLogger(__name__)
 
 # The balancer's own probes reach these directly over the private network.
 PROBE_PATHS = frozenset({"/healthz", "/readyz"})
+# What stays as it is in a redirected path (RFC 3986 pchar and "/"); everything else is percent-encoded.
+_PATH_SAFE = "/:@!$&'()*+,;=-._~"
 
 
 class HttpsRequired(HapexError):
@@ -44,7 +47,10 @@ def install(app: Flask, *, trusted_proxy_count: int, tls_by_proxy: bool, https_o
         logger.info("plain http refused", extra={"error": HttpsRequired.name})
         if https_origin and request.method in ("GET", "HEAD"):
             # The configured origin, never the request's Host: a forged header must not choose where to send.
-            target = https_origin.rstrip("/") + request.full_path.rstrip("?")
+            # The path as the client sent it, percent-encoded again: decoded, a %0d%0a in it could not be a header.
+            target = https_origin.rstrip("/") + quote(request.path, safe=_PATH_SAFE)
+            if request.query_string:
+                target += "?" + request.query_string.decode("latin-1")
             return redirect(target, 308)
         raise HttpsRequired()
 
