@@ -1,6 +1,6 @@
 """What each poll source asks its provider: the cursor now, the new items since a cursor, one item's fields.
 
-A poll learns ids only (a Gmail message id, a row's number with a hash of its cells, a Calendar event
+A poll learns ids only (a Gmail message id, a row's number and its count's generation, a Calendar event
 id) and moves the provider's cursor on; a run reads its own item's fields when it starts. Nothing here
 keeps an item's contents beyond the call that read it.
 
@@ -9,7 +9,8 @@ keeps an item's contents beyond the call that read it.
   (q, after: the last poll) says which of those match. A history id Gmail no longer keeps is answered
   404: then the search alone, over the time since the last poll, finds them (developers.google.com/
   workspace/gmail/api/guides/sync, "partial synchronization").
-- Sheets: the number of rows of the sheet (spreadsheets.values.get); rows past it are new.
+- Sheets: the number of rows of the sheet (spreadsheets.values.get); rows past it are new. Rows removed
+  start a new generation of the count, so a row added again at a number seen before is new.
 - HubSpot: the newest contact's createdate (CRM search, sorted by createdate); contacts created since
   (less a margin for the search index's lag, the seen keys dropping what already ran) are new.
 - Calendar: events.list's nextSyncToken; a token Google no longer accepts is answered 410 Gone, and a
@@ -18,8 +19,6 @@ keeps an item's contents beyond the call that read it.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
 import time
 from collections.abc import Callable, Mapping
@@ -172,10 +171,10 @@ def _sheet_values(ctx: StepContext, token: Secret, options: Mapping[str, Any], a
     return rows
 
 
-def _row_key(number: int, row: list[Any]) -> str:
-    """The row's number with a hash of its cells: a row deleted and another added at that number is new."""
-    digest = hashlib.sha256(json.dumps(row, ensure_ascii=False, default=str).encode()).hexdigest()[:16]
-    return f"row:{number}:{digest}"
+def _row_key(number: int, generation: int) -> str:
+    """The row's number and the count's generation, nothing of its cells (a hash of them would let a dump
+    confirm a guessed row): rows removed start a new generation, so one added again at a number is new."""
+    return f"row:{number}:g{generation}"
 
 
 def sheets_prime(ctx: StepContext, token: Secret, options: Mapping[str, Any]) -> dict[str, Any]:
@@ -186,10 +185,11 @@ def sheets_poll(ctx: StepContext, token: Secret, options: Mapping[str, Any], cur
                 since: datetime, primed_at: datetime) -> PollAnswer:
     rows = _sheet_values(ctx, token, options, "")
     counted = int(cursor.get("rows", 0))
+    generation = int(cursor.get("generation", 0))
     if len(rows) < counted:  # rows were removed: count again from here, nothing is new
-        return PollAnswer({"rows": len(rows)}, reset=True)
-    return PollAnswer({"rows": len(rows)},
-                      [_row_key(number, rows[number - 1]) for number in range(counted + 1, len(rows) + 1)])
+        return PollAnswer({"rows": len(rows), "generation": generation + 1}, reset=True)
+    return PollAnswer({"rows": len(rows), "generation": generation},
+                      [_row_key(number, generation) for number in range(counted + 1, len(rows) + 1)])
 
 
 def sheets_item(ctx: StepContext, token: Secret, options: Mapping[str, Any], key: str) -> dict[str, Any]:

@@ -239,6 +239,34 @@ def test_new_rows_of_a_sheet_start_one_run_each_with_cells_by_column_name(rt, in
     assert b"New lead Bob (row 3)" in slack.calls[0].request.body
 
 
+@responses.activate
+def test_a_new_rows_key_is_its_number_alone_so_no_cell_can_be_guessed_from_a_dump(rt, intake_db, agent_db,
+                                                                                  owner_conn):
+    """poll_seen and runs.trigger_item keep ids only: an unkeyed hash of a row's cells let whoever holds
+    a dump confirm a guessed row (one email address in a one-column sheet). Rows removed and added again
+    are new rows: a new count, whatever their cells."""
+    whole = f"{SHEETS}%27Leads%27"
+    header = [["Full name", "Email"]]
+    tenants = []
+    for lead in (["Bob", "bob@example.com"], ["Eve", "eve@example.com"]):
+        client_id, automation_id = poll_tenant(rt, intake_db, agent_db, [G + "spreadsheets.readonly"], ROW)
+        responses.mock.upsert(responses.GET, whole, json={"range": "Leads!A1:B1", "values": header})
+        assert poll(rt, client_id, automation_id).primed
+        responses.mock.upsert(responses.GET, whole, json={"range": "Leads!A1:B2", "values": header + [lead]})
+        assert poll(rt, client_id, automation_id).started == 1
+        tenants.append((client_id, automation_id))
+    seen = [owner_conn.execute("SELECT item_key FROM poll_seen WHERE automation_id = %s",
+                               [automation_id]).fetchall() for _, automation_id in tenants]
+    assert seen[0] == seen[1]  # the same key for Bob's row as for Eve's: nothing of the cells is in it
+    client_id, automation_id = tenants[0]
+    responses.mock.upsert(responses.GET, whole, json={"range": "Leads!A1:B1", "values": header})
+    assert poll(rt, client_id, automation_id).started == 0  # the row was removed: nothing is new
+    responses.mock.upsert(responses.GET, whole, json={"range": "Leads!A1:B2",
+                                                      "values": header + [["Bob", "bob@example.com"]]})
+    assert poll(rt, client_id, automation_id).started == 1  # added again: a new row, run again
+    assert len(poll_runs(owner_conn, automation_id)) == 2
+
+
 def event(event_id, created, summary="Call"):
     return {"kind": "calendar#event", "id": event_id, "status": "confirmed", "summary": summary,
             "created": created, "updated": created, "start": {"dateTime": "2026-12-10T09:00:00Z"},
