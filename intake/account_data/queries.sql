@@ -48,8 +48,8 @@ FROM connections WHERE client_id = %(client_id)s ORDER BY created_at, connection
 
 -- export_runs --
 -- Every run the client's automations made.
-SELECT run_id, automation_id, automation_version, trigger_kind, scheduled_for, status, error_class, error_message,
-       queued_at, started_at, finished_at
+SELECT run_id, automation_id, automation_version, trigger_kind, scheduled_for, trigger_item, status, error_class,
+       error_message, queued_at, started_at, finished_at
 FROM runs WHERE client_id = %(client_id)s ORDER BY queued_at, run_id
 
 -- export_run_steps --

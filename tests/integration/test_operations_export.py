@@ -286,3 +286,16 @@ def test_a_download_read_slowly_holds_no_database_connection_or_open_transaction
         assert archive["format"] == "hapex-account-export/1" and archive["runs"]
     finally:
         response.close()
+
+
+def test_the_export_names_the_item_each_poll_run_was_started_for(two_accounts, owner_conn):
+    visitor, mine, mine_rows = two_accounts["mine"][:3]
+    automation_id, version = owner_conn.execute(
+        "SELECT automation_id, version FROM automations WHERE client_id = %s LIMIT 1", [mine]).fetchone()
+    run_id = owner_conn.execute(
+        "INSERT INTO runs (client_id, automation_id, automation_version, trigger_kind, trigger_item, status) "
+        "VALUES (%s, %s, %s, 'poll', 'msg-18c2f0a1b2', 'succeeded') RETURNING run_id",
+        [mine, automation_id, version]).fetchone()[0]
+    archive = json.loads(visitor.get("/account/export").get_data(as_text=True))
+    (run,) = [r for r in archive["runs"] if r["run_id"] == str(run_id)]
+    assert run["trigger_kind"] == "poll" and run["trigger_item"] == "msg-18c2f0a1b2"
