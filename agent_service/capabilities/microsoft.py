@@ -27,20 +27,23 @@ def _calendar_path(calendar_id: str, collection: str) -> str:
 
 def search_mail(ctx: StepContext, token: Secret | None, data: dict[str, Any]) -> StepResult:
     """Messages matching a search (KQL over subject, body, sender), newest first."""
-    # $search takes one double-quoted string; quotes and backslashes inside are escaped.
-    query = data["query"].replace("\\", "\\\\").replace('"', '\\"')
     answer = ctx.http.json(
         "GET", "me/messages", token=require_token(token, ctx.http.provider),
         headers={"ConsistencyLevel": "eventual"},
-        params={"$search": f'"{query}"', "$top": data.get("max_results", 20),
+        params={"$search": kql_search(data["query"]), "$top": data.get("max_results", 20),
                 "$select": "id,conversationId,subject,from,receivedDateTime"})
     messages = [
         {"id": str(item["id"]), "thread_id": str(item.get("conversationId") or ""),
-         "sender": _address(item.get("from")), "subject": str(item.get("subject") or ""),
+         "sender": address(item.get("from")), "subject": str(item.get("subject") or ""),
          "date": str(item.get("receivedDateTime") or "")}
         for item in _values(answer) if "id" in item
     ]
     return StepResult({"messages": messages}, counts={"messages": len(messages)})
+
+
+def kql_search(query: str) -> str:
+    """A search as Graph's $search takes it: one double-quoted string, quotes and backslashes inside escaped."""
+    return '"' + query.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def list_events(ctx: StepContext, token: Secret | None, data: dict[str, Any]) -> StepResult:
@@ -84,7 +87,8 @@ def _values(answer: Any) -> list[dict[str, Any]]:
     return [item for item in values if isinstance(item, dict)]
 
 
-def _address(value: Any) -> str:
+def address(value: Any) -> str:
+    """A Graph recipient as Name <address>."""
     email = value.get("emailAddress") if isinstance(value, dict) else None
     if not isinstance(email, dict):
         return ""

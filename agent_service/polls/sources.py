@@ -15,6 +15,12 @@ keeps an item's contents beyond the call that read it.
   (less a margin for the search index's lag, the seen keys dropping what already ran) are new.
 - Calendar: events.list's nextSyncToken; a token Google no longer accepts is answered 410 Gone, and a
   full list (a fresh token) replaces it (developers.google.com/calendar/api/guides/sync).
+- Outlook: Microsoft Graph's inbox delta (me/mailFolders/inbox/messages/delta, changeType=created):
+  the @odata.deltaLink is the cursor, @odata.nextLink pages are followed. The delta cannot take a
+  $search, so the client's search (me/messages?$search) says which new ids match, as for Gmail. A
+  delta token Graph no longer keeps (410 Gone, or syncStateNotFound) is replaced by a fresh round from
+  the last poll on (less LOOK_BACK), whose messages are new unless seen (learn.microsoft.com/graph/
+  delta-query-messages, api/message-delta).
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ from agent_service.capabilities.google_api import api_root, google_json, google_
 from agent_service.capabilities.google_calendar import _events_path
 from agent_service.capabilities.google_gmail import GMAIL, body_text
 from agent_service.capabilities.google_sheets import SHEETS_ROOT
+from agent_service.capabilities.microsoft import address, kql_search
 from shared.secret import Secret
 
 # Pages a poll reads at most from one provider listing; what is beyond waits for the next poll.
@@ -373,9 +380,126 @@ def hubspot_item(ctx: StepContext, token: Secret, options: Mapping[str, Any], ke
                         "created_at": str(properties.get("createdate") or "")}}
 
 
+# --- Outlook ------------------------------------------------------------------------------------
+
+INBOX_DELTA = "me/mailFolders/inbox/messages/delta"
+# Graph's error codes for a delta or skip token it no longer keeps (besides 410 Gone).
+RESYNC_CODES = frozenset({"syncstatenotfound", "syncstateinvalid", "resyncrequired"})
+# Messages per delta or search page (Prefer: odata.maxpagesize; Graph's default is 10).
+GRAPH_PAGE = {"Prefer": "odata.maxpagesize=50"}
+
+
+def _graph_time(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _graph_link(ctx: StepContext, link: Any) -> str | None:
+    """A nextLink or deltaLink, only if it is on Graph itself: the access token goes with it."""
+    return link if isinstance(link, str) and link.startswith(ctx.http.url("")) else None
+
+
+def _graph_code(response: Any) -> str:
+    try:
+        error = response.json().get("error")
+    except (ValueError, AttributeError):
+        return ""
+    return str(error.get("code") or "").lower() if isinstance(error, dict) else ""
+
+
+def _inbox_delta(ctx: StepContext, token: Secret, link: str | None,
+                 after: datetime) -> tuple[list[tuple[str, str]], str, bool]:
+    """The inbox's new messages from a delta link (without one, a fresh round of those received from
+    `after` on): (received, id) pairs, the link to keep, and whether Graph refused the link."""
+    url = link or INBOX_DELTA
+    params: dict[str, Any] | None = None if link else {
+        "changeType": "created", "$select": "id,receivedDateTime",
+        "$filter": f"receivedDateTime ge {_graph_time(after)}"}
+    found: list[tuple[str, str]] = []
+    for _ in range(MAX_PAGES):
+        response = ctx.http.request("GET", url, token=token, check=False, headers=GRAPH_PAGE, params=params)
+        if response.status_code == 410 or (response.status_code in (400, 404)
+                                           and _graph_code(response) in RESYNC_CODES):
+            return [], "", True
+        check_status(ctx.http.provider, response)
+        answer = _object(response_json(ctx.http.provider, response), "Microsoft Graph")
+        for item in answer.get("value") or []:
+            if isinstance(item, dict) and "id" in item and "@removed" not in item:
+                found.append((str(item.get("receivedDateTime") or ""), str(item["id"])))
+        delta = _graph_link(ctx, answer.get("@odata.deltaLink"))
+        if delta:
+            return found, delta, False
+        following = _graph_link(ctx, answer.get("@odata.nextLink"))
+        if not following:
+            raise OutputInvalid("Microsoft Graph answered without a delta link.")
+        url, params = following, None
+    # Beyond MAX_PAGES the cursor is the next page's link; the next poll carries on from it.
+    return found, url, False
+
+
+def _outlook_search(ctx: StepContext, token: Secret, query: str, wanted: set[str], oldest: str) -> set[str]:
+    """Which of `wanted` match the client's search: Graph lists matches newest first, so the pages stop
+    once all are found or the matches are older than the oldest new email (less LOOK_BACK)."""
+    try:
+        floor = _graph_time(datetime.fromisoformat(oldest.replace("Z", "+00:00")) - LOOK_BACK)
+    except ValueError:
+        floor = ""
+    url = "me/messages"
+    params: dict[str, Any] | None = {"$search": kql_search(query), "$select": "id,receivedDateTime", "$top": 50}
+    matching: set[str] = set()
+    for _ in range(MAX_PAGES):
+        answer = _object(ctx.http.json("GET", url, token=token, params=params), "Microsoft Graph")
+        values = [item for item in answer.get("value") or [] if isinstance(item, dict) and "id" in item]
+        matching |= {str(item["id"]) for item in values} & wanted
+        following = _graph_link(ctx, answer.get("@odata.nextLink"))
+        if matching == wanted or not following or not values or \
+                str(values[-1].get("receivedDateTime") or "") < floor:
+            break
+        url, params = following, None
+    return matching
+
+
+def outlook_prime(ctx: StepContext, token: Secret, options: Mapping[str, Any]) -> dict[str, Any]:
+    """A delta round of the messages received from now on: nothing yet, and the link to ask from."""
+    _, link, _gone = _inbox_delta(ctx, token, None, datetime.now(UTC))
+    return {"delta_link": link}
+
+
+def outlook_poll(ctx: StepContext, token: Secret, options: Mapping[str, Any], cursor: Mapping[str, Any],
+                 since: datetime, primed_at: datetime) -> PollAnswer:
+    link = _graph_link(ctx, cursor.get("delta_link"))
+    found, following, gone = _inbox_delta(ctx, token, link, primed_at) if link else ([], "", True)
+    if gone:  # a full round from the last poll on (the seen keys drop those that ran already)
+        found, following, _gone = _inbox_delta(ctx, token, None, max(since - LOOK_BACK, primed_at))
+    found.sort()  # Graph's receivedDateTime is UTC with Z: as text it sorts by time
+    new = list(dict.fromkeys(message_id for _, message_id in found))
+    if new and options.get("query"):
+        matching = _outlook_search(ctx, token, str(options["query"]), set(new), found[0][0])
+        new = [message_id for message_id in new if message_id in matching]
+    return PollAnswer({"delta_link": following}, new, reset=gone)
+
+
+def outlook_item(ctx: StepContext, token: Secret, options: Mapping[str, Any], key: str) -> dict[str, Any]:
+    response = ctx.http.request(
+        "GET", f"me/messages/{path_segment(key, 'Outlook message id')}", token=token, check=False,
+        headers={"Prefer": 'outlook.body-content-type="text"'},
+        params={"$select": "id,conversationId,from,toRecipients,subject,receivedDateTime,bodyPreview,body"})
+    if response.status_code == 404:
+        raise ItemGone("The new email was deleted from Outlook before this run could read it.")
+    check_status(ctx.http.provider, response)
+    message = _object(response_json(ctx.http.provider, response), "Microsoft Graph")
+    body: dict[str, Any] = message["body"] if isinstance(message.get("body"), dict) else {}
+    recipients = [address(r) for r in message.get("toRecipients") or [] if isinstance(r, dict)]
+    return {"email": {"id": str(message.get("id", key)), "thread_id": str(message.get("conversationId") or ""),
+                      "from": address(message.get("from")), "to": ", ".join(r for r in recipients if r),
+                      "subject": str(message.get("subject") or ""),
+                      "date": str(message.get("receivedDateTime") or ""),
+                      "snippet": str(message.get("bodyPreview") or ""), "body_text": str(body.get("content") or "")}}
+
+
 SOURCES: dict[str, Source] = {
     "gmail.new_email": Source(gmail_prime, gmail_poll, gmail_item),
     "sheets.new_row": Source(sheets_prime, sheets_poll, sheets_item),
     "calendar.new_event": Source(calendar_prime, calendar_poll, calendar_item),
     "hubspot.new_contact": Source(hubspot_prime, hubspot_poll, hubspot_item),
+    "outlook.new_email": Source(outlook_prime, outlook_poll, outlook_item),
 }

@@ -1,13 +1,21 @@
-"""Microsoft Graph, Notion and HubSpot shaped APIs: the calls the capabilities make, on sample data."""
+"""Microsoft Graph, Notion and HubSpot shaped APIs: the calls the capabilities and polls make, on sample data.
+
+Outlook's mail is the sandbox's one mailbox (Gmail's): the inbox delta's token is the mailbox's history
+id, so the Gmail page's "Deliver a new email" is a new email in Outlook too; a token older than the
+sample mail, or not one the sandbox gave, is answered 410 Gone with syncStateNotFound, as Graph does.
+"""
 
 from __future__ import annotations
 
+import calendar
 import time
 from typing import Any
+from urllib.parse import urlencode
 
 from flask import Blueprint, Response, jsonify, request
 
 from hapex.sandbox import oauth
+from hapex.sandbox.google import HISTORY_FLOOR, _matches
 from hapex.sandbox.views import store
 
 bp = Blueprint("others", __name__)
@@ -29,20 +37,72 @@ def _graph_guard(*any_of: str) -> Response | None:
     return None
 
 
+def _graph_message(m: dict[str, Any], *fields: str) -> dict[str, Any]:
+    """A sandbox email as Graph's message resource, with the $select'ed properties (id always)."""
+    sender = {"emailAddress": {"name": m["from"].split(" <")[0], "address": m["from"].split("<")[-1].rstrip(">")}}
+    full: dict[str, Any] = {
+        "id": "AAMk-" + m["id"], "conversationId": "AAQk-" + m["threadId"], "subject": m["subject"],
+        "receivedDateTime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(m["internalDate"]) / 1000)),
+        "from": sender, "toRecipients": [{"emailAddress": {"name": "Crumb & Co Bakery",
+                                                           "address": "hello@crumb.example"}}],
+        "bodyPreview": m["body"][:255], "body": {"contentType": "text", "content": m["body"]}}
+    return {k: v for k, v in full.items() if k == "id" or not fields or k in fields}
+
+
+def _selected() -> list[str]:
+    return [f for f in (request.args.get("$select") or "").split(",") if f]
+
+
 @bp.get("/microsoft/v1.0/me/messages")
 def graph_messages() -> Response:
+    """$search as the KQL subset the sandbox knows (words, from:, subject:), newest first, paged by $skiptoken."""
     denied = _graph_guard("Mail.Read")
     if denied:
         return denied
-    query = (request.args.get("$search") or "").strip('"').lower()
-    stem = query[:-1] if query.endswith("s") and len(query) > 3 else query
-    found = [m for m in store().state.mailbox if stem in f"{m['subject']} {m['from']} {m['body']}".lower()]
-    top = int(request.args.get("$top", "20") or 20)
-    return jsonify(value=[{
-        "id": "AAMk-" + m["id"], "conversationId": "AAQk-" + m["threadId"], "subject": m["subject"],
-        "receivedDateTime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(m["internalDate"]) / 1000)),
-        "from": {"emailAddress": {"name": m["from"].split(" <")[0], "address": m["from"].split("<")[-1].rstrip(">")}},
-    } for m in found[:top]])
+    query = (request.args.get("$search") or "").strip('"').replace('\\"', '"')
+    found = [m for m in store().state.mailbox if _matches(m, query)]
+    top, skip = int(request.args.get("$top", "10") or 10), int(request.args.get("$skiptoken", "0") or 0)
+    answer: dict[str, Any] = {"value": [_graph_message(m, *_selected()) for m in found[skip:skip + top]]}
+    if skip + top < len(found):
+        answer["@odata.nextLink"] = f"{request.base_url}?" + urlencode(
+            {"$search": request.args.get("$search", ""), "$top": top, "$skiptoken": skip + top})
+    return jsonify(answer)
+
+
+@bp.get("/microsoft/v1.0/me/mailFolders/inbox/messages/delta")
+def graph_inbox_delta() -> Response:
+    """The inbox's messages created since $deltatoken (a fresh round: those received from $filter's time on)."""
+    denied = _graph_guard("Mail.ReadBasic", "Mail.Read")
+    if denied:
+        return denied
+    state = store().state
+    token = request.args.get("$deltatoken")
+    if token is not None:
+        if not token.isdigit() or int(token) < HISTORY_FLOOR or int(token) > state.history_id:
+            return _error(410, {"error": {"code": "SyncStateNotFound",
+                                          "message": "The sync state generation is not found."}})
+        found = [m for m in state.mailbox if int(m.get("historyId", HISTORY_FLOOR)) > int(token)]
+    else:
+        floor = (request.args.get("$filter") or "").removeprefix("receivedDateTime ge ")
+        try:
+            floor_ms = calendar.timegm(time.strptime(floor, "%Y-%m-%dT%H:%M:%SZ")) * 1000
+        except ValueError:
+            return _error(400, {"error": {"code": "BadRequest", "message": "Unsupported $filter."}})
+        found = [m for m in state.mailbox if int(m["internalDate"]) >= floor_ms]
+    return jsonify({"value": [_graph_message(m, *_selected()) for m in reversed(found)],
+                    "@odata.deltaLink": f"{request.base_url}?$deltatoken={state.history_id}"})
+
+
+@bp.get("/microsoft/v1.0/me/messages/<message_id>")
+def graph_message(message_id: str) -> Response:
+    denied = _graph_guard("Mail.Read")
+    if denied:
+        return denied
+    message = next((m for m in store().state.mailbox if "AAMk-" + m["id"] == message_id), None)
+    if message is None:
+        return _error(404, {"error": {"code": "ErrorItemNotFound",
+                                      "message": "The specified object was not found in the store."}})
+    return jsonify(_graph_message(message, *_selected()))
 
 
 @bp.get("/microsoft/v1.0/me/calendarView")

@@ -240,6 +240,13 @@ POLL_TRIGGERS: dict[str, PollTrigger] = {
                     "Starts a run for each new email matching a Gmail search (users.history since the last "
                     "poll); its sender, subject, date and text are trigger.email.<field>.",
                     (_G + "gmail.readonly",), s.NewEmailOptions, s.NewEmailFields),
+        # Mail.ReadBasic would cover the poll, but not bodyPreview or the body a run reads (snippet,
+        # body_text): Mail.Read is the least privilege that covers the fields, as for outlook.search_mail.
+        PollTrigger("outlook.new_email", "microsoft", "New email in Outlook",
+                    "Starts a run for each new email in the Outlook inbox matching a search (Microsoft Graph's "
+                    "inbox delta since the last poll); its sender, subject, date and text are "
+                    "trigger.email.<field>.",
+                    ("Mail.Read",), s.NewOutlookEmailOptions, s.NewEmailFields),
         PollTrigger("sheets.new_row", "google", "New row in a Google Sheet",
                     "Starts a run for each row added at the end of a sheet; trigger.row.<column> is a cell by "
                     "the column's name in the first row, lowercase with _ for spaces (trigger.row.email_address).",

@@ -255,6 +255,12 @@ class NewEmailOptions(PollOptions):
         "description": "A Gmail search the new email must match, like from:billing@example.com has:attachment."})
 
 
+class NewOutlookEmailOptions(PollOptions):
+    query = fields.String(load_default="", validate=validate.Length(1, 500), metadata={
+        "description": "An Outlook search the new email in the inbox must match, like from:billing@example.com "
+                       "invoice; leave it out for every new email in the inbox."})
+
+
 class NewRowOptions(PollOptions):
     spreadsheet_id = fields.String(required=True, validate=_SHEET_ID)
     sheet = fields.String(load_default="Sheet1", validate=validate.Regexp(

@@ -87,3 +87,26 @@ def test_an_interval_of_digits_python_cannot_read_as_a_number_is_a_message_not_a
         assert response.status_code == 400, every[:10]
         assert field_is_marked_invalid(text_of(response), "every_minutes")
     assert owner_conn.execute("SELECT count(*) FROM automations").fetchone() == (0,)
+
+def test_new_email_in_outlook_is_offered_with_its_search_and_the_gmail_email_fields_and_needs_mail_read(
+        signed_up, owner_conn):
+    visitor, _ = signed_up
+    form = {"name": "Outlook invoices", "trigger_kind": "poll:outlook.new_email", "cron": "", "timezone": "UTC",
+            "every_minutes": "15", "poll-outlook.new_email-query": "from:billing invoice"}
+    page = press(visitor, form, "add_step", new_capability="slack.post_message")
+    body = text_of(page)
+    assert 'value="poll:outlook.new_email" checked' in body and "New email in Outlook" in body
+    assert 'name="poll-outlook.new_email-query"' in body
+    buttons = picker_buttons(body, 0, "text")
+    for name in ("from", "subject", "date", "snippet", "body_text", "id"):
+        assert buttons[f"trigger.email.{name}"] == f"Trigger: email: {name.replace('_', ' ')} (text)", name
+    form.update({"steps-0-capability": "slack.post_message", "steps-0-value-channel": "#accounts",
+                 "steps-0-value-text": "Invoice from {{ trigger.email.from }}: {{ trigger.email.subject }}"})
+
+    saved = press(visitor, form, "save")
+
+    assert saved.status_code == 303, text_of(saved)
+    assert owner_conn.execute("SELECT trigger FROM automations").fetchone()[0] == {
+        "kind": "poll", "source": "outlook.new_email", "every_minutes": 15,
+        "options": {"query": "from:billing invoice"}}
+    assert "Mail.Read" in text_of(visitor.get(saved.headers["Location"]))

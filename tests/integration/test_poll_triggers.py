@@ -6,6 +6,9 @@ Google is mocked with `responses` in the shapes of its discovery documents: gmai
 historyId, nextPageToken; 404 for a history id it no longer keeps), users.messages.list (q; messages[],
 nextPageToken) and .get (format=full); sheets v4 spreadsheets.values.get (values); calendar v3
 events.list (syncToken, timeMin; items[], nextSyncToken, nextPageToken; 410 Gone) and events.get.
+Microsoft Graph in the shapes of its v1.0 reference: message: delta on the inbox (changeType, $select,
+$filter=receivedDateTime ge; value[], @odata.nextLink, @odata.deltaLink; 410 SyncStateNotFound), list
+messages with $search (value[], newest first) and get message ($select, Prefer outlook.body-content-type).
 """
 
 from __future__ import annotations
@@ -402,3 +405,168 @@ def test_each_new_hubspot_contact_starts_one_run_with_its_fields_and_the_search_
     run_id = owner_conn.execute("SELECT run_id FROM runs WHERE trigger_item = '601'").fetchone()[0]
     assert execute_run(rt, client_id=client_id, run_id=run_id) == "succeeded"
     assert b"Welcome Ada (ada@example.com)" in slack.calls[0].request.body
+
+
+GRAPH = "https://graph.microsoft.com/v1.0"
+DELTA = f"{GRAPH}/me/mailFolders/inbox/messages/delta"
+OUTLOOK = definition("outlook.new_email", {"query": "subject:invoice"},
+                     "Invoice from {{ trigger.email.from }}: {{ trigger.email.subject }}")
+
+
+def outlook_tenant(rt, intake_db, agent_db):
+    client_id = make_client(intake_db)
+    connect(rt, agent_db, client_id, "microsoft", ["Mail.Read"])
+    connect(rt, agent_db, client_id, "slack", ["chat:write"], expires_in=timedelta(days=365))
+    return client_id, automation(intake_db, client_id, OUTLOOK)
+
+
+def delta_link(token):
+    return f"{DELTA}?$deltatoken={token}"
+
+
+def fresh_delta(mock, ids, token):
+    """A fresh round (no token): the inbox's messages received from the $filter's time on."""
+    return mock.get(DELTA, match=[responses.matchers.query_param_matcher(
+        {"changeType": "created", "$select": "id,receivedDateTime"}, strict_match=False)],
+        json={"@odata.context": f"{GRAPH}/$metadata#Collection(message)",
+              "value": [{"id": m, "receivedDateTime": f"2026-12-03T10:0{n}:00Z"} for n, m in enumerate(ids)],
+              "@odata.deltaLink": delta_link(token)})
+
+
+def delta_page(mock, token, ids, *, next_token=None, following=None):
+    answer = {"value": [{"id": m, "receivedDateTime": f"2026-12-03T11:0{n}:00Z"} for n, m in enumerate(ids)]}
+    if following:
+        answer["@odata.nextLink"] = f"{DELTA}?$skiptoken={following}"
+    else:
+        answer["@odata.deltaLink"] = delta_link(next_token)
+    return mock.get(DELTA, match=[responses.matchers.query_param_matcher(
+        {"$skiptoken" if token.startswith("skip") else "$deltatoken": token})], json=answer)
+
+
+def outlook_search(mock, ids):
+    return mock.get(f"{GRAPH}/me/messages", json={"value": [
+        {"id": m, "receivedDateTime": "2026-12-03T11:00:00Z"} for m in reversed(ids)]})
+
+
+def outlook_cursor(owner_conn, automation_id):
+    return owner_conn.execute("SELECT cursor FROM poll_states WHERE automation_id = %s",
+                              [automation_id]).fetchone()[0]
+
+
+@responses.activate
+def test_the_first_outlook_poll_takes_the_inbox_delta_link_and_starts_nothing(rt, intake_db, agent_db, owner_conn):
+    client_id, automation_id = outlook_tenant(rt, intake_db, agent_db)
+    fresh = fresh_delta(responses.mock, [], "D1")
+
+    outcome = poll(rt, client_id, automation_id)
+
+    assert outcome.primed and outcome.started == 0
+    assert poll_runs(owner_conn, automation_id) == []
+    assert outlook_cursor(owner_conn, automation_id) == {"delta_link": delta_link("D1")}
+    request = fresh.calls[0].request
+    assert re.fullmatch(r"receivedDateTime ge \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", request.params["$filter"])
+    assert request.headers["Prefer"] == "odata.maxpagesize=50"
+    assert request.headers["Authorization"].startswith("Bearer microsoft-access-canary-")
+    assert not any("/me/messages" in call.request.url for call in responses.calls)
+
+
+@responses.activate
+def test_each_new_matching_outlook_email_starts_one_run_whose_fields_come_from_graph(rt, intake_db, agent_db,
+                                                                                    owner_conn):
+    client_id, automation_id = outlook_tenant(rt, intake_db, agent_db)
+    fresh_delta(responses.mock, [], "D1")
+    poll(rt, client_id, automation_id)
+    delta_page(responses.mock, "D1", ["o1", "o2"], following="skip2")  # the round goes on over @odata.nextLink
+    delta_page(responses.mock, "skip2", ["o3"], next_token="D2")
+    search = outlook_search(responses.mock, ["o1", "o3"])  # o2 does not match the search
+
+    outcome = poll(rt, client_id, automation_id)
+
+    assert outcome.started == 2
+    assert poll_runs(owner_conn, automation_id) == [("o1",), ("o3",)]
+    assert outlook_cursor(owner_conn, automation_id) == {"delta_link": delta_link("D2")}
+    assert search.calls[0].request.params["$search"] == '"subject:invoice"'
+    assert owner_conn.execute("SELECT item_key FROM poll_seen WHERE automation_id = %s ORDER BY position",
+                              [automation_id]).fetchall() == [("o1",), ("o3",)]
+    message = responses.mock.get(f"{GRAPH}/me/messages/o1", json={
+        "id": "o1", "conversationId": "c1", "subject": "Invoice 42", "receivedDateTime": "2026-12-03T11:00:00Z",
+        "bodyPreview": "Please find attached", "body": {"contentType": "text", "content": "Please pay"},
+        "from": {"emailAddress": {"name": "Billing", "address": "billing@supplier.example"}},
+        "toRecipients": [{"emailAddress": {"name": "Owner", "address": "owner@example.com"}}]})
+    slack = responses.mock.post(SLACK_POST, json={"ok": True, "channel": "C0123456", "ts": "1795900000.000100"})
+    run_id = owner_conn.execute("SELECT run_id FROM runs WHERE trigger_item = 'o1'").fetchone()[0]
+
+    assert execute_run(rt, client_id=client_id, run_id=run_id) == "succeeded"
+
+    assert "Invoice from Billing <billing@supplier.example>: Invoice 42" in json.loads(
+        slack.calls[0].request.body)["text"]
+    read = message.calls[0].request
+    assert read.params["$select"] == "id,conversationId,from,toRecipients,subject,receivedDateTime,bodyPreview,body"
+    assert read.headers["Prefer"] == 'outlook.body-content-type="text"'
+
+
+@responses.activate
+def test_an_outlook_poll_that_finds_nothing_writes_no_run_and_no_seen_record(rt, intake_db, agent_db, owner_conn):
+    client_id, automation_id = outlook_tenant(rt, intake_db, agent_db)
+    fresh_delta(responses.mock, [], "D1")
+    poll(rt, client_id, automation_id)
+    delta_page(responses.mock, "D1", [], next_token="D2")
+
+    outcome = poll(rt, client_id, automation_id)
+
+    assert outcome.started == 0 and not outcome.primed and not outcome.skipped
+    assert owner_conn.execute("SELECT count(*) FROM runs WHERE automation_id = %s", [automation_id]).fetchone() == (0,)
+    assert owner_conn.execute("SELECT count(*) FROM poll_seen WHERE automation_id = %s",
+                              [automation_id]).fetchone() == (0,)
+    # Graph gives a new delta link each round: the next round asks from it.
+    assert outlook_cursor(owner_conn, automation_id) == {"delta_link": delta_link("D2")}
+    assert not any("/me/messages?" in call.request.url for call in responses.calls)
+
+
+@responses.activate
+def test_a_delta_token_graph_no_longer_keeps_is_replaced_by_a_fresh_round_without_doubling(rt, intake_db, agent_db,
+                                                                                         owner_conn):
+    client_id, automation_id = outlook_tenant(rt, intake_db, agent_db)
+    fresh_delta(responses.mock, [], "D1")
+    poll(rt, client_id, automation_id)
+    delta_page(responses.mock, "D1", ["o1"], next_token="D2")
+    outlook_search(responses.mock, ["o1"])
+    assert poll(rt, client_id, automation_id).started == 1
+    gone = responses.mock.get(DELTA, match=[responses.matchers.query_param_matcher({"$deltatoken": "D2"})],
+                              status=410, json={"error": {"code": "SyncStateNotFound",
+                                                          "message": "The sync state generation is not found."}})
+    responses.mock.replace(responses.GET, f"{GRAPH}/me/messages", json={"value": [
+        {"id": "o4", "receivedDateTime": "2026-12-03T12:00:00Z"},
+        {"id": "o1", "receivedDateTime": "2026-12-03T11:00:00Z"}]})
+    responses.mock.remove(responses.GET, DELTA)
+    responses.mock.add(gone)
+    fresh_delta(responses.mock, ["o1", "o4"], "D3")
+
+    outcome = poll(rt, client_id, automation_id)
+
+    assert gone.call_count == 1
+    assert outcome.started == 1  # o4 only: o1 had its run already
+    assert poll_runs(owner_conn, automation_id) == [("o1",), ("o4",)]
+    assert outlook_cursor(owner_conn, automation_id) == {"delta_link": delta_link("D3")}
+
+
+@responses.activate
+def test_an_outlook_email_deleted_before_its_run_reads_it_fails_the_run_saying_so(rt, intake_db, agent_db,
+                                                                                owner_conn):
+    client_id, automation_id = outlook_tenant(rt, intake_db, agent_db)
+    fresh_delta(responses.mock, [], "D1")
+    poll(rt, client_id, automation_id)
+    delta_page(responses.mock, "D1", ["o9"], next_token="D2")
+    outlook_search(responses.mock, ["o9"])
+    poll(rt, client_id, automation_id)
+    responses.mock.get(f"{GRAPH}/me/messages/o9", status=404, json={"error": {
+        "code": "ErrorItemNotFound", "message": "The specified object was not found in the store."}})
+    slack = responses.mock.post(SLACK_POST, json={"ok": True, "channel": "C0123456", "ts": "1.2"})
+    run_id = owner_conn.execute("SELECT run_id FROM runs WHERE trigger_item = 'o9'").fetchone()[0]
+
+    assert execute_run(rt, client_id=client_id, run_id=run_id) == "failed"
+
+    assert owner_conn.execute("SELECT error_class, error_message FROM runs WHERE run_id = %s", [run_id]).fetchone() == (
+        "trigger_item_gone", "The new item could not be read: The new email was deleted from Outlook before this "
+                             "run could read it.")
+    assert slack.call_count == 0

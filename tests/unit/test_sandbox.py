@@ -371,6 +371,46 @@ def test_microsoft_graph_mail_search_needs_mail_read_and_calendar_writes_need_re
     assert sandbox.post("/microsoft/v1.0/me/events", json={"subject": "x"}, headers=bearer(tokens)).status_code == 403
 
 
+def test_the_outlook_poll_finds_a_delivered_email_in_the_sandbox_inbox_delta_and_reads_its_fields(sandbox):
+    from datetime import UTC, datetime, timedelta
+
+    from agent_service.capabilities import LLMSettings, ProviderHTTP, StepContext
+    from agent_service.polls.sources import SOURCES
+
+    tokens = connect(sandbox, "microsoft", ["Mail.Read", "offline_access"])
+    ctx = StepContext(client_id=uuid.uuid4(), run_id=uuid.uuid4(), step_index=0,
+                      http=ProviderHTTP(sandbox.provider("microsoft"), verify=sandbox.ca),
+                      llm=LLMSettings(api_key=None), idempotency_key="poll:test")
+    token, before = tokens.access_token, datetime.now(UTC) - timedelta(minutes=1)
+    mailbox, history_id = list(sandbox.store.state.mailbox), sandbox.store.state.history_id
+    outlook = SOURCES["outlook.new_email"]
+    try:
+        cursor = outlook.prime(ctx, token, {})
+        assert cursor["delta_link"].startswith(f"{sandbox.url}/microsoft/v1.0/me/mailFolders/inbox/messages/delta?")
+        assert outlook.poll(ctx, token, {}, cursor, before, before).items == []
+        assert sandbox.post("/google/gmail/arrive").status_code == 303  # the sandbox's "Deliver a new email"
+        arrived = sandbox.store.state.mailbox[0]
+        found = outlook.poll(ctx, token, {}, cursor, before, before)
+        assert found.items == ["AAMk-" + arrived["id"]] and not found.reset
+        # The search narrows the new ids: the arrived email's sender matches, another sender does not.
+        sender = arrived["from"].split("<")[-1].split("@")[0]
+        assert outlook.poll(ctx, token, {"query": f"from:{sender}"}, cursor, before, before).items == found.items
+        assert outlook.poll(ctx, token, {"query": "from:nobody-sends-this"}, cursor, before, before).items == []
+        fields = outlook.item(ctx, token, {}, found.items[0])["email"]
+        assert (fields["subject"], fields["body_text"]) == (arrived["subject"], arrived["body"])
+        assert fields["from"].endswith(f"<{arrived['from'].split('<')[-1]}") and fields["snippet"]
+        later = outlook.poll(ctx, token, {}, outlook.poll(ctx, token, {}, cursor, before, before).cursor,
+                             before, before)
+        assert later.items == []  # the delta link it kept starts after the delivered email
+        forged = {"delta_link": f"{sandbox.url}/microsoft/v1.0/me/mailFolders/inbox/messages/delta?$deltatoken=7"}
+        reset = outlook.poll(ctx, token, {}, forged, before, before)  # 410 syncStateNotFound: a fresh round
+        assert reset.reset and reset.items == found.items
+    finally:
+        with sandbox.store.lock:
+            sandbox.store.state.mailbox[:] = mailbox
+            sandbox.store.state.history_id = history_id
+
+
 def test_notion_authenticates_hapex_with_basic_and_revokes_its_shape(sandbox):
     from hapex.sandbox.others import NOTION_PAGE_ID
 
