@@ -13,7 +13,7 @@ from flask_wtf.csrf import CSRFProtect
 from intake.agent_client import AgentClient
 from intake.config import IntakeConfig
 from shared import access_log, forwarded, request_input
-from shared.catalog import CATALOG, Catalog
+from shared.catalog import CATALOG, POLL_TRIGGERS, Catalog
 from shared.db import Database
 
 
@@ -75,6 +75,7 @@ def create_app(
     app.jinja_env.globals["email_unverified"] = email_unverified
     app.jinja_env.filters["usd"] = format_microusd
     app.jinja_env.filters["when"] = format_when
+    app.jinja_env.globals["trigger_label"] = trigger_label
     app.register_blueprint(health.blueprint)
     app.register_blueprint(pages.blueprint)
     app.register_blueprint(accounts_blueprint)
@@ -92,6 +93,14 @@ def format_microusd(amount: int | None) -> str:
         return "–"
     dollars = amount / 1_000_000
     return f"${dollars:,.2f}" if dollars >= 1 or dollars == 0 else f"${dollars:.4f}"
+
+
+def trigger_label(kind: str, source: str | None = None) -> str:
+    """How a run started, as people read it: a poll by its source's title ("New email in Gmail")."""
+    if kind == "poll":
+        poll = POLL_TRIGGERS.get(source or "")
+        return poll.title if poll else "A new item"
+    return kind
 
 
 def format_when(moment: datetime | None, zone: str | None = None) -> str:

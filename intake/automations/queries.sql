@@ -43,10 +43,12 @@ WHERE client_id = %(client_id)s AND automation_id = %(automation_id)s AND starte
 -- list_runs --
 -- The client's most recent runs, optionally of one automation.
 SELECT r.run_id, r.automation_id, a.name AS automation_name, r.automation_version,
-       r.trigger_kind, r.status, r.error_class, r.queued_at, r.started_at, r.finished_at,
-       a.trigger ->> 'timezone' AS timezone
+       r.trigger_kind, v.trigger ->> 'source' AS trigger_source, r.status, r.error_class, r.queued_at,
+       r.started_at, r.finished_at, a.trigger ->> 'timezone' AS timezone
 FROM runs r
 JOIN automations a ON a.client_id = r.client_id AND a.automation_id = r.automation_id
+LEFT JOIN automation_versions v
+  ON v.client_id = r.client_id AND v.automation_id = r.automation_id AND v.version = r.automation_version
 WHERE r.client_id = %(client_id)s
   AND (%(automation_id)s::uuid IS NULL OR r.automation_id = %(automation_id)s::uuid)
 ORDER BY r.queued_at DESC, r.run_id
@@ -55,12 +57,14 @@ LIMIT %(limit)s
 -- get_run --
 -- One run of the client by id, with its safe failure message (never step contents).
 SELECT r.run_id, r.automation_id, a.name AS automation_name, a.store_outputs, r.automation_version,
-       r.trigger_kind, r.scheduled_for, r.status, r.error_class, r.error_message, r.queued_at,
-       r.started_at, r.finished_at, r.retry_of, a.trigger ->> 'timezone' AS timezone,
+       r.trigger_kind, v.trigger ->> 'source' AS trigger_source, r.scheduled_for, r.status, r.error_class,
+       r.error_message, r.queued_at, r.started_at, r.finished_at, r.retry_of, a.trigger ->> 'timezone' AS timezone,
        (SELECT n.run_id FROM runs n WHERE n.client_id = r.client_id AND n.retry_of = r.run_id
         ORDER BY n.queued_at LIMIT 1) AS retried_as
 FROM runs r
 JOIN automations a ON a.client_id = r.client_id AND a.automation_id = r.automation_id
+LEFT JOIN automation_versions v
+  ON v.client_id = r.client_id AND v.automation_id = r.automation_id AND v.version = r.automation_version
 WHERE r.client_id = %(client_id)s AND r.run_id = %(run_id)s
 
 -- list_run_steps --

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import responses
+from psycopg.types.json import Jsonb
 
 from agent_service.runs.engine import execute_run
 from tests.factories import client_of
@@ -677,3 +678,20 @@ def test_a_paused_schedule_shows_no_next_run(signed_up, owner_conn):
     shown = re.search(r"<dt>Next run</dt><dd>([^<]*)</dd>", visitor.get(f"/automations/{automation_id}")
                       .get_data(as_text=True))
     assert shown and shown.group(1) == "none while it is paused", shown
+
+
+def test_a_poll_run_shows_its_sources_title_as_its_trigger_not_the_word_poll(signed_up, owner_conn):
+    visitor, email = signed_up
+    client_id = client_of(owner_conn, email)
+    automation_id = save_digest(visitor, owner_conn)
+    owner_conn.execute("UPDATE automation_versions SET trigger = %s WHERE automation_id = %s AND version = 1",
+                       [Jsonb({"kind": "poll", "source": "outlook.new_email", "every_minutes": 5,
+                               "options": {}}), automation_id])
+    run_id = owner_conn.execute(
+        "INSERT INTO runs (client_id, automation_id, automation_version, trigger_kind, trigger_item) "
+        "VALUES (%s, %s, 1, 'poll', 'AAMk-1') RETURNING run_id", [client_id, automation_id]).fetchone()[0]
+
+    for path in ("/runs", f"/runs/{run_id}", f"/automations/{automation_id}"):
+        body = text_of(visitor.get(path))
+        assert "New email in Outlook" in body, path
+        assert not re.search(r">\s*poll\s*<", body), path
