@@ -240,8 +240,8 @@ POLL_TRIGGERS: dict[str, PollTrigger] = {
                     "Starts a run for each new email matching a Gmail search (users.history since the last "
                     "poll); its sender, subject, date and text are trigger.email.<field>.",
                     (_G + "gmail.readonly",), s.NewEmailOptions, s.NewEmailFields),
-        # Mail.ReadBasic would cover the poll, but not bodyPreview or the body a run reads (snippet,
-        # body_text): Mail.Read is the least privilege that covers the fields, as for outlook.search_mail.
+        # Mail.ReadBasic covers the inbox delta, but not $search (the client's search) nor bodyPreview
+        # and the body a run reads (snippet, body_text): Mail.Read is the least privilege covering them.
         PollTrigger("outlook.new_email", "microsoft", "New email in Outlook",
                     "Starts a run for each new email in the Outlook inbox matching a search (Microsoft Graph's "
                     "inbox delta since the last poll); its sender, subject, date and text are "

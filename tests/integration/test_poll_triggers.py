@@ -570,3 +570,21 @@ def test_an_outlook_email_deleted_before_its_run_reads_it_fails_the_run_saying_s
         "trigger_item_gone", "The new item could not be read: The new email was deleted from Outlook before this "
                              "run could read it.")
     assert slack.call_count == 0
+
+
+@responses.activate
+def test_a_graph_link_to_another_host_is_not_followed_and_the_poll_keeps_nothing(rt, intake_db, agent_db,
+                                                                               owner_conn):
+    client_id, automation_id = outlook_tenant(rt, intake_db, agent_db)
+    fresh_delta(responses.mock, [], "D1")
+    poll(rt, client_id, automation_id)
+    responses.mock.get(DELTA, match=[responses.matchers.query_param_matcher({"$deltatoken": "D1"})], json={
+        "value": [{"id": "o1", "receivedDateTime": "2026-12-03T11:00:00Z"}],
+        "@odata.nextLink": "https://graph.microsoft.com.attacker.example/v1.0/me/messages/delta?$skiptoken=x"})
+
+    outcome = poll(rt, client_id, automation_id)
+
+    assert outcome.skipped and outcome.started == 0
+    assert all(call.request.url.startswith(GRAPH + "/") for call in responses.calls)
+    assert outlook_cursor(owner_conn, automation_id) == {"delta_link": delta_link("D1")}
+    assert poll_runs(owner_conn, automation_id) == []
