@@ -23,8 +23,9 @@ from typing import Any
 
 from psycopg.rows import dict_row
 
+from intake.account_data import repository
 from intake.account_data.repository import EXPORT_SECTIONS, QUERIES
-from shared.db import Database, fetch_optional, tenant_transaction
+from shared.db import Database, tenant_transaction
 
 EXPORT_FORMAT = "hapex-account-export/1"
 ROWS_PER_FETCH = 2000
@@ -49,7 +50,7 @@ def stream_export(db: Database, client_id: uuid.UUID, *, exported_at: datetime,
                   stored_outputs: list[dict[str, Any]]) -> Iterator[str]:
     """The archive `{"format", "exported_at", "client", <sections>, "stored_step_outputs"}`, in pieces."""
     with tenant_transaction(db, client_id) as conn:
-        client = fetch_optional(conn, QUERIES["export_client"], client_id=client_id)
+        client = repository.export_client(conn, client_id=client_id)
         yield (f'{{"format": {_encode(EXPORT_FORMAT)},\n"exported_at": '
                f'{_encode(exported_at.isoformat(timespec="seconds"))},\n"client": {_encode(client)}')
         for key, query in EXPORT_SECTIONS:

@@ -7,7 +7,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from shared.db import QuerySet, fetch_all
+from shared.db import QuerySet, fetch_all, fetch_optional
 from shared.db.pool import Connection
 
 QUERIES = QuerySet(Path(__file__).with_name("queries.sql"))
@@ -32,6 +32,11 @@ EXPORT_SECTIONS = (
 NOTICE_DAYS = 30
 NOTICE_LIMIT = 10
 USAGE_LIMIT = 50
+
+
+def export_client(conn: Connection, *, client_id: uuid.UUID) -> dict[str, Any] | None:
+    """The client row the export opens with; inside the export's own transaction."""
+    return fetch_optional(conn, QUERIES["export_client"], client_id=client_id)
 
 
 def recent_notices(conn: Connection, *, client_id: uuid.UUID) -> list[dict[str, Any]]:
