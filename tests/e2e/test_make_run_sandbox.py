@@ -16,9 +16,11 @@ import email.policy
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -57,9 +59,12 @@ class MadeRun:
 
 
 @pytest.fixture(scope="module")
-def made_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MadeRun]:
+def made_run() -> Iterator[MadeRun]:
     """`hapex run` as `make run` starts it, in a fresh data dir on free ports, from a clean environment."""
-    root = tmp_path_factory.mktemp("make-run")
+    # Not under pytest's own temporary folder: run as root, the embedded PostgreSQL's initdb runs as its
+    # own user, which must traverse the folders above its data, and every pytest session that starts
+    # meanwhile (another checkout's, say) sets /tmp/pytest-of-<user> back to 0700.
+    root = Path(tempfile.mkdtemp(prefix="hapex-make-run-"))
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("AGENT_", "INTAKE_", "CREDENTIAL_", "HAPEX_", "ANTHROPIC_", "TLS_"))
            and k not in ("DATABASE_URL", "LOG_LEVEL")}
@@ -86,6 +91,8 @@ def made_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MadeRun]:
                 process.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
+        if process.poll() is not None:
+            shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
