@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import logging
 
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 from shared.secret import Secret
-from shared.structured_logging import JSONFormatter, clamp_noisy_loggers, configure_logging
+from shared.structured_logging import JSONFormatter, clamp_noisy_loggers, configure_logging, redact
 
 
 @pytest.fixture
@@ -229,3 +232,52 @@ def test_paths_under_a_secret_prefix_are_masked_and_others_kept():
     assert logged_path("/hooks/S3CRETwebhookVALUE", ("/hooks/",)) == "/hooks/<secret>"
     assert logged_path("/hooks/", ("/hooks/",)) == "/hooks/<secret>"
     assert logged_path("/automations/123", ("/hooks/",)) == "/automations/123"
+
+
+# --- the generic shape: any long secret of the shapes Hapex issues, never an ordinary word ------------
+
+_ISSUED_SECRETS = st.one_of(
+    # secrets.token_urlsafe(n): sessions, webhooks, email links, the webhook step's key (32 bytes and more).
+    st.binary(min_size=24, max_size=64).map(lambda raw: base64.urlsafe_b64encode(raw).decode().rstrip("=")),
+    # secrets.token_hex(n) and pyotp.random_base32(32): TOTP secrets, sandbox secrets.
+    st.binary(min_size=16, max_size=48).map(bytes.hex),
+    st.binary(min_size=20, max_size=40).map(lambda raw: base64.b32encode(raw).decode().rstrip("=")),
+)
+_WORDS = ["automation", "scheduled", "digest", "step", "google", "service",
+          "agent", "intake", "runs", "engine", "webhook", "refresh", "token", "revocation", "morning"]
+# (Not words starting "C" in capitals: a HubSpot access token begins C and a capital, so that shape masks them.)
+_ORDINARY = st.one_of(
+    st.lists(st.sampled_from(_WORDS), min_size=3, max_size=8).map("_".join),
+    st.lists(st.sampled_from(_WORDS), min_size=3, max_size=8).map(".".join),
+    st.lists(st.sampled_from(_WORDS), min_size=3, max_size=8).map(lambda ws: "_".join(ws).upper()),
+    st.uuids().map(str),
+)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(_ISSUED_SECRETS)
+def test_every_long_secret_of_an_issued_shape_is_masked_in_free_text(secret):
+    assume(len(secret) >= 32 and len(set(secret)) >= 10)  # a draw, not a run of one byte
+    assert secret not in redact(f"something went wrong near {secret} today")
+
+
+@pytest.mark.parametrize("secret", [
+    "kFsQpLmXzRvNbTyWcJhDgAeUqPoIuYtRkLmN",  # a 43-character draw of base64 with no digit at all
+    "Ab_Cd-EfGhIjKlMnOpQrStUvWxYzAbCdEfGhIjKlMnO",
+    "JBSWYJDPEHPKPXQHZNUWYQLMMVSWKTPEBZXCZLCOJSXI",  # base32 (pyotp) with no digit
+])
+def test_a_random_secret_without_digits_is_masked(secret):
+    assert secret not in redact(f"key {secret[:3]} then {secret}")
+
+
+@settings(max_examples=500, deadline=None)
+@given(_ORDINARY)
+def test_names_identifiers_and_uuids_are_not_masked(word):
+    text = f"loaded {word} at start"
+    assert redact(text) == text
+
+
+@pytest.mark.parametrize("name", ["ProviderUnauthorizedDuringTokenRefresh", "AutomationPausedBecauseConnectionExpired",
+                                  "UntranslatableCharacterInSignupForm"])
+def test_long_camel_case_names_of_words_are_not_masked(name):
+    assert redact(f"error {name} seen") == f"error {name} seen"
