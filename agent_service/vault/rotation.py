@@ -15,10 +15,10 @@ command, and only then remove the old key.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import groupby
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from agent_service.vault import outputs, repository, totp
 from agent_service.vault.aead import AuthenticationFailed, UnsupportedParameters
@@ -101,87 +101,69 @@ def rotate_credentials(
                 on_batch(progress)
         if changed_this_pass == 0:
             break
-    _rotate_outputs(database, keyring, batch_size, progress, on_batch)
-    _rotate_totp_secrets(database, keyring, batch_size, progress, on_batch)
+    for kind in (_OUTPUTS, _TOTP_SECRETS):
+        _reseal(database, keyring, kind, batch_size, progress, on_batch)
     with database.transaction() as conn:
         censuses = (repository.key_census(conn), outputs.key_census(conn), totp.key_census(conn))
     progress.remaining = sum(n for census in censuses for kid, n in census.items() if kid != keyring.primary_key_id)
     return progress
 
 
-def _rotate_totp_secrets(database: Database, keyring: Keyring, batch_size: int, progress: RotationProgress,
-                         on_batch: Callable[[RotationProgress], None] | None) -> None:
-    """Sealed TOTP secrets last, the same way: ids in batches, each client's rows in its tenant
-    transaction, a compare-and-swap per row. A secret that no longer decrypts stays (and keeps its
-    key from being dropped): its user signs in with a recovery code and enrols again."""
-    given_up: set[tuple[uuid.UUID, uuid.UUID]] = set()
+@dataclass(frozen=True)
+class _Resealable:
+    """One kind of sealed row that rotation re-seals beyond credentials: how to list a batch of its
+    ids, name a row, re-seal it, and which totals its rotated and unreadable rows count in."""
+
+    rotation_batch: Callable[..., Sequence[Any]]
+    identity: Callable[[Any], tuple[uuid.UUID, Any]]
+    rotate: Callable[[Connection, Keyring, Any], str]
+    rotated_total: str
+    unreadable_total: str
+
+
+# Stored step outputs: one that no longer decrypts is dropped (it can never be shown or resumed from).
+_OUTPUTS = _Resealable(outputs.rotation_batch, lambda row: (row.run_id, row.step_index), outputs.rotate,
+                       rotated_total="outputs_rotated", unreadable_total="outputs_dropped")
+# Sealed TOTP secrets: one that no longer decrypts stays (and keeps its key from being dropped): its
+# user signs in with a recovery code and enrols again.
+_TOTP_SECRETS = _Resealable(totp.rotation_batch, lambda row: (row.client_id, row.user_id), totp.rotate,
+                            rotated_total="secrets_rotated", unreadable_total="secrets_unreadable")
+
+
+def _reseal(database: Database, keyring: Keyring, kind: _Resealable, batch_size: int, progress: RotationProgress,
+            on_batch: Callable[[RotationProgress], None] | None) -> None:
+    """After credentials, the same way: ids in batches, each client's rows in its tenant transaction
+    (per-client or per-run subkeys: no encryptions to count), a compare-and-swap per row. A row
+    changed meanwhile is retried in another pass; an unreadable one or one under a key not given is not."""
+    given_up: set[tuple[uuid.UUID, Any]] = set()
     for _ in range(MAX_PASSES):
         changed_this_pass = 0
-        after: tuple[uuid.UUID, uuid.UUID] | None = None
+        after: tuple[uuid.UUID, Any] | None = None
         while True:
             with database.transaction() as conn:
-                batch = totp.rotation_batch(conn, primary_key_id=keyring.primary_key_id, after=after,
+                batch = kind.rotation_batch(conn, primary_key_id=keyring.primary_key_id, after=after,
                                             limit=batch_size)
             if not batch:
                 break
-            after = (batch[-1].client_id, batch[-1].user_id)
-            todo = [row for row in batch if (row.client_id, row.user_id) not in given_up]
-            for client_id, rows in groupby(todo, key=lambda row: row.client_id):  # already by client
+            after = kind.identity(batch[-1])
+            todo = sorted((row for row in batch if kind.identity(row) not in given_up),
+                          key=lambda row: str(row.client_id))
+            for client_id, rows in groupby(todo, key=lambda row: row.client_id):
                 listed = list(rows)
-                with tenant_transaction(database, client_id) as conn:  # per-client subkeys: nothing to count
-                    results = [(row, totp.rotate(conn, keyring, row)) for row in listed]
+                with tenant_transaction(database, client_id) as conn:
+                    results = [(row, kind.rotate(conn, keyring, row)) for row in listed]
                 for row, result in results:
                     if result == "rotated":
-                        progress.secrets_rotated += 1
+                        setattr(progress, kind.rotated_total, getattr(progress, kind.rotated_total) + 1)
                     elif result == "changed":
                         changed_this_pass += 1
                         progress.changed_meanwhile += 1
                     else:
                         if result == "unreadable":
-                            progress.secrets_unreadable += 1
+                            setattr(progress, kind.unreadable_total, getattr(progress, kind.unreadable_total) + 1)
                         else:
                             progress.unknown_key += 1
-                        given_up.add((row.client_id, row.user_id))
-            progress.batches += 1
-            if on_batch is not None:
-                on_batch(progress)
-        if changed_this_pass == 0:
-            break
-
-
-def _rotate_outputs(database: Database, keyring: Keyring, batch_size: int, progress: RotationProgress,
-                    on_batch: Callable[[RotationProgress], None] | None) -> None:
-    """Stored step outputs after credentials, the same way: ids in batches, each client's rows in
-    its tenant transaction, a compare-and-swap per row. An output that no longer decrypts is
-    dropped (it can never be shown or resumed from); one under a key not given stays."""
-    given_up: set[tuple[uuid.UUID, int]] = set()
-    for _ in range(MAX_PASSES):
-        changed_this_pass = 0
-        after: tuple[uuid.UUID, int] | None = None
-        while True:
-            with database.transaction() as conn:
-                batch = outputs.rotation_batch(conn, primary_key_id=keyring.primary_key_id, after=after,
-                                               limit=batch_size)
-            if not batch:
-                break
-            after = (batch[-1].run_id, batch[-1].step_index)
-            todo = sorted((row for row in batch if (row.run_id, row.step_index) not in given_up),
-                          key=lambda row: str(row.client_id))
-            for client_id, rows in groupby(todo, key=lambda row: row.client_id):
-                listed = list(rows)
-                with tenant_transaction(database, client_id) as conn:  # run subkeys: nothing to count
-                    results = [(row, outputs.rotate(conn, keyring, row)) for row in listed]
-                for row, result in results:
-                    if result == "rotated":
-                        progress.outputs_rotated += 1
-                    elif result == "changed":
-                        changed_this_pass += 1
-                        progress.changed_meanwhile += 1
-                    elif result == "unreadable":
-                        progress.outputs_dropped += 1
-                    else:
-                        progress.unknown_key += 1
-                        given_up.add((row.run_id, row.step_index))
+                        given_up.add(kind.identity(row))
             progress.batches += 1
             if on_batch is not None:
                 on_batch(progress)
