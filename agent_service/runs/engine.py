@@ -67,6 +67,10 @@ logger = logging.getLogger(__name__)
 FINAL = ("succeeded", "failed", "cancelled", "stopped")
 # A run whose "continue only if" did not hold: stopped there, which is neither a failure nor a success.
 STOPPED_BY_CONDITION = "by_condition"
+# A run queued before its automation was archived or deleted: ended when a worker picks it up, unrun.
+PUT_AWAY = ("archived", "deleted")
+AUTOMATION_PUT_AWAY = "automation_archived"
+PUT_AWAY_MESSAGE = "The automation was archived or deleted before this run started, so it did not run."
 # Runs execute in worker processes: the credential access audit names them so.
 WORKER = "worker"
 
@@ -134,6 +138,14 @@ def execute_run(rt: AgentRuntime, *, client_id: uuid.UUID, run_id: uuid.UUID, cl
                 return str(row["status"])
             definition = runs.run_definition(conn, automation_id=row["automation_id"],
                                              version=row["automation_version"])
+            if row["status"] == "queued" and definition["automation_status"] in PUT_AWAY:
+                # Checked under the run's lock, in the transaction that would claim it: the run ends
+                # cancelled (not failed: nothing went wrong) and no step, credential or provider is touched.
+                runs.finish_run(conn, run_id=run_id, status="cancelled", error_class=AUTOMATION_PUT_AWAY,
+                                error_message=PUT_AWAY_MESSAGE)
+                logger.info("run not started: its automation was put away",
+                            extra={**log, "automation_id": row["automation_id"]})
+                return "cancelled"
             recorded = runs.recorded_steps(conn, run_id=run_id)
             interrupted = any(step["status"] != "pending" for step in recorded)
             resumed = _resumable_outputs(rt, conn, client_id, run_id, definition, recorded) if interrupted else []

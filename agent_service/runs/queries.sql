@@ -71,8 +71,8 @@ WHERE r.run_id = %(run_id)s
 FOR UPDATE OF r
 
 -- get_run_definition --
--- The automation version a run executes.
-SELECT v.steps, v.trigger, a.store_outputs, a.name
+-- The automation version a run executes, and whether the automation is still there to run (not archived).
+SELECT v.steps, v.trigger, a.store_outputs, a.name, a.status AS automation_status
 FROM automation_versions v
 JOIN automations a ON a.client_id = v.client_id AND a.automation_id = v.automation_id
 WHERE v.automation_id = %(automation_id)s AND v.version = %(version)s

@@ -89,6 +89,26 @@ def test_a_finished_run_is_never_executed_twice(rt, intake_db, agent_db, owner_c
     assert len(responses.calls) == calls
 
 
+@pytest.mark.parametrize("put_away", ["archived", "deleted"])
+@responses.activate
+def test_a_run_queued_before_its_automation_was_archived_or_deleted_ends_cancelled_unrun(
+        rt, intake_db, agent_db, owner_conn, put_away):
+    t = tenant(rt, intake_db, agent_db)
+    automation_id = automation(intake_db, t.client_id)
+    stand_in_providers(responses.mock)
+    started = start(rt, t.client_id, automation_id)
+    owner_conn.execute("UPDATE automations SET status = %s WHERE automation_id = %s", [put_away, automation_id])
+    assert execute_run(rt, client_id=t.client_id, run_id=started.run_id) == "cancelled"
+    status, error_class, message = run_row(owner_conn, started.run_id)
+    assert (status, error_class) == ("cancelled", "automation_archived")
+    assert "did not run" in message
+    assert len(responses.calls) == 0
+    assert all(s[1] == "pending" for s in steps_of(owner_conn, started.run_id))
+    assert owner_conn.execute("SELECT count(*) FROM credential_access WHERE client_id = %s",
+                              [t.client_id]).fetchone() == (0,)
+    assert execute_run(rt, client_id=t.client_id, run_id=started.run_id) == "cancelled"  # final, never run
+
+
 @responses.activate
 def test_a_token_about_to_expire_is_refreshed_first_and_a_rotated_refresh_token_stored(rt, intake_db, agent_db):
     t = tenant(rt, intake_db, agent_db, google_expires_in=timedelta(seconds=60))
