@@ -17,6 +17,20 @@ WHERE client_id = %(client_id)s AND automation_id = %(automation_id)s AND status
 -- Store the SHA-256 of a new webhook secret, or NULL to forget it, through the definer function that needs the request's live session.
 SELECT hapex_set_webhook_secret(%(session_secret)s, %(automation_id)s, %(secret_hash)s) AS stored
 
+-- insert_webhook_reveal --
+-- One half of a new webhook address on its way to the page that shows it (the pad is in the browser's
+-- cookie); this client's reveals never read go first.
+WITH stale AS (DELETE FROM webhook_reveals WHERE client_id = %(client_id)s AND created_at < now() - %(ttl)s)
+INSERT INTO webhook_reveals (client_id, automation_id, masked)
+VALUES (%(client_id)s, %(automation_id)s, %(masked)s)
+RETURNING reveal_id
+
+-- take_webhook_reveal --
+-- Read a reveal once: it is deleted as it is read, and one older than its lifetime is not read.
+DELETE FROM webhook_reveals
+WHERE client_id = %(client_id)s AND reveal_id = %(reveal_id)s AND automation_id = %(automation_id)s
+RETURNING masked, created_at > now() - %(ttl)s AS live
+
 -- find_webhook --
 -- The enabled webhook automation a secret belongs to, through the narrow definer function.
 SELECT client_id, automation_id FROM hapex_find_webhook(%(secret_hash)s)

@@ -9,7 +9,7 @@ validates them against the catalog and records each version.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,21 @@ def set_webhook_secret_hash(
     row = fetch_one(conn, QUERIES["set_webhook_secret_hash"], session_secret=session_secret,
                     automation_id=automation_id, secret_hash=secret_hash)
     return bool(row["stored"])
+
+
+def insert_webhook_reveal(conn: Connection, *, client_id: uuid.UUID, automation_id: uuid.UUID, masked: bytes,
+                          ttl: timedelta) -> uuid.UUID:
+    row = fetch_one(conn, QUERIES["insert_webhook_reveal"], client_id=client_id, automation_id=automation_id,
+                    masked=masked, ttl=ttl)
+    return row["reveal_id"]  # type: ignore[no-any-return]  # psycopg's dict rows hold Any
+
+
+def take_webhook_reveal(conn: Connection, *, client_id: uuid.UUID, reveal_id: uuid.UUID, automation_id: uuid.UUID,
+                        ttl: timedelta) -> bytes | None:
+    """The masked secret of a live reveal, deleted as it is read; None if gone, stale or not this automation's."""
+    row = fetch_optional(conn, QUERIES["take_webhook_reveal"], client_id=client_id, reveal_id=reveal_id,
+                         automation_id=automation_id, ttl=ttl)
+    return bytes(row["masked"]) if row is not None and row["live"] else None
 
 
 def find_webhook(conn: Connection, *, secret_hash: bytes) -> tuple[uuid.UUID, uuid.UUID] | None:

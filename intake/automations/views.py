@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
 import uuid
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flask import (
@@ -123,24 +124,47 @@ def _public_url(path: str) -> str:
     return request.host_url.rstrip("/").replace("http://", "https://", 1) + path
 
 
-# The session key under which a new webhook address waits for the one page that shows it.
+# The session key under which a new webhook address's pad waits for the one page that shows it.
 REVEAL = "webhook_reveal"
+REVEAL_TTL = timedelta(minutes=10)
 
 
 def _reveal_webhook(automation_id: uuid.UUID, secret: str) -> ResponseReturnValue:
-    """Post, redirect, get: the new address rides in the signed session cookie (only this
-    browser holds it, never the database or a log) to the page the redirect reaches, which
-    shows it once and drops it, so a reload neither saves twice nor shows it again."""
-    session[REVEAL] = {"automation_id": str(automation_id), "secret": secret}
+    """Post, redirect, get, with the new address split in two halves worthless alone: a one-time
+    pad in the session cookie (signed, not encrypted: whoever holds the cookie may read it) and the
+    secret XOR the pad in a row that the page the redirect reaches deletes as it reads it. So the
+    page shows it once, a reload neither saves twice nor shows it again, and neither the cookie
+    nor the database (nor a log) ever holds the address."""
+    plain = secret.encode("ascii")
+    pad = secrets.token_bytes(len(plain))
+    with _tenant() as conn:
+        reveal_id = repository.insert_webhook_reveal(conn, client_id=_client_id(), automation_id=automation_id,
+                                                     masked=bytes(a ^ b for a, b in zip(plain, pad, strict=True)),
+                                                     ttl=REVEAL_TTL)
+    session[REVEAL] = {"automation_id": str(automation_id), "reveal_id": str(reveal_id), "pad": pad.hex()}
     return redirect(url_for("automations.automation", automation_id=automation_id), 303)
+
+
+def _revealed_secret(automation_id: uuid.UUID) -> str | None:
+    """The new address's secret, joined from the cookie's pad and its row (deleted as it is read), once."""
+    reveal = session.pop(REVEAL, None)
+    if not isinstance(reveal, dict) or reveal.get("automation_id") != str(automation_id):
+        return None
+    try:
+        reveal_id, pad = uuid.UUID(str(reveal.get("reveal_id"))), bytes.fromhex(str(reveal.get("pad")))
+    except ValueError:
+        return None
+    with _tenant() as conn:
+        masked = repository.take_webhook_reveal(conn, client_id=_client_id(), reveal_id=reveal_id,
+                                                automation_id=automation_id, ttl=REVEAL_TTL)
+    if masked is None or len(masked) != len(pad):
+        return None
+    return bytes(a ^ b for a, b in zip(masked, pad, strict=True)).decode("ascii", "replace")
 
 
 @blueprint.get("/automations/<uuid:automation_id>")
 def automation(automation_id: uuid.UUID) -> ResponseReturnValue:
-    reveal = session.pop(REVEAL, None)
-    secret = None
-    if isinstance(reveal, dict) and reveal.get("automation_id") == str(automation_id):
-        secret = str(reveal.get("secret") or "") or None
+    secret = _revealed_secret(automation_id)
     if secret is None:
         return _automation_page(automation_id)
     response = make_response(_automation_page(automation_id, webhook_secret=secret))

@@ -179,20 +179,6 @@ CREATE FUNCTION public.hapex_defer_account_email() RETURNS trigger
 
 ALTER FUNCTION public.hapex_defer_account_email() OWNER TO hapex_definer;
 
-CREATE FUNCTION public.hapex_due_polls(p_now timestamp with time zone, p_limit integer) RETURNS TABLE(client_id uuid, automation_id uuid, next_run_at timestamp with time zone)
-    LANGUAGE sql STABLE SECURITY DEFINER
-    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
-    AS $$
-    SELECT a.client_id, a.automation_id, a.next_run_at
-    FROM public.automations a
-    WHERE a.status = 'enabled' AND a.trigger ->> 'kind' = 'poll'
-      AND (a.next_run_at IS NULL OR a.next_run_at <= least(p_now, now()))
-    ORDER BY a.next_run_at NULLS FIRST
-    LIMIT least(greatest(p_limit, 1), 1000)
-    $$;
-
-ALTER FUNCTION public.hapex_due_polls(p_now timestamp with time zone, p_limit integer) OWNER TO hapex_definer;
-
 CREATE FUNCTION public.hapex_due_schedules(p_now timestamp with time zone, p_limit integer) RETURNS TABLE(client_id uuid, automation_id uuid, next_run_at timestamp with time zone)
     LANGUAGE sql STABLE SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'public', 'pg_temp'
@@ -272,17 +258,6 @@ CREATE FUNCTION public.hapex_forget_step_outputs() RETURNS trigger
     $$;
 
 ALTER FUNCTION public.hapex_forget_step_outputs() OWNER TO hapex_definer;
-
-CREATE FUNCTION public.hapex_issue_passkey_sign_in_challenge(p_challenge_hash bytea) RETURNS void
-    LANGUAGE sql SECURITY DEFINER
-    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
-    AS $$
-    DELETE FROM public.passkey_sign_in_challenges WHERE expires_at < now();
-    INSERT INTO public.passkey_sign_in_challenges (challenge_hash, expires_at)
-    VALUES (p_challenge_hash, now() + interval '5 minutes')
-    $$;
-
-ALTER FUNCTION public.hapex_issue_passkey_sign_in_challenge(p_challenge_hash bytea) OWNER TO hapex_definer;
 
 CREATE FUNCTION public.hapex_notice_automation_paused() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
@@ -406,57 +381,27 @@ CREATE FUNCTION public.hapex_prune_expired_sessions() RETURNS integer
 
 ALTER FUNCTION public.hapex_prune_expired_sessions() OWNER TO hapex_definer;
 
-CREATE FUNCTION public.hapex_prune_run_records(p_older_than interval, p_limit integer) RETURNS integer
+CREATE FUNCTION public.hapex_prune_run_records(p_older_than interval) RETURNS integer
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'public', 'pg_temp'
     AS $$
     DECLARE
-        cutoff timestamptz;
-        costs integer;
         n integer;
-        seen integer;
-        gone integer;
     BEGIN
+        -- Migration 0018's floor stays: the function itself keeps every record 30 days at least.
         IF p_older_than IS NULL OR p_older_than < interval '30 days' THEN
             RAISE EXCEPTION 'run records are kept at least 30 days'
                 USING ERRCODE = 'invalid_parameter_value';
         END IF;
-        IF p_limit IS NULL OR p_limit < 1 OR p_limit > 5000 THEN
-            RAISE EXCEPTION 'a prune batch is 1 to 5000 records'
-                USING ERRCODE = 'invalid_parameter_value';
-        END IF;
-        cutoff := now() - p_older_than;
-        DELETE FROM public.cost_events
-        WHERE (client_id, cost_event_id) IN (SELECT client_id, cost_event_id FROM public.cost_events
-                                             WHERE occurred_at < cutoff
-                                             ORDER BY occurred_at LIMIT p_limit);
-        GET DIAGNOSTICS costs = ROW_COUNT;
-        DELETE FROM public.runs
-        WHERE (client_id, run_id) IN (SELECT client_id, run_id FROM public.runs
-                                      WHERE queued_at < cutoff
-                                        AND status IN ('succeeded', 'failed', 'cancelled', 'stopped')
-                                      ORDER BY queued_at LIMIT p_limit);
+        DELETE FROM public.cost_events WHERE occurred_at < now() - p_older_than;
+        DELETE FROM public.runs WHERE queued_at < now() - p_older_than
+                                  AND status IN ('succeeded', 'failed', 'cancelled', 'stopped');
         GET DIAGNOSTICS n = ROW_COUNT;
-        -- Migration 0023's housekeeping, a batch at a time as well: the seen records of items that
-        -- started their run long ago, and automations deleted with their records kept, once no run is left.
-        DELETE FROM public.poll_seen
-        WHERE (client_id, automation_id, item_key) IN (
-            SELECT client_id, automation_id, item_key FROM public.poll_seen
-            WHERE started_at IS NOT NULL AND started_at < cutoff
-            ORDER BY started_at LIMIT p_limit);
-        GET DIAGNOSTICS seen = ROW_COUNT;
-        DELETE FROM public.automations a
-        WHERE (a.client_id, a.automation_id) IN (
-            SELECT d.client_id, d.automation_id FROM public.automations d
-            WHERE d.status = 'deleted' AND d.updated_at < cutoff
-              AND NOT EXISTS (SELECT 1 FROM public.runs r WHERE r.automation_id = d.automation_id)
-            LIMIT p_limit);
-        GET DIAGNOSTICS gone = ROW_COUNT;
-        RETURN n + costs + seen + gone;
+        RETURN n;
     END
     $$;
 
-ALTER FUNCTION public.hapex_prune_run_records(p_older_than interval, p_limit integer) OWNER TO hapex_definer;
+ALTER FUNCTION public.hapex_prune_run_records(p_older_than interval) OWNER TO hapex_definer;
 
 CREATE FUNCTION public.hapex_session_proves_client(p_client_id uuid, p_session_secret text) RETURNS boolean
     LANGUAGE sql STABLE SECURITY DEFINER
@@ -485,27 +430,14 @@ CREATE FUNCTION public.hapex_set_webhook_secret(p_session_secret text, p_automat
           AND a.client_id = (
               SELECT s.client_id FROM public.sessions s
               WHERE s.session_hash = pg_catalog.sha256(pg_catalog.convert_to(p_session_secret, 'UTF8'))
-                AND s.expires_at > now());
+                AND s.expires_at > now()
+                AND s.created_at > now() - interval '30 days');
         GET DIAGNOSTICS n = ROW_COUNT;
         RETURN n = 1;
     END
     $$;
 
 ALTER FUNCTION public.hapex_set_webhook_secret(p_session_secret text, p_automation_id uuid, p_secret_hash bytea) OWNER TO hapex_definer;
-
-CREATE FUNCTION public.hapex_spend_passkey_sign_in_challenge(p_challenge_hash bytea) RETURNS boolean
-    LANGUAGE sql SECURITY DEFINER
-    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
-    AS $$
-    WITH spent AS (
-        DELETE FROM public.passkey_sign_in_challenges
-        WHERE challenge_hash = p_challenge_hash
-        RETURNING expires_at
-    )
-    SELECT coalesce((SELECT expires_at > now() FROM spent), false)
-    $$;
-
-ALTER FUNCTION public.hapex_spend_passkey_sign_in_challenge(p_challenge_hash bytea) OWNER TO hapex_definer;
 
 CREATE FUNCTION public.hapex_start_session(p_client_id uuid, p_user_id uuid, p_session_hash bytea, p_idle interval, p_absolute interval) RETURNS void
     LANGUAGE sql SECURITY DEFINER
@@ -1142,7 +1074,7 @@ CREATE TABLE public.account_emails (
     sent_at timestamp with time zone,
     CONSTRAINT account_emails_attempts_check CHECK ((attempts >= 0)),
     CONSTRAINT account_emails_check CHECK (((link_base IS NULL) = (link_ttl IS NULL))),
-    CONSTRAINT account_emails_kind_check CHECK ((kind = ANY (ARRAY['verify_email'::text, 'already_registered'::text, 'reset_password'::text, 'password_changed'::text, 'second_factor_on'::text, 'second_factor_off'::text, 'invitation'::text, 'invitation_taken'::text, 'verify_new_email'::text, 'email_changed'::text, 'passkey_added'::text, 'passkey_removed'::text]))),
+    CONSTRAINT account_emails_kind_check CHECK ((kind = ANY (ARRAY['verify_email'::text, 'already_registered'::text, 'reset_password'::text, 'password_changed'::text, 'second_factor_on'::text, 'second_factor_off'::text, 'invitation'::text, 'invitation_taken'::text, 'verify_new_email'::text, 'email_changed'::text]))),
     CONSTRAINT account_emails_link_base_check CHECK (((link_base IS NULL) OR ((link_base ~~ 'http%'::text) AND (length(link_base) <= 300)))),
     CONSTRAINT account_emails_link_ttl_check CHECK (((link_ttl IS NULL) OR ((link_ttl >= '00:01:00'::interval) AND (link_ttl <= '7 days'::interval)))),
     CONSTRAINT account_emails_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'sent'::text, 'failed'::text, 'no_smtp'::text]))),
@@ -1316,7 +1248,7 @@ CREATE TABLE public.credential_access (
     accessed_at timestamp with time zone DEFAULT now() NOT NULL,
     CONSTRAINT credential_access_accessor_check CHECK (((length(accessor) >= 1) AND (length(accessor) <= 200))),
     CONSTRAINT credential_access_purpose_check CHECK ((purpose = ANY (ARRAY['refresh_token'::text, 'access_token'::text, 'api_key'::text]))),
-    CONSTRAINT credential_access_reason_check CHECK ((reason = ANY (ARRAY['run_step'::text, 'token_refresh'::text, 'revocation'::text, 'health_check'::text, 'other'::text, 'step_test'::text, 'poll'::text, 'trigger_item'::text]))),
+    CONSTRAINT credential_access_reason_check CHECK ((reason = ANY (ARRAY['run_step'::text, 'token_refresh'::text, 'revocation'::text, 'health_check'::text, 'other'::text, 'step_test'::text]))),
     CONSTRAINT credential_access_service_check CHECK ((service ~ '^[a-z][a-z0-9_-]{0,39}$'::text)),
     CONSTRAINT credential_access_step_index_check CHECK (((step_index IS NULL) OR (step_index >= 0)))
 );
@@ -1405,67 +1337,6 @@ CREATE TABLE public.oauth_states (
 ALTER TABLE ONLY public.oauth_states FORCE ROW LEVEL SECURITY;
 
 ALTER TABLE public.oauth_states OWNER TO migrator;
-
-CREATE TABLE public.passkey_challenges (
-    client_id uuid NOT NULL,
-    challenge_hash bytea NOT NULL,
-    user_id uuid NOT NULL,
-    purpose text NOT NULL,
-    expires_at timestamp with time zone DEFAULT (now() + '00:05:00'::interval) NOT NULL,
-    CONSTRAINT passkey_challenges_challenge_hash_check CHECK ((length(challenge_hash) = 32)),
-    CONSTRAINT passkey_challenges_purpose_check CHECK ((purpose = ANY (ARRAY['register'::text, 'second_factor'::text])))
-);
-
-ALTER TABLE ONLY public.passkey_challenges FORCE ROW LEVEL SECURITY;
-
-ALTER TABLE public.passkey_challenges OWNER TO migrator;
-
-CREATE TABLE public.passkey_sign_in_challenges (
-    challenge_hash bytea NOT NULL,
-    expires_at timestamp with time zone NOT NULL,
-    CONSTRAINT passkey_sign_in_challenges_challenge_hash_check CHECK ((length(challenge_hash) = 32))
-);
-
-ALTER TABLE ONLY public.passkey_sign_in_challenges FORCE ROW LEVEL SECURITY;
-
-ALTER TABLE public.passkey_sign_in_challenges OWNER TO migrator;
-
-CREATE TABLE public.poll_seen (
-    client_id uuid NOT NULL,
-    automation_id uuid NOT NULL,
-    item_key text NOT NULL,
-    "position" bigint NOT NULL,
-    seen_at timestamp with time zone DEFAULT now() NOT NULL,
-    started_at timestamp with time zone,
-    run_id uuid,
-    CONSTRAINT poll_seen_item_key_check CHECK (((length(item_key) >= 1) AND (length(item_key) <= 300)))
-);
-
-ALTER TABLE ONLY public.poll_seen FORCE ROW LEVEL SECURITY;
-
-ALTER TABLE public.poll_seen OWNER TO migrator;
-
-ALTER TABLE public.poll_seen ALTER COLUMN "position" ADD GENERATED ALWAYS AS IDENTITY (
-    SEQUENCE NAME public.poll_seen_position_seq
-    START WITH 1
-    INCREMENT BY 1
-    NO MINVALUE
-    NO MAXVALUE
-    CACHE 1
-);
-
-CREATE TABLE public.poll_states (
-    client_id uuid NOT NULL,
-    automation_id uuid NOT NULL,
-    automation_version integer NOT NULL,
-    cursor jsonb DEFAULT '{}'::jsonb NOT NULL,
-    primed_at timestamp with time zone DEFAULT now() NOT NULL,
-    polled_at timestamp with time zone DEFAULT now() NOT NULL
-);
-
-ALTER TABLE ONLY public.poll_states FORCE ROW LEVEL SECURITY;
-
-ALTER TABLE public.poll_states OWNER TO migrator;
 
 CREATE TABLE public.procrastinate_events (
     id bigint NOT NULL,
@@ -1589,12 +1460,9 @@ CREATE TABLE public.runs (
     finished_at timestamp with time zone,
     execution integer DEFAULT 0 NOT NULL,
     retry_of uuid,
-    trigger_item text,
     CONSTRAINT runs_execution_check CHECK ((execution >= 0)),
-    CONSTRAINT runs_poll_has_item CHECK (((trigger_kind <> 'poll'::text) OR (trigger_item IS NOT NULL))),
     CONSTRAINT runs_status_check CHECK ((status = ANY (ARRAY['queued'::text, 'running'::text, 'succeeded'::text, 'failed'::text, 'cancelled'::text, 'stopped'::text]))),
-    CONSTRAINT runs_trigger_item_check CHECK (((length(trigger_item) >= 1) AND (length(trigger_item) <= 300))),
-    CONSTRAINT runs_trigger_kind_check CHECK ((trigger_kind = ANY (ARRAY['manual'::text, 'schedule'::text, 'webhook'::text, 'poll'::text])))
+    CONSTRAINT runs_trigger_kind_check CHECK ((trigger_kind = ANY (ARRAY['manual'::text, 'schedule'::text, 'webhook'::text])))
 );
 
 ALTER TABLE ONLY public.runs FORCE ROW LEVEL SECURITY;
@@ -1616,28 +1484,6 @@ CREATE TABLE public.sessions (
 ALTER TABLE ONLY public.sessions FORCE ROW LEVEL SECURITY;
 
 ALTER TABLE public.sessions OWNER TO migrator;
-
-CREATE TABLE public.user_passkeys (
-    client_id uuid NOT NULL,
-    passkey_id uuid DEFAULT gen_random_uuid() NOT NULL,
-    user_id uuid NOT NULL,
-    credential_id bytea NOT NULL,
-    public_key bytea NOT NULL,
-    sign_count bigint DEFAULT 0 NOT NULL,
-    transports text[] DEFAULT '{}'::text[] NOT NULL,
-    label text NOT NULL,
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
-    last_used_at timestamp with time zone,
-    CONSTRAINT user_passkeys_credential_id_check CHECK (((length(credential_id) >= 16) AND (length(credential_id) <= 1023))),
-    CONSTRAINT user_passkeys_label_check CHECK (((length(label) >= 1) AND (length(label) <= 60))),
-    CONSTRAINT user_passkeys_public_key_check CHECK (((length(public_key) >= 16) AND (length(public_key) <= 2048))),
-    CONSTRAINT user_passkeys_sign_count_check CHECK ((sign_count >= 0)),
-    CONSTRAINT user_passkeys_transports_check CHECK ((cardinality(transports) <= 8))
-);
-
-ALTER TABLE ONLY public.user_passkeys FORCE ROW LEVEL SECURITY;
-
-ALTER TABLE public.user_passkeys OWNER TO migrator;
 
 CREATE TABLE public.user_totp (
     client_id uuid NOT NULL,
@@ -1682,6 +1528,19 @@ CREATE TABLE public.vault_key_usage (
 );
 
 ALTER TABLE public.vault_key_usage OWNER TO migrator;
+
+CREATE TABLE public.webhook_reveals (
+    client_id uuid NOT NULL,
+    reveal_id uuid DEFAULT gen_random_uuid() NOT NULL,
+    automation_id uuid NOT NULL,
+    masked bytea NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT webhook_reveals_masked_check CHECK (((length(masked) >= 32) AND (length(masked) <= 256)))
+);
+
+ALTER TABLE ONLY public.webhook_reveals FORCE ROW LEVEL SECURITY;
+
+ALTER TABLE public.webhook_reveals OWNER TO migrator;
 
 ALTER TABLE ONLY public.procrastinate_events ALTER COLUMN id SET DEFAULT nextval('public.procrastinate_events_id_seq'::regclass);
 
@@ -1755,18 +1614,6 @@ ALTER TABLE ONLY public.notifications
 ALTER TABLE ONLY public.oauth_states
     ADD CONSTRAINT oauth_states_pkey PRIMARY KEY (state_hash);
 
-ALTER TABLE ONLY public.passkey_challenges
-    ADD CONSTRAINT passkey_challenges_pkey PRIMARY KEY (client_id, challenge_hash);
-
-ALTER TABLE ONLY public.passkey_sign_in_challenges
-    ADD CONSTRAINT passkey_sign_in_challenges_pkey PRIMARY KEY (challenge_hash);
-
-ALTER TABLE ONLY public.poll_seen
-    ADD CONSTRAINT poll_seen_pkey PRIMARY KEY (client_id, automation_id, item_key);
-
-ALTER TABLE ONLY public.poll_states
-    ADD CONSTRAINT poll_states_pkey PRIMARY KEY (client_id, automation_id);
-
 ALTER TABLE ONLY public.procrastinate_events
     ADD CONSTRAINT procrastinate_events_pkey PRIMARY KEY (id);
 
@@ -1797,12 +1644,6 @@ ALTER TABLE ONLY public.runs
 ALTER TABLE ONLY public.sessions
     ADD CONSTRAINT sessions_pkey PRIMARY KEY (session_hash);
 
-ALTER TABLE ONLY public.user_passkeys
-    ADD CONSTRAINT user_passkeys_client_id_credential_id_key UNIQUE (client_id, credential_id);
-
-ALTER TABLE ONLY public.user_passkeys
-    ADD CONSTRAINT user_passkeys_pkey PRIMARY KEY (client_id, passkey_id);
-
 ALTER TABLE ONLY public.user_totp
     ADD CONSTRAINT user_totp_pkey PRIMARY KEY (client_id, user_id);
 
@@ -1814,6 +1655,9 @@ ALTER TABLE ONLY public.users
 
 ALTER TABLE ONLY public.vault_key_usage
     ADD CONSTRAINT vault_key_usage_pkey PRIMARY KEY (key_id);
+
+ALTER TABLE ONLY public.webhook_reveals
+    ADD CONSTRAINT webhook_reveals_pkey PRIMARY KEY (client_id, reveal_id);
 
 CREATE INDEX account_emails_client_user_idx ON public.account_emails USING btree (client_id, user_id, kind, created_at);
 
@@ -1828,10 +1672,6 @@ CREATE INDEX chat_messages_client_draft_idx ON public.chat_messages USING btree 
 CREATE INDEX connections_client_provider_idx ON public.connections USING btree (client_id, provider);
 
 CREATE INDEX cost_events_client_month_idx ON public.cost_events USING btree (client_id, occurred_at);
-
-CREATE INDEX cost_events_client_run_idx ON public.cost_events USING btree (client_id, run_id) WHERE (run_id IS NOT NULL);
-
-CREATE INDEX cost_events_occurred_idx ON public.cost_events USING btree (occurred_at);
 
 CREATE INDEX credential_access_connection_idx ON public.credential_access USING btree (client_id, connection_id, accessed_at DESC);
 
@@ -1848,12 +1688,6 @@ CREATE INDEX notifications_pending_idx ON public.notifications USING btree (crea
 CREATE INDEX oauth_states_client_idx ON public.oauth_states USING btree (client_id, expires_at);
 
 CREATE INDEX oauth_states_session_idx ON public.oauth_states USING btree (session_hash);
-
-CREATE INDEX passkey_sign_in_challenges_expiry_idx ON public.passkey_sign_in_challenges USING btree (expires_at);
-
-CREATE INDEX poll_seen_started_idx ON public.poll_seen USING btree (started_at) WHERE (started_at IS NOT NULL);
-
-CREATE INDEX poll_seen_waiting_idx ON public.poll_seen USING btree (client_id, automation_id, "position") WHERE (started_at IS NULL);
 
 CREATE INDEX procrastinate_events_job_id_fkey_v1 ON public.procrastinate_events USING btree (job_id);
 
@@ -1877,17 +1711,11 @@ CREATE INDEX runs_client_queued_idx ON public.runs USING btree (client_id, queue
 
 CREATE INDEX runs_client_retry_of_idx ON public.runs USING btree (client_id, retry_of) WHERE (retry_of IS NOT NULL);
 
-CREATE UNIQUE INDEX runs_poll_item_key ON public.runs USING btree (client_id, automation_id, trigger_item) WHERE (trigger_kind = 'poll'::text);
-
-CREATE INDEX runs_queued_idx ON public.runs USING btree (queued_at);
-
 CREATE UNIQUE INDEX runs_schedule_slot_key ON public.runs USING btree (client_id, automation_id, scheduled_for) WHERE (trigger_kind = 'schedule'::text);
 
 CREATE INDEX sessions_client_user_idx ON public.sessions USING btree (client_id, user_id);
 
 CREATE INDEX sessions_expires_idx ON public.sessions USING btree (expires_at);
-
-CREATE INDEX user_passkeys_user_idx ON public.user_passkeys USING btree (client_id, user_id);
 
 CREATE UNIQUE INDEX users_email_key ON public.users USING btree (email);
 
@@ -1971,24 +1799,6 @@ ALTER TABLE ONLY public.oauth_states
 ALTER TABLE ONLY public.oauth_states
     ADD CONSTRAINT oauth_states_session_hash_fkey FOREIGN KEY (session_hash) REFERENCES public.sessions(session_hash) ON DELETE CASCADE;
 
-ALTER TABLE ONLY public.passkey_challenges
-    ADD CONSTRAINT passkey_challenges_client_id_fkey FOREIGN KEY (client_id) REFERENCES public.clients(client_id) ON DELETE CASCADE;
-
-ALTER TABLE ONLY public.passkey_challenges
-    ADD CONSTRAINT passkey_challenges_client_id_user_id_fkey FOREIGN KEY (client_id, user_id) REFERENCES public.users(client_id, user_id) ON DELETE CASCADE;
-
-ALTER TABLE ONLY public.poll_seen
-    ADD CONSTRAINT poll_seen_client_id_automation_id_fkey FOREIGN KEY (client_id, automation_id) REFERENCES public.automations(client_id, automation_id) ON DELETE CASCADE;
-
-ALTER TABLE ONLY public.poll_seen
-    ADD CONSTRAINT poll_seen_client_id_fkey FOREIGN KEY (client_id) REFERENCES public.clients(client_id) ON DELETE CASCADE;
-
-ALTER TABLE ONLY public.poll_states
-    ADD CONSTRAINT poll_states_client_id_automation_id_fkey FOREIGN KEY (client_id, automation_id) REFERENCES public.automations(client_id, automation_id) ON DELETE CASCADE;
-
-ALTER TABLE ONLY public.poll_states
-    ADD CONSTRAINT poll_states_client_id_fkey FOREIGN KEY (client_id) REFERENCES public.clients(client_id) ON DELETE CASCADE;
-
 ALTER TABLE ONLY public.procrastinate_events
     ADD CONSTRAINT procrastinate_events_job_id_fkey FOREIGN KEY (job_id) REFERENCES public.procrastinate_jobs(id) ON DELETE CASCADE;
 
@@ -2025,12 +1835,6 @@ ALTER TABLE ONLY public.sessions
 ALTER TABLE ONLY public.sessions
     ADD CONSTRAINT sessions_client_id_user_id_fkey FOREIGN KEY (client_id, user_id) REFERENCES public.users(client_id, user_id) ON DELETE CASCADE;
 
-ALTER TABLE ONLY public.user_passkeys
-    ADD CONSTRAINT user_passkeys_client_id_fkey FOREIGN KEY (client_id) REFERENCES public.clients(client_id) ON DELETE CASCADE;
-
-ALTER TABLE ONLY public.user_passkeys
-    ADD CONSTRAINT user_passkeys_client_id_user_id_fkey FOREIGN KEY (client_id, user_id) REFERENCES public.users(client_id, user_id) ON DELETE CASCADE;
-
 ALTER TABLE ONLY public.user_totp
     ADD CONSTRAINT user_totp_client_id_fkey FOREIGN KEY (client_id) REFERENCES public.clients(client_id) ON DELETE CASCADE;
 
@@ -2039,6 +1843,9 @@ ALTER TABLE ONLY public.user_totp
 
 ALTER TABLE ONLY public.users
     ADD CONSTRAINT users_client_id_fkey FOREIGN KEY (client_id) REFERENCES public.clients(client_id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.webhook_reveals
+    ADD CONSTRAINT webhook_reveals_client_id_automation_id_fkey FOREIGN KEY (client_id, automation_id) REFERENCES public.automations(client_id, automation_id) ON DELETE CASCADE;
 
 ALTER TABLE public.account_emails ENABLE ROW LEVEL SECURITY;
 
@@ -2086,13 +1893,7 @@ CREATE POLICY definer_prune_costs ON public.cost_events FOR SELECT TO hapex_defi
 
 CREATE POLICY definer_prune_costs_delete ON public.cost_events FOR DELETE TO hapex_definer USING (true);
 
-CREATE POLICY definer_prune_deleted_automations ON public.automations FOR DELETE TO hapex_definer USING ((status = 'deleted'::text));
-
 CREATE POLICY definer_prune_runs ON public.runs FOR DELETE TO hapex_definer USING (true);
-
-CREATE POLICY definer_prune_seen ON public.poll_seen FOR SELECT TO hapex_definer USING (true);
-
-CREATE POLICY definer_prune_seen_delete ON public.poll_seen FOR DELETE TO hapex_definer USING ((started_at IS NOT NULL));
 
 CREATE POLICY definer_session_end ON public.sessions FOR DELETE TO hapex_definer USING (true);
 
@@ -2105,8 +1906,6 @@ CREATE POLICY definer_session_start ON public.sessions FOR INSERT TO hapex_defin
 CREATE POLICY definer_session_touch ON public.sessions FOR UPDATE TO hapex_definer USING (true) WITH CHECK (true);
 
 CREATE POLICY definer_set_webhook ON public.automations FOR UPDATE TO hapex_definer USING (true) WITH CHECK (true);
-
-CREATE POLICY definer_sign_in_challenges ON public.passkey_sign_in_challenges TO hapex_definer USING (true) WITH CHECK (true);
 
 CREATE POLICY definer_state_prune ON public.oauth_states FOR DELETE TO hapex_definer USING ((expires_at <= now()));
 
@@ -2121,14 +1920,6 @@ CREATE POLICY definer_write_notice ON public.notifications FOR INSERT TO hapex_d
 ALTER TABLE public.notifications ENABLE ROW LEVEL SECURITY;
 
 ALTER TABLE public.oauth_states ENABLE ROW LEVEL SECURITY;
-
-ALTER TABLE public.passkey_challenges ENABLE ROW LEVEL SECURITY;
-
-ALTER TABLE public.passkey_sign_in_challenges ENABLE ROW LEVEL SECURITY;
-
-ALTER TABLE public.poll_seen ENABLE ROW LEVEL SECURITY;
-
-ALTER TABLE public.poll_states ENABLE ROW LEVEL SECURITY;
 
 ALTER TABLE public.recovery_codes ENABLE ROW LEVEL SECURITY;
 
@@ -2162,12 +1953,6 @@ CREATE POLICY tenant_isolation ON public.notifications USING ((client_id = ( SEL
 
 CREATE POLICY tenant_isolation ON public.oauth_states USING ((client_id = ( SELECT (NULLIF(current_setting('app.client_id'::text, true), ''::text))::uuid AS "nullif"))) WITH CHECK ((client_id = ( SELECT (NULLIF(current_setting('app.client_id'::text, true), ''::text))::uuid AS "nullif")));
 
-CREATE POLICY tenant_isolation ON public.passkey_challenges USING ((client_id = ( SELECT (NULLIF(current_setting('app.client_id'::text, true), ''::text))::uuid AS "nullif"))) WITH CHECK ((client_id = ( SELECT (NULLIF(current_setting('app.client_id'::text, true), ''::text))::uuid AS "nullif")));
-
-CREATE POLICY tenant_isolation ON public.poll_seen USING ((client_id = ( SELECT (NULLIF(current_setting('app.client_id'::text, true), ''::text))::uuid AS "nullif"))) WITH CHECK ((client_id = ( SELECT (NULLIF(current_setting('app.client_id'::text, true), ''::text))::uuid AS "nullif")));
-
-CREATE POLICY tenant_isolation ON public.poll_states USING ((client_id = ( SELECT (NULLIF(current_setting('app.client_id'::text, true), ''::text))::uuid AS "nullif"))) WITH CHECK ((client_id = ( SELECT (NULLIF(current_setting('app.client_id'::text, true), ''::text))::uuid AS "nullif")));
-
 CREATE POLICY tenant_isolation ON public.recovery_codes USING ((client_id = ( SELECT (NULLIF(current_setting('app.client_id'::text, true), ''::text))::uuid AS "nullif"))) WITH CHECK ((client_id = ( SELECT (NULLIF(current_setting('app.client_id'::text, true), ''::text))::uuid AS "nullif")));
 
 CREATE POLICY tenant_isolation ON public.run_steps USING ((client_id = ( SELECT (NULLIF(current_setting('app.client_id'::text, true), ''::text))::uuid AS "nullif"))) WITH CHECK ((client_id = ( SELECT (NULLIF(current_setting('app.client_id'::text, true), ''::text))::uuid AS "nullif")));
@@ -2176,17 +1961,17 @@ CREATE POLICY tenant_isolation ON public.runs USING ((client_id = ( SELECT (NULL
 
 CREATE POLICY tenant_isolation ON public.sessions USING ((client_id = ( SELECT (NULLIF(current_setting('app.client_id'::text, true), ''::text))::uuid AS "nullif"))) WITH CHECK ((client_id = ( SELECT (NULLIF(current_setting('app.client_id'::text, true), ''::text))::uuid AS "nullif")));
 
-CREATE POLICY tenant_isolation ON public.user_passkeys USING ((client_id = ( SELECT (NULLIF(current_setting('app.client_id'::text, true), ''::text))::uuid AS "nullif"))) WITH CHECK ((client_id = ( SELECT (NULLIF(current_setting('app.client_id'::text, true), ''::text))::uuid AS "nullif")));
-
 CREATE POLICY tenant_isolation ON public.user_totp USING ((client_id = ( SELECT (NULLIF(current_setting('app.client_id'::text, true), ''::text))::uuid AS "nullif"))) WITH CHECK ((client_id = ( SELECT (NULLIF(current_setting('app.client_id'::text, true), ''::text))::uuid AS "nullif")));
 
 CREATE POLICY tenant_isolation ON public.users USING ((client_id = ( SELECT (NULLIF(current_setting('app.client_id'::text, true), ''::text))::uuid AS "nullif"))) WITH CHECK ((client_id = ( SELECT (NULLIF(current_setting('app.client_id'::text, true), ''::text))::uuid AS "nullif")));
 
-ALTER TABLE public.user_passkeys ENABLE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON public.webhook_reveals USING ((client_id = ( SELECT (NULLIF(current_setting('app.client_id'::text, true), ''::text))::uuid AS "nullif"))) WITH CHECK ((client_id = ( SELECT (NULLIF(current_setting('app.client_id'::text, true), ''::text))::uuid AS "nullif")));
 
 ALTER TABLE public.user_totp ENABLE ROW LEVEL SECURITY;
 
 ALTER TABLE public.users ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE public.webhook_reveals ENABLE ROW LEVEL SECURITY;
 
 GRANT USAGE ON SCHEMA public TO hapex_intake;
 GRANT USAGE ON SCHEMA public TO hapex_agent;
@@ -2214,9 +1999,6 @@ REVOKE ALL ON FUNCTION public.hapex_credentials_bump_revision() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION public.hapex_defer_account_email() FROM PUBLIC;
 
-REVOKE ALL ON FUNCTION public.hapex_due_polls(p_now timestamp with time zone, p_limit integer) FROM PUBLIC;
-GRANT ALL ON FUNCTION public.hapex_due_polls(p_now timestamp with time zone, p_limit integer) TO hapex_agent;
-
 REVOKE ALL ON FUNCTION public.hapex_due_schedules(p_now timestamp with time zone, p_limit integer) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.hapex_due_schedules(p_now timestamp with time zone, p_limit integer) TO hapex_agent;
 
@@ -2236,9 +2018,6 @@ REVOKE ALL ON FUNCTION public.hapex_find_webhook(p_secret_hash bytea) FROM PUBLI
 GRANT ALL ON FUNCTION public.hapex_find_webhook(p_secret_hash bytea) TO hapex_intake;
 
 REVOKE ALL ON FUNCTION public.hapex_forget_step_outputs() FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION public.hapex_issue_passkey_sign_in_challenge(p_challenge_hash bytea) FROM PUBLIC;
-GRANT ALL ON FUNCTION public.hapex_issue_passkey_sign_in_challenge(p_challenge_hash bytea) TO hapex_agent;
 
 REVOKE ALL ON FUNCTION public.hapex_notice_automation_paused() FROM PUBLIC;
 
@@ -2261,17 +2040,14 @@ GRANT ALL ON FUNCTION public.hapex_prune_expired_oauth_states() TO hapex_agent;
 REVOKE ALL ON FUNCTION public.hapex_prune_expired_sessions() FROM PUBLIC;
 GRANT ALL ON FUNCTION public.hapex_prune_expired_sessions() TO hapex_agent;
 
-REVOKE ALL ON FUNCTION public.hapex_prune_run_records(p_older_than interval, p_limit integer) FROM PUBLIC;
-GRANT ALL ON FUNCTION public.hapex_prune_run_records(p_older_than interval, p_limit integer) TO hapex_agent;
+REVOKE ALL ON FUNCTION public.hapex_prune_run_records(p_older_than interval) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.hapex_prune_run_records(p_older_than interval) TO hapex_agent;
 
 REVOKE ALL ON FUNCTION public.hapex_session_proves_client(p_client_id uuid, p_session_secret text) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.hapex_session_proves_client(p_client_id uuid, p_session_secret text) TO hapex_agent;
 
 REVOKE ALL ON FUNCTION public.hapex_set_webhook_secret(p_session_secret text, p_automation_id uuid, p_secret_hash bytea) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.hapex_set_webhook_secret(p_session_secret text, p_automation_id uuid, p_secret_hash bytea) TO hapex_intake;
-
-REVOKE ALL ON FUNCTION public.hapex_spend_passkey_sign_in_challenge(p_challenge_hash bytea) FROM PUBLIC;
-GRANT ALL ON FUNCTION public.hapex_spend_passkey_sign_in_challenge(p_challenge_hash bytea) TO hapex_agent;
 
 REVOKE ALL ON FUNCTION public.hapex_start_session(p_client_id uuid, p_user_id uuid, p_session_hash bytea, p_idle interval, p_absolute interval) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.hapex_start_session(p_client_id uuid, p_user_id uuid, p_session_hash bytea, p_idle interval, p_absolute interval) TO hapex_intake;
@@ -2403,7 +2179,6 @@ GRANT SELECT ON TABLE public.automation_versions TO hapex_agent;
 
 GRANT SELECT,DELETE ON TABLE public.automations TO hapex_intake;
 GRANT SELECT ON TABLE public.automations TO hapex_agent;
-GRANT DELETE ON TABLE public.automations TO hapex_definer;
 
 GRANT SELECT(client_id) ON TABLE public.automations TO hapex_definer;
 GRANT INSERT(client_id) ON TABLE public.automations TO hapex_intake;
@@ -2515,8 +2290,6 @@ GRANT DELETE ON TABLE public.cost_events TO hapex_definer;
 
 GRANT SELECT(client_id) ON TABLE public.cost_events TO hapex_definer;
 
-GRANT SELECT(cost_event_id) ON TABLE public.cost_events TO hapex_definer;
-
 GRANT SELECT(amount_microusd) ON TABLE public.cost_events TO hapex_definer;
 
 GRANT SELECT(occurred_at) ON TABLE public.cost_events TO hapex_definer;
@@ -2572,28 +2345,6 @@ GRANT SELECT,INSERT,DELETE ON TABLE public.oauth_states TO hapex_intake;
 GRANT DELETE ON TABLE public.oauth_states TO hapex_definer;
 
 GRANT SELECT(expires_at) ON TABLE public.oauth_states TO hapex_definer;
-
-GRANT SELECT,INSERT,DELETE ON TABLE public.passkey_challenges TO hapex_agent;
-
-GRANT SELECT,INSERT,DELETE ON TABLE public.passkey_sign_in_challenges TO hapex_definer;
-
-GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.poll_seen TO hapex_agent;
-GRANT DELETE ON TABLE public.poll_seen TO hapex_definer;
-
-GRANT SELECT(client_id) ON TABLE public.poll_seen TO hapex_intake;
-GRANT SELECT(client_id) ON TABLE public.poll_seen TO hapex_definer;
-
-GRANT SELECT(automation_id) ON TABLE public.poll_seen TO hapex_intake;
-GRANT SELECT(automation_id) ON TABLE public.poll_seen TO hapex_definer;
-
-GRANT SELECT(item_key) ON TABLE public.poll_seen TO hapex_definer;
-
-GRANT SELECT(seen_at) ON TABLE public.poll_seen TO hapex_definer;
-
-GRANT SELECT(started_at) ON TABLE public.poll_seen TO hapex_intake;
-GRANT SELECT(started_at) ON TABLE public.poll_seen TO hapex_definer;
-
-GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.poll_states TO hapex_agent;
 
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.procrastinate_events TO hapex_agent;
 GRANT INSERT ON TABLE public.procrastinate_events TO hapex_definer;
@@ -2691,23 +2442,6 @@ GRANT INSERT(expires_at),UPDATE(expires_at) ON TABLE public.sessions TO hapex_de
 GRANT SELECT(device) ON TABLE public.sessions TO hapex_intake;
 GRANT INSERT(device) ON TABLE public.sessions TO hapex_definer;
 
-GRANT SELECT,INSERT,DELETE ON TABLE public.user_passkeys TO hapex_agent;
-
-GRANT SELECT(client_id) ON TABLE public.user_passkeys TO hapex_intake;
-
-GRANT SELECT(passkey_id) ON TABLE public.user_passkeys TO hapex_intake;
-
-GRANT SELECT(user_id) ON TABLE public.user_passkeys TO hapex_intake;
-
-GRANT UPDATE(sign_count) ON TABLE public.user_passkeys TO hapex_agent;
-
-GRANT SELECT(label) ON TABLE public.user_passkeys TO hapex_intake;
-
-GRANT SELECT(created_at) ON TABLE public.user_passkeys TO hapex_intake;
-
-GRANT SELECT(last_used_at) ON TABLE public.user_passkeys TO hapex_intake;
-GRANT UPDATE(last_used_at) ON TABLE public.user_passkeys TO hapex_agent;
-
 GRANT DELETE ON TABLE public.user_totp TO hapex_intake;
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.user_totp TO hapex_agent;
 
@@ -2749,3 +2483,5 @@ GRANT SELECT,INSERT ON TABLE public.vault_key_usage TO hapex_definer;
 GRANT UPDATE(encryptions) ON TABLE public.vault_key_usage TO hapex_definer;
 
 GRANT UPDATE(last_used_at) ON TABLE public.vault_key_usage TO hapex_definer;
+
+GRANT SELECT,INSERT,DELETE ON TABLE public.webhook_reveals TO hapex_intake;

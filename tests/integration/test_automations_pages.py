@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import html
+import json
 import logging
 import re
 import uuid
@@ -422,6 +424,34 @@ def test_a_webhook_url_is_shown_once_only_its_hash_is_stored_and_it_queues_runs(
     logged = "\n".join(f"{r.getMessage()} {r.__dict__}" for r in caplog.records)
     assert "/hooks/<secret>" in logged
     assert secret not in logged
+
+
+def _cookie_encodings(secret: str) -> list[str]:
+    raw = secret.encode()
+    return [secret, raw.hex(), base64.b64encode(raw).decode().rstrip("="),
+            base64.urlsafe_b64encode(raw).decode().rstrip("="), secret[:20], secret[-20:]]
+
+
+def test_the_new_webhook_address_is_not_in_the_session_cookie_in_any_encoding(signed_up, owner_conn, intake_app):
+    visitor, _ = signed_up
+    posted = press(visitor, {**digest_form(visitor), "trigger_kind": "webhook"}, "save")
+    assert posted.status_code == 303
+    cookies = [value for name, value in posted.headers.items() if name == "Set-Cookie"]
+    session_cookie = next(c for c in cookies if c.startswith(intake_app.config.get("SESSION_COOKIE_NAME", "session")))
+    value = session_cookie.split(";", 1)[0].split("=", 1)[1]
+    opened = intake_app.session_interface.get_signing_serializer(intake_app).loads(value)
+    assert "webhook_reveal" in opened  # the pad is there; the address is not
+    shown = followed(visitor, posted)
+    secret = HOOK_URL.search(shown.get_data(as_text=True)).group(1)
+    held = value + json.dumps(opened) + "".join(cookies)
+    for encoded in _cookie_encodings(secret):
+        assert encoded not in held
+    pad = bytes.fromhex(opened["webhook_reveal"]["pad"])
+    assert bytes(a ^ b for a, b in zip(secret.encode(), pad, strict=True)) != secret.encode()
+    # Read once: the row is gone, so neither the cookie's pad nor a dump can rebuild the address.
+    assert owner_conn.execute("SELECT count(*) FROM webhook_reveals").fetchone() == (0,)
+    everything = str(owner_conn.execute("SELECT * FROM automations").fetchall())
+    assert not any(encoded in everything for encoded in _cookie_encodings(secret))
 
 
 def test_a_wrong_secret_and_a_disabled_automation_get_the_same_404(signed_up, owner_conn, intake_app):

@@ -6,6 +6,7 @@ The list is checked against pg_proc, so a new definer function without an entry 
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 
 import psycopg
@@ -13,7 +14,7 @@ import pytest
 from psycopg.types.json import Jsonb
 
 from shared.db import tenant_transaction
-from tests.factories import make_client
+from tests.factories import make_automation, make_client, make_session
 
 INTAKE, AGENT, NOBODY = frozenset({"hapex_intake"}), frozenset({"hapex_agent"}), frozenset()
 
@@ -27,7 +28,8 @@ REVIEWED: dict[str, tuple[frozenset[str], str]] = {
     "hapex_webhook_proves_client": (AGENT, "yes or no for one secret, client and enabled webhook automation"),
     "hapex_touch_session": (INTAKE, "one session by exact hash, extended within 1 day idle and 30 days in all"),
     "hapex_end_session": (INTAKE, "one session by exact hash"),
-    "hapex_set_webhook_secret": (INTAKE, "only with a live session secret of the automation's own client"),
+    "hapex_set_webhook_secret": (INTAKE, "only with a live session secret of the automation's own client, "
+                                         "under 30 days old (test below)"),
     # Not narrow yet, as docs/client-proof.md says under "What is not closed yet": any client and
     # user may be named, since the password is checked in the intake (argon2id, in Python).
     "hapex_start_session": (INTAKE, "expiry capped at 1 day; the client and user are the caller's word"),
@@ -259,3 +261,23 @@ def test_a_sign_in_challenge_lives_five_minutes_whatever_is_asked_and_is_spent_o
     assert owner_conn.execute("SELECT count(*) FROM passkey_sign_in_challenges").fetchone() == (1,)
     with agent_db.transaction() as conn, pytest.raises(psycopg.errors.CheckViolation):
         conn.execute("SELECT hapex_issue_passkey_sign_in_challenge(%s)", [b"short"])
+
+def test_a_session_older_than_30_days_cannot_set_a_webhook_secret_even_with_its_expiry_pushed_out(
+        intake_db, owner_conn):
+    client_id = make_client(intake_db)
+    automation_id = make_automation(intake_db, client_id)
+    secret = make_session(intake_db, client_id)
+    known = hashlib.sha256(b"a webhook secret").digest()
+    owner_conn.execute("UPDATE sessions SET created_at = now() - interval '31 days', "
+                       "expires_at = now() + interval '1 day' WHERE session_hash = %s",
+                       [hashlib.sha256(secret.encode()).digest()])
+    with tenant_transaction(intake_db, client_id) as conn:
+        stored = conn.execute("SELECT hapex_set_webhook_secret(%s, %s, %s)", [secret, automation_id, known]).fetchone()
+    assert stored == (False,)
+    assert owner_conn.execute("SELECT webhook_secret_hash FROM automations WHERE automation_id = %s",
+                              [automation_id]).fetchone() == (None,)
+    owner_conn.execute("UPDATE sessions SET created_at = now() - interval '29 days' WHERE session_hash = %s",
+                       [hashlib.sha256(secret.encode()).digest()])
+    with tenant_transaction(intake_db, client_id) as conn:
+        stored = conn.execute("SELECT hapex_set_webhook_secret(%s, %s, %s)", [secret, automation_id, known]).fetchone()
+    assert stored == (True,)
