@@ -8,6 +8,7 @@ from agent_service.config import AgentConfig
 from shared import access_log, forwarded, request_input
 from shared.db import Database
 from shared.errors import register_json_errors
+from shared.passwords import Passwords
 
 
 def create_app(config: AgentConfig, *, database: Database | None = None) -> Flask:
@@ -23,6 +24,7 @@ def create_app(config: AgentConfig, *, database: Database | None = None) -> Flas
     from agent_service.runs import views as runs
     from agent_service.runtime import AgentRuntime
     from agent_service.second_factor import views as second_factor
+    from agent_service.sign_in import views as sign_in
     from agent_service.vault import startup as vault_startup
 
     app = Flask(__name__)
@@ -34,6 +36,7 @@ def create_app(config: AgentConfig, *, database: Database | None = None) -> Flas
     vault = vault_startup.open_vault(config, db)
     vault_startup.install(app, vault)
     app.extensions["hapex_runtime"] = AgentRuntime.build(db, vault, config)
+    app.extensions["hapex_passwords"] = Passwords(config.password_hash_profile)
 
     access_log.install(app)
     forwarded.install(app, trusted_proxy_count=config.transport.trusted_proxy_count,
@@ -48,7 +51,8 @@ def create_app(config: AgentConfig, *, database: Database | None = None) -> Flas
     app.register_blueprint(chat.blueprint)
     app.register_blueprint(admin.blueprint)
     app.register_blueprint(second_factor.blueprint)
-    app.register_blueprint(second_factor.sign_in_blueprint)
+    app.register_blueprint(sign_in.blueprint)
+    app.register_blueprint(sign_in.account_blueprint)
     app.register_blueprint(passkeys.blueprint)
     app.register_blueprint(passkeys.sign_in_blueprint)
     return app

@@ -32,9 +32,10 @@ OPEN_ENDPOINTS = frozenset({"health.healthz", "health.readyz"})
 ADMIN_PREFIX = "/v1/admin/"
 PROOF_HEADER = "Hapex-Client-Proof"
 # Service-token routes that act for no client (so need no client's proof).
-# The second-factor check finishes a sign-in, before any session exists (agent_service/second_factor).
-# So do the passkey sign-in's options and check (agent_service/passkeys), for the same reason.
-CLIENTLESS_ENDPOINTS = frozenset({"openapi.openapi_document", "second_factor_check.check",
+# Sign-in comes before any session exists (agent_service/sign_in): the password, or a pending sign-in's
+# ticket with a code, is its proof, and it answers only the session of the person who gave it.
+# The passkey sign-in's options and check (agent_service/passkeys) likewise: the signed assertion is its proof.
+CLIENTLESS_ENDPOINTS = frozenset({"openapi.openapi_document", "sign_in.sign_in", "sign_in.second_factor",
                                   "passkey_sign_in.sign_in_options", "passkey_sign_in.check"})
 # Routes a webhook's secret may prove: starting a run of the automation the URL names.
 WEBHOOK_ENDPOINTS = frozenset({"runs.run_now"})

@@ -29,6 +29,7 @@ from shared.config import (
     refuse_loopback_providers,
     resolve_catalog,
 )
+from shared.passwords import PASSWORD_HASH_PROFILES
 from shared.secret import Secret
 
 
@@ -158,13 +159,16 @@ class AgentConfig:
     # Where clients reach the intake: the origin and relying party id passkeys are verified against
     # (never a Host header). None (test stacks without it): passkeys are unavailable.
     intake_public_url: str | None = None
+    # argon2id cost of the hashes the agent makes (a changed password, an upgraded one) and of the
+    # check made for an unknown address; "test" only in test mode.
+    password_hash_profile: str = "owasp"  # noqa: S105 - a cost profile, not a password
 
     OWN_VARIABLES: ClassVar[tuple[str, ...]] = (
         "AGENT_DATABASE_URL", "AGENT_SERVICE_TOKEN", "AGENT_SERVICE_TOKEN_PREVIOUS", "AGENT_ADMIN_TOKEN",
         *KEY_VARIABLES, "LOG_LEVEL", "LOG_FORMAT", *PoolSettings.variables("AGENT"), "ANTHROPIC_API_KEY",
         "HAPEX_LLM_MODEL", "HAPEX_OUTBOUND_CA_BUNDLE", *RunLimits.VARIABLES, *SMTP_VARIABLES,
         "HAPEX_BENCH_ALLOW_LOOPBACK_WEBHOOKS", "HAPEX_TEST_MODE", "WORKER_CONCURRENCY", "WORKER_GRACE_SECONDS",
-        "INTAKE_PUBLIC_URL", *TransportSettings.VARIABLES,
+        "INTAKE_PUBLIC_URL", "AGENT_PASSWORD_HASH_PROFILE", *TransportSettings.VARIABLES,
     )
 
     # Read (and so validated) by the API too, but used by the workers only.
@@ -195,6 +199,9 @@ class AgentConfig:
         if allow_loopback and not test_mode:
             # Webhook steps reaching 127.0.0.1 would let a client's automation call the host's own services.
             raise ConfigError("HAPEX_BENCH_ALLOW_LOOPBACK_WEBHOOKS", "may be set only when HAPEX_TEST_MODE=1")
+        profile = env.get("AGENT_PASSWORD_HASH_PROFILE", "owasp") or "owasp"
+        if profile not in PASSWORD_HASH_PROFILES or (profile == "test" and not test_mode):
+            raise ConfigError("AGENT_PASSWORD_HASH_PROFILE", "must be owasp (or test, when HAPEX_TEST_MODE=1)")
         return cls(
             database_url=env.database_url("AGENT_DATABASE_URL"),
             service_token=service_token,
@@ -217,6 +224,7 @@ class AgentConfig:
             worker_concurrency=env.integer("WORKER_CONCURRENCY", 4, minimum=1, maximum=256),
             worker_grace_seconds=float(env.integer("WORKER_GRACE_SECONDS", 45, minimum=1, maximum=3600)),
             intake_public_url=intake_public_url.rstrip("/") if intake_public_url else None,
+            password_hash_profile=profile,
         )
 
 

@@ -29,13 +29,13 @@ def create_app(
     from intake.account_data import blueprint as account_data_blueprint
     from intake.accounts import blueprint as accounts_blueprint
     from intake.accounts.email_links import LINK_PREFIX, email_unverified
-    from intake.accounts.passwords import Passwords
     from intake.accounts.sessions import csrf_cookie_name
     from intake.accounts.throttle import LoginThrottle
     from intake.automations import blueprint as automations_blueprint
     from intake.automations import hooks_blueprint
     from intake.chat import blueprint as chat_blueprint
     from intake.connections import blueprint as connections_blueprint
+    from shared.passwords import Passwords
 
     app = Flask(__name__)
     secret = config.session_secret.reveal()

@@ -390,6 +390,54 @@ def _provisioning_uri(body: dict[str, Any]) -> Secret:
     return Secret(uri)
 
 
+@dataclass(frozen=True)
+class SignIn:
+    """The agent's answer to a password or a code: `signed_in` with the new session's secret,
+    `second_factor` with the pending sign-in's ticket, or `refused`."""
+
+    outcome: str
+    client_id: uuid.UUID | None = None
+    user_id: uuid.UUID | None = None
+    session: Secret | None = field(default=None, repr=False)
+    ticket: Secret | None = field(default=None, repr=False)
+
+
+def _sign_in(body: dict[str, Any]) -> SignIn:
+    outcome = str(body["outcome"])
+    if outcome not in ("signed_in", "second_factor", "refused"):
+        raise ValueError(outcome)
+    return SignIn(
+        outcome,
+        client_id=uuid.UUID(body["client_id"]) if body.get("client_id") else None,
+        user_id=uuid.UUID(body["user_id"]) if body.get("user_id") else None,
+        session=Secret(str(body["session"])) if body.get("session") else None,
+        ticket=Secret(str(body["ticket"])) if body.get("ticket") else None,
+    )
+
+
+@dataclass(frozen=True)
+class PasswordChange:
+    """`changed` with this browser's new session and how many others ended, or `refused`."""
+
+    changed: bool
+    session: Secret | None = field(default=None, repr=False)
+    sessions_ended: int = 0
+
+
+def _password_change(body: dict[str, Any]) -> PasswordChange:
+    changed = body["outcome"] == "changed"
+    return PasswordChange(changed, session=Secret(str(body["session"])) if changed else None,
+                          sessions_ended=int(body.get("sessions_ended") or 0))
+
+
+def _matches(body: dict[str, Any]) -> bool:
+    return body.get("matches") is True
+
+
+def _outcome(body: dict[str, Any]) -> str:
+    return str(body["outcome"])
+
+
 def _accepted(body: dict[str, Any]) -> bool:
     return body.get("accepted") is True
 
@@ -530,10 +578,37 @@ class AgentClient:
                           json={"account_name": account_name})
 
     def check_totp(self, client_id: uuid.UUID, user_id: uuid.UUID, *, code: str, confirm: bool) -> bool:
-        """Whether the code is good and unused (the agent spends it); `confirm` for an enrolment's first."""
-        return self._call("POST", "/v1/second-factor/check", _accepted, expect=200,
-                          json={"client_id": str(client_id), "user_id": str(user_id), "code": code,
-                                "confirm": confirm})
+        """A signed-in user's code: good and unused (the agent spends it); `confirm` for an enrolment's first."""
+        return self._call("POST", f"/v1/clients/{client_id}/users/{user_id}/totp/check", _accepted, expect=200,
+                          json={"code": code, "confirm": confirm})
+
+    # signing in, and the password (checked by the agent alone: docs/client-proof.md)
+
+    def sign_in(self, *, email: str, password: str, session: dict[str, Any]) -> SignIn:
+        """The agent checks the password and starts the session (or a pending sign-in for a second factor)."""
+        return self._call("POST", "/v1/sign-in", _sign_in, expect=200,
+                          json={"email": email, "password": password, **session})
+
+    def finish_sign_in(self, client_id: uuid.UUID, *, ticket: str, code: str, session: dict[str, Any]) -> SignIn:
+        """A pending sign-in's ticket and a code (or a recovery code): the session, or refused."""
+        return self._call("POST", "/v1/sign-in/second-factor", _sign_in, expect=200,
+                          json={"client_id": str(client_id), "ticket": ticket, "code": code, **session})
+
+    def check_password(self, client_id: uuid.UUID, user_id: uuid.UUID, *, password: str) -> bool:
+        return self._call("POST", f"/v1/clients/{client_id}/users/{user_id}/password/check", _matches,
+                          expect=200, json={"password": password})
+
+    def change_password(self, client_id: uuid.UUID, user_id: uuid.UUID, *, current_password: str,
+                        new_password: str, session: dict[str, Any]) -> PasswordChange:
+        return self._call("PUT", f"/v1/clients/{client_id}/users/{user_id}/password", _password_change,
+                          expect=200, json={"current_password": current_password, "new_password": new_password,
+                                            **session})
+
+    def request_email_change(self, client_id: uuid.UUID, user_id: uuid.UUID, *, password: str, new_email: str,
+                             link_base: str) -> str:
+        """`sent`, `limited` (enough such emails lately) or `refused` (not the password)."""
+        return self._call("POST", f"/v1/clients/{client_id}/users/{user_id}/email", _outcome, expect=200,
+                          json={"password": password, "new_email": new_email, "link_base": link_base})
 
     def remove_totp(self, client_id: uuid.UUID, user_id: uuid.UUID) -> None:
         self._call("DELETE", f"/v1/clients/{client_id}/users/{user_id}/totp", _nothing, expect=200)

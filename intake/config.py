@@ -23,10 +23,10 @@ from shared.config import (
     resolve_catalog,
     tls_terminated_by_proxy,
 )
+from shared.passwords import PASSWORD_HASH_PROFILES
 from shared.secret import Secret
 
 # "owasp": argon2id at or above OWASP's minimum; "test": cheap hashing, test mode only.
-PASSWORD_HASH_PROFILES = ("owasp", "test")
 
 
 @dataclass(frozen=True)

@@ -14,14 +14,14 @@ from flask.typing import ResponseReturnValue
 from markupsafe import Markup
 
 from intake.accounts import sessions, throttle
-from intake.accounts.passwords import (
+from intake.config import IntakeConfig
+from shared.catalog import Catalog
+from shared.passwords import (
     MIN_PASSWORD_LENGTH,
     OWASP_MINIMUM_MEMORY_KIB,
     OWASP_MINIMUM_TIME_COST,
     Passwords,
 )
-from intake.config import IntakeConfig
-from shared.catalog import Catalog
 
 blueprint = Blueprint("pages", __name__)
 

@@ -142,8 +142,12 @@ def drop_database(pg_server: str, name: str) -> None:
 @pytest.fixture
 def database(pg_server: str, migrated_template: str) -> Iterator[TestDatabase]:
     """A fresh, migrated database for this test alone."""
+    from tests.factories import OWNER_DSNS
+
     db = create_database_from(pg_server, migrated_template)
+    OWNER_DSNS[db.name] = db.owner_dsn
     yield db
+    OWNER_DSNS.pop(db.name, None)
     drop_database(pg_server, db.name)
 
 

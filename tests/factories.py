@@ -5,10 +5,13 @@ from __future__ import annotations
 import hashlib
 import secrets
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any, NamedTuple
 
 import psycopg
+from psycopg.conninfo import conninfo_to_dict
 
 from shared.db import Database, tenant_transaction
 
@@ -21,10 +24,25 @@ def make_client(db: Database, *, name: str = "Acme Bakery", client_id: uuid.UUID
     return client_id
 
 
+# Each test database's owner DSN, by database name (tests/conftest.py registers it): users and sessions
+# are written as the owner, since neither service's role may add a user to a client or start a session
+# without the password (docs/client-proof.md).
+OWNER_DSNS: dict[str, str] = {}
+
+
+@contextmanager
+def _as_owner(db: Database, client_id: uuid.UUID) -> Iterator[psycopg.Connection[Any]]:
+    """A transaction as the owner of the database `db` reaches, in the client's tenant scope."""
+    name = conninfo_to_dict(db.pool.conninfo)["dbname"]
+    with psycopg.connect(OWNER_DSNS[str(name)]) as conn, conn.transaction():
+        conn.execute("SELECT set_config('app.client_id', %s, true)", [str(client_id)])
+        yield conn
+
+
 def make_user(db: Database, client_id: uuid.UUID, *, email: str | None = None,
               password_hash: str = "$argon2id$placeholder") -> uuid.UUID:
     email = email or f"owner-{uuid.uuid4().hex[:8]}@example.com"
-    with tenant_transaction(db, client_id) as conn:
+    with _as_owner(db, client_id) as conn:
         row = conn.execute(
             "INSERT INTO users (client_id, email, password_hash) VALUES (%s, %s, %s) RETURNING user_id",
             [client_id, email, password_hash],
@@ -35,12 +53,13 @@ def make_user(db: Database, client_id: uuid.UUID, *, email: str | None = None,
 
 def make_session(db: Database, client_id: uuid.UUID, *, user_id: uuid.UUID | None = None,
                  idle: timedelta = timedelta(minutes=30), absolute: timedelta = timedelta(hours=12)) -> str:
-    """A live session of the client (a new user's unless given), started as the intake starts one; its secret."""
+    """A live session of the client (a new user's unless given), written as the owner; its secret."""
     user_id = user_id or make_user(db, client_id)
     secret = secrets.token_urlsafe(32)
-    with tenant_transaction(db, client_id) as conn:
-        conn.execute("SELECT hapex_start_session(%s, %s, %s, %s, %s)",
-                     [client_id, user_id, hashlib.sha256(secret.encode()).digest(), idle, absolute])
+    with _as_owner(db, client_id) as conn:
+        conn.execute("INSERT INTO sessions (client_id, session_hash, user_id, expires_at) "
+                     "VALUES (%s, %s, %s, now() + least(%s, %s))",
+                     [client_id, hashlib.sha256(secret.encode()).digest(), user_id, idle, absolute])
     return secret
 
 

@@ -24,8 +24,6 @@ class CodeSchema(Schema):
     class Meta:
         unknown = RAISE
 
-    client_id = fields.UUID(required=True)
-    user_id = fields.UUID(required=True)
     code = fields.String(required=True, validate=validate.Regexp(r"^[0-9]{6}$"))
     # True for the first code, which confirms an enrolment; False at sign-in, which needs a confirmed one.
     confirm = fields.Boolean(load_default=False)

@@ -14,17 +14,16 @@ from agent_service.contract import contract
 from agent_service.db import get_runtime
 from agent_service.second_factor import repository
 from agent_service.second_factor.schemas import CheckedSchema, CodeSchema, EnrolledSchema, EnrolSchema, RemovedSchema
-from agent_service.vault.keyring import Sealed, SecondFactorBinding
+from agent_service.vault.keyring import Keyring, Sealed, SecondFactorBinding
 from shared.db import tenant_transaction
 from shared.db.errors import ReferencedRowMissing
+from shared.db.pool import Connection
 from shared.errors import HapexError, NotFound
 
 logger = logging.getLogger(__name__)
 blueprint = Blueprint("second_factor", __name__, url_prefix="/v1/clients/<uuid:client_id>/users/<uuid:user_id>")
-# Checking a code is how a sign-in that is half done (the password was right) is finished, so it
-# comes before any session exists and carries no client's proof (docs/accounts.md says why that is
-# safe: it answers yes or no, spends the code, and opens nothing).
-sign_in_blueprint = Blueprint("second_factor_check", __name__, url_prefix="/v1/second-factor")
+# A code that finishes a sign-in is checked by agent_service.sign_in, with the pending sign-in's ticket;
+# the check here is a signed-in user's (confirming an enrolment, turning the factor off).
 
 ISSUER = "Hapex"
 STEP_SECONDS = 30
@@ -72,26 +71,34 @@ def enrol(client_id: uuid.UUID, user_id: uuid.UUID, data: dict[str, Any]) -> dic
     return {"provisioning_uri": uri}
 
 
-@sign_in_blueprint.post("/check")
+def spend_code(conn: Connection, keyring: Keyring, *, client_id: uuid.UUID, user_id: uuid.UUID, code: str,
+               confirm: bool) -> bool:
+    """Whether the code is good now and was not used before, in the caller's tenant transaction; a
+    good code is spent. `confirm` for an enrolment's first code, else the factor must be confirmed."""
+    row = repository.lock_secret(conn, client_id=client_id, user_id=user_id)
+    if row is None:
+        raise UserNotFound()
+    if (row["confirmed_at"] is None) != confirm:
+        return False
+    sealed = Sealed(row["key_id"], bytes(row["nonce"]), bytes(row["ciphertext"]))
+    secret = keyring.decrypt(sealed, SecondFactorBinding(client_id, user_id)).decode("ascii")
+    step = matching_step(pyotp.TOTP(secret), code, time.time())
+    if step is None or (row["last_step"] is not None and step <= row["last_step"]):
+        logger.info("second factor code refused", extra={"client_id": client_id, "user_id": user_id})
+        return False
+    repository.accept_step(conn, client_id=client_id, user_id=user_id, step=step, confirm=confirm)
+    return True
+
+
+@blueprint.post("/totp/check")
 @contract(CheckedSchema, body=CodeSchema, refusals=(UserNotFound,))
-def check(data: dict[str, Any]) -> dict[str, Any]:
-    """Whether the code is good now and was not used before; a good code is spent."""
+def check(client_id: uuid.UUID, user_id: uuid.UUID, data: dict[str, Any]) -> dict[str, Any]:
+    """A signed-in user's code (their session proves the client): good now and unused; a good code is spent."""
     rt = get_runtime()
-    client_id, user_id = data["client_id"], data["user_id"]
     with tenant_transaction(rt.db, client_id) as conn:
-        row = repository.lock_secret(conn, client_id=client_id, user_id=user_id)
-        if row is None:
-            raise UserNotFound()
-        if (row["confirmed_at"] is None) != data["confirm"]:
-            return {"accepted": False}
-        sealed = Sealed(row["key_id"], bytes(row["nonce"]), bytes(row["ciphertext"]))
-        secret = rt.vault.keyring.decrypt(sealed, SecondFactorBinding(client_id, user_id)).decode("ascii")
-        step = matching_step(pyotp.TOTP(secret), data["code"], time.time())
-        if step is None or (row["last_step"] is not None and step <= row["last_step"]):
-            logger.info("second factor code refused", extra={"client_id": client_id, "user_id": user_id})
-            return {"accepted": False}
-        repository.accept_step(conn, client_id=client_id, user_id=user_id, step=step, confirm=data["confirm"])
-    return {"accepted": True}
+        accepted = spend_code(conn, rt.vault.keyring, client_id=client_id, user_id=user_id, code=data["code"],
+                              confirm=data["confirm"])
+    return {"accepted": accepted}
 
 
 @blueprint.delete("/totp")

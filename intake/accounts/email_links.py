@@ -45,15 +45,15 @@ class AccountLink:
     live: bool
 
 
-def queue_email(db: Database, *, client_id: uuid.UUID, user_id: uuid.UUID, kind: str,
-                to_address: str | None = None) -> bool:
-    """Ask for an account email; False when this user has had enough of this kind lately."""
+def queue_email(db: Database, *, client_id: uuid.UUID, user_id: uuid.UUID, kind: str) -> bool:
+    """Ask for an account email to the user's own address; False when they had enough of this kind lately.
+    (A message to another address, a new one to confirm, is the agent's to ask, after the password.)"""
     ttl = LINK_KINDS.get(kind)
     link_base = link_origin() + LINK_PREFIX if ttl is not None else None
     with tenant_transaction(db, client_id) as conn:
         email_id = repository.queue_account_email(
             conn, client_id=client_id, user_id=user_id, kind=kind, link_base=link_base, link_ttl=ttl,
-            per_window=PER_WINDOW, window=WINDOW, to_address=to_address,
+            per_window=PER_WINDOW, window=WINDOW,
         )
     return email_id is not None
 

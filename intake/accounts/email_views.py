@@ -11,7 +11,8 @@ from intake.accounts import email_links, repository, sessions
 from intake.accounts.email_links import AccountLink
 from intake.accounts.forms import ChangeEmailForm, ConfirmForm, ForgotPasswordForm, ResetPasswordForm
 from intake.accounts.views import TOO_MANY_ATTEMPTS, blueprint, passwords, throttle
-from intake.db import get_db
+from intake.agent_client import AgentError
+from intake.db import get_agent, get_db
 from shared.db import AlreadyExists, tenant_transaction
 
 logger = logging.getLogger(__name__)
@@ -47,7 +48,7 @@ def forgot_password() -> ResponseReturnValue:
     if not throttle().begin_attempt(buckets):
         return render_template("accounts/forgot.html", form=form, error=TOO_MANY_ATTEMPTS), 429
     with get_db().transaction() as conn:
-        found = repository.find_login(conn, email=form.email.data)
+        found = repository.find_account(conn, email=form.email.data)
     if found is not None:
         email_links.queue_email(get_db(), client_id=found["client_id"], user_id=found["user_id"],
                                 kind="reset_password")
@@ -87,16 +88,13 @@ def _confirm_new_email(link: AccountLink, token: str) -> ResponseReturnValue:
     if not form.validate():
         return render_template("accounts/verify_email.html", form=form, token=token, new_address=True), 400
     try:
-        with tenant_transaction(get_db(), link.client_id) as conn:
-            account = repository.get_account(conn, client_id=link.client_id, user_id=link.user_id)
-            used = repository.use_new_email_link(conn, client_id=link.client_id, email_id=link.email_id)
-            if used is None or account is None:
-                return _unusable()
-            repository.change_email(conn, client_id=link.client_id, user_id=used["user_id"], email=used["to_address"])
+        with get_db().transaction() as conn:
+            # The token itself (whose hash only the worker set) proves the link; the old address is told.
+            changed = repository.change_email_by_link(conn, token=token)
     except AlreadyExists:
         return render_template("accounts/link_unusable.html", message=ADDRESS_TAKEN), 409
-    email_links.queue_email(get_db(), client_id=link.client_id, user_id=link.user_id, kind="email_changed",
-                            to_address=account["email"])
+    if changed is None:
+        return _unusable()
     logger.info("email address changed", extra={"client_id": link.client_id, "user_id": link.user_id})
     flash("Your new email address is confirmed and is now your account's.")
     return redirect(url_for("accounts.account" if g.get("identity") else "accounts.login"), 303)
@@ -134,17 +132,13 @@ def _reset_password(link: AccountLink, token: str) -> ResponseReturnValue:
     if not form.validate():
         return render_template("accounts/reset_password.html", form=form, token=token, invitation=invitation), 400
     new_hash = passwords().hash(form.new_password.data)
-    with tenant_transaction(get_db(), link.client_id) as conn:
-        user_id = repository.use_account_link(conn, client_id=link.client_id, email_id=link.email_id,
-                                              kind=link.kind)
-        if user_id is None:
-            return _unusable()
-        repository.change_password(conn, client_id=link.client_id, user_id=user_id, password_hash=new_hash)
-        ended = sessions.end_user_sessions(conn, client_id=link.client_id, user_id=user_id)
-        repository.void_account_links(conn, client_id=link.client_id, user_id=user_id, kind="reset_password")
-        repository.void_account_links(conn, client_id=link.client_id, user_id=user_id, kind="invitation")
-        # Reading the email proves the address too.
-        repository.mark_email_verified(conn, client_id=link.client_id, user_id=user_id)
+    with get_db().transaction() as conn:
+        # The token itself (whose hash only the worker set) proves the link: the password is set, every
+        # session of the user ends, their other links stop and the address counts as confirmed.
+        used = repository.set_password_by_link(conn, token=token, password_hash=new_hash)
+    if used is None:
+        return _unusable()
+    user_id, ended = used["user_id"], used["sessions_ended"]
     if invitation:
         logger.info("invitation accepted", extra={"client_id": link.client_id, "user_id": user_id})
         session.clear()
@@ -164,20 +158,28 @@ def _reset_password(link: AccountLink, token: str) -> ResponseReturnValue:
 @blueprint.post("/account/email")
 def change_email() -> ResponseReturnValue:
     """Ask to move the account to a new address: nothing changes until the link sent there is used."""
-    from intake.accounts.views import _account_page, _check_password, _current_account, _status_for
+    from intake.accounts.views import CHECK_UNAVAILABLE, WRONG_PASSWORD, _account_page, _current_account
 
     account = _current_account()
     form = ChangeEmailForm()
     if not form.validate():
         return _account_page(account, email_form=form), 400
-    problem = _check_password(account, form.email_password.data)
-    if problem:
-        return _account_page(account, email_form=form, email_error=problem), _status_for(problem)
+    buckets = throttle().buckets(email=account["email"], address=request.remote_addr)
+    if not throttle().begin_attempt(buckets):
+        return _account_page(account, email_form=form, email_error=TOO_MANY_ATTEMPTS), 429
     identity = g.identity
-    # Sent whether or not the address has an account: the answer does not tell (the link then says so).
-    queued = email_links.queue_email(get_db(), client_id=identity.client_id, user_id=identity.user_id,
-                                     kind="verify_new_email", to_address=form.new_email.data)
-    flash(CHANGE_SENT.format(email=form.new_email.data) if queued else RESEND_LIMIT)
+    try:
+        # Sent whether or not the address has an account: the answer does not tell (the link then says so).
+        # The agent asks for it, having checked the password again: the intake's role cannot email another address.
+        outcome = get_agent().request_email_change(identity.client_id, identity.user_id,
+                                                   password=form.email_password.data, new_email=form.new_email.data,
+                                                   link_base=email_links.link_origin() + email_links.LINK_PREFIX)
+    except AgentError:
+        return _account_page(account, email_form=form, email_error=CHECK_UNAVAILABLE), 503
+    if outcome == "refused":
+        return _account_page(account, email_form=form, email_error=WRONG_PASSWORD), 400
+    throttle().record_success(buckets)
+    flash(CHANGE_SENT.format(email=form.new_email.data) if outcome == "sent" else RESEND_LIMIT)
     return redirect(url_for("accounts.account"), 303)
 
 

@@ -7,7 +7,7 @@ from wtforms import EmailField, PasswordField, SelectField, StringField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import EqualTo, InputRequired, Length, Regexp
 
-from intake.accounts.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
+from shared.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
 
 # Printable ASCII only: PostgreSQL's citext and Python fold some non-ASCII letters (İ)
 # differently, which would let one account be counted under two throttle buckets.

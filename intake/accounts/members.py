@@ -10,16 +10,15 @@ business always keeps the owner who is acting.
 from __future__ import annotations
 
 import logging
-import secrets
 import uuid
 from typing import Any
 
 from flask import abort, flash, g, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
-from intake.accounts import email_links, repository
+from intake.accounts import email_links, repository, sessions
 from intake.accounts.forms import InviteForm, MemberRoleForm
-from intake.accounts.views import TOO_MANY_ATTEMPTS, blueprint, passwords, throttle
+from intake.accounts.views import TOO_MANY_ATTEMPTS, blueprint, throttle
 from intake.db import get_db
 from shared.db import AlreadyExists, tenant_transaction
 
@@ -71,20 +70,22 @@ def invite() -> ResponseReturnValue:
     buckets = throttle().buckets(email=str(identity.user_id), address=request.remote_addr, purpose="invite")
     if not throttle().begin_attempt(buckets):
         return _page(form=form, error=TOO_MANY_ATTEMPTS, status=429)
-    # A password no one knows, hashed as any other, so an invited user signs in like no one until they choose one.
-    unknown_password = passwords().hash(secrets.token_urlsafe(32))
     try:
         with tenant_transaction(get_db(), identity.client_id) as conn:
-            user_id = repository.insert_member(conn, client_id=identity.client_id, email=form.email.data,
-                                               password_hash=unknown_password, role=form.role.data)
+            # Through the owner's live session, with no password anyone knows (signing in as them costs
+            # as much as anyone's and succeeds for no one) until they choose one with the invitation's link.
+            user_id = repository.invite_member(conn, session_secret=sessions.current_secret(identity.client_id),
+                                               email=form.email.data, role=form.role.data)
     except AlreadyExists:
         # Answered as any invitation, so inviting does not tell who has an account; the address is told.
         with get_db().transaction() as conn:
-            existing = repository.find_login(conn, email=form.email.data)
+            existing = repository.find_account(conn, email=form.email.data)
         if existing is not None and existing["client_id"] != identity.client_id:
             email_links.queue_email(get_db(), client_id=existing["client_id"], user_id=existing["user_id"],
                                     kind="invitation_taken")
     else:
+        if user_id is None:
+            abort(403)
         email_links.queue_email(get_db(), client_id=identity.client_id, user_id=user_id, kind="invitation")
         logger.info("member invited", extra={"client_id": identity.client_id, "user_id": user_id})
     flash(INVITED.format(email=form.email.data))

@@ -1,34 +1,23 @@
--- find_login --
--- The user with this email (any client), through the narrow pre-tenant definer function.
-SELECT client_id, user_id, password_hash FROM hapex_find_login(%(email)s)
+-- find_account --
+-- The user with this address (any client), without any hash, through the pre-tenant definer function.
+SELECT client_id, user_id FROM hapex_find_account(%(email)s)
 
--- insert_client --
--- A new client; the transaction's app.client_id must already be its id.
-INSERT INTO clients (client_id, name) VALUES (%(client_id)s, %(name)s)
-
--- insert_user --
--- The client's first user; the email is unique across all clients.
-INSERT INTO users (client_id, email, password_hash)
-VALUES (%(client_id)s, %(email)s, %(password_hash)s)
-RETURNING user_id
+-- sign_up --
+-- A new client with its owner, through the definer function (the intake adds no user to an existing client).
+SELECT hapex_sign_up(%(client_id)s, %(name)s, %(email)s, %(password_hash)s) AS user_id
 
 -- get_account --
 -- The signed-in user and their client.
 SELECT c.client_id, c.name AS client_name, c.created_at AS client_created_at, c.require_second_factor,
-       u.user_id, u.email, u.password_hash, u.password_changed_at, u.email_verified_at, u.role
+       u.user_id, u.email, u.password_changed_at, u.email_verified_at, u.role
 FROM users u
 JOIN clients c ON c.client_id = u.client_id
 WHERE u.client_id = %(client_id)s AND u.user_id = %(user_id)s
 
--- change_password --
--- A new password chosen by the user.
-UPDATE users SET password_hash = %(password_hash)s, password_changed_at = now()
-WHERE client_id = %(client_id)s AND user_id = %(user_id)s
-
--- upgrade_password_hash --
--- The same password re-hashed with stronger settings at sign-in.
-UPDATE users SET password_hash = %(password_hash)s
-WHERE client_id = %(client_id)s AND user_id = %(user_id)s
+-- set_password_by_link --
+-- A reset or invitation link's token and the new password's hash: the password is set, the user's
+-- sessions end, their other links stop; no row when the link is not live.
+SELECT client_id, user_id, kind, sessions_ended FROM hapex_set_password_by_link(%(token)s, %(password_hash)s)
 
 -- delete_client --
 -- The client and, by cascade, every row that carries its client_id.
@@ -40,11 +29,6 @@ SELECT client_id, user_id,
        expires_at > now() AND last_seen_at > now() - %(idle)s AND created_at > now() - %(absolute)s AS live,
        last_seen_at > now() - %(touch_every)s AS touched_lately
 FROM hapex_find_session(%(session_hash)s)
-
--- insert_session --
--- A new session for a user, through the definer function (the intake cannot write session rows); the cookie
--- value itself is never stored, only its hash and the device label.
-SELECT hapex_start_session(%(client_id)s, %(user_id)s, %(session_hash)s, %(idle)s, %(absolute)s, %(device)s)
 
 -- touch_session --
 -- Extend a session still within its idle and absolute limits; no row means it has ended.
@@ -113,10 +97,10 @@ WHERE window_started_at < now() - interval '1 day'
   AND (locked_until IS NULL OR locked_until < now())
 
 -- queue_account_email --
--- Ask a worker to send an account email (the insert's trigger wakes one), unless this user was sent
+-- Ask a worker to send an account email to the user's own address (the insert's trigger wakes one), unless this user was sent
 -- `per_window` of this kind within `window` already: a flood of requests is not a flood of email.
-INSERT INTO account_emails (client_id, user_id, kind, link_base, link_ttl, to_address)
-SELECT %(client_id)s, %(user_id)s, %(kind)s, %(link_base)s, %(link_ttl)s, %(to_address)s
+INSERT INTO account_emails (client_id, user_id, kind, link_base, link_ttl)
+SELECT %(client_id)s, %(user_id)s, %(kind)s, %(link_base)s, %(link_ttl)s
 WHERE (SELECT count(*) FROM account_emails
        WHERE client_id = %(client_id)s AND user_id = %(user_id)s AND kind = %(kind)s
          AND created_at > now() - %(window)s) < %(per_window)s
@@ -210,11 +194,10 @@ SELECT u.user_id, u.email, u.role, u.created_at, u.email_verified_at IS NOT NULL
 FROM users u WHERE u.client_id = %(client_id)s
 ORDER BY u.role = 'owner' DESC, u.created_at, u.user_id
 
--- insert_member --
--- An invited user of an existing client; the email is unique across all clients.
-INSERT INTO users (client_id, email, password_hash, role, email_verified_at)
-VALUES (%(client_id)s, %(email)s, %(password_hash)s, %(role)s, NULL)
-RETURNING user_id
+-- invite_member --
+-- An invited user of the owner's client, with no password yet, through the definer function that needs
+-- the owner's live session; no row otherwise.
+SELECT client_id, user_id FROM hapex_invite_member(%(session_secret)s, %(email)s, %(role)s)
 
 -- delete_member --
 -- Remove a user of the client other than the one acting; their sessions, links and factor go with them.
@@ -231,14 +214,7 @@ SELECT device, created_at, last_seen_at
 FROM sessions WHERE client_id = %(client_id)s AND user_id = %(user_id)s AND expires_at > now()
 ORDER BY last_seen_at DESC
 
--- use_new_email_link --
--- Use an address-change link once; its new address comes back.
-UPDATE account_emails SET used_at = now()
-WHERE client_id = %(client_id)s AND email_id = %(email_id)s AND kind = 'verify_new_email'
-  AND used_at IS NULL AND expires_at > now()
-RETURNING user_id, to_address::text AS to_address
+-- change_email_by_link --
+-- An address-change link's token: the new address is the user's, and the old one is told; no row when not live.
+SELECT client_id, user_id FROM hapex_change_email_by_link(%(token)s)
 
--- change_email --
--- The user's confirmed new address (AlreadyExists if another account took it meanwhile).
-UPDATE users SET email = %(email)s, email_verified_at = now()
-WHERE client_id = %(client_id)s AND user_id = %(user_id)s

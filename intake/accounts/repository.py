@@ -17,18 +17,15 @@ from shared.db.pool import Connection
 QUERIES = QuerySet(Path(__file__).with_name("queries.sql"))
 
 
-def find_login(conn: Connection, *, email: str) -> dict[str, Any] | None:
-    return fetch_optional(conn, QUERIES["find_login"], email=email)
+def find_account(conn: Connection, *, email: str) -> dict[str, Any] | None:
+    """Whose address this is (client_id, user_id), never a hash: only the agent checks passwords."""
+    return fetch_optional(conn, QUERIES["find_account"], email=email)
 
 
-def create_client_with_owner(
-    conn: Connection, *, client_id: uuid.UUID, name: str, email: str, password_hash: str
-) -> uuid.UUID:
-    """A client and its first user; AlreadyExists if the email is taken."""
-    execute(conn, QUERIES["insert_client"], client_id=client_id, name=name)
-    row = fetch_one(
-        conn, QUERIES["insert_user"], client_id=client_id, email=email, password_hash=password_hash
-    )
+def sign_up(conn: Connection, *, client_id: uuid.UUID, name: str, email: str, password_hash: str) -> uuid.UUID:
+    """A new client and its first user; AlreadyExists if the email is taken."""
+    row = fetch_one(conn, QUERIES["sign_up"], client_id=client_id, name=name, email=email,
+                    password_hash=password_hash)
     return row["user_id"]  # type: ignore[no-any-return]  # psycopg's dict rows hold Any
 
 
@@ -36,18 +33,9 @@ def get_account(conn: Connection, *, client_id: uuid.UUID, user_id: uuid.UUID) -
     return fetch_optional(conn, QUERIES["get_account"], client_id=client_id, user_id=user_id)
 
 
-def change_password(
-    conn: Connection, *, client_id: uuid.UUID, user_id: uuid.UUID, password_hash: str
-) -> None:
-    execute(conn, QUERIES["change_password"], client_id=client_id, user_id=user_id,
-            password_hash=password_hash)
-
-
-def upgrade_password_hash(
-    conn: Connection, *, client_id: uuid.UUID, user_id: uuid.UUID, password_hash: str
-) -> None:
-    execute(conn, QUERIES["upgrade_password_hash"], client_id=client_id, user_id=user_id,
-            password_hash=password_hash)
+def set_password_by_link(conn: Connection, *, token: str, password_hash: str) -> dict[str, Any] | None:
+    """The link's client, user, kind and how many sessions ended; None when the link is not live."""
+    return fetch_optional(conn, QUERIES["set_password_by_link"], token=token, password_hash=password_hash)
 
 
 def delete_client(conn: Connection, *, client_id: uuid.UUID) -> int:
@@ -59,14 +47,6 @@ def find_session(conn: Connection, *, session_hash: bytes, idle: timedelta, abso
     """The session's client and user, with `live` (within both limits) and `touched_lately`."""
     return fetch_optional(conn, QUERIES["find_session"], session_hash=session_hash, idle=idle,
                           absolute=absolute, touch_every=touch_every)
-
-
-def insert_session(
-    conn: Connection, *, client_id: uuid.UUID, user_id: uuid.UUID, session_hash: bytes,
-    idle: timedelta, absolute: timedelta, device: str = "Unknown device",
-) -> None:
-    execute(conn, QUERIES["insert_session"], client_id=client_id, user_id=user_id,
-            session_hash=session_hash, idle=idle, absolute=absolute, device=device)
 
 
 def touch_session(conn: Connection, *, session_hash: bytes, idle: timedelta,
@@ -117,12 +97,11 @@ def throttle_forget_stale(conn: Connection) -> int:
 
 def queue_account_email(
     conn: Connection, *, client_id: uuid.UUID, user_id: uuid.UUID, kind: str, link_base: str | None,
-    link_ttl: timedelta | None, per_window: int, window: timedelta, to_address: str | None = None,
+    link_ttl: timedelta | None, per_window: int, window: timedelta,
 ) -> uuid.UUID | None:
     """The new account email's id; None when this user had `per_window` of this kind lately."""
     row = fetch_optional(conn, QUERIES["queue_account_email"], client_id=client_id, user_id=user_id, kind=kind,
-                         link_base=link_base, link_ttl=link_ttl, per_window=per_window, window=window,
-                         to_address=to_address)
+                         link_base=link_base, link_ttl=link_ttl, per_window=per_window, window=window)
     return None if row is None else row["email_id"]
 
 
@@ -186,11 +165,11 @@ def list_members(conn: Connection, *, client_id: uuid.UUID) -> list[dict[str, An
     return fetch_all(conn, QUERIES["list_members"], client_id=client_id)
 
 
-def insert_member(conn: Connection, *, client_id: uuid.UUID, email: str, password_hash: str, role: str) -> uuid.UUID:
-    """AlreadyExists if the address has an account (in this client or another)."""
-    row = fetch_one(conn, QUERIES["insert_member"], client_id=client_id, email=email, password_hash=password_hash,
-                    role=role)
-    return row["user_id"]  # type: ignore[no-any-return]  # psycopg's dict rows hold Any
+def invite_member(conn: Connection, *, session_secret: str, email: str, role: str) -> uuid.UUID | None:
+    """The invited user's id (None unless the session is an owner's, live); AlreadyExists if the address has
+    an account (in this client or another)."""
+    row = fetch_optional(conn, QUERIES["invite_member"], session_secret=session_secret, email=email, role=role)
+    return None if row is None else row["user_id"]
 
 
 def delete_member(conn: Connection, *, client_id: uuid.UUID, user_id: uuid.UUID, acting_user_id: uuid.UUID) -> int:
@@ -216,9 +195,6 @@ def set_require_second_factor(conn: Connection, *, client_id: uuid.UUID, require
     execute(conn, QUERIES["set_require_second_factor"], client_id=client_id, required=required)
 
 
-def use_new_email_link(conn: Connection, *, client_id: uuid.UUID, email_id: uuid.UUID) -> dict[str, Any] | None:
-    return fetch_optional(conn, QUERIES["use_new_email_link"], client_id=client_id, email_id=email_id)
-
-
-def change_email(conn: Connection, *, client_id: uuid.UUID, user_id: uuid.UUID, email: str) -> None:
-    execute(conn, QUERIES["change_email"], client_id=client_id, user_id=user_id, email=email)
+def change_email_by_link(conn: Connection, *, token: str) -> dict[str, Any] | None:
+    """The link's client and user once the new address is theirs (AlreadyExists if another account took it)."""
+    return fetch_optional(conn, QUERIES["change_email_by_link"], token=token)

@@ -5,15 +5,14 @@ agent draws it, seals it with its vault and checks codes (agent_service/second_f
 sees the secret once, inside the otpauth:// URI it draws as a QR code for enrolment, and keeps
 nothing of it. Recovery codes are 80 random bits each, shown once and kept as SHA-256 hashes.
 
-Sign-in with a factor is two steps: the password starts no session, only a signed note in this
-browser's own cookie (which user, when), good for PENDING_FOR; the code then starts the session
-through intake.accounts.sessions like any sign-in.
+Sign-in with a factor is two steps: the password (checked by the agent) starts no session, only a
+pending sign-in ticket the agent draws and keeps hashed, held in this browser's own cookie for
+PENDING_FOR; the agent checks the code with that ticket and only then starts the session.
 """
 
 from __future__ import annotations
 
 import base64
-import hashlib
 import logging
 import secrets
 import time
@@ -26,7 +25,7 @@ from flask import flash, g, redirect, render_template, request, session, url_for
 from flask.typing import ResponseReturnValue
 from markupsafe import Markup
 
-from intake.accounts import email_links, repository
+from intake.accounts import email_links, repository, sessions
 from intake.accounts.forms import EnrolConfirmForm, SecondFactorForm, TurnOffSecondFactorForm
 from intake.accounts.views import (
     TOO_MANY_ATTEMPTS,
@@ -41,6 +40,8 @@ from intake.accounts.views import (
 from intake.agent_client import AgentError, AgentRefused
 from intake.db import get_agent, get_db
 from shared.db import tenant_transaction
+from shared.passwords import hash_recovery_code
+from shared.secret import Secret
 
 logger = logging.getLogger(__name__)
 
@@ -49,10 +50,6 @@ PENDING_FOR = 300  # seconds between the password and the code
 RECOVERY_CODES = 10
 WRONG_CODE = "That code is not right, or was already used. Try the code your app shows now."
 AGENT_UNREACHABLE = "We could not check the code just now; nothing was changed. Please try again in a moment."
-
-
-def hash_recovery_code(code: str) -> bytes:
-    return hashlib.sha256(code.strip().upper().replace("-", "").encode("ascii", "replace")).digest()
 
 
 def new_recovery_codes() -> list[str]:
@@ -69,25 +66,27 @@ def enrolled(client_id: uuid.UUID, user_id: uuid.UUID) -> bool:
         return repository.has_second_factor(conn, client_id=client_id, user_id=user_id)
 
 
-def begin_pending_sign_in(client_id: uuid.UUID, user_id: uuid.UUID) -> ResponseReturnValue:
-    """The password was right and the user has a factor: ask for a code before any session starts."""
+def begin_pending_sign_in(client_id: uuid.UUID, user_id: uuid.UUID, ticket: Secret) -> ResponseReturnValue:
+    """The agent found the password right and the user has a factor: no session yet, only the agent's
+    pending sign-in ticket in this browser's cookie, which the code must come with."""
     session.clear()
-    session[PENDING_KEY] = {"client_id": str(client_id), "user_id": str(user_id), "at": int(time.time())}
+    session[PENDING_KEY] = {"client_id": str(client_id), "user_id": str(user_id), "ticket": ticket.reveal(),
+                            "at": int(time.time())}
     return redirect(url_for("accounts.second_factor_login"), 303)
 
 
-def _pending() -> tuple[uuid.UUID, uuid.UUID] | None:
+def _pending() -> tuple[uuid.UUID, uuid.UUID, str] | None:
     note = session.get(PENDING_KEY)
     if not isinstance(note, dict) or int(note.get("at", 0)) < time.time() - PENDING_FOR:
         return None
     try:
-        return uuid.UUID(note["client_id"]), uuid.UUID(note["user_id"])
+        return uuid.UUID(note["client_id"]), uuid.UUID(note["user_id"]), str(note["ticket"])
     except (KeyError, TypeError, ValueError):
         return None
 
 
 def proves_second_factor(client_id: uuid.UUID, user_id: uuid.UUID, code: str) -> bool:
-    """A current, unused TOTP code (spent by the agent), or an unused recovery code (spent here)."""
+    """A signed-in user's current, unused TOTP code (spent by the agent), or an unused recovery code (spent here)."""
     if code.isdigit() and len(code) == 6:
         try:
             return get_agent().check_totp(client_id, user_id, code=code, confirm=False)
@@ -104,7 +103,7 @@ def second_factor_login() -> ResponseReturnValue:
     if pending is None:
         flash("Log in again: the step for your code has expired.")
         return redirect(url_for("accounts.login"), 303)
-    client_id, user_id = pending
+    client_id, user_id, ticket = pending
     form = SecondFactorForm()
     if not form.is_submitted():
         with tenant_transaction(get_db(), client_id) as conn:
@@ -116,15 +115,17 @@ def second_factor_login() -> ResponseReturnValue:
     if not throttle().begin_attempt(buckets):
         return render_template("accounts/second_factor_login.html", form=form, error=TOO_MANY_ATTEMPTS), 429
     try:
-        proved = proves_second_factor(client_id, user_id, form.code.data)
+        # The agent checks the ticket and the code (or recovery code), spends them, and starts the session.
+        result = get_agent().finish_sign_in(client_id, ticket=ticket, code=form.code.data.strip(),
+                                            session=sessions.new_session_settings())
     except AgentError:
         return render_template("accounts/second_factor_login.html", form=form, error=AGENT_UNREACHABLE), 503
-    if not proved:
+    if result.outcome != "signed_in" or result.session is None:
         logger.info("login refused", extra={"status": "wrong_second_factor", "client_id": client_id})
         return render_template("accounts/second_factor_login.html", form=form, error=WRONG_CODE), 400
     throttle().record_success(buckets)
     logger.info("login", extra={"client_id": client_id, "user_id": user_id})
-    return _signed_in(client_id, user_id, url_for("automations.automations"))
+    return _signed_in(client_id, result.session, url_for("automations.automations"))
 
 
 def _qr_svg(uri: str) -> Markup:

@@ -2,8 +2,9 @@
 
 The token a request's cookie carried is also the client's proof on this request's agent calls
 (intake.agent_client.ClientProof): the agent hashes it and finds the live session of that client.
-The intake's database role can neither read a session hash nor write a session row except
-through the definer functions of migration 0016.
+The intake's database role can neither read a session hash nor start a session: the agent starts
+one after it checked the password (agent_service/sign_in), and hands back only its secret; the
+intake extends and ends sessions through the definer functions of migration 0016.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
@@ -26,10 +26,12 @@ from intake.config import IntakeConfig
 from intake.db import get_db
 from shared.db import tenant_transaction
 from shared.db.pool import Connection
+from shared.passwords import SESSION_SECRET_BYTES
+from shared.secret import Secret
 
 logger = logging.getLogger(__name__)
 
-TOKEN_BYTES = 32
+TOKEN_BYTES = SESSION_SECRET_BYTES  # drawn by the agent (agent_service/sign_in)
 # A session is written at most this often (half the idle limit if that is shorter): a page view
 # within it is one read and no commit. The idle limit then counts from up to this much before
 # the last request.
@@ -71,17 +73,19 @@ def hash_token(token: str) -> bytes:
     return hashlib.sha256(token.encode("ascii")).digest()
 
 
-def start_session(response: Response, *, client_id: uuid.UUID, user_id: uuid.UUID) -> None:
-    """A fresh session id for this browser; whatever session it had before is ended."""
+def new_session_settings() -> dict[str, Any]:
+    """What the agent needs to start this browser's session: its device label and the limits."""
+    config = _config()
+    return {"device": device_label(request.headers.get("User-Agent", "")),
+            "idle_minutes": config.session_idle_minutes, "absolute_hours": config.session_absolute_hours}
+
+
+def adopt_session(response: Response, *, client_id: uuid.UUID, secret: Secret) -> None:
+    """This browser's new session, which the agent started after checking the password (and code):
+    whatever session the browser had before is ended, and the new secret becomes its cookie."""
     config = _config()
     end_current_session()
-    token = secrets.token_urlsafe(TOKEN_BYTES)
-    with tenant_transaction(get_db(), client_id) as conn:
-        repository.insert_session(
-            conn, client_id=client_id, user_id=user_id, session_hash=hash_token(token),
-            idle=idle_timeout(config), absolute=absolute_timeout(config),
-            device=device_label(request.headers.get("User-Agent", "")),
-        )
+    token = secret.reveal()
     response.set_cookie(
         cookie_name(config), token, path="/", secure=config.secure_cookies, httponly=True,
         samesite="Lax",

@@ -22,11 +22,12 @@ from flask.typing import ResponseReturnValue
 
 from intake.accounts import email_links, repository, sessions
 from intake.accounts.forms import ChangeEmailForm, ChangePasswordForm, DeleteAccountForm, LoginForm, SignupForm
-from intake.accounts.passwords import Passwords
 from intake.accounts.throttle import LoginThrottle
 from intake.agent_client import AgentError
 from intake.db import get_agent, get_db
 from shared.db import AlreadyExists, tenant_transaction
+from shared.passwords import Passwords
+from shared.secret import Secret
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +46,8 @@ AGENT_UNREACHABLE = (
     "We could not reach the service that holds your connections, so nothing was deleted. "
     "Please try again in a few minutes."
 )
+# Passwords are checked by the agent (docs/client-proof.md): when it cannot be reached, nothing is.
+CHECK_UNAVAILABLE = "We could not check your password just now, so nothing was changed. Please try again in a moment."
 
 
 def passwords() -> Passwords:
@@ -59,11 +62,11 @@ def _home() -> ResponseReturnValue:
     return redirect(url_for("automations.automations"), 303)
 
 
-def _signed_in(client_id: uuid.UUID, user_id: uuid.UUID, target: str) -> ResponseReturnValue:
-    """A redirect that carries a fresh session cookie; the CSRF secret is renewed with it."""
+def _signed_in(client_id: uuid.UUID, secret: Secret, target: str) -> ResponseReturnValue:
+    """A redirect that carries the session the agent started as the cookie; the CSRF secret is renewed with it."""
     session.clear()
     response = redirect(target, 303)
-    sessions.start_session(response, client_id=client_id, user_id=user_id)
+    sessions.adopt_session(response, client_id=client_id, secret=secret)
     return response
 
 
@@ -86,14 +89,12 @@ def signup() -> ResponseReturnValue:
     client_id = uuid.uuid4()
     try:
         with tenant_transaction(get_db(), client_id) as conn:
-            user_id = repository.create_client_with_owner(
-                conn, client_id=client_id, name=form.business_name.data,
-                email=form.email.data, password_hash=password_hash,
-            )
+            user_id = repository.sign_up(conn, client_id=client_id, name=form.business_name.data,
+                                         email=form.email.data, password_hash=password_hash)
     except AlreadyExists:
         throttle().record_failure(buckets)
         with get_db().transaction() as conn:
-            existing = repository.find_login(conn, email=form.email.data)
+            existing = repository.find_account(conn, email=form.email.data)
         if existing is not None:
             email_links.queue_email(get_db(), client_id=existing["client_id"], user_id=existing["user_id"],
                                     kind="already_registered")
@@ -122,27 +123,24 @@ def login() -> ResponseReturnValue:
     if not throttle().begin_attempt(buckets):
         logger.info("login refused", extra={"status": "throttled"})
         return render_template("accounts/login.html", form=form, error=TOO_MANY_ATTEMPTS), 429
-    with get_db().transaction() as conn:
-        found = repository.find_login(conn, email=form.email.data)
-    stored_hash = found["password_hash"] if found else None
-    if not passwords().verify(stored_hash, form.password.data):
+    try:
+        # The agent checks the password (an unknown address costs the same) and starts the session.
+        result = get_agent().sign_in(email=form.email.data, password=form.password.data,
+                                     session=sessions.new_session_settings())
+    except AgentError:
+        return render_template("accounts/login.html", form=form, error=CHECK_UNAVAILABLE), 503
+    if result.outcome == "refused" or result.client_id is None or result.user_id is None:
         logger.info("login refused", extra={"status": "wrong_credentials"})
         return render_template("accounts/login.html", form=form, error=WRONG_CREDENTIALS), 400
-    assert found is not None and stored_hash is not None
     throttle().record_success(buckets)
-    client_id, user_id = found["client_id"], found["user_id"]
-    if passwords().needs_upgrade(stored_hash):
-        with tenant_transaction(get_db(), client_id) as conn:
-            repository.upgrade_password_hash(
-                conn, client_id=client_id, user_id=user_id,
-                password_hash=passwords().hash(form.password.data),
-            )
-    from intake.accounts import second_factor
+    client_id, user_id = result.client_id, result.user_id
+    if result.outcome == "second_factor" and result.ticket is not None:
+        from intake.accounts import second_factor
 
-    if second_factor.enrolled(client_id, user_id):
-        return second_factor.begin_pending_sign_in(client_id, user_id)
+        return second_factor.begin_pending_sign_in(client_id, user_id, result.ticket)
+    assert result.session is not None
     logger.info("login", extra={"client_id": client_id, "user_id": user_id})
-    return _signed_in(client_id, user_id, url_for("automations.automations"))
+    return _signed_in(client_id, result.session, url_for("automations.automations"))
 
 
 @blueprint.post("/logout")
@@ -203,18 +201,22 @@ def account() -> ResponseReturnValue:
 
 
 def _check_password(account: dict[str, Any], password: str) -> str | None:
-    """None if the password is the account's; else the message to show (and it is counted)."""
+    """None if the password is the account's (the agent checks it); else the message to show (and it is counted)."""
     buckets = throttle().buckets(email=account["email"], address=request.remote_addr)
     if not throttle().begin_attempt(buckets):
         return TOO_MANY_ATTEMPTS
-    if not passwords().verify(account["password_hash"], password):
+    try:
+        matches = get_agent().check_password(account["client_id"], account["user_id"], password=password)
+    except AgentError:
+        return CHECK_UNAVAILABLE
+    if not matches:
         return WRONG_PASSWORD
     throttle().record_success(buckets)
     return None
 
 
 def _status_for(message: str) -> int:
-    return 429 if message == TOO_MANY_ATTEMPTS else 400
+    return {TOO_MANY_ATTEMPTS: 429, CHECK_UNAVAILABLE: 503}.get(message, 400)
 
 
 @blueprint.post("/account/password")
@@ -223,23 +225,27 @@ def change_password() -> ResponseReturnValue:
     form = ChangePasswordForm()
     if not form.validate():
         return _account_page(account, password_form=form), 400
-    problem = _check_password(account, form.current_password.data)
-    if problem:
-        return _account_page(account, password_form=form, password_error=problem), _status_for(problem)
+    buckets = throttle().buckets(email=account["email"], address=request.remote_addr)
+    if not throttle().begin_attempt(buckets):
+        return _account_page(account, password_form=form, password_error=TOO_MANY_ATTEMPTS), 429
     identity = g.identity
-    new_hash = passwords().hash(form.new_password.data)
-    with tenant_transaction(get_db(), identity.client_id) as conn:
-        repository.change_password(
-            conn, client_id=identity.client_id, user_id=identity.user_id, password_hash=new_hash
-        )
-        ended = sessions.end_user_sessions(conn, client_id=identity.client_id, user_id=identity.user_id)
-        repository.void_account_links(conn, client_id=identity.client_id, user_id=identity.user_id,
-                                      kind="reset_password")
+    try:
+        # The agent checks the current password, sets the new one, ends every session of the user and
+        # starts this browser's next one.
+        changed = get_agent().change_password(identity.client_id, identity.user_id,
+                                              current_password=form.current_password.data,
+                                              new_password=form.new_password.data,
+                                              session=sessions.new_session_settings())
+    except AgentError:
+        return _account_page(account, password_form=form, password_error=CHECK_UNAVAILABLE), 503
+    if not changed.changed or changed.session is None:
+        return _account_page(account, password_form=form, password_error=WRONG_PASSWORD), 400
+    throttle().record_success(buckets)
     email_links.queue_email(get_db(), client_id=identity.client_id, user_id=identity.user_id,
                             kind="password_changed")
     g.identity = None
-    logger.info("password changed", extra={"client_id": identity.client_id, "count": ended})
-    response = _signed_in(identity.client_id, identity.user_id, url_for("accounts.account"))
+    logger.info("password changed", extra={"client_id": identity.client_id, "count": changed.sessions_ended})
+    response = _signed_in(identity.client_id, changed.session, url_for("accounts.account"))
     flash("Your password was changed, and every other session of your account was signed out.")
     return response
 

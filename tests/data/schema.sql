@@ -118,6 +118,35 @@ CREATE FUNCTION public.hapex_admin_reauth_connections() RETURNS TABLE(client_id 
 
 ALTER FUNCTION public.hapex_admin_reauth_connections() OWNER TO hapex_definer;
 
+CREATE FUNCTION public.hapex_change_email_by_link(p_token text) RETURNS TABLE(client_id uuid, user_id uuid)
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $$
+    DECLARE
+        v_client uuid;
+        v_user uuid;
+        v_new public.citext;
+        v_old public.citext;
+    BEGIN
+        UPDATE public.account_emails e SET used_at = now()
+        WHERE e.token_hash = pg_catalog.sha256(pg_catalog.convert_to(p_token, 'UTF8'))
+          AND e.kind = 'verify_new_email' AND e.used_at IS NULL AND e.expires_at > now()
+        RETURNING e.client_id, e.user_id, e.to_address INTO v_client, v_user, v_new;
+        IF v_client IS NULL THEN
+            RETURN;
+        END IF;
+        SELECT u.email INTO v_old FROM public.users u WHERE u.client_id = v_client AND u.user_id = v_user;
+        UPDATE public.users u SET email = v_new, email_verified_at = now()
+        WHERE u.client_id = v_client AND u.user_id = v_user;
+        INSERT INTO public.account_emails (client_id, user_id, kind, to_address)
+        VALUES (v_client, v_user, 'email_changed', v_old);
+        client_id := v_client; user_id := v_user;
+        RETURN NEXT;
+    END
+    $$;
+
+ALTER FUNCTION public.hapex_change_email_by_link(p_token text) OWNER TO hapex_definer;
+
 CREATE FUNCTION public.hapex_connections_due_for_check(p_expiring_before timestamp with time zone, p_unproven_before timestamp with time zone, p_retry_after timestamp with time zone, p_capabilities text[], p_capability_providers text[], p_limit integer) RETURNS TABLE(client_id uuid, connection_id uuid, provider text, access_token_expires_at timestamp with time zone, reason text)
     LANGUAGE sql STABLE SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'public', 'pg_temp'
@@ -200,6 +229,13 @@ CREATE FUNCTION public.hapex_end_session(p_session_hash bytea) RETURNS void
 
 ALTER FUNCTION public.hapex_end_session(p_session_hash bytea) OWNER TO hapex_definer;
 
+CREATE FUNCTION public.hapex_find_account(p_email text) RETURNS TABLE(client_id uuid, user_id uuid)
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $$ SELECT u.client_id, u.user_id FROM public.users u WHERE u.email = p_email::public.citext $$;
+
+ALTER FUNCTION public.hapex_find_account(p_email text) OWNER TO hapex_definer;
+
 CREATE FUNCTION public.hapex_find_account_link(p_token_hash bytea) RETURNS TABLE(client_id uuid, email_id uuid, user_id uuid, kind text, live boolean)
     LANGUAGE sql STABLE SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'public', 'pg_temp'
@@ -258,6 +294,21 @@ CREATE FUNCTION public.hapex_forget_step_outputs() RETURNS trigger
     $$;
 
 ALTER FUNCTION public.hapex_forget_step_outputs() OWNER TO hapex_definer;
+
+CREATE FUNCTION public.hapex_invite_member(p_session_secret text, p_email text, p_role text) RETURNS TABLE(client_id uuid, user_id uuid)
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $$
+    INSERT INTO public.users (client_id, email, password_hash, role, email_verified_at)
+    SELECT s.client_id, p_email, '!no password yet', p_role, NULL
+    FROM public.sessions s
+    JOIN public.users o ON o.client_id = s.client_id AND o.user_id = s.user_id AND o.role = 'owner'
+    WHERE s.session_hash = pg_catalog.sha256(pg_catalog.convert_to(p_session_secret, 'UTF8'))
+      AND s.expires_at > now() AND s.created_at > now() - interval '30 days'
+    RETURNING users.client_id, users.user_id
+    $$;
+
+ALTER FUNCTION public.hapex_invite_member(p_session_secret text, p_email text, p_role text) OWNER TO hapex_definer;
 
 CREATE FUNCTION public.hapex_notice_automation_paused() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
@@ -417,6 +468,42 @@ CREATE FUNCTION public.hapex_session_proves_client(p_client_id uuid, p_session_s
 
 ALTER FUNCTION public.hapex_session_proves_client(p_client_id uuid, p_session_secret text) OWNER TO hapex_definer;
 
+CREATE FUNCTION public.hapex_set_password_by_link(p_token text, p_password_hash text) RETURNS TABLE(client_id uuid, user_id uuid, kind text, sessions_ended integer)
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $_$
+    DECLARE
+        v_client uuid;
+        v_user uuid;
+        v_kind text;
+        n integer;
+    BEGIN
+        IF p_password_hash IS NULL OR p_password_hash NOT LIKE '$argon2id$%' THEN
+            RAISE EXCEPTION 'a password hash is an argon2id hash' USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        UPDATE public.account_emails e SET used_at = now()
+        WHERE e.token_hash = pg_catalog.sha256(pg_catalog.convert_to(p_token, 'UTF8'))
+          AND e.kind IN ('reset_password', 'invitation') AND e.used_at IS NULL AND e.expires_at > now()
+        RETURNING e.client_id, e.user_id, e.kind INTO v_client, v_user, v_kind;
+        IF v_client IS NULL THEN
+            RETURN;
+        END IF;
+        UPDATE public.users u
+        SET password_hash = p_password_hash, password_changed_at = now(),
+            email_verified_at = coalesce(u.email_verified_at, now())
+        WHERE u.client_id = v_client AND u.user_id = v_user;
+        DELETE FROM public.sessions s WHERE s.client_id = v_client AND s.user_id = v_user;
+        GET DIAGNOSTICS n = ROW_COUNT;
+        UPDATE public.account_emails e SET used_at = now()
+        WHERE e.client_id = v_client AND e.user_id = v_user AND e.used_at IS NULL
+          AND e.kind IN ('reset_password', 'invitation');
+        client_id := v_client; user_id := v_user; kind := v_kind; sessions_ended := n;
+        RETURN NEXT;
+    END
+    $_$;
+
+ALTER FUNCTION public.hapex_set_password_by_link(p_token text, p_password_hash text) OWNER TO hapex_definer;
+
 CREATE FUNCTION public.hapex_set_webhook_secret(p_session_secret text, p_automation_id uuid, p_secret_hash bytea) RETURNS boolean
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'public', 'pg_temp'
@@ -438,6 +525,25 @@ CREATE FUNCTION public.hapex_set_webhook_secret(p_session_secret text, p_automat
     $$;
 
 ALTER FUNCTION public.hapex_set_webhook_secret(p_session_secret text, p_automation_id uuid, p_secret_hash bytea) OWNER TO hapex_definer;
+
+CREATE FUNCTION public.hapex_sign_up(p_client_id uuid, p_name text, p_email text, p_password_hash text) RETURNS uuid
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $_$
+    DECLARE
+        v_user_id uuid;
+    BEGIN
+        IF p_password_hash IS NULL OR p_password_hash NOT LIKE '$argon2id$%' THEN
+            RAISE EXCEPTION 'a password hash is an argon2id hash' USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        INSERT INTO public.clients (client_id, name) VALUES (p_client_id, p_name);
+        INSERT INTO public.users (client_id, email, password_hash) VALUES (p_client_id, p_email, p_password_hash)
+        RETURNING user_id INTO v_user_id;
+        RETURN v_user_id;
+    END
+    $_$;
+
+ALTER FUNCTION public.hapex_sign_up(p_client_id uuid, p_name text, p_email text, p_password_hash text) OWNER TO hapex_definer;
 
 CREATE FUNCTION public.hapex_start_session(p_client_id uuid, p_user_id uuid, p_session_hash bytea, p_idle interval, p_absolute interval) RETURNS void
     LANGUAGE sql SECURITY DEFINER
@@ -1079,6 +1185,7 @@ CREATE TABLE public.account_emails (
     CONSTRAINT account_emails_link_ttl_check CHECK (((link_ttl IS NULL) OR ((link_ttl >= '00:01:00'::interval) AND (link_ttl <= '7 days'::interval)))),
     CONSTRAINT account_emails_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'sent'::text, 'failed'::text, 'no_smtp'::text]))),
     CONSTRAINT account_emails_to_address_check CHECK (((to_address IS NULL) OR ((length((to_address)::text) >= 3) AND (length((to_address)::text) <= 254)))),
+    CONSTRAINT account_emails_to_address_kinds CHECK (((to_address IS NULL) OR (kind = ANY (ARRAY['verify_new_email'::text, 'email_changed'::text])))),
     CONSTRAINT account_emails_token_hash_check CHECK (((token_hash IS NULL) OR (length(token_hash) = 32)))
 );
 
@@ -1485,6 +1592,21 @@ ALTER TABLE ONLY public.sessions FORCE ROW LEVEL SECURITY;
 
 ALTER TABLE public.sessions OWNER TO migrator;
 
+CREATE TABLE public.sign_in_tickets (
+    client_id uuid NOT NULL,
+    ticket_hash bytea NOT NULL,
+    user_id uuid NOT NULL,
+    expires_at timestamp with time zone NOT NULL,
+    attempts integer DEFAULT 0 NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT sign_in_tickets_attempts_check CHECK ((attempts >= 0)),
+    CONSTRAINT sign_in_tickets_ticket_hash_check CHECK ((length(ticket_hash) = 32))
+);
+
+ALTER TABLE ONLY public.sign_in_tickets FORCE ROW LEVEL SECURITY;
+
+ALTER TABLE public.sign_in_tickets OWNER TO migrator;
+
 CREATE TABLE public.user_totp (
     client_id uuid NOT NULL,
     user_id uuid NOT NULL,
@@ -1643,6 +1765,9 @@ ALTER TABLE ONLY public.runs
 
 ALTER TABLE ONLY public.sessions
     ADD CONSTRAINT sessions_pkey PRIMARY KEY (session_hash);
+
+ALTER TABLE ONLY public.sign_in_tickets
+    ADD CONSTRAINT sign_in_tickets_pkey PRIMARY KEY (client_id, ticket_hash);
 
 ALTER TABLE ONLY public.user_totp
     ADD CONSTRAINT user_totp_pkey PRIMARY KEY (client_id, user_id);
@@ -1835,6 +1960,9 @@ ALTER TABLE ONLY public.sessions
 ALTER TABLE ONLY public.sessions
     ADD CONSTRAINT sessions_client_id_user_id_fkey FOREIGN KEY (client_id, user_id) REFERENCES public.users(client_id, user_id) ON DELETE CASCADE;
 
+ALTER TABLE ONLY public.sign_in_tickets
+    ADD CONSTRAINT sign_in_tickets_client_id_user_id_fkey FOREIGN KEY (client_id, user_id) REFERENCES public.users(client_id, user_id) ON DELETE CASCADE;
+
 ALTER TABLE ONLY public.user_totp
     ADD CONSTRAINT user_totp_client_id_fkey FOREIGN KEY (client_id) REFERENCES public.clients(client_id) ON DELETE CASCADE;
 
@@ -1867,6 +1995,8 @@ ALTER TABLE public.credential_access ENABLE ROW LEVEL SECURITY;
 
 ALTER TABLE public.credentials ENABLE ROW LEVEL SECURITY;
 
+CREATE POLICY definer_add_user ON public.users FOR INSERT TO hapex_definer WITH CHECK (true);
+
 CREATE POLICY definer_admin_count ON public.clients FOR SELECT TO hapex_definer USING (true);
 
 CREATE POLICY definer_admin_count ON public.connections FOR SELECT TO hapex_definer USING (true);
@@ -1874,6 +2004,8 @@ CREATE POLICY definer_admin_count ON public.connections FOR SELECT TO hapex_defi
 CREATE POLICY definer_admin_count ON public.runs FOR SELECT TO hapex_definer USING (true);
 
 CREATE POLICY definer_due_schedules ON public.automations FOR SELECT TO hapex_definer USING (true);
+
+CREATE POLICY definer_email_changed ON public.account_emails FOR INSERT TO hapex_definer WITH CHECK ((kind = 'email_changed'::text));
 
 CREATE POLICY definer_find_webhook ON public.automations FOR SELECT TO hapex_definer USING ((webhook_secret_hash IS NOT NULL));
 
@@ -1905,11 +2037,17 @@ CREATE POLICY definer_session_start ON public.sessions FOR INSERT TO hapex_defin
 
 CREATE POLICY definer_session_touch ON public.sessions FOR UPDATE TO hapex_definer USING (true) WITH CHECK (true);
 
+CREATE POLICY definer_set_password ON public.users FOR UPDATE TO hapex_definer USING (true) WITH CHECK (true);
+
 CREATE POLICY definer_set_webhook ON public.automations FOR UPDATE TO hapex_definer USING (true) WITH CHECK (true);
+
+CREATE POLICY definer_sign_up ON public.clients FOR INSERT TO hapex_definer WITH CHECK (true);
 
 CREATE POLICY definer_state_prune ON public.oauth_states FOR DELETE TO hapex_definer USING ((expires_at <= now()));
 
 CREATE POLICY definer_state_prune_read ON public.oauth_states FOR SELECT TO hapex_definer USING ((expires_at <= now()));
+
+CREATE POLICY definer_use_link ON public.account_emails FOR UPDATE TO hapex_definer USING (true) WITH CHECK (true);
 
 CREATE POLICY definer_vault_key_ids ON public.credentials FOR SELECT TO hapex_definer USING (true);
 
@@ -1928,6 +2066,8 @@ ALTER TABLE public.run_steps ENABLE ROW LEVEL SECURITY;
 ALTER TABLE public.runs ENABLE ROW LEVEL SECURITY;
 
 ALTER TABLE public.sessions ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE public.sign_in_tickets ENABLE ROW LEVEL SECURITY;
 
 CREATE POLICY tenant_isolation ON public.account_emails USING ((client_id = ( SELECT (NULLIF(current_setting('app.client_id'::text, true), ''::text))::uuid AS "nullif"))) WITH CHECK ((client_id = ( SELECT (NULLIF(current_setting('app.client_id'::text, true), ''::text))::uuid AS "nullif")));
 
@@ -1961,6 +2101,8 @@ CREATE POLICY tenant_isolation ON public.runs USING ((client_id = ( SELECT (NULL
 
 CREATE POLICY tenant_isolation ON public.sessions USING ((client_id = ( SELECT (NULLIF(current_setting('app.client_id'::text, true), ''::text))::uuid AS "nullif"))) WITH CHECK ((client_id = ( SELECT (NULLIF(current_setting('app.client_id'::text, true), ''::text))::uuid AS "nullif")));
 
+CREATE POLICY tenant_isolation ON public.sign_in_tickets USING ((client_id = ( SELECT (NULLIF(current_setting('app.client_id'::text, true), ''::text))::uuid AS "nullif"))) WITH CHECK ((client_id = ( SELECT (NULLIF(current_setting('app.client_id'::text, true), ''::text))::uuid AS "nullif")));
+
 CREATE POLICY tenant_isolation ON public.user_totp USING ((client_id = ( SELECT (NULLIF(current_setting('app.client_id'::text, true), ''::text))::uuid AS "nullif"))) WITH CHECK ((client_id = ( SELECT (NULLIF(current_setting('app.client_id'::text, true), ''::text))::uuid AS "nullif")));
 
 CREATE POLICY tenant_isolation ON public.users USING ((client_id = ( SELECT (NULLIF(current_setting('app.client_id'::text, true), ''::text))::uuid AS "nullif"))) WITH CHECK ((client_id = ( SELECT (NULLIF(current_setting('app.client_id'::text, true), ''::text))::uuid AS "nullif")));
@@ -1992,6 +2134,9 @@ GRANT ALL ON FUNCTION public.hapex_admin_overview() TO hapex_agent;
 REVOKE ALL ON FUNCTION public.hapex_admin_reauth_connections() FROM PUBLIC;
 GRANT ALL ON FUNCTION public.hapex_admin_reauth_connections() TO hapex_agent;
 
+REVOKE ALL ON FUNCTION public.hapex_change_email_by_link(p_token text) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.hapex_change_email_by_link(p_token text) TO hapex_intake;
+
 REVOKE ALL ON FUNCTION public.hapex_connections_due_for_check(p_expiring_before timestamp with time zone, p_unproven_before timestamp with time zone, p_retry_after timestamp with time zone, p_capabilities text[], p_capability_providers text[], p_limit integer) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.hapex_connections_due_for_check(p_expiring_before timestamp with time zone, p_unproven_before timestamp with time zone, p_retry_after timestamp with time zone, p_capabilities text[], p_capability_providers text[], p_limit integer) TO hapex_agent;
 
@@ -2005,11 +2150,14 @@ GRANT ALL ON FUNCTION public.hapex_due_schedules(p_now timestamp with time zone,
 REVOKE ALL ON FUNCTION public.hapex_end_session(p_session_hash bytea) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.hapex_end_session(p_session_hash bytea) TO hapex_intake;
 
+REVOKE ALL ON FUNCTION public.hapex_find_account(p_email text) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.hapex_find_account(p_email text) TO hapex_intake;
+
 REVOKE ALL ON FUNCTION public.hapex_find_account_link(p_token_hash bytea) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.hapex_find_account_link(p_token_hash bytea) TO hapex_intake;
 
 REVOKE ALL ON FUNCTION public.hapex_find_login(p_email text) FROM PUBLIC;
-GRANT ALL ON FUNCTION public.hapex_find_login(p_email text) TO hapex_intake;
+GRANT ALL ON FUNCTION public.hapex_find_login(p_email text) TO hapex_agent;
 
 REVOKE ALL ON FUNCTION public.hapex_find_session(p_session_hash bytea) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.hapex_find_session(p_session_hash bytea) TO hapex_intake;
@@ -2018,6 +2166,9 @@ REVOKE ALL ON FUNCTION public.hapex_find_webhook(p_secret_hash bytea) FROM PUBLI
 GRANT ALL ON FUNCTION public.hapex_find_webhook(p_secret_hash bytea) TO hapex_intake;
 
 REVOKE ALL ON FUNCTION public.hapex_forget_step_outputs() FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.hapex_invite_member(p_session_secret text, p_email text, p_role text) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.hapex_invite_member(p_session_secret text, p_email text, p_role text) TO hapex_intake;
 
 REVOKE ALL ON FUNCTION public.hapex_notice_automation_paused() FROM PUBLIC;
 
@@ -2046,14 +2197,20 @@ GRANT ALL ON FUNCTION public.hapex_prune_run_records(p_older_than interval) TO h
 REVOKE ALL ON FUNCTION public.hapex_session_proves_client(p_client_id uuid, p_session_secret text) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.hapex_session_proves_client(p_client_id uuid, p_session_secret text) TO hapex_agent;
 
+REVOKE ALL ON FUNCTION public.hapex_set_password_by_link(p_token text, p_password_hash text) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.hapex_set_password_by_link(p_token text, p_password_hash text) TO hapex_intake;
+
 REVOKE ALL ON FUNCTION public.hapex_set_webhook_secret(p_session_secret text, p_automation_id uuid, p_secret_hash bytea) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.hapex_set_webhook_secret(p_session_secret text, p_automation_id uuid, p_secret_hash bytea) TO hapex_intake;
 
+REVOKE ALL ON FUNCTION public.hapex_sign_up(p_client_id uuid, p_name text, p_email text, p_password_hash text) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.hapex_sign_up(p_client_id uuid, p_name text, p_email text, p_password_hash text) TO hapex_intake;
+
 REVOKE ALL ON FUNCTION public.hapex_start_session(p_client_id uuid, p_user_id uuid, p_session_hash bytea, p_idle interval, p_absolute interval) FROM PUBLIC;
-GRANT ALL ON FUNCTION public.hapex_start_session(p_client_id uuid, p_user_id uuid, p_session_hash bytea, p_idle interval, p_absolute interval) TO hapex_intake;
+GRANT ALL ON FUNCTION public.hapex_start_session(p_client_id uuid, p_user_id uuid, p_session_hash bytea, p_idle interval, p_absolute interval) TO hapex_agent;
 
 REVOKE ALL ON FUNCTION public.hapex_start_session(p_client_id uuid, p_user_id uuid, p_session_hash bytea, p_idle interval, p_absolute interval, p_device text) FROM PUBLIC;
-GRANT ALL ON FUNCTION public.hapex_start_session(p_client_id uuid, p_user_id uuid, p_session_hash bytea, p_idle interval, p_absolute interval, p_device text) TO hapex_intake;
+GRANT ALL ON FUNCTION public.hapex_start_session(p_client_id uuid, p_user_id uuid, p_session_hash bytea, p_idle interval, p_absolute interval, p_device text) TO hapex_agent;
 
 REVOKE ALL ON FUNCTION public.hapex_touch_session(p_session_hash bytea, p_idle interval, p_absolute interval) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.hapex_touch_session(p_session_hash bytea, p_idle interval, p_absolute interval) TO hapex_intake;
@@ -2135,24 +2292,31 @@ GRANT DELETE ON TABLE public.account_emails TO hapex_intake;
 GRANT SELECT ON TABLE public.account_emails TO hapex_agent;
 
 GRANT SELECT(client_id),INSERT(client_id) ON TABLE public.account_emails TO hapex_intake;
-GRANT SELECT(client_id) ON TABLE public.account_emails TO hapex_definer;
+GRANT SELECT(client_id),INSERT(client_id) ON TABLE public.account_emails TO hapex_definer;
+GRANT INSERT(client_id) ON TABLE public.account_emails TO hapex_agent;
 
 GRANT SELECT(email_id) ON TABLE public.account_emails TO hapex_intake;
 GRANT SELECT(email_id) ON TABLE public.account_emails TO hapex_definer;
 
 GRANT SELECT(user_id),INSERT(user_id) ON TABLE public.account_emails TO hapex_intake;
-GRANT SELECT(user_id) ON TABLE public.account_emails TO hapex_definer;
+GRANT SELECT(user_id),INSERT(user_id) ON TABLE public.account_emails TO hapex_definer;
+GRANT INSERT(user_id) ON TABLE public.account_emails TO hapex_agent;
 
 GRANT SELECT(kind),INSERT(kind) ON TABLE public.account_emails TO hapex_intake;
-GRANT SELECT(kind) ON TABLE public.account_emails TO hapex_definer;
+GRANT SELECT(kind),INSERT(kind) ON TABLE public.account_emails TO hapex_definer;
+GRANT INSERT(kind) ON TABLE public.account_emails TO hapex_agent;
 
-GRANT SELECT(to_address),INSERT(to_address) ON TABLE public.account_emails TO hapex_intake;
+GRANT SELECT(to_address) ON TABLE public.account_emails TO hapex_intake;
+GRANT INSERT(to_address) ON TABLE public.account_emails TO hapex_agent;
+GRANT SELECT(to_address),INSERT(to_address) ON TABLE public.account_emails TO hapex_definer;
 
+GRANT INSERT(link_base) ON TABLE public.account_emails TO hapex_agent;
 GRANT INSERT(link_base) ON TABLE public.account_emails TO hapex_intake;
 
 GRANT UPDATE(token_hash) ON TABLE public.account_emails TO hapex_agent;
 GRANT SELECT(token_hash) ON TABLE public.account_emails TO hapex_definer;
 
+GRANT INSERT(link_ttl) ON TABLE public.account_emails TO hapex_agent;
 GRANT INSERT(link_ttl) ON TABLE public.account_emails TO hapex_intake;
 
 GRANT SELECT(expires_at) ON TABLE public.account_emails TO hapex_intake;
@@ -2160,7 +2324,8 @@ GRANT UPDATE(expires_at) ON TABLE public.account_emails TO hapex_agent;
 GRANT SELECT(expires_at) ON TABLE public.account_emails TO hapex_definer;
 
 GRANT SELECT(used_at),UPDATE(used_at) ON TABLE public.account_emails TO hapex_intake;
-GRANT SELECT(used_at) ON TABLE public.account_emails TO hapex_definer;
+GRANT SELECT(used_at),UPDATE(used_at) ON TABLE public.account_emails TO hapex_definer;
+GRANT UPDATE(used_at) ON TABLE public.account_emails TO hapex_agent;
 
 GRANT SELECT(status) ON TABLE public.account_emails TO hapex_intake;
 GRANT UPDATE(status) ON TABLE public.account_emails TO hapex_agent;
@@ -2241,10 +2406,10 @@ GRANT SELECT ON TABLE public.chat_messages TO hapex_agent;
 GRANT SELECT,INSERT,DELETE ON TABLE public.clients TO hapex_intake;
 GRANT SELECT ON TABLE public.clients TO hapex_agent;
 
-GRANT SELECT(client_id) ON TABLE public.clients TO hapex_definer;
+GRANT SELECT(client_id),INSERT(client_id) ON TABLE public.clients TO hapex_definer;
 
 GRANT UPDATE(name) ON TABLE public.clients TO hapex_intake;
-GRANT SELECT(name) ON TABLE public.clients TO hapex_definer;
+GRANT SELECT(name),INSERT(name) ON TABLE public.clients TO hapex_definer;
 
 GRANT UPDATE(monthly_budget_microusd) ON TABLE public.clients TO hapex_intake;
 GRANT SELECT(monthly_budget_microusd) ON TABLE public.clients TO hapex_definer;
@@ -2364,8 +2529,10 @@ GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.procrastinate_workers TO hapex
 GRANT SELECT,USAGE ON SEQUENCE public.procrastinate_workers_id_seq TO hapex_agent;
 
 GRANT SELECT,INSERT,DELETE ON TABLE public.recovery_codes TO hapex_intake;
+GRANT SELECT ON TABLE public.recovery_codes TO hapex_agent;
 
 GRANT UPDATE(used_at) ON TABLE public.recovery_codes TO hapex_intake;
+GRANT UPDATE(used_at) ON TABLE public.recovery_codes TO hapex_agent;
 
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.run_steps TO hapex_agent;
 
@@ -2422,14 +2589,17 @@ GRANT SELECT(finished_at) ON TABLE public.runs TO hapex_definer;
 
 GRANT DELETE ON TABLE public.sessions TO hapex_intake;
 GRANT SELECT,DELETE ON TABLE public.sessions TO hapex_definer;
+GRANT DELETE ON TABLE public.sessions TO hapex_agent;
 
 GRANT SELECT(client_id) ON TABLE public.sessions TO hapex_intake;
 GRANT INSERT(client_id) ON TABLE public.sessions TO hapex_definer;
+GRANT SELECT(client_id) ON TABLE public.sessions TO hapex_agent;
 
 GRANT INSERT(session_hash) ON TABLE public.sessions TO hapex_definer;
 
 GRANT SELECT(user_id) ON TABLE public.sessions TO hapex_intake;
 GRANT INSERT(user_id) ON TABLE public.sessions TO hapex_definer;
+GRANT SELECT(user_id) ON TABLE public.sessions TO hapex_agent;
 
 GRANT SELECT(created_at) ON TABLE public.sessions TO hapex_intake;
 
@@ -2441,6 +2611,10 @@ GRANT INSERT(expires_at),UPDATE(expires_at) ON TABLE public.sessions TO hapex_de
 
 GRANT SELECT(device) ON TABLE public.sessions TO hapex_intake;
 GRANT INSERT(device) ON TABLE public.sessions TO hapex_definer;
+
+GRANT SELECT,INSERT,DELETE ON TABLE public.sign_in_tickets TO hapex_agent;
+
+GRANT UPDATE(attempts) ON TABLE public.sign_in_tickets TO hapex_agent;
 
 GRANT DELETE ON TABLE public.user_totp TO hapex_intake;
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.user_totp TO hapex_agent;
@@ -2454,28 +2628,39 @@ GRANT SELECT(user_id) ON TABLE public.user_totp TO hapex_definer;
 GRANT SELECT(key_id) ON TABLE public.user_totp TO hapex_definer;
 
 GRANT SELECT(confirmed_at) ON TABLE public.user_totp TO hapex_intake;
+GRANT SELECT(confirmed_at) ON TABLE public.user_totp TO hapex_agent;
 
 GRANT SELECT(created_at) ON TABLE public.user_totp TO hapex_intake;
 
-GRANT SELECT,INSERT,DELETE ON TABLE public.users TO hapex_intake;
+GRANT DELETE ON TABLE public.users TO hapex_intake;
 
-GRANT SELECT(client_id) ON TABLE public.users TO hapex_definer;
+GRANT SELECT(client_id),INSERT(client_id) ON TABLE public.users TO hapex_definer;
+GRANT SELECT(client_id) ON TABLE public.users TO hapex_intake;
+GRANT SELECT(client_id) ON TABLE public.users TO hapex_agent;
 
 GRANT SELECT(user_id) ON TABLE public.users TO hapex_definer;
+GRANT SELECT(user_id) ON TABLE public.users TO hapex_intake;
+GRANT SELECT(user_id) ON TABLE public.users TO hapex_agent;
 
-GRANT SELECT(email) ON TABLE public.users TO hapex_definer;
-GRANT UPDATE(email) ON TABLE public.users TO hapex_intake;
+GRANT SELECT(email),INSERT(email),UPDATE(email) ON TABLE public.users TO hapex_definer;
+GRANT SELECT(email) ON TABLE public.users TO hapex_intake;
+GRANT SELECT(email) ON TABLE public.users TO hapex_agent;
 
-GRANT UPDATE(password_hash) ON TABLE public.users TO hapex_intake;
-GRANT SELECT(password_hash) ON TABLE public.users TO hapex_definer;
+GRANT SELECT(password_hash),INSERT(password_hash),UPDATE(password_hash) ON TABLE public.users TO hapex_definer;
+GRANT SELECT(password_hash),UPDATE(password_hash) ON TABLE public.users TO hapex_agent;
 
-GRANT UPDATE(password_changed_at) ON TABLE public.users TO hapex_intake;
+GRANT SELECT(password_changed_at) ON TABLE public.users TO hapex_intake;
+GRANT SELECT(password_changed_at),UPDATE(password_changed_at) ON TABLE public.users TO hapex_agent;
+GRANT UPDATE(password_changed_at) ON TABLE public.users TO hapex_definer;
 
 GRANT SELECT(created_at) ON TABLE public.users TO hapex_definer;
+GRANT SELECT(created_at) ON TABLE public.users TO hapex_intake;
 
-GRANT UPDATE(email_verified_at) ON TABLE public.users TO hapex_intake;
+GRANT SELECT(email_verified_at),UPDATE(email_verified_at) ON TABLE public.users TO hapex_intake;
+GRANT SELECT(email_verified_at),INSERT(email_verified_at),UPDATE(email_verified_at) ON TABLE public.users TO hapex_definer;
 
-GRANT UPDATE(role) ON TABLE public.users TO hapex_intake;
+GRANT SELECT(role),UPDATE(role) ON TABLE public.users TO hapex_intake;
+GRANT SELECT(role),INSERT(role) ON TABLE public.users TO hapex_definer;
 
 GRANT SELECT ON TABLE public.vault_key_usage TO hapex_agent;
 GRANT SELECT,INSERT ON TABLE public.vault_key_usage TO hapex_definer;

@@ -72,11 +72,14 @@ def test_deleting_an_account_leaves_no_row_with_its_client_id_in_any_table(
     before = rows_per_table(owner_conn, client_id)
     assert {t for t, n in before.items() if n} >= FILLED_TABLES
     neighbour_before = rows_per_table(owner_conn, neighbour)
+    agent_transport.calls.clear()  # signing in asked the agent to check the password
+    user_id = owner_conn.execute("SELECT user_id FROM users WHERE email = %s", [email]).fetchone()[0]
 
     response = visitor.delete_account(PASSWORD)
 
     assert response.status_code == 303 and response.headers["Location"] == "/"
-    assert agent_transport.calls == [("DELETE", f"/v1/clients/{client_id}/connections")]
+    assert agent_transport.calls == [("POST", f"/v1/clients/{client_id}/users/{user_id}/password/check"),
+                                     ("DELETE", f"/v1/clients/{client_id}/connections")]
     left = {t: n for t, n in rows_per_table(owner_conn, client_id).items() if n}
     assert left == {}
     assert rows_per_table(owner_conn, neighbour) == neighbour_before
@@ -93,12 +96,14 @@ def test_after_deletion_neither_the_cookie_nor_the_password_opens_anything(signe
     assert Visitor(intake_app).login(email, PASSWORD).status_code == 400
 
 
-def test_a_wrong_password_deletes_nothing_and_asks_the_agent_nothing(signed_up, owner_conn, agent_transport):
+def test_a_wrong_password_deletes_nothing_and_asks_the_agent_only_to_check_it(signed_up, owner_conn,
+                                                                               agent_transport):
     visitor, email = signed_up
+    agent_transport.calls.clear()
     response = visitor.delete_account("not my password at all")
     assert response.status_code == 400
     assert "That password is not correct." in response.get_data(as_text=True)
-    assert agent_transport.calls == []
+    assert [path.rsplit("/", 2)[-2:] for _, path in agent_transport.calls] == [["password", "check"]]
     assert owner_conn.execute("SELECT count(*) FROM users WHERE email = %s", [email]).fetchone() == (1,)
 
 

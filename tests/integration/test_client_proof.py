@@ -184,12 +184,15 @@ def test_the_intake_role_cannot_write_a_session_row_of_its_choosing(intake_db, v
         conn.execute("UPDATE sessions SET expires_at = now() + interval '10 years'")
 
 
-def test_a_session_the_intake_starts_cannot_outlive_the_longest_configurable_limits(intake_db, owner_conn, victim):
-    secret = make_session(intake_db, victim["client_id"], user_id=victim["user_id"],
-                          idle=timedelta(days=3650), absolute=timedelta(days=3650))
+def test_a_session_the_agent_starts_cannot_outlive_the_longest_configurable_limits(agent_db, owner_conn, victim):
+    session_hash = hashlib.sha256(b"a new session's secret").digest()
+    with tenant_transaction(agent_db, victim["client_id"]) as conn:
+        conn.execute("SELECT hapex_start_session(%s, %s, %s, %s, %s, 'x')",
+                     [victim["client_id"], victim["user_id"], session_hash, timedelta(days=3650),
+                      timedelta(days=3650)])
     expires_in = owner_conn.execute(
         "SELECT expires_at - now() <= interval '1 day' FROM sessions WHERE session_hash = %s",
-        [hashlib.sha256(secret.encode()).digest()]).fetchone()
+        [session_hash]).fetchone()
     assert expires_in == (True,)
 
 
@@ -229,9 +232,11 @@ def test_only_the_agent_role_may_ask_whether_a_secret_proves_a_client(intake_db,
                             [victim["client_id"], victim["live"]]).fetchone() == (True,)
 
 
-def test_the_agent_role_cannot_write_or_end_sessions(agent_db, victim):
-    for query in ("SELECT hapex_start_session(%s, %s, %s, interval '1 hour', interval '1 hour')",):
-        with pytest.raises((PermissionDenied, psycopg.errors.InsufficientPrivilege)), agent_db.transaction() as conn:
+def test_the_intake_role_cannot_start_a_session(intake_db, victim):
+    """Only the agent starts one, after checking the password (tests/integration/test_sign_in_proof.py)."""
+    for query in ("SELECT hapex_start_session(%s, %s, %s, interval '1 hour', interval '1 hour')",
+                  "SELECT hapex_start_session(%s, %s, %s, interval '1 hour', interval '1 hour', 'x')"):
+        with pytest.raises((PermissionDenied, psycopg.errors.InsufficientPrivilege)), intake_db.transaction() as conn:
             conn.execute(query, [victim["client_id"], victim["user_id"], b"x" * 32])
 
 

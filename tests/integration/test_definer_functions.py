@@ -20,7 +20,8 @@ INTAKE, AGENT, NOBODY = frozenset({"hapex_intake"}), frozenset({"hapex_agent"}),
 
 # Who may call each function, and why its arguments cannot make it do more than it says.
 REVIEWED: dict[str, tuple[frozenset[str], str]] = {
-    "hapex_find_login": (INTAKE, "an exact email; one user's hash to verify a password against"),
+    "hapex_find_login": (AGENT, "an exact email; one user's hash for the agent to check a password against "
+                                "(the intake's since 0022: test_sign_in_proof.py)"),
     "hapex_find_session": (INTAKE, "an exact hash; the session it names or nothing"),
     "hapex_find_webhook": (INTAKE, "an exact hash; only an enabled webhook automation's ids"),
     # Migration 0016 (the client's own proof).
@@ -30,9 +31,9 @@ REVIEWED: dict[str, tuple[frozenset[str], str]] = {
     "hapex_end_session": (INTAKE, "one session by exact hash"),
     "hapex_set_webhook_secret": (INTAKE, "only with a live session secret of the automation's own client, "
                                          "under 30 days old (test below)"),
-    # Not narrow yet, as docs/client-proof.md says under "What is not closed yet": any client and
-    # user may be named, since the password is checked in the intake (argon2id, in Python).
-    "hapex_start_session": (INTAKE, "expiry capped at 1 day; the client and user are the caller's word"),
+    # The agent's alone since 0022: it calls it only after checking the password (and the code with a
+    # pending sign-in's ticket), agent_service/sign_in; the intake cannot (test_sign_in_proof.py).
+    "hapex_start_session": (AGENT, "expiry capped at 1 day; called only after the agent checked the password"),
     "hapex_prune_expired_sessions": (AGENT, "no argument; its policy admits expired rows only"),
     "hapex_prune_expired_oauth_states": (AGENT, "no argument; its policy admits expired rows only"),
     "hapex_prune_run_records": (AGENT, "refuses an age under 30 days and a batch over 5000 (tests below)"),
@@ -67,6 +68,13 @@ REVIEWED: dict[str, tuple[frozenset[str], str]] = {
     "hapex_spend_passkey_sign_in_challenge": (AGENT, "an exact hash; true once while live (test below)"),
     # Migration 0023 (poll triggers).
     "hapex_due_polls": (AGENT, "ids and times only, never past the database's clock, at most 1000 (test below)"),
+
+    # Migration 0025 (sign-in in the agent): tests/integration/test_sign_in_proof.py tries each as an attacker.
+    "hapex_find_account": (INTAKE, "an exact email; ids only, never a hash"),
+    "hapex_sign_up": (INTAKE, "a new client and its owner only: a taken client id fails, argon2id hashes only"),
+    "hapex_invite_member": (INTAKE, "only into the client of an owner's live session, with no usable password"),
+    "hapex_set_password_by_link": (INTAKE, "only with a live reset or invitation link's own token (not its hash)"),
+    "hapex_change_email_by_link": (INTAKE, "only with a live address-change link's own token; tells the old address"),
 }
 
 

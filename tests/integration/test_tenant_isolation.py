@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import psycopg
 import pytest
 
 from shared.db import Database, PermissionDenied, TenantViolation, tenant_transaction
-from tests.factories import make_client, make_connection, make_user
+from tests.factories import make_client, make_connection, make_session, make_user
 
 SERVICE_ROLES = ("hapex_intake", "hapex_agent")
 
@@ -198,19 +200,24 @@ def test_the_intake_role_cannot_read_credential_ciphertext(intake_db, agent_db):
 def test_pre_tenant_lookups_are_open_only_to_the_role_that_needs_them(intake_db, agent_db):
     client = make_client(intake_db)
     make_user(intake_db, client, email="owner@acme.test", password_hash="$argon2id$x")
-    with intake_db.transaction() as conn:
+    # Only the agent checks passwords (migration 0022): it alone reads a hash; the intake learns whose address it is.
+    with agent_db.transaction() as conn:
         found = conn.execute("SELECT client_id, password_hash FROM hapex_find_login('OWNER@acme.test')").fetchall()
     assert found == [(client, "$argon2id$x")]
-    with pytest.raises(PermissionDenied), agent_db.transaction() as conn:
+    with pytest.raises(PermissionDenied), intake_db.transaction() as conn:
         conn.execute("SELECT * FROM hapex_find_login('owner@acme.test')")
+    with intake_db.transaction() as conn:
+        assert conn.execute("SELECT client_id FROM hapex_find_account('OWNER@acme.test')").fetchall() == [(client,)]
+    with pytest.raises(PermissionDenied), agent_db.transaction() as conn:
+        conn.execute("SELECT * FROM hapex_find_account('owner@acme.test')")
     with pytest.raises(PermissionDenied), intake_db.transaction() as conn:
         conn.execute("SELECT * FROM hapex_admin_overview()")
     with pytest.raises(PermissionDenied), intake_db.transaction() as conn:
         conn.execute("SELECT hapex_prune_expired_sessions()")
 
 
-def test_the_login_lookup_returns_nothing_for_an_unknown_email(intake_db):
-    with intake_db.transaction() as conn:
+def test_the_login_lookup_returns_nothing_for_an_unknown_email(agent_db):
+    with agent_db.transaction() as conn:
         assert conn.execute("SELECT * FROM hapex_find_login('nobody@example.com')").fetchall() == []
 
 
@@ -235,16 +242,14 @@ def test_expired_oauth_states_are_pruned_by_the_agents_job_and_live_ones_kept(da
     from tests.run_fixtures import runtime_for
 
     client = make_client(intake_db)
-    user = make_user(intake_db, client)
+    session_hash = hashlib.sha256(make_session(intake_db, client).encode()).digest()
     with tenant_transaction(intake_db, client) as conn:
-        conn.execute("SELECT hapex_start_session(%s, %s, %s, interval '1 day', interval '1 day')",
-                     [client, user, b"s" * 32])
         for digest, expires in ((b"e" * 32, "-1 minute"), (b"l" * 32, "10 minutes")):
             conn.execute(
                 """INSERT INTO oauth_states (client_id, state_hash, session_hash, provider, requested_scopes,
                                              redirect_uri, expires_at)
                    VALUES (%s, %s, %s, 'google', '{}', 'https://intake.test/cb', now() + %s::interval)""",
-                [client, digest, b"s" * 32, expires],
+                [client, digest, session_hash, expires],
             )
     with pytest.raises(PermissionDenied), intake_db.transaction() as conn:
         conn.execute("SELECT hapex_prune_expired_oauth_states()")

@@ -1,7 +1,12 @@
-"""Password hashing with argon2id; the same work is done whether or not the account exists."""
+"""Password hashing with argon2id; the same work is done whether or not the account exists.
+
+The agent verifies (only its role may read a stored hash: docs/client-proof.md); the intake hashes a
+password a person has just chosen (sign-up, a reset link).
+"""
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 
 from argon2 import PasswordHasher, Type, extract_parameters, profiles
@@ -13,6 +18,12 @@ OWASP_MINIMUM_MEMORY_KIB = 19 * 1024
 OWASP_MINIMUM_TIME_COST = 2
 MIN_PASSWORD_LENGTH = 12
 MAX_PASSWORD_LENGTH = 256
+PASSWORD_HASH_PROFILES = ("owasp", "test")
+# A session's secret (the cookie's value, and the client's proof): 256 random bits, drawn by the agent.
+SESSION_SECRET_BYTES = 32
+# What an invited user's password_hash holds until they choose one through their invitation's link:
+# no password matches it, and checking one against it costs what any check costs.
+NO_PASSWORD_YET = "!no password yet"  # noqa: S105 - a marker, not a password
 
 
 class Passwords:
@@ -38,11 +49,12 @@ class Passwords:
 
     def verify(self, password_hash: str | None, password: str) -> bool:
         """True only if the password matches; a missing hash still costs one verification."""
+        usable = password_hash if password_hash is not None and password_hash.startswith("$argon2") else None
         try:
-            matched = self._hasher.verify(password_hash or self._dummy_hash, password)
+            matched = self._hasher.verify(usable or self._dummy_hash, password)
         except (VerificationError, InvalidHashError):
             return False
-        return matched and password_hash is not None
+        return matched and usable is not None
 
     def needs_upgrade(self, password_hash: str) -> bool:
         """A stored hash made with weaker settings than the current ones."""
@@ -67,3 +79,8 @@ class Passwords:
     @property
     def parallelism(self) -> int:
         return self._hasher.parallelism
+
+
+def hash_recovery_code(code: str) -> bytes:
+    """A recovery code as it is kept (80 random bits: SHA-256 is enough): upper case, without dashes."""
+    return hashlib.sha256(code.strip().upper().replace("-", "").encode("ascii", "replace")).digest()
