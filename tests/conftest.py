@@ -38,6 +38,11 @@ class TestDatabase:
     name: str
     owner_dsn: str
 
+    def __post_init__(self) -> None:
+        from tests.factories import OWNER_DSNS
+
+        OWNER_DSNS[self.name] = self.owner_dsn  # the factories write users and sessions as the owner
+
     @property
     def intake_dsn(self) -> str:
         return embedded_db.as_role(self.owner_dsn, "hapex_intake")
@@ -142,12 +147,8 @@ def drop_database(pg_server: str, name: str) -> None:
 @pytest.fixture
 def database(pg_server: str, migrated_template: str) -> Iterator[TestDatabase]:
     """A fresh, migrated database for this test alone."""
-    from tests.factories import OWNER_DSNS
-
     db = create_database_from(pg_server, migrated_template)
-    OWNER_DSNS[db.name] = db.owner_dsn
     yield db
-    OWNER_DSNS.pop(db.name, None)
     drop_database(pg_server, db.name)
 
 
