@@ -208,6 +208,20 @@ CREATE FUNCTION public.hapex_defer_account_email() RETURNS trigger
 
 ALTER FUNCTION public.hapex_defer_account_email() OWNER TO hapex_definer;
 
+CREATE FUNCTION public.hapex_due_polls(p_now timestamp with time zone, p_limit integer) RETURNS TABLE(client_id uuid, automation_id uuid, next_run_at timestamp with time zone)
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $$
+    SELECT a.client_id, a.automation_id, a.next_run_at
+    FROM public.automations a
+    WHERE a.status = 'enabled' AND a.trigger ->> 'kind' = 'poll'
+      AND (a.next_run_at IS NULL OR a.next_run_at <= least(p_now, now()))
+    ORDER BY a.next_run_at NULLS FIRST
+    LIMIT least(greatest(p_limit, 1), 1000)
+    $$;
+
+ALTER FUNCTION public.hapex_due_polls(p_now timestamp with time zone, p_limit integer) OWNER TO hapex_definer;
+
 CREATE FUNCTION public.hapex_due_schedules(p_now timestamp with time zone, p_limit integer) RETURNS TABLE(client_id uuid, automation_id uuid, next_run_at timestamp with time zone)
     LANGUAGE sql STABLE SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'public', 'pg_temp'
@@ -309,6 +323,17 @@ CREATE FUNCTION public.hapex_invite_member(p_session_secret text, p_email text, 
     $$;
 
 ALTER FUNCTION public.hapex_invite_member(p_session_secret text, p_email text, p_role text) OWNER TO hapex_definer;
+
+CREATE FUNCTION public.hapex_issue_passkey_sign_in_challenge(p_challenge_hash bytea) RETURNS void
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $$
+    DELETE FROM public.passkey_sign_in_challenges WHERE expires_at < now();
+    INSERT INTO public.passkey_sign_in_challenges (challenge_hash, expires_at)
+    VALUES (p_challenge_hash, now() + interval '5 minutes')
+    $$;
+
+ALTER FUNCTION public.hapex_issue_passkey_sign_in_challenge(p_challenge_hash bytea) OWNER TO hapex_definer;
 
 CREATE FUNCTION public.hapex_notice_automation_paused() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
@@ -432,27 +457,57 @@ CREATE FUNCTION public.hapex_prune_expired_sessions() RETURNS integer
 
 ALTER FUNCTION public.hapex_prune_expired_sessions() OWNER TO hapex_definer;
 
-CREATE FUNCTION public.hapex_prune_run_records(p_older_than interval) RETURNS integer
+CREATE FUNCTION public.hapex_prune_run_records(p_older_than interval, p_limit integer) RETURNS integer
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'public', 'pg_temp'
     AS $$
     DECLARE
+        cutoff timestamptz;
+        costs integer;
         n integer;
+        seen integer;
+        gone integer;
     BEGIN
-        -- Migration 0018's floor stays: the function itself keeps every record 30 days at least.
         IF p_older_than IS NULL OR p_older_than < interval '30 days' THEN
             RAISE EXCEPTION 'run records are kept at least 30 days'
                 USING ERRCODE = 'invalid_parameter_value';
         END IF;
-        DELETE FROM public.cost_events WHERE occurred_at < now() - p_older_than;
-        DELETE FROM public.runs WHERE queued_at < now() - p_older_than
-                                  AND status IN ('succeeded', 'failed', 'cancelled', 'stopped');
+        IF p_limit IS NULL OR p_limit < 1 OR p_limit > 5000 THEN
+            RAISE EXCEPTION 'a prune batch is 1 to 5000 records'
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        cutoff := now() - p_older_than;
+        DELETE FROM public.cost_events
+        WHERE (client_id, cost_event_id) IN (SELECT client_id, cost_event_id FROM public.cost_events
+                                             WHERE occurred_at < cutoff
+                                             ORDER BY occurred_at LIMIT p_limit);
+        GET DIAGNOSTICS costs = ROW_COUNT;
+        DELETE FROM public.runs
+        WHERE (client_id, run_id) IN (SELECT client_id, run_id FROM public.runs
+                                      WHERE queued_at < cutoff
+                                        AND status IN ('succeeded', 'failed', 'cancelled', 'stopped')
+                                      ORDER BY queued_at LIMIT p_limit);
         GET DIAGNOSTICS n = ROW_COUNT;
-        RETURN n;
+        -- Migration 0023's housekeeping, a batch at a time as well: the seen records of items that
+        -- started their run long ago, and automations deleted with their records kept, once no run is left.
+        DELETE FROM public.poll_seen
+        WHERE (client_id, automation_id, item_key) IN (
+            SELECT client_id, automation_id, item_key FROM public.poll_seen
+            WHERE started_at IS NOT NULL AND started_at < cutoff
+            ORDER BY started_at LIMIT p_limit);
+        GET DIAGNOSTICS seen = ROW_COUNT;
+        DELETE FROM public.automations a
+        WHERE (a.client_id, a.automation_id) IN (
+            SELECT d.client_id, d.automation_id FROM public.automations d
+            WHERE d.status = 'deleted' AND d.updated_at < cutoff
+              AND NOT EXISTS (SELECT 1 FROM public.runs r WHERE r.automation_id = d.automation_id)
+            LIMIT p_limit);
+        GET DIAGNOSTICS gone = ROW_COUNT;
+        RETURN n + costs + seen + gone;
     END
     $$;
 
-ALTER FUNCTION public.hapex_prune_run_records(p_older_than interval) OWNER TO hapex_definer;
+ALTER FUNCTION public.hapex_prune_run_records(p_older_than interval, p_limit integer) OWNER TO hapex_definer;
 
 CREATE FUNCTION public.hapex_session_proves_client(p_client_id uuid, p_session_secret text) RETURNS boolean
     LANGUAGE sql STABLE SECURITY DEFINER
@@ -544,6 +599,20 @@ CREATE FUNCTION public.hapex_sign_up(p_client_id uuid, p_name text, p_email text
     $_$;
 
 ALTER FUNCTION public.hapex_sign_up(p_client_id uuid, p_name text, p_email text, p_password_hash text) OWNER TO hapex_definer;
+
+CREATE FUNCTION public.hapex_spend_passkey_sign_in_challenge(p_challenge_hash bytea) RETURNS boolean
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $$
+    WITH spent AS (
+        DELETE FROM public.passkey_sign_in_challenges
+        WHERE challenge_hash = p_challenge_hash
+        RETURNING expires_at
+    )
+    SELECT coalesce((SELECT expires_at > now() FROM spent), false)
+    $$;
+
+ALTER FUNCTION public.hapex_spend_passkey_sign_in_challenge(p_challenge_hash bytea) OWNER TO hapex_definer;
 
 CREATE FUNCTION public.hapex_start_session(p_client_id uuid, p_user_id uuid, p_session_hash bytea, p_idle interval, p_absolute interval) RETURNS void
     LANGUAGE sql SECURITY DEFINER
@@ -1180,7 +1249,7 @@ CREATE TABLE public.account_emails (
     sent_at timestamp with time zone,
     CONSTRAINT account_emails_attempts_check CHECK ((attempts >= 0)),
     CONSTRAINT account_emails_check CHECK (((link_base IS NULL) = (link_ttl IS NULL))),
-    CONSTRAINT account_emails_kind_check CHECK ((kind = ANY (ARRAY['verify_email'::text, 'already_registered'::text, 'reset_password'::text, 'password_changed'::text, 'second_factor_on'::text, 'second_factor_off'::text, 'invitation'::text, 'invitation_taken'::text, 'verify_new_email'::text, 'email_changed'::text]))),
+    CONSTRAINT account_emails_kind_check CHECK ((kind = ANY (ARRAY['verify_email'::text, 'already_registered'::text, 'reset_password'::text, 'password_changed'::text, 'second_factor_on'::text, 'second_factor_off'::text, 'invitation'::text, 'invitation_taken'::text, 'verify_new_email'::text, 'email_changed'::text, 'passkey_added'::text, 'passkey_removed'::text]))),
     CONSTRAINT account_emails_link_base_check CHECK (((link_base IS NULL) OR ((link_base ~~ 'http%'::text) AND (length(link_base) <= 300)))),
     CONSTRAINT account_emails_link_ttl_check CHECK (((link_ttl IS NULL) OR ((link_ttl >= '00:01:00'::interval) AND (link_ttl <= '7 days'::interval)))),
     CONSTRAINT account_emails_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'sent'::text, 'failed'::text, 'no_smtp'::text]))),
@@ -1355,7 +1424,7 @@ CREATE TABLE public.credential_access (
     accessed_at timestamp with time zone DEFAULT now() NOT NULL,
     CONSTRAINT credential_access_accessor_check CHECK (((length(accessor) >= 1) AND (length(accessor) <= 200))),
     CONSTRAINT credential_access_purpose_check CHECK ((purpose = ANY (ARRAY['refresh_token'::text, 'access_token'::text, 'api_key'::text]))),
-    CONSTRAINT credential_access_reason_check CHECK ((reason = ANY (ARRAY['run_step'::text, 'token_refresh'::text, 'revocation'::text, 'health_check'::text, 'other'::text, 'step_test'::text]))),
+    CONSTRAINT credential_access_reason_check CHECK ((reason = ANY (ARRAY['run_step'::text, 'token_refresh'::text, 'revocation'::text, 'health_check'::text, 'other'::text, 'step_test'::text, 'poll'::text, 'trigger_item'::text]))),
     CONSTRAINT credential_access_service_check CHECK ((service ~ '^[a-z][a-z0-9_-]{0,39}$'::text)),
     CONSTRAINT credential_access_step_index_check CHECK (((step_index IS NULL) OR (step_index >= 0)))
 );
@@ -1444,6 +1513,67 @@ CREATE TABLE public.oauth_states (
 ALTER TABLE ONLY public.oauth_states FORCE ROW LEVEL SECURITY;
 
 ALTER TABLE public.oauth_states OWNER TO migrator;
+
+CREATE TABLE public.passkey_challenges (
+    client_id uuid NOT NULL,
+    challenge_hash bytea NOT NULL,
+    user_id uuid NOT NULL,
+    purpose text NOT NULL,
+    expires_at timestamp with time zone DEFAULT (now() + '00:05:00'::interval) NOT NULL,
+    CONSTRAINT passkey_challenges_challenge_hash_check CHECK ((length(challenge_hash) = 32)),
+    CONSTRAINT passkey_challenges_purpose_check CHECK ((purpose = ANY (ARRAY['register'::text, 'second_factor'::text])))
+);
+
+ALTER TABLE ONLY public.passkey_challenges FORCE ROW LEVEL SECURITY;
+
+ALTER TABLE public.passkey_challenges OWNER TO migrator;
+
+CREATE TABLE public.passkey_sign_in_challenges (
+    challenge_hash bytea NOT NULL,
+    expires_at timestamp with time zone NOT NULL,
+    CONSTRAINT passkey_sign_in_challenges_challenge_hash_check CHECK ((length(challenge_hash) = 32))
+);
+
+ALTER TABLE ONLY public.passkey_sign_in_challenges FORCE ROW LEVEL SECURITY;
+
+ALTER TABLE public.passkey_sign_in_challenges OWNER TO migrator;
+
+CREATE TABLE public.poll_seen (
+    client_id uuid NOT NULL,
+    automation_id uuid NOT NULL,
+    item_key text NOT NULL,
+    "position" bigint NOT NULL,
+    seen_at timestamp with time zone DEFAULT now() NOT NULL,
+    started_at timestamp with time zone,
+    run_id uuid,
+    CONSTRAINT poll_seen_item_key_check CHECK (((length(item_key) >= 1) AND (length(item_key) <= 300)))
+);
+
+ALTER TABLE ONLY public.poll_seen FORCE ROW LEVEL SECURITY;
+
+ALTER TABLE public.poll_seen OWNER TO migrator;
+
+ALTER TABLE public.poll_seen ALTER COLUMN "position" ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME public.poll_seen_position_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+CREATE TABLE public.poll_states (
+    client_id uuid NOT NULL,
+    automation_id uuid NOT NULL,
+    automation_version integer NOT NULL,
+    cursor jsonb DEFAULT '{}'::jsonb NOT NULL,
+    primed_at timestamp with time zone DEFAULT now() NOT NULL,
+    polled_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
+ALTER TABLE ONLY public.poll_states FORCE ROW LEVEL SECURITY;
+
+ALTER TABLE public.poll_states OWNER TO migrator;
 
 CREATE TABLE public.procrastinate_events (
     id bigint NOT NULL,
@@ -1567,9 +1697,12 @@ CREATE TABLE public.runs (
     finished_at timestamp with time zone,
     execution integer DEFAULT 0 NOT NULL,
     retry_of uuid,
+    trigger_item text,
     CONSTRAINT runs_execution_check CHECK ((execution >= 0)),
+    CONSTRAINT runs_poll_has_item CHECK (((trigger_kind <> 'poll'::text) OR (trigger_item IS NOT NULL))),
     CONSTRAINT runs_status_check CHECK ((status = ANY (ARRAY['queued'::text, 'running'::text, 'succeeded'::text, 'failed'::text, 'cancelled'::text, 'stopped'::text]))),
-    CONSTRAINT runs_trigger_kind_check CHECK ((trigger_kind = ANY (ARRAY['manual'::text, 'schedule'::text, 'webhook'::text])))
+    CONSTRAINT runs_trigger_item_check CHECK (((length(trigger_item) >= 1) AND (length(trigger_item) <= 300))),
+    CONSTRAINT runs_trigger_kind_check CHECK ((trigger_kind = ANY (ARRAY['manual'::text, 'schedule'::text, 'webhook'::text, 'poll'::text])))
 );
 
 ALTER TABLE ONLY public.runs FORCE ROW LEVEL SECURITY;
@@ -1606,6 +1739,28 @@ CREATE TABLE public.sign_in_tickets (
 ALTER TABLE ONLY public.sign_in_tickets FORCE ROW LEVEL SECURITY;
 
 ALTER TABLE public.sign_in_tickets OWNER TO migrator;
+
+CREATE TABLE public.user_passkeys (
+    client_id uuid NOT NULL,
+    passkey_id uuid DEFAULT gen_random_uuid() NOT NULL,
+    user_id uuid NOT NULL,
+    credential_id bytea NOT NULL,
+    public_key bytea NOT NULL,
+    sign_count bigint DEFAULT 0 NOT NULL,
+    transports text[] DEFAULT '{}'::text[] NOT NULL,
+    label text NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    last_used_at timestamp with time zone,
+    CONSTRAINT user_passkeys_credential_id_check CHECK (((length(credential_id) >= 16) AND (length(credential_id) <= 1023))),
+    CONSTRAINT user_passkeys_label_check CHECK (((length(label) >= 1) AND (length(label) <= 60))),
+    CONSTRAINT user_passkeys_public_key_check CHECK (((length(public_key) >= 16) AND (length(public_key) <= 2048))),
+    CONSTRAINT user_passkeys_sign_count_check CHECK ((sign_count >= 0)),
+    CONSTRAINT user_passkeys_transports_check CHECK ((cardinality(transports) <= 8))
+);
+
+ALTER TABLE ONLY public.user_passkeys FORCE ROW LEVEL SECURITY;
+
+ALTER TABLE public.user_passkeys OWNER TO migrator;
 
 CREATE TABLE public.user_totp (
     client_id uuid NOT NULL,
@@ -1736,6 +1891,18 @@ ALTER TABLE ONLY public.notifications
 ALTER TABLE ONLY public.oauth_states
     ADD CONSTRAINT oauth_states_pkey PRIMARY KEY (state_hash);
 
+ALTER TABLE ONLY public.passkey_challenges
+    ADD CONSTRAINT passkey_challenges_pkey PRIMARY KEY (client_id, challenge_hash);
+
+ALTER TABLE ONLY public.passkey_sign_in_challenges
+    ADD CONSTRAINT passkey_sign_in_challenges_pkey PRIMARY KEY (challenge_hash);
+
+ALTER TABLE ONLY public.poll_seen
+    ADD CONSTRAINT poll_seen_pkey PRIMARY KEY (client_id, automation_id, item_key);
+
+ALTER TABLE ONLY public.poll_states
+    ADD CONSTRAINT poll_states_pkey PRIMARY KEY (client_id, automation_id);
+
 ALTER TABLE ONLY public.procrastinate_events
     ADD CONSTRAINT procrastinate_events_pkey PRIMARY KEY (id);
 
@@ -1769,6 +1936,12 @@ ALTER TABLE ONLY public.sessions
 ALTER TABLE ONLY public.sign_in_tickets
     ADD CONSTRAINT sign_in_tickets_pkey PRIMARY KEY (client_id, ticket_hash);
 
+ALTER TABLE ONLY public.user_passkeys
+    ADD CONSTRAINT user_passkeys_client_id_credential_id_key UNIQUE (client_id, credential_id);
+
+ALTER TABLE ONLY public.user_passkeys
+    ADD CONSTRAINT user_passkeys_pkey PRIMARY KEY (client_id, passkey_id);
+
 ALTER TABLE ONLY public.user_totp
     ADD CONSTRAINT user_totp_pkey PRIMARY KEY (client_id, user_id);
 
@@ -1798,6 +1971,10 @@ CREATE INDEX connections_client_provider_idx ON public.connections USING btree (
 
 CREATE INDEX cost_events_client_month_idx ON public.cost_events USING btree (client_id, occurred_at);
 
+CREATE INDEX cost_events_client_run_idx ON public.cost_events USING btree (client_id, run_id) WHERE (run_id IS NOT NULL);
+
+CREATE INDEX cost_events_occurred_idx ON public.cost_events USING btree (occurred_at);
+
 CREATE INDEX credential_access_connection_idx ON public.credential_access USING btree (client_id, connection_id, accessed_at DESC);
 
 CREATE INDEX credentials_key_id_idx ON public.credentials USING btree (key_id);
@@ -1813,6 +1990,12 @@ CREATE INDEX notifications_pending_idx ON public.notifications USING btree (crea
 CREATE INDEX oauth_states_client_idx ON public.oauth_states USING btree (client_id, expires_at);
 
 CREATE INDEX oauth_states_session_idx ON public.oauth_states USING btree (session_hash);
+
+CREATE INDEX passkey_sign_in_challenges_expiry_idx ON public.passkey_sign_in_challenges USING btree (expires_at);
+
+CREATE INDEX poll_seen_started_idx ON public.poll_seen USING btree (started_at) WHERE (started_at IS NOT NULL);
+
+CREATE INDEX poll_seen_waiting_idx ON public.poll_seen USING btree (client_id, automation_id, "position") WHERE (started_at IS NULL);
 
 CREATE INDEX procrastinate_events_job_id_fkey_v1 ON public.procrastinate_events USING btree (job_id);
 
@@ -1836,11 +2019,17 @@ CREATE INDEX runs_client_queued_idx ON public.runs USING btree (client_id, queue
 
 CREATE INDEX runs_client_retry_of_idx ON public.runs USING btree (client_id, retry_of) WHERE (retry_of IS NOT NULL);
 
+CREATE UNIQUE INDEX runs_poll_item_key ON public.runs USING btree (client_id, automation_id, trigger_item) WHERE (trigger_kind = 'poll'::text);
+
+CREATE INDEX runs_queued_idx ON public.runs USING btree (queued_at);
+
 CREATE UNIQUE INDEX runs_schedule_slot_key ON public.runs USING btree (client_id, automation_id, scheduled_for) WHERE (trigger_kind = 'schedule'::text);
 
 CREATE INDEX sessions_client_user_idx ON public.sessions USING btree (client_id, user_id);
 
 CREATE INDEX sessions_expires_idx ON public.sessions USING btree (expires_at);
+
+CREATE INDEX user_passkeys_user_idx ON public.user_passkeys USING btree (client_id, user_id);
 
 CREATE UNIQUE INDEX users_email_key ON public.users USING btree (email);
 
@@ -1924,6 +2113,24 @@ ALTER TABLE ONLY public.oauth_states
 ALTER TABLE ONLY public.oauth_states
     ADD CONSTRAINT oauth_states_session_hash_fkey FOREIGN KEY (session_hash) REFERENCES public.sessions(session_hash) ON DELETE CASCADE;
 
+ALTER TABLE ONLY public.passkey_challenges
+    ADD CONSTRAINT passkey_challenges_client_id_fkey FOREIGN KEY (client_id) REFERENCES public.clients(client_id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.passkey_challenges
+    ADD CONSTRAINT passkey_challenges_client_id_user_id_fkey FOREIGN KEY (client_id, user_id) REFERENCES public.users(client_id, user_id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.poll_seen
+    ADD CONSTRAINT poll_seen_client_id_automation_id_fkey FOREIGN KEY (client_id, automation_id) REFERENCES public.automations(client_id, automation_id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.poll_seen
+    ADD CONSTRAINT poll_seen_client_id_fkey FOREIGN KEY (client_id) REFERENCES public.clients(client_id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.poll_states
+    ADD CONSTRAINT poll_states_client_id_automation_id_fkey FOREIGN KEY (client_id, automation_id) REFERENCES public.automations(client_id, automation_id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.poll_states
+    ADD CONSTRAINT poll_states_client_id_fkey FOREIGN KEY (client_id) REFERENCES public.clients(client_id) ON DELETE CASCADE;
+
 ALTER TABLE ONLY public.procrastinate_events
     ADD CONSTRAINT procrastinate_events_job_id_fkey FOREIGN KEY (job_id) REFERENCES public.procrastinate_jobs(id) ON DELETE CASCADE;
 
@@ -1962,6 +2169,12 @@ ALTER TABLE ONLY public.sessions
 
 ALTER TABLE ONLY public.sign_in_tickets
     ADD CONSTRAINT sign_in_tickets_client_id_user_id_fkey FOREIGN KEY (client_id, user_id) REFERENCES public.users(client_id, user_id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.user_passkeys
+    ADD CONSTRAINT user_passkeys_client_id_fkey FOREIGN KEY (client_id) REFERENCES public.clients(client_id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.user_passkeys
+    ADD CONSTRAINT user_passkeys_client_id_user_id_fkey FOREIGN KEY (client_id, user_id) REFERENCES public.users(client_id, user_id) ON DELETE CASCADE;
 
 ALTER TABLE ONLY public.user_totp
     ADD CONSTRAINT user_totp_client_id_fkey FOREIGN KEY (client_id) REFERENCES public.clients(client_id) ON DELETE CASCADE;
@@ -2025,7 +2238,13 @@ CREATE POLICY definer_prune_costs ON public.cost_events FOR SELECT TO hapex_defi
 
 CREATE POLICY definer_prune_costs_delete ON public.cost_events FOR DELETE TO hapex_definer USING (true);
 
+CREATE POLICY definer_prune_deleted_automations ON public.automations FOR DELETE TO hapex_definer USING ((status = 'deleted'::text));
+
 CREATE POLICY definer_prune_runs ON public.runs FOR DELETE TO hapex_definer USING (true);
+
+CREATE POLICY definer_prune_seen ON public.poll_seen FOR SELECT TO hapex_definer USING (true);
+
+CREATE POLICY definer_prune_seen_delete ON public.poll_seen FOR DELETE TO hapex_definer USING ((started_at IS NOT NULL));
 
 CREATE POLICY definer_session_end ON public.sessions FOR DELETE TO hapex_definer USING (true);
 
@@ -2040,6 +2259,8 @@ CREATE POLICY definer_session_touch ON public.sessions FOR UPDATE TO hapex_defin
 CREATE POLICY definer_set_password ON public.users FOR UPDATE TO hapex_definer USING (true) WITH CHECK (true);
 
 CREATE POLICY definer_set_webhook ON public.automations FOR UPDATE TO hapex_definer USING (true) WITH CHECK (true);
+
+CREATE POLICY definer_sign_in_challenges ON public.passkey_sign_in_challenges TO hapex_definer USING (true) WITH CHECK (true);
 
 CREATE POLICY definer_sign_up ON public.clients FOR INSERT TO hapex_definer WITH CHECK (true);
 
@@ -2058,6 +2279,14 @@ CREATE POLICY definer_write_notice ON public.notifications FOR INSERT TO hapex_d
 ALTER TABLE public.notifications ENABLE ROW LEVEL SECURITY;
 
 ALTER TABLE public.oauth_states ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE public.passkey_challenges ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE public.passkey_sign_in_challenges ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE public.poll_seen ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE public.poll_states ENABLE ROW LEVEL SECURITY;
 
 ALTER TABLE public.recovery_codes ENABLE ROW LEVEL SECURITY;
 
@@ -2093,6 +2322,12 @@ CREATE POLICY tenant_isolation ON public.notifications USING ((client_id = ( SEL
 
 CREATE POLICY tenant_isolation ON public.oauth_states USING ((client_id = ( SELECT (NULLIF(current_setting('app.client_id'::text, true), ''::text))::uuid AS "nullif"))) WITH CHECK ((client_id = ( SELECT (NULLIF(current_setting('app.client_id'::text, true), ''::text))::uuid AS "nullif")));
 
+CREATE POLICY tenant_isolation ON public.passkey_challenges USING ((client_id = ( SELECT (NULLIF(current_setting('app.client_id'::text, true), ''::text))::uuid AS "nullif"))) WITH CHECK ((client_id = ( SELECT (NULLIF(current_setting('app.client_id'::text, true), ''::text))::uuid AS "nullif")));
+
+CREATE POLICY tenant_isolation ON public.poll_seen USING ((client_id = ( SELECT (NULLIF(current_setting('app.client_id'::text, true), ''::text))::uuid AS "nullif"))) WITH CHECK ((client_id = ( SELECT (NULLIF(current_setting('app.client_id'::text, true), ''::text))::uuid AS "nullif")));
+
+CREATE POLICY tenant_isolation ON public.poll_states USING ((client_id = ( SELECT (NULLIF(current_setting('app.client_id'::text, true), ''::text))::uuid AS "nullif"))) WITH CHECK ((client_id = ( SELECT (NULLIF(current_setting('app.client_id'::text, true), ''::text))::uuid AS "nullif")));
+
 CREATE POLICY tenant_isolation ON public.recovery_codes USING ((client_id = ( SELECT (NULLIF(current_setting('app.client_id'::text, true), ''::text))::uuid AS "nullif"))) WITH CHECK ((client_id = ( SELECT (NULLIF(current_setting('app.client_id'::text, true), ''::text))::uuid AS "nullif")));
 
 CREATE POLICY tenant_isolation ON public.run_steps USING ((client_id = ( SELECT (NULLIF(current_setting('app.client_id'::text, true), ''::text))::uuid AS "nullif"))) WITH CHECK ((client_id = ( SELECT (NULLIF(current_setting('app.client_id'::text, true), ''::text))::uuid AS "nullif")));
@@ -2103,11 +2338,15 @@ CREATE POLICY tenant_isolation ON public.sessions USING ((client_id = ( SELECT (
 
 CREATE POLICY tenant_isolation ON public.sign_in_tickets USING ((client_id = ( SELECT (NULLIF(current_setting('app.client_id'::text, true), ''::text))::uuid AS "nullif"))) WITH CHECK ((client_id = ( SELECT (NULLIF(current_setting('app.client_id'::text, true), ''::text))::uuid AS "nullif")));
 
+CREATE POLICY tenant_isolation ON public.user_passkeys USING ((client_id = ( SELECT (NULLIF(current_setting('app.client_id'::text, true), ''::text))::uuid AS "nullif"))) WITH CHECK ((client_id = ( SELECT (NULLIF(current_setting('app.client_id'::text, true), ''::text))::uuid AS "nullif")));
+
 CREATE POLICY tenant_isolation ON public.user_totp USING ((client_id = ( SELECT (NULLIF(current_setting('app.client_id'::text, true), ''::text))::uuid AS "nullif"))) WITH CHECK ((client_id = ( SELECT (NULLIF(current_setting('app.client_id'::text, true), ''::text))::uuid AS "nullif")));
 
 CREATE POLICY tenant_isolation ON public.users USING ((client_id = ( SELECT (NULLIF(current_setting('app.client_id'::text, true), ''::text))::uuid AS "nullif"))) WITH CHECK ((client_id = ( SELECT (NULLIF(current_setting('app.client_id'::text, true), ''::text))::uuid AS "nullif")));
 
 CREATE POLICY tenant_isolation ON public.webhook_reveals USING ((client_id = ( SELECT (NULLIF(current_setting('app.client_id'::text, true), ''::text))::uuid AS "nullif"))) WITH CHECK ((client_id = ( SELECT (NULLIF(current_setting('app.client_id'::text, true), ''::text))::uuid AS "nullif")));
+
+ALTER TABLE public.user_passkeys ENABLE ROW LEVEL SECURITY;
 
 ALTER TABLE public.user_totp ENABLE ROW LEVEL SECURITY;
 
@@ -2144,6 +2383,9 @@ REVOKE ALL ON FUNCTION public.hapex_credentials_bump_revision() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION public.hapex_defer_account_email() FROM PUBLIC;
 
+REVOKE ALL ON FUNCTION public.hapex_due_polls(p_now timestamp with time zone, p_limit integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.hapex_due_polls(p_now timestamp with time zone, p_limit integer) TO hapex_agent;
+
 REVOKE ALL ON FUNCTION public.hapex_due_schedules(p_now timestamp with time zone, p_limit integer) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.hapex_due_schedules(p_now timestamp with time zone, p_limit integer) TO hapex_agent;
 
@@ -2170,6 +2412,9 @@ REVOKE ALL ON FUNCTION public.hapex_forget_step_outputs() FROM PUBLIC;
 REVOKE ALL ON FUNCTION public.hapex_invite_member(p_session_secret text, p_email text, p_role text) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.hapex_invite_member(p_session_secret text, p_email text, p_role text) TO hapex_intake;
 
+REVOKE ALL ON FUNCTION public.hapex_issue_passkey_sign_in_challenge(p_challenge_hash bytea) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.hapex_issue_passkey_sign_in_challenge(p_challenge_hash bytea) TO hapex_agent;
+
 REVOKE ALL ON FUNCTION public.hapex_notice_automation_paused() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION public.hapex_notice_budget_nearly_used() FROM PUBLIC;
@@ -2191,8 +2436,8 @@ GRANT ALL ON FUNCTION public.hapex_prune_expired_oauth_states() TO hapex_agent;
 REVOKE ALL ON FUNCTION public.hapex_prune_expired_sessions() FROM PUBLIC;
 GRANT ALL ON FUNCTION public.hapex_prune_expired_sessions() TO hapex_agent;
 
-REVOKE ALL ON FUNCTION public.hapex_prune_run_records(p_older_than interval) FROM PUBLIC;
-GRANT ALL ON FUNCTION public.hapex_prune_run_records(p_older_than interval) TO hapex_agent;
+REVOKE ALL ON FUNCTION public.hapex_prune_run_records(p_older_than interval, p_limit integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.hapex_prune_run_records(p_older_than interval, p_limit integer) TO hapex_agent;
 
 REVOKE ALL ON FUNCTION public.hapex_session_proves_client(p_client_id uuid, p_session_secret text) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.hapex_session_proves_client(p_client_id uuid, p_session_secret text) TO hapex_agent;
@@ -2205,6 +2450,9 @@ GRANT ALL ON FUNCTION public.hapex_set_webhook_secret(p_session_secret text, p_a
 
 REVOKE ALL ON FUNCTION public.hapex_sign_up(p_client_id uuid, p_name text, p_email text, p_password_hash text) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.hapex_sign_up(p_client_id uuid, p_name text, p_email text, p_password_hash text) TO hapex_intake;
+
+REVOKE ALL ON FUNCTION public.hapex_spend_passkey_sign_in_challenge(p_challenge_hash bytea) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.hapex_spend_passkey_sign_in_challenge(p_challenge_hash bytea) TO hapex_agent;
 
 REVOKE ALL ON FUNCTION public.hapex_start_session(p_client_id uuid, p_user_id uuid, p_session_hash bytea, p_idle interval, p_absolute interval) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.hapex_start_session(p_client_id uuid, p_user_id uuid, p_session_hash bytea, p_idle interval, p_absolute interval) TO hapex_agent;
@@ -2344,6 +2592,7 @@ GRANT SELECT ON TABLE public.automation_versions TO hapex_agent;
 
 GRANT SELECT,DELETE ON TABLE public.automations TO hapex_intake;
 GRANT SELECT ON TABLE public.automations TO hapex_agent;
+GRANT DELETE ON TABLE public.automations TO hapex_definer;
 
 GRANT SELECT(client_id) ON TABLE public.automations TO hapex_definer;
 GRANT INSERT(client_id) ON TABLE public.automations TO hapex_intake;
@@ -2455,6 +2704,8 @@ GRANT DELETE ON TABLE public.cost_events TO hapex_definer;
 
 GRANT SELECT(client_id) ON TABLE public.cost_events TO hapex_definer;
 
+GRANT SELECT(cost_event_id) ON TABLE public.cost_events TO hapex_definer;
+
 GRANT SELECT(amount_microusd) ON TABLE public.cost_events TO hapex_definer;
 
 GRANT SELECT(occurred_at) ON TABLE public.cost_events TO hapex_definer;
@@ -2510,6 +2761,28 @@ GRANT SELECT,INSERT,DELETE ON TABLE public.oauth_states TO hapex_intake;
 GRANT DELETE ON TABLE public.oauth_states TO hapex_definer;
 
 GRANT SELECT(expires_at) ON TABLE public.oauth_states TO hapex_definer;
+
+GRANT SELECT,INSERT,DELETE ON TABLE public.passkey_challenges TO hapex_agent;
+
+GRANT SELECT,INSERT,DELETE ON TABLE public.passkey_sign_in_challenges TO hapex_definer;
+
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.poll_seen TO hapex_agent;
+GRANT DELETE ON TABLE public.poll_seen TO hapex_definer;
+
+GRANT SELECT(client_id) ON TABLE public.poll_seen TO hapex_intake;
+GRANT SELECT(client_id) ON TABLE public.poll_seen TO hapex_definer;
+
+GRANT SELECT(automation_id) ON TABLE public.poll_seen TO hapex_intake;
+GRANT SELECT(automation_id) ON TABLE public.poll_seen TO hapex_definer;
+
+GRANT SELECT(item_key) ON TABLE public.poll_seen TO hapex_definer;
+
+GRANT SELECT(seen_at) ON TABLE public.poll_seen TO hapex_definer;
+
+GRANT SELECT(started_at) ON TABLE public.poll_seen TO hapex_intake;
+GRANT SELECT(started_at) ON TABLE public.poll_seen TO hapex_definer;
+
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.poll_states TO hapex_agent;
 
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.procrastinate_events TO hapex_agent;
 GRANT INSERT ON TABLE public.procrastinate_events TO hapex_definer;
@@ -2615,6 +2888,23 @@ GRANT INSERT(device) ON TABLE public.sessions TO hapex_definer;
 GRANT SELECT,INSERT,DELETE ON TABLE public.sign_in_tickets TO hapex_agent;
 
 GRANT UPDATE(attempts) ON TABLE public.sign_in_tickets TO hapex_agent;
+
+GRANT SELECT,INSERT,DELETE ON TABLE public.user_passkeys TO hapex_agent;
+
+GRANT SELECT(client_id) ON TABLE public.user_passkeys TO hapex_intake;
+
+GRANT SELECT(passkey_id) ON TABLE public.user_passkeys TO hapex_intake;
+
+GRANT SELECT(user_id) ON TABLE public.user_passkeys TO hapex_intake;
+
+GRANT UPDATE(sign_count) ON TABLE public.user_passkeys TO hapex_agent;
+
+GRANT SELECT(label) ON TABLE public.user_passkeys TO hapex_intake;
+
+GRANT SELECT(created_at) ON TABLE public.user_passkeys TO hapex_intake;
+
+GRANT SELECT(last_used_at) ON TABLE public.user_passkeys TO hapex_intake;
+GRANT UPDATE(last_used_at) ON TABLE public.user_passkeys TO hapex_agent;
 
 GRANT DELETE ON TABLE public.user_totp TO hapex_intake;
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.user_totp TO hapex_agent;

@@ -21,7 +21,7 @@ INTAKE, AGENT, NOBODY = frozenset({"hapex_intake"}), frozenset({"hapex_agent"}),
 # Who may call each function, and why its arguments cannot make it do more than it says.
 REVIEWED: dict[str, tuple[frozenset[str], str]] = {
     "hapex_find_login": (AGENT, "an exact email; one user's hash for the agent to check a password against "
-                                "(the intake's since 0022: test_sign_in_proof.py)"),
+                                "(the intake's until 0025: test_sign_in_proof.py)"),
     "hapex_find_session": (INTAKE, "an exact hash; the session it names or nothing"),
     "hapex_find_webhook": (INTAKE, "an exact hash; only an enabled webhook automation's ids"),
     # Migration 0016 (the client's own proof).
@@ -31,7 +31,7 @@ REVIEWED: dict[str, tuple[frozenset[str], str]] = {
     "hapex_end_session": (INTAKE, "one session by exact hash"),
     "hapex_set_webhook_secret": (INTAKE, "only with a live session secret of the automation's own client, "
                                          "under 30 days old (test below)"),
-    # The agent's alone since 0022: it calls it only after checking the password (and the code with a
+    # The agent's alone since 0025: it calls it only after checking the password (and the code with a
     # pending sign-in's ticket), agent_service/sign_in; the intake cannot (test_sign_in_proof.py).
     "hapex_start_session": (AGENT, "expiry capped at 1 day; called only after the agent checked the password"),
     "hapex_prune_expired_sessions": (AGENT, "no argument; its policy admits expired rows only"),

@@ -1,7 +1,7 @@
 """Only a person's own password (and code) starts their session, tried as an attacker holding the intake.
 
 The attacker has the service token, the intake's database role and a dump of everything the database
-holds (password hashes, session and ticket hashes). Before migration 0022 that was enough to start a
+holds (password hashes, session and ticket hashes). Before migration 0025 that was enough to start a
 session, and so hold a proof, for any user: the intake read every hash and called hapex_start_session
 with any ids. Now the agent checks the password and starts the session (agent_service/sign_in).
 """

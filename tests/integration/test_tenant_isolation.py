@@ -200,7 +200,7 @@ def test_the_intake_role_cannot_read_credential_ciphertext(intake_db, agent_db):
 def test_pre_tenant_lookups_are_open_only_to_the_role_that_needs_them(intake_db, agent_db):
     client = make_client(intake_db)
     make_user(intake_db, client, email="owner@acme.test", password_hash="$argon2id$x")
-    # Only the agent checks passwords (migration 0022): it alone reads a hash; the intake learns whose address it is.
+    # Only the agent checks passwords (migration 0025): it alone reads a hash; the intake learns whose address it is.
     with agent_db.transaction() as conn:
         found = conn.execute("SELECT client_id, password_hash FROM hapex_find_login('OWNER@acme.test')").fetchall()
     assert found == [(client, "$argon2id$x")]
