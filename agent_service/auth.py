@@ -34,7 +34,8 @@ PROOF_HEADER = "Hapex-Client-Proof"
 # Service-token routes that act for no client (so need no client's proof).
 # Sign-in comes before any session exists (agent_service/sign_in): the password, or a pending sign-in's
 # ticket with a code, is its proof, and it answers only the session of the person who gave it.
-# The passkey sign-in's options and check (agent_service/passkeys) likewise: the signed assertion is its proof.
+# The passkey sign-in's options and check (agent_service/passkeys) likewise: the signed assertion (with the
+# pending sign-in's ticket, as the second step) is its proof, and the session it starts is that passkey's user's.
 CLIENTLESS_ENDPOINTS = frozenset({"openapi.openapi_document", "sign_in.sign_in", "sign_in.second_factor",
                                   "passkey_sign_in.sign_in_options", "passkey_sign_in.check"})
 # Routes a webhook's secret may prove: starting a run of the automation the URL names.

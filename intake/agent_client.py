@@ -446,15 +446,6 @@ def _nothing(body: dict[str, Any]) -> None:
     return None
 
 
-@dataclass(frozen=True)
-class PasskeyVerdict:
-    """The agent's answer to a passkey's assertion: accepted, and then whose it proved to be."""
-
-    accepted: bool
-    client_id: uuid.UUID | None = None
-    user_id: uuid.UUID | None = None
-
-
 def _passkey_options(body: dict[str, Any]) -> dict[str, Any]:
     options = _object(body["options"])
     if not isinstance(options.get("challenge"), str):
@@ -464,12 +455,6 @@ def _passkey_options(body: dict[str, Any]) -> dict[str, Any]:
 
 def _passkey_id(body: dict[str, Any]) -> uuid.UUID:
     return uuid.UUID(_str(body["passkey_id"]))
-
-
-def _passkey_verdict(body: dict[str, Any]) -> PasskeyVerdict:
-    if body.get("accepted") is not True:
-        return PasskeyVerdict(False)
-    return PasskeyVerdict(True, uuid.UUID(_str(body["client_id"])), uuid.UUID(_str(body["user_id"])))
 
 
 class _TooLarge(Exception):
@@ -631,18 +616,30 @@ class AgentClient:
         self._call("DELETE", f"/v1/clients/{client_id}/users/{user_id}/passkeys/{passkey_id}", _nothing,
                    expect=200)
 
-    def passkey_sign_in_options(self, client_id: uuid.UUID | None = None,
-                                user_id: uuid.UUID | None = None) -> dict[str, Any]:
-        """Options for navigator.credentials.get(): the named user's passkeys, or (naming no one) any."""
-        named = {} if client_id is None or user_id is None else {"client_id": str(client_id), "user_id": str(user_id)}
-        return self._call("POST", "/v1/passkeys/options", _passkey_options, expect=200, json=named)
+    def passkey_sign_in_options(self, client_id: uuid.UUID | None = None, *,
+                                ticket: str | None = None) -> dict[str, Any]:
+        """Options for navigator.credentials.get(): the pending sign-in's user's passkeys (its ticket
+        given), or (naming no one) any passkey of this site. AgentRefused (no_passkeys) otherwise."""
+        pending = {} if client_id is None or ticket is None else {"client_id": str(client_id), "ticket": ticket}
+        return self._call("POST", "/v1/passkeys/options", _passkey_options, expect=200, json=pending)
 
-    def check_passkey(self, credential: dict[str, Any], client_id: uuid.UUID | None = None,
-                      user_id: uuid.UUID | None = None) -> PasskeyVerdict:
-        """The agent's verdict on an assertion (it spends the challenge and moves the counter)."""
-        named = {} if client_id is None or user_id is None else {"client_id": str(client_id), "user_id": str(user_id)}
-        return self._call("POST", "/v1/passkeys/check", _passkey_verdict, expect=200,
-                          json={"credential": credential, **named})
+    def passkey_sign_in(self, credential: dict[str, Any], *, session: dict[str, Any],
+                        client_id: uuid.UUID | None = None, ticket: str | None = None) -> SignIn:
+        """The agent checks the assertion (with the pending sign-in's ticket for the second step) and
+        starts the session: `signed_in` with its secret, or `refused`."""
+        pending = {} if client_id is None or ticket is None else {"client_id": str(client_id), "ticket": ticket}
+        return self._call("POST", "/v1/passkeys/check", _sign_in, expect=200,
+                          json={"credential": credential, **pending, **session})
+
+    def passkey_proof_options(self, client_id: uuid.UUID, user_id: uuid.UUID) -> dict[str, Any]:
+        """Options for a signed-in user's fresh proof with one of their own passkeys."""
+        return self._call("POST", f"/v1/clients/{client_id}/users/{user_id}/passkeys/proof-options",
+                          _passkey_options, expect=200)
+
+    def check_passkey_proof(self, client_id: uuid.UUID, user_id: uuid.UUID, credential: dict[str, Any]) -> bool:
+        """Whether a passkey of this signed-in user answered their challenge (spent; no session starts)."""
+        return self._call("POST", f"/v1/clients/{client_id}/users/{user_id}/passkeys/proof", _accepted,
+                          expect=200, json={"credential": credential})
 
     # runs and their stored outputs
 

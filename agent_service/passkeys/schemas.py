@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from marshmallow import RAISE, Schema, fields, validate
 
+from agent_service.sign_in.schemas import TICKET_SHAPE, NewSessionSchema
+
 NO_CONTROL = validate.Regexp(r"^[^\x00-\x1f\x7f]*$")
 
 
@@ -36,30 +38,36 @@ class RegisteredSchema(Schema):
 
 
 class SignInOptionsRequestSchema(Schema):
-    """A user whose password was right (a passkey as their second factor), or no one (instead of a password)."""
+    """A pending sign-in's ticket (a passkey as the second step after the password), or nothing
+    (instead of a password)."""
 
     class Meta:
         unknown = RAISE
 
     client_id = fields.UUID(load_default=None)
-    user_id = fields.UUID(load_default=None)
+    ticket = fields.String(load_default=None, validate=validate.Regexp(TICKET_SHAPE))
 
 
-class PasskeyCheckSchema(Schema):
+class PasskeyCheckSchema(NewSessionSchema):
+    """The browser's assertion and the session to start with it."""
+
+    credential = fields.Dict(required=True)
+    # Both for the second step (the pending sign-in /v1/sign-in answered); neither for a sign-in without a password.
+    client_id = fields.UUID(load_default=None)
+    ticket = fields.String(load_default=None, validate=validate.Regexp(TICKET_SHAPE))
+
+
+class ProofSchema(Schema):
+    """A signed-in user's fresh proof with one of their passkeys (before removing one)."""
+
     class Meta:
         unknown = RAISE
 
     credential = fields.Dict(required=True)
-    # Both for a second factor (the user the password named); neither for a sign-in without one.
-    client_id = fields.UUID(load_default=None)
-    user_id = fields.UUID(load_default=None)
 
 
-class PasskeyCheckedSchema(Schema):
+class ProvedSchema(Schema):
     accepted = fields.Boolean(required=True)
-    # Who the passkey proved to be, when accepted.
-    client_id = fields.UUID(allow_none=True)
-    user_id = fields.UUID(allow_none=True)
 
 
 class PasskeyRemovedSchema(Schema):

@@ -13,9 +13,11 @@ UPDATE users SET password_hash = %(password_hash)s,
 WHERE client_id = %(client_id)s AND user_id = %(user_id)s
 
 -- has_second_factor --
--- Whether the user has a confirmed TOTP factor.
+-- Whether the user has a second factor: a confirmed TOTP factor or a passkey.
 SELECT EXISTS (SELECT 1 FROM user_totp WHERE client_id = %(client_id)s AND user_id = %(user_id)s
-               AND confirmed_at IS NOT NULL) AS enrolled
+               AND confirmed_at IS NOT NULL)
+       OR EXISTS (SELECT 1 FROM user_passkeys WHERE client_id = %(client_id)s AND user_id = %(user_id)s)
+       AS enrolled
 
 -- start_session --
 -- A new session through the definer function, which caps its lifetime; only the secret's hash is kept.
@@ -45,6 +47,12 @@ UPDATE sign_in_tickets SET attempts = attempts + 1
 WHERE client_id = %(client_id)s AND ticket_hash = %(ticket_hash)s AND expires_at > now()
   AND attempts < %(max_attempts)s
 RETURNING user_id
+
+-- ticket_user --
+-- A live ticket's user, without counting an attempt (the passkey options for the second step).
+SELECT user_id FROM sign_in_tickets
+WHERE client_id = %(client_id)s AND ticket_hash = %(ticket_hash)s AND expires_at > now()
+  AND attempts < %(max_attempts)s
 
 -- delete_ticket --
 -- A ticket is good once.

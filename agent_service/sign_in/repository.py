@@ -59,6 +59,12 @@ def lock_ticket(conn: Connection, *, client_id: uuid.UUID, ticket_hash: bytes, m
     return None if row is None else row["user_id"]
 
 
+def ticket_user(conn: Connection, *, client_id: uuid.UUID, ticket_hash: bytes, max_attempts: int) -> uuid.UUID | None:
+    row = fetch_optional(conn, QUERIES["ticket_user"], client_id=client_id, ticket_hash=ticket_hash,
+                         max_attempts=max_attempts)
+    return None if row is None else row["user_id"]
+
+
 def delete_ticket(conn: Connection, *, client_id: uuid.UUID, ticket_hash: bytes) -> None:
     execute(conn, QUERIES["delete_ticket"], client_id=client_id, ticket_hash=ticket_hash)
 

@@ -15,7 +15,7 @@ class _Strict(Schema):
         unknown = RAISE
 
 
-class _NewSession(_Strict):
+class NewSessionSchema(_Strict):
     """How the session to start looks: the device label and the intake's limits (capped by the database)."""
 
     device = fields.String(load_default="Unknown device", validate=[validate.Length(1, 60), _NO_NUL])
@@ -23,12 +23,12 @@ class _NewSession(_Strict):
     absolute_hours = fields.Integer(required=True, validate=validate.Range(1, 24 * 30))
 
 
-class SignInSchema(_NewSession):
+class SignInSchema(NewSessionSchema):
     email = fields.String(required=True, validate=[validate.Length(3, 254), _NO_NUL])
     password = fields.String(required=True, validate=[validate.Length(1, MAX_PASSWORD_LENGTH), _NO_NUL])
 
 
-class SecondFactorSignInSchema(_NewSession):
+class SecondFactorSignInSchema(NewSessionSchema):
     client_id = fields.UUID(required=True)
     ticket = fields.String(required=True, validate=validate.Regexp(TICKET_SHAPE))
     # Six digits from the app, or a recovery code (XXXX-XXXX-XXXX-XXXX, any case, dashes optional).
@@ -53,7 +53,7 @@ class MatchesSchema(Schema):
     matches = fields.Boolean(required=True)
 
 
-class ChangePasswordSchema(_NewSession):
+class ChangePasswordSchema(NewSessionSchema):
     current_password = fields.String(required=True, validate=[validate.Length(1, MAX_PASSWORD_LENGTH), _NO_NUL])
     new_password = fields.String(required=True,
                                  validate=[validate.Length(MIN_PASSWORD_LENGTH, MAX_PASSWORD_LENGTH), _NO_NUL])

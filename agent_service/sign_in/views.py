@@ -55,17 +55,42 @@ def passwords() -> Passwords:
     return current_app.extensions["hapex_passwords"]  # type: ignore[no-any-return]  # Flask's app state holds Any
 
 
-def _hash(secret: str) -> bytes:
+def hash_secret(secret: str) -> bytes:
     return hashlib.sha256(secret.encode("ascii")).digest()
 
 
-def _start_session(conn: Connection, client_id: uuid.UUID, user_id: uuid.UUID, data: dict[str, Any]) -> str:
-    """A new session of the user; its secret, answered this once (the database keeps its hash)."""
+def start_session(conn: Connection, client_id: uuid.UUID, user_id: uuid.UUID, data: dict[str, Any]) -> str:
+    """A new session of the user; its secret, answered this once (the database keeps its hash).
+    The one place a session starts: after a password, a ticket and a code, or a passkey (agent_service/passkeys)."""
     secret = secrets.token_urlsafe(TOKEN_BYTES)
-    repository.start_session(conn, client_id=client_id, user_id=user_id, session_hash=_hash(secret),
+    repository.start_session(conn, client_id=client_id, user_id=user_id, session_hash=hash_secret(secret),
                              idle=timedelta(minutes=data["idle_minutes"]),
                              absolute=timedelta(hours=data["absolute_hours"]), device=data["device"])
     return secret
+
+
+def count_ticket_attempt(client_id: uuid.UUID, ticket: str) -> uuid.UUID | None:
+    """The pending sign-in's user if the ticket is live with attempts left; the attempt is counted in a
+    transaction of its own, so that a wrong code (or passkey) still counts."""
+    with tenant_transaction(get_runtime().db, client_id) as conn:
+        return repository.lock_ticket(conn, client_id=client_id, ticket_hash=hash_secret(ticket),
+                                      max_attempts=TICKET_ATTEMPTS)
+
+
+def ticket_user(conn: Connection, client_id: uuid.UUID, ticket: str) -> uuid.UUID | None:
+    """The pending sign-in's user if the ticket is live with attempts left (nothing counted)."""
+    return repository.ticket_user(conn, client_id=client_id, ticket_hash=hash_secret(ticket),
+                                  max_attempts=TICKET_ATTEMPTS)
+
+
+def spend_ticket(conn: Connection, client_id: uuid.UUID, ticket: str) -> None:
+    """A ticket is good once: spent in the transaction that starts its session."""
+    repository.delete_ticket(conn, client_id=client_id, ticket_hash=hash_secret(ticket))
+
+
+def signed_in(client_id: uuid.UUID, user_id: uuid.UUID, session: str) -> dict[str, Any]:
+    logger.info("session started", extra={"client_id": client_id, "user_id": user_id})
+    return {**REFUSED, "outcome": "signed_in", "client_id": client_id, "user_id": user_id, "session": session}
 
 
 def _upgrade(conn: Connection, client_id: uuid.UUID, user_id: uuid.UUID, stored: str, password: str) -> None:
@@ -90,13 +115,12 @@ def sign_in(data: dict[str, Any]) -> dict[str, Any]:
         _upgrade(conn, client_id, user_id, stored, data["password"])
         if repository.has_second_factor(conn, client_id=client_id, user_id=user_id):
             ticket = secrets.token_urlsafe(TOKEN_BYTES)
-            repository.insert_ticket(conn, client_id=client_id, user_id=user_id, ticket_hash=_hash(ticket),
+            repository.insert_ticket(conn, client_id=client_id, user_id=user_id, ticket_hash=hash_secret(ticket),
                                      ttl=TICKET_TTL)
             return {**REFUSED, "outcome": "second_factor", "client_id": client_id, "user_id": user_id,
                     "ticket": ticket}
-        session = _start_session(conn, client_id, user_id, data)
-    logger.info("session started", extra={"client_id": client_id, "user_id": user_id})
-    return {**REFUSED, "outcome": "signed_in", "client_id": client_id, "user_id": user_id, "session": session}
+        session = start_session(conn, client_id, user_id, data)
+    return signed_in(client_id, user_id, session)
 
 
 @blueprint.post("/second-factor")
@@ -104,11 +128,8 @@ def sign_in(data: dict[str, Any]) -> dict[str, Any]:
 def second_factor(data: dict[str, Any]) -> dict[str, Any]:
     """A live ticket and a good code (spent) start the session; the ticket is then used up."""
     rt = get_runtime()
-    client_id, ticket_hash, code = data["client_id"], _hash(data["ticket"]), data["code"].strip()
-    # The ticket's attempt is counted in a transaction of its own, so that a wrong code still counts.
-    with tenant_transaction(rt.db, client_id) as conn:
-        user_id = repository.lock_ticket(conn, client_id=client_id, ticket_hash=ticket_hash,
-                                         max_attempts=TICKET_ATTEMPTS)
+    client_id, ticket, code = data["client_id"], data["ticket"], data["code"].strip()
+    user_id = count_ticket_attempt(client_id, ticket)
     if user_id is None:
         return REFUSED
     with tenant_transaction(rt.db, client_id) as conn:
@@ -123,10 +144,9 @@ def second_factor(data: dict[str, Any]) -> dict[str, Any]:
                                                   code_hash=hash_recovery_code(code))
         if not proved:
             return REFUSED
-        repository.delete_ticket(conn, client_id=client_id, ticket_hash=ticket_hash)
-        session = _start_session(conn, client_id, user_id, data)
-    logger.info("session started", extra={"client_id": client_id, "user_id": user_id})
-    return {**REFUSED, "outcome": "signed_in", "client_id": client_id, "user_id": user_id, "session": session}
+        spend_ticket(conn, client_id, ticket)
+        session = start_session(conn, client_id, user_id, data)
+    return signed_in(client_id, user_id, session)
 
 
 def _password_matches(conn: Connection, client_id: uuid.UUID, user_id: uuid.UUID, password: str) -> bool:
@@ -156,7 +176,7 @@ def change_password(client_id: uuid.UUID, user_id: uuid.UUID, data: dict[str, An
                                      password_hash=passwords().hash(data["new_password"]), changed=True)
         ended = repository.end_user_sessions(conn, client_id=client_id, user_id=user_id)
         repository.void_reset_links(conn, client_id=client_id, user_id=user_id)
-        session = _start_session(conn, client_id, user_id, data)
+        session = start_session(conn, client_id, user_id, data)
     logger.info("password changed", extra={"client_id": client_id, "user_id": user_id, "count": ended})
     return {"outcome": "changed", "session": session, "sessions_ended": ended}
 

@@ -17,14 +17,13 @@ from typing import Any
 from flask import abort, current_app, flash, g, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
-from intake.accounts import email_links, repository
+from intake.accounts import email_links, repository, sessions
 from intake.accounts.second_factor import (
     AGENT_UNREACHABLE,
     PENDING_FOR,
     WRONG_CODE,
     _pending,
     forget_recovery_codes_if_no_factor,
-    hash_recovery_code,
     new_recovery_codes,
     proves_second_factor,
 )
@@ -38,11 +37,12 @@ from intake.accounts.views import (
     blueprint,
     throttle,
 )
-from intake.agent_client import AgentError, AgentRefused, PasskeyVerdict
+from intake.agent_client import AgentError, AgentRefused, SignIn
 from intake.config import IntakeConfig
 from intake.db import get_agent, get_db
 from intake.security_headers import allow_script
 from shared.db import tenant_transaction
+from shared.passwords import hash_recovery_code
 from shared.request_input import load_json
 
 logger = logging.getLogger(__name__)
@@ -149,7 +149,7 @@ def _own_passkey(passkey_id: uuid.UUID) -> dict[str, Any]:
 def _removal_page(passkey: dict[str, Any], *, error: str | None = None, status: int = 200) -> ResponseReturnValue:
     identity = g.identity
     try:
-        options = get_agent().passkey_sign_in_options(identity.client_id, identity.user_id)
+        options = get_agent().passkey_proof_options(identity.client_id, identity.user_id)
     except AgentError:
         # The code still works without the agent's options; the passkey button is not offered.
         return render_template("accounts/passkey_remove.html", passkey=passkey, error=error or AGENT_UNREACHABLE,
@@ -177,7 +177,7 @@ def remove_passkey(passkey_id: uuid.UUID) -> ResponseReturnValue:
     code = (request.form.get("code") or "").strip().replace(" ", "").replace("-", "")[:32]
     try:
         if credential is not None:
-            proved = get_agent().check_passkey(credential, identity.client_id, identity.user_id).accepted
+            proved = get_agent().check_passkey_proof(identity.client_id, identity.user_id, credential)
         else:
             proved = len(code) >= 6 and proves_second_factor(identity.client_id, identity.user_id, code)
         if proved:
@@ -196,10 +196,16 @@ def remove_passkey(passkey_id: uuid.UUID) -> ResponseReturnValue:
 
 # signing in: instead of the password, or as the second step after it
 
-def _signed_in_with(verdict: PasskeyVerdict) -> ResponseReturnValue:
-    assert verdict.client_id is not None and verdict.user_id is not None
-    logger.info("login", extra={"client_id": verdict.client_id, "user_id": verdict.user_id})
-    return _signed_in(verdict.client_id, verdict.user_id, url_for("automations.automations"))
+def _signed_in_with(result: SignIn) -> ResponseReturnValue:
+    """The session the agent started for the passkey: its secret becomes this browser's cookie."""
+    assert result.client_id is not None and result.user_id is not None and result.session is not None
+    logger.info("login", extra={"client_id": result.client_id, "user_id": result.user_id})
+    return _signed_in(result.client_id, result.session, url_for("automations.automations"))
+
+
+def _accepted(result: SignIn) -> bool:
+    return (result.outcome == "signed_in" and result.session is not None and result.client_id is not None
+            and result.user_id is not None)
 
 
 @blueprint.post("/login/passkey")
@@ -231,16 +237,18 @@ def passkey_login_finish() -> ResponseReturnValue:
         flash(TOO_MANY_ATTEMPTS)
         return redirect(url_for("accounts.login"), 303)
     try:
-        verdict = get_agent().check_passkey(credential) if credential is not None else PasskeyVerdict(False)
+        # The agent verifies the assertion (with user verification) and starts the session itself.
+        result = (get_agent().passkey_sign_in(credential, session=sessions.new_session_settings())
+                  if credential is not None else SignIn("refused"))
     except AgentError:
         flash(AGENT_UNREACHABLE)
         return redirect(url_for("accounts.login"), 303)
-    if not verdict.accepted:
+    if not _accepted(result):
         logger.info("login refused", extra={"status": "passkey_refused"})
         flash(PASSKEY_REFUSED)
         return redirect(url_for("accounts.login"), 303)
     throttle().record_success(buckets)
-    return _signed_in_with(verdict)
+    return _signed_in_with(result)
 
 
 @blueprint.post("/login/code/passkey")
@@ -250,9 +258,9 @@ def second_factor_passkey() -> ResponseReturnValue:
     if pending is None:
         flash(f"Log in again: the step for your code has expired (it lasts {PENDING_FOR // 60} minutes).")
         return redirect(url_for("accounts.login"), 303)
-    client_id, user_id = pending
+    client_id, _user_id, ticket = pending
     try:
-        options = get_agent().passkey_sign_in_options(client_id, user_id)
+        options = get_agent().passkey_sign_in_options(client_id, ticket=ticket)
     except AgentError:
         flash(AGENT_UNREACHABLE)
         return redirect(url_for("accounts.second_factor_login"), 303)
@@ -266,21 +274,23 @@ def second_factor_passkey_finish() -> ResponseReturnValue:
     if pending is None:
         flash("Log in again: the step for your code has expired.")
         return redirect(url_for("accounts.login"), 303)
-    client_id, user_id = pending
+    client_id, user_id, ticket = pending
     buckets = throttle().buckets(email=str(user_id), address=request.remote_addr, purpose="second-factor")
     if not throttle().begin_attempt(buckets):
         flash(TOO_MANY_ATTEMPTS)
         return redirect(url_for("accounts.second_factor_login"), 303)
     credential = _credential()
     try:
-        verdict = (get_agent().check_passkey(credential, client_id, user_id) if credential is not None
-                   else PasskeyVerdict(False))
+        # The agent checks the pending sign-in's ticket and its user's passkey, spends both, starts the session.
+        result = (get_agent().passkey_sign_in(credential, session=sessions.new_session_settings(),
+                                              client_id=client_id, ticket=ticket)
+                  if credential is not None else SignIn("refused"))
     except AgentError:
         flash(AGENT_UNREACHABLE)
         return redirect(url_for("accounts.second_factor_login"), 303)
-    if not verdict.accepted or (verdict.client_id, verdict.user_id) != (client_id, user_id):
+    if not _accepted(result) or (result.client_id, result.user_id) != (client_id, user_id):
         logger.info("login refused", extra={"status": "wrong_second_factor", "client_id": client_id})
         flash(PASSKEY_REFUSED)
         return redirect(url_for("accounts.second_factor_login"), 303)
     throttle().record_success(buckets)
-    return _signed_in_with(verdict)
+    return _signed_in_with(result)

@@ -101,7 +101,10 @@ def test_after_the_password_a_passkey_is_the_second_step(intake_app, signed_up, 
     answer = json.dumps(device.assertion(options))
     done = browser.post("/login/code/passkey/finish", {"credential": answer}, token_from="/login/code")
     assert done.status_code == 303 and done.headers["Location"] == "/automations"
-    assert browser.session_cookie() is not None
+    assert browser.session_cookie() is not None and browser.get("/account").status_code == 200
+    # The pending sign-in's ticket was spent with it: its page is gone, and the answer cannot be used again.
+    again = browser.post("/login/code/passkey/finish", {"credential": answer}, token_from="/account")
+    assert again.headers["Location"] == "/login"
     # Without the password step first there is no second step to finish.
     stranger = Visitor(intake_app, address="192.0.2.21")
     alone = stranger.post("/login/code/passkey/finish", {"credential": answer}, token_from="/login")
@@ -150,8 +153,8 @@ def test_another_users_passkey_cannot_be_removed_or_shown(intake_app, signed_up,
                       token_from="/account").status_code == 404
 
 
-def test_a_passkey_counts_as_the_second_factor_an_owner_requires(signed_up, device, owner_conn):
-    visitor, _ = signed_up
+def test_a_passkey_counts_as_the_second_factor_an_owner_requires(intake_app, signed_up, device, owner_conn):
+    visitor, email = signed_up
     refused = visitor.post("/account/members/require-second-factor", {"required": "on"}, token_from="/account")
     assert refused.status_code == 303
     assert owner_conn.execute("SELECT require_second_factor FROM clients").fetchone() == (False,)
@@ -159,6 +162,15 @@ def test_a_passkey_counts_as_the_second_factor_an_owner_requires(signed_up, devi
     visitor.post("/account/members/require-second-factor", {"required": "on"}, token_from="/account")
     assert owner_conn.execute("SELECT require_second_factor FROM clients").fetchone() == (True,)
     assert visitor.get("/automations").status_code == 200  # not walked to enrolment: a passkey is a factor
+    # And at sign-in the agent owes it: the password alone starts no session, only the passkey step.
+    visitor.logout()
+    browser = Visitor(intake_app, address="192.0.2.40")
+    first = browser.login(email, PASSWORD)
+    assert first.headers["Location"] == "/login/code" and browser.session_cookie() is None
+    options = ceremony(browser.post("/login/code/passkey", {}, token_from="/login/code"))
+    done = browser.post("/login/code/passkey/finish", {"credential": json.dumps(device.assertion(options))},
+                        token_from="/login/code")
+    assert done.headers["Location"] == "/automations" and browser.get("/automations").status_code == 200
 
 
 def test_every_other_page_stays_script_free(signed_up):

@@ -9,10 +9,13 @@ import pytest
 
 from tests.integration.conftest import PASSWORD, Visitor, new_email
 
-OPEN_PAGES = {"/", "/security", "/data-and-privacy", "/.well-known/security.txt", "/login",
+OPEN_PAGES = {"/", "/security", "/data-and-privacy", "/privacy", "/terms", "/.well-known/security.txt", "/login",
               "/signup", "/healthz", "/readyz", "/password/forgot",
               # The code step of a sign-in: without the password step's note it sends to /login too.
               "/login/code",
+              # A passkey's sign-in (instead of the password, or as that code step): before any session,
+              # its forms carry the login page's CSRF token (test_accounts_passkeys.py).
+              "/login/passkey", "/login/passkey/finish", "/login/code/passkey", "/login/code/passkey/finish",
               # A link from an account email: its token is the proof (test_accounts_email_links.py).
               "/email-link/<token>",
               # An automation's webhook trigger, /hooks/<secret>: called by other systems, no session.

@@ -120,6 +120,7 @@ def signed_in(intake_app, owner_conn, intake_db, agent_db) -> tuple[Visitor, dic
         "automation_id": str(make_automation(intake_db, client_id)),
         "connection_id": str(make_connection(agent_db, client_id, provider="google")),
         "draft_id": str(draft),
+        "passkey_id": str(uuid.uuid4()),
         "run_id": str(uuid.uuid4()),
         "provider_key": "google",
         "secret": "S" * 43,
@@ -251,7 +252,7 @@ def test_every_agent_route_refuses_unstorable_json_and_query_integers_whole(agen
     client_id = make_client(intake_db)
     ids = {"client_id": str(client_id), "automation_id": str(make_automation(intake_db, client_id)),
            "connection_id": str(make_connection(agent_db, client_id)), "run_id": str(uuid.uuid4()),
-           "draft_id": str(uuid.uuid4()), "user_id": str(uuid.uuid4())}
+           "draft_id": str(uuid.uuid4()), "user_id": str(uuid.uuid4()), "passkey_id": str(uuid.uuid4())}
     routes = agent_routes(agent_app)
     statuses: dict[str, set[int]] = {}
     for method, rule, endpoint in routes:

@@ -95,6 +95,14 @@ def test_every_route_that_acts_for_a_client_names_it_in_its_url(agent_app):
     assert {"runs.run_now"} == WEBHOOK_ENDPOINTS
 
 
+def test_the_clientless_routes_are_exactly_the_sign_ins_and_the_api_document(agent_app):
+    """Each clientless endpoint exists (a stale name would hide nothing but mislead), and they are these."""
+    endpoints = {rule.endpoint for rule in agent_app.url_map.iter_rules()}
+    assert CLIENTLESS_ENDPOINTS <= endpoints
+    assert {rule.rule for rule in agent_app.url_map.iter_rules() if rule.endpoint in CLIENTLESS_ENDPOINTS} == {
+        "/v1/openapi.json", "/v1/sign-in", "/v1/sign-in/second-factor", "/v1/passkeys/options", "/v1/passkeys/check"}
+
+
 def test_every_tenant_route_refuses_the_service_token_without_a_live_proof_of_that_client(
         api, agent_app, intake_db, owner_conn, victim_state):
     victim = victim_state
