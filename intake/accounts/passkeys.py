@@ -1,10 +1,12 @@
 """Passkeys on the intake's pages: add, list and remove them, and sign in with one.
 
-The agent draws every challenge and verifies every answer (agent_service/passkeys); these views
-only render the pages and hand the browser's answer on. A passkey page carries the agent's options
-in a data attribute and loads one small static script (static/passkeys.js), allowed by a nonce on
-that page alone (security_headers.allow_script); every other page stays script-free, and signing in
-never needs it: password and a code (or a recovery code) still work without JavaScript.
+The agent draws every challenge, verifies every answer and, for a sign-in, starts the session and
+answers its secret (agent_service/passkeys); these views only render the pages, hand the browser's
+answer on (with the pending sign-in's ticket, as the second step) and set the cookie. A passkey
+page carries the agent's options in a data attribute and loads one small static script
+(static/passkeys.js), allowed by a nonce on that page alone (security_headers.allow_script); every
+other page stays script-free, and signing in never needs it: password and a code (or a recovery
+code) still work without JavaScript.
 """
 
 from __future__ import annotations
