@@ -205,6 +205,8 @@ def _check_password(account: dict[str, Any], password: str) -> str | None:
     buckets = throttle().buckets(email=account["email"], address=request.remote_addr)
     if not throttle().begin_attempt(buckets):
         return TOO_MANY_ATTEMPTS
+    if not password:
+        return WRONG_PASSWORD  # none given: no password matches (the agent refuses an empty one as malformed)
     try:
         matches = get_agent().check_password(account["client_id"], account["user_id"], password=password)
     except AgentError:
