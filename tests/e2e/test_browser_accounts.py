@@ -111,7 +111,7 @@ def test_a_client_signs_up_logs_out_logs_in_changes_password_and_deletes_the_acc
 
     client_id = client_of(owner, email)
     page.goto("/account")
-    page.get_by_label("Your password").fill(NEW_PASSWORD)
+    page.get_by_label("Your password", exact=True).fill(NEW_PASSWORD)
     page.get_by_role("button", name="Delete my account and all its data").click()
     assert path_of(page) == "/"
     expect(page.get_by_text("Your account and everything it held have been deleted.")).to_be_visible()
