@@ -263,7 +263,8 @@ def send_account_email(client_id: str, email_id: str) -> str:
     from agent_service.notifications.account_emails import deliver_account_email
 
     rt = runtime()
-    return deliver_account_email(rt.db, rt.smtp, client_id=uuid.UUID(client_id), email_id=uuid.UUID(email_id))
+    return deliver_account_email(rt.db, rt.smtp, client_id=uuid.UUID(client_id), email_id=uuid.UUID(email_id),
+                                 link_origin=rt.intake_public_url)
 
 
 @tasks.periodic(cron="* * * * *", periodic_id="send_account_emails")
@@ -273,7 +274,7 @@ def send_account_emails(timestamp: int) -> int:
     from agent_service.notifications.account_emails import deliver_account_emails
 
     rt = runtime()
-    return sum(deliver_account_emails(rt.db, rt.smtp).values())
+    return sum(deliver_account_emails(rt.db, rt.smtp, link_origin=rt.intake_public_url).values())
 
 
 @tasks.periodic(cron="41 3 * * *", periodic_id="remove_finished_jobs")

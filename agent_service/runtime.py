@@ -33,6 +33,8 @@ class AgentRuntime:
     providers: ResolvedCatalog = UNCONFIGURED
     smtp: SMTPSettings | None = None
     allow_loopback_webhooks: bool = False
+    # Where account emails' links point (INTAKE_PUBLIC_URL as the agent reads it), never what a row says.
+    intake_public_url: str | None = None
 
     sessions: dict[str, requests.Session] = field(default_factory=dict)
 
@@ -69,4 +71,5 @@ class AgentRuntime:
             providers=config.providers,
             smtp=config.smtp,
             allow_loopback_webhooks=config.allow_loopback_webhooks,
+            intake_public_url=config.intake_public_url,
         )

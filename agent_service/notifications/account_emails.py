@@ -21,6 +21,7 @@ from pathlib import Path
 from agent_service.notifications.mailer import SMTPSettings, send_email
 from agent_service.notifications.messages import Notice, compose_account_email
 from shared.db import Database, QuerySet, execute, fetch_all, fetch_one, fetch_optional, tenant_transaction
+from shared.email_links import LINK_PATH
 
 logger = logging.getLogger(__name__)
 QUERIES = QuerySet(Path(__file__).with_name("account_emails.sql"))
@@ -35,20 +36,24 @@ def hash_link_token(token: str) -> bytes:
 
 
 def deliver_account_emails(db: Database, settings: SMTPSettings | None, *, limit: int = 100,
-                           sender: Sender = send_email) -> dict[str, int]:
+                           sender: Sender = send_email, link_origin: str | None = None) -> dict[str, int]:
     """Send every pending account email; how many ended in each state."""
     with db.transaction() as conn:
         pending = fetch_all(conn, QUERIES["pending_account_emails"], limit=limit)
     outcomes: Counter[str] = Counter()
     for row in pending:
         outcomes[deliver_account_email(db, settings, client_id=row["client_id"], email_id=row["email_id"],
-                                       sender=sender)] += 1
+                                       sender=sender, link_origin=link_origin)] += 1
     return dict(outcomes)
 
 
 def deliver_account_email(db: Database, settings: SMTPSettings | None, *, client_id: uuid.UUID,
-                          email_id: uuid.UUID, sender: Sender = send_email) -> str:
-    """Send one account email if it is still pending; its status afterwards ('busy' if locked)."""
+                          email_id: uuid.UUID, sender: Sender = send_email, link_origin: str | None = None) -> str:
+    """Send one account email if it is still pending; its status afterwards ('busy' if locked).
+
+    With link_origin (the agent's INTAKE_PUBLIC_URL) a link always points there: the row's link_base,
+    which the intake wrote, only says that a link is wanted, so a compromised intake cannot have the
+    token sent to a host of its choosing."""
     log = {"client_id": client_id, "email_id": email_id}
     with tenant_transaction(db, client_id) as conn:
         email = fetch_optional(conn, QUERIES["lock_pending_account_email"], email_id=email_id)
@@ -62,7 +67,8 @@ def deliver_account_email(db: Database, settings: SMTPSettings | None, *, client
             if email["link_base"]:
                 token = secrets.token_urlsafe(TOKEN_BYTES)
                 token_hash = hash_link_token(token)
-                link = email["link_base"] + token
+                base = link_origin.rstrip("/") + LINK_PATH if link_origin else email["link_base"]
+                link = base + token
             message = compose_account_email(email["kind"], link=link, link_ttl=email["link_ttl"])
             attempted = 1
             try:

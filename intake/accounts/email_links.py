@@ -20,8 +20,9 @@ from flask import current_app, g, request
 from intake.accounts import repository
 from shared.db import tenant_transaction
 from shared.db.pool import Database
+from shared.email_links import LINK_PATH
 
-LINK_PREFIX = "/email-link/"
+LINK_PREFIX = LINK_PATH
 VERIFY_TTL = timedelta(hours=24)
 RESET_TTL = timedelta(minutes=30)
 # At most this many emails of one kind to one user in a window, whatever is asked.

@@ -40,8 +40,8 @@ class Mailbox:
                                      starttls=False)
         self.agent_db = agent_db
 
-    def deliver(self) -> dict[str, int]:
-        return deliver_account_emails(self.agent_db, self.settings)
+    def deliver(self, link_origin: str | None = None) -> dict[str, int]:
+        return deliver_account_emails(self.agent_db, self.settings, link_origin=link_origin)
 
     def messages(self) -> list[email.message.EmailMessage]:
         return [email.message_from_bytes(p.read_bytes(), policy=email.policy.default)  # type: ignore[misc]
@@ -90,6 +90,20 @@ def test_sign_up_sends_a_link_that_confirms_the_address_once(intake_app, visitor
     # Only its hash is stored, and no link is in the row.
     stored = owner_conn.execute("SELECT token_hash FROM account_emails WHERE kind = 'verify_email'").fetchone()
     assert stored[0] is not None and path.rsplit("/", 1)[1].encode() not in bytes(stored[0])
+
+
+def test_a_link_points_at_the_agents_own_intake_address_whatever_host_the_intake_wrote(
+        intake_app, visitor, mailbox, owner_conn):
+    address = new_email()
+    visitor.signup(address, PASSWORD, verified=False)
+    # What a compromised intake could write: its own host, to receive the token when the person clicks.
+    owner_conn.execute("UPDATE account_emails SET link_base = 'https://evil.example/email-link/'")
+    assert mailbox.deliver(link_origin="https://hapex.example/") == {"sent": 1}
+    (sent,) = [m for m in mailbox.messages() if m["To"] == address]
+    body = sent.get_content()
+    assert "evil.example" not in body
+    link = LINK.search(body)
+    assert link and link.group(0).startswith("https://hapex.example/email-link/"), body
 
 
 def test_an_unconfirmed_account_may_look_around_but_not_connect_or_enable(intake_app, visitor, mailbox):
