@@ -19,7 +19,7 @@ from psycopg import sql
 from hapex.localstack import embedded_db
 from shared.db import Database, tenant_transaction
 from shared.db.migrate import apply_migrations
-from tests.factories import make_client, make_session, make_user
+from tests.factories import OWNER_DSNS, make_client, make_session, make_user
 from tests.schema_snapshot import SNAPSHOT, dump_schema
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -75,6 +75,7 @@ def test_the_service_roles_are_confined_and_row_security_holds(managed_owner_dsn
     try:
         intake.assert_role_is_confined()
         agent.assert_role_is_confined()
+        OWNER_DSNS[DATABASE] = managed_owner_dsn  # users and sessions are written as the owner (factories)
         first, second = make_client(intake, name="First"), make_client(intake, name="Second")
         email = f"owner-{uuid.uuid4().hex[:8]}@example.com"
         user = make_user(intake, first, email=email)
@@ -85,7 +86,7 @@ def test_the_service_roles_are_confined_and_row_security_holds(managed_owner_dsn
         with tenant_transaction(agent, second) as conn:
             assert conn.execute("SELECT count(*) FROM clients WHERE client_id = %s", [first]).fetchone() == (0,)
         # The definer functions (owned by hapex_definer, handed over by a non-superuser) do their work.
-        with intake.transaction() as conn:
+        with agent.transaction() as conn:  # the agent's alone: it checks passwords (migration 0025)
             assert conn.execute("SELECT client_id, user_id FROM hapex_find_login(%s)", [email]).fetchall() == [
                 (first, user)]
             owner = conn.execute("SELECT pg_get_userbyid(proowner) FROM pg_proc WHERE proname = 'hapex_find_login'"
