@@ -123,7 +123,7 @@ def _poll(rt: AgentRuntime, client_id: uuid.UUID, automation_id: uuid.UUID, now:
         connection = connections.connection_for_step(conn, provider=source.provider)
         if not _usable(rt, source, connection):
             logger.info("poll skipped: connection not usable", extra=log)
-            _next(conn, automation_id, automation["version"], previous, now + every)
+            _next(conn, automation_id, automation["version"], previous, _due_after(now, every))
             return PollOutcome(skipped=True)
         assert connection is not None
         with _credential(rt, client_id, source, connection["connection_id"]) as (ctx, token):
@@ -135,7 +135,7 @@ def _poll(rt: AgentRuntime, client_id: uuid.UUID, automation_id: uuid.UUID, now:
                                              state["primed_at"])
         if priming:
             polls.prime_state(conn, automation_id=automation_id, version=automation["version"], cursor=cursor)
-            _next(conn, automation_id, automation["version"], previous, now + every)
+            _next(conn, automation_id, automation["version"], previous, _due_after(now, every))
             logger.info("poll took the current state as seen", extra=log)
             return PollOutcome(primed=True)
         if answer.reset:
@@ -153,10 +153,17 @@ def _poll(rt: AgentRuntime, client_id: uuid.UUID, automation_id: uuid.UUID, now:
         if answer.items or answer.cursor != state["cursor"]:
             polls.advance_state(conn, automation_id=automation_id, cursor=answer.cursor)
         waiting = polls.count_waiting(conn, automation_id=automation_id) if started >= PER_POLL_CAP else 0
-        _next(conn, automation_id, automation["version"], previous, now + every)
+        _next(conn, automation_id, automation["version"], previous, _due_after(now, every))
     if started:
         logger.info("poll started runs", extra={**log, "count": started})
     return PollOutcome(started=started, waiting=waiting)
+
+
+def _due_after(now: datetime, every: timedelta) -> datetime:
+    """The next poll's time: the interval on, at the start of its minute. The job runs once a minute, a
+    little after the minute each time; `now + every` to the microsecond would often fall just after the
+    job that should take it, so that "every 5 minutes" polled every 6."""
+    return (now + every).replace(second=0, microsecond=0)
 
 
 def _next(conn: Any, automation_id: uuid.UUID, version: int, previous: datetime | None, at: datetime) -> None:
@@ -172,7 +179,7 @@ def _postpone(rt: AgentRuntime, client_id: uuid.UUID, automation_id: uuid.UUID, 
             return  # never taken yet: the next minute tries again
         every = timedelta(minutes=int(automation["trigger"].get("every_minutes", 15)))
         polls.set_next_poll(conn, automation_id=automation_id, version=automation["version"],
-                            previous=automation["next_run_at"], next_run_at=now + every)
+                            previous=automation["next_run_at"], next_run_at=_due_after(now, every))
 
 
 def _usable(rt: AgentRuntime, source: PollTrigger, connection: Mapping[str, Any] | None) -> bool:

@@ -97,6 +97,26 @@ def test_the_first_poll_takes_the_mailbox_as_seen_and_starts_nothing(rt, intake_
 
 
 @responses.activate
+def test_every_5_minutes_is_the_job_5_minutes_later_however_late_in_its_minute_a_poll_ran(
+        rt, intake_db, agent_db, owner_conn):
+    client_id, automation_id = poll_tenant(rt, intake_db, agent_db, [G + "gmail.readonly"], EMAIL)
+    gmail_profile(responses.mock, "1000")
+    # The minute's job ran 0.77 s after the minute; the one 5 minutes on will run 0.61 s after its minute.
+    minute = datetime.now(UTC).replace(second=0, microsecond=0)
+    assert poller.poll_automation(rt, client_id=client_id, automation_id=automation_id,
+                                  now=minute + timedelta(seconds=0.77)).primed
+    assert owner_conn.execute("SELECT next_run_at FROM automations WHERE automation_id = %s",
+                              [automation_id]).fetchone() == (minute + timedelta(minutes=5),)
+    gmail_history(responses.mock, "1000", [], "1000")
+
+    later = poller.poll_automation(rt, client_id=client_id, automation_id=automation_id,
+                                   now=minute + timedelta(minutes=5, seconds=0.61))
+
+    assert not later.skipped and not later.primed
+    assert any("/history" in call.request.url for call in responses.calls)
+
+
+@responses.activate
 def test_each_new_matching_email_starts_one_run_whose_fields_come_from_gmail(rt, intake_db, agent_db, owner_conn):
     client_id, automation_id = poll_tenant(rt, intake_db, agent_db, [G + "gmail.readonly"], EMAIL)
     gmail_profile(responses.mock, "1000")
