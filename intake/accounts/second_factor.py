@@ -105,24 +105,29 @@ def second_factor_login() -> ResponseReturnValue:
         return redirect(url_for("accounts.login"), 303)
     client_id, user_id, ticket = pending
     form = SecondFactorForm()
-    if not form.is_submitted():
+
+    def page(error: str | None = None) -> str:
+        # Every answer of this page offers the passkey way too, the one after a wrong code included.
         with tenant_transaction(get_db(), client_id) as conn:
             has_passkeys = bool(repository.list_passkeys(conn, client_id=client_id, user_id=user_id))
-        return render_template("accounts/second_factor_login.html", form=form, has_passkeys=has_passkeys)
+        return render_template("accounts/second_factor_login.html", form=form, has_passkeys=has_passkeys, error=error)
+
+    if not form.is_submitted():
+        return page()
     if not form.validate():
-        return render_template("accounts/second_factor_login.html", form=form), 400
+        return page(), 400
     buckets = throttle().buckets(email=str(user_id), address=request.remote_addr, purpose="second-factor")
     if not throttle().begin_attempt(buckets):
-        return render_template("accounts/second_factor_login.html", form=form, error=TOO_MANY_ATTEMPTS), 429
+        return page(TOO_MANY_ATTEMPTS), 429
     try:
         # The agent checks the ticket and the code (or recovery code), spends them, and starts the session.
         result = get_agent().finish_sign_in(client_id, ticket=ticket, code=form.code.data.strip(),
                                             session=sessions.new_session_settings())
     except AgentError:
-        return render_template("accounts/second_factor_login.html", form=form, error=AGENT_UNREACHABLE), 503
+        return page(AGENT_UNREACHABLE), 503
     if result.outcome != "signed_in" or result.session is None:
         logger.info("login refused", extra={"status": "wrong_second_factor", "client_id": client_id})
-        return render_template("accounts/second_factor_login.html", form=form, error=WRONG_CODE), 400
+        return page(WRONG_CODE), 400
     throttle().record_success(buckets)
     logger.info("login", extra={"client_id": client_id, "user_id": user_id})
     return _signed_in(client_id, result.session, url_for("automations.automations"))
@@ -147,6 +152,10 @@ def enrol_second_factor() -> ResponseReturnValue:
                            form=EnrolConfirmForm(formdata=None))
 
 
+CODE_DID_NOT_MATCH = ("That code did not match, so two-step sign-in is still off. Start again: remove the Hapex "
+                      "entry from your app, then scan the new code.")
+
+
 @blueprint.post("/account/second-factor/confirm")
 def confirm_second_factor() -> ResponseReturnValue:
     account = _current_account()
@@ -159,7 +168,7 @@ def confirm_second_factor() -> ResponseReturnValue:
     except AgentError:
         return _account_page(account, second_factor_error=AGENT_UNREACHABLE), 503
     if not accepted:
-        return _account_page(account, second_factor_error="That code did not match. Set up the app again."), 400
+        return _account_page(account, second_factor_error=CODE_DID_NOT_MATCH), 400
     codes = new_recovery_codes()
     with tenant_transaction(get_db(), identity.client_id) as conn:
         repository.replace_recovery_codes(conn, client_id=identity.client_id, user_id=identity.user_id,

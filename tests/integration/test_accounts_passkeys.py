@@ -111,6 +111,18 @@ def test_after_the_password_a_passkey_is_the_second_step(intake_app, signed_up, 
     assert alone.headers["Location"] == "/login" and stranger.session_cookie() is None
 
 
+def test_a_wrong_code_still_offers_the_passkey_instead(intake_app, signed_up, device):
+    visitor, email = signed_up
+    add_passkey(visitor, device)
+    visitor.logout()
+    browser = Visitor(intake_app, address="192.0.2.22")
+    assert browser.login(email, PASSWORD).headers["Location"] == "/login/code"
+    wrong = browser.post("/login/code", {"code": "000000"}, token_from="/login/code")
+    page = wrong.get_data(as_text=True)
+    assert wrong.status_code == 400 and "That code is not right" in page
+    assert "Use a passkey instead" in page
+
+
 def test_removing_a_passkey_needs_the_password_and_a_code_or_a_passkey(signed_up, device, owner_conn):
     visitor, _ = signed_up
     codes = CODES.findall(add_passkey(visitor, device).get_data(as_text=True))
