@@ -23,15 +23,15 @@ ORDER BY updated_at DESC, connection_id
 LIMIT 1
 
 -- list_automation_steps --
--- Every saved automation of the client with its steps, to work out what it needs.
-SELECT automation_id, name, status, steps
+-- Every saved automation of the client with its trigger and steps, to work out what it needs (a poll needs its scope too).
+SELECT automation_id, name, status, trigger, steps
 FROM automations
 WHERE client_id = %(client_id)s
 ORDER BY name, automation_id
 
 -- get_automation_steps --
--- One saved automation of the client with its steps.
-SELECT automation_id, name, status, steps
+-- One saved automation of the client with its trigger and steps.
+SELECT automation_id, name, status, trigger, steps
 FROM automations
 WHERE client_id = %(client_id)s AND automation_id = %(automation_id)s
 

@@ -236,6 +236,19 @@ def test_connecting_a_provider_no_automation_uses_is_refused_and_nothing_is_aske
     assert owner_conn.execute("SELECT count(*) FROM oauth_states").fetchone() == (0,)
 
 
+def test_an_automation_whose_only_use_of_google_is_its_new_email_trigger_connects_google(me, intake_db):
+    automation_id = save_automation(intake_db, me.client_id, "slack.post_message", name="New email to Slack")
+    with tenant_transaction(intake_db, me.client_id) as conn:
+        conn.execute("UPDATE automations SET trigger = %s WHERE automation_id = %s",
+                     [Jsonb({"kind": "poll", "source": "gmail.new_email", "every_minutes": 5, "options": {}}),
+                      automation_id])
+    listing = me.page("/connections")
+    google = listing[listing.index('id="provider-google"'):listing.index('id="provider-slack"')]
+    assert "Used by: New email to Slack." in google and G + "gmail.readonly" in google
+    endpoint, query = consent_url(me.connect("google", automation_id=str(automation_id)))
+    assert endpoint == GOOGLE_AUTHORIZE and query["scope"] == G + "gmail.readonly"
+
+
 def test_incremental_consent_asks_only_for_the_missing_scope_and_widens_the_same_connection(
         me, intake_db, agent_db, owner_conn):
     existing = make_connection(agent_db, me.client_id, provider="google", scopes=[G + "spreadsheets.readonly"])
