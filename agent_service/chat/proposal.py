@@ -141,7 +141,7 @@ def _trigger_sentence(trigger: Mapping[str, Any]) -> str:
         return "Runs when its webhook address is called, once you enable it."
     poll = poll_trigger_of(trigger)
     if poll is not None:
-        return (f"Runs once for each {poll.title[4:].lower() if poll.title.startswith('New ') else poll.title}, "
+        return (f"Runs once for each {poll.in_a_sentence}, "
                 f"checked every {trigger.get('every_minutes', 15)} minutes, once you enable it.")
     if kind != "schedule":
         return "Runs when you start it."

@@ -204,3 +204,8 @@ class PollTrigger:
     scopes: tuple[str, ...]
     options_schema: type[Schema]
     item_fields: type[Schema]
+
+    @property
+    def in_a_sentence(self) -> str:
+        """The title inside a sentence ("once for each new email in Gmail"): its first letter lowered, names kept."""
+        return self.title[:1].lower() + self.title[1:]

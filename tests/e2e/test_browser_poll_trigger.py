@@ -37,7 +37,7 @@ def test_a_client_chooses_new_email_in_gmail_without_javascript_and_inserts_its_
     page.get_by_label("Check for new items every (minutes)").fill("15")
     page.get_by_role("button", name="Save automation").click()
     assert re.fullmatch(r"/automations/[0-9a-f-]{36}", path_of(page))
-    expect(page.get_by_text("once for each new email in gmail")).to_be_visible()
+    expect(page.get_by_text("once for each new email in Gmail")).to_be_visible()
     trigger, steps = owner.execute("SELECT trigger, steps FROM automations WHERE automation_id = %s",
                                    [path_of(page).rsplit("/", 1)[1]]).fetchone()
     assert trigger == {"kind": "poll", "source": "gmail.new_email", "every_minutes": 15,

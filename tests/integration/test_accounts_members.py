@@ -18,6 +18,8 @@ def invite(owner: Visitor, email: str, role: str = "member"):
 def join(app, box, email: str, *, address: str = "192.0.2.150") -> Visitor:
     path = box.link_path(email, INVITATION)
     person = Visitor(app, address=address)
+    page = person.get(path).get_data(as_text=True)
+    assert "Join your team on Hapex" in page and ">Join the team</button>" in page
     accepted = person.post(path, {"new_password": MEMBER_PASSWORD, "confirm_password": MEMBER_PASSWORD},
                            token_from=path)
     assert accepted.status_code == 303 and accepted.headers["Location"] == "/login"
@@ -39,6 +41,7 @@ def test_an_invited_person_joins_the_same_client_with_a_user_of_their_own(
     assert member.get("/automations").status_code == 200
     page = member.get("/account/members").get_data(as_text=True)
     assert owner_email in page and "Send the invitation" not in page
+    assert '<a href="/account">← Account</a>' in page
 
 
 def test_a_member_gets_403_for_every_owner_action(intake_app, signed_up, mailbox, owner_conn):  # noqa: F811

@@ -602,7 +602,7 @@ def test_the_chat_proposes_a_poll_trigger_with_its_read_only_scope_and_a_too_fre
     refusal = sent_bodies(anthropic)[1]["messages"][-1]["content"][0]
     assert refusal["is_error"] is True and "every 5 minutes at the finest" in refusal["content"]
     shown = proposal_section(html_of(visitor.get(f"/chat/{draft_id}")))
-    assert "Runs once for each row in a google sheet, checked every 10 minutes" in shown
+    assert "Runs once for each new row in a Google Sheet, checked every 10 minutes" in shown
     assert set(_CODE.findall(shown)) == {G + "spreadsheets.readonly", "chat:write"}
     assert approve(visitor, draft_id).status_code == 303
     trigger = owner_conn.execute("SELECT trigger FROM automations WHERE client_id = %s",

@@ -70,7 +70,7 @@ def test_the_automation_page_says_how_many_new_items_wait_for_the_next_polls(sig
     saved = press(visitor, form, "save")
     automation_id, client_id = owner_conn.execute("SELECT automation_id, client_id FROM automations").fetchone()
     page = text_of(visitor.get(saved.headers["Location"]))
-    assert "once for each new row in a google sheet (checked every 10 minutes)" in page
+    assert "once for each new row in a Google Sheet (checked every 10 minutes)" in page
     assert "waiting" not in page
     owner_conn.execute("INSERT INTO poll_seen (client_id, automation_id, item_key, started_at) "
                        "SELECT %s, %s, 'row:' || n, CASE WHEN n <= 25 THEN now() END "
