@@ -191,7 +191,8 @@ class JSONFormatter(logging.Formatter):
 # Loggers that would print tokens, full URLs, request lines, job arguments or SQL below these
 # levels: the OAuth libraries and urllib3 (URLs with codes), gunicorn (its default pre_request hook
 # logs "POST /hooks/<secret>" at DEBUG; its access log carries query strings), procrastinate (job
-# arguments) and psycopg (connection attempts naming hosts and roles).
+# arguments) and psycopg (connection attempts naming hosts and roles). psycopg's pool says "connection
+# requested", "given" and "returning" at INFO for every checkout, three lines a request: warnings only.
 _NEVER_BELOW = {
     "requests_oauthlib": logging.INFO,
     "oauthlib": logging.INFO,
@@ -201,6 +202,7 @@ _NEVER_BELOW = {
     "gunicorn.access": logging.WARNING,
     "procrastinate": logging.INFO,
     "psycopg": logging.INFO,
+    "psycopg.pool": logging.WARNING,
 }
 
 

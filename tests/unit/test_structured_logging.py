@@ -170,6 +170,17 @@ def test_server_queue_and_driver_loggers_never_log_below_info_even_at_debug(name
         logging.getLogger().handlers.clear()
 
 
+def test_the_pools_three_lines_for_every_checkout_are_not_logged_at_info():
+    logging.getLogger("psycopg.pool").setLevel(logging.NOTSET)
+    configure_logging("test", "INFO", stream=io.StringIO())
+    try:
+        assert not logging.getLogger("psycopg.pool").isEnabledFor(logging.INFO)
+        assert logging.getLogger("psycopg.pool").isEnabledFor(logging.WARNING)
+        assert logging.getLogger("psycopg").isEnabledFor(logging.INFO)
+    finally:
+        logging.getLogger().handlers.clear()
+
+
 def test_gunicorns_log_configuration_clamps_its_own_loggers_at_debug():
     from shared.structured_logging import gunicorn_logconfig
 
@@ -177,6 +188,7 @@ def test_gunicorns_log_configuration_clamps_its_own_loggers_at_debug():
     assert loggers["gunicorn.error"]["level"] == "INFO"
     assert loggers["gunicorn.access"]["level"] == "WARNING" and loggers["gunicorn.access"]["handlers"] == []
     assert loggers["procrastinate"]["level"] == "INFO" and loggers["psycopg"]["level"] == "INFO"
+    assert loggers["psycopg.pool"]["level"] == "WARNING"
     assert gunicorn_logconfig("intake", "warning")["loggers"]["gunicorn.error"]["level"] == "WARNING"
 
 
