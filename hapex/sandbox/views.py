@@ -12,6 +12,12 @@ from hapex.sandbox.state import BUSINESS, CHANNELS, Store
 bp = Blueprint("pages", __name__)
 
 
+@bp.app_context_processor
+def _every_page() -> dict[str, object]:
+    # Every page's menu names every channel: the gallery's starters post to #accounts, the chat's to #general.
+    return {"menu_channels": list(CHANNELS.values())}
+
+
 def store() -> Store:
     """The one accessor for the sandbox's state."""
     found: Store = current_app.extensions["sandbox_store"]

@@ -469,6 +469,15 @@ def test_every_slack_channel_a_starter_names_exists_in_the_sandbox():
     assert named and named <= {f"#{name}" for name in CHANNELS.values()}
 
 
+def test_every_sandbox_page_links_every_slack_channel(sandbox):
+    from hapex.sandbox.state import CHANNELS
+
+    for path in ("/", "/google/gmail", "/slack/channels/general"):
+        page = sandbox.get(path).text
+        for name in CHANNELS.values():
+            assert f'<a href="/slack/channels/{name}">Slack #{name}</a>' in page, (path, name)
+
+
 def test_the_poll_sources_find_a_new_email_row_and_event_in_the_sandbox_and_read_their_fields(sandbox):
     from datetime import UTC, datetime, timedelta
 
