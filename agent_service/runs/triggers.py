@@ -38,6 +38,11 @@ class BudgetExhausted(RunRefused):
     message = "This month's budget is used up; the run was not started."
 
 
+class NeedsNewItem(RunRefused):
+    message = ("This automation runs once for each new item its trigger finds, with that item's fields; "
+               "it cannot run without one.")
+
+
 @dataclass(frozen=True)
 class StartedRun:
     run_id: uuid.UUID
@@ -72,6 +77,8 @@ def start_run(conn: Connection, *, client_id: uuid.UUID, automation_id: uuid.UUI
         raise RunRefused("The automation is archived; restore it to run it.")
     if trigger_kind != "manual" and automation["status"] != "enabled":
         raise RunRefused("The automation is not enabled.")
+    if (automation["trigger"] or {}).get("kind") == "poll" and trigger_item is None:
+        raise NeedsNewItem()  # "Run now" would fill every {{ trigger.* }} field with nothing
     budget, spent = month_to_date(conn)
     over_budget = budget is not None and spent >= budget
     if over_budget and trigger_kind == "manual":

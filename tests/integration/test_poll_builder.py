@@ -72,6 +72,7 @@ def test_the_automation_page_says_how_many_new_items_wait_for_the_next_polls(sig
     page = text_of(visitor.get(saved.headers["Location"]))
     assert "once for each new row in a Google Sheet (checked every 10 minutes)" in page
     assert "waiting" not in page
+    assert "Run now" not in page  # its steps need a new row's fields
     owner_conn.execute("INSERT INTO poll_seen (client_id, automation_id, item_key, started_at) "
                        "SELECT %s, %s, 'row:' || n, CASE WHEN n <= 25 THEN now() END "
                        "FROM generate_series(1, 72) n", [client_id, automation_id])

@@ -18,9 +18,11 @@ import re
 import threading
 from datetime import UTC, datetime, timedelta
 
+import pytest
 import responses
 
 from agent_service.polls import poller
+from agent_service.runs import triggers
 from agent_service.runs.engine import execute_run
 from shared.db import tenant_transaction
 from tests.factories import make_client
@@ -80,6 +82,14 @@ def gmail_history(mock, start, added, history_id):
 def gmail_search(mock, ids):
     mock.get(f"{GMAIL}/messages", json={"messages": [{"id": m, "threadId": "t" + m} for m in reversed(ids)],
                                         "resultSizeEstimate": len(ids)})
+
+
+def test_run_now_is_refused_for_a_poll_automation_whose_fields_would_all_be_empty(rt, intake_db, agent_db,
+                                                                                  owner_conn):
+    client_id, automation_id = poll_tenant(rt, intake_db, agent_db, [G + "gmail.readonly"], EMAIL)
+    with tenant_transaction(agent_db, client_id) as conn, pytest.raises(triggers.NeedsNewItem):
+        triggers.start_run(conn, client_id=client_id, automation_id=automation_id, trigger_kind="manual")
+    assert owner_conn.execute("SELECT count(*) FROM runs").fetchone() == (0,)
 
 
 @responses.activate
