@@ -133,7 +133,8 @@ def _render(app: Flask, config: IntakeConfig, out: Path) -> list[str]:
         headers = {name: response.headers[name] for name in SITE_HEADERS if name in response.headers}
     (out / "static").mkdir(exist_ok=True)
     for asset in sorted(Path(app.static_folder or "").iterdir()):
-        if asset.is_file():
+        # Only what the pages use: no script belongs on a site that runs none (passkeys.js is the intake's).
+        if asset.is_file() and asset.suffix != ".js":
             shutil.copyfile(asset, out / "static" / asset.name)
             written.append(f"static/{asset.name}")
     (out / "_headers").write_text("/*\n" + "".join(f"  {k}: {v}\n" for k, v in headers.items()), encoding="utf-8")

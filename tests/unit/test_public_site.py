@@ -145,3 +145,7 @@ def test_an_operators_page_that_sends_the_reader_or_a_ping_elsewhere_is_refused(
     assert main(["site", "build", str(out), "--terms", str(terms)]) == 1
     assert "terms/index.html" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_no_script_file_is_copied_into_the_site(site: Path):
+    assert not list(site.rglob("*.js")), "the site runs no script, so it carries none"
