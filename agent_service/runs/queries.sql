@@ -14,10 +14,11 @@ FOR UPDATE
 UPDATE automations SET next_run_at = %(next_run_at)s WHERE automation_id = %(automation_id)s
 
 -- month_to_date_spend --
--- What the client has spent this calendar month (UTC), and its budget.
+-- What the client has spent this calendar month (UTC), and its budget; from the monthly rollup of its
+-- cost events (migration 0026), a handful of rows whatever the client's size.
 SELECT c.monthly_budget_microusd AS budget,
-       coalesce((SELECT sum(e.amount_microusd) FROM cost_events e
-                 WHERE e.occurred_at >= date_trunc('month', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'), 0)
+       coalesce((SELECT sum(m.amount_microusd) FROM monthly_costs m
+                 WHERE m.month >= date_trunc('month', now() AT TIME ZONE 'UTC')::date), 0)
            AS spent
 FROM clients c
 

@@ -65,6 +65,13 @@ SELECT cost_event_id, run_id, step_index, source, provider, model, input_tokens,
        price_version, amount_microusd, occurred_at
 FROM cost_events WHERE client_id = %(client_id)s ORDER BY occurred_at, cost_event_id
 
+-- export_monthly_costs --
+-- What the client spent per month (UTC), source, provider and model: kept after the retention prune
+-- has deleted the month's cost events.
+SELECT to_char(month, 'YYYY-MM') AS month, source, provider, model, events, calls, input_tokens,
+       cache_creation_input_tokens, cache_read_input_tokens, output_tokens, amount_microusd
+FROM monthly_costs WHERE client_id = %(client_id)s ORDER BY month, source, provider, model NULLS FIRST
+
 -- export_chat_drafts --
 -- The client's build-chat conversations and their latest proposals.
 SELECT draft_id, proposal, proposal_summary, proposal_revision, prompt_version, automation_id, approved_revision,

@@ -24,6 +24,7 @@ EXPORT_SECTIONS = (
     ("runs", "export_runs"),
     ("run_steps", "export_run_steps"),
     ("cost_events", "export_cost_events"),
+    ("monthly_costs", "export_monthly_costs"),
     ("chat_drafts", "export_chat_drafts"),
     ("chat_messages", "export_chat_messages"),
     ("notifications", "export_notifications"),

@@ -99,29 +99,31 @@ GROUP BY source
 ORDER BY source
 
 -- costs_by_month --
--- The client's spending per calendar month (UTC) and source since a month's first day.
-SELECT to_char(date_trunc('month', occurred_at AT TIME ZONE 'UTC'), 'YYYY-MM') AS month, source,
-       count(*) AS events, coalesce(sum(calls), 0) AS calls,
-       coalesce(sum(input_tokens), 0) AS input_tokens, coalesce(sum(output_tokens), 0) AS output_tokens,
-       coalesce(sum(cache_creation_input_tokens), 0) AS cache_creation_input_tokens,
-       coalesce(sum(cache_read_input_tokens), 0) AS cache_read_input_tokens,
-       coalesce(sum(amount_microusd), 0) AS amount_microusd
-FROM cost_events
-WHERE client_id = %(client_id)s AND occurred_at >= %(since)s
+-- The client's spending per calendar month (UTC) and source since a month's first day (`since`, UTC
+-- midnight), from the monthly rollup (migration 0026): the same figures as summing its cost events.
+SELECT to_char(month, 'YYYY-MM') AS month, source,
+       sum(events)::bigint AS events, sum(calls)::bigint AS calls,
+       sum(input_tokens)::bigint AS input_tokens, sum(output_tokens)::bigint AS output_tokens,
+       sum(cache_creation_input_tokens)::bigint AS cache_creation_input_tokens,
+       sum(cache_read_input_tokens)::bigint AS cache_read_input_tokens,
+       sum(amount_microusd) AS amount_microusd
+FROM monthly_costs
+WHERE client_id = %(client_id)s AND month >= (%(since)s::timestamptz AT TIME ZONE 'UTC')::date
 GROUP BY 1, 2
 ORDER BY 1, 2
 
 -- costs_this_month --
--- The client's spending since the start of this calendar month (UTC), by source and model.
-SELECT source, provider, model, count(*) AS events, coalesce(sum(calls), 0) AS calls,
-       coalesce(sum(input_tokens), 0) AS input_tokens,
-       coalesce(sum(cache_creation_input_tokens), 0) AS cache_creation_input_tokens,
-       coalesce(sum(cache_read_input_tokens), 0) AS cache_read_input_tokens,
-       coalesce(sum(output_tokens), 0) AS output_tokens,
+-- The client's spending since the start of this calendar month (UTC), by source and model, from the
+-- monthly rollup (migration 0026).
+SELECT source, provider, model, sum(events)::bigint AS events, sum(calls)::bigint AS calls,
+       sum(input_tokens)::bigint AS input_tokens,
+       sum(cache_creation_input_tokens)::bigint AS cache_creation_input_tokens,
+       sum(cache_read_input_tokens)::bigint AS cache_read_input_tokens,
+       sum(output_tokens)::bigint AS output_tokens,
        sum(amount_microusd) AS amount_microusd
-FROM cost_events
+FROM monthly_costs
 WHERE client_id = %(client_id)s
-  AND occurred_at >= date_trunc('month', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'
+  AND month >= date_trunc('month', now() AT TIME ZONE 'UTC')::date
 GROUP BY source, provider, model
 ORDER BY amount_microusd DESC, source, provider, model
 

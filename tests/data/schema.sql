@@ -509,6 +509,36 @@ CREATE FUNCTION public.hapex_prune_run_records(p_older_than interval, p_limit in
 
 ALTER FUNCTION public.hapex_prune_run_records(p_older_than interval, p_limit integer) OWNER TO hapex_definer;
 
+CREATE FUNCTION public.hapex_roll_up_cost_events() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $$
+    BEGIN
+        -- Sorted by key, so that two statements adding to the same rows lock them in one order.
+        INSERT INTO public.monthly_costs AS m
+            (client_id, month, source, provider, model, events, calls, input_tokens, output_tokens,
+             cache_creation_input_tokens, cache_read_input_tokens, amount_microusd)
+        SELECT n.client_id, date_trunc('month', n.occurred_at AT TIME ZONE 'UTC')::date, n.source, n.provider,
+               n.model, count(*), coalesce(sum(n.calls), 0), coalesce(sum(n.input_tokens), 0),
+               coalesce(sum(n.output_tokens), 0), coalesce(sum(n.cache_creation_input_tokens), 0),
+               coalesce(sum(n.cache_read_input_tokens), 0), coalesce(sum(n.amount_microusd), 0)
+        FROM new_cost_events n
+        GROUP BY 1, 2, 3, 4, 5
+        ORDER BY 1, 2, 3, 4, 5
+        ON CONFLICT (client_id, month, source, provider, model) DO UPDATE
+        SET events = m.events + EXCLUDED.events,
+            calls = m.calls + EXCLUDED.calls,
+            input_tokens = m.input_tokens + EXCLUDED.input_tokens,
+            output_tokens = m.output_tokens + EXCLUDED.output_tokens,
+            cache_creation_input_tokens = m.cache_creation_input_tokens + EXCLUDED.cache_creation_input_tokens,
+            cache_read_input_tokens = m.cache_read_input_tokens + EXCLUDED.cache_read_input_tokens,
+            amount_microusd = m.amount_microusd + EXCLUDED.amount_microusd;
+        RETURN NULL;
+    END
+    $$;
+
+ALTER FUNCTION public.hapex_roll_up_cost_events() OWNER TO hapex_definer;
+
 CREATE FUNCTION public.hapex_session_proves_client(p_client_id uuid, p_session_secret text) RETURNS boolean
     LANGUAGE sql STABLE SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'public', 'pg_temp'
@@ -1471,6 +1501,33 @@ CREATE TABLE public.login_throttle (
 
 ALTER TABLE public.login_throttle OWNER TO migrator;
 
+CREATE TABLE public.monthly_costs (
+    client_id uuid NOT NULL,
+    month date NOT NULL,
+    source text NOT NULL,
+    provider text NOT NULL,
+    model text,
+    events bigint NOT NULL,
+    calls bigint NOT NULL,
+    input_tokens bigint NOT NULL,
+    output_tokens bigint NOT NULL,
+    cache_creation_input_tokens bigint NOT NULL,
+    cache_read_input_tokens bigint NOT NULL,
+    amount_microusd bigint NOT NULL,
+    CONSTRAINT monthly_costs_amount_microusd_check CHECK ((amount_microusd >= 0)),
+    CONSTRAINT monthly_costs_cache_creation_input_tokens_check CHECK ((cache_creation_input_tokens >= 0)),
+    CONSTRAINT monthly_costs_cache_read_input_tokens_check CHECK ((cache_read_input_tokens >= 0)),
+    CONSTRAINT monthly_costs_calls_check CHECK ((calls >= 0)),
+    CONSTRAINT monthly_costs_events_check CHECK ((events >= 0)),
+    CONSTRAINT monthly_costs_input_tokens_check CHECK ((input_tokens >= 0)),
+    CONSTRAINT monthly_costs_month_check CHECK ((EXTRACT(day FROM month) = (1)::numeric)),
+    CONSTRAINT monthly_costs_output_tokens_check CHECK ((output_tokens >= 0))
+);
+
+ALTER TABLE ONLY public.monthly_costs FORCE ROW LEVEL SECURITY;
+
+ALTER TABLE public.monthly_costs OWNER TO migrator;
+
 CREATE TABLE public.notifications (
     client_id uuid NOT NULL,
     notification_id uuid DEFAULT gen_random_uuid() NOT NULL,
@@ -1882,6 +1939,9 @@ ALTER TABLE ONLY public.hapex_migrations
 ALTER TABLE ONLY public.login_throttle
     ADD CONSTRAINT login_throttle_pkey PRIMARY KEY (bucket);
 
+ALTER TABLE ONLY public.monthly_costs
+    ADD CONSTRAINT monthly_costs_key UNIQUE NULLS NOT DISTINCT (client_id, month, source, provider, model);
+
 ALTER TABLE ONLY public.notifications
     ADD CONSTRAINT notifications_client_id_kind_event_key_key UNIQUE (client_id, kind, event_key);
 
@@ -2043,6 +2103,8 @@ CREATE TRIGGER connections_notice_needs_reauth AFTER UPDATE OF status ON public.
 
 CREATE TRIGGER cost_events_notice_budget AFTER INSERT ON public.cost_events FOR EACH ROW WHEN ((new.amount_microusd > 0)) EXECUTE FUNCTION public.hapex_notice_budget_nearly_used();
 
+CREATE TRIGGER cost_events_roll_up AFTER INSERT ON public.cost_events REFERENCING NEW TABLE AS new_cost_events FOR EACH STATEMENT EXECUTE FUNCTION public.hapex_roll_up_cost_events();
+
 CREATE TRIGGER credentials_bump_revision BEFORE UPDATE ON public.credentials FOR EACH ROW EXECUTE FUNCTION public.hapex_credentials_bump_revision();
 
 CREATE TRIGGER procrastinate_jobs_notify_queue_job_aborted_v1 AFTER UPDATE OF abort_requested ON public.procrastinate_jobs FOR EACH ROW WHEN (((old.abort_requested = false) AND (new.abort_requested = true) AND (new.status = 'doing'::public.procrastinate_job_status))) EXECUTE FUNCTION public.procrastinate_notify_queue_abort_job_v1();
@@ -2100,6 +2162,9 @@ ALTER TABLE ONLY public.credentials
 
 ALTER TABLE ONLY public.credentials
     ADD CONSTRAINT credentials_client_id_fkey FOREIGN KEY (client_id) REFERENCES public.clients(client_id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.monthly_costs
+    ADD CONSTRAINT monthly_costs_client_id_fkey FOREIGN KEY (client_id) REFERENCES public.clients(client_id) ON DELETE CASCADE;
 
 ALTER TABLE ONLY public.notifications
     ADD CONSTRAINT notifications_client_id_fkey FOREIGN KEY (client_id) REFERENCES public.clients(client_id) ON DELETE CASCADE;
@@ -2246,6 +2311,12 @@ CREATE POLICY definer_prune_seen ON public.poll_seen FOR SELECT TO hapex_definer
 
 CREATE POLICY definer_prune_seen_delete ON public.poll_seen FOR DELETE TO hapex_definer USING ((started_at IS NOT NULL));
 
+CREATE POLICY definer_roll_up_costs_insert ON public.monthly_costs FOR INSERT TO hapex_definer WITH CHECK (true);
+
+CREATE POLICY definer_roll_up_costs_select ON public.monthly_costs FOR SELECT TO hapex_definer USING (true);
+
+CREATE POLICY definer_roll_up_costs_update ON public.monthly_costs FOR UPDATE TO hapex_definer USING (true) WITH CHECK (true);
+
 CREATE POLICY definer_session_end ON public.sessions FOR DELETE TO hapex_definer USING (true);
 
 CREATE POLICY definer_session_lookup ON public.sessions FOR SELECT TO hapex_definer USING (true);
@@ -2275,6 +2346,8 @@ CREATE POLICY definer_vault_key_ids ON public.credentials FOR SELECT TO hapex_de
 CREATE POLICY definer_vault_key_ids ON public.user_totp FOR SELECT TO hapex_definer USING (true);
 
 CREATE POLICY definer_write_notice ON public.notifications FOR INSERT TO hapex_definer WITH CHECK (true);
+
+ALTER TABLE public.monthly_costs ENABLE ROW LEVEL SECURITY;
 
 ALTER TABLE public.notifications ENABLE ROW LEVEL SECURITY;
 
@@ -2317,6 +2390,8 @@ CREATE POLICY tenant_isolation ON public.cost_events USING ((client_id = ( SELEC
 CREATE POLICY tenant_isolation ON public.credential_access USING ((client_id = ( SELECT (NULLIF(current_setting('app.client_id'::text, true), ''::text))::uuid AS "nullif"))) WITH CHECK ((client_id = ( SELECT (NULLIF(current_setting('app.client_id'::text, true), ''::text))::uuid AS "nullif")));
 
 CREATE POLICY tenant_isolation ON public.credentials USING ((client_id = ( SELECT (NULLIF(current_setting('app.client_id'::text, true), ''::text))::uuid AS "nullif"))) WITH CHECK ((client_id = ( SELECT (NULLIF(current_setting('app.client_id'::text, true), ''::text))::uuid AS "nullif")));
+
+CREATE POLICY tenant_isolation ON public.monthly_costs USING ((client_id = ( SELECT (NULLIF(current_setting('app.client_id'::text, true), ''::text))::uuid AS "nullif"))) WITH CHECK ((client_id = ( SELECT (NULLIF(current_setting('app.client_id'::text, true), ''::text))::uuid AS "nullif")));
 
 CREATE POLICY tenant_isolation ON public.notifications USING ((client_id = ( SELECT (NULLIF(current_setting('app.client_id'::text, true), ''::text))::uuid AS "nullif"))) WITH CHECK ((client_id = ( SELECT (NULLIF(current_setting('app.client_id'::text, true), ''::text))::uuid AS "nullif")));
 
@@ -2438,6 +2513,8 @@ GRANT ALL ON FUNCTION public.hapex_prune_expired_sessions() TO hapex_agent;
 
 REVOKE ALL ON FUNCTION public.hapex_prune_run_records(p_older_than interval, p_limit integer) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.hapex_prune_run_records(p_older_than interval, p_limit integer) TO hapex_agent;
+
+REVOKE ALL ON FUNCTION public.hapex_roll_up_cost_events() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION public.hapex_session_proves_client(p_client_id uuid, p_session_secret text) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.hapex_session_proves_client(p_client_id uuid, p_session_secret text) TO hapex_agent;
@@ -2699,7 +2776,7 @@ GRANT SELECT(health_last_failure_at) ON TABLE public.connections TO hapex_define
 GRANT SELECT(health_error_class) ON TABLE public.connections TO hapex_definer;
 
 GRANT SELECT ON TABLE public.cost_events TO hapex_intake;
-GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.cost_events TO hapex_agent;
+GRANT SELECT,INSERT ON TABLE public.cost_events TO hapex_agent;
 GRANT DELETE ON TABLE public.cost_events TO hapex_definer;
 
 GRANT SELECT(client_id) ON TABLE public.cost_events TO hapex_definer;
@@ -2739,6 +2816,10 @@ GRANT SELECT ON TABLE public.hapex_migrations TO hapex_intake;
 GRANT SELECT ON TABLE public.hapex_migrations TO hapex_agent;
 
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.login_throttle TO hapex_intake;
+
+GRANT SELECT ON TABLE public.monthly_costs TO hapex_intake;
+GRANT SELECT ON TABLE public.monthly_costs TO hapex_agent;
+GRANT SELECT,INSERT,UPDATE ON TABLE public.monthly_costs TO hapex_definer;
 
 GRANT SELECT ON TABLE public.notifications TO hapex_agent;
 GRANT SELECT ON TABLE public.notifications TO hapex_intake;

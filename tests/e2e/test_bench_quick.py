@@ -111,6 +111,7 @@ def test_the_quick_benchmark_reports_every_figure_of_every_benchmark(pg_server, 
     year = report["year"]
     assert year["generation"]["rows"]["runs"] == year["runs"] == 10_000
     assert year["generation"]["rows"]["run_steps"] > year["runs"] == year["generation"]["rows"]["cost_events"]
+    assert year["generation"]["monthly_costs_rows"] > 0
     for name, query in year["queries"].items():
         for kind in ("largest_client", "ordinary_clients"):
             assert not numbers(query[kind], ("rls_ms_p50", "rls_ms_p99", "explicit_ms_p50", "ratio",

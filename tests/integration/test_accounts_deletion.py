@@ -14,7 +14,7 @@ from tests.factories import client_of, make_automation, make_client, make_connec
 from tests.integration.conftest import AGENT_TOKEN, PASSWORD, Visitor
 
 FILLED_TABLES = {"clients", "users", "sessions", "automations", "automation_versions", "connections",
-                 "credentials", "runs", "run_steps", "cost_events", "chat_messages"}
+                 "credentials", "runs", "run_steps", "cost_events", "monthly_costs", "chat_messages"}
 
 
 def fill_every_table(intake_db: Database, agent_db: Database, client_id: uuid.UUID) -> None:

@@ -75,6 +75,8 @@ REVIEWED: dict[str, tuple[frozenset[str], str]] = {
     "hapex_invite_member": (INTAKE, "only into the client of an owner's live session, with no usable password"),
     "hapex_set_password_by_link": (INTAKE, "only with a live reset or invitation link's own token (not its hash)"),
     "hapex_change_email_by_link": (INTAKE, "only with a live address-change link's own token; tells the old address"),
+    # Migration 0026 (the monthly rollup of cost events): tests/integration/test_monthly_costs.py.
+    "hapex_roll_up_cost_events": (NOBODY, "a trigger: adds the inserted cost events' own sums, nothing else"),
 }
 
 

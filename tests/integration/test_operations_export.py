@@ -27,6 +27,8 @@ SECTIONS = {
     "runs": ("runs", "run_id"),
     "run_steps": ("run_steps", "run_id::text || ':' || step_index"),
     "cost_events": ("cost_events", "cost_event_id"),
+    "monthly_costs": ("monthly_costs",
+                      "to_char(month, 'YYYY-MM') || ':' || source || ':' || provider || ':' || coalesce(model, '')"),
     "chat_drafts": ("chat_drafts", "draft_id"),
     "chat_messages": ("chat_messages", "message_id"),
     "notifications": ("notifications", "notification_id"),
@@ -39,6 +41,8 @@ def archive_ids(section: str, rows: list[dict]) -> set[str]:
         return {f"{row['automation_id']}:{row['version']}" for row in rows}
     if section == "run_steps":
         return {f"{row['run_id']}:{row['step_index']}" for row in rows}
+    if section == "monthly_costs":
+        return {f"{row['month']}:{row['source']}:{row['provider']}:{row['model'] or ''}" for row in rows}
     return {row[SECTIONS[section][1]] for row in rows}
 
 

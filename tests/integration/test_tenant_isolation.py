@@ -29,7 +29,7 @@ def test_every_table_with_client_id_has_row_security_enabled_and_forced(owner_co
     ).fetchall()
     tables = {r[0] for r in rows}
     assert {"clients", "users", "sessions", "automations", "automation_versions", "connections",
-            "credentials", "runs", "run_steps", "cost_events", "chat_messages"} <= tables
+            "credentials", "runs", "run_steps", "cost_events", "monthly_costs", "chat_messages"} <= tables
     for name, enabled, forced, policies in rows:
         assert enabled and forced, f"{name}: row-level security must be enabled and forced"
         assert policies == 1, f"{name}: needs the tenant_isolation policy with USING and WITH CHECK"
