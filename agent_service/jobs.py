@@ -10,6 +10,8 @@ import asyncio
 import logging
 import time
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -18,7 +20,7 @@ import procrastinate.exceptions
 import psycopg
 
 from agent_service.queue import dead_worker_ids, succeeded_but_taken_lately
-from shared.db import DatabaseUnavailable
+from shared.db import Database, DatabaseUnavailable
 
 if TYPE_CHECKING:
     from agent_service.runtime import AgentRuntime
@@ -190,28 +192,72 @@ async def settle_stalled_jobs_at_start(app: procrastinate.App) -> int:
                              ).defer_async(timestamp=int(time.time()))
     return count
 
-# Runs (and as many cost events) each prune transaction deletes at most. A run costs ~0.1 to 0.4 ms
-# to delete (its steps cascade, its cost events and retries are unlinked by foreign-key triggers):
-# on a busy 2-core machine 1000 took up to 1.6 s and 200 up to 155 ms; 100 keeps each transaction,
-# and so every lock it takes, under 100 ms (`make bench`, a year of records).
-PRUNE_BATCH = 100
+# The retention prune deletes a batch of at most PRUNE_BATCH runs (and as many cost events, seen poll
+# items and deleted automations) per transaction, and holds the locks it takes only that long. A run
+# costs ~0.1 to 0.4 ms to delete on a busy 2-core machine (its steps cascade, its cost events and
+# retries are unlinked by foreign-key triggers), and a loaded machine can make it several times that:
+# a batch of 100 held its locks 92 ms in one `make bench` year run and 153 ms in the next. So the job
+# keeps each batch under a time rather than a count: a batch slower than PRUNE_BATCH_TARGET_MS halves
+# the next, one faster than half of it grows the next back towards PRUNE_BATCH, and a batch still
+# running at PRUNE_BATCH_TIMEOUT_MS is cancelled (statement_timeout; it rolls back whole, its locks
+# released, within 100 ms) and tried again at half the size. A batch of one run has no timeout, so that the prune
+# always gets through, however loaded the machine.
+PRUNE_BATCH = 50
+PRUNE_BATCH_TARGET_MS = 40.0
+PRUNE_BATCH_TIMEOUT_MS = 80
+
+
+@dataclass(frozen=True)
+class PruneBatch:
+    """One prune transaction: the batch size asked for, the records it deleted, how long it held them."""
+
+    size: int
+    deleted: int
+    milliseconds: float
+    cancelled: bool
+
+
+def prune_old_records(db: Database, days: int, *, on_batch: Callable[[PruneBatch], None] | None = None) -> int:
+    """Delete run records and cost events older than `days`, a time-bound batch per transaction;
+    how many records were deleted."""
+    ceiling = max(1, PRUNE_BATCH)
+    size = ceiling
+    deleted = 0
+    while True:
+        began = time.perf_counter()
+        try:
+            with db.transaction() as conn:
+                if size > 1:
+                    conn.execute("SELECT set_config('statement_timeout', %s, true)", [f"{PRUNE_BATCH_TIMEOUT_MS}ms"])
+                row = conn.execute("SELECT hapex_prune_run_records(make_interval(days => %s), %s)",
+                                   [days, size]).fetchone()
+        except DatabaseUnavailable as exc:
+            if not isinstance(exc.__cause__, psycopg.errors.QueryCanceled):
+                raise
+            if on_batch is not None:
+                on_batch(PruneBatch(size, 0, (time.perf_counter() - began) * 1000, cancelled=True))
+            size = max(1, size // 2)
+            continue
+        milliseconds = (time.perf_counter() - began) * 1000
+        batch = int(row[0]) if row else 0
+        if on_batch is not None:
+            on_batch(PruneBatch(size, batch, milliseconds, cancelled=False))
+        deleted += batch
+        if batch == 0:
+            return deleted
+        if milliseconds > PRUNE_BATCH_TARGET_MS:
+            size = max(1, size // 2)
+        elif milliseconds < PRUNE_BATCH_TARGET_MS / 2:
+            size = min(ceiling, size + max(1, size // 2))
 
 
 @tasks.periodic(cron="17 3 * * *", periodic_id="prune_run_records")
 @tasks.task(name="prune_run_records", queue="maintenance", pass_context=False)
 def prune_run_records(timestamp: int) -> int:
-    """Delete run records and cost events past the retention age, a batch per transaction so that
-    no lock is held long (a day of a busy deployment is ~30,000 runs with their steps and costs)."""
-    days = runtime().limits.retention_days
-    deleted = 0
-    while True:
-        with runtime().db.transaction() as conn:
-            row = conn.execute("SELECT hapex_prune_run_records(make_interval(days => %s), %s)",
-                               [days, PRUNE_BATCH]).fetchone()
-        batch = int(row[0]) if row else 0
-        deleted += batch
-        if batch == 0:
-            break
+    """Delete run records and cost events past the retention age, a short batch per transaction so
+    that no lock is held long (a day of a busy deployment is ~30,000 runs with their steps and costs).
+    The monthly rollup of cost events (monthly_costs) is the spending history and stays."""
+    deleted = prune_old_records(runtime().db, runtime().limits.retention_days)
     logger.info("old run records pruned", extra={"count": deleted})
     return deleted
 

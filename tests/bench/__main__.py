@@ -176,7 +176,8 @@ def print_table(report: dict[str, Any]) -> None:
         prune, export = year["prune"], year["export"]
         out.write(f"prune of the oldest day ({prune['runs_older_than_retention']:,} runs): "
                   f"{prune['records_deleted']:,} runs and cost events in {prune['transactions']} transactions "
-                  f"of {prune['batch']}, "
+                  f"of at most {prune['batch']} ({prune['cancelled_transactions']} cancelled at "
+                  f"{prune['batch_timeout_ms']} ms), p50 {_cell(prune['transaction_ms_p50'])} ms, "
                   f"longest {_cell(prune['longest_transaction_ms'])} ms; {prune['concurrent_inserts']} run inserts "
                   f"meanwhile p99 {_cell(prune['concurrent_insert_ms_p99'])} ms max "
                   f"{_cell(prune['concurrent_insert_ms_max'])} ms, lock waits seen {prune['lock_waits_seen']}\n")

@@ -34,7 +34,7 @@ from typing import Any
 import psycopg
 
 from agent_service.config import AgentConfig
-from agent_service.jobs import PRUNE_BATCH
+from agent_service.jobs import PRUNE_BATCH, PRUNE_BATCH_TARGET_MS, PRUNE_BATCH_TIMEOUT_MS, PruneBatch, prune_old_records
 from agent_service.runs.repository import QUERIES as AGENT_RUNS
 from intake.automations.repository import QUERIES as INTAKE_AUTOMATIONS
 from intake.config import IntakeConfig
@@ -445,31 +445,33 @@ def measure_prune(database: Any, size: YearSize) -> dict[str, Any]:
     for thread in threads:
         thread.start()
     time.sleep(0.5)
-    transactions: list[float] = []
+    batches: list[PruneBatch] = []
     deleted = 0
     try:
-        while True:
-            began = time.perf_counter()
-            with agent.transaction() as conn:
-                row = conn.execute("SELECT hapex_prune_run_records(make_interval(days => %s), %s)",
-                                   [RETENTION_DAYS, PRUNE_BATCH]).fetchone()
-            transactions.append((time.perf_counter() - began) * 1000)
-            count = int(row[0]) if row else 0
-            deleted += count
-            if count == 0 or len(transactions) > 100_000:
-                break
+        # As the daily job does it: time-bound batches, one transaction each.
+        deleted = prune_old_records(agent, RETENTION_DAYS, on_batch=batches.append)
     finally:
         time.sleep(0.5)
         stop.set()
         for thread in threads:
             thread.join()
         agent.close()
+    transactions = [b.milliseconds for b in batches]
     return {
         "runs_older_than_retention": int(before),
         "batch": PRUNE_BATCH,
+        "batch_target_ms": PRUNE_BATCH_TARGET_MS,
+        "batch_timeout_ms": PRUNE_BATCH_TIMEOUT_MS,
         "records_deleted": deleted,
         "transactions": len(transactions),
+        "cancelled_transactions": len([b for b in batches if b.cancelled]),
+        "batch_sizes": {str(size): len([b for b in batches if b.size == size])
+                        for size in sorted({b.size for b in batches}, reverse=True)},
         "longest_transaction_ms": rounded(max(transactions), 1),
+        "transaction_ms_p50": rounded(percentile(transactions, 50), 1),
+        "transaction_ms_p99": rounded(percentile(transactions, 99), 1),
+        "longest_committed_transaction_ms": rounded(max((b.milliseconds for b in batches if not b.cancelled),
+                                                        default=0.0), 1),
         "total_ms": rounded(sum(transactions), 1),
         "concurrent_inserts": len(insert_ms),
         "concurrent_insert_ms_p50": rounded(percentile(insert_ms, 50), 2),

@@ -7,6 +7,8 @@ The list is checked against pg_proc, so a new definer function without an entry 
 from __future__ import annotations
 
 import hashlib
+import threading
+import time
 import uuid
 
 import psycopg
@@ -183,6 +185,39 @@ def test_the_prune_job_deletes_every_old_record_a_batch_per_transaction(database
     assert jobs.prune_run_records.func(timestamp=0) == 5
     assert len(calls) == 4  # 2 + 2 + 1, and one that found nothing
     assert owner_conn.execute("SELECT count(*) FROM runs").fetchone() == (1,)
+
+
+def test_a_prune_batch_held_up_past_its_time_is_undone_and_tried_again_smaller(database, agent_db, intake_db,
+                                                                               owner_conn, monkeypatch):
+    from agent_service import jobs
+
+    client_id = make_client(intake_db)
+    for _ in range(4):
+        _finished_run(owner_conn, client_id, age="500 days")
+    monkeypatch.setattr(jobs, "PRUNE_BATCH", 4)
+    batches: list[jobs.PruneBatch] = []
+    results: list[int] = []
+    blocker = psycopg.connect(database.owner_dsn)
+    try:
+        blocker.execute("SELECT 1 FROM runs FOR UPDATE")  # an old run held (no one else ever is)
+        pruner = threading.Thread(target=lambda: results.append(jobs.prune_old_records(agent_db, 400,
+                                                                                      on_batch=batches.append)))
+        pruner.start()
+        deadline = time.monotonic() + 30
+        while len(batches) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        # Cancelled at its time, twice, halving each time; a batch of one then waits, with no timeout.
+        assert [(b.size, b.deleted, b.cancelled) for b in batches] == [(4, 0, True), (2, 0, True)]
+        assert all(b.milliseconds >= jobs.PRUNE_BATCH_TIMEOUT_MS for b in batches)
+        time.sleep(3 * jobs.PRUNE_BATCH_TIMEOUT_MS / 1000)
+        assert len(batches) == 2
+    finally:
+        blocker.commit()
+        blocker.close()
+    pruner.join(30)
+    assert results == [4]
+    assert not [b for b in batches[2:] if b.cancelled]
+    assert owner_conn.execute("SELECT count(*) FROM runs").fetchone() == (0,)
 
 
 def test_an_encryption_count_cannot_be_pushed_by_a_huge_increment(agent_db, owner_conn):
