@@ -16,6 +16,9 @@
 -- The retention prune deletes old cost events and leaves monthly_costs alone: it is the
 -- client's spending history, sums without a run or a step named, kept as long as the client.
 -- It goes with the client (ON DELETE CASCADE) and is in the client's data export.
+--
+-- The budget notice of migration 0011 (80% of the month's budget spent), which summed the month's
+-- cost events again for every priced one, is now worked out by the same trigger from the sums.
 CREATE TABLE monthly_costs (
     client_id uuid NOT NULL REFERENCES clients ON DELETE CASCADE,
     -- The month's first day, UTC.
@@ -55,6 +58,8 @@ CREATE FUNCTION hapex_roll_up_cost_events()
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path = pg_catalog, public, pg_temp
     AS $$
+    DECLARE
+        month_start date := date_trunc('month', now() AT TIME ZONE 'UTC')::date;
     BEGIN
         -- Sorted by key, so that two statements adding to the same rows lock them in one order.
         INSERT INTO public.monthly_costs AS m
@@ -75,6 +80,20 @@ CREATE FUNCTION hapex_roll_up_cost_events()
             cache_creation_input_tokens = m.cache_creation_input_tokens + EXCLUDED.cache_creation_input_tokens,
             cache_read_input_tokens = m.cache_read_input_tokens + EXCLUDED.cache_read_input_tokens,
             amount_microusd = m.amount_microusd + EXCLUDED.amount_microusd;
+        -- Migration 0011's notice, now from the rollup rather than a month of cost events read again
+        -- for every priced one: this month's spending (UTC) reached 80% of the client's budget; once
+        -- per month and budget amount, so that raising the budget can warn again.
+        INSERT INTO public.notifications (client_id, kind, event_key, budget_percent)
+        SELECT c.client_id, 'budget_nearly_used',
+               to_char(month_start, 'YYYY-MM') || ':' || c.monthly_budget_microusd::text,
+               least(floor(s.spent * 100 / c.monthly_budget_microusd), 1000)::integer
+        FROM (SELECT DISTINCT n.client_id FROM new_cost_events n WHERE n.amount_microusd > 0) p
+        JOIN public.clients c ON c.client_id = p.client_id
+        CROSS JOIN LATERAL (SELECT coalesce(sum(m.amount_microusd), 0) AS spent FROM public.monthly_costs m
+                            WHERE m.client_id = p.client_id AND m.month >= month_start) s
+        WHERE c.monthly_budget_microusd > 0 AND s.spent * 100 >= c.monthly_budget_microusd * 80
+        ORDER BY c.client_id
+        ON CONFLICT DO NOTHING;
         RETURN NULL;
     END
     $$;
@@ -84,6 +103,10 @@ REVOKE ALL ON FUNCTION hapex_roll_up_cost_events() FROM PUBLIC;
 CREATE TRIGGER cost_events_roll_up AFTER INSERT ON cost_events
     REFERENCING NEW TABLE AS new_cost_events
     FOR EACH STATEMENT EXECUTE FUNCTION hapex_roll_up_cost_events();
+-- The budget notice is part of it (above); its own trigger, which summed the month's cost events
+-- for each priced one, goes.
+DROP TRIGGER cost_events_notice_budget ON cost_events;
+DROP FUNCTION hapex_notice_budget_nearly_used();
 
 -- Cost events are written once: the rollup counts inserts only. (The prune deletes as
 -- hapex_definer; a client's deletion and a run's, which unlinks its events, run as the owner.)

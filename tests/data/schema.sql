@@ -351,34 +351,6 @@ CREATE FUNCTION public.hapex_notice_automation_paused() RETURNS trigger
 
 ALTER FUNCTION public.hapex_notice_automation_paused() OWNER TO hapex_definer;
 
-CREATE FUNCTION public.hapex_notice_budget_nearly_used() RETURNS trigger
-    LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
-    AS $$
-    DECLARE
-        budget bigint;
-        spent numeric;
-        month_start timestamptz := date_trunc('month', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC';
-    BEGIN
-        SELECT c.monthly_budget_microusd INTO budget FROM public.clients c WHERE c.client_id = NEW.client_id;
-        IF budget IS NULL OR budget = 0 THEN
-            RETURN NULL;
-        END IF;
-        SELECT coalesce(sum(e.amount_microusd), 0) INTO spent FROM public.cost_events e
-        WHERE e.client_id = NEW.client_id AND e.occurred_at >= month_start;
-        IF spent * 100 >= budget * 80 THEN
-            INSERT INTO public.notifications (client_id, kind, event_key, budget_percent)
-            VALUES (NEW.client_id, 'budget_nearly_used',
-                    to_char(month_start AT TIME ZONE 'UTC', 'YYYY-MM') || ':' || budget::text,
-                    least(floor(spent * 100 / budget), 1000)::integer)
-            ON CONFLICT DO NOTHING;
-        END IF;
-        RETURN NULL;
-    END
-    $$;
-
-ALTER FUNCTION public.hapex_notice_budget_nearly_used() OWNER TO hapex_definer;
-
 CREATE FUNCTION public.hapex_notice_connection_needs_reauth() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'public', 'pg_temp'
@@ -513,6 +485,8 @@ CREATE FUNCTION public.hapex_roll_up_cost_events() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'public', 'pg_temp'
     AS $$
+    DECLARE
+        month_start date := date_trunc('month', now() AT TIME ZONE 'UTC')::date;
     BEGIN
         -- Sorted by key, so that two statements adding to the same rows lock them in one order.
         INSERT INTO public.monthly_costs AS m
@@ -533,6 +507,20 @@ CREATE FUNCTION public.hapex_roll_up_cost_events() RETURNS trigger
             cache_creation_input_tokens = m.cache_creation_input_tokens + EXCLUDED.cache_creation_input_tokens,
             cache_read_input_tokens = m.cache_read_input_tokens + EXCLUDED.cache_read_input_tokens,
             amount_microusd = m.amount_microusd + EXCLUDED.amount_microusd;
+        -- Migration 0011's notice, now from the rollup rather than a month of cost events read again
+        -- for every priced one: this month's spending (UTC) reached 80% of the client's budget; once
+        -- per month and budget amount, so that raising the budget can warn again.
+        INSERT INTO public.notifications (client_id, kind, event_key, budget_percent)
+        SELECT c.client_id, 'budget_nearly_used',
+               to_char(month_start, 'YYYY-MM') || ':' || c.monthly_budget_microusd::text,
+               least(floor(s.spent * 100 / c.monthly_budget_microusd), 1000)::integer
+        FROM (SELECT DISTINCT n.client_id FROM new_cost_events n WHERE n.amount_microusd > 0) p
+        JOIN public.clients c ON c.client_id = p.client_id
+        CROSS JOIN LATERAL (SELECT coalesce(sum(m.amount_microusd), 0) AS spent FROM public.monthly_costs m
+                            WHERE m.client_id = p.client_id AND m.month >= month_start) s
+        WHERE c.monthly_budget_microusd > 0 AND s.spent * 100 >= c.monthly_budget_microusd * 80
+        ORDER BY c.client_id
+        ON CONFLICT DO NOTHING;
         RETURN NULL;
     END
     $$;
@@ -2101,8 +2089,6 @@ CREATE TRIGGER automations_notice_paused AFTER UPDATE OF status ON public.automa
 
 CREATE TRIGGER connections_notice_needs_reauth AFTER UPDATE OF status ON public.connections FOR EACH ROW WHEN (((new.status = 'needs_reauth'::text) AND (old.status IS DISTINCT FROM 'needs_reauth'::text))) EXECUTE FUNCTION public.hapex_notice_connection_needs_reauth();
 
-CREATE TRIGGER cost_events_notice_budget AFTER INSERT ON public.cost_events FOR EACH ROW WHEN ((new.amount_microusd > 0)) EXECUTE FUNCTION public.hapex_notice_budget_nearly_used();
-
 CREATE TRIGGER cost_events_roll_up AFTER INSERT ON public.cost_events REFERENCING NEW TABLE AS new_cost_events FOR EACH STATEMENT EXECUTE FUNCTION public.hapex_roll_up_cost_events();
 
 CREATE TRIGGER credentials_bump_revision BEFORE UPDATE ON public.credentials FOR EACH ROW EXECUTE FUNCTION public.hapex_credentials_bump_revision();
@@ -2491,8 +2477,6 @@ REVOKE ALL ON FUNCTION public.hapex_issue_passkey_sign_in_challenge(p_challenge_
 GRANT ALL ON FUNCTION public.hapex_issue_passkey_sign_in_challenge(p_challenge_hash bytea) TO hapex_agent;
 
 REVOKE ALL ON FUNCTION public.hapex_notice_automation_paused() FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION public.hapex_notice_budget_nearly_used() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION public.hapex_notice_connection_needs_reauth() FROM PUBLIC;
 

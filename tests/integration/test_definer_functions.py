@@ -55,7 +55,6 @@ REVIEWED: dict[str, tuple[frozenset[str], str]] = {
     "hapex_admin_failing_automations": (AGENT, "counts and error classes over a range, no names"),
     "hapex_notice_connection_needs_reauth": (NOBODY, "a trigger: NEW row only"),
     "hapex_notice_automation_paused": (NOBODY, "a trigger: NEW row only"),
-    "hapex_notice_budget_nearly_used": (NOBODY, "a trigger: NEW row's client only"),
     "hapex_forget_step_outputs": (NOBODY, "a trigger, refused outside the row's own tenant transaction"),
     # Migration 0020 (account emails); hapex_start_session gained a device-label overload, capped as above.
     "hapex_find_account_link": (INTAKE, "an exact token hash; ids and whether the link is live, nothing else"),
@@ -78,7 +77,8 @@ REVIEWED: dict[str, tuple[frozenset[str], str]] = {
     "hapex_set_password_by_link": (INTAKE, "only with a live reset or invitation link's own token (not its hash)"),
     "hapex_change_email_by_link": (INTAKE, "only with a live address-change link's own token; tells the old address"),
     # Migration 0026 (the monthly rollup of cost events): tests/integration/test_monthly_costs.py.
-    "hapex_roll_up_cost_events": (NOBODY, "a trigger: adds the inserted cost events' own sums, nothing else"),
+    "hapex_roll_up_cost_events": (NOBODY, "a trigger: adds the inserted cost events' own sums, nothing else, and "
+                                          "the budget notice of their clients (0011's, from the sums)"),
 }
 
 
