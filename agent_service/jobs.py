@@ -197,11 +197,11 @@ async def settle_stalled_jobs_at_start(app: procrastinate.App) -> int:
 # costs ~0.1 to 0.4 ms to delete on a busy 2-core machine (its steps cascade, its cost events and
 # retries are unlinked by foreign-key triggers), and a loaded machine can make it several times that:
 # a batch of 100 held its locks 92 ms in one `make bench` year run and 153 ms in the next. So the job
-# keeps each batch under a time rather than a count: a batch slower than PRUNE_BATCH_TARGET_MS halves
-# the next, one faster than half of it grows the next back towards PRUNE_BATCH, and a batch still
-# running at PRUNE_BATCH_TIMEOUT_MS is cancelled (statement_timeout; it rolls back whole, its locks
-# released, within 100 ms) and tried again at half the size. A batch of one run has no timeout, so that the prune
-# always gets through, however loaded the machine.
+# bounds each batch by time as well as by count: a batch slower than PRUNE_BATCH_TARGET_MS halves the
+# next, one faster than half of it grows the next back towards PRUNE_BATCH, and a batch still running
+# at PRUNE_BATCH_TIMEOUT_MS is cancelled (statement_timeout: it rolls back whole and its locks are
+# released, within 100 ms) and tried again at half the size. A batch of one run has no timeout, so
+# that the prune always gets through, however loaded the machine.
 PRUNE_BATCH = 50
 PRUNE_BATCH_TARGET_MS = 40.0
 PRUNE_BATCH_TIMEOUT_MS = 80
@@ -232,8 +232,8 @@ def prune_old_records(db: Database, days: int, *, on_batch: Callable[[PruneBatch
                 row = conn.execute("SELECT hapex_prune_run_records(make_interval(days => %s), %s)",
                                    [days, size]).fetchone()
         except DatabaseUnavailable as exc:
-            if not isinstance(exc.__cause__, psycopg.errors.QueryCanceled):
-                raise
+            if size == 1 or not isinstance(exc.__cause__, psycopg.errors.QueryCanceled):
+                raise  # not our timeout (a batch of one has none): someone cancelled the prune
             if on_batch is not None:
                 on_batch(PruneBatch(size, 0, (time.perf_counter() - began) * 1000, cancelled=True))
             size = max(1, size // 2)

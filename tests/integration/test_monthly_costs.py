@@ -322,3 +322,21 @@ def test_the_migration_rolls_up_the_cost_events_already_there(empty_database, tm
     with psycopg.connect(empty_database, autocommit=True) as conn:
         assert conn.execute(ROLLUP).fetchall() == conn.execute(FROM_EVENTS).fetchall()
         assert conn.execute("SELECT sum(events) FROM monthly_costs").fetchone() == (121,)
+
+
+def test_the_budget_notice_counts_this_months_sums_once_per_statement_and_client(owner_conn, intake_db, agent_db):
+    mine = make_client(intake_db, name="Mine")
+    theirs = make_client(intake_db, name="Theirs")
+    owner_conn.execute("UPDATE clients SET monthly_budget_microusd = 1000000")
+    last_month = _month_start(1)
+    # Last month's spending and a free provider call count for nothing.
+    owner_conn.execute("INSERT INTO cost_events (client_id, source, provider, amount_microusd, occurred_at) "
+                       "VALUES (%s, 'chat', 'anthropic', 5000000, %s), (%s, 'provider_call', 'google', 0, now())",
+                       [mine, last_month, mine])
+    # Several priced events of two clients in one statement: one notice each, from the statement's sums.
+    owner_conn.execute("INSERT INTO cost_events (client_id, source, provider, amount_microusd) "
+                       "SELECT c, 'chat', 'anthropic', 300000 FROM unnest(%s::uuid[]) c, generate_series(1, 3)",
+                       [[mine, theirs]])
+    assert owner_conn.execute("SELECT client_id, budget_percent FROM notifications WHERE kind = 'budget_nearly_used' "
+                              "ORDER BY budget_percent, client_id").fetchall() == sorted(
+        [(mine, 90), (theirs, 90)], key=lambda r: (r[1], r[0]))
