@@ -616,8 +616,12 @@ def _reconnect_needed(run: RunExecution, index: int, provider: Provider, started
 
 def _record_costs(conn: Connection, run: RunExecution, index: int, provider: Provider,
                   llm_usage: list[LLMUsage], calls: int) -> None:
-    """One cost event per model call (priced), or one counting the step's provider calls."""
-    for usage in llm_usage:
+    """One cost event per model call (priced), or one counting the step's provider calls.
+
+    Each insert adds to the client's monthly_costs row of its model (migration 0026's trigger) and
+    holds that row locked until the step commits: the events go in model order, so that two steps
+    recording several models take those rows in the same order and cannot deadlock."""
+    for usage in sorted(llm_usage, key=lambda u: u.model):
         runs.insert_cost_event(conn, client_id=run.client_id, run_id=run.run_id, step_index=index, source="llm",
                                provider=provider.key, model=usage.model, input_tokens=usage.input_tokens,
                                output_tokens=usage.output_tokens,

@@ -9,11 +9,13 @@ do to it.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import threading
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import psycopg
@@ -340,3 +342,47 @@ def test_the_budget_notice_counts_this_months_sums_once_per_statement_and_client
     assert owner_conn.execute("SELECT client_id, budget_percent FROM notifications WHERE kind = 'budget_nearly_used' "
                               "ORDER BY budget_percent, client_id").fetchall() == sorted(
         [(mine, 90), (theirs, 90)], key=lambda r: (r[1], r[0]))
+
+
+def test_two_steps_recording_several_models_in_opposite_orders_do_not_deadlock(agent_db, intake_db, owner_conn,
+                                                                               monkeypatch):
+    """Each cost event's insert locks its rollup row until the step's commit: a step recording
+    several model calls must take those rows in one order, or two steps of the client deadlock."""
+    from agent_service.capabilities.base import LLMUsage
+    from agent_service.runs import engine
+
+    client_id = make_client(intake_db)
+    run = SimpleNamespace(client_id=client_id, run_id=None)
+    provider = SimpleNamespace(key="anthropic")
+    usages = [LLMUsage(model="claude-sonnet-4-5", input_tokens=10, output_tokens=1),
+              LLMUsage(model="claude-haiku-4-5", input_tokens=20, output_tokens=2)]
+    # Both steps' first insert done before either's second: the interleaving that deadlocks.
+    both_started = threading.Barrier(2, timeout=2)
+    inserted = threading.local()
+    original = runs_repository.insert_cost_event
+
+    def insert_cost_event(conn: psycopg.Connection, **kwargs: Any) -> None:
+        original(conn, **kwargs)
+        if not getattr(inserted, "once", False):
+            inserted.once = True
+            with contextlib.suppress(threading.BrokenBarrierError):  # the other step waits on this one's row
+                both_started.wait()
+
+    monkeypatch.setattr(runs_repository, "insert_cost_event", insert_cost_event)
+    errors: list[BaseException] = []
+
+    def step(order: list[Any]) -> None:
+        try:
+            with tenant_transaction(agent_db, client_id) as conn:
+                engine._record_costs(conn, run, 0, provider, order, 0)  # noqa: SLF001 - the engine's own
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=step, args=(order,)) for order in (usages, usages[::-1])]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(20)
+    assert [(exc, exc.__cause__) for exc in errors] == []  # on main: DeadlockDetected
+    assert owner_conn.execute("SELECT model, events FROM monthly_costs ORDER BY model").fetchall() == [
+        ("claude-haiku-4-5", 2), ("claude-sonnet-4-5", 2)]
