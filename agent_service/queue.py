@@ -24,9 +24,17 @@ def defer(conn: Connection, task: str, *, queue: str, args: dict[str, Any], lock
     The job then exists exactly when the rows it acts on do: no run without its job, no job
     for a run that was rolled back.
     """
-    row = fetch_one(conn, QUERIES["defer_job"], queue=queue, task=f"hapex:{task}", lock=lock, queueing_lock=lock,
-                    args=json.dumps(args, default=str), scheduled_at=scheduled_at)
+    row = fetch_one(conn, QUERIES["defer_job"], **job_values(task, queue=queue, args=args, lock=lock,
+                                                           scheduled_at=scheduled_at))
     return int(row["job_ids"][0])
+
+
+def job_values(task: str, *, queue: str, args: dict[str, Any], lock: str | None = None,
+               scheduled_at: datetime | None = None) -> dict[str, Any]:
+    """The parameters of one job to defer: queue.sql's defer_job takes them, and so does a query that
+    queues a job in the same statement as the rows it acts on (runs/queries.sql queue_run)."""
+    return {"queue": queue, "task": f"hapex:{task}", "lock": lock, "queueing_lock": lock,
+            "args": json.dumps(args, default=str), "scheduled_at": scheduled_at}
 
 
 def succeeded_but_taken_lately(conn: Connection, *, lock: str, within_seconds: float) -> bool:

@@ -3,8 +3,8 @@
 SELECT client_id, automation_id, next_run_at FROM hapex_due_schedules(%(now)s, %(limit)s)
 
 -- lock_automation --
--- One automation locked while the scheduler plans its next run.
-SELECT automation_id, status, version, trigger, next_run_at
+-- One automation locked while the scheduler plans its next run (with what start_run needs to start one).
+SELECT automation_id, status, version, trigger, steps, next_run_at
 FROM automations
 WHERE automation_id = %(automation_id)s
 FOR UPDATE
@@ -31,6 +31,31 @@ VALUES (%(client_id)s, %(run_id)s, %(automation_id)s, %(automation_version)s, %(
         CASE WHEN %(status)s = 'queued' THEN NULL ELSE now() END)
 ON CONFLICT DO NOTHING
 RETURNING run_id
+
+-- queue_run --
+-- A run with its planned steps and its job, in one statement; nothing when its schedule slot or poll item already has one. One recorded cancelled (over budget) has no steps and no job. Given a next_run_at, the schedule's next slot is set as well, whether or not this slot had run already.
+WITH run AS (
+    INSERT INTO runs (client_id, run_id, automation_id, automation_version, trigger_kind, scheduled_for, trigger_item,
+                      status, error_class, error_message, finished_at)
+    VALUES (%(client_id)s, %(run_id)s, %(automation_id)s, %(automation_version)s, %(trigger_kind)s,
+            %(scheduled_for)s, %(trigger_item)s, %(status)s, %(error_class)s, %(error_message)s,
+            CASE WHEN %(status)s = 'queued' THEN NULL ELSE now() END)
+    ON CONFLICT DO NOTHING
+    RETURNING client_id, run_id, status
+), steps AS (
+    INSERT INTO run_steps (client_id, run_id, step_index, capability, idempotency_key)
+    SELECT run.client_id, run.run_id, step.n - 1, step.capability, run.run_id::text || ':' || (step.n - 1)
+    FROM run, unnest(%(capabilities)s::text[]) WITH ORDINALITY AS step(capability, n)
+    WHERE run.status = 'queued'
+), next_slot AS (
+    UPDATE automations SET next_run_at = %(next_run_at)s
+    WHERE automation_id = %(automation_id)s AND %(next_run_at)s::timestamptz IS NOT NULL
+)
+SELECT run.run_id,
+       (SELECT procrastinate_defer_jobs_v1(ARRAY[ROW(
+            %(queue)s, %(task)s, 0, %(lock)s, %(queueing_lock)s, %(args)s::jsonb, %(scheduled_at)s
+        )::procrastinate_job_to_defer_v1]) WHERE run.status = 'queued') AS job_ids
+FROM run
 
 -- get_failed_run --
 -- A run to retry, locked so that two presses of Retry make one new run.

@@ -41,6 +41,15 @@ def insert_run(conn: Connection, **values: Any) -> dict[str, Any] | None:
     return fetch_optional(conn, QUERIES["insert_run"], **values)
 
 
+def queue_run(conn: Connection, *, capabilities: list[str], next_run_at: datetime | None,
+              job: dict[str, Any], **values: Any) -> dict[str, Any] | None:
+    """The run, its steps (one per capability, in order) and its job (queue.job_values) in one statement;
+    None when this schedule slot or poll item already has a run. A run not queued (cancelled over
+    budget) gets neither steps nor job. A next_run_at is set on the automation in the same statement."""
+    return fetch_optional(conn, QUERIES["queue_run"], capabilities=capabilities, next_run_at=next_run_at,
+                          **job, **values)
+
+
 def insert_run_step(conn: Connection, *, client_id: uuid.UUID, run_id: uuid.UUID, step_index: int,
                     capability: str, idempotency_key: str) -> None:
     execute(conn, QUERIES["insert_run_step"], client_id=client_id, run_id=run_id, step_index=step_index,

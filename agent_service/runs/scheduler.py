@@ -9,11 +9,14 @@ the same minute. The job used to read at most 500 due schedules a minute and fir
 its own transaction, so 10,000 took twenty minutes. Now one call fires every due slot it can
 within SCHEDULER_BUDGET_SECONDS (the next minute's call carries on), reading DUE_BATCH at a
 time, and commits SLOTS_PER_TRANSACTION slots of any clients per transaction: app.client_id is
-set for each slot, so row-level security still confines its statements to its own client.
+set for each slot's client (once for consecutive slots of one client: each read is sorted by
+client), so row-level security still confines its statements to its own client.
 Should a slot fail, its batch is undone and fired again with a savepoint per slot, so that the
 failing one is undone alone. SCHEDULER_THREADS batches are in flight at once, each on its own
-pooled connection: a slot is ~10 short statements, and one chain of them waits on round trips
-more than it computes. A slot's runs are visible to the workers when its batch commits.
+pooled connection: one chain of a slot's statements waits on round trips more than it computes.
+A slot is two statements: its automation locked (the row start_run then uses, not read again),
+and its run, steps, job and next next_run_at in one; a client's month-to-date spend is read once
+per batch. A slot's runs are visible to the workers when its batch commits.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from typing import Any
 from psycopg import Connection
 
 from agent_service.runs import repository as runs
-from agent_service.runs.triggers import RunRefused, start_run
+from agent_service.runs.triggers import RunRefused, month_to_date, start_run
 from agent_service.runtime import AgentRuntime
 from shared.automations import next_fire_time
 
@@ -62,6 +65,8 @@ def fire_due_schedules(rt: AgentRuntime, now: datetime, *, limit: int = DUE_BATC
             if not due:
                 break
             seen.update(row["automation_id"] for row in due)
+            # All of them fire in this call; by client, a batch's slots share the client's setting and spend.
+            due.sort(key=lambda row: row["client_id"])
             batches = [due[first:first + per_transaction] for first in range(0, len(due), per_transaction)]
             started += sum(pool.map(fire, batches))
     return started
@@ -71,42 +76,64 @@ class _SlotFailed(Exception):
     """A slot of a batch failed part-way: the batch is undone and fired again slot by slot."""
 
 
+# What a client has spent this month and its budget (month_to_date), read once per client per batch.
+Spend = dict[uuid.UUID, tuple[int | None, int]]
+
+
+def _set_client(conn: Connection[Any], client_id: uuid.UUID) -> None:
+    conn.execute("SELECT set_config('app.client_id', %s, true)", [str(client_id)])
+
+
 def _fire_batch(rt: AgentRuntime, rows: list[dict[str, Any]], now: datetime) -> int:
     """The slots of these automations in one transaction; if one fails, again with a savepoint each.
 
     Most batches have no failing slot, and a savepoint costs two round trips a slot, so a batch
     is first fired without them; a slot that fails there undoes the whole batch (nothing of it
     was committed), which is then fired slot by slot in savepoints, so the others still start.
+    app.client_id is set for each slot whose client differs from the previous slot's (the rows
+    come sorted by client), so every statement of a slot runs as its own client.
     """
+    spend: Spend = {}
     try:
         with rt.db.transaction() as conn:
             started = 0
+            client: uuid.UUID | None = None
             for row in rows:
-                conn.execute("SELECT set_config('app.client_id', %s, true)", [str(row["client_id"])])
+                if row["client_id"] != client:
+                    _set_client(conn, row["client_id"])
+                    client = row["client_id"]
                 try:
-                    started += _fire_one(conn, row["client_id"], row["automation_id"], now)
+                    started += _fire_one(conn, row["client_id"], row["automation_id"], now, spend)
                 except RunRefused:
                     continue  # refused before it wrote anything
                 except Exception as exc:
                     raise _SlotFailed() from exc
         return started
     except _SlotFailed:
-        return _fire_batch_in_savepoints(rt, rows, now)
+        return _fire_batch_in_savepoints(rt, rows, now, spend)
     except Exception:
         logger.exception("schedules could not fire", extra={"count": len(rows)})
         return 0
 
 
-def _fire_batch_in_savepoints(rt: AgentRuntime, rows: list[dict[str, Any]], now: datetime) -> int:
-    """The slots of these automations in one transaction, each in its own savepoint."""
+def _fire_batch_in_savepoints(rt: AgentRuntime, rows: list[dict[str, Any]], now: datetime, spend: Spend) -> int:
+    """The slots of these automations in one transaction, each in its own savepoint.
+
+    app.client_id is set outside the savepoints: one rolled back would otherwise take it back
+    to the previous slot's client.
+    """
     started = 0
     try:
         with rt.db.transaction() as conn:
+            client: uuid.UUID | None = None
             for row in rows:
                 try:
+                    if row["client_id"] != client:
+                        client = None
+                        _set_client(conn, row["client_id"])
+                        client = row["client_id"]
                     with conn.transaction():
-                        conn.execute("SELECT set_config('app.client_id', %s, true)", [str(row["client_id"])])
-                        started += _fire_one(conn, row["client_id"], row["automation_id"], now)
+                        started += _fire_one(conn, row["client_id"], row["automation_id"], now, spend)
                 except RunRefused:
                     continue
                 except Exception:
@@ -119,8 +146,9 @@ def _fire_batch_in_savepoints(rt: AgentRuntime, rows: list[dict[str, Any]], now:
     return started
 
 
-def _fire_one(conn: Connection[Any], client_id: uuid.UUID, automation_id: uuid.UUID, now: datetime) -> int:
-    started = 0
+def _fire_one(conn: Connection[Any], client_id: uuid.UUID, automation_id: uuid.UUID, now: datetime,
+              spend: Spend) -> int:
+    """The due slots of one automation, locked: ~2 statements (lock; run, steps, job and next slot)."""
     automation = runs.lock_automation(conn, automation_id=automation_id)
     if automation is None or automation["status"] != "enabled" or automation["trigger"].get("kind") != "schedule":
         return 0
@@ -135,9 +163,15 @@ def _fire_one(conn: Connection[Any], client_id: uuid.UUID, automation_id: uuid.U
         next_at = next_fire_time(trigger, next_at)
     if next_at <= now:
         next_at = next_fire_time(trigger, now)
-    for slot in slots:
+    if not slots:
+        return 0  # another worker's tick fired it since it was read as due
+    if client_id not in spend:
+        spend[client_id] = month_to_date(conn)
+    started = 0
+    for index, slot in enumerate(slots):
+        last = index == len(slots) - 1
         if start_run(conn, client_id=client_id, automation_id=automation_id, trigger_kind="schedule",
-                     scheduled_for=slot) is not None:
+                     scheduled_for=slot, automation=automation, spend=spend[client_id],
+                     next_run_at=next_at if last else None) is not None:
             started += 1
-    runs.set_next_run_at(conn, automation_id=automation_id, next_run_at=next_at)
     return started

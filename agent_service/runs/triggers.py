@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from agent_service.queue import defer
+from agent_service.queue import job_values
 from agent_service.runs import repository as runs
 from shared.automations import repository as automations
 from shared.db import NoResult
@@ -59,16 +60,26 @@ def month_to_date(conn: Connection) -> tuple[int | None, int]:
 
 
 def start_run(conn: Connection, *, client_id: uuid.UUID, automation_id: uuid.UUID, trigger_kind: str,
-              scheduled_for: datetime | None = None, trigger_item: str | None = None) -> StartedRun | None:
+              scheduled_for: datetime | None = None, trigger_item: str | None = None,
+              automation: Mapping[str, Any] | None = None, spend: tuple[int | None, int] | None = None,
+              next_run_at: datetime | None = None) -> StartedRun | None:
     """Record a run and queue its job atomically; None when this schedule slot (or poll item) already ran.
 
     Over budget, a manual start is refused (BudgetExhausted) and a scheduled one is
     recorded as cancelled with the reason, so the client sees why it did not run.
+
+    The scheduler, firing many slots in one transaction, passes what it already holds: the
+    `automation` row it locked (status, version, trigger, steps; read here otherwise), the
+    client's `spend` (month_to_date, read once per client per batch: a run started in the same
+    transaction has spent nothing, since a run costs only once a worker executes it, which it
+    cannot before the transaction commits), and the schedule's `next_run_at`, set in the same
+    statement as the run, its steps and its job.
     """
-    try:
-        automation = automations.get_automation(conn, automation_id=automation_id)
-    except NoResult:
-        raise AutomationMissing() from None
+    if automation is None:
+        try:
+            automation = automations.get_automation(conn, automation_id=automation_id)
+        except NoResult:
+            raise AutomationMissing() from None
     if automation["status"] == "deleted":
         raise AutomationMissing()
     if automation["status"] == "paused":
@@ -79,7 +90,7 @@ def start_run(conn: Connection, *, client_id: uuid.UUID, automation_id: uuid.UUI
         raise RunRefused("The automation is not enabled.")
     if (automation["trigger"] or {}).get("kind") == "poll" and trigger_item is None:
         raise NeedsNewItem()  # "Run now" would fill every {{ trigger.* }} field with nothing
-    budget, spent = month_to_date(conn)
+    budget, spent = month_to_date(conn) if spend is None else spend
     over_budget = budget is not None and spent >= budget
     if over_budget and trigger_kind == "manual":
         raise BudgetExhausted()
@@ -93,16 +104,14 @@ def start_run(conn: Connection, *, client_id: uuid.UUID, automation_id: uuid.UUI
     if over_budget:
         values.update(status="cancelled", error_class="budget_exhausted",
                       error_message=BudgetExhausted.message)
-    inserted = runs.insert_run(conn, **values)
+    job = job_values("execute_run", queue="runs", args={"client_id": client_id, "run_id": run_id},
+                     lock=f"run:{run_id}")
+    inserted = runs.queue_run(conn, capabilities=[step["capability"] for step in automation["steps"]],
+                              next_run_at=next_run_at, job=job, **values)
     if inserted is None:
         return None
     if over_budget:
         logger.info("run not started: budget exhausted", extra={"client_id": client_id, "run_id": run_id})
         return StartedRun(run_id, "cancelled")
-    for index, step in enumerate(automation["steps"]):
-        runs.insert_run_step(conn, client_id=client_id, run_id=run_id, step_index=index,
-                             capability=step["capability"], idempotency_key=f"{run_id}:{index}")
-    defer(conn, "execute_run", queue="runs", args={"client_id": client_id, "run_id": run_id}, lock=f"run:{run_id}")
     logger.info("run queued", extra={"client_id": client_id, "run_id": run_id, "automation_id": automation_id})
     return StartedRun(run_id, "queued")
-

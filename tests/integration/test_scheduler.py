@@ -70,8 +70,8 @@ def test_a_slot_that_fails_is_undone_alone_and_the_others_of_its_transaction_com
     broken = made[2][1]
     fire_one = scheduler._fire_one
 
-    def failing(conn, client_id, automation_id, now):
-        started = fire_one(conn, client_id, automation_id, now)
+    def failing(conn, client_id, automation_id, now, spend):
+        started = fire_one(conn, client_id, automation_id, now, spend)
         if automation_id == broken:
             raise RuntimeError("the slot's insert went wrong")
         return started
