@@ -94,3 +94,51 @@ def test_the_scheduler_stops_at_its_time_budget_and_leaves_the_rest_for_the_next
     made = due_schedules(intake_db, agent_db, clients=1, per_client=3, slot=slot)
     assert scheduler.fire_due_schedules(rt, datetime.now(UTC), budget_seconds=budget) == 0
     assert scheduler.fire_due_schedules(rt, datetime.now(UTC)) == len(made)
+
+
+def test_each_slot_gets_its_steps_and_job_and_a_client_over_budget_its_cancelled_runs_in_one_batch(
+        rt, intake_db, agent_db, owner_conn):
+    slot = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=1)
+    made = due_schedules(intake_db, agent_db, clients=2, per_client=3, slot=slot)
+    spent_client = made[0][0]
+    owner_conn.execute("UPDATE clients SET monthly_budget_microusd = 1000 WHERE client_id = %s", [spent_client])
+    owner_conn.execute("INSERT INTO cost_events (client_id, source, provider, amount_microusd) "
+                       "VALUES (%s, 'llm', 'anthropic', 1000)", [spent_client])
+
+    assert scheduler.fire_due_schedules(rt, datetime.now(UTC), per_transaction=10) == len(made)
+
+    runs = owner_conn.execute(
+        "SELECT r.client_id, r.run_id, r.status, r.error_class, "
+        "       (SELECT array_agg(s.client_id::text || ' ' || s.capability || ' ' || s.idempotency_key) "
+        "        FROM run_steps s WHERE s.run_id = r.run_id), "
+        "       (SELECT count(*) FROM procrastinate_jobs j WHERE j.queueing_lock = 'run:' || r.run_id::text "
+        "        AND j.task_name = 'hapex:execute_run' AND j.args ->> 'run_id' = r.run_id::text "
+        "        AND j.args ->> 'client_id' = r.client_id::text) "
+        "FROM runs r WHERE r.scheduled_for = %s", [slot]).fetchall()
+    assert len(runs) == len(made)
+    for client_id, run_id, status, error_class, steps, jobs in runs:
+        if client_id == spent_client:
+            assert (status, error_class, steps, jobs) == ("cancelled", "budget_exhausted", None, 0)
+        else:
+            assert (status, error_class, jobs) == ("queued", None, 1)
+            assert steps == [f"{client_id} webhook.post {run_id}:0"]
+    assert owner_conn.execute("SELECT count(*) FROM automations WHERE automation_id = ANY(%s) "
+                              "AND next_run_at > now()", [[a for _, a in made]]).fetchone() == (len(made),)
+
+
+def test_a_schedule_missed_for_days_catches_up_each_slot_once_and_plans_the_next(rt, intake_db, agent_db,
+                                                                                owner_conn):
+    now = datetime.now(UTC)
+    last_due = now.replace(hour=8, minute=0, second=0, microsecond=0)
+    if last_due > now:
+        last_due -= timedelta(days=1)
+    first = last_due - timedelta(days=2)
+    [(_, automation_id)] = due_schedules(intake_db, agent_db, clients=1, per_client=1, slot=first)
+
+    assert scheduler.fire_due_schedules(rt, now) == 3
+    slots = owner_conn.execute("SELECT scheduled_for FROM runs WHERE automation_id = %s ORDER BY 1",
+                               [automation_id]).fetchall()
+    assert slots == [(first + timedelta(days=n),) for n in range(3)]
+    assert owner_conn.execute("SELECT next_run_at FROM automations WHERE automation_id = %s",
+                              [automation_id]).fetchone() == (last_due + timedelta(days=1),)
+    assert scheduler.fire_due_schedules(rt, now) == 0
