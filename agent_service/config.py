@@ -156,6 +156,11 @@ class AgentConfig:
     # Seconds a stopping worker lets the step in flight finish before handing its job back: longer
     # than one provider call may take (connect 5 s + read 30 s), so a normal stop interrupts nothing.
     worker_grace_seconds: float = 45.0
+    # The workers' CPU niceness (WORKER_NICE, 0 to 19): where they share cores with the intake (one
+    # machine, `make run`), pages go before batch work such as the 08:00 rush. 10 weighs a worker at
+    # about a ninth of a page's process when both want the CPU; a worker alone on its machine is not
+    # slowed at all, and 10 (not 19) still leaves it a tenth of a core when the intake is saturated.
+    worker_nice: int = 10
     # Where clients reach the intake: the origin and relying party id passkeys are verified against
     # (never a Host header). None (test stacks without it): passkeys are unavailable.
     intake_public_url: str | None = None
@@ -168,11 +173,12 @@ class AgentConfig:
         *KEY_VARIABLES, "LOG_LEVEL", "LOG_FORMAT", *PoolSettings.variables("AGENT"), "ANTHROPIC_API_KEY",
         "HAPEX_LLM_MODEL", "HAPEX_OUTBOUND_CA_BUNDLE", *RunLimits.VARIABLES, *SMTP_VARIABLES,
         "HAPEX_BENCH_ALLOW_LOOPBACK_WEBHOOKS", "HAPEX_TEST_MODE", "WORKER_CONCURRENCY", "WORKER_GRACE_SECONDS",
+        "WORKER_NICE",
         "INTAKE_PUBLIC_URL", "AGENT_PASSWORD_HASH_PROFILE", *TransportSettings.VARIABLES,
     )
 
     # Read (and so validated) by the API too, but used by the workers only.
-    WORKER_ONLY: ClassVar[tuple[str, ...]] = ("WORKER_CONCURRENCY", "WORKER_GRACE_SECONDS")
+    WORKER_ONLY: ClassVar[tuple[str, ...]] = ("WORKER_CONCURRENCY", "WORKER_GRACE_SECONDS", "WORKER_NICE")
 
     @classmethod
     def variables(cls) -> tuple[str, ...]:
@@ -223,6 +229,7 @@ class AgentConfig:
             allow_loopback_webhooks=allow_loopback,
             worker_concurrency=env.integer("WORKER_CONCURRENCY", 4, minimum=1, maximum=256),
             worker_grace_seconds=float(env.integer("WORKER_GRACE_SECONDS", 45, minimum=1, maximum=3600)),
+            worker_nice=env.integer("WORKER_NICE", 10, minimum=0, maximum=19),
             intake_public_url=intake_public_url.rstrip("/") if intake_public_url else None,
             password_hash_profile=profile,
         )

@@ -15,6 +15,7 @@ back (requeued), so the next worker settles its run at once (resumed, or failed 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import random
@@ -222,8 +223,46 @@ class WorkerService:
         os._exit(0)
 
 
+def lower_cpu_priority(niceness: int) -> int:
+    """This process's threads (and so those it starts) at `niceness` at least (WORKER_NICE); the niceness now.
+
+    Linux keeps a niceness per thread, and new threads inherit their creator's: every thread
+    alive is set, so none started earlier (a pool's) stays ahead. Where the kernel groups
+    processes by session (autogroup, on by default on most distributions), a niceness counts only
+    against the session's own processes, and `hapex run` starts each service in its own session:
+    a worker leading its session also sets that session's group, or it would still take as much
+    of the CPU as the intake's. A container's CPU weight is its runtime's setting (compose:
+    cpu_shares). Raising a niceness needs no privilege; one already higher is kept.
+    """
+    current = os.getpriority(os.PRIO_PROCESS, 0)
+    if niceness > current:
+        try:
+            threads = [int(tid) for tid in os.listdir("/proc/self/task")]
+        except OSError:
+            threads = [0]  # no /proc: the call sets the whole process
+        for thread in threads:
+            with contextlib.suppress(OSError):  # a thread that ended meanwhile
+                os.setpriority(os.PRIO_PROCESS, thread, niceness)
+    if os.getsid(0) == os.getpid():
+        _lower_session_group(niceness)
+    return max(niceness, current)
+
+
+def _lower_session_group(niceness: int) -> None:
+    """The session's autogroup at `niceness` at least; nothing where the kernel has none."""
+    try:
+        with open("/proc/self/autogroup", encoding="ascii") as group:
+            current = int(group.read().split()[-1])  # "/autogroup-123 nice 0"
+        if niceness > current:
+            with open("/proc/self/autogroup", "w", encoding="ascii") as group:
+                group.write(str(niceness))
+    except (OSError, ValueError, IndexError):
+        return
+
+
 def run_worker(config: AgentConfig, *, concurrency: int = 1) -> None:
     configure_logging("worker", config.log_level, log_format=config.log_format)
+    niceness = lower_cpu_priority(config.worker_nice)
     for handler in logging.getLogger().handlers:
         handler.addFilter(QuietMaintenance())
     database = Database(config.database_url, config.pool, name="hapex-worker").open()
@@ -238,7 +277,7 @@ def run_worker(config: AgentConfig, *, concurrency: int = 1) -> None:
     app = jobs.build_queue(config.database_url, runtime)
     if runtime.allow_loopback_webhooks:
         logger.warning("benchmark switch on: webhook steps may call loopback addresses")
-    logger.info("worker starting")
+    logger.info("worker starting", extra={"niceness": niceness})
     service = WorkerService(app, config.database_url, concurrency=concurrency,
                             grace_seconds=config.worker_grace_seconds)
 

@@ -77,6 +77,7 @@ def test_the_agent_refuses_to_start_without_each_required_variable(variable):
         ("AGENT_DATABASE_URL", "mysql://nope", "postgresql"),
         ("AGENT_DB_POOL_MAX", "lots", "integer"),
         ("WORKER_CONCURRENCY", "lots", "integer"),
+        ("WORKER_NICE", "-5", "between"),
         ("HAPEX_BENCH_ALLOW_LOOPBACK_WEBHOOKS", "maybe-so", "true or false"),
         ("HAPEX_STEP_MAX_ATTEMPTS", "99", "between"),
         ("HAPEX_SMTP_HOST", "smtp.example.com:587", "host name"),
@@ -88,6 +89,11 @@ def test_a_malformed_agent_value_is_named_but_never_printed(variable, value, pro
     assert raised.value.variable == variable
     assert problem in str(raised.value)
     assert value not in str(raised.value)
+
+
+def test_workers_run_behind_the_intake_by_default_and_level_with_it_at_zero():
+    assert AgentConfig.from_env(agent_env()).worker_nice == 10
+    assert AgentConfig.from_env(agent_env(WORKER_NICE="0")).worker_nice == 0
 
 
 def test_the_admin_token_must_differ_from_the_service_token():
