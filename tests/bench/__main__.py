@@ -135,7 +135,8 @@ def print_table(report: dict[str, Any]) -> None:
         alone = rush["scheduler_alone"]
         intake_load = rush["intake_during_rush"]
         out.write(f"\n08:00 rush ({rush['schedules']:,} schedules due at one moment over {rush['clients']} clients, "
-                  f"{rush['workers']} workers x {rush['worker_concurrency']})\n")
+                  f"{rush['workers']} workers x {rush['worker_concurrency']}, niceness "
+                  f"{', '.join(f'{name} {value}' for name, value in (rush.get('niceness') or {}).items())})\n")
         out.write(f"minute to last run started {_cell(rush['minute_to_last_start_s'])} s; lateness p50 "
                   f"{_cell(rush['lateness_s_p50'])} / p99 {_cell(rush['lateness_s_p99'])} / max "
                   f"{_cell(rush['lateness_s_max'])} s; slots {rush['slots']:,}, doubled {rush['doubled']}, missed "
@@ -226,6 +227,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="schedules due at once in the 08:00 rush (default 10,000; 100 with --quick)")
     parser.add_argument("--scale", type=bench_year.parse_scale, default=bench_year.parse_scale("1M"),
                         help="runs in the year of records (1M by default, 10M as the issue's year; tiny with --quick)")
+    parser.add_argument("--worker-nice", type=int, choices=range(20), default=None, metavar="0-19",
+                        help="WORKER_NICE for the rush's workers and scheduler (default: the product's, 10); "
+                             "0 to compare with workers level with the intake")
     parser.add_argument("--huge-rush", action="store_true", help="the 08:00 rush with 50,000 schedules")
     parser.add_argument("--ca-bundle", choices=("certifi", "standin"), default="certifi",
                         help="what the workers trust outbound: certifi's bundle plus the stand-in's CA (as in "
@@ -282,6 +286,8 @@ def main(argv: list[str] | None = None) -> int:
             rush = bench_rush.QUICK if quick else bench_rush.HUGE if args.huge_rush else bench_rush.FULL
             if args.rush_schedules:
                 rush = dataclasses.replace(rush, schedules=args.rush_schedules)
+            if args.worker_nice is not None:
+                rush = dataclasses.replace(rush, worker_nice=args.worker_nice)
             report["rush"] = bench_rush.run(server, rush, log_dir, progress)
         if "polls" in selected:
             progress("polls")

@@ -80,6 +80,8 @@ class EngineSize:
     # "certifi": what production trusts (certifi's bundle) plus the stand-in's CA; "standin": that CA alone,
     # as the test suite runs, which shows what the figures are once a bundle is not re-read per connection.
     ca_bundle: str = "certifi"
+    # WORKER_NICE for the workers; None: the product's default, as `make run` starts them.
+    worker_nice: int | None = None
 
 
 FULL = EngineSize(noop_jobs=2000, one_step_runs=1000, three_step_runs=400, paced_runs=200,
@@ -175,6 +177,8 @@ class EngineBench:
             WORKER_CONCURRENCY=str(self.size.concurrency),
             LOG_LEVEL="INFO",
         )
+        if self.size.worker_nice is not None:
+            env["WORKER_NICE"] = str(self.size.worker_nice)
         env[LOOPBACK_SWITCH] = "1"
         env["HAPEX_TEST_MODE"] = "1"  # the loopback switch is honoured only in test mode
         return env

@@ -6,10 +6,12 @@ clients, each scheduled for the same minute (the rush minute, just past), 2 work
 (gunicorn, as `make run`) serving a signed-in page to a light steady load all along.
 
 The scheduler itself (agent_service.runs.scheduler.fire_due_schedules, the code the
-`fire_due_schedules` job runs once a minute in a worker) runs in this benchmark's own process,
-at the rush minute, so that its CPU and its transactions are its own to measure; the workers do
-what they do in production, take and execute the runs. Then the same function is called again
-for the same minute, as a second worker's late tick would, and must start nothing.
+`fire_due_schedules` job runs once a minute in a worker) runs at the rush minute in a process of
+its own started as the workers are (tests/bench/bench_rush_scheduler.py: its own session, the
+workers' environment and so their CPU priority, WORKER_NICE), so that its CPU and its
+transactions are its own to measure; the workers do what they do in production, take and
+execute the runs. Then the same function is called again for the same minute, as a second
+worker's late tick would, and must start nothing.
 
 Reported: the time from the minute to the last run started, each run's lateness (started_at
 minus its scheduled_for) p50/p99/max, the scheduler's CPU (its process, and PostgreSQL's share
@@ -22,6 +24,8 @@ import contextlib
 import json
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -40,7 +44,7 @@ from shared.config import PoolSettings
 from shared.db import Database
 from tests.bench import bench_cpu, bench_intake
 from tests.bench.bench_engine import EngineBench, EngineSize
-from tests.bench.bench_setup import BenchServer, wait_until
+from tests.bench.bench_setup import REPO_ROOT, BenchServer, stop_processes, wait_until
 from tests.bench.bench_stats import percentile, rounded
 
 
@@ -55,6 +59,8 @@ class RushSize:
     intake_gap_ms: float = 100.0
     # Slots fired with the workers stopped, to measure the scheduler's own cost.
     alone: int = 2000
+    # The workers' (and the rush's scheduler's) WORKER_NICE; None: the product's default.
+    worker_nice: int | None = None
 
 
 QUICK = RushSize(schedules=100, clients=2, alone=50)
@@ -188,13 +194,53 @@ def _lateness(owner_dsn: str, minute: datetime) -> tuple[list[float], float | No
     return late, max(late) if late else None, failed
 
 
+def _niceness(pids: list[int]) -> list[int | None]:
+    """Each process's niceness and its session group's (autogroup), as the kernel weighs it: the
+    higher of the two where both apply; None where it cannot be read."""
+    found: list[int | None] = []
+    for pid in pids:
+        try:
+            niceness = os.getpriority(os.PRIO_PROCESS, pid)
+        except OSError:
+            found.append(None)
+            continue
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            niceness = max(niceness, int(Path(f"/proc/{pid}/autogroup").read_text().split()[-1]))
+        found.append(niceness)
+    return found
+
+
+def _start_scheduler_process(bench: EngineBench, schedules: int, log_dir: Path) -> subprocess.Popen[str]:
+    """The rush's scheduler process (bench_rush_scheduler), started as a worker is, connected and waiting."""
+    with open(log_dir / "rush-scheduler.log", "ab") as log:
+        process = subprocess.Popen([sys.executable, "-m", "tests.bench.bench_rush_scheduler", str(schedules)],
+                                   env=bench.worker_environment(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                   stderr=log, text=True, start_new_session=True, cwd=REPO_ROOT)
+    assert process.stdout is not None
+    if process.stdout.readline().strip() != "ready":
+        stop_processes([process])
+        raise RuntimeError(f"the rush's scheduler did not start; see {log_dir}/rush-scheduler.log")
+    return process
+
+
+def _scheduler_result(process: subprocess.Popen[str], log_dir: Path) -> dict[str, Any]:
+    """Start the scheduler's minute calls; what it reports once every slot has started."""
+    assert process.stdin is not None and process.stdout is not None
+    process.stdin.write("go\n")
+    process.stdin.flush()
+    line = process.stdout.readline()
+    if not line:
+        raise RuntimeError(f"the rush's scheduler failed; see {log_dir}/rush-scheduler.log")
+    return dict(json.loads(line))
+
+
 def run(server: BenchServer, size: RushSize, log_dir: Path, progress) -> dict[str, Any]:  # type: ignore[no-untyped-def]
     engine_size = EngineSize(noop_jobs=0, one_step_runs=0, three_step_runs=0, paced_runs=0, paced_gap_seconds=0.0,
                              clients=size.clients, worker_counts=(size.workers,), concurrency=size.concurrency,
-                             warm_up_runs=3, ca_bundle="certifi")
+                             warm_up_runs=3, ca_bundle="certifi", worker_nice=size.worker_nice)
     figures: dict[str, Any] = {"schedules": size.schedules, "clients": size.clients, "workers": size.workers,
                                "worker_concurrency": size.concurrency,
-                               "scheduler": "fire_due_schedules run in the benchmark's process at the minute"}
+                               "scheduler": "fire_due_schedules in a process started as a worker, at the minute"}
     with server.fresh_database("rush") as database:
         bench = EngineBench(database, engine_size, log_dir, server.postmaster())
         scheduler_db = Database(database.agent_dsn, PoolSettings(1, 4), name="bench-scheduler")
@@ -212,41 +258,41 @@ def run(server: BenchServer, size: RushSize, log_dir: Path, progress) -> dict[st
                 progress(json.dumps({"rush_scheduler_alone": figures["scheduler_alone"]}))
                 _add_schedules(database.owner_dsn, templates, size.schedules, datetime.now(UTC) + timedelta(days=1),
                                "Rush")
-                timed = TimedTransactions(scheduler_db)
-                runtime = SimpleNamespace(db=timed)
-                # "The minute": every schedule's next_run_at, a moment just ahead (a real rush is on the
-                # minute; any instant does, and the benchmark need not wait for the clock's next minute).
-                minute = datetime.now(UTC) + timedelta(seconds=2 if size.schedules > 1000 else 0.5)
-                with psycopg.connect(database.owner_dsn) as conn:
-                    conn.execute("UPDATE automations SET next_run_at = %s WHERE name LIKE 'Rush %%'", [minute])
-                time.sleep(max(0.0, minute.timestamp() - time.time()))
-                load: dict[str, Any] = {}
-                stop_load = threading.Event()
-                loader = threading.Thread(target=lambda: load.update(intake.load_until(
-                    stop_load, size.intake_connections, size.intake_gap_ms)), daemon=True)
-                loader.start()
+                rush_scheduler = _start_scheduler_process(bench, size.schedules, log_dir)
                 try:
-                    groups = {"workers": [p.pid for p in bench.workers]}
-                    before = bench_cpu.snapshot(groups, server.postmaster())
-                    cpu_began, began = time.process_time(), time.time()
-                    # As the periodic job: one call a minute until every slot is started (one, since
-                    # SCHEDULER_BUDGET_SECONDS lets a call go on for most of its minute).
-                    started, ticks = 0, 0
-                    while started < size.schedules:
-                        tick_at = time.monotonic()
-                        started += scheduler.fire_due_schedules(runtime, datetime.now(UTC))  # type: ignore[arg-type]
-                        ticks += 1
-                        if started < size.schedules:
-                            time.sleep(max(0.0, tick_at + 60 - time.monotonic()))
-                    scheduler_cpu = time.process_time() - cpu_began
-                    scheduler_seconds = time.time() - began
-                    during = bench_cpu.usage(before, bench_cpu.snapshot(groups, server.postmaster()),
-                                             scheduler_seconds)
-                    wait_until(lambda: _started(database.owner_dsn, minute)[0] >= size.schedules, 1800,
-                               "every rush run to start", 0.2)
+                    figures["niceness"] = dict(zip(
+                        ("scheduler", *(f"worker {n}" for n in range(1, size.workers + 1))),
+                        _niceness([rush_scheduler.pid, *(p.pid for p in bench.workers)]), strict=True))
+                    # "The minute": every schedule's next_run_at, a moment just ahead (a real rush is on the
+                    # minute; any instant does, and the benchmark need not wait for the clock's next minute).
+                    minute = datetime.now(UTC) + timedelta(seconds=2 if size.schedules > 1000 else 0.5)
+                    with psycopg.connect(database.owner_dsn) as conn:
+                        conn.execute("UPDATE automations SET next_run_at = %s WHERE name LIKE 'Rush %%'", [minute])
+                    time.sleep(max(0.0, minute.timestamp() - time.time()))
+                    load: dict[str, Any] = {}
+                    stop_load = threading.Event()
+                    loader = threading.Thread(target=lambda: load.update(intake.load_until(
+                        stop_load, size.intake_connections, size.intake_gap_ms)), daemon=True)
+                    loader.start()
+                    try:
+                        groups = {"workers": [p.pid for p in bench.workers], "scheduler": [rush_scheduler.pid]}
+                        before = bench_cpu.snapshot(groups, server.postmaster())
+                        began = time.time()
+                        # As the periodic job: one call a minute until every slot is started (one, since
+                        # SCHEDULER_BUDGET_SECONDS lets a call go on for most of its minute).
+                        scheduled = _scheduler_result(rush_scheduler, log_dir)
+                        during = bench_cpu.usage(before, bench_cpu.snapshot(groups, server.postmaster()),
+                                                 time.time() - began)
+                        started, ticks, scheduler_cpu = scheduled["started"], scheduled["ticks"], scheduled["cpu_s"]
+                        scheduler_seconds, transaction_s = scheduled["seconds"], scheduled["transaction_s"]
+                        wait_until(lambda: _started(database.owner_dsn, minute)[0] >= size.schedules, 1800,
+                                   "every rush run to start", 0.2)
+                    finally:
+                        stop_load.set()
+                        loader.join()
                 finally:
-                    stop_load.set()
-                    loader.join()
+                    stop_processes([rush_scheduler])
+                runtime = SimpleNamespace(db=scheduler_db)
                 again = scheduler.fire_due_schedules(runtime, datetime.now(UTC))  # type: ignore[arg-type]
             late, latest, failed = _lateness(database.owner_dsn, minute)
             wait_until(lambda: _finished(database.owner_dsn, minute) >= size.schedules, 1800,
@@ -267,10 +313,11 @@ def run(server: BenchServer, size: RushSize, log_dir: Path, progress) -> dict[st
                 "postgres_cores_while_scheduling": (during or {}).get("postgres"),
                 "workers_cores_while_scheduling": (during or {}).get("workers"),
                 "everything_else_cores_while_scheduling": (during or {}).get("everything_else"),
-                "scheduler_transactions": len(timed.seconds),
-                "scheduler_transaction_ms_p50": rounded(percentile([s * 1000 for s in timed.seconds], 50), 2),
-                "scheduler_transaction_ms_p99": rounded(percentile([s * 1000 for s in timed.seconds], 99), 2),
-                "scheduler_longest_transaction_ms": rounded(max(timed.seconds, default=0.0) * 1000, 2),
+                "scheduler_cores_while_scheduling": (during or {}).get("scheduler"),
+                "scheduler_transactions": len(transaction_s),
+                "scheduler_transaction_ms_p50": rounded(percentile([s * 1000 for s in transaction_s], 50), 2),
+                "scheduler_transaction_ms_p99": rounded(percentile([s * 1000 for s in transaction_s], 99), 2),
+                "scheduler_longest_transaction_ms": rounded(max(transaction_s, default=0.0) * 1000, 2),
                 "intake_during_rush": load,
             })
         finally:
