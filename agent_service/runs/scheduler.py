@@ -16,7 +16,10 @@ failing one is undone alone. SCHEDULER_THREADS batches are in flight at once, ea
 pooled connection: one chain of a slot's statements waits on round trips more than it computes.
 A slot is two statements: its automation locked (the row start_run then uses, not read again),
 and its run, steps, job and next next_run_at in one; a client's month-to-date spend is read once
-per batch. A slot's runs are visible to the workers when its batch commits.
+per batch (the batch's own runs have spent nothing: they cost only once a worker executes them,
+after the commit; what other runs spend meanwhile counts from the next batch on, as it would have
+had this batch started a moment earlier). A slot's runs are visible to the workers when its batch
+commits.
 """
 
 from __future__ import annotations
