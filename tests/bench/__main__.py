@@ -96,6 +96,10 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
+def _niceness(processes: dict[str, dict[str, Any]]) -> str:
+    return ", ".join(f"{name} {n.get('process')}/{n.get('session_group')}" for name, n in processes.items())
+
+
 def print_table(report: dict[str, Any]) -> None:
     out = sys.stdout
     out.write(f"\nHapex benchmarks  commit {report['commit'][:12]}{' (dirty)' if report['dirty'] else ''}  "
@@ -135,8 +139,8 @@ def print_table(report: dict[str, Any]) -> None:
         alone = rush["scheduler_alone"]
         intake_load = rush["intake_during_rush"]
         out.write(f"\n08:00 rush ({rush['schedules']:,} schedules due at one moment over {rush['clients']} clients, "
-                  f"{rush['workers']} workers x {rush['worker_concurrency']}, niceness "
-                  f"{', '.join(f'{name} {value}' for name, value in (rush.get('niceness') or {}).items())})\n")
+                  f"{rush['workers']} workers x {rush['worker_concurrency']}, niceness process/session group "
+                  f"{_niceness(rush.get('niceness') or {})})\n")
         out.write(f"minute to last run started {_cell(rush['minute_to_last_start_s'])} s; lateness p50 "
                   f"{_cell(rush['lateness_s_p50'])} / p99 {_cell(rush['lateness_s_p99'])} / max "
                   f"{_cell(rush['lateness_s_max'])} s; slots {rush['slots']:,}, doubled {rush['doubled']}, missed "

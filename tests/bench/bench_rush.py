@@ -194,19 +194,17 @@ def _lateness(owner_dsn: str, minute: datetime) -> tuple[list[float], float | No
     return late, max(late) if late else None, failed
 
 
-def _niceness(pids: list[int]) -> list[int | None]:
-    """Each process's niceness and its session group's (autogroup), as the kernel weighs it: the
-    higher of the two where both apply; None where it cannot be read."""
-    found: list[int | None] = []
+def _niceness(pids: list[int]) -> list[dict[str, int | None]]:
+    """Each process's niceness and its session group's (autogroup; None where the kernel has none): a
+    process niceness counts against its own group's processes, the group's against other groups."""
+    found: list[dict[str, int | None]] = []
     for pid in pids:
-        try:
-            niceness = os.getpriority(os.PRIO_PROCESS, pid)
-        except OSError:
-            found.append(None)
-            continue
+        entry: dict[str, int | None] = {"process": None, "session_group": None}
+        with contextlib.suppress(OSError):
+            entry["process"] = os.getpriority(os.PRIO_PROCESS, pid)
         with contextlib.suppress(OSError, ValueError, IndexError):
-            niceness = max(niceness, int(Path(f"/proc/{pid}/autogroup").read_text().split()[-1]))
-        found.append(niceness)
+            entry["session_group"] = int(Path(f"/proc/{pid}/autogroup").read_text().split()[-1])
+        found.append(entry)
     return found
 
 
