@@ -118,6 +118,16 @@ class RunExecution:
                 raise Superseded()
             yield conn
 
+    @contextmanager
+    def transaction_fenced_by(self, statement: Callable[[Connection], int | None]) -> Iterator[Connection]:
+        """As transaction(), the fence being the transaction's first statement: one that locks the run as
+        fence_run does, writes nothing unless the run is still this execution's, and returns the execution
+        it found (None if the run is gone). A round trip fewer; anything else follows in the same commit."""
+        with tenant_transaction(self.rt.db, self.client_id) as conn:
+            if statement(conn) != self.execution:
+                raise Superseded()  # rolls back whatever the statement may have written
+            yield conn
+
     def elapsed_ms(self, started: float) -> int:
         return int((self.clock.monotonic() - started) * 1000)
 
@@ -136,9 +146,12 @@ def execute_run(rt: AgentRuntime, *, client_id: uuid.UUID, run_id: uuid.UUID, cl
                 return "missing"
             if row["status"] in FINAL:
                 return str(row["status"])
-            definition = runs.run_definition(conn, automation_id=row["automation_id"],
-                                             version=row["automation_version"])
-            if row["status"] == "queued" and definition["automation_status"] in PUT_AWAY:
+            # The definition, the steps' records and the next execution number, in one statement.
+            definition = runs.claim_run(conn, run_id=run_id, automation_id=row["automation_id"],
+                                        version=row["automation_version"], put_away=PUT_AWAY)
+            recorded: list[dict[str, Any]] = definition.pop("recorded")
+            execution: int | None = definition.pop("execution")
+            if execution is None:  # queued, and its automation put away: not started
                 # Checked under the run's lock, in the transaction that would claim it: the run ends
                 # cancelled (not failed: nothing went wrong) and no step, credential or provider is touched.
                 runs.finish_run(conn, run_id=run_id, status="cancelled", error_class=AUTOMATION_PUT_AWAY,
@@ -146,10 +159,8 @@ def execute_run(rt: AgentRuntime, *, client_id: uuid.UUID, run_id: uuid.UUID, cl
                 logger.info("run not started: its automation was put away",
                             extra={**log, "automation_id": row["automation_id"]})
                 return "cancelled"
-            recorded = runs.recorded_steps(conn, run_id=run_id)
             interrupted = any(step["status"] != "pending" for step in recorded)
             resumed = _resumable_outputs(rt, conn, client_id, run_id, definition, recorded) if interrupted else []
-            execution = runs.start_run(conn, run_id=run_id)
             run = RunExecution(rt, client_id, run_id, execution, clock, trigger_fields(row, definition))
             poll = poll_trigger_of(definition["trigger"]) if row.get("trigger_item") else None
             # The first step to run begins here too, under the run's lock: one commit fewer (a poll's run
@@ -616,24 +627,29 @@ def _reconnect_needed(run: RunExecution, index: int, provider: Provider, started
 
 def _record_costs(conn: Connection, run: RunExecution, index: int, provider: Provider,
                   llm_usage: list[LLMUsage], calls: int) -> None:
+    runs.insert_cost_events(conn, client_id=run.client_id, run_id=run.run_id, step_index=index,
+                            cost_events=_cost_events(provider, llm_usage, calls))
+
+
+def _cost_events(provider: Provider, llm_usage: list[LLMUsage], calls: int) -> list[dict[str, Any]]:
     """One cost event per model call (priced), or one counting the step's provider calls.
 
-    Each insert adds to the client's monthly_costs row of its model (migration 0026's trigger) and
-    holds that row locked until the step commits: the events go in model order, so that two steps
-    recording several models take those rows in the same order and cannot deadlock."""
-    for usage in sorted(llm_usage, key=lambda u: u.model):
-        runs.insert_cost_event(conn, client_id=run.client_id, run_id=run.run_id, step_index=index, source="llm",
-                               provider=provider.key, model=usage.model, input_tokens=usage.input_tokens,
-                               output_tokens=usage.output_tokens,
-                               cache_creation_input_tokens=usage.cache_creation_input_tokens,
-                               cache_read_input_tokens=usage.cache_read_input_tokens, price_version=PRICE_VERSION,
-                               amount_microusd=llm_cost_microusd(usage.model, usage.input_tokens, usage.output_tokens,
-                                                                 usage.cache_creation_input_tokens,
-                                                                 usage.cache_read_input_tokens), calls=1)
+    A step's events are inserted by one statement, whose rollup (migration 0026's statement trigger)
+    adds to the client's monthly_costs rows in key order and holds them locked until the step commits;
+    the events are also listed in model order, as they were inserted when each was its own statement."""
+    events = [{"source": "llm", "provider": provider.key, "model": usage.model, "input_tokens": usage.input_tokens,
+               "output_tokens": usage.output_tokens,
+               "cache_creation_input_tokens": usage.cache_creation_input_tokens,
+               "cache_read_input_tokens": usage.cache_read_input_tokens, "price_version": PRICE_VERSION,
+               "amount_microusd": llm_cost_microusd(usage.model, usage.input_tokens, usage.output_tokens,
+                                                    usage.cache_creation_input_tokens,
+                                                    usage.cache_read_input_tokens), "calls": 1}
+              for usage in sorted(llm_usage, key=lambda u: u.model)]
     if not llm_usage and calls:
-        runs.insert_cost_event(conn, client_id=run.client_id, run_id=run.run_id, step_index=index,
-                               source="provider_call", provider=provider.key, model=None, input_tokens=None,
-                               output_tokens=None, price_version=PRICE_VERSION, amount_microusd=0, calls=calls)
+        events.append({"source": "provider_call", "provider": provider.key, "model": None, "input_tokens": None,
+                       "output_tokens": None, "cache_creation_input_tokens": None, "cache_read_input_tokens": None,
+                       "price_version": PRICE_VERSION, "amount_microusd": 0, "calls": calls})
+    return events
 
 
 def _store_output(conn: Connection, run: RunExecution, index: int, output: dict[str, Any]) -> None:
@@ -654,18 +670,20 @@ def _record_success(run: RunExecution, index: int, provider: Provider, connectio
     """The step's outcome, costs and (when the client stores outputs) its sealed output; after the
     last step, the run's success too, and after a condition that did not hold, the run's stop and
     its remaining steps skipped, all in the same commit."""
-    with run.transaction() as conn:
-        runs.finish_step(conn, run_id=run.run_id, step_index=index, status="succeeded",
-                         duration_ms=run.elapsed_ms(started), error_class=None, safe_message=None,
-                         counts={k: int(v) for k, v in result.counts.items()})
+    run_status, error_class, error_message = None, None, None
+    if stopped:
+        run_status, error_class, error_message = "stopped", STOPPED_BY_CONDITION, stopped_message(index, result.counts)
+    elif finish_run:
+        run_status = "succeeded"
+
+    def record(conn: Connection) -> int | None:  # the fence and every write but the stored output: one statement
+        return runs.record_step_success(
+            conn, client_id=run.client_id, run_id=run.run_id, execution=run.execution, step_index=index,
+            duration_ms=run.elapsed_ms(started), counts={k: int(v) for k, v in result.counts.items()},
+            cost_events=_cost_events(provider, result.llm_usage, calls),
+            connection_id=None if connection is None else connection["connection_id"], run_status=run_status,
+            error_class=error_class, error_message=error_message)
+
+    with run.transaction_fenced_by(record) as conn:
         if store_output:
             _store_output(conn, run, index, result.output)
-        _record_costs(conn, run, index, provider, result.llm_usage, calls)
-        if connection is not None:
-            connections.touch_connection(conn, connection_id=connection["connection_id"])
-        if stopped:
-            runs.skip_remaining_steps(conn, run_id=run.run_id)
-            runs.finish_run(conn, run_id=run.run_id, status="stopped", error_class=STOPPED_BY_CONDITION,
-                            error_message=stopped_message(index, result.counts))
-        elif finish_run:
-            runs.finish_run(conn, run_id=run.run_id, status="succeeded", error_class=None, error_message=None)

@@ -103,6 +103,32 @@ FROM automation_versions v
 JOIN automations a ON a.client_id = v.client_id AND a.automation_id = v.automation_id
 WHERE v.automation_id = %(automation_id)s AND v.version = %(version)s
 
+-- claim_run --
+-- The rest of a run's opening, in one statement, under the run's lock (taken by lock_run, the statement
+-- before, so that what is read here is what the run's last holder committed): the automation version it
+-- executes (as get_run_definition), what its steps have recorded so far (as recorded_steps) and, unless it
+-- is a queued run whose automation was put away, the run marked running under the next execution number
+-- (as start_run; execution is NULL when it was not).
+WITH definition AS (
+    SELECT v.steps, v.trigger, a.store_outputs, a.name, a.status AS automation_status
+    FROM automation_versions v
+    JOIN automations a ON a.client_id = v.client_id AND a.automation_id = v.automation_id
+    WHERE v.automation_id = %(automation_id)s AND v.version = %(version)s
+), started AS (
+    UPDATE runs SET status = 'running', started_at = coalesce(started_at, now()), execution = execution + 1
+    WHERE run_id = %(run_id)s
+      AND NOT (status = 'queued' AND (SELECT automation_status FROM definition) = ANY (%(put_away)s::text[]))
+    RETURNING execution
+)
+SELECT d.steps, d.trigger, d.store_outputs, d.name, d.automation_status,
+       (SELECT execution FROM started) AS execution,
+       (SELECT coalesce(jsonb_agg(jsonb_build_object('step_index', s.step_index, 'capability', s.capability,
+                                                     'status', s.status, 'attempt_count', s.attempt_count,
+                                                     'idempotency_key', s.idempotency_key)
+                                  ORDER BY s.step_index), '[]'::jsonb)
+        FROM run_steps s WHERE s.run_id = %(run_id)s) AS recorded
+FROM definition d
+
 -- start_run --
 -- Mark a run running under the next execution number, which this execution keeps.
 UPDATE runs SET status = 'running', started_at = coalesce(started_at, now()), execution = execution + 1
@@ -161,10 +187,56 @@ RETURNING run_id
 -- Across clients (SECURITY DEFINER; ids only): runs not final whose job is no longer queued or running.
 SELECT client_id, run_id FROM hapex_unfinished_runs(make_interval(secs => %(older_than_seconds)s))
 
--- insert_cost_event --
--- One billable event of a run's step.
+-- insert_cost_events --
+-- The billable events of a run's step (a JSON array of them, as record_step_success takes).
 INSERT INTO cost_events (client_id, run_id, step_index, source, provider, model, input_tokens, output_tokens,
                          cache_creation_input_tokens, cache_read_input_tokens, price_version, amount_microusd, calls)
-VALUES (%(client_id)s, %(run_id)s, %(step_index)s, %(source)s, %(provider)s, %(model)s, %(input_tokens)s,
-        %(output_tokens)s, %(cache_creation_input_tokens)s, %(cache_read_input_tokens)s, %(price_version)s,
-        %(amount_microusd)s, %(calls)s)
+SELECT %(client_id)s, %(run_id)s, %(step_index)s, e.source, e.provider, e.model, e.input_tokens, e.output_tokens,
+       e.cache_creation_input_tokens, e.cache_read_input_tokens, e.price_version, e.amount_microusd, e.calls
+FROM jsonb_to_recordset(%(cost_events)s::jsonb)
+     AS e(source text, provider text, model text, input_tokens integer, output_tokens integer,
+          cache_creation_input_tokens integer, cache_read_input_tokens integer, price_version text,
+          amount_microusd bigint, calls integer)
+
+-- record_step_success --
+-- A step's success as one statement (one round trip): the run locked first, as fence_run, and its current
+-- execution returned; only while that is still the caller's execution, the step's outcome (as finish_step),
+-- its cost events (as insert_cost_events), its connection touched (as touch_connection) and, when the step
+-- ends the run, the run's outcome (as finish_run) with the steps after a stop skipped. The caller rolls back
+-- when the execution returned is not its own. Each write waits for the fence (an InitPlan on it), so the
+-- run's lock is always taken before any step's, as in the engine's other transactions.
+WITH fence AS (
+    SELECT execution FROM runs WHERE run_id = %(run_id)s FOR NO KEY UPDATE
+), step AS (
+    UPDATE run_steps
+    SET status = 'succeeded', finished_at = now(), duration_ms = %(duration_ms)s, error_class = NULL,
+        safe_message = NULL, counts = %(counts)s
+    WHERE run_id = %(run_id)s AND step_index = %(step_index)s AND (SELECT execution FROM fence) = %(execution)s
+), costs AS (
+    INSERT INTO cost_events (client_id, run_id, step_index, source, provider, model, input_tokens, output_tokens,
+                             cache_creation_input_tokens, cache_read_input_tokens, price_version, amount_microusd,
+                             calls)
+    SELECT %(client_id)s, %(run_id)s, %(step_index)s, e.source, e.provider, e.model, e.input_tokens,
+           e.output_tokens, e.cache_creation_input_tokens, e.cache_read_input_tokens, e.price_version,
+           e.amount_microusd, e.calls
+    FROM jsonb_to_recordset(%(cost_events)s::jsonb)
+         AS e(source text, provider text, model text, input_tokens integer, output_tokens integer,
+              cache_creation_input_tokens integer, cache_read_input_tokens integer, price_version text,
+              amount_microusd bigint, calls integer)
+    WHERE (SELECT execution FROM fence) = %(execution)s
+), touched AS (
+    UPDATE connections SET last_used_at = now()
+    WHERE connection_id = %(connection_id)s::uuid
+      AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')
+      AND (SELECT execution FROM fence) = %(execution)s
+), skipped AS (
+    UPDATE run_steps SET status = 'skipped', safe_message = 'Not run: the run stopped before this step.'
+    WHERE run_id = %(run_id)s AND status = 'pending' AND step_index > %(step_index)s
+      AND %(run_status)s::text = 'stopped' AND (SELECT execution FROM fence) = %(execution)s
+), finished AS (
+    UPDATE runs
+    SET status = %(run_status)s::text, error_class = %(error_class)s::text, error_message = %(error_message)s::text,
+        finished_at = now()
+    WHERE run_id = %(run_id)s AND %(run_status)s::text IS NOT NULL AND (SELECT execution FROM fence) = %(execution)s
+)
+SELECT execution FROM fence

@@ -68,6 +68,15 @@ def recorded_steps(conn: Connection, *, run_id: uuid.UUID) -> list[dict[str, Any
     return fetch_all(conn, QUERIES["recorded_steps"], run_id=run_id)
 
 
+def claim_run(conn: Connection, *, run_id: uuid.UUID, automation_id: uuid.UUID, version: int,
+              put_away: tuple[str, ...]) -> dict[str, Any]:
+    """Under the run's lock (lock_run first): its definition, its recorded steps ("recorded") and the
+    execution number this execution takes ("execution"), None when the run is queued and its automation's
+    status is one of put_away (the run is then not started)."""
+    return fetch_one(conn, QUERIES["claim_run"], run_id=run_id, automation_id=automation_id, version=version,
+                     put_away=list(put_away))
+
+
 def start_run(conn: Connection, *, run_id: uuid.UUID) -> int:
     """The execution number this execution of the run takes."""
     return int(fetch_one(conn, QUERIES["start_run"], run_id=run_id)["execution"])
@@ -121,15 +130,35 @@ def settle_lost_run(conn: Connection, *, run_id: uuid.UUID, error_class: str, er
                           error_message=error_message) is not None
 
 
-def insert_cost_event(conn: Connection, *, client_id: uuid.UUID, run_id: uuid.UUID, step_index: int, source: str,
-                      provider: str, model: str | None, input_tokens: int | None, output_tokens: int | None,
-                      price_version: str, amount_microusd: int, calls: int,
-                      cache_creation_input_tokens: int | None = None,
-                      cache_read_input_tokens: int | None = None) -> None:
-    execute(conn, QUERIES["insert_cost_event"], client_id=client_id, run_id=run_id, step_index=step_index,
-            source=source, provider=provider, model=model, input_tokens=input_tokens, output_tokens=output_tokens,
-            cache_creation_input_tokens=cache_creation_input_tokens, cache_read_input_tokens=cache_read_input_tokens,
-            price_version=price_version, amount_microusd=amount_microusd, calls=calls)
+def insert_cost_events(conn: Connection, *, client_id: uuid.UUID, run_id: uuid.UUID, step_index: int,
+                       cost_events: list[dict[str, Any]]) -> None:
+    """A step's billable events, each a dict of cost_events' columns (source, provider, model, tokens,
+    price_version, amount_microusd, calls)."""
+    if cost_events:
+        execute(conn, QUERIES["insert_cost_events"], client_id=client_id, run_id=run_id, step_index=step_index,
+                cost_events=Jsonb(cost_events))
+
+
+def insert_cost_event(conn: Connection, *, client_id: uuid.UUID, run_id: uuid.UUID, step_index: int,
+                      **event: Any) -> None:
+    """One billable event of a run's step (the columns as insert_cost_events takes them)."""
+    event.setdefault("cache_creation_input_tokens", None)
+    event.setdefault("cache_read_input_tokens", None)
+    insert_cost_events(conn, client_id=client_id, run_id=run_id, step_index=step_index, cost_events=[event])
+
+
+def record_step_success(conn: Connection, *, client_id: uuid.UUID, run_id: uuid.UUID, execution: int,
+                        step_index: int, duration_ms: int, counts: dict[str, int],
+                        cost_events: list[dict[str, Any]], connection_id: uuid.UUID | None,
+                        run_status: str | None, error_class: str | None, error_message: str | None) -> int | None:
+    """Fence the run and, only while it is still `execution`'s, record the step's success, its costs, its
+    connection's use and (run_status not None) the run's outcome, in one statement. The run's current
+    execution (None if the run is gone): when it is not `execution`, the caller must roll back."""
+    row = fetch_optional(conn, QUERIES["record_step_success"], client_id=client_id, run_id=run_id,
+                         execution=execution, step_index=step_index, duration_ms=duration_ms, counts=Jsonb(counts),
+                         cost_events=Jsonb(cost_events), connection_id=connection_id, run_status=run_status,
+                         error_class=error_class, error_message=error_message)
+    return None if row is None else int(row["execution"])
 
 
 def lock_failed_run(conn: Connection, *, run_id: uuid.UUID) -> dict[str, Any] | None:
