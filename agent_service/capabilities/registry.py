@@ -49,7 +49,7 @@ def run_capability(key: str, ctx: StepContext, token: Secret | None, data: dict[
     """Run one step and hold its output to the catalog's output schema before a later step sees it."""
     capability = get_capability(key)
     result = IMPLEMENTATIONS[key](ctx, token, data)
-    errors = capability.output_schema().validate(result.output)
+    errors = capability.output_checker.validate(result.output)
     if errors:
         # Field names only: the offending values are the provider's content.
         raise OutputInvalid(f"The output of {key} did not match its schema (fields: {', '.join(sorted(errors))}).",

@@ -317,5 +317,4 @@ def resolve_step_input(step: Mapping[str, Any], outputs: Sequence[Mapping[str, A
                 raise ValidationError({name: [str(exc)]}) from None
         else:
             resolved[name] = value
-    schema = CAPABILITIES[step["capability"]].input_schema()
-    return schema.load(resolved)  # type: ignore[no-any-return]  # marshmallow's load() returns Any
+    return CAPABILITIES[step["capability"]].input_checker.load(resolved)  # type: ignore[no-any-return]  # marshmallow's load() returns Any
