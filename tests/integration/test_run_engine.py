@@ -410,3 +410,55 @@ def test_each_step_is_audited_once_and_before_its_call(rt, intake_db, agent_db, 
     assert execute_run(rt, client_id=t.client_id, run_id=started.run_id) == "succeeded"
     assert audit_rows() == [(0, "access_token", "run_step"), (2, "access_token", "run_step")]
     assert (2, "access_token", "run_step") in audited_at_call  # committed before Slack was called
+
+
+def test_a_steps_success_waiting_on_a_takeover_writes_nothing_once_the_run_is_no_longer_its_own(
+        rt, intake_db, agent_db, owner_conn):
+    """The success statement locks the run before it writes: one that waits while another worker takes
+    the run over finds the new execution number and writes nothing (and its caller rolls back)."""
+    from agent_service.runs import repository as runs
+    from agent_service.runs.engine import PUT_AWAY
+
+    t = tenant(rt, intake_db, agent_db)
+    run_id = start(rt, t.client_id, automation(intake_db, t.client_id)).run_id
+    with tenant_transaction(agent_db, t.client_id) as conn:  # execution 1 begins its first step
+        row = runs.lock_run(conn, run_id=run_id)
+        claimed = runs.claim_run(conn, run_id=run_id, automation_id=row["automation_id"],
+                                 version=row["automation_version"], put_away=PUT_AWAY)
+        runs.start_step(conn, run_id=run_id, step_index=0)
+    assert claimed["execution"] == 1
+    seen: dict[str, object] = {}
+
+    def first_worker():
+        with pytest.raises(RuntimeError), tenant_transaction(agent_db, t.client_id) as conn:
+            seen["execution"] = runs.record_step_success(
+                conn, client_id=t.client_id, run_id=run_id, execution=1, step_index=0, duration_ms=5,
+                counts={"messages": 2}, cost_events=[{"source": "provider_call", "provider": "google", "model": None,
+                                                       "input_tokens": None, "output_tokens": None,
+                                                       "cache_creation_input_tokens": None,
+                                                       "cache_read_input_tokens": None, "price_version": "p",
+                                                       "amount_microusd": 0, "calls": 3}],
+                connection_id=t.google, run_status="succeeded", error_class=None, error_message=None)
+            seen["inside"] = conn.execute(
+                "SELECT (SELECT status FROM run_steps WHERE run_id = %s AND step_index = 0), "
+                "(SELECT status FROM runs WHERE run_id = %s), "
+                "(SELECT count(*) FROM cost_events WHERE run_id = %s)", [run_id, run_id, run_id]).fetchone()
+            raise RuntimeError("superseded: roll back")
+
+    with tenant_transaction(agent_db, t.client_id) as conn:  # the takeover holds the run's lock meanwhile
+        runs.lock_run(conn, run_id=run_id)
+        assert runs.start_run(conn, run_id=run_id) == 2
+        worker = threading.Thread(target=first_worker)
+        worker.start()
+        for _ in range(THREADS_HANG_AFTER * 10):
+            waiting = owner_conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
+            ).fetchone()[0]
+            if waiting:
+                break
+            worker.join(0.1)
+        assert waiting == 1
+    worker.join(THREADS_HANG_AFTER)
+    assert seen == {"execution": 2, "inside": ("running", "running", 0)}
+    assert steps_of(owner_conn, run_id)[0][:3] == (0, "running", 1)
+    assert run_row(owner_conn, run_id) == ("running", None, None)
