@@ -25,12 +25,16 @@ WHERE client_id = %(client_id)s AND status <> 'revoked'
 DELETE FROM credentials WHERE client_id = %(client_id)s
 
 -- connection_for_step --
--- The connection a step uses for a provider: the newest active one (the intake's pick), else one awaiting reconnection.
-SELECT connection_id, status, scopes_granted, access_token_expires_at
-FROM connections
-WHERE provider = %(provider)s AND status IN ('active', 'needs_reauth')
-ORDER BY (status = 'active') DESC, updated_at DESC, connection_id
-LIMIT 1
+-- The connection a step uses for a provider: the newest active one (the intake's pick), else one awaiting reconnection;
+-- with its sealed credential for %(purpose)s when one is named (the vault opens it), in the same round trip.
+SELECT c.connection_id, c.status, c.scopes_granted, c.access_token_expires_at,
+       cr.credential_id, cr.purpose, cr.key_id, cr.nonce, cr.ciphertext, cr.revision
+FROM (SELECT connection_id, status, scopes_granted, access_token_expires_at
+      FROM connections
+      WHERE provider = %(provider)s AND status IN ('active', 'needs_reauth')
+      ORDER BY (status = 'active') DESC, updated_at DESC, connection_id
+      LIMIT 1) c
+LEFT JOIN credentials cr ON cr.connection_id = c.connection_id AND cr.purpose = %(purpose)s::text
 
 -- access_token_expiry --
 -- When a connection's access token expires, as stored now.

@@ -7,6 +7,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from agent_service.vault.keyring import Purpose
+from agent_service.vault.repository import CredentialRow
 from shared.db import QuerySet, execute, fetch_all, fetch_one, fetch_optional
 from shared.db.pool import Connection
 
@@ -32,7 +34,20 @@ def delete_all_credentials(conn: Connection, *, client_id: uuid.UUID) -> int:
 
 def connection_for_step(conn: Connection, *, provider: str) -> dict[str, Any] | None:
     """The connection a run's step uses for the provider, active first; None if it was never connected."""
-    return fetch_optional(conn, QUERIES["connection_for_step"], provider=provider)
+    return connection_and_credential_for_step(conn, provider=provider, purpose=None)[0]
+
+
+def connection_and_credential_for_step(conn: Connection, *, provider: str, purpose: Purpose | None,
+                                       ) -> tuple[dict[str, Any] | None, CredentialRow | None]:
+    """As connection_for_step, with the connection's sealed credential for `purpose` read in the same
+    statement (None: no purpose named, or none stored), for the vault to open."""
+    row = fetch_optional(conn, QUERIES["connection_for_step"], provider=provider,
+                         purpose=None if purpose is None else purpose.value)
+    if row is None:
+        return None, None
+    sealed = CredentialRow.from_row(row) if row["credential_id"] is not None else None
+    connection = {key: row[key] for key in ("connection_id", "status", "scopes_granted", "access_token_expires_at")}
+    return connection, sealed
 
 
 def access_token_expiry(conn: Connection, *, connection_id: uuid.UUID) -> datetime | None:

@@ -402,9 +402,11 @@ class StepAttempt:
     def begin(cls, conn: Connection, run: RunExecution, index: int, capability: Capability, provider: Provider,
               data: dict[str, Any]) -> StepAttempt:
         """Check the connection and, if usable, mark the first attempt (and open its credential)."""
-        connection = None
-        if provider.auth_kind is not AuthKind.HAPEX_KEY:
-            connection = connections.connection_for_step(conn, provider=provider.key)
+        connection, sealed = None, None
+        purpose = Purpose.ACCESS_TOKEN if provider.auth_kind is AuthKind.OAUTH2 else Purpose.API_KEY
+        if provider.auth_kind is not AuthKind.HAPEX_KEY:  # the connection and its sealed credential: one read
+            connection, sealed = connections.connection_and_credential_for_step(conn, provider=provider.key,
+                                                                                purpose=purpose)
         problem = connection_problem(capability, provider, connection)
         attempt = cls(run, index, provider, data, connection, problem)
         if problem is not None:
@@ -412,11 +414,10 @@ class StepAttempt:
         runs.start_step(conn, run_id=run.run_id, step_index=index)
         if connection is None or _refresh_may_come_first(run.rt, provider, connection):
             return attempt
-        purpose = Purpose.ACCESS_TOKEN if provider.auth_kind is AuthKind.OAUTH2 else Purpose.API_KEY
         try:
-            attempt.secret = run.rt.vault.unseal_in_transaction(
+            attempt.secret = run.rt.vault.unseal_row_in_transaction(
                 conn, client_id=run.client_id, connection_id=connection["connection_id"], purpose=purpose,
-                accessor=Accessor(WORKER, run.run_id, index))
+                row=sealed, accessor=Accessor(WORKER, run.run_id, index))
             if attempt.secret is None:
                 attempt.failure = CredentialUnreadable()
         except (CredentialNotFound, CredentialKeyMissing) as exc:

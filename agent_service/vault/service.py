@@ -246,6 +246,20 @@ class Vault:
         purpose = Purpose(purpose)
         client_id, connection_id = _as_uuid(client_id), _as_uuid(connection_id)
         row = repository.get_credential(conn, connection_id=connection_id, purpose=purpose)
+        return self.unseal_row_in_transaction(conn, client_id=client_id, connection_id=connection_id,
+                                              purpose=purpose, row=row, accessor=accessor)
+
+    def unseal_row_in_transaction(
+        self, conn: Connection, *, client_id: uuid.UUID | str, connection_id: uuid.UUID | str,
+        purpose: Purpose | str, row: repository.CredentialRow | None, accessor: Accessor | None = None,
+    ) -> StepSecret | None:
+        """As unseal_in_transaction, for the credential row (None: there is none) that the caller's
+        transaction read with the step's connection, in one statement (connection_and_credential_for_step).
+        """
+        purpose = Purpose(purpose)
+        client_id, connection_id = _as_uuid(client_id), _as_uuid(connection_id)
+        if row is not None and (row.connection_id != connection_id or row.purpose is not purpose):
+            raise ValueError("the credential row read is not this connection's for this purpose")
         try:
             secret = self._decrypt(row, client_id, connection_id, purpose)
         except CredentialUnreadable:
