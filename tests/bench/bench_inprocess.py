@@ -62,6 +62,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                     row = conn.execute("SELECT pg_backend_pid()").fetchone()
                 assert row is not None
                 backend = int(row[0])
+                print(f"engine's PostgreSQL backend: pid {backend}", file=sys.stderr, flush=True)
 
                 def execute(run_ids: list[tuple[uuid.UUID, uuid.UUID]]) -> list[str]:
                     return [execute_run(rt, client_id=client_id, run_id=run_id) for client_id, run_id in run_ids]
@@ -95,6 +96,11 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                     stats_after = _xact_stats(owner)
                 if profile is not None:
                     profile.dump_stats(args.profile)
+                with engine_db.connection() as conn:
+                    # Statements PostgreSQL still plans at every execution (its generic plan looked dearer).
+                    replanned = [f"{row[0][:70]}: {row[1]} custom / {row[2]} generic" for row in conn.execute(
+                        "SELECT regexp_replace(statement, '\\s+', ' ', 'g'), custom_plans, generic_plans "
+                        "FROM pg_prepared_statements WHERE custom_plans > generic_plans").fetchall()]
                 n = len(todo)
                 return {
                     "runs": n,
@@ -107,6 +113,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                     "wall_ms_per_run": round(wall * 1000 / n, 3),
                     # Counted by the server: the engine's transactions, the pool's checks on checkout (an empty
                     # query is a transaction too) and a few of this harness's own.
+                    "replanned_statements": replanned,
                     "transactions_per_run": round((stats_after[0] - stats_before[0]) / n, 2),
                 }
             finally:
