@@ -347,7 +347,8 @@ def test_the_budget_notice_counts_this_months_sums_once_per_statement_and_client
 def test_two_steps_recording_several_models_in_opposite_orders_do_not_deadlock(agent_db, intake_db, owner_conn,
                                                                                monkeypatch):
     """Each cost event's insert locks its rollup row until the step's commit: a step recording
-    several model calls must take those rows in one order, or two steps of the client deadlock."""
+    several model calls must take those rows in one order, or two steps of the client deadlock.
+    A step's events are one statement, whose rollup takes the rows in key order."""
     from agent_service.capabilities.base import LLMUsage
     from agent_service.runs import engine
 
@@ -356,19 +357,19 @@ def test_two_steps_recording_several_models_in_opposite_orders_do_not_deadlock(a
     provider = SimpleNamespace(key="anthropic")
     usages = [LLMUsage(model="claude-sonnet-4-5", input_tokens=10, output_tokens=1),
               LLMUsage(model="claude-haiku-4-5", input_tokens=20, output_tokens=2)]
-    # Both steps' first insert done before either's second: the interleaving that deadlocks.
+    # Each step's insert done and its rows held before either commits: the interleaving that deadlocked.
     both_started = threading.Barrier(2, timeout=2)
     inserted = threading.local()
-    original = runs_repository.insert_cost_event
+    original = runs_repository.insert_cost_events
 
-    def insert_cost_event(conn: psycopg.Connection, **kwargs: Any) -> None:
+    def insert_cost_events(conn: psycopg.Connection, **kwargs: Any) -> None:
         original(conn, **kwargs)
         if not getattr(inserted, "once", False):
             inserted.once = True
             with contextlib.suppress(threading.BrokenBarrierError):  # the other step waits on this one's row
                 both_started.wait()
 
-    monkeypatch.setattr(runs_repository, "insert_cost_event", insert_cost_event)
+    monkeypatch.setattr(runs_repository, "insert_cost_events", insert_cost_events)
     errors: list[BaseException] = []
 
     def step(order: list[Any]) -> None:

@@ -75,6 +75,10 @@ def test_the_three_step_digest_runs_and_records_metadata_and_costs(rt, intake_db
          llm_cost_microusd("claude-sonnet-5-5", 1234, 56), 1),
         ("provider_call", "slack", None, None, None, PRICE_VERSION, 0, 1),
     ]
+    # Each step's events were inserted by its success statement, whose rollup trigger still counted them.
+    assert owner_conn.execute("SELECT provider, events, amount_microusd FROM monthly_costs WHERE client_id = %s "
+                              "ORDER BY provider", [t.client_id]).fetchall() == [
+        ("anthropic", 1, llm_cost_microusd("claude-sonnet-5-5", 1234, 56)), ("google", 1, 0), ("slack", 1, 0)]
 
 
 @responses.activate
