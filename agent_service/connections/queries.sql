@@ -40,12 +40,6 @@ LEFT JOIN credentials cr ON cr.connection_id = c.connection_id AND cr.purpose = 
 -- When a connection's access token expires, as stored now.
 SELECT access_token_expires_at FROM connections WHERE connection_id = %(connection_id)s
 
--- touch_connection --
--- A connection was used by a step; to the minute, so that a busy connection's row is not rewritten every step.
-UPDATE connections SET last_used_at = now()
-WHERE connection_id = %(connection_id)s
-  AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')
-
 -- lock_connection_expiry --
 -- A connection locked by the one worker refreshing its token; the others wait, then re-read.
 SELECT connection_id, status, access_token_expires_at

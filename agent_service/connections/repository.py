@@ -56,10 +56,6 @@ def access_token_expiry(conn: Connection, *, connection_id: uuid.UUID) -> dateti
     return row["access_token_expires_at"] if row else None
 
 
-def touch_connection(conn: Connection, *, connection_id: uuid.UUID) -> None:
-    execute(conn, QUERIES["touch_connection"], connection_id=connection_id)
-
-
 def lock_connection_expiry(conn: Connection, *, connection_id: uuid.UUID) -> dict[str, Any] | None:
     """The connection's status and expiry, locked until commit: one refresh at a time."""
     return fetch_optional(conn, QUERIES["lock_connection_expiry"], connection_id=connection_id)

@@ -201,7 +201,8 @@ FROM jsonb_to_recordset(%(cost_events)s::jsonb)
 -- record_step_success --
 -- A step's success as one statement (one round trip): the run locked first, as fence_run, and its current
 -- execution returned; only while that is still the caller's execution, the step's outcome (as finish_step),
--- its cost events (as insert_cost_events), its connection touched (as touch_connection) and, when the step
+-- its cost events (as insert_cost_events), its connection's last use (to the minute, so that a busy
+-- connection's row is not rewritten at every step) and, when the step
 -- ends the run, the run's outcome (as finish_run) with the steps after a stop skipped. The caller rolls back
 -- when the execution returned is not its own. Each write waits for the fence (an InitPlan on it), so the
 -- run's lock is always taken before any step's, as in the engine's other transactions.

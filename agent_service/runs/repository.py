@@ -139,14 +139,6 @@ def insert_cost_events(conn: Connection, *, client_id: uuid.UUID, run_id: uuid.U
                 cost_events=Jsonb(cost_events))
 
 
-def insert_cost_event(conn: Connection, *, client_id: uuid.UUID, run_id: uuid.UUID, step_index: int,
-                      **event: Any) -> None:
-    """One billable event of a run's step (the columns as insert_cost_events takes them)."""
-    event.setdefault("cache_creation_input_tokens", None)
-    event.setdefault("cache_read_input_tokens", None)
-    insert_cost_events(conn, client_id=client_id, run_id=run_id, step_index=step_index, cost_events=[event])
-
-
 def record_step_success(conn: Connection, *, client_id: uuid.UUID, run_id: uuid.UUID, execution: int,
                         step_index: int, duration_ms: int, counts: dict[str, int],
                         cost_events: list[dict[str, Any]], connection_id: uuid.UUID | None,

@@ -95,11 +95,11 @@ def _run(owner_conn: psycopg.Connection, intake_db: Any, client_id: uuid.UUID) -
 def _engine_event(agent_db: Any, client_id: uuid.UUID, run_id: uuid.UUID, *, model: str | None, amount: int,
                   tokens: int | None = None, calls: int = 1) -> None:
     with tenant_transaction(agent_db, client_id) as conn:
-        runs_repository.insert_cost_event(
-            conn, client_id=client_id, run_id=run_id, step_index=0, source="llm" if model else "provider_call",
-            provider="anthropic" if model else "google", model=model, input_tokens=tokens,
-            output_tokens=tokens and tokens // 4, cache_creation_input_tokens=tokens and 7,
-            cache_read_input_tokens=None, price_version="2026-11", amount_microusd=amount, calls=calls)
+        runs_repository.insert_cost_events(conn, client_id=client_id, run_id=run_id, step_index=0, cost_events=[{
+            "source": "llm" if model else "provider_call", "provider": "anthropic" if model else "google",
+            "model": model, "input_tokens": tokens, "output_tokens": tokens and tokens // 4,
+            "cache_creation_input_tokens": tokens and 7, "cache_read_input_tokens": None,
+            "price_version": "2026-11", "amount_microusd": amount, "calls": calls}])
 
 
 def _chat_event(agent_db: Any, client_id: uuid.UUID, amount: int) -> None:
