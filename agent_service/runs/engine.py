@@ -12,13 +12,14 @@ dead stops at its next write once another has taken the run over: never two carr
 
 A step's attempts are one StepAttempt: its first is marked in the same transaction as its
 connection check and its credential's access record (the run's opening transaction, for the
-first step to run), and the credential is used only once that has committed, so the access
-is on record before the call and a one-step run commits twice: when it opens and when its
-step's outcome is recorded.
+first step to run, and the previous step's success, for each later one), and the credential is
+used only once that has committed, so the access is on record before the call, a one-step run
+commits twice (when it opens and when its step's outcome is recorded) and each further step once.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 import time
@@ -252,31 +253,41 @@ def _execute(run: RunExecution, definition: dict[str, Any], recorded: list[dict[
     steps = definition["steps"]
     store = bool(definition["store_outputs"])
     first = len(outputs)  # steps done before an interruption: their stored outputs stand in
-    for index, step in enumerate(steps[first:], start=first):
-        try:
-            outputs.append(_run_step(run, index, step, outputs, recorded[index]["idempotency_key"], deadline,
-                                     last=index == len(steps) - 1, store_output=store,
-                                     attempt=first_attempt if index == first else None))
-            if _stops_here(step, outputs[-1]):
-                logger.info("run stopped by condition", extra={**log, "step_index": index})
-                return "stopped"
-        except StepError as failure:
-            _finish(run, "failed", failure.error_class,
-                    f"Step {index + 1} ({_title(step)}): {failure.safe_message}")
-            logger.info("run failed", extra={**log, "step_index": index, "error_class": failure.error_class})
-            return "failed"
-        except (Superseded, DatabaseUnavailable):
-            raise  # a database outage interrupts the run (retried); it is no outcome of the step
-        except Exception:
-            # A defect of ours: the run must not stay 'running' for ever, nor say more than this.
-            logger.exception("run failed on an internal error", extra={**log, "step_index": index})
-            _finish(run, "failed", "internal_error",
-                    f"Step {index + 1} ({_title(step)}): Hapex hit an internal error; we have been alerted.")
-            return "failed"
-    if first == len(steps):  # nothing left to run (the last step finishes the run otherwise)
-        _finish(run, "succeeded", None, None)
-    logger.info("run succeeded", extra={**log, "count": len(outputs)})
-    return "succeeded"
+    attempt = first_attempt  # a step's first attempt, when it began in the previous step's transaction
+    try:
+        for index, step in enumerate(steps[first:], start=first):
+            begin_next = None
+            if index + 1 < len(steps):
+                begin_next = functools.partial(StepAttempt.begin_at, run=run, steps=steps, index=index + 1,
+                                               earlier=list(outputs))
+            try:
+                output, attempt = _run_step(run, index, step, outputs, recorded[index]["idempotency_key"], deadline,
+                                            last=index == len(steps) - 1, store_output=store, attempt=attempt,
+                                            begin_next=begin_next)
+                outputs.append(output)
+                if _stops_here(step, outputs[-1]):
+                    logger.info("run stopped by condition", extra={**log, "step_index": index})
+                    return "stopped"
+            except StepError as failure:
+                _finish(run, "failed", failure.error_class,
+                        f"Step {index + 1} ({_title(step)}): {failure.safe_message}")
+                logger.info("run failed", extra={**log, "step_index": index, "error_class": failure.error_class})
+                return "failed"
+            except (Superseded, DatabaseUnavailable):
+                raise  # a database outage interrupts the run (retried); it is no outcome of the step
+            except Exception:
+                # A defect of ours: the run must not stay 'running' for ever, nor say more than this.
+                logger.exception("run failed on an internal error", extra={**log, "step_index": index})
+                _finish(run, "failed", "internal_error",
+                        f"Step {index + 1} ({_title(step)}): Hapex hit an internal error; we have been alerted.")
+                return "failed"
+        if first == len(steps):  # nothing left to run (the last step finishes the run otherwise)
+            _finish(run, "succeeded", None, None)
+        logger.info("run succeeded", extra={**log, "count": len(outputs)})
+        return "succeeded"
+    finally:
+        if attempt is not None:  # begun, and not used: an error came first
+            attempt.discard()
 
 
 def _title(step: Mapping[str, Any]) -> str:
@@ -390,11 +401,18 @@ class StepAttempt:
         """The first attempt of the run's next step, begun under the run's lock: one commit fewer."""
         if resumed is None or len(resumed) >= len(steps):
             return None
-        index = len(resumed)
+        return cls.begin_at(conn, run=run, steps=steps, index=len(resumed), earlier=resumed)
+
+    @classmethod
+    def begin_at(cls, conn: Connection, *, run: RunExecution, steps: list[dict[str, Any]], index: int,
+                 earlier: list[dict[str, Any]], output: dict[str, Any] | None = None) -> StepAttempt | None:
+        """The first attempt of step `index`, from the outputs before it (`earlier`, then `output`, the
+        previous step's, when it begins in that step's success transaction); None if its input does not
+        resolve (the step then records that failure itself)."""
         try:
-            data = resolve_step_input(steps[index], resumed, run.trigger)
+            data = resolve_step_input(steps[index], earlier if output is None else [*earlier, output], run.trigger)
         except ValidationError:
-            return None  # the step records the failure itself
+            return None
         capability = CAPABILITIES[steps[index]["capability"]]
         return cls.begin(conn, run, index, capability, run.rt.provider(capability.provider), data)
 
@@ -486,9 +504,15 @@ def _backoff(rt: AgentRuntime, attempt: int, retry_after: float | None) -> float
     return min(rt.limits.backoff_cap_seconds, base) * (0.5 + random.random() / 2)  # noqa: S311 - jitter only
 
 
+# The next step's first attempt, begun in the transaction that records this step's success (given its output).
+BeginNext = Callable[..., "StepAttempt | None"]
+
+
 def _run_step(run: RunExecution, index: int, step: dict[str, Any], outputs: list[dict[str, Any]],
               idempotency_key: str, deadline: float, *, last: bool, store_output: bool,
-              attempt: StepAttempt | None) -> dict[str, Any]:
+              attempt: StepAttempt | None, begin_next: BeginNext | None = None,
+              ) -> tuple[dict[str, Any], StepAttempt | None]:
+    """The step's output, and the next step's first attempt when it began with this step's success."""
     rt, clock = run.rt, run.clock
     capability = CAPABILITIES[step["capability"]]
     provider = rt.provider(capability.provider)
@@ -560,9 +584,10 @@ def _run_step(run: RunExecution, index: int, step: dict[str, Any], outputs: list
             _fail(run, index, "credential_key_missing",
                   "This connection cannot be used right now; Hapex has been alerted.", started, attempts)
         stop = _stops_here(step, result.output)
-        _record_success(run, index, provider, connection, result, http.calls, started, finish_run=last or stop,
-                        store_output=store_output, stopped=stop)
-        return result.output
+        following = _record_success(run, index, provider, connection, result, http.calls, started,
+                                    finish_run=last or stop, store_output=store_output, stopped=stop,
+                                    begin_next=None if last or stop else begin_next)
+        return result.output, following
 
 
 def _call(rt: AgentRuntime, ctx: StepContext, capability: Capability, provider: Provider,
@@ -667,10 +692,12 @@ def _store_output(conn: Connection, run: RunExecution, index: int, output: dict[
 
 def _record_success(run: RunExecution, index: int, provider: Provider, connection: dict[str, Any] | None,
                     result: StepResult, calls: int, started: float, *, finish_run: bool, store_output: bool,
-                    stopped: bool = False) -> None:
+                    stopped: bool = False, begin_next: BeginNext | None = None) -> StepAttempt | None:
     """The step's outcome, costs and (when the client stores outputs) its sealed output; after the
     last step, the run's success too, and after a condition that did not hold, the run's stop and
-    its remaining steps skipped, all in the same commit."""
+    its remaining steps skipped, all in the same commit. With begin_next, the next step's first
+    attempt begins in that commit too (its connection checked and its credential's access recorded,
+    as the first step's are in the run's opening transaction): returned once committed, else None."""
     run_status, error_class, error_message = None, None, None
     if stopped:
         run_status, error_class, error_message = "stopped", STOPPED_BY_CONDITION, stopped_message(index, result.counts)
@@ -685,6 +712,15 @@ def _record_success(run: RunExecution, index: int, provider: Provider, connectio
             connection_id=None if connection is None else connection["connection_id"], run_status=run_status,
             error_class=error_class, error_message=error_message)
 
-    with run.transaction_fenced_by(record) as conn:
-        if store_output:
-            _store_output(conn, run, index, result.output)
+    following: StepAttempt | None = None
+    try:
+        with run.transaction_fenced_by(record) as conn:
+            if store_output:
+                _store_output(conn, run, index, result.output)
+            if begin_next is not None:
+                following = begin_next(conn, output=result.output)
+    except BaseException:
+        if following is not None:  # its credential, opened in a transaction that did not commit
+            following.discard()
+        raise
+    return following

@@ -466,3 +466,24 @@ def test_a_steps_success_waiting_on_a_takeover_writes_nothing_once_the_run_is_no
     assert seen == {"execution": 2, "inside": ("running", "running", 0)}
     assert steps_of(owner_conn, run_id)[0][:3] == (0, "running", 1)
     assert run_row(owner_conn, run_id) == ("running", None, None)
+
+
+@responses.activate
+def test_each_later_step_begins_in_the_commit_of_the_previous_steps_success(rt, intake_db, agent_db, owner_conn):
+    """now() is the transaction's start: equal times say which records one commit wrote. The run's
+    opening begins its first step; each step's success begins the next (its access recorded there)."""
+    t = tenant(rt, intake_db, agent_db)
+    stand_in_providers(responses.mock)
+    started = start(rt, t.client_id, automation(intake_db, t.client_id))
+    assert execute_run(rt, client_id=t.client_id, run_id=started.run_id) == "succeeded"
+    run_started, run_finished = owner_conn.execute(
+        "SELECT started_at, finished_at FROM runs WHERE run_id = %s", [started.run_id]).fetchone()
+    steps = owner_conn.execute("SELECT started_at, finished_at FROM run_steps WHERE run_id = %s ORDER BY step_index",
+                               [started.run_id]).fetchall()
+    accessed = owner_conn.execute("SELECT step_index, accessed_at FROM credential_access WHERE run_id = %s "
+                                  "ORDER BY step_index", [started.run_id]).fetchall()
+    assert steps[0][0] == run_started and accessed[0] == (0, run_started)
+    assert steps[1][0] == steps[0][1] and steps[2][0] == steps[1][1]
+    assert accessed[1] == (2, steps[1][1])  # step 2's credential opened in step 1's success (the LLM has no connection)
+    assert steps[2][1] == run_finished
+    assert len({run_started, steps[0][1], steps[1][1], steps[2][1]}) == 4  # four commits in all
