@@ -487,3 +487,32 @@ def test_each_later_step_begins_in_the_commit_of_the_previous_steps_success(rt, 
     assert accessed[1] == (2, steps[1][1])  # step 2's credential opened in step 1's success (the LLM has no connection)
     assert steps[2][1] == run_finished
     assert len({run_started, steps[0][1], steps[1][1], steps[2][1]}) == 4  # four commits in all
+
+
+@responses.activate
+def test_a_defect_beginning_the_next_step_leaves_the_previous_steps_success_and_costs_recorded(
+        rt, intake_db, agent_db, owner_conn, monkeypatch):
+    """The next step begins in the commit of this step's success; should beginning it fail (a defect of
+    ours, not a database outage), this step's success, whose effect has happened, and its costs are still
+    recorded, and the failure is the next step's own."""
+    from agent_service.runs import engine
+
+    t = tenant(rt, intake_db, agent_db)
+    stand_in_providers(responses.mock)
+    started = start(rt, t.client_id, automation(intake_db, t.client_id))
+    resolve = engine.resolve_step_input
+
+    def defective(step, outputs, trigger=None):
+        if step["capability"] == "slack.post_message":
+            raise KeyError("text")
+        return resolve(step, outputs, trigger)
+
+    monkeypatch.setattr(engine, "resolve_step_input", defective)
+    assert execute_run(rt, client_id=t.client_id, run_id=started.run_id) == "failed"
+    assert [s[:4] for s in steps_of(owner_conn, started.run_id)] == [
+        (0, "succeeded", 1, None), (1, "succeeded", 1, None), (2, "skipped", 0, None)]
+    status, error_class, message = run_row(owner_conn, started.run_id)
+    assert (status, error_class, message.split(" (")[0]) == ("failed", "internal_error", "Step 3")
+    assert owner_conn.execute("SELECT step_index, source FROM cost_events WHERE run_id = %s ORDER BY step_index",
+                              [started.run_id]).fetchall() == [(0, "provider_call"), (1, "llm")]
+    assert not [c for c in responses.calls if c.request.url == SLACK_POST]
