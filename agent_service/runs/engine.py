@@ -718,9 +718,26 @@ def _record_success(run: RunExecution, index: int, provider: Provider, connectio
             if store_output:
                 _store_output(conn, run, index, result.output)
             if begin_next is not None:
-                following = begin_next(conn, output=result.output)
+                try:
+                    following = begin_next(conn, output=result.output)
+                except (Superseded, DatabaseUnavailable):
+                    raise
+                except Exception as exc:
+                    raise _NextStepNotBegun() from exc
+    except _NextStepNotBegun:
+        # Beginning the next step failed (a defect of ours): that must not undo this step's success, whose
+        # effect has happened, nor its costs. Recorded alone; the next step begins in its own transaction,
+        # where a failure is its own.
+        with run.transaction_fenced_by(record) as conn:
+            if store_output:
+                _store_output(conn, run, index, result.output)
+        return None
     except BaseException:
         if following is not None:  # its credential, opened in a transaction that did not commit
             following.discard()
         raise
     return following
+
+
+class _NextStepNotBegun(Exception):
+    """The next step's first attempt could not begin in this step's success transaction (rolled back)."""
