@@ -142,3 +142,29 @@ def test_a_schedule_missed_for_days_catches_up_each_slot_once_and_plans_the_next
     assert owner_conn.execute("SELECT next_run_at FROM automations WHERE automation_id = %s",
                               [automation_id]).fetchone() == (last_due + timedelta(days=1),)
     assert scheduler.fire_due_schedules(rt, now) == 0
+
+
+def test_a_slot_that_already_has_its_run_starts_nothing_more_yet_its_next_slot_is_planned(rt, intake_db, agent_db,
+                                                                                         owner_conn):
+    """Its run, steps and job are one statement with the next slot: a conflicting slot inserts no steps
+    and no job, and the schedule still moves on (or it would be read as due every minute)."""
+    slot = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=1)
+    [(client_id, automation_id)] = due_schedules(intake_db, agent_db, clients=1, per_client=1, slot=slot)
+    assert scheduler.fire_due_schedules(rt, datetime.now(UTC)) == 1
+    planned = owner_conn.execute("SELECT next_run_at FROM automations WHERE automation_id = %s",
+                                 [automation_id]).fetchone()[0]
+    with tenant_transaction(agent_db, client_id) as conn:  # as if its move had been lost: the slot is due again
+        conn.execute("UPDATE automations SET next_run_at = %s WHERE automation_id = %s", [slot, automation_id])
+
+    def counts():
+        return owner_conn.execute(
+            "SELECT (SELECT count(*) FROM runs WHERE automation_id = %s), "
+            "(SELECT count(*) FROM run_steps s JOIN runs r USING (run_id) WHERE r.automation_id = %s), "
+            "(SELECT count(*) FROM procrastinate_jobs WHERE task_name = 'hapex:execute_run')",
+            [automation_id, automation_id]).fetchone()
+
+    before = counts()
+    assert scheduler.fire_due_schedules(rt, datetime.now(UTC)) == 0
+    assert counts() == before == (1, 1, 1)
+    assert owner_conn.execute("SELECT next_run_at FROM automations WHERE automation_id = %s",
+                              [automation_id]).fetchone() == (planned,)
