@@ -22,16 +22,6 @@ SELECT c.monthly_budget_microusd AS budget,
            AS spent
 FROM clients c
 
--- insert_run --
--- A queued run of one automation version; nothing when its schedule slot or its poll item already has one.
-INSERT INTO runs (client_id, run_id, automation_id, automation_version, trigger_kind, scheduled_for, trigger_item,
-                  status, error_class, error_message, finished_at)
-VALUES (%(client_id)s, %(run_id)s, %(automation_id)s, %(automation_version)s, %(trigger_kind)s,
-        %(scheduled_for)s, %(trigger_item)s, %(status)s, %(error_class)s, %(error_message)s,
-        CASE WHEN %(status)s = 'queued' THEN NULL ELSE now() END)
-ON CONFLICT DO NOTHING
-RETURNING run_id
-
 -- queue_run --
 -- A run with its planned steps and its job, in one statement; nothing when its schedule slot or poll item already has one. One recorded cancelled (over budget) has no steps and no job. Given a next_run_at, the schedule's next slot is set as well, whether or not this slot had run already.
 WITH run AS (

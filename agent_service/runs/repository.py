@@ -36,11 +36,6 @@ def month_to_date_spend(conn: Connection) -> dict[str, Any] | None:
     return fetch_optional(conn, QUERIES["month_to_date_spend"])
 
 
-def insert_run(conn: Connection, **values: Any) -> dict[str, Any] | None:
-    """None when a run of this schedule slot is already recorded."""
-    return fetch_optional(conn, QUERIES["insert_run"], **values)
-
-
 def queue_run(conn: Connection, *, capabilities: list[str], next_run_at: datetime | None,
               job: dict[str, Any], **values: Any) -> dict[str, Any] | None:
     """The run, its steps (one per capability, in order) and its job (queue.job_values) in one statement;

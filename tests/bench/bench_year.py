@@ -35,6 +35,8 @@ import psycopg
 
 from agent_service.config import AgentConfig
 from agent_service.jobs import PRUNE_BATCH, PRUNE_BATCH_TARGET_MS, PRUNE_BATCH_TIMEOUT_MS, PruneBatch, prune_old_records
+from agent_service.queue import job_values
+from agent_service.runs import repository as runs
 from agent_service.runs.repository import QUERIES as AGENT_RUNS
 from intake.automations.repository import QUERIES as INTAKE_AUTOMATIONS
 from intake.config import IntakeConfig
@@ -417,14 +419,13 @@ def measure_prune(database: Any, size: YearSize) -> dict[str, Any]:
             try:
                 with tenant_transaction(agent, cid) as conn:
                     rid = uuid.uuid4()
-                    conn.execute(AGENT_RUNS["insert_run"], {
-                        "client_id": cid, "run_id": rid, "automation_id": aid, "automation_version": 1,
-                        "trigger_kind": "manual", "scheduled_for": None, "trigger_item": None, "status": "queued",
-                        "error_class": None,
-                        "error_message": None})
-                    conn.execute(AGENT_RUNS["insert_run_step"], {"client_id": cid, "run_id": rid, "step_index": 0,
-                                                                 "capability": "webhook.post",
-                                                                 "idempotency_key": None})
+                    # As the agent starts a run: the run, its step and its job in one statement.
+                    runs.queue_run(conn, capabilities=["webhook.post"], next_run_at=None,
+                                   job=job_values("execute_run", queue="runs",
+                                                  args={"client_id": cid, "run_id": rid}, lock=f"run:{rid}"),
+                                   client_id=cid, run_id=rid, automation_id=aid, automation_version=1,
+                                   trigger_kind="manual", scheduled_for=None, trigger_item=None, status="queued",
+                                   error_class=None, error_message=None)
             except psycopg.Error as exc:
                 errors.append(type(exc).__name__)
             insert_ms.append((time.perf_counter() - began) * 1000)
